@@ -1,0 +1,89 @@
+# xenstored: hand-written Makefile.  `make` configures itself on first use.
+#   make            build build/xenstored
+#   make run        install missing Debian packages, build, run in the foreground
+#   make check      unit + integration tests, then all again under ASan+UBSan
+#   make clean / make distclean
+
+B ?= build
+SAN ?=
+
+.DEFAULT_GOAL := all
+
+ifeq ($(filter clean distclean deps,$(MAKECMDGOALS)),)
+include config.mk
+endif
+
+config.mk: configure.ac config.mk.in scripts/debian-packages
+	@scripts/install-deps
+	autoreconf -fi
+	./configure
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-missing-field-initializers
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
+	$(LIBEVENT_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
+
+# The daemon's modules; main.c holds main() and is linked only into the binary.
+CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
+	conn/conn.c ops/ops.c ops/node_ops.c ops/misc_ops.c daemon/log.c daemon/socket.c
+CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
+CORE_LIBS = $(LIBEVENT_LIBS)
+
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
+CLIENT_BIN := $(B)/tests/libxs-client
+
+all: $(B)/xenstored
+
+$(B)/%.o: %.c config.mk
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/xenstored: $(B)/daemon/main.o $(CORE_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_OBJS) \
+		$(CORE_LIBS) $(CHECK_LIBS)
+
+$(CLIENT_BIN): tests/integration/libxs-client.c config.mk
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(XENSTORE_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(XENSTORE_LIBS)
+
+tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BIN)
+
+RUNDIR := $(CURDIR)/run
+
+# Foreground daemon on a socket under the checkout.
+run: all
+	@mkdir -p $(RUNDIR)
+	@echo "xenstored on $(RUNDIR)/socket; in another shell:"
+	@echo "  export XENSTORED_PATH=$(RUNDIR)/socket; xenstore-write /x 1; xenstore-ls"
+	$(B)/xenstored --no-fork --verbose --socket $(RUNDIR)/socket
+
+# One pass of every test against the binaries in $(B).
+test-pass: tests
+	XS_BUILD=$(CURDIR)/$(B) CK_TAP_LOG_FILE_NAME=- CK_FORK=yes \
+		prove --exec '' $(UNIT_BINS) tests/integration/test-*
+
+check: config.mk
+	$(MAKE) test-pass
+	$(MAKE) test-pass B=build-san SAN=1
+
+deps:
+	@scripts/install-deps
+
+clean:
+	rm -rf build build-san run
+
+distclean: clean
+	rm -rf config.mk config.h config.h.in config.log config.status configure \
+		autom4te.cache
+
+.PHONY: all tests run test-pass check deps clean distclean
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,171 @@
+/*
+ * Framing and flow control of one connection.  Input bytes wait in c->in
+ * until a whole packet is there; each packet is copied out once into a
+ * NUL-terminated buffer and handed to the dispatcher.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn/conn.h"
+#include "daemon/log.h"
+
+static unsigned long next_conn_id = 1;
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg);
+
+struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
+		      void *tp_data, struct evbuffer *in, struct evbuffer *out,
+		      const struct conn_hooks *hooks, uint32_t domid,
+		      bool privileged)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->base = base;
+	c->tp = tp;
+	c->tp_data = tp_data;
+	c->hooks = hooks;
+	c->in = in;
+	c->out = out;
+	c->who.domid = domid;
+	c->who.target = DOMID_NONE;
+	c->who.privileged = privileged;
+	snprintf(c->home, sizeof(c->home), "/local/domain/%u",
+		 (unsigned int)domid);
+	c->id = next_conn_id++;
+	c->resume = evtimer_new(base, resume_cb, c);
+	if (!c->resume) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void conn_free(struct conn *c)
+{
+	if (c->hooks->freed)
+		c->hooks->freed(c);
+	event_free(c->resume);
+	c->tp->free(c);
+	free(c);
+}
+
+/* Continue later, after other connections had their turn. */
+static void schedule_resume(struct conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	evtimer_add(c->resume, &now);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->closing)
+		conn_free(c);
+	else
+		conn_handle_input(c);
+}
+
+void conn_handle_input(struct conn *c)
+{
+	char packet[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 1];
+	unsigned int handled = 0;
+
+	if (c->in_progress)
+		return;
+	c->in_progress = true;
+	while (!c->closing) {
+		size_t avail = evbuffer_get_length(c->in);
+		struct request req;
+
+		if (evbuffer_get_length(c->out) >= CONN_OUT_HIGH) {
+			c->output_full = true;
+			c->tp->set_reading(c, false);
+			break;
+		}
+		if (handled == CONN_BATCH) {
+			schedule_resume(c);
+			break;
+		}
+		if (avail < WIRE_HDR_LEN)
+			break;
+		evbuffer_copyout(c->in, packet, WIRE_HDR_LEN);
+		wire_decode_header(packet, &req.hdr);
+		if (req.hdr.len > XENSTORE_PAYLOAD_MAX) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "payload of %u bytes",
+				 (unsigned int)req.hdr.len);
+			c->in_progress = false;
+			conn_close(c, why);
+			return;
+		}
+		if (avail < WIRE_HDR_LEN + req.hdr.len)
+			break;
+		evbuffer_remove(c->in, packet, WIRE_HDR_LEN + req.hdr.len);
+		packet[WIRE_HDR_LEN + req.hdr.len] = '\0';
+		req.payload = packet + WIRE_HDR_LEN;
+		c->hooks->dispatch(c, &req);
+		handled++;
+	}
+	c->in_progress = false;
+}
+
+void conn_output_drained(struct conn *c)
+{
+	if (!c->output_full || c->closing ||
+	    evbuffer_get_length(c->out) > CONN_OUT_LOW)
+		return;
+	c->output_full = false;
+	c->tp->set_reading(c, true);
+	schedule_resume(c);
+}
+
+void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
+	       uint32_t tx_id, const void *payload, size_t len)
+{
+	struct xsd_sockmsg hdr = {
+		.type = type, .req_id = req_id, .tx_id = tx_id,
+		.len = (uint32_t)len,
+	};
+
+	if (c->closing)
+		return;
+	/* evbuffer_add copies; on ENOMEM the client sees a lost reply. */
+	if (evbuffer_add(c->out, &hdr, sizeof(hdr)) != 0 ||
+	    evbuffer_add(c->out, payload, len) != 0) {
+		log_error("connection %lu: out of memory queueing a reply",
+			  c->id);
+		return;
+	}
+	c->tp->kick(c);
+}
+
+void conn_send_error(struct conn *c, const struct request *req, int err)
+{
+	const char *name = wire_error_name(err);
+
+	conn_send(c, XS_ERROR, req->hdr.req_id, req->hdr.tx_id, name,
+		  strlen(name) + 1);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	log_info("connection %lu (%s, domain %u) closed: %s", c->id,
+		 c->tp->kind, (unsigned int)c->who.domid, why);
+	c->closing = true;
+	c->tp->close(c);
+	if (c->hooks->closed)
+		c->hooks->closed(c);
+	/* Free from the loop: a request handler may still hold c. */
+	schedule_resume(c);
+}

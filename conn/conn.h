@@ -1,0 +1,108 @@
+/*
+ * conn: one client of the daemon, whatever carries its bytes.
+ *
+ * Owns the input and output byte queues, the framing of input bytes into
+ * whole packets, the identity requests are checked with, and the per-turn
+ * budget that keeps one busy client from starving the others.  A transport
+ * (a Unix socket today, a guest ring later) moves bytes between its medium
+ * and these queues and tells the connection when input arrived or output
+ * drained; above this module nothing knows which transport is in use.
+ *
+ * Flow control: when more than CONN_OUT_HIGH bytes of replies are unsent
+ * (a client that does not read), the connection stops taking requests until
+ * the queue drains below CONN_OUT_LOW, so its memory stays bounded and
+ * nobody else waits for it.
+ */
+#ifndef XS_CONN_H
+#define XS_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "permissions/permissions.h"
+#include "protocol/wire.h"
+
+#define CONN_BATCH 64			/* requests handled per loop turn */
+#define CONN_OUT_HIGH (256 * 1024)	/* stop reading requests above this */
+#define CONN_OUT_LOW (64 * 1024)	/* ... until output drains below this */
+
+struct conn;
+
+struct conn_transport {
+	const char *kind;
+	/* Replies were appended to c->out: make sure they get sent. */
+	void (*kick)(struct conn *c);
+	/* Stop or resume taking bytes from the medium into c->in. */
+	void (*set_reading)(struct conn *c, bool on);
+	/* Release the medium; c->in and c->out stay valid until conn_free. */
+	void (*close)(struct conn *c);
+	/* Free what the transport still holds (called once, from conn_free). */
+	void (*free)(struct conn *c);
+};
+
+/* What the owner of all connections provides. */
+struct conn_hooks {
+	/* Handle one complete, length-checked request. */
+	void (*dispatch)(struct conn *c, const struct request *req);
+	/* The connection stopped: drop what refers to it (watches, txs). */
+	void (*closed)(struct conn *c);
+	/* The connection is about to be freed. */
+	void (*freed)(struct conn *c);
+	void *owner;
+};
+
+struct conn {
+	const struct conn_transport *tp;
+	void *tp_data;			/* the transport's state, its to free */
+	const struct conn_hooks *hooks;
+	struct event_base *base;
+	struct evbuffer *in;		/* received bytes not yet handled */
+	struct evbuffer *out;		/* bytes not yet sent */
+	struct event *resume;		/* zero-timeout timer: continue input */
+	struct who who;			/* identity for permission checks */
+	char home[32];			/* "/local/domain/<domid>": relative paths */
+	unsigned long id;		/* for logs */
+	bool closing;			/* no more input handling */
+	bool in_progress;		/* conn_handle_input is on the stack */
+	bool output_full;		/* paused until output drains */
+	void *owner_data;		/* for the hooks' owner (watches, txs) */
+	LIST_ENTRY(conn) link;		/* in the owner's list of connections */
+};
+
+/*
+ * Create a connection over tp.  in and out are the byte queues the
+ * transport fills and drains (owned by the transport when it allocates
+ * them, else pass NULL to get new ones owned by the connection).
+ */
+struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
+		      void *tp_data, struct evbuffer *in, struct evbuffer *out,
+		      const struct conn_hooks *hooks, uint32_t domid,
+		      bool privileged);
+
+/* The transport appended bytes to c->in. */
+void conn_handle_input(struct conn *c);
+
+/* The transport sent output; resume input if it was paused for it. */
+void conn_output_drained(struct conn *c);
+
+/* Queue one message (header + payload) on the connection. */
+void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
+	       uint32_t tx_id, const void *payload, size_t len);
+
+/* Reply with an error: type ERROR, payload "E<NAME>\0". */
+void conn_send_error(struct conn *c, const struct request *req, int err);
+
+/*
+ * End the connection: stops input at once, tells the owner, and frees
+ * everything from the event loop (safe to call from inside a request).
+ */
+void conn_close(struct conn *c, const char *why);
+
+/* Free a closed connection now (shutdown; never from inside a request). */
+void conn_free(struct conn *c);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * The dispatch table and what every handler shares: path canonicalisation
+ * and the access check that hides what a caller may not see.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "ops/ops_impl.h"
+#include "store/path.h"
+
+enum {
+	OP_PRIV = 1 << 0,	/* dom0 / privileged domain only: else EACCES */
+	OP_NOTID = 1 << 1,	/* tx_id is ignored (WATCH, UNWATCH) */
+};
+
+struct op_entry {
+	op_handler *fn;		/* NULL: not supported, ENOSYS */
+	unsigned int flags;
+};
+
+/*
+ * Types without a handler answer ENOSYS: the ones clients must never send
+ * (WATCH_EVENT, ERROR), the removed RESTRICT, and those whose features
+ * have not landed yet (watches, transactions, domain management).
+ */
+static const struct op_entry op_table[XS_TYPE_MAX] = {
+	[XS_CONTROL] = { op_control, OP_PRIV },
+	[XS_DIRECTORY] = { op_directory, 0 },
+	[XS_READ] = { op_read, 0 },
+	[XS_GET_PERMS] = { op_get_perms, 0 },
+	[XS_GET_DOMAIN_PATH] = { op_get_domain_path, 0 },
+	[XS_WRITE] = { op_write, 0 },
+	[XS_MKDIR] = { op_mkdir, 0 },
+	[XS_RM] = { op_rm, 0 },
+	[XS_SET_PERMS] = { op_set_perms, 0 },
+	[XS_IS_DOMAIN_INTRODUCED] = { op_is_domain_introduced, OP_PRIV },
+	[XS_RESET_WATCHES] = { op_reset_watches, 0 },
+	[XS_DIRECTORY_PART] = { op_directory_part, 0 },
+};
+
+void ops_dispatch(struct conn *c, const struct request *req)
+{
+	struct server *srv = c->hooks->owner;
+	const struct op_entry *op = req->hdr.type < XS_TYPE_MAX
+				    ? &op_table[req->hdr.type] : NULL;
+	struct reply reply;
+	struct op_call call = { .srv = srv, .c = c, .req = req,
+				.reply = &reply };
+	int err;
+
+	reply_reset(&reply);
+	if (!op || !op->fn)
+		err = ENOSYS;
+	else if ((op->flags & OP_PRIV) && !c->who.privileged)
+		err = EACCES;
+	else if (!(op->flags & OP_NOTID) && req->hdr.tx_id != 0)
+		err = ENOENT;	/* no transaction of this connection has it */
+	else
+		err = op->fn(&call);
+
+	if (!err && reply.overflow)
+		err = E2BIG;
+	if (err) {
+		log_debug("connection %lu: %s failed: %s", c->id,
+			  wire_type_name(req->hdr.type), wire_error_name(err));
+		conn_send_error(c, req, err);
+		return;
+	}
+	conn_send(c, req->hdr.type, req->hdr.req_id, req->hdr.tx_id,
+		  reply.buf, reply.len);
+}
+
+int op_ok(struct op_call *call)
+{
+	reply_append_str(call->reply, "OK");
+	return 0;
+}
+
+int op_path(struct op_call *call, const char *arg, bool allow_special)
+{
+	const struct conn *c = call->c;
+	int n;
+
+	if (!arg)
+		return EINVAL;
+	if (path_is_special(arg)) {
+		if (!allow_special || strlen(arg) >= sizeof(call->path))
+			return EINVAL;
+		strcpy(call->path, arg);
+		return 0;
+	}
+	if (arg[0] == '/')
+		n = snprintf(call->path, sizeof(call->path), "%s", arg);
+	else
+		n = snprintf(call->path, sizeof(call->path), "%s/%s", c->home,
+			     arg);
+	if (n < 0 || (size_t)n >= sizeof(call->path))
+		return EINVAL;
+	if (!path_is_valid(call->path))
+		return EINVAL;
+	/* Guests are held to the relative limit; dom0 only to the absolute. */
+	if (!c->who.privileged && path_relative_len(call->path) > PATH_REL_MAX)
+		return EINVAL;
+	return 0;
+}
+
+struct node *op_nearest_ancestor(struct op_call *call, const char *path)
+{
+	char buf[OP_PATH_BUF];
+	size_t len = strlen(path);
+	struct node *n;
+
+	if (len >= sizeof(buf))
+		len = sizeof(buf) - 1;
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	do {
+		len = path_parent_len(buf);
+		if (len == 0)
+			return store_lookup(&call->srv->store, "/");
+		buf[len] = '\0';
+		n = store_lookup(&call->srv->store, buf);
+	} while (!n);
+	return n;
+}
+
+struct node *op_get_node(struct op_call *call, unsigned int need, int *err)
+{
+	struct node *n = store_lookup(&call->srv->store, call->path), *anc;
+	const struct who *who = &call->c->who;
+
+	if (n && (perms_access(n->perms, who) & need) == need)
+		return n;
+	*err = n ? EACCES : ENOENT;
+	if (path_is_special(call->path))
+		return NULL;
+	anc = op_nearest_ancestor(call, call->path);
+	if (!(perms_access(anc->perms, who) & need))
+		*err = EACCES;
+	return NULL;
+}
+
+bool op_parse_domid(const char *s, unsigned int *domid)
+{
+	unsigned long v;
+
+	if (!s || !wire_parse_uint(s, PERM_DOMID_MAX, &v))
+		return false;
+	*domid = (unsigned int)v;
+	return true;
+}
+
+static void server_conn_freed(struct conn *c)
+{
+	struct server *srv = c->hooks->owner;
+
+	LIST_REMOVE(c, link);
+	srv->nconns--;
+}
+
+int server_init(struct server *srv, struct event_base *base)
+{
+	static const char *const initial[] = {
+		"/tool/xenstored", "@introduceDomain", "@releaseDomain",
+	};
+	struct perms *dom0_only = perms_alloc(1);	/* "n0" */
+
+	if (!dom0_only)
+		return -ENOMEM;
+	memset(srv, 0, sizeof(*srv));
+	srv->base = base;
+	srv->hooks.dispatch = ops_dispatch;
+	srv->hooks.freed = server_conn_freed;
+	srv->hooks.owner = srv;
+	LIST_INIT(&srv->conns);
+	store_init(&srv->store, dom0_only);
+	for (size_t i = 0; i < sizeof(initial) / sizeof(initial[0]); i++) {
+		if (!store_create(&srv->store, initial[i], dom0_only)) {
+			perms_unref(dom0_only);
+			store_destroy(&srv->store);
+			return -ENOMEM;
+		}
+	}
+	perms_unref(dom0_only);
+	return 0;
+}
+
+struct conn *server_new_conn(struct server *srv,
+			     const struct conn_transport *tp, void *tp_data,
+			     struct evbuffer *in, struct evbuffer *out,
+			     uint32_t domid, bool privileged)
+{
+	struct conn *c = conn_new(srv->base, tp, tp_data, in, out, &srv->hooks,
+				  domid, privileged);
+
+	if (!c)
+		return NULL;
+	LIST_INSERT_HEAD(&srv->conns, c, link);
+	srv->nconns++;
+	return c;
+}
+
+void server_destroy(struct server *srv)
+{
+	struct conn *c;
+
+	while ((c = LIST_FIRST(&srv->conns))) {
+		conn_close(c, "shutting down");
+		conn_free(c);
+	}
+	store_destroy(&srv->store);
+}

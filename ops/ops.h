@@ -1,0 +1,44 @@
+/*
+ * ops: the request handlers, one per message type, behind one table.
+ *
+ * Owns the server state every handler shares (the store, the set of live
+ * connections).  The table says which types need privilege and which
+ * ignore tx_id, so handlers never repeat those checks.  Handlers parse
+ * their arguments with protocol/, check access with permissions/ and
+ * change the tree through store/.
+ */
+#ifndef XS_OPS_H
+#define XS_OPS_H
+
+#include <sys/queue.h>
+
+#include "conn/conn.h"
+#include "store/store.h"
+
+struct server {
+	struct event_base *base;
+	struct store store;
+	struct conn_hooks hooks;	/* given to every connection */
+	LIST_HEAD(, conn) conns;	/* every live connection, owned */
+	unsigned long nconns;
+};
+
+/* Set up the initial tree; the server dispatches for conns made with
+ * server_new_conn. */
+int server_init(struct server *srv, struct event_base *base);
+/* Close and free every connection, then the store. */
+void server_destroy(struct server *srv);
+
+/*
+ * Make a connection over a transport (see conn_new) and track it.
+ * Socket clients are dom0 and privileged.
+ */
+struct conn *server_new_conn(struct server *srv,
+			     const struct conn_transport *tp, void *tp_data,
+			     struct evbuffer *in, struct evbuffer *out,
+			     uint32_t domid, bool privileged);
+
+/* Handle one request of c: exactly one reply is queued on c. */
+void ops_dispatch(struct conn *c, const struct request *req);
+
+#endif

@@ -1,0 +1,360 @@
+/*
+ * The node tree.  A hash of full paths gives O(1) lookup; each node keeps
+ * its children on a list in creation order (upstream lists children in
+ * that order too) with the byte size of their listing kept up to date, so
+ * DIRECTORY is a walk of one list and its size check is free.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/path.h"
+#include "store/store.h"
+
+struct perms *perms_alloc(unsigned int n)
+{
+	struct perms *p = calloc(1, sizeof(*p) + n * sizeof(p->e[0]));
+
+	if (p) {
+		p->refs = 1;
+		p->n = n;
+	}
+	return p;
+}
+
+struct perms *perms_ref(struct perms *p)
+{
+	p->refs++;
+	return p;
+}
+
+void perms_unref(struct perms *p)
+{
+	if (p && --p->refs == 0)
+		free(p);
+}
+
+bool perms_equal(const struct perms *a, const struct perms *b)
+{
+	return a->n == b->n &&
+	       memcmp(a->e, b->e, a->n * sizeof(a->e[0])) == 0;
+}
+
+const char *node_name(const struct node *n)
+{
+	return n->parent ? path_basename(n->path) : n->path;
+}
+
+static struct node *node_new(const char *path, size_t len,
+			     struct perms *perms)
+{
+	struct node *n = calloc(1, sizeof(*n) + len + 1);
+
+	if (!n)
+		return NULL;
+	memcpy(n->path, path, len);
+	n->path[len] = '\0';
+	n->perms = perms_ref(perms);
+	return n;
+}
+
+static void node_free(struct node *n)
+{
+	perms_unref(n->perms);
+	free(n->value);
+	free(n);
+}
+
+static void link_child(struct store *s, struct node *parent, struct node *n)
+{
+	n->parent = parent;
+	n->prev = parent->last_child;
+	if (parent->last_child)
+		parent->last_child->next = n;
+	else
+		parent->first_child = n;
+	parent->last_child = n;
+	parent->nchildren++;
+	parent->children_len += (uint32_t)strlen(node_name(n)) + 1;
+	parent->gen = ++s->gen;
+}
+
+static void unlink_child(struct store *s, struct node *n)
+{
+	struct node *parent = n->parent;
+
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		parent->first_child = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		parent->last_child = n->prev;
+	parent->nchildren--;
+	parent->children_len -= (uint32_t)strlen(node_name(n)) + 1;
+	parent->gen = ++s->gen;
+	n->parent = n->prev = n->next = NULL;
+}
+
+static void hash_add(struct store *s, struct node *n)
+{
+	HASH_ADD_KEYPTR(hh, s->nodes, n->path, strlen(n->path), n);
+	s->count++;
+	n->gen = ++s->gen;
+}
+
+void store_init(struct store *s, struct perms *root_perms)
+{
+	struct node *root;
+
+	memset(s, 0, sizeof(*s));
+	root = node_new("/", 1, root_perms);
+	if (!root)
+		abort();	/* start-up only: nothing can work without "/" */
+	hash_add(s, root);
+}
+
+void store_destroy(struct store *s)
+{
+	struct node *n, *tmp;
+
+	HASH_ITER(hh, s->nodes, n, tmp) {
+		HASH_DELETE(hh, s->nodes, n);
+		node_free(n);
+	}
+	s->count = 0;
+}
+
+static struct node *lookup_len(const struct store *s, const char *path,
+			      size_t len)
+{
+	struct node *n;
+
+	HASH_FIND(hh, s->nodes, path, len, n);
+	return n;
+}
+
+struct node *store_lookup(const struct store *s, const char *path)
+{
+	return lookup_len(s, path, strlen(path));
+}
+
+/* Length of the parent of the path prefix path[0..len): "/a/b" -> "/a". */
+static size_t prefix_parent_len(const char *path, size_t len)
+{
+	while (len > 1 && path[len - 1] != '/')
+		len--;
+	return len > 1 ? len - 1 : 1;
+}
+
+struct node *store_create(struct store *s, const char *path,
+			  struct perms *perms)
+{
+	size_t len = strlen(path), end;
+	struct node *n = lookup_len(s, path, len), *parent, **chain;
+	unsigned int missing = 0;
+
+	if (n)
+		return n;
+	if (path_is_special(path)) {
+		n = node_new(path, len, perms);
+		if (!n)
+			goto nomem;
+		hash_add(s, n);
+		return n;
+	}
+
+	/* Find the nearest existing ancestor ("/" always exists). */
+	end = len;
+	do {
+		end = prefix_parent_len(path, end);
+		missing++;
+	} while (!(parent = lookup_len(s, path, end)));
+
+	/* Allocate every missing node first, so a failure creates nothing. */
+	chain = calloc(missing, sizeof(*chain));
+	if (!chain)
+		goto nomem;
+	for (unsigned int i = 0; i < missing; i++) {
+		size_t start = end == 1 ? 1 : end + 1;
+		const char *slash = memchr(path + start, '/', len - start);
+
+		end = slash ? (size_t)(slash - path) : len;
+		chain[i] = node_new(path, end, perms);
+		if (!chain[i]) {
+			while (i--)
+				node_free(chain[i]);
+			free(chain);
+			goto nomem;
+		}
+	}
+	for (unsigned int i = 0; i < missing; i++) {
+		hash_add(s, chain[i]);
+		link_child(s, parent, chain[i]);
+		parent = chain[i];
+	}
+	n = chain[missing - 1];
+	free(chain);
+	return n;
+
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+struct node *store_write(struct store *s, const char *path,
+			 struct perms *perms, const void *data, size_t len)
+{
+	char *copy = NULL;
+	struct node *n;
+
+	if (len) {
+		copy = malloc(len);
+		if (!copy) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		memcpy(copy, data, len);
+	}
+	n = store_create(s, path, perms);
+	if (!n) {
+		free(copy);
+		return NULL;
+	}
+	free(n->value);
+	n->value = copy;
+	n->value_len = (uint32_t)len;
+	n->gen = ++s->gen;
+	return n;
+}
+
+void store_set_perms(struct store *s, struct node *n, struct perms *perms)
+{
+	perms_ref(perms);
+	perms_unref(n->perms);
+	n->perms = perms;
+	n->gen = ++s->gen;
+}
+
+/* Deepest first descendant of n (n itself when it has no children). */
+static struct node *deepest_first(struct node *n)
+{
+	while (n->first_child)
+		n = n->first_child;
+	return n;
+}
+
+int store_remove(struct store *s, struct node *n,
+		 void (*each)(struct node *n, void *arg), void *arg)
+{
+	struct node *top = n, *cur, *next;
+
+	if (!n->parent && !path_is_special(n->path))
+		return -EINVAL;
+
+	/* Post-order walk: free a node once all of its children are gone. */
+	cur = deepest_first(top);
+	for (;;) {
+		bool last = cur == top;
+
+		next = last ? NULL : (cur->next ? deepest_first(cur->next)
+						: cur->parent);
+		if (each)
+			each(cur, arg);
+		if (cur->parent)
+			unlink_child(s, cur);
+		HASH_DELETE(hh, s->nodes, cur);
+		s->count--;
+		node_free(cur);
+		if (last)
+			break;
+		cur = next;
+	}
+	return 0;
+}
+
+void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
+		void *arg)
+{
+	struct node *top = n, *cur = n;
+
+	while (cur) {
+		if (fn(cur, arg) && cur->first_child) {
+			cur = cur->first_child;
+			continue;
+		}
+		/* Next sibling, or the sibling of the nearest ancestor. */
+		while (cur != top && !cur->next)
+			cur = cur->parent;
+		cur = cur == top ? NULL : cur->next;
+	}
+}
+
+struct check_state {
+	const struct store *s;
+	void (*report)(const char *what, const char *path, void *arg);
+	void *arg;
+	unsigned int problems;
+	unsigned long reached;
+};
+
+static void problem(struct check_state *st, const char *what,
+		    const char *path)
+{
+	st->problems++;
+	if (st->report)
+		st->report(what, path, st->arg);
+}
+
+static bool check_node(struct node *n, void *arg)
+{
+	struct check_state *st = arg;
+	uint32_t count = 0, bytes = 0;
+
+	st->reached++;
+	if (lookup_len(st->s, n->path, strlen(n->path)) != n)
+		problem(st, "node missing from the path index", n->path);
+	for (struct node *c = n->first_child; c; c = c->next) {
+		if (c->parent != n)
+			problem(st, "child with a wrong parent", c->path);
+		if (!c->next && c != n->last_child)
+			problem(st, "broken child list", n->path);
+		count++;
+		bytes += (uint32_t)strlen(node_name(c)) + 1;
+	}
+	if (count != n->nchildren || bytes != n->children_len)
+		problem(st, "child count or listing size is wrong", n->path);
+	if (!n->perms || n->perms->n == 0)
+		problem(st, "node without permissions", n->path);
+	if (n->gen > st->s->gen)
+		problem(st, "generation from the future", n->path);
+	return true;
+}
+
+unsigned int store_check(const struct store *s,
+			 void (*report)(const char *what, const char *path,
+					void *arg),
+			 void *arg)
+{
+	struct check_state st = { .s = s, .report = report, .arg = arg };
+	struct node *n, *tmp;
+	unsigned long specials = 0;
+
+	HASH_ITER(hh, s->nodes, n, tmp) {
+		if (!n->parent && path_is_special(n->path)) {
+			specials++;
+			check_node(n, &st);
+		} else if (!n->parent && strcmp(n->path, "/") != 0) {
+			problem(&st, "node without a parent", n->path);
+		}
+	}
+	n = lookup_len(s, "/", 1);
+	if (!n)
+		problem(&st, "no root node", "/");
+	else
+		store_walk(n, check_node, &st);
+	if (st.reached != s->count)
+		problem(&st, "nodes unreachable from the root", "/");
+	return st.problems;
+}

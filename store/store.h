@@ -1,0 +1,125 @@
+/*
+ * store: the tree of nodes.
+ *
+ * Owns every node, its value and its reference on a permission list.
+ * Lookup of a path is one hash probe (a hash of full paths); children are
+ * kept in creation order on a list per node, so listing never scans the
+ * tree.  Every change stamps the node with a new generation from a global
+ * counter (the parent too when its children change): transactions compare
+ * generations to detect conflicts, DIRECTORY_PART reports them.
+ *
+ * Knows nothing of connections, domains or policy: callers check access
+ * (permissions/) and path syntax (store/path.h) first.
+ */
+#ifndef XS_STORE_H
+#define XS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+/* Access bits of one permission entry. */
+enum {
+	PERM_NONE = 0,
+	PERM_READ = 1,
+	PERM_WRITE = 2,
+	PERM_OWNER = 4,		/* only in computed access, never stored */
+};
+
+struct perm {
+	uint32_t domid;
+	uint32_t access;	/* PERM_READ | PERM_WRITE */
+};
+
+/*
+ * An immutable, reference-counted permission list: entry 0 is the owner
+ * and its access is the default for domains without an entry of their own.
+ * Nodes created below a parent share the parent's list.
+ */
+struct perms {
+	unsigned int refs;
+	unsigned int n;		/* >= 1 */
+	struct perm e[];
+};
+
+struct perms *perms_alloc(unsigned int n);	/* refs = 1, entries zeroed */
+struct perms *perms_ref(struct perms *p);
+void perms_unref(struct perms *p);
+bool perms_equal(const struct perms *a, const struct perms *b);
+
+struct node {
+	UT_hash_handle hh;		/* in store.nodes, keyed by path */
+	struct node *parent;		/* NULL for "/" and the special nodes */
+	struct node *first_child, *last_child;
+	struct node *prev, *next;	/* siblings, in creation order */
+	struct perms *perms;		/* one reference, owned */
+	char *value;			/* owned; NULL when value_len is 0 */
+	uint32_t value_len;
+	uint32_t nchildren;
+	uint32_t children_len;		/* bytes of the DIRECTORY reply */
+	uint64_t gen;			/* generation of the last change */
+	char path[];			/* canonical path, NUL-terminated */
+};
+
+struct store {
+	struct node *nodes;		/* uthash head: every node, owned */
+	unsigned long count;
+	uint64_t gen;			/* last generation handed out */
+};
+
+void store_init(struct store *s, struct perms *root_perms);
+void store_destroy(struct store *s);
+
+struct node *store_lookup(const struct store *s, const char *path);
+
+/* The last component of a node's path: its entry in the parent's listing. */
+const char *node_name(const struct node *n);
+
+/*
+ * Create path and every missing ancestor, each with perms (shared) and an
+ * empty value.  Returns the node; an existing node is returned untouched.
+ * A path starting with '@' creates a parentless special node.
+ * NULL with errno = ENOMEM on allocation failure (nothing half-created).
+ */
+struct node *store_create(struct store *s, const char *path,
+			  struct perms *perms);
+
+/*
+ * Set the value of path, creating it and its missing ancestors (with
+ * perms, as store_create) when needed.  All or nothing: NULL with errno =
+ * ENOMEM leaves the tree as it was.
+ */
+struct node *store_write(struct store *s, const char *path,
+			 struct perms *perms, const void *data, size_t len);
+
+/* Replace the permission list; takes a new reference on perms. */
+void store_set_perms(struct store *s, struct node *n, struct perms *perms);
+
+/*
+ * Delete n and its subtree, children before parents, without recursion.
+ * each(node, arg) runs for every node just before it is freed.
+ * The root "/" cannot be removed (returns -EINVAL).
+ */
+int store_remove(struct store *s, struct node *n,
+		 void (*each)(struct node *n, void *arg), void *arg);
+
+/*
+ * Walk the subtree of n in pre-order without recursion.  fn returns false
+ * to skip the children of the node it was given.
+ */
+void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
+		void *arg);
+
+/*
+ * Verify the invariants (every node reachable from its parent, child lists
+ * and counts consistent, parents present).  Returns the number of problems,
+ * each described through report when it is not NULL.
+ */
+unsigned int store_check(const struct store *s,
+			 void (*report)(const char *what, const char *path,
+					void *arg),
+			 void *arg);
+
+#endif
