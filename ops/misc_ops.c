@@ -33,7 +33,10 @@ int op_is_domain_introduced(struct op_call *call)
 
 int op_reset_watches(struct op_call *call)
 {
-	/* Nothing to drop until watches and transactions exist. */
+	struct client *cl = call->c->owner_data;
+
+	/* Drops the caller's transactions, the one of this request too. */
+	txn_set_clear(&cl->txns);
 	return op_ok(call);
 }
 

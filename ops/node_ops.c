@@ -1,6 +1,7 @@
 /*
  * Handlers of the node operations: READ WRITE MKDIR RM DIRECTORY
- * DIRECTORY_PART GET_PERMS SET_PERMS.
+ * DIRECTORY_PART GET_PERMS SET_PERMS.  Every node access goes through the
+ * transactions view, so each works the same inside a transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,37 +20,42 @@ static int single_path(struct op_call *call, bool allow_special)
 
 int op_read(struct op_call *call)
 {
-	struct node *n;
+	struct view_node n;
 	int err = single_path(call, false);
 
-	if (err)
+	if (err || (err = op_get_node(call, PERM_READ, &n)))
 		return err;
-	n = op_get_node(call, PERM_READ, &err);
-	if (!n)
-		return err;
-	reply_append(call->reply, n->value, n->value_len);
+	reply_append(call->reply, n.value, n.value_len);
 	return 0;
 }
 
 /*
- * Create call->path (and missing parents) with value data.  New nodes take
- * the permissions of their nearest existing ancestor, which the caller must
- * be allowed to write; an unprivileged creator becomes their owner.
+ * Write call->path, creating it (and missing parents) when needed.  New
+ * nodes take the permissions of their nearest existing ancestor, which the
+ * caller must be allowed to write; an unprivileged creator owns them.
  */
-static int create_node(struct op_call *call, const void *data, size_t len)
+static int write_node(struct op_call *call, const void *data, size_t len,
+		      bool keep_existing)
 {
+	struct store *st = &call->srv->store;
 	const struct who *who = &call->c->who;
-	struct node *anc = op_nearest_ancestor(call, call->path);
+	struct view_node n, anc;
 	struct perms *perms;
-	struct node *n;
+	int err = op_get_node(call, PERM_WRITE, &n);
 
-	perms = who->privileged ? perms_ref(anc->perms)
-				: perms_with_owner(anc->perms, who->domid);
+	if (!err)
+		return keep_existing ? 0
+			: view_write(st, call->tx, call->path, n.perms, data, len);
+	if (err != ENOENT)
+		return err;
+	view_nearest_ancestor(st, call->tx, call->path, &anc);
+	perms = who->privileged ? perms_ref(anc.perms)
+				: perms_with_owner(anc.perms, who->domid);
 	if (!perms)
 		return ENOMEM;
-	n = store_write(&call->srv->store, call->path, perms, data, len);
+	err = view_write(st, call->tx, call->path, perms, data, len);
 	perms_unref(perms);
-	return n ? 0 : ENOMEM;
+	return err;
 }
 
 int op_write(struct op_call *call)
@@ -57,7 +63,6 @@ int op_write(struct op_call *call)
 	const struct request *req = call->req;
 	const char *argv[1];
 	size_t off;
-	struct node *n;
 	int err;
 
 	/* The value may contain NULs: only the path is a string. */
@@ -67,94 +72,105 @@ int op_write(struct op_call *call)
 	if (err)
 		return err;
 	off = strlen(argv[0]) + 1;
-	n = op_get_node(call, PERM_WRITE, &err);
-	if (!n && err != ENOENT)
-		return err;
-	if (n) {
-		if (!store_write(&call->srv->store, call->path, n->perms,
-				 req->payload + off, req->hdr.len - off))
-			return ENOMEM;
-	} else {
-		err = create_node(call, req->payload + off, req->hdr.len - off);
-		if (err)
-			return err;
-	}
-	return op_ok(call);
+	err = write_node(call, req->payload + off, req->hdr.len - off, false);
+	return err ? err : op_ok(call);
 }
 
 int op_mkdir(struct op_call *call)
 {
-	struct node *n;
 	int err = single_path(call, false);
 
-	if (err)
+	if (err || (err = write_node(call, NULL, 0, true)))
 		return err;
-	n = op_get_node(call, PERM_WRITE, &err);
-	if (!n) {
-		if (err != ENOENT)
-			return err;
-		err = create_node(call, NULL, 0);
-		if (err)
-			return err;
-	}
 	return op_ok(call);
 }
 
 int op_rm(struct op_call *call)
 {
-	struct node *n;
+	struct store *st = &call->srv->store;
+	struct view_node n;
 	int err = single_path(call, false);
 
 	if (err)
 		return err;
-	n = op_get_node(call, PERM_WRITE, &err);
-	if (!n) {
+	err = op_get_node(call, PERM_WRITE, &n);
+	if (err == ENOENT) {
 		char parent[OP_PATH_BUF];
 		size_t plen = path_parent_len(call->path);
 
-		if (err != ENOENT)
-			return err;
 		/* Already gone is fine, as long as the parent exists. */
 		memcpy(parent, call->path, plen);
 		parent[plen] = '\0';
-		if (plen && store_lookup(&call->srv->store, parent))
-			return op_ok(call);
-		return ENOENT;
+		return plen && view_get(st, call->tx, parent, &n) ? op_ok(call)
+								  : ENOENT;
 	}
-	if (!n->parent)
-		return EINVAL;	/* "/" */
-	store_remove(&call->srv->store, n, NULL, NULL);
-	return op_ok(call);
+	if (err)
+		return err;
+	if (strcmp(call->path, "/") == 0)
+		return EINVAL;
+	err = view_remove(st, call->tx, call->path);
+	return err ? err : op_ok(call);
+}
+
+static int append_name(const char *name, void *arg)
+{
+	struct reply *r = arg;
+
+	reply_append_str(r, name);
+	return r->overflow ? E2BIG : 0;
 }
 
 int op_directory(struct op_call *call)
 {
-	struct node *n;
+	struct view_node n;
 	int err = single_path(call, false);
 
-	if (err)
+	if (err || (err = op_get_node(call, PERM_READ, &n)))
 		return err;
-	n = op_get_node(call, PERM_READ, &err);
-	if (!n)
-		return err;
-	if (n->children_len > sizeof(call->reply->buf))
-		return E2BIG;
-	for (struct node *c = n->first_child; c; c = c->next)
-		reply_append_str(call->reply, node_name(c));
+	return view_list(&call->srv->store, call->tx, call->path, append_name,
+			 call->reply);
+}
+
+/* The whole children listing of a node, for DIRECTORY_PART. */
+struct listing {
+	char *buf;
+	size_t len, size;
+};
+
+static int collect_name(const char *name, void *arg)
+{
+	struct listing *l = arg;
+	size_t len = strlen(name) + 1;
+
+	if (l->len + len > l->size) {
+		size_t size = l->size ? l->size * 2 : 4096;
+		char *buf;
+
+		while (size < l->len + len)
+			size *= 2;
+		buf = realloc(l->buf, size);
+		if (!buf)
+			return ENOMEM;
+		l->buf = buf;
+		l->size = size;
+	}
+	memcpy(l->buf + l->len, name, len);
+	l->len += len;
 	return 0;
 }
 
 /*
- * The children listing from a byte offset, as many whole names as fit
+ * The children listing from a byte offset: as many whole names as fit
  * after the generation; the chunk that reaches the end gets an extra NUL.
  */
 int op_directory_part(struct op_call *call)
 {
+	struct listing l = { 0 };
+	struct reply *r = call->reply;
 	const char *argv[2];
 	unsigned long off;
-	size_t done = 0, room;
-	struct reply *r = call->reply;
-	struct node *n, *c;
+	struct view_node n;
+	size_t end, room;
 	int err;
 
 	if (wire_count_strings(call->req) != 2 ||
@@ -163,54 +179,49 @@ int op_directory_part(struct op_call *call)
 	if (!wire_parse_uint(argv[1], UINT32_MAX, &off))
 		return EINVAL;
 	err = op_path(call, argv[0], false);
+	if (err || (err = op_get_node(call, PERM_READ, &n)))
+		return err;
+	err = view_list(&call->srv->store, call->tx, call->path, collect_name,
+			&l);
 	if (err)
-		return err;
-	n = op_get_node(call, PERM_READ, &err);
-	if (!n)
-		return err;
+		goto out;
 
-	reply_printf(r, "%" PRIu64, n->gen);
+	reply_printf(r, "%" PRIu64, n.gen);
 	reply_append(r, "", 1);
-	if (off >= n->children_len) {
+	if (off >= l.len) {
 		reply_append(r, "", 1);
-		return 0;
+		goto out;
 	}
-	/* Skip to the name holding byte off (upstream allows mid-name). */
-	for (c = n->first_child; c; c = c->next) {
-		size_t len = strlen(node_name(c)) + 1;
+	/* Whole names (from off, which may be mid-name as upstream allows)
+	 * while they fit, keeping a byte for the end mark. */
+	room = sizeof(r->buf) - r->len - 1;
+	end = off;
+	while (end < l.len) {
+		size_t len = strlen(l.buf + end) + 1;
 
-		if (done + len > off)
+		if (end - off + len > room)
 			break;
-		done += len;
+		end += len;
 	}
-	room = sizeof(r->buf) - r->len - 1;	/* keep room for the end mark */
-	for (size_t skip = off - done; c; c = c->next, skip = 0) {
-		const char *name = node_name(c) + skip;
-		size_t len = strlen(name) + 1;
-
-		if (len > room)
-			return 0;	/* the client asks again from here */
-		reply_append(r, name, len);
-		room -= len;
-	}
-	reply_append(r, "", 1);
-	return 0;
+	reply_append(r, l.buf + off, end - off);
+	if (end == l.len)
+		reply_append(r, "", 1);
+out:
+	free(l.buf);
+	return err;
 }
 
 int op_get_perms(struct op_call *call)
 {
-	struct node *n;
+	struct view_node n;
 	int err = single_path(call, true);
 
-	if (err)
+	if (err || (err = op_get_node(call, PERM_READ, &n)))
 		return err;
-	n = op_get_node(call, PERM_READ, &err);
-	if (!n)
-		return err;
-	for (unsigned int i = 0; i < n->perms->n; i++) {
+	for (unsigned int i = 0; i < n.perms->n; i++) {
 		char buf[16];
 
-		perm_format(&n->perms->e[i], buf);
+		perm_format(&n.perms->e[i], buf);
 		reply_append_str(call->reply, buf);
 	}
 	return 0;
@@ -220,9 +231,9 @@ int op_set_perms(struct op_call *call)
 {
 	unsigned int count = wire_count_strings(call->req);
 	const struct who *who = &call->c->who;
-	const char **argv;
 	struct perms *perms;
-	struct node *n;
+	const char **argv;
+	struct view_node n;
 	int err;
 
 	if (count < 2)
@@ -234,19 +245,53 @@ int op_set_perms(struct op_call *call)
 	perms = perms_parse(argv + 1, count - 1);
 	err = perms ? op_path(call, argv[0], true) : errno;
 	free(argv);
-	if (err)
-		goto out;
-	n = op_get_node(call, PERM_WRITE | PERM_OWNER, &err);
-	if (!n)
+	if (err || (err = op_get_node(call, PERM_WRITE | PERM_OWNER, &n)))
 		goto out;
 	/* Only the privileged may give a node away. */
-	if (!who->privileged && perms->e[0].domid != n->perms->e[0].domid) {
+	if (!who->privileged && perms->e[0].domid != n.perms->e[0].domid)
 		err = EPERM;
-		goto out;
-	}
-	store_set_perms(&call->srv->store, n, perms);
-	err = op_ok(call);
+	else
+		err = view_set_perms(&call->srv->store, call->tx, call->path,
+				     perms);
+	if (!err)
+		err = op_ok(call);
 out:
 	perms_unref(perms);
 	return err;
+}
+
+int op_transaction_start(struct op_call *call)
+{
+	struct client *cl = call->c->owner_data;
+	struct txn *t;
+
+	if (call->tx)
+		return EBUSY;	/* no nesting */
+	if (!call->c->who.privileged && cl->txns.count >= OPS_MAX_TXNS_UNPRIV)
+		return ENOSPC;
+	t = txn_start(&cl->txns);
+	if (!t)
+		return ENOMEM;
+	reply_printf(call->reply, "%" PRIu32, txn_id(t));
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
+int op_transaction_end(struct op_call *call)
+{
+	struct client *cl = call->c->owner_data;
+	const char *arg = wire_single_arg(call->req);
+	int err;
+
+	if (!call->tx)
+		return ENOENT;
+	if (!arg || (strcmp(arg, "T") != 0 && strcmp(arg, "F") != 0))
+		return EINVAL;
+	if (arg[0] == 'F') {
+		txn_discard(&cl->txns, call->tx);
+		return op_ok(call);
+	}
+	/* The watches engine will take the changed paths from here. */
+	err = txn_commit(&cl->txns, call->tx, &call->srv->store, NULL, NULL);
+	return err ? err : op_ok(call);
 }

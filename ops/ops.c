@@ -24,7 +24,7 @@ struct op_entry {
 /*
  * Types without a handler answer ENOSYS: the ones clients must never send
  * (WATCH_EVENT, ERROR), the removed RESTRICT, and those whose features
- * have not landed yet (watches, transactions, domain management).
+ * have not landed yet (watches, domain management).
  */
 static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_CONTROL] = { op_control, OP_PRIV },
@@ -39,11 +39,14 @@ static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_IS_DOMAIN_INTRODUCED] = { op_is_domain_introduced, OP_PRIV },
 	[XS_RESET_WATCHES] = { op_reset_watches, 0 },
 	[XS_DIRECTORY_PART] = { op_directory_part, 0 },
+	[XS_TRANSACTION_START] = { op_transaction_start, 0 },
+	[XS_TRANSACTION_END] = { op_transaction_end, 0 },
 };
 
 void ops_dispatch(struct conn *c, const struct request *req)
 {
 	struct server *srv = c->hooks->owner;
+	struct client *cl = c->owner_data;
 	const struct op_entry *op = req->hdr.type < XS_TYPE_MAX
 				    ? &op_table[req->hdr.type] : NULL;
 	struct reply reply;
@@ -56,8 +59,9 @@ void ops_dispatch(struct conn *c, const struct request *req)
 		err = ENOSYS;
 	else if ((op->flags & OP_PRIV) && !c->who.privileged)
 		err = EACCES;
-	else if (!(op->flags & OP_NOTID) && req->hdr.tx_id != 0)
-		err = ENOENT;	/* no transaction of this connection has it */
+	else if (!(op->flags & OP_NOTID) && req->hdr.tx_id != 0 &&
+		 !(call.tx = txn_find(&cl->txns, req->hdr.tx_id)))
+		err = ENOENT;	/* not an open transaction of this connection */
 	else
 		err = op->fn(&call);
 
@@ -107,40 +111,25 @@ int op_path(struct op_call *call, const char *arg, bool allow_special)
 	return 0;
 }
 
-struct node *op_nearest_ancestor(struct op_call *call, const char *path)
+int op_get_node(struct op_call *call, unsigned int need,
+		struct view_node *out)
 {
-	char buf[OP_PATH_BUF];
-	size_t len = strlen(path);
-	struct node *n;
-
-	if (len >= sizeof(buf))
-		len = sizeof(buf) - 1;
-	memcpy(buf, path, len);
-	buf[len] = '\0';
-	do {
-		len = path_parent_len(buf);
-		if (len == 0)
-			return store_lookup(&call->srv->store, "/");
-		buf[len] = '\0';
-		n = store_lookup(&call->srv->store, buf);
-	} while (!n);
-	return n;
-}
-
-struct node *op_get_node(struct op_call *call, unsigned int need, int *err)
-{
-	struct node *n = store_lookup(&call->srv->store, call->path), *anc;
+	struct store *st = &call->srv->store;
 	const struct who *who = &call->c->who;
+	struct view_node anc;
+	int err;
 
-	if (n && (perms_access(n->perms, who) & need) == need)
-		return n;
-	*err = n ? EACCES : ENOENT;
+	if (view_get(st, call->tx, call->path, out)) {
+		if ((perms_access(out->perms, who) & need) == need)
+			return 0;
+		err = EACCES;
+	} else {
+		err = ENOENT;
+	}
 	if (path_is_special(call->path))
-		return NULL;
-	anc = op_nearest_ancestor(call, call->path);
-	if (!(perms_access(anc->perms, who) & need))
-		*err = EACCES;
-	return NULL;
+		return err;
+	view_nearest_ancestor(st, call->tx, call->path, &anc);
+	return perms_access(anc.perms, who) & need ? err : EACCES;
 }
 
 bool op_parse_domid(const char *s, unsigned int *domid)
@@ -153,10 +142,18 @@ bool op_parse_domid(const char *s, unsigned int *domid)
 	return true;
 }
 
+static void server_conn_closed(struct conn *c)
+{
+	struct client *cl = c->owner_data;
+
+	txn_set_clear(&cl->txns);
+}
+
 static void server_conn_freed(struct conn *c)
 {
 	struct server *srv = c->hooks->owner;
 
+	free(c->owner_data);
 	LIST_REMOVE(c, link);
 	srv->nconns--;
 }
@@ -173,6 +170,7 @@ int server_init(struct server *srv, struct event_base *base)
 	memset(srv, 0, sizeof(*srv));
 	srv->base = base;
 	srv->hooks.dispatch = ops_dispatch;
+	srv->hooks.closed = server_conn_closed;
 	srv->hooks.freed = server_conn_freed;
 	srv->hooks.owner = srv;
 	LIST_INIT(&srv->conns);
@@ -193,11 +191,19 @@ struct conn *server_new_conn(struct server *srv,
 			     struct evbuffer *in, struct evbuffer *out,
 			     uint32_t domid, bool privileged)
 {
-	struct conn *c = conn_new(srv->base, tp, tp_data, in, out, &srv->hooks,
-				  domid, privileged);
+	struct client *cl = calloc(1, sizeof(*cl));
+	struct conn *c;
 
-	if (!c)
+	if (!cl)
 		return NULL;
+	txn_set_init(&cl->txns);
+	c = conn_new(srv->base, tp, tp_data, in, out, &srv->hooks, domid,
+		     privileged);
+	if (!c) {
+		free(cl);
+		return NULL;
+	}
+	c->owner_data = cl;
 	LIST_INSERT_HEAD(&srv->conns, c, link);
 	srv->nconns++;
 	return c;

@@ -5,6 +5,15 @@
 #include "ops/ops.h"
 #include "protocol/wire.h"
 #include "store/path.h"
+#include "transactions/transaction.h"
+
+/* Per-connection state of the ops layer, in conn->owner_data. */
+struct client {
+	struct txn_set txns;		/* open transactions, owned */
+};
+
+/* Open transactions allowed per unprivileged connection (upstream: 10). */
+#define OPS_MAX_TXNS_UNPRIV 10
 
 /* Room for a joined relative path plus its terminator. */
 #define OP_PATH_BUF (PATH_ABS_MAX + 64)
@@ -15,6 +24,7 @@ struct op_call {
 	struct conn *c;
 	const struct request *req;
 	struct reply *reply;
+	struct txn *tx;			/* the request's transaction, or NULL */
 	char path[OP_PATH_BUF];		/* canonical path of the request, if any */
 };
 
@@ -32,15 +42,13 @@ int op_ok(struct op_call *call);
 int op_path(struct op_call *call, const char *arg, bool allow_special);
 
 /*
- * The node at call->path when the caller has every bit of need on it.
- * Otherwise NULL and *err is ENOENT (missing) or EACCES, where a failure is
- * reported as EACCES unless the caller has need on the nearest existing
- * ancestor, so unreadable parts of the tree reveal nothing.
+ * Get call->path, as the request's transaction sees it, when the caller
+ * has every bit of need on it: 0.  Otherwise ENOENT (missing) or EACCES,
+ * where a failure is reported as EACCES unless the caller has need on the
+ * nearest existing ancestor, so unreadable parts of the tree reveal nothing.
  */
-struct node *op_get_node(struct op_call *call, unsigned int need, int *err);
-
-/* Nearest existing strict ancestor of a '/' path ("/" always exists). */
-struct node *op_nearest_ancestor(struct op_call *call, const char *path);
+int op_get_node(struct op_call *call, unsigned int need,
+		struct view_node *out);
 
 /* Parse a domid argument (decimal, 0..65535); false if malformed. */
 bool op_parse_domid(const char *s, unsigned int *domid);
@@ -49,6 +57,7 @@ op_handler op_read, op_write, op_mkdir, op_rm, op_directory,
 	op_directory_part, op_get_perms, op_set_perms;
 op_handler op_get_domain_path, op_is_domain_introduced, op_reset_watches;
 op_handler op_control;
+op_handler op_transaction_start, op_transaction_end;
 
 /* CONTROL check: verify the tree; nonzero when problems were found. */
 unsigned int ops_check_store(struct server *srv);

@@ -76,7 +76,7 @@ static void link_child(struct store *s, struct node *parent, struct node *n)
 	parent->last_child = n;
 	parent->nchildren++;
 	parent->children_len += (uint32_t)strlen(node_name(n)) + 1;
-	parent->gen = ++s->gen;
+	parent->cgen = ++s->gen;
 }
 
 static void unlink_child(struct store *s, struct node *n)
@@ -93,7 +93,7 @@ static void unlink_child(struct store *s, struct node *n)
 		parent->last_child = n->prev;
 	parent->nchildren--;
 	parent->children_len -= (uint32_t)strlen(node_name(n)) + 1;
-	parent->gen = ++s->gen;
+	parent->cgen = ++s->gen;
 	n->parent = n->prev = n->next = NULL;
 }
 
@@ -101,7 +101,7 @@ static void hash_add(struct store *s, struct node *n)
 {
 	HASH_ADD_KEYPTR(hh, s->nodes, n->path, strlen(n->path), n);
 	s->count++;
-	n->gen = ++s->gen;
+	n->gen = n->cgen = ++s->gen;
 }
 
 void store_init(struct store *s, struct perms *root_perms)
@@ -327,7 +327,7 @@ static bool check_node(struct node *n, void *arg)
 		problem(st, "child count or listing size is wrong", n->path);
 	if (!n->perms || n->perms->n == 0)
 		problem(st, "node without permissions", n->path);
-	if (n->gen > st->s->gen)
+	if (node_generation(n) > st->s->gen)
 		problem(st, "generation from the future", n->path);
 	return true;
 }

@@ -5,8 +5,10 @@
  * Lookup of a path is one hash probe (a hash of full paths); children are
  * kept in creation order on a list per node, so listing never scans the
  * tree.  Every change stamps the node with a new generation from a global
- * counter (the parent too when its children change): transactions compare
- * generations to detect conflicts, DIRECTORY_PART reports them.
+ * counter: gen for its value and permissions, cgen for its list of
+ * children.  Transactions compare them to detect conflicts (keeping the two
+ * apart lets two transactions add different children to one parent);
+ * DIRECTORY_PART reports the later of the two.
  *
  * Knows nothing of connections, domains or policy: callers check access
  * (permissions/) and path syntax (store/path.h) first.
@@ -59,7 +61,8 @@ struct node {
 	uint32_t value_len;
 	uint32_t nchildren;
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
-	uint64_t gen;			/* generation of the last change */
+	uint64_t gen;			/* last change of value or perms, or creation */
+	uint64_t cgen;			/* last change of the children list */
 	char path[];			/* canonical path, NUL-terminated */
 };
 
@@ -73,6 +76,12 @@ void store_init(struct store *s, struct perms *root_perms);
 void store_destroy(struct store *s);
 
 struct node *store_lookup(const struct store *s, const char *path);
+
+/* Generation of the last change of any kind to n. */
+static inline uint64_t node_generation(const struct node *n)
+{
+	return n->gen > n->cgen ? n->gen : n->cgen;
+}
 
 /* The last component of a node's path: its entry in the parent's listing. */
 const char *node_name(const struct node *n);

@@ -1,0 +1,549 @@
+/*
+ * Transactions as an overlay of per-path entries over the live store.
+ *
+ * Every path a transaction touches gets one entry, loaded on first access:
+ * whether the node exists in the transaction's view, its value and
+ * permissions there, and the live generations to re-check at commit.
+ * A node the transaction deleted or created is "fresh": live nodes below
+ * it are invisible to the transaction, and commit replaces the live subtree.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "store/path.h"
+#include "transactions/transaction.h"
+
+enum {
+	E_CHECK_NODE = 1 << 0,	/* commit needs live gen == entry gen */
+	E_CHECK_LIST = 1 << 1,	/* commit needs live cgen == entry cgen */
+	E_EXISTS = 1 << 2,	/* the node exists in the transaction's view */
+	E_MODIFIED = 1 << 3,	/* on the change list: applied at commit */
+	E_FRESH = 1 << 4,	/* deleted or created here: live children hidden */
+	E_LISTED = 1 << 5,	/* kids holds the live children at first listing */
+};
+
+struct entry {
+	UT_hash_handle hh;		/* in txn.entries, keyed by path */
+	struct entry *next_change;	/* change list, first-change order */
+	unsigned int flags;
+	uint64_t gen, cgen;		/* live generations when first seen */
+	uint64_t report_gen;		/* generation shown to DIRECTORY_PART */
+	char *value;			/* owned */
+	uint32_t value_len;
+	struct perms *perms;		/* one reference; NULL unless E_EXISTS */
+	char **kids;			/* owned names, when E_LISTED */
+	unsigned int nkids;
+	char path[];
+};
+
+struct txn {
+	struct txn *next;		/* in txn_set.head */
+	uint32_t id;
+	bool failed;			/* ran out of memory: commit says ENOMEM */
+	struct entry *entries;		/* uthash head, owned */
+	struct entry *changes, **changes_tail;
+	unsigned int nchanges;
+};
+
+#define PATH_BUF (PATH_ABS_MAX + 64)
+
+void txn_set_init(struct txn_set *set)
+{
+	memset(set, 0, sizeof(*set));
+}
+
+uint32_t txn_id(const struct txn *t)
+{
+	return t->id;
+}
+
+struct txn *txn_find(const struct txn_set *set, uint32_t id)
+{
+	for (struct txn *t = set->head; t; t = t->next)
+		if (t->id == id)
+			return t;
+	return NULL;
+}
+
+struct txn *txn_start(struct txn_set *set)
+{
+	struct txn *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	/* Never 0, never an id still in use, even after wrapping. */
+	do
+		t->id = ++set->last_id;
+	while (t->id == 0 || txn_find(set, t->id));
+	t->changes_tail = &t->changes;
+	t->next = set->head;
+	set->head = t;
+	set->count++;
+	return t;
+}
+
+static void free_kids(struct entry *e)
+{
+	for (unsigned int i = 0; i < e->nkids; i++)
+		free(e->kids[i]);
+	free(e->kids);
+	e->kids = NULL;
+	e->nkids = 0;
+	e->flags &= ~(unsigned int)E_LISTED;
+}
+
+/* Forget the node's contents: it does not exist in the view. */
+static void entry_clear(struct entry *e)
+{
+	free(e->value);
+	e->value = NULL;
+	e->value_len = 0;
+	perms_unref(e->perms);
+	e->perms = NULL;
+	free_kids(e);
+	e->flags &= ~(unsigned int)E_EXISTS;
+}
+
+static void txn_free(struct txn *t)
+{
+	struct entry *e, *tmp;
+
+	HASH_ITER(hh, t->entries, e, tmp) {
+		HASH_DELETE(hh, t->entries, e);
+		entry_clear(e);
+		free(e);
+	}
+	free(t);
+}
+
+void txn_discard(struct txn_set *set, struct txn *t)
+{
+	for (struct txn **p = &set->head; *p; p = &(*p)->next) {
+		if (*p == t) {
+			*p = t->next;
+			set->count--;
+			break;
+		}
+	}
+	txn_free(t);
+}
+
+void txn_set_clear(struct txn_set *set)
+{
+	while (set->head)
+		txn_discard(set, set->head);
+}
+
+static struct entry *entry_find(const struct txn *t, const char *path)
+{
+	struct entry *e;
+
+	HASH_FIND(hh, t->entries, path, strlen(path), e);
+	return e;
+}
+
+static struct entry *entry_add(struct txn *t, const char *path)
+{
+	size_t len = strlen(path);
+	struct entry *e = calloc(1, sizeof(*e) + len + 1);
+
+	if (!e) {
+		t->failed = true;
+		return NULL;
+	}
+	memcpy(e->path, path, len + 1);
+	HASH_ADD_KEYPTR(hh, t->entries, e->path, len, e);
+	return e;
+}
+
+static void mark_modified(struct txn *t, struct entry *e)
+{
+	if (e->flags & E_MODIFIED)
+		return;
+	e->flags |= E_MODIFIED;
+	*t->changes_tail = e;
+	t->changes_tail = &e->next_change;
+	t->nchanges++;
+}
+
+/* Copy path's parent into buf; false for "/" and special paths. */
+static bool parent_of(const char *path, char *buf)
+{
+	size_t len = path_is_special(path) ? 0 : path_parent_len(path);
+
+	if (len == 0)
+		return false;
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	return true;
+}
+
+/* Did the transaction delete or create an ancestor of path? */
+static bool hidden_by_ancestor(const struct txn *t, const char *path)
+{
+	char buf[PATH_BUF];
+	const char *p = path;
+
+	if (strlen(path) >= sizeof(buf))
+		return false;
+	while (parent_of(p, buf)) {
+		struct entry *e = entry_find(t, buf);
+
+		if (e && (e->flags & E_FRESH))
+			return true;
+		p = buf;
+	}
+	return false;
+}
+
+static void fill_live(const struct node *n, struct view_node *out)
+{
+	out->value = n->value;
+	out->value_len = n->value_len;
+	out->perms = n->perms;
+	out->gen = node_generation(n);
+}
+
+/*
+ * The entry of path, loaded from the live store on first access, with the
+ * live generation recorded for commit.  NULL when the path is hidden by a
+ * fresh ancestor (it does not exist here) or memory ran out.
+ */
+static struct entry *load(struct store *s, struct txn *t, const char *path)
+{
+	struct entry *e = entry_find(t, path);
+	struct node *live;
+
+	if (e)
+		return e;
+	if (hidden_by_ancestor(t, path))
+		return NULL;
+	e = entry_add(t, path);
+	if (!e)
+		return NULL;
+	live = store_lookup(s, path);
+	e->flags = E_CHECK_NODE;
+	if (!live)
+		return e;
+	e->gen = live->gen;
+	e->report_gen = node_generation(live);
+	if (live->value_len) {
+		e->value = malloc(live->value_len);
+		if (!e->value) {
+			t->failed = true;
+			return e;
+		}
+		memcpy(e->value, live->value, live->value_len);
+		e->value_len = live->value_len;
+	}
+	e->perms = perms_ref(live->perms);
+	e->flags |= E_EXISTS;
+	return e;
+}
+
+bool view_get(struct store *s, struct txn *t, const char *path,
+	      struct view_node *out)
+{
+	struct entry *e;
+
+	if (!t) {
+		struct node *n = store_lookup(s, path);
+
+		if (n)
+			fill_live(n, out);
+		return n != NULL;
+	}
+	e = load(s, t, path);
+	if (!e || !(e->flags & E_EXISTS))
+		return false;
+	out->value = e->value;
+	out->value_len = e->value_len;
+	out->perms = e->perms;
+	out->gen = e->report_gen;
+	return true;
+}
+
+void view_nearest_ancestor(struct store *s, struct txn *t, const char *path,
+			   struct view_node *out)
+{
+	char buf[PATH_BUF];
+	const char *p = path;
+
+	while (parent_of(p, buf)) {
+		if (view_get(s, t, buf, out))
+			return;
+		p = buf;
+	}
+	/* "/" always exists and cannot be removed. */
+	fill_live(store_lookup(s, "/"), out);
+}
+
+/* Is child the path of a direct child of parent? */
+static bool is_child_of(const char *child, const char *parent)
+{
+	size_t plen = strlen(parent);
+
+	return !path_is_special(child) && path_parent_len(child) == plen &&
+	       strncmp(child, parent, plen) == 0 && child[plen] != '\0';
+}
+
+static bool in_kids(const struct entry *e, const char *name)
+{
+	for (unsigned int i = 0; i < e->nkids; i++)
+		if (strcmp(e->kids[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Record the live children of e's node, as first listed. */
+static int snapshot_kids(struct store *s, struct txn *t, struct entry *e)
+{
+	struct node *live = store_lookup(s, e->path);
+
+	e->flags |= E_LISTED | E_CHECK_LIST;
+	if (!live)
+		return 0;
+	e->cgen = live->cgen;
+	if (!live->nchildren)
+		return 0;
+	e->kids = calloc(live->nchildren, sizeof(*e->kids));
+	if (!e->kids)
+		goto nomem;
+	for (struct node *c = live->first_child; c; c = c->next) {
+		e->kids[e->nkids] = strdup(node_name(c));
+		if (!e->kids[e->nkids])
+			goto nomem;
+		e->nkids++;
+	}
+	return 0;
+nomem:
+	t->failed = true;
+	return ENOMEM;
+}
+
+int view_list(struct store *s, struct txn *t, const char *path,
+	      int (*fn)(const char *name, void *arg), void *arg)
+{
+	char child[PATH_BUF];
+	struct entry *e;
+	int ret;
+
+	if (!t) {
+		struct node *n = store_lookup(s, path);
+
+		for (struct node *c = n->first_child; c; c = c->next)
+			if ((ret = fn(node_name(c), arg)))
+				return ret;
+		return 0;
+	}
+	e = entry_find(t, path);
+	if (!(e->flags & E_FRESH)) {
+		if (!(e->flags & E_LISTED) && (ret = snapshot_kids(s, t, e)))
+			return ret;
+		for (unsigned int i = 0; i < e->nkids; i++) {
+			struct entry *ce;
+
+			snprintf(child, sizeof(child), "%s/%s",
+				 strcmp(path, "/") ? path : "", e->kids[i]);
+			ce = entry_find(t, child);
+			if (ce && !(ce->flags & E_EXISTS))
+				continue;	/* deleted by this transaction */
+			if ((ret = fn(e->kids[i], arg)))
+				return ret;
+		}
+	}
+	/* Then the children this transaction created, in creation order. */
+	for (struct entry *c = t->changes; c; c = c->next_change) {
+		const char *name = path_basename(c->path);
+
+		if (!(c->flags & E_EXISTS) || !is_child_of(c->path, path) ||
+		    in_kids(e, name))
+			continue;
+		if ((ret = fn(name, arg)))
+			return ret;
+	}
+	return 0;
+}
+
+/* Give e the value data; ENOMEM leaves it as it was. */
+static int set_value(struct txn *t, struct entry *e, const void *data,
+		     size_t len)
+{
+	char *copy = NULL;
+
+	if (len) {
+		copy = malloc(len);
+		if (!copy) {
+			t->failed = true;
+			return ENOMEM;
+		}
+		memcpy(copy, data, len);
+	}
+	free(e->value);
+	e->value = copy;
+	e->value_len = (uint32_t)len;
+	return 0;
+}
+
+/* Make path exist in the view with new_perms, creating its parents first. */
+static struct entry *create(struct store *s, struct txn *t, const char *path,
+			    struct perms *new_perms)
+{
+	char parent[PATH_BUF];
+	struct entry *e = load(s, t, path);
+
+	if (e && (e->flags & E_EXISTS))
+		return e;
+	if (parent_of(path, parent) && !create(s, t, parent, new_perms))
+		return NULL;
+	if (!e && !(e = entry_add(t, path)))
+		return NULL;
+	e->flags |= E_EXISTS | E_FRESH;
+	e->perms = perms_ref(new_perms);
+	mark_modified(t, e);
+	return e;
+}
+
+int view_write(struct store *s, struct txn *t, const char *path,
+	       struct perms *new_perms, const void *data, size_t len)
+{
+	struct entry *e;
+
+	if (!t)
+		return store_write(s, path, new_perms, data, len) ? 0 : ENOMEM;
+	if (strlen(path) >= PATH_BUF)
+		return EINVAL;
+	e = create(s, t, path, new_perms);
+	if (!e || set_value(t, e, data, len))
+		return ENOMEM;
+	mark_modified(t, e);
+	return 0;
+}
+
+int view_set_perms(struct store *s, struct txn *t, const char *path,
+		   struct perms *perms)
+{
+	struct entry *e;
+
+	if (!t) {
+		store_set_perms(s, store_lookup(s, path), perms);
+		return 0;
+	}
+	e = entry_find(t, path);
+	perms_unref(e->perms);
+	e->perms = perms_ref(perms);
+	mark_modified(t, e);
+	return 0;
+}
+
+int view_remove(struct store *s, struct txn *t, const char *path)
+{
+	size_t len = strlen(path);
+	struct entry *e, *tmp;
+
+	if (!t)
+		return store_remove(s, store_lookup(s, path), NULL, NULL) ? EINVAL : 0;
+	/* The node and whatever this transaction saw below it are gone. */
+	HASH_ITER(hh, t->entries, e, tmp) {
+		if (strncmp(e->path, path, len) == 0 &&
+		    (e->path[len] == '\0' || e->path[len] == '/'))
+			entry_clear(e);
+	}
+	e = entry_find(t, path);
+	e->flags |= E_FRESH;
+	mark_modified(t, e);
+	return 0;
+}
+
+/* Did the live node at e's path change since the transaction saw it? */
+static bool conflicts(struct store *s, const struct entry *e)
+{
+	struct node *live;
+
+	if (!(e->flags & (E_CHECK_NODE | E_CHECK_LIST)))
+		return false;
+	live = store_lookup(s, e->path);
+	if ((e->flags & E_CHECK_NODE) && (live ? live->gen : 0) != e->gen)
+		return true;
+	if ((e->flags & E_CHECK_LIST) && (live ? live->cgen : 0) != e->cgen)
+		return true;
+	return false;
+}
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct entry *ea = *(struct entry *const *)a;
+	const struct entry *eb = *(struct entry *const *)b;
+	unsigned int da = path_depth(ea->path), db = path_depth(eb->path);
+
+	return da < db ? -1 : da > db;
+}
+
+/* Write the transaction's changes into the live store. */
+static int apply(struct store *s, struct txn *t)
+{
+	struct entry **order = calloc(t->nchanges ? t->nchanges : 1,
+				      sizeof(*order));
+	unsigned int n = 0;
+	int err = 0;
+
+	if (!order)
+		return ENOMEM;
+	/* First drop the live subtrees this transaction replaced. */
+	for (struct entry *e = t->changes; e; e = e->next_change) {
+		struct node *live;
+
+		if ((e->flags & E_FRESH) && (live = store_lookup(s, e->path)))
+			store_remove(s, live, NULL, NULL);
+		if (e->flags & E_EXISTS)
+			order[n++] = e;
+	}
+	/* Then write what exists, parents before children. */
+	qsort(order, n, sizeof(*order), by_depth);
+	for (unsigned int i = 0; i < n; i++) {
+		struct entry *e = order[i];
+		struct node *live = store_write(s, e->path, e->perms, e->value,
+						e->value_len);
+
+		if (!live) {
+			log_error("commit: out of memory writing %s", e->path);
+			err = ENOMEM;
+			break;
+		}
+		if (!perms_equal(live->perms, e->perms))
+			store_set_perms(s, live, e->perms);
+	}
+	free(order);
+	return err;
+}
+
+int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
+	       void (*changed)(const char *path, bool removed, void *arg),
+	       void *arg)
+{
+	struct entry *e, *tmp;
+	int err = 0;
+
+	if (t->failed) {
+		err = ENOMEM;
+		goto out;
+	}
+	HASH_ITER(hh, t->entries, e, tmp) {
+		if (conflicts(s, e)) {
+			err = EAGAIN;
+			goto out;
+		}
+	}
+	err = apply(s, t);
+	if (err)
+		goto out;
+	if (changed)
+		for (e = t->changes; e; e = e->next_change)
+			changed(e->path, !(e->flags & E_EXISTS), arg);
+out:
+	txn_discard(set, t);
+	return err;
+}

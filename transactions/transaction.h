@@ -1,0 +1,95 @@
+/*
+ * transactions: copy-on-write views of the store.
+ *
+ * A transaction starts empty: it copies nothing.  It records only what its
+ * requests touch, one entry per path: the node as the transaction sees it
+ * (its own writes and deletions, or a copy taken on first read so reads are
+ * repeatable), and the generations of the live node when it was first read
+ * (gen) or listed (cgen).  Commit re-checks exactly those generations and
+ * answers EAGAIN if any changed; otherwise it applies the writes and reports
+ * each changed path, in the order the transaction first changed them.  An
+ * unrelated write, or a sibling created beside ours, never fails a commit:
+ * creating a child checks its parent's gen (existence, permissions), not
+ * its list of children.  Start and commit cost what the transaction
+ * touched, never the size of the store.
+ *
+ * The view_* functions are what request handlers use for every node access:
+ * with t == NULL they act on the live store directly.
+ */
+#ifndef XS_TRANSACTION_H
+#define XS_TRANSACTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct txn;
+
+/* The open transactions of one connection. */
+struct txn_set {
+	struct txn *head;	/* owned */
+	uint32_t last_id;
+	unsigned int count;
+};
+
+/* One node as a request sees it. */
+struct view_node {
+	const char *value;	/* borrowed: valid until the next view call */
+	uint32_t value_len;
+	struct perms *perms;	/* borrowed, likewise */
+	uint64_t gen;		/* generation reported by DIRECTORY_PART */
+};
+
+void txn_set_init(struct txn_set *set);
+/* Discard every open transaction of the set. */
+void txn_set_clear(struct txn_set *set);
+
+/* Open a transaction with an id that is nonzero and unused in set. */
+struct txn *txn_start(struct txn_set *set);
+uint32_t txn_id(const struct txn *t);
+struct txn *txn_find(const struct txn_set *set, uint32_t id);
+void txn_discard(struct txn_set *set, struct txn *t);
+
+/*
+ * Commit t into s and free it, whatever the outcome.  0: applied, and
+ * changed(path, removed, arg) was called for each changed path; EAGAIN: a
+ * node it read or listed changed since, nothing applied; ENOMEM: the
+ * transaction failed earlier for lack of memory, nothing applied.
+ */
+int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
+	       void (*changed)(const char *path, bool removed, void *arg),
+	       void *arg);
+
+/* Does path exist?  Fills out when it does.  Records the read in t. */
+bool view_get(struct store *s, struct txn *t, const char *path,
+	      struct view_node *out);
+
+/* The nearest existing strict ancestor of path (not "/"); records it. */
+void view_nearest_ancestor(struct store *s, struct txn *t, const char *path,
+			   struct view_node *out);
+
+/*
+ * Call fn with the name of each child of path (which must exist), in
+ * creation order; records the listing in t.  Stops early and returns what
+ * fn returned when that is nonzero.
+ */
+int view_list(struct store *s, struct txn *t, const char *path,
+	      int (*fn)(const char *name, void *arg), void *arg);
+
+/*
+ * Set the value of path, creating it and its missing ancestors with
+ * new_perms.  0 or ENOMEM.
+ */
+int view_write(struct store *s, struct txn *t, const char *path,
+	       struct perms *new_perms, const void *data, size_t len);
+
+/* Replace the permissions of path, which must exist.  0 or ENOMEM. */
+int view_set_perms(struct store *s, struct txn *t, const char *path,
+		   struct perms *perms);
+
+/* Delete path (which must exist and not be "/") and its subtree. */
+int view_remove(struct store *s, struct txn *t, const char *path);
+
+#endif
