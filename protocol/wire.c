@@ -105,6 +105,8 @@ void reply_append(struct reply *r, const void *data, size_t len)
 		r->overflow = true;
 		return;
 	}
+	if (len == 0)
+		return;	/* data may be NULL for an empty value */
 	memcpy(r->buf + r->len, data, len);
 	r->len += len;
 }
