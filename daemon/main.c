@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,6 +155,19 @@ static int write_pid_file(const char *path)
 	return fd;	/* kept open: the lock lives as long as we do */
 }
 
+/* Every client is an fd: allow as many as the hard limit lets us. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the open files limit: %s",
+				 strerror(errno));
+	}
+}
+
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -184,6 +198,7 @@ int main(int argc, char **argv)
 		mkdir(getenv("XENSTORED_RUNDIR") ? getenv("XENSTORED_RUNDIR")
 						 : XS_DEFAULT_RUNDIR, 0755);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 
 	/* epoll: the cost of a turn follows active clients, not idle ones. */
 	cfg = event_config_new();
