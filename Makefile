@@ -34,7 +34,9 @@ CORE_LIBS = $(LIBEVENT_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
-CLIENT_BIN := $(B)/tests/libxs-client
+# C clients of the integration tests, linked with libxenstore.
+CLIENT_SRCS := $(wildcard tests/integration/*.c)
+CLIENT_BINS := $(CLIENT_SRCS:tests/integration/%.c=$(B)/tests/%)
 
 all: $(B)/xenstored
 
@@ -50,11 +52,11 @@ $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(CORE_OBJS) \
 		$(CORE_LIBS) $(CHECK_LIBS)
 
-$(CLIENT_BIN): tests/integration/libxs-client.c config.mk
+$(B)/tests/%: tests/integration/%.c config.mk
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(XENSTORE_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(XENSTORE_LIBS)
 
-tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BIN)
+tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS)
 
 RUNDIR := $(CURDIR)/run
 

@@ -334,12 +334,16 @@ int view_list(struct store *s, struct txn *t, const char *path,
 	if (!t) {
 		struct node *n = store_lookup(s, path);
 
+		if (!n)
+			return ENOENT;
 		for (struct node *c = n->first_child; c; c = c->next)
 			if ((ret = fn(node_name(c), arg)))
 				return ret;
 		return 0;
 	}
-	e = entry_find(t, path);
+	e = load(s, t, path);
+	if (!e || !(e->flags & E_EXISTS))
+		return t->failed ? ENOMEM : ENOENT;
 	if (!(e->flags & E_FRESH)) {
 		if (!(e->flags & E_LISTED) && (ret = snapshot_kids(s, t, e)))
 			return ret;
@@ -429,10 +433,16 @@ int view_set_perms(struct store *s, struct txn *t, const char *path,
 	struct entry *e;
 
 	if (!t) {
-		store_set_perms(s, store_lookup(s, path), perms);
+		struct node *n = store_lookup(s, path);
+
+		if (!n)
+			return ENOENT;
+		store_set_perms(s, n, perms);
 		return 0;
 	}
-	e = entry_find(t, path);
+	e = load(s, t, path);
+	if (!e || !(e->flags & E_EXISTS))
+		return t->failed ? ENOMEM : ENOENT;
 	perms_unref(e->perms);
 	e->perms = perms_ref(perms);
 	mark_modified(t, e);
@@ -442,19 +452,26 @@ int view_set_perms(struct store *s, struct txn *t, const char *path,
 int view_remove(struct store *s, struct txn *t, const char *path)
 {
 	size_t len = strlen(path);
-	struct entry *e, *tmp;
+	struct entry *e, *tmp, *target;
 
-	if (!t)
-		return store_remove(s, store_lookup(s, path), NULL, NULL) ? EINVAL : 0;
+	if (!t) {
+		struct node *n = store_lookup(s, path);
+
+		if (!n)
+			return ENOENT;
+		return store_remove(s, n, NULL, NULL) ? EINVAL : 0;
+	}
+	target = load(s, t, path);
+	if (!target || !(target->flags & E_EXISTS))
+		return t->failed ? ENOMEM : ENOENT;
 	/* The node and whatever this transaction saw below it are gone. */
 	HASH_ITER(hh, t->entries, e, tmp) {
 		if (strncmp(e->path, path, len) == 0 &&
 		    (e->path[len] == '\0' || e->path[len] == '/'))
 			entry_clear(e);
 	}
-	e = entry_find(t, path);
-	e->flags |= E_FRESH;
-	mark_modified(t, e);
+	target->flags |= E_FRESH;
+	mark_modified(t, target);
 	return 0;
 }
 

@@ -71,9 +71,9 @@ void view_nearest_ancestor(struct store *s, struct txn *t, const char *path,
 			   struct view_node *out);
 
 /*
- * Call fn with the name of each child of path (which must exist), in
- * creation order; records the listing in t.  Stops early and returns what
- * fn returned when that is nonzero.
+ * Call fn with the name of each child of path, in creation order; records
+ * the listing in t.  Stops early and returns what fn returned when that is
+ * nonzero; ENOENT when path does not exist.
  */
 int view_list(struct store *s, struct txn *t, const char *path,
 	      int (*fn)(const char *name, void *arg), void *arg);
@@ -85,11 +85,11 @@ int view_list(struct store *s, struct txn *t, const char *path,
 int view_write(struct store *s, struct txn *t, const char *path,
 	       struct perms *new_perms, const void *data, size_t len);
 
-/* Replace the permissions of path, which must exist.  0 or ENOMEM. */
+/* Replace the permissions of path.  0, ENOENT or ENOMEM. */
 int view_set_perms(struct store *s, struct txn *t, const char *path,
 		   struct perms *perms);
 
-/* Delete path (which must exist and not be "/") and its subtree. */
+/* Delete path (not "/") and its subtree.  0, ENOENT or ENOMEM. */
 int view_remove(struct store *s, struct txn *t, const char *path);
 
 #endif

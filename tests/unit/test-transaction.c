@@ -1,0 +1,465 @@
+/* transactions: the copy-on-write overlay and its conflict detection. */
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+
+#include "transactions/transaction.h"
+
+static struct store st;
+static struct txn_set set;
+static struct perms *dom0;
+
+/* The changed paths a commit reported, as "+path" or "-path" lines. */
+static char changes[1024];
+
+static void record_change(const char *path, bool removed, void *arg)
+{
+	(void)arg;
+	strcat(changes, removed ? "-" : "+");
+	strcat(changes, path);
+	strcat(changes, "\n");
+}
+
+static void setup(void)
+{
+	dom0 = perms_alloc(1);
+	ck_assert_ptr_nonnull(dom0);
+	store_init(&st, dom0);
+	txn_set_init(&set);
+	changes[0] = '\0';
+}
+
+static void teardown(void)
+{
+	txn_set_clear(&set);
+	store_destroy(&st);
+	perms_unref(dom0);
+}
+
+static void live_write(const char *path, const char *value)
+{
+	ck_assert_ptr_nonnull(store_write(&st, path, dom0, value,
+					  strlen(value)));
+}
+
+static void live_rm(const char *path)
+{
+	ck_assert_int_eq(store_remove(&st, store_lookup(&st, path), NULL, NULL),
+			 0);
+}
+
+static void tx_write(struct txn *t, const char *path, const char *value)
+{
+	ck_assert_int_eq(view_write(&st, t, path, dom0, value, strlen(value)),
+			 0);
+}
+
+/* The value of path as t sees it, or NULL when it does not exist there. */
+static const char *tx_read(struct txn *t, const char *path)
+{
+	static char buf[256];
+	struct view_node n;
+
+	if (!view_get(&st, t, path, &n))
+		return NULL;
+	ck_assert_uint_lt(n.value_len, sizeof(buf));
+	if (n.value_len)	/* value is NULL when empty */
+		memcpy(buf, n.value, n.value_len);
+	buf[n.value_len] = '\0';
+	return buf;
+}
+
+static int add_name(const char *name, void *arg)
+{
+	strcat(arg, name);
+	strcat(arg, " ");
+	return 0;
+}
+
+/* Children of path as t sees them, space-separated. */
+static const char *tx_list(struct txn *t, const char *path)
+{
+	static char buf[256];
+	struct view_node n;
+
+	buf[0] = '\0';
+	ck_assert(view_get(&st, t, path, &n));
+	ck_assert_int_eq(view_list(&st, t, path, add_name, buf), 0);
+	return buf;
+}
+
+static int commit(struct txn *t)
+{
+	return txn_commit(&set, t, &st, record_change, NULL);
+}
+
+START_TEST(start_copies_nothing_and_ids_are_nonzero)
+{
+	unsigned long before;
+	struct txn *a, *b;
+
+	live_write("/a", "1");
+	before = st.count;
+	a = txn_start(&set);
+	b = txn_start(&set);
+	ck_assert_uint_ne(txn_id(a), 0);
+	ck_assert_uint_ne(txn_id(a), txn_id(b));
+	ck_assert_ptr_eq(txn_find(&set, txn_id(b)), b);
+	ck_assert_uint_eq(set.count, 2);
+	ck_assert_uint_eq(st.count, before);
+}
+END_TEST
+
+START_TEST(ids_skip_zero_and_live_ids_after_wrapping)
+{
+	struct txn *low, *t;
+
+	set.last_id = 0;
+	low = txn_start(&set);			/* id 1 */
+	ck_assert_uint_eq(txn_id(low), 1);
+	set.last_id = UINT32_MAX - 1;
+	t = txn_start(&set);
+	ck_assert_uint_eq(txn_id(t), UINT32_MAX);
+	t = txn_start(&set);			/* wraps past 0 and the live 1 */
+	ck_assert_uint_eq(txn_id(t), 2);
+	ck_assert_ptr_null(txn_find(&set, 0));
+}
+END_TEST
+
+START_TEST(transaction_sees_its_writes_and_nobody_else_does)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/a", "old");
+	tx_write(t, "/a", "new");
+	tx_write(t, "/b/c", "x");
+	ck_assert_str_eq(tx_read(t, "/a"), "new");
+	ck_assert_str_eq(tx_read(t, "/b/c"), "x");
+	ck_assert_str_eq(tx_read(t, "/b"), "");
+	ck_assert_str_eq(tx_read(NULL, "/a"), "old");
+	ck_assert_ptr_null(tx_read(NULL, "/b"));
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_read(NULL, "/a"), "new");
+	ck_assert_str_eq(tx_read(NULL, "/b/c"), "x");
+	ck_assert_uint_eq(set.count, 0);
+	ck_assert_uint_eq(store_check(&st, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(discard_leaves_no_trace)
+{
+	struct txn *t = txn_start(&set);
+	uint64_t gen;
+
+	live_write("/a", "old");
+	gen = st.gen;
+	tx_write(t, "/a", "new");
+	tx_write(t, "/n/m", "x");
+	ck_assert_int_eq(view_remove(&st, t, "/a"), 0);
+	txn_discard(&set, t);
+	ck_assert_str_eq(tx_read(NULL, "/a"), "old");
+	ck_assert_ptr_null(store_lookup(&st, "/n"));
+	ck_assert_uint_eq(st.gen, gen);
+	ck_assert_uint_eq(set.count, 0);
+}
+END_TEST
+
+START_TEST(reads_are_repeatable)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/a", "old");
+	ck_assert_str_eq(tx_read(t, "/a"), "old");
+	live_write("/a", "outside");
+	ck_assert_str_eq(tx_read(t, "/a"), "old");
+}
+END_TEST
+
+START_TEST(read_then_changed_is_eagain)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/a", "1");
+	tx_read(t, "/a");
+	tx_write(t, "/b", "2");
+	live_write("/a", "changed");
+	ck_assert_int_eq(commit(t), EAGAIN);
+	ck_assert_ptr_null(store_lookup(&st, "/b"));	/* nothing applied */
+	ck_assert_uint_eq(set.count, 0);		/* and the tx is gone */
+}
+END_TEST
+
+START_TEST(read_of_missing_node_then_created_is_eagain)
+{
+	struct txn *t = txn_start(&set);
+
+	ck_assert_ptr_null(tx_read(t, "/a"));
+	tx_write(t, "/b", "2");
+	live_write("/a", "now here");
+	ck_assert_int_eq(commit(t), EAGAIN);
+}
+END_TEST
+
+START_TEST(listed_then_child_added_is_eagain)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/d/x", "1");
+	ck_assert_str_eq(tx_list(t, "/d"), "x ");
+	tx_write(t, "/other", "1");
+	live_write("/d/y", "2");
+	ck_assert_int_eq(commit(t), EAGAIN);
+}
+END_TEST
+
+START_TEST(deleted_under_us_is_eagain)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/a/b", "1");
+	tx_write(t, "/a/b", "2");
+	live_rm("/a");
+	ck_assert_int_eq(commit(t), EAGAIN);
+	ck_assert_ptr_null(store_lookup(&st, "/a"));
+}
+END_TEST
+
+START_TEST(write_write_conflict_is_eagain_for_the_second)
+{
+	struct txn *t1 = txn_start(&set), *t2 = txn_start(&set);
+
+	live_write("/a", "0");
+	tx_read(t1, "/a");
+	tx_read(t2, "/a");
+	tx_write(t1, "/a", "1");
+	tx_write(t2, "/a", "2");
+	ck_assert_int_eq(commit(t1), 0);
+	ck_assert_int_eq(commit(t2), EAGAIN);
+	ck_assert_str_eq(tx_read(NULL, "/a"), "1");
+}
+END_TEST
+
+START_TEST(disjoint_writes_both_commit)
+{
+	struct txn *t1 = txn_start(&set), *t2 = txn_start(&set);
+
+	live_write("/a", "0");
+	live_write("/b", "0");
+	ck_assert_str_eq(tx_read(t1, "/a"), "0");
+	ck_assert_str_eq(tx_read(t2, "/b"), "0");
+	tx_write(t1, "/a", "1");
+	tx_write(t2, "/b", "2");
+	ck_assert_int_eq(commit(t2), 0);
+	ck_assert_int_eq(commit(t1), 0);
+	ck_assert_str_eq(tx_read(NULL, "/a"), "1");
+	ck_assert_str_eq(tx_read(NULL, "/b"), "2");
+}
+END_TEST
+
+START_TEST(siblings_created_under_one_parent_both_commit)
+{
+	struct txn *t1 = txn_start(&set), *t2 = txn_start(&set);
+
+	live_write("/p", "");
+	tx_write(t1, "/p/one", "1");
+	tx_write(t2, "/p/two", "2");
+	ck_assert_int_eq(commit(t1), 0);
+	ck_assert_int_eq(commit(t2), 0);
+	ck_assert_str_eq(tx_list(NULL, "/p"), "one two ");
+}
+END_TEST
+
+START_TEST(unrelated_outside_write_never_fails_a_commit)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/mine", "0");
+	tx_read(t, "/mine");
+	tx_write(t, "/mine", "1");
+	live_write("/theirs", "x");
+	live_write("/mine-not", "y");
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_read(NULL, "/mine"), "1");
+}
+END_TEST
+
+START_TEST(listing_shows_created_and_hides_deleted_children)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/d/a", "");
+	live_write("/d/b", "");
+	live_write("/d/c", "");
+	ck_assert_int_eq(view_remove(&st, t, "/d/b"), 0);
+	tx_write(t, "/d/z", "");
+	ck_assert_str_eq(tx_list(t, "/d"), "a c z ");
+	ck_assert_str_eq(tx_list(NULL, "/d"), "a b c ");
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_list(NULL, "/d"), "a c z ");
+}
+END_TEST
+
+START_TEST(create_then_delete_in_one_transaction_leaves_nothing)
+{
+	struct txn *t = txn_start(&set);
+	unsigned long before = st.count;
+
+	tx_write(t, "/new/deep/node", "v");
+	ck_assert_int_eq(view_remove(&st, t, "/new"), 0);
+	ck_assert_ptr_null(tx_read(t, "/new/deep/node"));
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_ptr_null(store_lookup(&st, "/new"));
+	ck_assert_uint_eq(st.count, before);
+	ck_assert_uint_eq(store_check(&st, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(rm_then_recreate_replaces_the_subtree)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/s/old/x", "1");
+	live_write("/s/keep", "2");
+	ck_assert_int_eq(view_remove(&st, t, "/s"), 0);
+	ck_assert_ptr_null(tx_read(t, "/s/keep"));
+	tx_write(t, "/s/new", "3");
+	ck_assert_str_eq(tx_list(t, "/s"), "new ");
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_list(NULL, "/s"), "new ");
+	ck_assert_ptr_null(store_lookup(&st, "/s/old/x"));
+	ck_assert_str_eq(tx_read(NULL, "/s/new"), "3");
+	ck_assert_uint_eq(store_check(&st, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(write_below_then_remove_ancestor_then_rewrite_keeps_the_rewrite)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/x/y", "0");
+	tx_write(t, "/x/y/z", "1");
+	ck_assert_int_eq(view_remove(&st, t, "/x"), 0);
+	tx_write(t, "/x/y/z", "2");
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_read(NULL, "/x/y/z"), "2");
+	ck_assert_str_eq(tx_read(NULL, "/x/y"), "");
+}
+END_TEST
+
+START_TEST(set_perms_applies_at_commit)
+{
+	struct txn *t = txn_start(&set);
+	struct perms *p = perms_alloc(2);
+	struct view_node n;
+
+	p->e[0].domid = 5;
+	p->e[0].access = PERM_READ | PERM_WRITE;
+	p->e[1].domid = 7;
+	p->e[1].access = PERM_READ;
+	live_write("/a", "v");
+	ck_assert(view_get(&st, t, "/a", &n));
+	ck_assert_int_eq(view_set_perms(&st, t, "/a", p), 0);
+	ck_assert(view_get(&st, t, "/a", &n));
+	ck_assert(perms_equal(n.perms, p));
+	ck_assert_uint_eq(store_lookup(&st, "/a")->perms->n, 1);
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert(perms_equal(store_lookup(&st, "/a")->perms, p));
+	perms_unref(p);
+}
+END_TEST
+
+START_TEST(commit_reports_changed_paths_in_first_change_order)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/gone/child", "");
+	live_write("/kept", "");
+	tx_write(t, "/kept", "1");
+	tx_write(t, "/p/q", "2");
+	ck_assert_int_eq(view_remove(&st, t, "/gone"), 0);
+	tx_write(t, "/kept", "3");
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(changes, "+/kept\n+/p\n+/p/q\n-/gone\n");
+}
+END_TEST
+
+START_TEST(failed_commit_reports_no_changes)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/a", "0");
+	tx_read(t, "/a");
+	tx_write(t, "/a", "1");
+	live_write("/a", "x");
+	ck_assert_int_eq(commit(t), EAGAIN);
+	ck_assert_str_eq(changes, "");
+}
+END_TEST
+
+START_TEST(commit_cost_does_not_touch_unrelated_nodes)
+{
+	struct txn *t;
+	uint64_t gen;
+	char path[32];
+
+	for (int i = 0; i < 1000; i++) {
+		snprintf(path, sizeof(path), "/many/n%d", i);
+		live_write(path, "v");
+	}
+	gen = st.gen;
+	t = txn_start(&set);
+	tx_write(t, "/many/n5", "w");
+	ck_assert_int_eq(commit(t), 0);
+	/* One node written: one new generation, nothing else restamped. */
+	ck_assert_uint_eq(st.gen, gen + 1);
+	ck_assert_uint_eq(store_lookup(&st, "/many/n6")->gen <= gen, 1);
+}
+END_TEST
+
+START_TEST(clear_discards_every_open_transaction)
+{
+	tx_write(txn_start(&set), "/a", "1");
+	tx_write(txn_start(&set), "/b", "1");
+	txn_set_clear(&set);
+	ck_assert_uint_eq(set.count, 0);
+	ck_assert_ptr_null(set.head);
+	ck_assert_ptr_null(store_lookup(&st, "/a"));
+}
+END_TEST
+
+static Suite *transaction_suite(void)
+{
+	Suite *s = suite_create("transaction");
+	TCase *tc = tcase_create("overlay");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, start_copies_nothing_and_ids_are_nonzero);
+	tcase_add_test(tc, ids_skip_zero_and_live_ids_after_wrapping);
+	tcase_add_test(tc, transaction_sees_its_writes_and_nobody_else_does);
+	tcase_add_test(tc, discard_leaves_no_trace);
+	tcase_add_test(tc, reads_are_repeatable);
+	tcase_add_test(tc, read_then_changed_is_eagain);
+	tcase_add_test(tc, read_of_missing_node_then_created_is_eagain);
+	tcase_add_test(tc, listed_then_child_added_is_eagain);
+	tcase_add_test(tc, deleted_under_us_is_eagain);
+	tcase_add_test(tc, write_write_conflict_is_eagain_for_the_second);
+	tcase_add_test(tc, disjoint_writes_both_commit);
+	tcase_add_test(tc, siblings_created_under_one_parent_both_commit);
+	tcase_add_test(tc, unrelated_outside_write_never_fails_a_commit);
+	tcase_add_test(tc, listing_shows_created_and_hides_deleted_children);
+	tcase_add_test(tc, create_then_delete_in_one_transaction_leaves_nothing);
+	tcase_add_test(tc, rm_then_recreate_replaces_the_subtree);
+	tcase_add_test(tc, write_below_then_remove_ancestor_then_rewrite_keeps_the_rewrite);
+	tcase_add_test(tc, set_perms_applies_at_commit);
+	tcase_add_test(tc, commit_reports_changed_paths_in_first_change_order);
+	tcase_add_test(tc, failed_commit_reports_no_changes);
+	tcase_add_test(tc, commit_cost_does_not_touch_unrelated_nodes);
+	tcase_add_test(tc, clear_discards_every_open_transaction);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(transaction_suite());
+}
