@@ -28,6 +28,13 @@ struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 	c->tp = tp;
 	c->tp_data = tp_data;
 	c->hooks = hooks;
+	if (!in && !out) {
+		in = evbuffer_new();
+		out = evbuffer_new();
+		c->owns_queues = true;
+		if (!in || !out)
+			goto fail;
+	}
 	c->in = in;
 	c->out = out;
 	c->who.domid = domid;
@@ -37,11 +44,19 @@ struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 		 (unsigned int)domid);
 	c->id = next_conn_id++;
 	c->resume = evtimer_new(base, resume_cb, c);
-	if (!c->resume) {
-		free(c);
-		return NULL;
-	}
+	if (!c->resume)
+		goto fail;
 	return c;
+
+fail:
+	if (c->owns_queues) {
+		if (in)
+			evbuffer_free(in);
+		if (out)
+			evbuffer_free(out);
+	}
+	free(c);
+	return NULL;
 }
 
 void conn_free(struct conn *c)
@@ -50,6 +65,10 @@ void conn_free(struct conn *c)
 		c->hooks->freed(c);
 	event_free(c->resume);
 	c->tp->free(c);
+	if (c->owns_queues) {
+		evbuffer_free(c->in);
+		evbuffer_free(c->out);
+	}
 	free(c);
 }
 

@@ -69,14 +69,15 @@ struct conn {
 	bool closing;			/* no more input handling */
 	bool in_progress;		/* conn_handle_input is on the stack */
 	bool output_full;		/* paused until output drains */
+	bool owns_queues;		/* in and out were made by conn_new */
 	void *owner_data;		/* for the hooks' owner (watches, txs) */
 	LIST_ENTRY(conn) link;		/* in the owner's list of connections */
 };
 
 /*
  * Create a connection over tp.  in and out are the byte queues the
- * transport fills and drains (owned by the transport when it allocates
- * them, else pass NULL to get new ones owned by the connection).
+ * transport fills and drains: the transport's own (it frees them), or both
+ * NULL to get new ones that the connection owns and frees.
  */
 struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 		      void *tp_data, struct evbuffer *in, struct evbuffer *out,

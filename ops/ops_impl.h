@@ -44,8 +44,9 @@ int op_path(struct op_call *call, const char *arg, bool allow_special);
 /*
  * Get call->path, as the request's transaction sees it, when the caller
  * has every bit of need on it: 0.  Otherwise ENOENT (missing) or EACCES,
- * where a failure is reported as EACCES unless the caller has need on the
- * nearest existing ancestor, so unreadable parts of the tree reveal nothing.
+ * where a failure is reported as EACCES unless the caller has any bit of
+ * need on the nearest existing ancestor (as upstream), so unreadable parts
+ * of the tree reveal nothing.
  */
 int op_get_node(struct op_call *call, unsigned int need,
 		struct view_node *out);

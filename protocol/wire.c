@@ -118,19 +118,18 @@ void reply_append_str(struct reply *r, const char *s)
 
 void reply_printf(struct reply *r, const char *fmt, ...)
 {
-	size_t room = sizeof(r->buf) - r->len;
+	/* vsnprintf wants room for a NUL the reply does not keep. */
+	char tmp[XENSTORE_PAYLOAD_MAX + 1];
 	va_list ap;
 	int n;
 
-	if (r->overflow)
-		return;
 	va_start(ap, fmt);
-	n = vsnprintf(r->buf + r->len, room, fmt, ap);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= room)
+	if (n < 0 || (size_t)n >= sizeof(tmp))
 		r->overflow = true;
 	else
-		r->len += (size_t)n;
+		reply_append(r, tmp, (size_t)n);
 }
 
 bool wire_parse_uint(const char *s, unsigned long max, unsigned long *out)
