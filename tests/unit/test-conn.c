@@ -1,0 +1,483 @@
+/*
+ * conn: framing, batching and flow control of one connection, over a fake
+ * in-memory transport (tests/unit/unit.h) and a dispatcher that records.
+ */
+#include <errno.h>
+
+#include "tests/unit/unit.h"
+
+#include "conn/conn.h"
+
+#define MAX_SEEN 512
+
+/* What the fake dispatcher saw, and what it should do. */
+struct recorder {
+	unsigned int dispatched;
+	uint32_t type[MAX_SEEN], req_id[MAX_SEEN], tx_id[MAX_SEEN];
+	uint32_t len[MAX_SEEN];
+	bool terminated[MAX_SEEN];	/* payload[len] was the extra NUL */
+	char first_payload[XENSTORE_PAYLOAD_MAX + 1];
+	unsigned int closed, freed;
+	unsigned int depth, max_depth;	/* nesting of dispatch calls */
+	/* Behaviour: */
+	uint32_t close_on_req_id;	/* 0: never */
+	size_t reply_bytes;		/* bytes to queue on c->out per request */
+	bool reenter;			/* call conn_handle_input from dispatch */
+};
+
+static struct event_base *base;
+static struct unit_tp tp;
+static struct recorder rec;
+static struct conn_hooks hooks;
+static struct conn *c;
+
+static void rec_dispatch(struct conn *conn, const struct request *req)
+{
+	struct recorder *r = conn->hooks->owner;
+	unsigned int i = r->dispatched++;
+
+	ck_assert_uint_lt(i, MAX_SEEN);
+	if (++r->depth > r->max_depth)
+		r->max_depth = r->depth;
+	r->type[i] = req->hdr.type;
+	r->req_id[i] = req->hdr.req_id;
+	r->tx_id[i] = req->hdr.tx_id;
+	r->len[i] = req->hdr.len;
+	r->terminated[i] = req->payload[req->hdr.len] == '\0';
+	if (i == 0)
+		memcpy(r->first_payload, req->payload, req->hdr.len + 1);
+	if (r->reply_bytes) {
+		char *junk = calloc(1, r->reply_bytes);
+
+		ck_assert_ptr_nonnull(junk);
+		evbuffer_add(conn->out, junk, r->reply_bytes);
+		free(junk);
+	}
+	if (r->reenter)
+		conn_handle_input(conn);
+	if (r->close_on_req_id && req->hdr.req_id == r->close_on_req_id)
+		conn_close(conn, "test");
+	r->depth--;
+}
+
+static void rec_closed(struct conn *conn)
+{
+	((struct recorder *)conn->hooks->owner)->closed++;
+}
+
+static void rec_freed(struct conn *conn)
+{
+	((struct recorder *)conn->hooks->owner)->freed++;
+}
+
+static void setup(void)
+{
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	memset(&rec, 0, sizeof(rec));
+	hooks = (struct conn_hooks){ .dispatch = rec_dispatch,
+				     .closed = rec_closed,
+				     .freed = rec_freed, .owner = &rec };
+	unit_tp_init(&tp);
+	c = conn_new(base, unit_transport(), &tp, tp.in, tp.out, &hooks, 5,
+		     false);
+	ck_assert_ptr_nonnull(c);
+}
+
+static void teardown(void)
+{
+	if (!tp.frees)
+		conn_free(c);
+	ck_assert_uint_eq(tp.frees, 1);
+	event_base_free(base);
+}
+
+/* Let the event loop run what is due now (the zero-timeout resume). */
+static void loop_once(void)
+{
+	ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK),
+			 0);
+}
+
+/* Queue the packet type READ, req_id, payload "/p<req_id>\0" on c->in. */
+static void add_read(uint32_t req_id)
+{
+	char path[32];
+	int n = snprintf(path, sizeof(path), "/p%u", (unsigned int)req_id);
+
+	unit_add_packet(c->in, XS_READ, req_id, 0, path, (size_t)n + 1);
+}
+
+START_TEST(new_connection_has_identity_and_home)
+{
+	ck_assert_uint_eq(c->who.domid, 5);
+	ck_assert(!c->who.privileged);
+	ck_assert_uint_eq(c->who.target, DOMID_NONE);
+	ck_assert_str_eq(c->home, "/local/domain/5");
+	ck_assert_ptr_eq(c->in, tp.in);
+	ck_assert_ptr_eq(c->out, tp.out);
+	ck_assert_ptr_eq(c->tp_data, &tp);
+	ck_assert(!c->closing);
+}
+END_TEST
+
+START_TEST(split_packet_is_dispatched_once_complete)
+{
+	struct xsd_sockmsg hdr = { .type = XS_WRITE, .req_id = 77, .tx_id = 0,
+				   .len = 9 };
+	unsigned char bytes[sizeof(hdr) + 9];
+
+	memcpy(bytes, &hdr, sizeof(hdr));
+	memcpy(bytes + sizeof(hdr), "/a\0value", 9);
+	for (size_t i = 0; i < sizeof(bytes); i++) {
+		ck_assert_uint_eq(rec.dispatched, 0);
+		ck_assert_int_eq(evbuffer_add(c->in, bytes + i, 1), 0);
+		conn_handle_input(c);
+	}
+	ck_assert_uint_eq(rec.dispatched, 1);
+	ck_assert_uint_eq(rec.type[0], XS_WRITE);
+	ck_assert_uint_eq(rec.req_id[0], 77);
+	ck_assert_uint_eq(rec.len[0], 9);
+	ck_assert(rec.terminated[0]);
+	ck_assert_mem_eq(rec.first_payload, "/a\0value", 9);
+	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+	/* Nothing more to do: the loop dispatches nothing further. */
+	conn_handle_input(c);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, 1);
+}
+END_TEST
+
+START_TEST(pipelined_packets_are_dispatched_in_order)
+{
+	struct xsd_sockmsg hdr = { .type = XS_RM, .req_id = 3, .len = 4 };
+
+	add_read(1);
+	unit_add_packet(c->in, XS_MKDIR, 2, 9, UNIT_BYTES("/q\0"));
+	/* And the first half of a third. */
+	ck_assert_int_eq(evbuffer_add(c->in, &hdr, sizeof(hdr)), 0);
+	ck_assert_int_eq(evbuffer_add(c->in, "/r", 2), 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 2);
+	ck_assert_uint_eq(rec.req_id[0], 1);
+	ck_assert_uint_eq(rec.type[0], XS_READ);
+	ck_assert_str_eq(rec.first_payload, "/p1");
+	ck_assert_uint_eq(rec.req_id[1], 2);
+	ck_assert_uint_eq(rec.type[1], XS_MKDIR);
+	ck_assert_uint_eq(rec.tx_id[1], 9);
+	ck_assert_uint_eq(evbuffer_get_length(c->in), sizeof(hdr) + 2);
+	ck_assert_int_eq(evbuffer_add(c->in, "x", 2), 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 3);
+	ck_assert_uint_eq(rec.req_id[2], 3);
+	ck_assert_uint_eq(rec.len[2], 4);
+}
+END_TEST
+
+START_TEST(oversized_header_closes_connection)
+{
+	struct xsd_sockmsg hdr = { .type = XS_READ, .req_id = 1,
+				   .len = XENSTORE_PAYLOAD_MAX + 1 };
+
+	ck_assert_int_eq(evbuffer_add(c->in, &hdr, sizeof(hdr)), 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 0);
+	ck_assert_uint_eq(tp.closes, 1);
+	ck_assert_uint_eq(rec.closed, 1);
+	ck_assert(c->closing);
+	ck_assert_uint_eq(tp.frees, 0);	/* freed later, from the loop */
+	/* More input is ignored. */
+	add_read(2);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 0);
+	loop_once();
+	ck_assert_uint_eq(tp.frees, 1);
+	ck_assert_uint_eq(rec.freed, 1);
+	ck_assert_uint_eq(rec.dispatched, 0);
+}
+END_TEST
+
+START_TEST(huge_length_closes_connection)
+{
+	struct xsd_sockmsg hdr = { .type = XS_READ, .len = UINT32_MAX };
+
+	ck_assert_int_eq(evbuffer_add(c->in, &hdr, sizeof(hdr)), 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 0);
+	ck_assert_uint_eq(tp.closes, 1);
+	loop_once();
+	ck_assert_uint_eq(tp.frees, 1);
+}
+END_TEST
+
+START_TEST(payload_of_exactly_payload_max_is_dispatched)
+{
+	static char payload[XENSTORE_PAYLOAD_MAX];
+
+	memset(payload, 'v', sizeof(payload));
+	unit_add_packet(c->in, XS_WRITE, 4, 0, payload, sizeof(payload));
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 1);
+	ck_assert_uint_eq(rec.len[0], XENSTORE_PAYLOAD_MAX);
+	ck_assert(rec.terminated[0]);
+	ck_assert_uint_eq(tp.closes, 0);
+}
+END_TEST
+
+START_TEST(zero_length_packet_is_dispatched_at_once)
+{
+	unit_add_packet(c->in, XS_TRANSACTION_START, 12, 0, NULL, 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 1);
+	ck_assert_uint_eq(rec.req_id[0], 12);
+	ck_assert_uint_eq(rec.len[0], 0);
+	ck_assert(rec.terminated[0]);
+	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+}
+END_TEST
+
+START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
+{
+	const unsigned int total = 3 * CONN_BATCH + 10;
+	unsigned int turns = 0;
+
+	for (unsigned int i = 1; i <= total; i++)
+		add_read(i);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
+	while (rec.dispatched < total) {
+		unsigned int before = rec.dispatched;
+
+		ck_assert_uint_lt(++turns, 100);
+		loop_once();
+		ck_assert_uint_le(rec.dispatched - before, CONN_BATCH);
+	}
+	ck_assert_uint_ge(turns, 3);
+	for (unsigned int i = 0; i < total; i++)
+		ck_assert_uint_eq(rec.req_id[i], i + 1);
+	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+}
+END_TEST
+
+START_TEST(full_output_pauses_input_until_drained)
+{
+	static char junk[CONN_OUT_HIGH];
+
+	ck_assert_int_eq(evbuffer_add(c->out, junk, sizeof(junk)), 0);
+	add_read(1);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 0);
+	ck_assert_uint_eq(tp.reading_off, 1);
+	ck_assert(!tp.reading);
+	ck_assert(c->output_full);
+
+	/* Still above the low mark: stays paused. */
+	evbuffer_drain(c->out, CONN_OUT_HIGH - CONN_OUT_LOW - 1);
+	conn_output_drained(c);
+	loop_once();
+	ck_assert_uint_eq(tp.reading_on, 0);
+	ck_assert_uint_eq(rec.dispatched, 0);
+
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	conn_output_drained(c);
+	ck_assert_uint_eq(tp.reading_on, 1);
+	ck_assert(tp.reading);
+	ck_assert(!c->output_full);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, 1);
+	ck_assert_uint_eq(rec.req_id[0], 1);
+}
+END_TEST
+
+START_TEST(drained_without_pause_does_nothing)
+{
+	conn_output_drained(c);
+	ck_assert_uint_eq(tp.reading_on, 0);
+	ck_assert_uint_eq(tp.reading_off, 0);
+}
+END_TEST
+
+START_TEST(replies_filling_output_stop_the_batch)
+{
+	rec.reply_bytes = 100 * 1024;
+	for (unsigned int i = 1; i <= 5; i++)
+		add_read(i);
+	conn_handle_input(c);
+	/* 3 * 100 KiB crosses CONN_OUT_HIGH (256 KiB). */
+	ck_assert_uint_eq(rec.dispatched, 3);
+	ck_assert_uint_eq(tp.reading_off, 1);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, 3);
+	rec.reply_bytes = 0;
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	conn_output_drained(c);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, 5);
+	ck_assert_uint_eq(rec.req_id[4], 5);
+}
+END_TEST
+
+START_TEST(input_during_dispatch_is_not_reentered)
+{
+	rec.reenter = true;
+	add_read(1);
+	add_read(2);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 2);
+	ck_assert_uint_eq(rec.req_id[0], 1);
+	ck_assert_uint_eq(rec.req_id[1], 2);
+	ck_assert_uint_eq(rec.max_depth, 1);
+}
+END_TEST
+
+START_TEST(close_from_dispatch_stops_input_and_frees_from_loop)
+{
+	rec.close_on_req_id = 1;
+	add_read(1);
+	add_read(2);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 1);
+	ck_assert_uint_eq(tp.closes, 1);
+	ck_assert_uint_eq(rec.closed, 1);
+	ck_assert_uint_eq(tp.frees, 0);
+	/* A second close is a no-op. */
+	conn_close(c, "again");
+	ck_assert_uint_eq(tp.closes, 1);
+	ck_assert_uint_eq(rec.closed, 1);
+	loop_once();
+	ck_assert_uint_eq(tp.frees, 1);
+	ck_assert_uint_eq(rec.freed, 1);
+	ck_assert_uint_eq(rec.dispatched, 1);
+}
+END_TEST
+
+START_TEST(send_after_close_queues_nothing)
+{
+	conn_close(c, "test");
+	conn_send(c, XS_READ, 1, 0, "x", 1);
+	ck_assert_uint_eq(evbuffer_get_length(c->out), 0);
+	ck_assert_uint_eq(tp.kicks, 0);
+	loop_once();
+	ck_assert_uint_eq(tp.frees, 1);
+}
+END_TEST
+
+START_TEST(send_queues_header_and_payload)
+{
+	struct xsd_sockmsg hdr;
+	char buf[XENSTORE_PAYLOAD_MAX + 1];
+
+	conn_send(c, XS_READ, 7, 3, "a\0c", 3);
+	ck_assert_uint_eq(tp.kicks, 1);
+	ck_assert_uint_eq(evbuffer_get_length(c->out), WIRE_HDR_LEN + 3);
+	unit_take_packet(c->out, &hdr, buf);
+	ck_assert_uint_eq(hdr.type, XS_READ);
+	ck_assert_uint_eq(hdr.req_id, 7);
+	ck_assert_uint_eq(hdr.tx_id, 3);
+	ck_assert_uint_eq(hdr.len, 3);
+	ck_assert_mem_eq(buf, "a\0c", 3);
+
+	conn_send(c, XS_WATCH_EVENT, 0, 0, NULL, 0);
+	ck_assert_uint_eq(tp.kicks, 2);
+	unit_take_packet(c->out, &hdr, buf);
+	ck_assert_uint_eq(hdr.type, XS_WATCH_EVENT);
+	ck_assert_uint_eq(hdr.len, 0);
+	ck_assert_uint_eq(evbuffer_get_length(c->out), 0);
+}
+END_TEST
+
+/* A transport with no queues of its own: nothing to free. */
+static void bare_free(struct conn *conn)
+{
+	((struct unit_tp *)conn->tp_data)->frees++;
+}
+
+START_TEST(null_queues_are_made_and_freed_by_the_connection)
+{
+	static const struct conn_transport bare = {
+		.kind = "bare",
+		.kick = unit_tp_kick,
+		.set_reading = unit_tp_set_reading,
+		.close = unit_tp_close,
+		.free = bare_free,
+	};
+	struct unit_tp own = { 0 };	/* no queues of its own */
+	struct conn *nc = conn_new(base, &bare, &own, NULL, NULL, &hooks, 3,
+				   false);
+	struct xsd_sockmsg hdr;
+	char buf[XENSTORE_PAYLOAD_MAX + 1];
+
+	ck_assert_ptr_nonnull(nc);
+	ck_assert(nc->owns_queues);
+	conn_send(nc, XS_READ, 9, 0, "x", 1);
+	unit_take_packet(nc->out, &hdr, buf);
+	ck_assert_uint_eq(hdr.req_id, 9);
+	ck_assert_str_eq(buf, "x");
+	conn_close(nc, "test");
+	conn_free(nc);	/* the sanitizer build checks both queues are freed */
+	ck_assert_uint_eq(own.frees, 1);
+}
+END_TEST
+
+START_TEST(send_error_payload_is_error_name)
+{
+	struct unit_req u;
+	const struct request *req = unit_request(&u, XS_READ, 9, 4,
+						 UNIT_BYTES("/x\0"));
+	struct xsd_sockmsg hdr;
+	char buf[XENSTORE_PAYLOAD_MAX + 1];
+
+	conn_send_error(c, req, EACCES);
+	unit_take_packet(c->out, &hdr, buf);
+	ck_assert_uint_eq(hdr.type, XS_ERROR);
+	ck_assert_uint_eq(hdr.req_id, 9);
+	ck_assert_uint_eq(hdr.tx_id, 4);
+	ck_assert_uint_eq(hdr.len, sizeof("EACCES"));
+	ck_assert_mem_eq(buf, "EACCES", sizeof("EACCES"));
+
+	conn_send_error(c, req, 9999);
+	unit_take_packet(c->out, &hdr, buf);
+	ck_assert_uint_eq(hdr.len, sizeof("EINVAL"));
+	ck_assert_mem_eq(buf, "EINVAL", sizeof("EINVAL"));
+}
+END_TEST
+
+static Suite *conn_suite(void)
+{
+	Suite *s = suite_create("conn");
+	TCase *t = tcase_create("framing");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, new_connection_has_identity_and_home);
+	tcase_add_test(t, split_packet_is_dispatched_once_complete);
+	tcase_add_test(t, pipelined_packets_are_dispatched_in_order);
+	tcase_add_test(t, oversized_header_closes_connection);
+	tcase_add_test(t, huge_length_closes_connection);
+	tcase_add_test(t, payload_of_exactly_payload_max_is_dispatched);
+	tcase_add_test(t, zero_length_packet_is_dispatched_at_once);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("flow");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, more_than_a_batch_is_handled_a_batch_per_turn);
+	tcase_add_test(t, full_output_pauses_input_until_drained);
+	tcase_add_test(t, drained_without_pause_does_nothing);
+	tcase_add_test(t, replies_filling_output_stop_the_batch);
+	tcase_add_test(t, input_during_dispatch_is_not_reentered);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("close_and_send");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, close_from_dispatch_stops_input_and_frees_from_loop);
+	tcase_add_test(t, send_after_close_queues_nothing);
+	tcase_add_test(t, send_queues_header_and_payload);
+	tcase_add_test(t, send_error_payload_is_error_name);
+	tcase_add_test(t, null_queues_are_made_and_freed_by_the_connection);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(conn_suite());
+}

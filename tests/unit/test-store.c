@@ -1,0 +1,858 @@
+/* store: the tree of nodes. */
+#include <errno.h>
+#include <stdio.h>
+
+#include "tests/unit/unit.h"
+
+#include "store/store.h"
+
+#define DEEP 2000
+
+/* A one-entry permission list "<letter><domid>" with refs = 1. */
+static struct perms *one_perm(uint32_t domid, uint32_t access)
+{
+	struct perms *p = perms_alloc(1);
+
+	ck_assert_ptr_nonnull(p);
+	p->e[0].domid = domid;
+	p->e[0].access = access;
+	return p;
+}
+
+/* A store whose root has "n0"; *root_perms keeps the caller's reference. */
+static void new_store(struct store *s, struct perms **root_perms)
+{
+	*root_perms = one_perm(0, PERM_NONE);
+	store_init(s, *root_perms);
+}
+
+static void free_store(struct store *s, struct perms *root_perms)
+{
+	store_destroy(s);
+	perms_unref(root_perms);
+}
+
+static struct node *must_create(struct store *s, const char *path,
+				struct perms *p)
+{
+	struct node *n = store_create(s, path, p);
+
+	ck_assert_msg(n != NULL, "store_create(%s) failed", path);
+	ck_assert_str_eq(n->path, path);
+	return n;
+}
+
+/* The names of n's children, joined by ',' (",c,a,b"). */
+static void list_children(const struct node *n, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (const struct node *c = n->first_child; c; c = c->next) {
+		int w = snprintf(buf + len, size - len, ",%s", node_name(c));
+
+		ck_assert(w > 0 && (size_t)w < size - len);
+		len += (size_t)w;
+	}
+}
+
+/* Paths recorded by a walk or a removal, in the order seen. */
+struct trail {
+	char paths[16][32];
+	unsigned int n;
+	unsigned long total;
+	const char *stop_at;	/* walk: return false for this path */
+};
+
+static void trail_add(struct trail *t, const char *path)
+{
+	t->total++;
+	if (t->n < 16) {
+		snprintf(t->paths[t->n], sizeof(t->paths[0]), "%s", path);
+		t->n++;
+	}
+}
+
+static void trail_remove_cb(struct node *n, void *arg)
+{
+	trail_add(arg, n->path);
+}
+
+static bool trail_walk_cb(struct node *n, void *arg)
+{
+	struct trail *t = arg;
+
+	trail_add(t, n->path);
+	return !(t->stop_at && strcmp(n->path, t->stop_at) == 0);
+}
+
+static void assert_trail(const struct trail *t, const char *const *want,
+			 unsigned int nwant)
+{
+	ck_assert_uint_eq(t->n, nwant);
+	for (unsigned int i = 0; i < nwant; i++)
+		ck_assert_str_eq(t->paths[i], want[i]);
+}
+
+/* /a/b/c, /a/d and /x, created in that order. */
+static void small_tree(struct store *s, struct perms *p)
+{
+	must_create(s, "/a/b/c", p);
+	must_create(s, "/a/d", p);
+	must_create(s, "/x", p);
+}
+
+START_TEST(init_creates_root)
+{
+	struct store s;
+	struct perms *p;
+	struct node *root;
+
+	new_store(&s, &p);
+	root = store_lookup(&s, "/");
+	ck_assert_ptr_nonnull(root);
+	ck_assert_str_eq(root->path, "/");
+	ck_assert_ptr_null(root->parent);
+	ck_assert_ptr_null(root->first_child);
+	ck_assert_uint_eq(root->nchildren, 0);
+	ck_assert_uint_eq(root->value_len, 0);
+	ck_assert_ptr_eq(root->perms, p);
+	ck_assert_uint_eq(p->refs, 2);
+	ck_assert_uint_eq(s.count, 1);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(lookup_of_missing_path_is_null)
+{
+	struct store s;
+	struct perms *p;
+
+	new_store(&s, &p);
+	must_create(&s, "/a/b", p);
+	ck_assert_ptr_null(store_lookup(&s, "/a/c"));
+	ck_assert_ptr_null(store_lookup(&s, "/a/b/c"));
+	ck_assert_ptr_null(store_lookup(&s, "/b"));
+	ck_assert_ptr_null(store_lookup(&s, "/a/"));
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(create_makes_missing_ancestors_in_order)
+{
+	struct store s;
+	struct perms *p, *q;
+	struct node *a, *b, *c;
+
+	new_store(&s, &p);
+	q = one_perm(7, PERM_READ);
+	c = must_create(&s, "/a/b/c", q);
+	a = store_lookup(&s, "/a");
+	b = store_lookup(&s, "/a/b");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(s.count, 4);
+	ck_assert_ptr_eq(a->parent, store_lookup(&s, "/"));
+	ck_assert_ptr_eq(b->parent, a);
+	ck_assert_ptr_eq(c->parent, b);
+	ck_assert_ptr_eq(a->first_child, b);
+	ck_assert_ptr_eq(b->first_child, c);
+	/* Created top-down: each ancestor is older than its child. */
+	ck_assert_uint_lt(a->gen, b->gen);
+	ck_assert_uint_lt(b->gen, c->gen);
+	ck_assert_uint_eq(c->value_len, 0);
+	ck_assert_ptr_null(c->value);
+	ck_assert_str_eq(node_name(c), "c");
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(create_shares_perms_with_every_new_node)
+{
+	struct store s;
+	struct perms *p, *q;
+
+	new_store(&s, &p);
+	q = one_perm(7, PERM_READ);
+	must_create(&s, "/a/b/c", q);
+	ck_assert_ptr_eq(store_lookup(&s, "/a")->perms, q);
+	ck_assert_ptr_eq(store_lookup(&s, "/a/b")->perms, q);
+	ck_assert_ptr_eq(store_lookup(&s, "/a/b/c")->perms, q);
+	ck_assert_uint_eq(q->refs, 4);	/* ours and three nodes' */
+	free_store(&s, p);
+	ck_assert_uint_eq(q->refs, 1);	/* destroy dropped theirs */
+	perms_unref(q);
+}
+END_TEST
+
+START_TEST(create_returns_existing_node_untouched)
+{
+	struct store s;
+	struct perms *p, *q;
+	struct node *n, *again;
+	uint64_t gen, sgen;
+
+	new_store(&s, &p);
+	n = store_write(&s, "/a", p, "v", 1);
+	ck_assert_ptr_nonnull(n);
+	gen = n->gen;
+	sgen = s.gen;
+	q = one_perm(7, PERM_READ);
+	again = store_create(&s, "/a", q);
+	ck_assert_ptr_eq(again, n);
+	ck_assert_ptr_eq(n->perms, p);
+	ck_assert_uint_eq(q->refs, 1);
+	ck_assert_uint_eq(n->value_len, 1);
+	ck_assert_mem_eq(n->value, "v", 1);
+	ck_assert_uint_eq(n->gen, gen);
+	ck_assert_uint_eq(s.gen, sgen);
+	ck_assert_uint_eq(s.count, 2);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(special_nodes_are_parentless)
+{
+	struct store s;
+	struct perms *p;
+	struct node *n, *root;
+
+	new_store(&s, &p);
+	n = must_create(&s, "@introduceDomain", p);
+	root = store_lookup(&s, "/");
+	ck_assert_ptr_null(n->parent);
+	ck_assert_uint_eq(root->nchildren, 0);
+	ck_assert_ptr_null(root->first_child);
+	ck_assert_str_eq(node_name(n), "@introduceDomain");
+	ck_assert_ptr_eq(store_lookup(&s, "@introduceDomain"), n);
+	/* A '/' inside a special path makes no ancestors. */
+	n = must_create(&s, "@a/b", p);
+	ck_assert_ptr_null(n->parent);
+	ck_assert_ptr_null(store_lookup(&s, "@a"));
+	ck_assert_uint_eq(s.count, 3);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(write_stores_value_bytes_with_nuls)
+{
+	static const char value[] = { 'a', '\0', 'b', '\0', '\0', 'c' };
+	struct store s;
+	struct perms *p;
+	struct node *n;
+
+	new_store(&s, &p);
+	n = store_write(&s, "/v", p, value, sizeof(value));
+	ck_assert_ptr_nonnull(n);
+	ck_assert_uint_eq(n->value_len, sizeof(value));
+	ck_assert_mem_eq(n->value, value, sizeof(value));
+	ck_assert_ptr_ne(n->value, value);	/* a copy */
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(write_replaces_value)
+{
+	struct store s;
+	struct perms *p;
+	struct node *n;
+
+	new_store(&s, &p);
+	n = store_write(&s, "/v", p, UNIT_BYTES("a longer value"));
+	ck_assert_ptr_nonnull(n);
+	ck_assert_ptr_eq(store_write(&s, "/v", p, UNIT_BYTES("xy")), n);
+	ck_assert_uint_eq(n->value_len, 2);
+	ck_assert_mem_eq(n->value, "xy", 2);
+	ck_assert_ptr_eq(store_write(&s, "/v", p, NULL, 0), n);
+	ck_assert_uint_eq(n->value_len, 0);
+	ck_assert_ptr_null(n->value);
+	ck_assert_uint_eq(s.count, 2);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(write_creates_missing_ancestors_with_perms)
+{
+	struct store s;
+	struct perms *p, *q;
+	struct node *n;
+
+	new_store(&s, &p);
+	q = one_perm(3, PERM_WRITE);
+	n = store_write(&s, "/a/b", q, UNIT_BYTES("v"));
+	ck_assert_ptr_nonnull(n);
+	ck_assert_ptr_eq(n->perms, q);
+	ck_assert_ptr_eq(store_lookup(&s, "/a")->perms, q);
+	ck_assert_uint_eq(store_lookup(&s, "/a")->value_len, 0);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(write_of_existing_node_keeps_its_perms)
+{
+	struct store s;
+	struct perms *p, *q;
+	struct node *n;
+
+	new_store(&s, &p);
+	n = must_create(&s, "/a", p);
+	q = one_perm(3, PERM_WRITE);
+	ck_assert_ptr_eq(store_write(&s, "/a", q, UNIT_BYTES("v")), n);
+	ck_assert_ptr_eq(n->perms, p);
+	ck_assert_uint_eq(q->refs, 1);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(write_bumps_generation)
+{
+	struct store s;
+	struct perms *p;
+	struct node *n;
+	uint64_t before;
+
+	new_store(&s, &p);
+	n = must_create(&s, "/a", p);
+	before = n->gen;
+	ck_assert_ptr_nonnull(store_write(&s, "/a", p, UNIT_BYTES("1")));
+	ck_assert_uint_gt(n->gen, before);
+	ck_assert_uint_eq(n->gen, s.gen);
+	before = n->gen;
+	/* Even the same value again is a change. */
+	ck_assert_ptr_nonnull(store_write(&s, "/a", p, UNIT_BYTES("1")));
+	ck_assert_uint_gt(n->gen, before);
+	ck_assert_uint_gt(node_generation(n), before);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(set_perms_replaces_list_and_bumps_generation)
+{
+	struct store s;
+	struct perms *p, *q;
+	struct node *n;
+	uint64_t before;
+
+	new_store(&s, &p);
+	n = must_create(&s, "/a", p);
+	before = n->gen;
+	q = one_perm(4, PERM_READ);
+	store_set_perms(&s, n, q);
+	ck_assert_ptr_eq(n->perms, q);
+	ck_assert_uint_eq(q->refs, 2);
+	ck_assert_uint_eq(p->refs, 2);	/* ours and the root's */
+	ck_assert_uint_gt(n->gen, before);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(adding_child_bumps_parent_generation)
+{
+	struct store s;
+	struct perms *p;
+	struct node *a;
+	uint64_t before, value_gen;
+
+	new_store(&s, &p);
+	a = must_create(&s, "/a", p);
+	before = node_generation(a);
+	value_gen = a->gen;
+	must_create(&s, "/a/b", p);
+	ck_assert_uint_gt(node_generation(a), before);
+	ck_assert_uint_gt(a->cgen, before);
+	ck_assert_uint_eq(a->gen, value_gen);	/* its value did not change */
+	/* A grandchild changes /a/b's list, not /a's. */
+	before = node_generation(a);
+	must_create(&s, "/a/b/c", p);
+	ck_assert_uint_eq(node_generation(a), before);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(removing_child_bumps_parent_generation)
+{
+	struct store s;
+	struct perms *p;
+	struct node *a, *b;
+	uint64_t before;
+
+	new_store(&s, &p);
+	b = must_create(&s, "/a/b", p);
+	a = store_lookup(&s, "/a");
+	before = node_generation(a);
+	ck_assert_int_eq(store_remove(&s, b, NULL, NULL), 0);
+	ck_assert_uint_gt(node_generation(a), before);
+	ck_assert_uint_gt(a->cgen, before);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(children_are_kept_in_creation_order)
+{
+	struct store s;
+	struct perms *p;
+	struct node *par;
+	char list[128];
+
+	new_store(&s, &p);
+	par = must_create(&s, "/p", p);
+	must_create(&s, "/p/ccc", p);
+	must_create(&s, "/p/a", p);
+	must_create(&s, "/p/bb", p);
+	must_create(&s, "/p/a", p);	/* exists: no second entry */
+	list_children(par, list, sizeof(list));
+	ck_assert_str_eq(list, ",ccc,a,bb");
+	ck_assert_uint_eq(par->nchildren, 3);
+	ck_assert_uint_eq(par->children_len, 4 + 2 + 3);
+	ck_assert_str_eq(par->last_child->path, "/p/bb");
+	ck_assert_ptr_null(par->first_child->prev);
+	ck_assert_ptr_eq(par->last_child->prev->prev, par->first_child);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(children_counts_follow_removal)
+{
+	struct store s;
+	struct perms *p;
+	struct node *par;
+	char list[128];
+
+	new_store(&s, &p);
+	par = must_create(&s, "/p", p);
+	must_create(&s, "/p/ccc", p);
+	must_create(&s, "/p/a/deep/er", p);
+	must_create(&s, "/p/bb", p);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/p/a"), NULL,
+				      NULL), 0);
+	list_children(par, list, sizeof(list));
+	ck_assert_str_eq(list, ",ccc,bb");
+	ck_assert_uint_eq(par->nchildren, 2);
+	ck_assert_uint_eq(par->children_len, 4 + 3);
+	ck_assert_ptr_eq(par->first_child->next, par->last_child);
+	ck_assert_ptr_eq(par->last_child->prev, par->first_child);
+	/* Removing the first and last children too. */
+	ck_assert_int_eq(store_remove(&s, par->first_child, NULL, NULL), 0);
+	ck_assert_int_eq(store_remove(&s, par->last_child, NULL, NULL), 0);
+	ck_assert_ptr_null(par->first_child);
+	ck_assert_ptr_null(par->last_child);
+	ck_assert_uint_eq(par->nchildren, 0);
+	ck_assert_uint_eq(par->children_len, 0);
+	/* A child added afterwards is the only one. */
+	must_create(&s, "/p/new", p);
+	list_children(par, list, sizeof(list));
+	ck_assert_str_eq(list, ",new");
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(root_children_len_counts_names_only)
+{
+	struct store s;
+	struct perms *p;
+
+	new_store(&s, &p);
+	must_create(&s, "/tool", p);
+	must_create(&s, "/local/domain", p);
+	ck_assert_uint_eq(store_lookup(&s, "/")->children_len, 5 + 6);
+	ck_assert_str_eq(node_name(store_lookup(&s, "/local")), "local");
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(remove_is_recursive)
+{
+	struct store s;
+	struct perms *p;
+	struct node *root;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	ck_assert_uint_eq(s.count, 6);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/a"), NULL, NULL),
+			 0);
+	ck_assert_ptr_null(store_lookup(&s, "/a"));
+	ck_assert_ptr_null(store_lookup(&s, "/a/b"));
+	ck_assert_ptr_null(store_lookup(&s, "/a/b/c"));
+	ck_assert_ptr_null(store_lookup(&s, "/a/d"));
+	ck_assert_ptr_nonnull(store_lookup(&s, "/x"));
+	ck_assert_uint_eq(s.count, 2);
+	root = store_lookup(&s, "/");
+	ck_assert_uint_eq(root->nchildren, 1);
+	ck_assert_uint_eq(root->children_len, 2);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	ck_assert_uint_eq(p->refs, 3);	/* ours, "/" and "/x" */
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(rm_of_root_is_refused)
+{
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+	struct node *root;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	root = store_lookup(&s, "/");
+	ck_assert_int_eq(store_remove(&s, root, trail_remove_cb, &t), -EINVAL);
+	ck_assert_uint_eq(t.total, 0);
+	ck_assert_ptr_eq(store_lookup(&s, "/"), root);
+	ck_assert_ptr_nonnull(store_lookup(&s, "/a/b/c"));
+	ck_assert_uint_eq(s.count, 6);
+	ck_assert_uint_eq(root->nchildren, 2);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(remove_of_special_node_works)
+{
+	struct store s;
+	struct perms *p;
+
+	new_store(&s, &p);
+	must_create(&s, "@releaseDomain", p);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "@releaseDomain"),
+				      NULL, NULL), 0);
+	ck_assert_ptr_null(store_lookup(&s, "@releaseDomain"));
+	ck_assert_uint_eq(s.count, 1);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(remove_calls_back_children_before_parent)
+{
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	must_create(&s, "/a/b/e", p);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/a"),
+				      trail_remove_cb, &t), 0);
+	ck_assert_uint_eq(t.n, 5);
+	/* Every node comes after all of its descendants. */
+	for (unsigned int i = 0; i < t.n; i++) {
+		size_t len = strlen(t.paths[i]);
+
+		for (unsigned int j = i + 1; j < t.n; j++)
+			ck_assert_msg(!(strncmp(t.paths[j], t.paths[i], len) == 0 &&
+					t.paths[j][len] == '/'),
+				      "%s came before its child %s",
+				      t.paths[i], t.paths[j]);
+	}
+	ck_assert_str_eq(t.paths[t.n - 1], "/a");
+	ck_assert_uint_eq(s.count, 2);
+	free_store(&s, p);
+}
+END_TEST
+
+/* "/n/n/n..." of DEEP components. */
+static char *deep_path(void)
+{
+	char *path = malloc(2 * DEEP + 1);
+
+	ck_assert_ptr_nonnull(path);
+	for (int i = 0; i < DEEP; i++) {
+		path[2 * i] = '/';
+		path[2 * i + 1] = 'n';
+	}
+	path[2 * DEEP] = '\0';
+	return path;
+}
+
+START_TEST(remove_of_deep_tree_works)
+{
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+	char *path = deep_path();
+	struct node *leaf;
+
+	new_store(&s, &p);
+	leaf = must_create(&s, path, p);
+	ck_assert_uint_eq(s.count, DEEP + 1);
+	for (int i = 0; i < DEEP - 1; i++)
+		leaf = leaf->parent;
+	ck_assert_str_eq(leaf->path, "/n");
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	ck_assert_int_eq(store_remove(&s, leaf, trail_remove_cb, &t), 0);
+	ck_assert_uint_eq(t.total, DEEP);
+	ck_assert_uint_eq(s.count, 1);
+	ck_assert_ptr_null(store_lookup(&s, path));
+	ck_assert_ptr_null(store_lookup(&s, "/n"));
+	ck_assert_ptr_null(store_lookup(&s, "/")->first_child);
+	free(path);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(walk_of_deep_tree_reaches_every_node)
+{
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+	char *path = deep_path();
+
+	new_store(&s, &p);
+	must_create(&s, path, p);
+	store_walk(store_lookup(&s, "/"), trail_walk_cb, &t);
+	ck_assert_uint_eq(t.total, DEEP + 1);
+	free(path);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(walk_is_pre_order)
+{
+	static const char *const want[] = {
+		"/", "/a", "/a/b", "/a/b/c", "/a/d", "/x",
+	};
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	store_walk(store_lookup(&s, "/"), trail_walk_cb, &t);
+	assert_trail(&t, want, 6);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(walk_of_subtree_stays_inside_it)
+{
+	static const char *const want[] = { "/a", "/a/b", "/a/b/c", "/a/d" };
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	store_walk(store_lookup(&s, "/a"), trail_walk_cb, &t);
+	assert_trail(&t, want, 4);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(walk_skips_children_when_fn_returns_false)
+{
+	static const char *const want[] = { "/", "/a", "/x" };
+	static const char *const want_top[] = { "/a" };
+	struct store s;
+	struct perms *p;
+	struct trail t = { .stop_at = "/a" };
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	store_walk(store_lookup(&s, "/"), trail_walk_cb, &t);
+	assert_trail(&t, want, 3);
+	/* Refusing the start node ends the walk. */
+	memset(&t, 0, sizeof(t));
+	t.stop_at = "/a";
+	store_walk(store_lookup(&s, "/a"), trail_walk_cb, &t);
+	assert_trail(&t, want_top, 1);
+	free_store(&s, p);
+}
+END_TEST
+
+/* Collects what store_check reports. */
+struct reports {
+	unsigned int n;
+	char last_path[64];
+};
+
+static void report_cb(const char *what, const char *path, void *arg)
+{
+	struct reports *r = arg;
+
+	ck_assert_ptr_nonnull(what);
+	r->n++;
+	snprintf(r->last_path, sizeof(r->last_path), "%s", path);
+}
+
+START_TEST(check_of_healthy_tree_finds_nothing)
+{
+	struct store s;
+	struct perms *p;
+	struct reports r = { 0 };
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	must_create(&s, "@introduceDomain", p);
+	ck_assert_ptr_nonnull(store_write(&s, "/a/d", p, UNIT_BYTES("v")));
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/a/b"), NULL,
+				      NULL), 0);
+	must_create(&s, "/a/b2", p);
+	ck_assert_uint_eq(store_check(&s, report_cb, &r), 0);
+	ck_assert_uint_eq(r.n, 0);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(check_reports_wrong_nchildren)
+{
+	struct store s;
+	struct perms *p;
+	struct reports r = { 0 };
+	struct node *a;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	a = store_lookup(&s, "/a");
+	a->nchildren++;
+	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
+	ck_assert_uint_ge(r.n, 1);
+	ck_assert_str_eq(r.last_path, "/a");
+	/* Without a report function the count is the same. */
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), r.n);
+	a->nchildren--;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(check_reports_wrong_children_len)
+{
+	struct store s;
+	struct perms *p;
+	struct node *a;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	a = store_lookup(&s, "/a");
+	a->children_len += 3;
+	ck_assert_uint_ge(store_check(&s, NULL, NULL), 1);
+	a->children_len -= 3;
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(check_reports_unreachable_node)
+{
+	struct store s;
+	struct perms *p;
+	struct reports r = { 0 };
+	struct node *a, *d;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	/* Cut /a/d out of /a's list, leaving it in the index. */
+	a = store_lookup(&s, "/a");
+	d = store_lookup(&s, "/a/d");
+	a->last_child = d->prev;
+	d->prev->next = NULL;
+	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
+	ck_assert_uint_ge(r.n, 1);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(check_reports_node_missing_from_tree)
+{
+	struct store s;
+	struct perms *p;
+	struct reports r = { 0 };
+	struct node *a;
+
+	new_store(&s, &p);
+	must_create(&s, "/a/b", p);
+	/* /a forgets its only child consistently: counts agree, but /a/b is
+	 * still indexed and names /a as its parent. */
+	a = store_lookup(&s, "/a");
+	a->first_child = a->last_child = NULL;
+	a->nchildren = 0;
+	a->children_len = 0;
+	ck_assert_uint_eq(store_check(&s, report_cb, &r), 1);
+	ck_assert_uint_eq(r.n, 1);
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(check_reports_generation_from_future)
+{
+	struct store s;
+	struct perms *p;
+	struct reports r = { 0 };
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	store_lookup(&s, "/x")->gen = s.gen + 10;
+	ck_assert_uint_eq(store_check(&s, report_cb, &r), 1);
+	ck_assert_str_eq(r.last_path, "/x");
+	free_store(&s, p);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *t = tcase_create("create");
+
+	tcase_add_test(t, init_creates_root);
+	tcase_add_test(t, lookup_of_missing_path_is_null);
+	tcase_add_test(t, create_makes_missing_ancestors_in_order);
+	tcase_add_test(t, create_shares_perms_with_every_new_node);
+	tcase_add_test(t, create_returns_existing_node_untouched);
+	tcase_add_test(t, special_nodes_are_parentless);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("write");
+	tcase_add_test(t, write_stores_value_bytes_with_nuls);
+	tcase_add_test(t, write_replaces_value);
+	tcase_add_test(t, write_creates_missing_ancestors_with_perms);
+	tcase_add_test(t, write_of_existing_node_keeps_its_perms);
+	tcase_add_test(t, write_bumps_generation);
+	tcase_add_test(t, set_perms_replaces_list_and_bumps_generation);
+	tcase_add_test(t, adding_child_bumps_parent_generation);
+	tcase_add_test(t, removing_child_bumps_parent_generation);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("children");
+	tcase_add_test(t, children_are_kept_in_creation_order);
+	tcase_add_test(t, children_counts_follow_removal);
+	tcase_add_test(t, root_children_len_counts_names_only);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("remove");
+	tcase_add_test(t, remove_is_recursive);
+	tcase_add_test(t, rm_of_root_is_refused);
+	tcase_add_test(t, remove_of_special_node_works);
+	tcase_add_test(t, remove_calls_back_children_before_parent);
+	tcase_add_test(t, remove_of_deep_tree_works);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("walk");
+	tcase_add_test(t, walk_is_pre_order);
+	tcase_add_test(t, walk_of_subtree_stays_inside_it);
+	tcase_add_test(t, walk_skips_children_when_fn_returns_false);
+	tcase_add_test(t, walk_of_deep_tree_reaches_every_node);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("check");
+	tcase_add_test(t, check_of_healthy_tree_finds_nothing);
+	tcase_add_test(t, check_reports_wrong_nchildren);
+	tcase_add_test(t, check_reports_wrong_children_len);
+	tcase_add_test(t, check_reports_unreachable_node);
+	tcase_add_test(t, check_reports_node_missing_from_tree);
+	tcase_add_test(t, check_reports_generation_from_future);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(store_suite());
+}
