@@ -283,10 +283,11 @@ int op_transaction_end(struct op_call *call)
 	const char *arg = wire_single_arg(call->req);
 	int err;
 
-	if (!call->tx)
-		return ENOENT;
+	/* The argument is checked first, as upstream does. */
 	if (!arg || (strcmp(arg, "T") != 0 && strcmp(arg, "F") != 0))
 		return EINVAL;
+	if (!call->tx)
+		return ENOENT;
 	if (arg[0] == 'F') {
 		txn_discard(&cl->txns, call->tx);
 		return op_ok(call);

@@ -29,6 +29,7 @@ struct entry {
 	UT_hash_handle hh;		/* in txn.entries, keyed by path */
 	struct entry *next_change;	/* change list, first-change order */
 	unsigned int flags;
+	unsigned int seq;		/* position on the change list */
 	uint64_t gen, cgen;		/* live generations when first seen */
 	uint64_t report_gen;		/* generation shown to DIRECTORY_PART */
 	char *value;			/* owned */
@@ -164,9 +165,9 @@ static void mark_modified(struct txn *t, struct entry *e)
 	if (e->flags & E_MODIFIED)
 		return;
 	e->flags |= E_MODIFIED;
+	e->seq = t->nchanges++;
 	*t->changes_tail = e;
 	t->changes_tail = &e->next_change;
-	t->nchanges++;
 }
 
 /* Copy path's parent into buf; false for "/" and special paths. */
@@ -353,8 +354,11 @@ int view_list(struct store *s, struct txn *t, const char *path,
 			snprintf(child, sizeof(child), "%s/%s",
 				 strcmp(path, "/") ? path : "", e->kids[i]);
 			ce = entry_find(t, child);
-			if (ce && !(ce->flags & E_EXISTS))
-				continue;	/* deleted by this transaction */
+			/* Deleted here; or re-created, and then listed below
+			 * among the new children, where commit will put it. */
+			if (ce && (!(ce->flags & E_EXISTS) ||
+				   (ce->flags & E_FRESH)))
+				continue;
 			if ((ret = fn(e->kids[i], arg)))
 				return ret;
 		}
@@ -364,7 +368,7 @@ int view_list(struct store *s, struct txn *t, const char *path,
 		const char *name = path_basename(c->path);
 
 		if (!(c->flags & E_EXISTS) || !is_child_of(c->path, path) ||
-		    in_kids(e, name))
+		    (!(c->flags & E_FRESH) && in_kids(e, name)))
 			continue;
 		if ((ret = fn(name, arg)))
 			return ret;
@@ -496,7 +500,10 @@ static int by_depth(const void *a, const void *b)
 	const struct entry *eb = *(struct entry *const *)b;
 	unsigned int da = path_depth(ea->path), db = path_depth(eb->path);
 
-	return da < db ? -1 : da > db;
+	/* Parents first; siblings in the order they were created. */
+	if (da != db)
+		return da < db ? -1 : 1;
+	return ea->seq < eb->seq ? -1 : ea->seq > eb->seq;
 }
 
 /* Write the transaction's changes into the live store. */

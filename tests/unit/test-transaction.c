@@ -332,6 +332,40 @@ START_TEST(rm_then_recreate_replaces_the_subtree)
 }
 END_TEST
 
+START_TEST(recreated_child_is_listed_where_commit_puts_it)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/o/a", "");
+	live_write("/o/b", "");
+	live_write("/o/c", "");
+	ck_assert_int_eq(view_remove(&st, t, "/o/a"), 0);
+	tx_write(t, "/o/a", "again");
+	tx_write(t, "/o/d", "");
+	ck_assert_str_eq(tx_list(t, "/o"), "b c a d ");
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_list(NULL, "/o"), "b c a d ");
+}
+END_TEST
+
+START_TEST(many_siblings_created_in_one_transaction_keep_their_order)
+{
+	struct txn *t = txn_start(&set);
+	char path[32], expect[512] = "", name[16];
+
+	live_write("/p", "");
+	for (int i = 40; i > 0; i--) {
+		snprintf(path, sizeof(path), "/p/n%d", i);
+		snprintf(name, sizeof(name), "n%d ", i);
+		tx_write(t, path, "");
+		strcat(expect, name);
+	}
+	ck_assert_str_eq(tx_list(t, "/p"), expect);
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(tx_list(NULL, "/p"), expect);
+}
+END_TEST
+
 START_TEST(write_below_then_remove_ancestor_then_rewrite_keeps_the_rewrite)
 {
 	struct txn *t = txn_start(&set);
@@ -449,6 +483,8 @@ static Suite *transaction_suite(void)
 	tcase_add_test(tc, listing_shows_created_and_hides_deleted_children);
 	tcase_add_test(tc, create_then_delete_in_one_transaction_leaves_nothing);
 	tcase_add_test(tc, rm_then_recreate_replaces_the_subtree);
+	tcase_add_test(tc, recreated_child_is_listed_where_commit_puts_it);
+	tcase_add_test(tc, many_siblings_created_in_one_transaction_keep_their_order);
 	tcase_add_test(tc, write_below_then_remove_ancestor_then_rewrite_keeps_the_rewrite);
 	tcase_add_test(tc, set_perms_applies_at_commit);
 	tcase_add_test(tc, commit_reports_changed_paths_in_first_change_order);
