@@ -702,6 +702,28 @@ START_TEST(connections_are_tracked_by_the_server)
 }
 END_TEST
 
+START_TEST(unprivileged_connection_may_hold_ten_transactions)
+{
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(xs(c5, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+				  XS_TRANSACTION_START);
+	EXPECT_ERR(c5, XS_TRANSACTION_START, "\0", "ENOSPC");
+	/* Ending one makes room again. */
+	ck_assert_uint_eq(xs_tx(c5, XS_TRANSACTION_END, 1, UNIT_BYTES("F\0")),
+			  XS_TRANSACTION_END);
+	ck_assert_uint_eq(xs(c5, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+			  XS_TRANSACTION_START);
+}
+END_TEST
+
+START_TEST(dom0_is_not_limited_to_ten_transactions)
+{
+	for (int i = 0; i < 30; i++)
+		ck_assert_uint_eq(xs(c0, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+				  XS_TRANSACTION_START);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
@@ -769,6 +791,8 @@ static Suite *ops_suite(void)
 	tcase_add_test(t, unprivileged_set_perms_needs_ownership);
 	tcase_add_test(t, unprivileged_domain_may_remove_its_nodes);
 	tcase_add_test(t, control_by_unprivileged_domain_is_eacces);
+	tcase_add_test(t, unprivileged_connection_may_hold_ten_transactions);
+	tcase_add_test(t, dom0_is_not_limited_to_ten_transactions);
 	suite_add_tcase(s, t);
 	return s;
 }
