@@ -2,6 +2,7 @@
 #   make            build build/xenstored
 #   make run        install missing Debian packages, build, run in the foreground
 #   make check      unit + integration tests, then all again under ASan+UBSan
+#   make bench      the benchmark (bench/README.md), against upstream where installed
 #   make clean / make distclean
 
 B ?= build
@@ -58,6 +59,24 @@ $(B)/tests/%: tests/integration/%.c config.mk
 
 tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS)
 
+# Benchmark (bench/README.md): numbers are reported, never asserted.
+BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o
+BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict
+
+$(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
+
+$(B)/bench/txn-inproc: $(B)/bench/txn-inproc.o $(BENCH_UTIL_OBJS) $(CORE_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(B)/bench/txn-socket: $(B)/bench/txn-socket.o $(B)/bench/populate.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XENSTORE_LIBS)
+
+$(B)/bench/conflict: $(B)/bench/conflict.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XENSTORE_LIBS)
+
+bench: $(B)/xenstored $(BENCH_BINS)
+	bench/run $(abspath $(B))
+
 RUNDIR := $(CURDIR)/run
 
 # Foreground daemon on a socket under the checkout.
@@ -86,6 +105,6 @@ distclean: clean
 	rm -rf config.mk config.h config.h.in config.log config.status configure \
 		autom4te.cache
 
-.PHONY: all tests run test-pass check deps clean distclean
+.PHONY: all tests run test-pass check bench deps clean distclean
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,22 @@
+/*
+ * bench/timing: the clock and the statistics every benchmark shares.
+ *
+ * The machine the benchmarks run on is noisy, so each program measures
+ * several rounds and reports their median rather than a mean.
+ */
+#ifndef XS_BENCH_TIMING_H
+#define XS_BENCH_TIMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic time in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/* Median of v[0..n) (n >= 1); sorts v in place. */
+double bench_median(double *v, size_t n);
+
+/* A small deterministic generator, so every run touches the same nodes. */
+uint64_t bench_rand(uint64_t *state);
+
+#endif
