@@ -29,7 +29,8 @@ ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c holds main() and is linked only into the binary.
 CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
-	transactions/transaction.c conn/conn.c ops/ops.c ops/node_ops.c ops/misc_ops.c daemon/log.c daemon/socket.c
+	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
+	ops/misc_ops.c ops/watch_ops.c daemon/log.c daemon/socket.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS)
 

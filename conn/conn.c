@@ -139,8 +139,11 @@ void conn_handle_input(struct conn *c)
 
 void conn_output_drained(struct conn *c)
 {
-	if (!c->output_full || c->closing ||
-	    evbuffer_get_length(c->out) > CONN_OUT_LOW)
+	if (c->closing || evbuffer_get_length(c->out) > CONN_OUT_LOW)
+		return;
+	if (c->hooks->drained)
+		c->hooks->drained(c);
+	if (!c->output_full)
 		return;
 	c->output_full = false;
 	c->tp->set_reading(c, true);

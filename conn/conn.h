@@ -52,6 +52,8 @@ struct conn_hooks {
 	void (*closed)(struct conn *c);
 	/* The connection is about to be freed. */
 	void (*freed)(struct conn *c);
+	/* Its unsent output fell to CONN_OUT_LOW or below. */
+	void (*drained)(struct conn *c);
 	void *owner;
 };
 

@@ -37,6 +37,7 @@ int op_reset_watches(struct op_call *call)
 
 	/* Drops the caller's transactions, the one of this request too. */
 	txn_set_clear(&cl->txns);
+	watcher_clear(&call->srv->watches, &cl->watcher);
 	return op_ok(call);
 }
 

@@ -43,18 +43,24 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 	struct perms *perms;
 	int err = op_get_node(call, PERM_WRITE, &n);
 
-	if (!err)
-		return keep_existing ? 0
-			: view_write(st, call->tx, call->path, n.perms, data, len);
-	if (err != ENOENT)
-		return err;
-	view_nearest_ancestor(st, call->tx, call->path, &anc);
-	perms = who->privileged ? perms_ref(anc.perms)
-				: perms_with_owner(anc.perms, who->domid);
-	if (!perms)
-		return ENOMEM;
-	err = view_write(st, call->tx, call->path, perms, data, len);
-	perms_unref(perms);
+	if (!err) {
+		if (keep_existing)
+			return 0;
+		err = view_write(st, call->tx, call->path, n.perms, data, len);
+	} else if (err == ENOENT) {
+		view_nearest_ancestor(st, call->tx, call->path, &anc);
+		perms = who->privileged
+			? perms_ref(anc.perms)
+			: perms_with_owner(anc.perms, who->domid);
+		if (!perms)
+			return ENOMEM;
+		err = view_write(st, call->tx, call->path, perms, data, len);
+		perms_unref(perms);
+	}
+	/* Inside a transaction, the commit tells the watchers. */
+	if (!err && !call->tx)
+		op_fire(call->srv, call->path, false,
+			store_lookup(st, call->path)->perms, NULL);
 	return err;
 }
 
@@ -88,6 +94,7 @@ int op_mkdir(struct op_call *call)
 int op_rm(struct op_call *call)
 {
 	struct store *st = &call->srv->store;
+	struct perms *perms;
 	struct view_node n;
 	int err = single_path(call, false);
 
@@ -108,7 +115,11 @@ int op_rm(struct op_call *call)
 		return err;
 	if (strcmp(call->path, "/") == 0)
 		return EINVAL;
+	perms = perms_ref(n.perms);	/* for the watchers, after removal */
 	err = view_remove(st, call->tx, call->path);
+	if (!err && !call->tx)
+		op_fire(call->srv, call->path, true, perms, NULL);
+	perms_unref(perms);
 	return err ? err : op_ok(call);
 }
 
@@ -231,7 +242,7 @@ int op_set_perms(struct op_call *call)
 {
 	unsigned int count = wire_count_strings(call->req);
 	const struct who *who = &call->c->who;
-	struct perms *perms;
+	struct perms *perms, *old;
 	const char **argv;
 	struct view_node n;
 	int err;
@@ -248,11 +259,15 @@ int op_set_perms(struct op_call *call)
 	if (err || (err = op_get_node(call, PERM_WRITE | PERM_OWNER, &n)))
 		goto out;
 	/* Only the privileged may give a node away. */
-	if (!who->privileged && perms->e[0].domid != n.perms->e[0].domid)
+	if (!who->privileged && perms->e[0].domid != n.perms->e[0].domid) {
 		err = EPERM;
-	else
-		err = view_set_perms(&call->srv->store, call->tx, call->path,
-				     perms);
+		goto out;
+	}
+	old = perms_ref(n.perms);	/* a watcher losing access is told */
+	err = view_set_perms(&call->srv->store, call->tx, call->path, perms);
+	if (!err && !call->tx)
+		op_fire(call->srv, call->path, false, perms, old);
+	perms_unref(old);
 	if (!err)
 		err = op_ok(call);
 out:
@@ -277,6 +292,12 @@ int op_transaction_start(struct op_call *call)
 	return 0;
 }
 
+static void fire_change(const char *path, bool removed,
+			const struct perms *perms, void *arg)
+{
+	op_fire(arg, path, removed, perms, NULL);
+}
+
 int op_transaction_end(struct op_call *call)
 {
 	struct client *cl = call->c->owner_data;
@@ -292,7 +313,7 @@ int op_transaction_end(struct op_call *call)
 		txn_discard(&cl->txns, call->tx);
 		return op_ok(call);
 	}
-	/* The watches engine will take the changed paths from here. */
-	err = txn_commit(&cl->txns, call->tx, &call->srv->store, NULL, NULL);
+	err = txn_commit(&cl->txns, call->tx, &call->srv->store, fire_change,
+			 call->srv);
 	return err ? err : op_ok(call);
 }

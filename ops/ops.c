@@ -24,7 +24,7 @@ struct op_entry {
 /*
  * Types without a handler answer ENOSYS: the ones clients must never send
  * (WATCH_EVENT, ERROR), the removed RESTRICT, and those whose features
- * have not landed yet (watches, domain management).
+ * have not landed yet (domain management, quotas).
  */
 static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_CONTROL] = { op_control, OP_PRIV },
@@ -41,6 +41,8 @@ static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_DIRECTORY_PART] = { op_directory_part, 0 },
 	[XS_TRANSACTION_START] = { op_transaction_start, 0 },
 	[XS_TRANSACTION_END] = { op_transaction_end, 0 },
+	[XS_WATCH] = { op_watch, OP_NOTID },
+	[XS_UNWATCH] = { op_unwatch, OP_NOTID },
 };
 
 void ops_dispatch(struct conn *c, const struct request *req)
@@ -75,6 +77,40 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	}
 	conn_send(c, req->hdr.type, req->hdr.req_id, req->hdr.tx_id,
 		  reply.buf, reply.len);
+	if (call.new_watch)
+		watch_fire_initial(call.new_watch);
+}
+
+void op_fire(struct server *srv, const char *path, bool removed,
+	     const struct perms *perms, const struct perms *old_perms)
+{
+	char parent[OP_PATH_BUF];
+	size_t plen = path_parent_len(path);
+	const struct perms *parent_perms = NULL;
+	struct node *p;
+
+	if (!srv->watches.count)
+		return;
+	if (plen && plen < sizeof(parent)) {
+		memcpy(parent, path, plen);
+		parent[plen] = '\0';
+		if ((p = store_lookup(&srv->store, parent)))
+			parent_perms = p->perms;
+	}
+	if (removed)
+		watch_fire_removed(&srv->watches, path, perms, parent_perms);
+	else
+		watch_fire_changed(&srv->watches, path, perms, old_perms,
+				   parent_perms);
+}
+
+void ops_fire_special(struct server *srv, const char *name,
+		      unsigned int domid)
+{
+	struct node *n = store_lookup(&srv->store, name);
+
+	if (n)
+		watch_fire_special(&srv->watches, name, domid, n->perms);
 }
 
 int op_ok(struct op_call *call)
@@ -144,9 +180,18 @@ bool op_parse_domid(const char *s, unsigned int *domid)
 
 static void server_conn_closed(struct conn *c)
 {
+	struct server *srv = c->hooks->owner;
 	struct client *cl = c->owner_data;
 
 	txn_set_clear(&cl->txns);
+	watcher_clear(&srv->watches, &cl->watcher);
+}
+
+static void server_conn_drained(struct conn *c)
+{
+	struct client *cl = c->owner_data;
+
+	watcher_drained(&cl->watcher);
 }
 
 static void server_conn_freed(struct conn *c)
@@ -172,8 +217,10 @@ int server_init(struct server *srv, struct event_base *base)
 	srv->hooks.dispatch = ops_dispatch;
 	srv->hooks.closed = server_conn_closed;
 	srv->hooks.freed = server_conn_freed;
+	srv->hooks.drained = server_conn_drained;
 	srv->hooks.owner = srv;
 	LIST_INIT(&srv->conns);
+	watch_registry_init(&srv->watches);
 	store_init(&srv->store, dom0_only);
 	for (size_t i = 0; i < sizeof(initial) / sizeof(initial[0]); i++) {
 		if (!store_create(&srv->store, initial[i], dom0_only)) {
@@ -204,6 +251,7 @@ struct conn *server_new_conn(struct server *srv,
 		return NULL;
 	}
 	c->owner_data = cl;
+	watcher_init(&cl->watcher, c);
 	LIST_INSERT_HEAD(&srv->conns, c, link);
 	srv->nconns++;
 	return c;
@@ -217,5 +265,6 @@ void server_destroy(struct server *srv)
 		conn_close(c, "shutting down");
 		conn_free(c);
 	}
+	watch_registry_destroy(&srv->watches);
 	store_destroy(&srv->store);
 }

@@ -14,10 +14,12 @@
 
 #include "conn/conn.h"
 #include "store/store.h"
+#include "watches/watch.h"
 
 struct server {
 	struct event_base *base;
 	struct store store;
+	struct watch_registry watches;
 	struct conn_hooks hooks;	/* given to every connection */
 	LIST_HEAD(, conn) conns;	/* every live connection, owned */
 	unsigned long nconns;
@@ -37,6 +39,13 @@ struct conn *server_new_conn(struct server *srv,
 			     const struct conn_transport *tp, void *tp_data,
 			     struct evbuffer *in, struct evbuffer *out,
 			     uint32_t domid, bool privileged);
+
+/*
+ * Fire a special watch event ("@introduceDomain" or "@releaseDomain") for
+ * domid, to the watchers the special node's permissions allow.
+ */
+void ops_fire_special(struct server *srv, const char *name,
+		      unsigned int domid);
 
 /* Handle one request of c: exactly one reply is queued on c. */
 void ops_dispatch(struct conn *c, const struct request *req);

@@ -10,10 +10,13 @@
 /* Per-connection state of the ops layer, in conn->owner_data. */
 struct client {
 	struct txn_set txns;		/* open transactions, owned */
+	struct watcher watcher;		/* watches, owned */
 };
 
 /* Open transactions allowed per unprivileged connection (upstream: 10). */
 #define OPS_MAX_TXNS_UNPRIV 10
+/* Watches allowed per unprivileged connection (upstream: 128). */
+#define OPS_MAX_WATCHES_UNPRIV 128
 
 /* Room for a joined relative path plus its terminator. */
 #define OP_PATH_BUF (PATH_ABS_MAX + 64)
@@ -25,6 +28,7 @@ struct op_call {
 	const struct request *req;
 	struct reply *reply;
 	struct txn *tx;			/* the request's transaction, or NULL */
+	struct watch *new_watch;	/* fires its first event after the reply */
 	char path[OP_PATH_BUF];		/* canonical path of the request, if any */
 };
 
@@ -51,6 +55,14 @@ int op_path(struct op_call *call, const char *arg, bool allow_special);
 int op_get_node(struct op_call *call, unsigned int need,
 		struct view_node *out);
 
+/*
+ * Tell the watchers that path changed (removed: it and its subtree are
+ * gone).  perms: the node's permissions now (or before removal); old_perms
+ * those it had before a SET_PERMS, else NULL.
+ */
+void op_fire(struct server *srv, const char *path, bool removed,
+	     const struct perms *perms, const struct perms *old_perms);
+
 /* Parse a domid argument (decimal, 0..65535); false if malformed. */
 bool op_parse_domid(const char *s, unsigned int *domid);
 
@@ -59,6 +71,7 @@ op_handler op_read, op_write, op_mkdir, op_rm, op_directory,
 op_handler op_get_domain_path, op_is_domain_introduced, op_reset_watches;
 op_handler op_control;
 op_handler op_transaction_start, op_transaction_end;
+op_handler op_watch, op_unwatch;
 
 /* CONTROL check: verify the tree; nonzero when problems were found. */
 unsigned int ops_check_store(struct server *srv);

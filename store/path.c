@@ -52,6 +52,15 @@ size_t path_parent_len(const char *path)
 	return slash == path ? 1 : (size_t)(slash - path);
 }
 
+size_t path_parent_len_n(const char *path, size_t len)
+{
+	if (len <= 1)
+		return 0;
+	while (len > 1 && path[len - 1] != '/')
+		len--;
+	return len > 1 ? len - 1 : 1;
+}
+
 const char *path_basename(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -33,6 +33,12 @@ size_t path_relative_len(const char *path);
 /* Length of the parent's path within path ("/a/b" -> 2, "/a" -> 1); 0 for "/". */
 size_t path_parent_len(const char *path);
 
+/*
+ * The same for the prefix path[0..len) of a longer string: the length of
+ * that prefix's parent ("/a/b" -> 2, "/a" -> 1); 0 for "/".
+ */
+size_t path_parent_len_n(const char *path, size_t len);
+
 /* The last component ("/a/b" -> "b"; "/" -> ""). */
 const char *path_basename(const char *path);
 

@@ -140,14 +140,6 @@ struct node *store_lookup(const struct store *s, const char *path)
 	return lookup_len(s, path, strlen(path));
 }
 
-/* Length of the parent of the path prefix path[0..len): "/a/b" -> "/a". */
-static size_t prefix_parent_len(const char *path, size_t len)
-{
-	while (len > 1 && path[len - 1] != '/')
-		len--;
-	return len > 1 ? len - 1 : 1;
-}
-
 struct node *store_create(struct store *s, const char *path,
 			  struct perms *perms)
 {
@@ -168,7 +160,7 @@ struct node *store_create(struct store *s, const char *path,
 	/* Find the nearest existing ancestor ("/" always exists). */
 	end = len;
 	do {
-		end = prefix_parent_len(path, end);
+		end = path_parent_len_n(path, end);
 		missing++;
 	} while (!(parent = lookup_len(s, path, end)));
 

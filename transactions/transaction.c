@@ -23,6 +23,7 @@ enum {
 	E_MODIFIED = 1 << 3,	/* on the change list: applied at commit */
 	E_FRESH = 1 << 4,	/* deleted or created here: live children hidden */
 	E_LISTED = 1 << 5,	/* kids holds the live children at first listing */
+	E_REMOVED = 1 << 6,	/* deleted by an RM of this very path */
 };
 
 struct entry {
@@ -35,6 +36,7 @@ struct entry {
 	char *value;			/* owned */
 	uint32_t value_len;
 	struct perms *perms;		/* one reference; NULL unless E_EXISTS */
+	struct perms *gone_perms;	/* perms when E_REMOVED, for watches */
 	char **kids;			/* owned names, when E_LISTED */
 	unsigned int nkids;
 	char path[];
@@ -115,6 +117,7 @@ static void txn_free(struct txn *t)
 	HASH_ITER(hh, t->entries, e, tmp) {
 		HASH_DELETE(hh, t->entries, e);
 		entry_clear(e);
+		perms_unref(e->gone_perms);
 		free(e);
 	}
 	free(t);
@@ -410,6 +413,7 @@ static struct entry *create(struct store *s, struct txn *t, const char *path,
 	if (!e && !(e = entry_add(t, path)))
 		return NULL;
 	e->flags |= E_EXISTS | E_FRESH;
+	e->flags &= ~(unsigned int)E_REMOVED;
 	e->perms = perms_ref(new_perms);
 	mark_modified(t, e);
 	return e;
@@ -468,13 +472,15 @@ int view_remove(struct store *s, struct txn *t, const char *path)
 	target = load(s, t, path);
 	if (!target || !(target->flags & E_EXISTS))
 		return t->failed ? ENOMEM : ENOENT;
+	perms_unref(target->gone_perms);
+	target->gone_perms = perms_ref(target->perms);
 	/* The node and whatever this transaction saw below it are gone. */
 	HASH_ITER(hh, t->entries, e, tmp) {
 		if (strncmp(e->path, path, len) == 0 &&
 		    (e->path[len] == '\0' || e->path[len] == '/'))
 			entry_clear(e);
 	}
-	target->flags |= E_FRESH;
+	target->flags |= E_FRESH | E_REMOVED;
 	mark_modified(t, target);
 	return 0;
 }
@@ -545,8 +551,7 @@ static int apply(struct store *s, struct txn *t)
 }
 
 int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
-	       void (*changed)(const char *path, bool removed, void *arg),
-	       void *arg)
+	       txn_changed_fn *changed, void *arg)
 {
 	struct entry *e, *tmp;
 	int err = 0;
@@ -564,9 +569,16 @@ int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
 	err = apply(s, t);
 	if (err)
 		goto out;
-	if (changed)
-		for (e = t->changes; e; e = e->next_change)
-			changed(e->path, !(e->flags & E_EXISTS), arg);
+	if (changed) {
+		for (e = t->changes; e; e = e->next_change) {
+			if (e->flags & E_EXISTS)
+				changed(e->path, false, e->perms, arg);
+			/* A node that never existed outside is no news. */
+			else if ((e->flags & E_REMOVED) &&
+				 !((e->flags & E_CHECK_NODE) && e->gen == 0))
+				changed(e->path, true, e->gone_perms, arg);
+		}
+	}
 out:
 	txn_discard(set, t);
 	return err;

@@ -53,14 +53,23 @@ struct txn *txn_find(const struct txn_set *set, uint32_t id);
 void txn_discard(struct txn_set *set, struct txn *t);
 
 /*
+ * What a commit changed, for the watch engine: a node written, created or
+ * given new permissions (removed false, perms its permissions now), or a
+ * node removed with its subtree by an RM of it (removed true, perms those it
+ * had).  Nodes only removed along with an ancestor are not reported.
+ */
+typedef void txn_changed_fn(const char *path, bool removed,
+			    const struct perms *perms, void *arg);
+
+/*
  * Commit t into s and free it, whatever the outcome.  0: applied, and
- * changed(path, removed, arg) was called for each changed path; EAGAIN: a
- * node it read or listed changed since, nothing applied; ENOMEM: the
- * transaction failed earlier for lack of memory, nothing applied.
+ * changed() was called for each changed path, in the order the transaction
+ * first changed them; EAGAIN: a node it read or listed changed since,
+ * nothing applied; ENOMEM: the transaction failed earlier for lack of
+ * memory, nothing applied.
  */
 int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
-	       void (*changed)(const char *path, bool removed, void *arg),
-	       void *arg);
+	       txn_changed_fn *changed, void *arg);
 
 /* Does path exist?  Fills out when it does.  Records the read in t. */
 bool view_get(struct store *s, struct txn *t, const char *path,

@@ -12,9 +12,11 @@ static struct perms *dom0;
 /* The changed paths a commit reported, as "+path" or "-path" lines. */
 static char changes[1024];
 
-static void record_change(const char *path, bool removed, void *arg)
+static void record_change(const char *path, bool removed,
+			  const struct perms *perms, void *arg)
 {
 	(void)arg;
+	ck_assert_ptr_nonnull(perms);
 	strcat(changes, removed ? "-" : "+");
 	strcat(changes, path);
 	strcat(changes, "\n");
@@ -417,6 +419,19 @@ START_TEST(commit_reports_changed_paths_in_first_change_order)
 }
 END_TEST
 
+START_TEST(nodes_that_never_existed_outside_are_not_reported)
+{
+	struct txn *t = txn_start(&set);
+
+	live_write("/d/x", "");
+	tx_write(t, "/tmp/a", "1");
+	ck_assert_int_eq(view_remove(&st, t, "/tmp"), 0);
+	ck_assert_int_eq(view_remove(&st, t, "/d"), 0);	/* /d/x goes too */
+	ck_assert_int_eq(commit(t), 0);
+	ck_assert_str_eq(changes, "-/d\n");
+}
+END_TEST
+
 START_TEST(failed_commit_reports_no_changes)
 {
 	struct txn *t = txn_start(&set);
@@ -488,6 +503,7 @@ static Suite *transaction_suite(void)
 	tcase_add_test(tc, write_below_then_remove_ancestor_then_rewrite_keeps_the_rewrite);
 	tcase_add_test(tc, set_perms_applies_at_commit);
 	tcase_add_test(tc, commit_reports_changed_paths_in_first_change_order);
+	tcase_add_test(tc, nodes_that_never_existed_outside_are_not_reported);
 	tcase_add_test(tc, failed_commit_reports_no_changes);
 	tcase_add_test(tc, commit_cost_does_not_touch_unrelated_nodes);
 	tcase_add_test(tc, clear_discards_every_open_transaction);

@@ -1,0 +1,59 @@
+/* WATCH and UNWATCH. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "ops/ops_impl.h"
+
+/* Bytes to strip from event paths of a watch given as path. */
+static size_t relative_prefix(const struct op_call *call, const char *path)
+{
+	if (path[0] == '/' || path_is_special(path))
+		return 0;
+	return strlen(call->c->home) + 1;
+}
+
+int op_watch(struct op_call *call)
+{
+	struct client *cl = call->c->owner_data;
+	unsigned int n = wire_count_strings(call->req);
+	const char *argv[3];
+	unsigned long depth = ULONG_MAX;
+	struct watch *w;
+	int err;
+
+	/* <path> <token> [<depth>] */
+	if (n < 2 || n > 3 || wire_split(call->req, argv, 3) != n)
+		return EINVAL;
+	if (n == 3 && !wire_parse_uint(argv[2], INT_MAX, &depth))
+		return EINVAL;
+	err = op_path(call, argv[0], true);
+	if (err)
+		return err;
+	if (!call->c->who.privileged &&
+	    cl->watcher.count >= OPS_MAX_WATCHES_UNPRIV)
+		return ENOSPC;
+	w = watch_add(&call->srv->watches, &cl->watcher, call->path,
+		      relative_prefix(call, argv[0]), argv[1],
+		      depth == ULONG_MAX ? -1 : (int)depth);
+	if (!w)
+		return errno;
+	call->new_watch = w;	/* its first event follows the reply */
+	return op_ok(call);
+}
+
+int op_unwatch(struct op_call *call)
+{
+	struct client *cl = call->c->owner_data;
+	const char *argv[2];
+	int err;
+
+	if (wire_count_strings(call->req) != 2 ||
+	    wire_split(call->req, argv, 2) != 2)
+		return EINVAL;
+	err = op_path(call, argv[0], true);
+	if (err || (err = watch_remove(&call->srv->watches, &cl->watcher,
+				       call->path, argv[1])))
+		return err;
+	return op_ok(call);
+}

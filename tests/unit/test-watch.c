@@ -1,0 +1,309 @@
+/* watches: matching by path and depth, removals, specials, slow readers. */
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+
+#include "watches/watch.h"
+
+static struct event_base *base;
+static struct watch_registry reg;
+static struct conn_hooks hooks;
+static struct unit_tp tp0, tp5;
+static struct conn *c0, *c5;		/* dom0, and unprivileged domain 5 */
+static struct watcher w0, w5;
+static struct perms *dom0_only, *readable_by5;
+
+static void setup(void)
+{
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	watch_registry_init(&reg);
+	unit_tp_init(&tp0);
+	unit_tp_init(&tp5);
+	c0 = conn_new(base, unit_transport(), &tp0, tp0.in, tp0.out, &hooks,
+		      0, true);
+	c5 = conn_new(base, unit_transport(), &tp5, tp5.in, tp5.out, &hooks,
+		      5, false);
+	ck_assert_ptr_nonnull(c0);
+	ck_assert_ptr_nonnull(c5);
+	watcher_init(&w0, c0);
+	watcher_init(&w5, c5);
+	dom0_only = perms_alloc(1);			/* n0 */
+	readable_by5 = perms_alloc(2);			/* n0 r5 */
+	readable_by5->e[1].domid = 5;
+	readable_by5->e[1].access = PERM_READ;
+}
+
+static void teardown(void)
+{
+	watcher_clear(&reg, &w0);
+	watcher_clear(&reg, &w5);
+	ck_assert_uint_eq(reg.count, 0);
+	ck_assert_ptr_null(reg.by_path);
+	ck_assert_ptr_null(reg.below);		/* counts fully unwound */
+	watch_registry_destroy(&reg);
+	conn_close(c0, "test");
+	conn_free(c0);
+	conn_close(c5, "test");
+	conn_free(c5);
+	perms_unref(dom0_only);
+	perms_unref(readable_by5);
+	event_base_free(base);
+}
+
+static struct watch *add(struct watcher *wr, const char *path,
+			 const char *token, int depth)
+{
+	struct watch *w = watch_add(&reg, wr, path, 0, token, depth);
+
+	ck_assert_ptr_nonnull(w);
+	return w;
+}
+
+/* The events queued on c as "path|token " strings. */
+static const char *events(struct conn *c)
+{
+	static char out[4096];
+	struct xsd_sockmsg hdr;
+	char buf[XENSTORE_PAYLOAD_MAX + 1];
+
+	out[0] = '\0';
+	while (evbuffer_get_length(c->out)) {
+		unit_take_packet(c->out, &hdr, buf);
+		ck_assert_uint_eq(hdr.type, XS_WATCH_EVENT);
+		ck_assert_uint_eq(hdr.req_id, 0);
+		ck_assert_uint_eq(hdr.tx_id, 0);
+		strcat(out, buf);
+		strcat(out, "|");
+		strcat(out, buf + strlen(buf) + 1);
+		strcat(out, " ");
+	}
+	return out;
+}
+
+static void changed(const char *path)
+{
+	watch_fire_changed(&reg, path, dom0_only, NULL, dom0_only);
+}
+
+START_TEST(new_watch_fires_once_with_its_own_path)
+{
+	watch_fire_initial(add(&w0, "/a", "t", -1));
+	ck_assert_str_eq(events(c0), "/a|t ");
+}
+END_TEST
+
+START_TEST(same_path_and_token_twice_is_eexist)
+{
+	add(&w0, "/a", "t", -1);
+	ck_assert_ptr_null(watch_add(&reg, &w0, "/a", 0, "t", -1));
+	ck_assert_int_eq(errno, EEXIST);
+	add(&w0, "/a", "other", -1);
+	add(&w5, "/a", "t", -1);	/* another connection may */
+	ck_assert_uint_eq(reg.count, 3);
+}
+END_TEST
+
+START_TEST(unwatch_of_unknown_pair_is_enoent)
+{
+	add(&w0, "/a", "t", -1);
+	ck_assert_int_eq(watch_remove(&reg, &w0, "/a", "x"), ENOENT);
+	ck_assert_int_eq(watch_remove(&reg, &w0, "/b", "t"), ENOENT);
+	ck_assert_int_eq(watch_remove(&reg, &w0, "/a", "t"), 0);
+	changed("/a");
+	ck_assert_str_eq(events(c0), "");
+}
+END_TEST
+
+START_TEST(prefix_rule_matches_children_not_siblings)
+{
+	add(&w0, "/a", "t", -1);
+	changed("/a");
+	changed("/a/b/c");
+	changed("/ab");
+	changed("/b");
+	ck_assert_str_eq(events(c0), "/a|t /a/b/c|t ");
+}
+END_TEST
+
+START_TEST(root_watch_matches_everything)
+{
+	add(&w0, "/", "all", -1);
+	changed("/x");
+	changed("/y/z");
+	ck_assert_str_eq(events(c0), "/x|all /y/z|all ");
+}
+END_TEST
+
+START_TEST(depth_limits_how_far_below_matches)
+{
+	add(&w0, "/d", "zero", 0);
+	add(&w0, "/d", "one", 1);
+	changed("/d");
+	changed("/d/c");
+	changed("/d/c/g");
+	ck_assert_str_eq(events(c0), "/d|zero /d|one /d/c|one ");
+}
+END_TEST
+
+START_TEST(every_matching_watch_gets_one_event)
+{
+	add(&w0, "/a", "1", -1);
+	add(&w0, "/a/b", "2", -1);
+	add(&w5, "/a", "3", -1);
+	watch_fire_changed(&reg, "/a/b", readable_by5, NULL, NULL);
+	ck_assert_str_eq(events(c0), "/a/b|2 /a/b|1 ");
+	ck_assert_str_eq(events(c5), "/a/b|3 ");
+}
+END_TEST
+
+START_TEST(unreadable_changes_are_not_told_to_unprivileged)
+{
+	add(&w5, "/", "t", -1);
+	watch_fire_changed(&reg, "/secret", dom0_only, NULL, dom0_only);
+	ck_assert_str_eq(events(c5), "");
+	/* Readable node, readable parent, or readable before a SET_PERMS. */
+	watch_fire_changed(&reg, "/n", readable_by5, NULL, dom0_only);
+	watch_fire_changed(&reg, "/p/c", dom0_only, NULL, readable_by5);
+	watch_fire_changed(&reg, "/lost", dom0_only, readable_by5, dom0_only);
+	ck_assert_str_eq(events(c5), "/n|t /p/c|t /lost|t ");
+}
+END_TEST
+
+START_TEST(removal_tells_ancestors_the_path_and_descendants_their_own)
+{
+	add(&w0, "/top", "anc", -1);
+	add(&w0, "/top/sub", "self", -1);
+	add(&w0, "/top/sub/deep/er", "below", -1);
+	add(&w0, "/top/subway", "sibling", -1);
+	watch_fire_removed(&reg, "/top/sub", dom0_only, dom0_only);
+	ck_assert_str_eq(events(c0),
+			 "/top/sub|self /top/sub|anc /top/sub/deep/er|below ");
+}
+END_TEST
+
+START_TEST(relative_watch_gets_relative_paths)
+{
+	struct watch *w = watch_add(&reg, &w0, "/local/domain/0/rel", 16, "r",
+				    -1);
+
+	ck_assert_ptr_nonnull(w);
+	watch_fire_initial(w);
+	changed("/local/domain/0/rel/x");
+	ck_assert_str_eq(events(c0), "rel|r rel/x|r ");
+}
+END_TEST
+
+START_TEST(special_events_in_plain_depth_and_per_domain_forms)
+{
+	add(&w0, "@releaseDomain", "plain", -1);
+	add(&w0, "@releaseDomain", "depth", 1);
+	add(&w0, "@releaseDomain/7", "seven", -1);
+	add(&w0, "@introduceDomain", "intro", -1);
+	watch_fire_special(&reg, "@releaseDomain", 7, dom0_only);
+	ck_assert_str_eq(events(c0),
+			 "@releaseDomain|plain @releaseDomain/7|depth "
+			 "@releaseDomain/7|seven ");
+	watch_fire_special(&reg, "@releaseDomain", 8, dom0_only);
+	ck_assert_str_eq(events(c0),
+			 "@releaseDomain|plain @releaseDomain/8|depth ");
+	watch_fire_special(&reg, "@introduceDomain", 8, dom0_only);
+	ck_assert_str_eq(events(c0), "@introduceDomain|intro ");
+}
+END_TEST
+
+START_TEST(special_events_need_read_on_the_special_node)
+{
+	add(&w5, "@introduceDomain", "t", -1);
+	watch_fire_special(&reg, "@introduceDomain", 3, dom0_only);
+	ck_assert_str_eq(events(c5), "");
+	watch_fire_special(&reg, "@introduceDomain", 3, readable_by5);
+	ck_assert_str_eq(events(c5), "@introduceDomain|t ");
+}
+END_TEST
+
+START_TEST(node_changes_never_fire_special_watches)
+{
+	add(&w0, "@releaseDomain", "t", -1);
+	changed("/releaseDomain");
+	changed("/");
+	ck_assert_str_eq(events(c0), "");
+}
+END_TEST
+
+START_TEST(slow_reader_gets_one_coalesced_event_after_draining)
+{
+	char filler[4000];
+
+	memset(filler, 'x', sizeof(filler));
+	add(&w0, "/busy", "t", -1);
+	while (evbuffer_get_length(c0->out) <= WATCH_QUEUE_MAX)
+		evbuffer_add(c0->out, filler, sizeof(filler));
+	changed("/busy/1");
+	changed("/busy/2");
+	ck_assert_ptr_nonnull(w0.coalesced);
+	evbuffer_drain(c0->out, evbuffer_get_length(c0->out));
+	watcher_drained(&w0);
+	ck_assert_str_eq(events(c0), "/busy|t ");
+	watcher_drained(&w0);		/* nothing more held back */
+	ck_assert_str_eq(events(c0), "");
+}
+END_TEST
+
+START_TEST(clear_removes_every_watch_of_a_connection)
+{
+	add(&w0, "/a", "1", -1);
+	add(&w0, "/a/b/c", "2", -1);
+	add(&w5, "/a", "3", -1);
+	watcher_clear(&reg, &w0);
+	ck_assert_uint_eq(w0.count, 0);
+	ck_assert_uint_eq(reg.count, 1);
+	changed("/a/b/c");
+	ck_assert_str_eq(events(c0), "");
+}
+END_TEST
+
+START_TEST(ten_thousand_watches_are_matched_by_path)
+{
+	char path[32];
+
+	for (int i = 0; i < 10000; i++) {
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		add(&w0, path, "t", -1);
+	}
+	changed("/w/n4242");
+	changed("/other");
+	ck_assert_str_eq(events(c0), "/w/n4242|t ");
+}
+END_TEST
+
+static Suite *watch_suite(void)
+{
+	Suite *s = suite_create("watch");
+	TCase *tc = tcase_create("engine");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, new_watch_fires_once_with_its_own_path);
+	tcase_add_test(tc, same_path_and_token_twice_is_eexist);
+	tcase_add_test(tc, unwatch_of_unknown_pair_is_enoent);
+	tcase_add_test(tc, prefix_rule_matches_children_not_siblings);
+	tcase_add_test(tc, root_watch_matches_everything);
+	tcase_add_test(tc, depth_limits_how_far_below_matches);
+	tcase_add_test(tc, every_matching_watch_gets_one_event);
+	tcase_add_test(tc, unreadable_changes_are_not_told_to_unprivileged);
+	tcase_add_test(tc, removal_tells_ancestors_the_path_and_descendants_their_own);
+	tcase_add_test(tc, relative_watch_gets_relative_paths);
+	tcase_add_test(tc, special_events_in_plain_depth_and_per_domain_forms);
+	tcase_add_test(tc, special_events_need_read_on_the_special_node);
+	tcase_add_test(tc, node_changes_never_fire_special_watches);
+	tcase_add_test(tc, slow_reader_gets_one_coalesced_event_after_draining);
+	tcase_add_test(tc, clear_removes_every_watch_of_a_connection);
+	tcase_add_test(tc, ten_thousand_watches_are_matched_by_path);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(watch_suite());
+}

@@ -1,0 +1,358 @@
+/* The watch engine: registration, matching by path, event delivery. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utlist.h>
+
+#include "daemon/log.h"
+#include "permissions/permissions.h"
+#include "protocol/wire.h"
+#include "store/path.h"
+#include "watches/watch.h"
+
+struct watch {
+	struct watch *prev, *next;		/* in watcher.watches */
+	struct watch *bprev, *bnext;		/* in its bucket */
+	struct watch *cnext;			/* in watcher.coalesced */
+	bool coalesced;
+	struct watcher *owner;
+	struct watch_bucket *bucket;
+	int depth;				/* -1: no limit */
+	size_t strip;				/* relative watches: home + '/' */
+	char *token;				/* owned */
+	char path[];
+};
+
+/* The watches on one path. */
+struct watch_bucket {
+	UT_hash_handle hh;
+	struct watch *watches;			/* utlist via bprev/bnext */
+	unsigned int depth;			/* path_depth of path */
+	char path[];
+};
+
+/* How many watches sit strictly below a path. */
+struct watch_count {
+	UT_hash_handle hh;
+	unsigned long n;
+	char path[];
+};
+
+#define PATH_BUF (PATH_ABS_MAX + 64)
+
+void watch_registry_init(struct watch_registry *reg)
+{
+	memset(reg, 0, sizeof(*reg));
+}
+
+void watch_registry_destroy(struct watch_registry *reg)
+{
+	struct watch_bucket *b, *btmp;
+	struct watch_count *c, *ctmp;
+
+	HASH_ITER(hh, reg->by_path, b, btmp) {
+		HASH_DELETE(hh, reg->by_path, b);
+		free(b);
+	}
+	HASH_ITER(hh, reg->below, c, ctmp) {
+		HASH_DELETE(hh, reg->below, c);
+		free(c);
+	}
+}
+
+void watcher_init(struct watcher *wr, struct conn *c)
+{
+	memset(wr, 0, sizeof(*wr));
+	wr->conn = c;
+}
+
+static struct watch_bucket *bucket_find(const struct watch_registry *reg,
+					const char *path, size_t len)
+{
+	struct watch_bucket *b;
+
+	HASH_FIND(hh, reg->by_path, path, len, b);
+	return b;
+}
+
+static struct watch_count *count_find(const struct watch_registry *reg,
+				      const char *path, size_t len)
+{
+	struct watch_count *c;
+
+	HASH_FIND(hh, reg->below, path, len, c);
+	return c;
+}
+
+/* Count one watch less below each strict ancestor of path. */
+static void below_dec(struct watch_registry *reg, const char *path,
+		      unsigned int levels)
+{
+	size_t len = strlen(path);
+
+	while (levels-- && (len = path_parent_len_n(path, len))) {
+		struct watch_count *c = count_find(reg, path, len);
+
+		if (c && --c->n == 0) {
+			HASH_DELETE(hh, reg->below, c);
+			free(c);
+		}
+	}
+}
+
+/* Count one watch more below each strict ancestor of path. */
+static int below_inc(struct watch_registry *reg, const char *path)
+{
+	size_t len = strlen(path);
+	unsigned int done = 0;
+
+	if (path_is_special(path))
+		return 0;
+	while ((len = path_parent_len_n(path, len))) {
+		struct watch_count *c = count_find(reg, path, len);
+
+		if (!c) {
+			c = calloc(1, sizeof(*c) + len + 1);
+			if (!c) {
+				below_dec(reg, path, done);
+				return ENOMEM;
+			}
+			memcpy(c->path, path, len);
+			HASH_ADD_KEYPTR(hh, reg->below, c->path, len, c);
+		}
+		c->n++;
+		done++;
+	}
+	return 0;
+}
+
+struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
+			const char *path, size_t strip, const char *token,
+			int depth)
+{
+	size_t len = strlen(path);
+	struct watch_bucket *b;
+	struct watch *w;
+
+	DL_FOREACH(wr->watches, w) {
+		if (strcmp(w->path, path) == 0 && strcmp(w->token, token) == 0) {
+			errno = EEXIST;
+			return NULL;
+		}
+	}
+	w = calloc(1, sizeof(*w) + len + 1);
+	if (!w || !(w->token = strdup(token)))
+		goto nomem;
+	memcpy(w->path, path, len + 1);
+	w->owner = wr;
+	w->depth = depth;
+	w->strip = strip;
+	b = bucket_find(reg, path, len);
+	if (!b) {
+		b = calloc(1, sizeof(*b) + len + 1);
+		if (!b)
+			goto nomem;
+		memcpy(b->path, path, len + 1);
+		b->depth = path_is_special(path) ? 0 : path_depth(path);
+		HASH_ADD_KEYPTR(hh, reg->by_path, b->path, len, b);
+	}
+	if (below_inc(reg, path)) {
+		if (!b->watches) {
+			HASH_DELETE(hh, reg->by_path, b);
+			free(b);
+		}
+		goto nomem;
+	}
+	w->bucket = b;
+	DL_APPEND2(b->watches, w, bprev, bnext);
+	DL_APPEND(wr->watches, w);
+	wr->count++;
+	reg->count++;
+	return w;
+
+nomem:
+	if (w)
+		free(w->token);
+	free(w);
+	errno = ENOMEM;
+	return NULL;
+}
+
+static void watch_free(struct watch_registry *reg, struct watch *w)
+{
+	struct watcher *wr = w->owner;
+	struct watch_bucket *b = w->bucket;
+
+	DL_DELETE2(b->watches, w, bprev, bnext);
+	if (!b->watches) {
+		HASH_DELETE(hh, reg->by_path, b);
+		free(b);
+	}
+	if (!path_is_special(w->path))
+		below_dec(reg, w->path, UINT_MAX);
+	DL_DELETE(wr->watches, w);
+	if (w->coalesced)
+		LL_DELETE2(wr->coalesced, w, cnext);
+	wr->count--;
+	reg->count--;
+	free(w->token);
+	free(w);
+}
+
+int watch_remove(struct watch_registry *reg, struct watcher *wr,
+		 const char *path, const char *token)
+{
+	struct watch *w;
+
+	DL_FOREACH(wr->watches, w) {
+		if (strcmp(w->path, path) == 0 && strcmp(w->token, token) == 0) {
+			watch_free(reg, w);
+			return 0;
+		}
+	}
+	return ENOENT;
+}
+
+void watcher_clear(struct watch_registry *reg, struct watcher *wr)
+{
+	while (wr->watches)
+		watch_free(reg, wr->watches);
+}
+
+/* Queue "<path>\0<token>\0" on w's connection, or hold it back. */
+static void send_event(struct watch *w, const char *path)
+{
+	struct conn *c = w->owner->conn;
+	char buf[XENSTORE_PAYLOAD_MAX];
+	size_t plen, tlen;
+
+	if (c->closing)
+		return;
+	if (w->coalesced)
+		return;		/* one event for the watch path will follow */
+	if (evbuffer_get_length(c->out) > WATCH_QUEUE_MAX) {
+		w->coalesced = true;
+		LL_PREPEND2(w->owner->coalesced, w, cnext);
+		return;
+	}
+	/* A relative watch sees paths relative to its home. */
+	if (w->strip && strlen(path) >= w->strip)
+		path += w->strip;
+	plen = strlen(path) + 1;
+	tlen = strlen(w->token) + 1;
+	if (plen + tlen > sizeof(buf)) {
+		log_warn("connection %lu: watch event for %s too long, dropped",
+			 c->id, path);
+		return;
+	}
+	memcpy(buf, path, plen);
+	memcpy(buf + plen, w->token, tlen);
+	conn_send(c, XS_WATCH_EVENT, 0, 0, buf, plen + tlen);
+}
+
+void watch_fire_initial(struct watch *w)
+{
+	send_event(w, w->path);
+}
+
+void watcher_drained(struct watcher *wr)
+{
+	struct watch *list = wr->coalesced, *w, *tmp;
+
+	wr->coalesced = NULL;
+	LL_FOREACH_SAFE2(list, w, tmp, cnext) {
+		w->coalesced = false;
+		send_event(w, w->path);
+	}
+}
+
+static bool may_read(const struct perms *p, const struct who *who)
+{
+	return p && (perms_access(p, who) & PERM_READ);
+}
+
+static bool permitted(const struct watch *w, const struct perms *perms,
+		      const struct perms *old_perms,
+		      const struct perms *parent_perms)
+{
+	const struct who *who = &w->owner->conn->who;
+
+	return who->privileged || may_read(perms, who) ||
+	       may_read(old_perms, who) || may_read(parent_perms, who);
+}
+
+void watch_fire_changed(struct watch_registry *reg, const char *path,
+			const struct perms *perms, const struct perms *old_perms,
+			const struct perms *parent_perms)
+{
+	unsigned int depth = path_depth(path);
+	size_t len = strlen(path);
+
+	if (!reg->by_path)
+		return;
+	/* The path itself, then each ancestor up to "/". */
+	for (;;) {
+		struct watch_bucket *b = bucket_find(reg, path, len);
+		struct watch *w;
+
+		if (b) {
+			DL_FOREACH2(b->watches, w, bnext) {
+				if (w->depth >= 0 &&
+				    depth - b->depth > (unsigned int)w->depth)
+					continue;
+				if (permitted(w, perms, old_perms, parent_perms))
+					send_event(w, path);
+			}
+		}
+		if (len == 1)
+			break;
+		len = path_parent_len_n(path, len);
+	}
+}
+
+void watch_fire_removed(struct watch_registry *reg, const char *path,
+			const struct perms *perms,
+			const struct perms *parent_perms)
+{
+	size_t len = strlen(path);
+	struct watch_bucket *b, *tmp;
+	struct watch *w;
+
+	watch_fire_changed(reg, path, perms, NULL, parent_perms);
+	if (!count_find(reg, path, len))
+		return;
+	/* Watches below the removed node learn that their path is gone. */
+	HASH_ITER(hh, reg->by_path, b, tmp) {
+		if (path_is_special(b->path) || strncmp(b->path, path, len) ||
+		    (len > 1 && b->path[len] != '/') || b->path[len] == '\0')
+			continue;
+		DL_FOREACH2(b->watches, w, bnext)
+			if (permitted(w, perms, NULL, parent_perms))
+				send_event(w, w->path);
+	}
+}
+
+void watch_fire_special(struct watch_registry *reg, const char *name,
+			unsigned int domid, const struct perms *perms)
+{
+	char one[64];
+	struct watch_bucket *b;
+	struct watch *w;
+
+	snprintf(one, sizeof(one), "%s/%u", name, domid);
+	b = bucket_find(reg, name, strlen(name));
+	if (b) {
+		DL_FOREACH2(b->watches, w, bnext)
+			if (permitted(w, perms, NULL, NULL))
+				send_event(w, w->depth >= 1 ? one : name);
+	}
+	b = bucket_find(reg, one, strlen(one));
+	if (b) {
+		DL_FOREACH2(b->watches, w, bnext)
+			if (permitted(w, perms, NULL, NULL))
+				send_event(w, one);
+	}
+}

@@ -1,0 +1,100 @@
+/*
+ * watches: who is told about which change.
+ *
+ * Owns every registered watch.  Watches are indexed by path, so matching a
+ * change walks the changed path's ancestors (one hash probe each) instead
+ * of every watch; a second index counts the watches below each path, so a
+ * recursive removal finds the watches under it only when there are some.
+ * Events go straight onto the watching connection's output queue, after a
+ * read-permission check of the watcher on the node (or its parent, or the
+ * node's old permissions).
+ *
+ * Slow readers: once a connection has more than WATCH_QUEUE_MAX bytes of
+ * output waiting, its further events are coalesced per watch instead of
+ * queued: when its queue drains below CONN_OUT_LOW, each such watch gets
+ * one event carrying the watch's own path ("something below here
+ * changed", which the protocol allows as a spurious event).  Memory stays
+ * bounded and no change goes unannounced.
+ */
+#ifndef XS_WATCH_H
+#define XS_WATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conn/conn.h"
+#include "store/store.h"
+
+#define WATCH_QUEUE_MAX (4 * CONN_OUT_HIGH)
+
+struct watch;
+struct watch_bucket;
+struct watch_count;
+
+/* Every watch of the daemon. */
+struct watch_registry {
+	struct watch_bucket *by_path;	/* uthash: watched path -> watches */
+	struct watch_count *below;	/* uthash: path -> watches strictly below */
+	unsigned long count;
+};
+
+/* The watches of one connection (part of its per-connection state). */
+struct watcher {
+	struct conn *conn;
+	struct watch *watches;		/* utlist, owned */
+	struct watch *coalesced;	/* watches with an event held back */
+	unsigned int count;
+};
+
+void watch_registry_init(struct watch_registry *reg);
+/* Every watcher must have been cleared first. */
+void watch_registry_destroy(struct watch_registry *reg);
+
+void watcher_init(struct watcher *wr, struct conn *c);
+/* Remove every watch of wr (RESET_WATCHES, connection closed). */
+void watcher_clear(struct watch_registry *reg, struct watcher *wr);
+
+/*
+ * Register a watch on path (canonical, or '@' special) with token.  strip
+ * is the length of the prefix to remove from event paths (relative
+ * watches), depth how many levels below path match (-1: all).  Returns the
+ * watch, or NULL with errno EEXIST (same path and token) or ENOMEM.
+ */
+struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
+			const char *path, size_t strip, const char *token,
+			int depth);
+/* Queue the event every new watch fires once, with its own path. */
+void watch_fire_initial(struct watch *w);
+/* 0, or ENOENT when wr has no watch on (path, token). */
+int watch_remove(struct watch_registry *reg, struct watcher *wr,
+		 const char *path, const char *token);
+
+/*
+ * The node at path changed (created, written, permissions set).  perms are
+ * its permissions now, old_perms before (or NULL), parent_perms those of
+ * its parent (or NULL): a watcher that may read any of them is told.
+ */
+void watch_fire_changed(struct watch_registry *reg, const char *path,
+			const struct perms *perms, const struct perms *old_perms,
+			const struct perms *parent_perms);
+
+/*
+ * The node at path and its subtree were removed.  Watches on it and its
+ * ancestors get path; watches below it get their own path.
+ */
+void watch_fire_removed(struct watch_registry *reg, const char *path,
+			const struct perms *perms,
+			const struct perms *parent_perms);
+
+/*
+ * A special event: name is "@introduceDomain" or "@releaseDomain", perms
+ * the special node's permissions.  Watches on name get name (or, with
+ * depth >= 1, "name/<domid>"); watches on "name/<domid>" get that path.
+ */
+void watch_fire_special(struct watch_registry *reg, const char *name,
+			unsigned int domid, const struct perms *perms);
+
+/* wr's connection has drained its output: send the coalesced events. */
+void watcher_drained(struct watcher *wr);
+
+#endif
