@@ -291,7 +291,9 @@ void watch_fire_changed(struct watch_registry *reg, const char *path,
 	unsigned int depth = path_depth(path);
 	size_t len = strlen(path);
 
-	if (!reg->by_path)
+	/* Special nodes change only through SET_PERMS, which tells nobody:
+	 * their watches are for domain events. */
+	if (!reg->by_path || path_is_special(path))
 		return;
 	/* The path itself, then each ancestor up to "/". */
 	for (;;) {
@@ -321,6 +323,8 @@ void watch_fire_removed(struct watch_registry *reg, const char *path,
 	struct watch_bucket *b, *tmp;
 	struct watch *w;
 
+	if (path_is_special(path))
+		return;
 	watch_fire_changed(reg, path, perms, NULL, parent_perms);
 	if (!count_find(reg, path, len))
 		return;

@@ -724,6 +724,35 @@ START_TEST(dom0_is_not_limited_to_ten_transactions)
 }
 END_TEST
 
+/* Take the next packet queued on c, which must be a watch event. */
+static const char *next_event(struct conn *c)
+{
+	static char ev[XENSTORE_PAYLOAD_MAX + 1];
+
+	unit_take_packet(c->out, &rhdr, ev);
+	ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
+	return ev;
+}
+
+START_TEST(special_event_reaches_a_domain_once_set_perms_allows)
+{
+	struct unit_req u;
+	static const char watch[] = "@introduceDomain\0tok\0";
+
+	ops_dispatch(c5, unit_request(&u, XS_WATCH, 1, 0, watch,
+				      sizeof(watch) - 1));
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.type, XS_WATCH);		/* OK, then ... */
+	ck_assert_str_eq(next_event(c5), "@introduceDomain");	/* the first */
+	ops_fire_special(&srv, "@introduceDomain", 7);
+	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
+	EXPECT_OK(c0, XS_SET_PERMS, "@introduceDomain\0n0\0r5\0");
+	ops_fire_special(&srv, "@introduceDomain", 7);
+	ck_assert_str_eq(next_event(c5), "@introduceDomain");
+	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
@@ -793,6 +822,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(t, control_by_unprivileged_domain_is_eacces);
 	tcase_add_test(t, unprivileged_connection_may_hold_ten_transactions);
 	tcase_add_test(t, dom0_is_not_limited_to_ten_transactions);
+	tcase_add_test(t, special_event_reaches_a_domain_once_set_perms_allows);
 	suite_add_tcase(s, t);
 	return s;
 }
