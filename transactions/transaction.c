@@ -24,6 +24,7 @@ enum {
 	E_FRESH = 1 << 4,	/* deleted or created here: live children hidden */
 	E_LISTED = 1 << 5,	/* kids holds the live children at first listing */
 	E_REMOVED = 1 << 6,	/* deleted by an RM of this very path */
+	E_IMPLICIT = 1 << 7,	/* created only as a parent of another node */
 };
 
 struct entry {
@@ -412,7 +413,7 @@ static struct entry *create(struct store *s, struct txn *t, const char *path,
 		return NULL;
 	if (!e && !(e = entry_add(t, path)))
 		return NULL;
-	e->flags |= E_EXISTS | E_FRESH;
+	e->flags |= E_EXISTS | E_FRESH | E_IMPLICIT;
 	e->flags &= ~(unsigned int)E_REMOVED;
 	e->perms = perms_ref(new_perms);
 	mark_modified(t, e);
@@ -431,6 +432,7 @@ int view_write(struct store *s, struct txn *t, const char *path,
 	e = create(s, t, path, new_perms);
 	if (!e || set_value(t, e, data, len))
 		return ENOMEM;
+	e->flags &= ~(unsigned int)E_IMPLICIT;
 	mark_modified(t, e);
 	return 0;
 }
@@ -453,6 +455,7 @@ int view_set_perms(struct store *s, struct txn *t, const char *path,
 		return t->failed ? ENOMEM : ENOENT;
 	perms_unref(e->perms);
 	e->perms = perms_ref(perms);
+	e->flags &= ~(unsigned int)E_IMPLICIT;
 	mark_modified(t, e);
 	return 0;
 }
@@ -571,8 +574,12 @@ int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
 		goto out;
 	if (changed) {
 		for (e = t->changes; e; e = e->next_change) {
-			if (e->flags & E_EXISTS)
-				changed(e->path, false, e->perms, arg);
+			/* Parents created along the way are no news either
+			 * (as for writes outside transactions). */
+			if (e->flags & E_EXISTS) {
+				if (!(e->flags & E_IMPLICIT))
+					changed(e->path, false, e->perms, arg);
+			}
 			/* A node that never existed outside is no news. */
 			else if ((e->flags & E_REMOVED) &&
 				 !((e->flags & E_CHECK_NODE) && e->gen == 0))

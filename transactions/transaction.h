@@ -56,7 +56,8 @@ void txn_discard(struct txn_set *set, struct txn *t);
  * What a commit changed, for the watch engine: a node written, created or
  * given new permissions (removed false, perms its permissions now), or a
  * node removed with its subtree by an RM of it (removed true, perms those it
- * had).  Nodes only removed along with an ancestor are not reported.
+ * had).  Nodes only removed along with an ancestor, and parents created
+ * only to hold a new node, are not reported.
  */
 typedef void txn_changed_fn(const char *path, bool removed,
 			    const struct perms *perms, void *arg);
