@@ -62,7 +62,8 @@ tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS)
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o
-BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict
+BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
+	$(B)/bench/watch-latency $(B)/bench/watch-writes
 
 $(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
 
@@ -74,6 +75,12 @@ $(B)/bench/txn-socket: $(B)/bench/txn-socket.o $(B)/bench/populate.o $(BENCH_UTI
 
 $(B)/bench/conflict: $(B)/bench/conflict.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XENSTORE_LIBS)
+
+$(B)/bench/watch-latency: $(B)/bench/watch-latency.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(B)/bench/watch-writes: $(B)/bench/watch-writes.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 bench: $(B)/xenstored $(BENCH_BINS)
 	bench/run $(abspath $(B))

@@ -25,6 +25,17 @@ double bench_median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+double bench_percentile(double *v, size_t n, double p)
+{
+	/* ceil(p * n) without libm, which not every benchmark links. */
+	size_t rank = (size_t)(p * (double)n);
+
+	if ((double)rank < p * (double)n)
+		rank++;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[rank ? (rank <= n ? rank : n) - 1 : 0];
+}
+
 /* xorshift64*: fast, and good enough to scatter accesses over the store. */
 uint64_t bench_rand(uint64_t *state)
 {

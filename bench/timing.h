@@ -16,6 +16,10 @@ uint64_t bench_now_ns(void);
 /* Median of v[0..n) (n >= 1); sorts v in place. */
 double bench_median(double *v, size_t n);
 
+/* The value below which a fraction p (0 < p <= 1) of v[0..n) lies
+ * (nearest rank, n >= 1); sorts v in place. */
+double bench_percentile(double *v, size_t n, double p);
+
 /* A small deterministic generator, so every run touches the same nodes. */
 uint64_t bench_rand(uint64_t *state);
 
