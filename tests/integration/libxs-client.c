@@ -16,42 +16,7 @@
 #include <string.h>
 #include <xenstore.h>
 
-static int checks, failures;
-
-static void vreport(bool good, const char *fmt, va_list ap)
-{
-	checks++;
-	if (!good)
-		failures++;
-	printf("%sok %d - ", good ? "" : "not ", checks);
-	vprintf(fmt, ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static bool ok(bool good, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool ok(bool good, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(good, fmt, ap);
-	va_end(ap);
-	return good;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
+#include "tests/integration/tap.h"
 
 /* A printable rendering of a byte string, for diagnostics. */
 static const char *show(const void *data, size_t len)
@@ -76,28 +41,6 @@ static const char *show(const void *data, size_t len)
 	out[o++] = '"';
 	out[o] = 0;
 	return out;
-}
-
-static const char *errname(int e)
-{
-	switch (e) {
-	case 0: return "0";
-	case ENOENT: return "ENOENT";
-	case EINVAL: return "EINVAL";
-	case EACCES: return "EACCES";
-	case EEXIST: return "EEXIST";
-	case EISDIR: return "EISDIR";
-	case ENOSPC: return "ENOSPC";
-	case ENOMEM: return "ENOMEM";
-	case E2BIG: return "E2BIG";
-	case ENOSYS: return "ENOSYS";
-	case EPERM: return "EPERM";
-	case EBUSY: return "EBUSY";
-	case EAGAIN: return "EAGAIN";
-	case EIO: return "EIO";
-	case EBADF: return "EBADF";
-	default: return strerror(e);
-	}
 }
 
 /* The read of PATH returns exactly LEN bytes equal to WANT, NUL-terminated after them. */

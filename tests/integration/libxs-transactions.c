@@ -26,61 +26,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
-static int checks, failures;
-
-static bool ok(bool good, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool ok(bool good, const char *fmt, ...)
-{
-	va_list ap;
-
-	checks++;
-	if (!good)
-		failures++;
-	printf("%sok %d - ", good ? "" : "not ", checks);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	return good;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void skip(const char *name, const char *why)
-{
-	checks++;
-	printf("ok %d - %s # SKIP %s\n", checks, name, why);
-	fflush(stdout);
-}
-
-static const char *errname(int e)
-{
-	switch (e) {
-	case 0: return "0";
-	case ENOENT: return "ENOENT";
-	case EINVAL: return "EINVAL";
-	case EACCES: return "EACCES";
-	case EEXIST: return "EEXIST";
-	case ENOSPC: return "ENOSPC";
-	case ENOMEM: return "ENOMEM";
-	case EBUSY: return "EBUSY";
-	case EAGAIN: return "EAGAIN";
-	case EIO: return "EIO";
-	default: return strerror(e);
-	}
-}
+#include "tests/integration/tap.h"
 
 /* A fatal setup failure: report it, print the plan and stop. */
 static void bail(const char *what)
