@@ -103,13 +103,10 @@ int op_rm(struct op_call *call)
 	err = op_get_node(call, PERM_WRITE, &n);
 	if (err == ENOENT) {
 		char parent[OP_PATH_BUF];
-		size_t plen = path_parent_len(call->path);
 
 		/* Already gone is fine, as long as the parent exists. */
-		memcpy(parent, call->path, plen);
-		parent[plen] = '\0';
-		return plen && view_get(st, call->tx, parent, &n) ? op_ok(call)
-								  : ENOENT;
+		return path_parent(call->path, parent, sizeof(parent)) &&
+		       view_get(st, call->tx, parent, &n) ? op_ok(call) : ENOENT;
 	}
 	if (err)
 		return err;

@@ -85,18 +85,14 @@ void op_fire(struct server *srv, const char *path, bool removed,
 	     const struct perms *perms, const struct perms *old_perms)
 {
 	char parent[OP_PATH_BUF];
-	size_t plen = path_parent_len(path);
 	const struct perms *parent_perms = NULL;
 	struct node *p;
 
 	if (!srv->watches.count)
 		return;
-	if (plen && plen < sizeof(parent)) {
-		memcpy(parent, path, plen);
-		parent[plen] = '\0';
-		if ((p = store_lookup(&srv->store, parent)))
-			parent_perms = p->perms;
-	}
+	if (path_parent(path, parent, sizeof(parent)) &&
+	    (p = store_lookup(&srv->store, parent)))
+		parent_perms = p->perms;
 	if (removed)
 		watch_fire_removed(&srv->watches, path, perms, parent_perms);
 	else

@@ -43,15 +43,6 @@ size_t path_relative_len(const char *path)
 	return len - (i + digits + 1);
 }
 
-size_t path_parent_len(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash || (slash == path && path[1] == '\0'))
-		return 0;
-	return slash == path ? 1 : (size_t)(slash - path);
-}
-
 size_t path_parent_len_n(const char *path, size_t len)
 {
 	if (len <= 1)
@@ -59,6 +50,22 @@ size_t path_parent_len_n(const char *path, size_t len)
 	while (len > 1 && path[len - 1] != '/')
 		len--;
 	return len > 1 ? len - 1 : 1;
+}
+
+size_t path_parent_len(const char *path)
+{
+	return path[0] == '/' ? path_parent_len_n(path, strlen(path)) : 0;
+}
+
+bool path_parent(const char *path, char *buf, size_t size)
+{
+	size_t len = path_parent_len(path);
+
+	if (len == 0 || len >= size)
+		return false;
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	return true;
 }
 
 const char *path_basename(const char *path)

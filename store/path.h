@@ -30,8 +30,14 @@ static inline bool path_is_special(const char *path) { return path[0] == '@'; }
  */
 size_t path_relative_len(const char *path);
 
-/* Length of the parent's path within path ("/a/b" -> 2, "/a" -> 1); 0 for "/". */
+/*
+ * Length of the parent's path within path ("/a/b" -> 2, "/a" -> 1); 0 for
+ * "/" and for special paths, which have no parent.
+ */
 size_t path_parent_len(const char *path);
+
+/* Copy path's parent into buf (size bytes); false when it has none. */
+bool path_parent(const char *path, char *buf, size_t size);
 
 /*
  * The same for the prefix path[0..len) of a longer string: the length of

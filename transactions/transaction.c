@@ -174,18 +174,6 @@ static void mark_modified(struct txn *t, struct entry *e)
 	t->changes_tail = &e->next_change;
 }
 
-/* Copy path's parent into buf; false for "/" and special paths. */
-static bool parent_of(const char *path, char *buf)
-{
-	size_t len = path_is_special(path) ? 0 : path_parent_len(path);
-
-	if (len == 0)
-		return false;
-	memcpy(buf, path, len);
-	buf[len] = '\0';
-	return true;
-}
-
 /* Did the transaction delete or create an ancestor of path? */
 static bool hidden_by_ancestor(const struct txn *t, const char *path)
 {
@@ -194,7 +182,7 @@ static bool hidden_by_ancestor(const struct txn *t, const char *path)
 
 	if (strlen(path) >= sizeof(buf))
 		return false;
-	while (parent_of(p, buf)) {
+	while (path_parent(p, buf, sizeof(buf))) {
 		struct entry *e = entry_find(t, buf);
 
 		if (e && (e->flags & E_FRESH))
@@ -277,7 +265,7 @@ void view_nearest_ancestor(struct store *s, struct txn *t, const char *path,
 	char buf[PATH_BUF];
 	const char *p = path;
 
-	while (parent_of(p, buf)) {
+	while (path_parent(p, buf, sizeof(buf))) {
 		if (view_get(s, t, buf, out))
 			return;
 		p = buf;
@@ -291,7 +279,8 @@ static bool is_child_of(const char *child, const char *parent)
 {
 	size_t plen = strlen(parent);
 
-	return !path_is_special(child) && path_parent_len(child) == plen &&
+	/* Special paths have no parent: path_parent_len says 0. */
+	return path_parent_len(child) == plen &&
 	       strncmp(child, parent, plen) == 0 && child[plen] != '\0';
 }
 
@@ -409,7 +398,8 @@ static struct entry *create(struct store *s, struct txn *t, const char *path,
 
 	if (e && (e->flags & E_EXISTS))
 		return e;
-	if (parent_of(path, parent) && !create(s, t, parent, new_perms))
+	if (path_parent(path, parent, sizeof(parent)) &&
+	    !create(s, t, parent, new_perms))
 		return NULL;
 	if (!e && !(e = entry_add(t, path)))
 		return NULL;

@@ -168,6 +168,21 @@ START_TEST(parent_len_of_top_level_path_is_root)
 }
 END_TEST
 
+START_TEST(parent_copies_the_parent_or_says_there_is_none)
+{
+	char buf[8];
+
+	ck_assert(path_parent("/a/b", buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "/a");
+	ck_assert(path_parent("/a", buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "/");
+	ck_assert(!path_parent("/", buf, sizeof(buf)));
+	ck_assert(!path_parent("@releaseDomain/7", buf, sizeof(buf)));
+	ck_assert_uint_eq(path_parent_len("@releaseDomain/7"), 0);
+	ck_assert(!path_parent("/longer-than-8/x", buf, sizeof(buf)));
+}
+END_TEST
+
 START_TEST(parent_len_of_root_is_zero)
 {
 	ck_assert_uint_eq(path_parent_len("/"), 0);
@@ -238,6 +253,7 @@ static Suite *path_suite(void)
 
 	t = tcase_create("components");
 	tcase_add_test(t, parent_len_of_nested_path);
+	tcase_add_test(t, parent_copies_the_parent_or_says_there_is_none);
 	tcase_add_test(t, parent_len_of_top_level_path_is_root);
 	tcase_add_test(t, parent_len_of_root_is_zero);
 	tcase_add_test(t, basename_is_last_component);
