@@ -123,6 +123,7 @@ void conn_handle_input(struct conn *c)
 			snprintf(why, sizeof(why), "payload of %u bytes",
 				 (unsigned int)req.hdr.len);
 			c->in_progress = false;
+			c->protocol_error = true;
 			conn_close(c, why);
 			return;
 		}

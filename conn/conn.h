@@ -72,6 +72,7 @@ struct conn {
 	bool in_progress;		/* conn_handle_input is on the stack */
 	bool output_full;		/* paused until output drains */
 	bool owns_queues;		/* in and out were made by conn_new */
+	bool protocol_error;		/* closed for a malformed packet */
 	void *owner_data;		/* for the hooks' owner (watches, txs) */
 	LIST_ENTRY(conn) link;		/* in the owner's list of connections */
 };

@@ -4,7 +4,8 @@
  * Parses and formats permission strings ("r5", "b0", ...) and decides the
  * access of a domain to a node from its permission list.  The rules: the
  * privileged domain and the owner (entry 0) get everything; otherwise the
- * first other entry naming the domain (or the domain it targets) decides;
+ * first other entry naming the domain (or the domain it targets, or
+ * DOMID_ANY) decides;
  * otherwise entry 0's access is the default for everyone.
  */
 #ifndef XS_PERMISSIONS_H
@@ -17,6 +18,7 @@
 
 #define DOMID_NONE UINT32_MAX	/* "no target domain" */
 #define PERM_DOMID_MAX 65535	/* domids are 16 bits on the wire */
+#define DOMID_ANY 0x7FF5u	/* an entry (not the owner) naming every domain */
 
 /* The identity a request is checked with. */
 struct who {

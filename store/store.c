@@ -97,8 +97,23 @@ static void unlink_child(struct store *s, struct node *n)
 	n->parent = n->prev = n->next = NULL;
 }
 
+/* Count (delta 1) or uncount (-1) the domids p names. */
+static void account(struct store *s, const struct perms *p, int delta)
+{
+	s->use[p->e[0].domid].owned += (uint32_t)delta;
+	for (unsigned int i = 1; i < p->n; i++)
+		s->use[p->e[i].domid].named += (uint32_t)delta;
+}
+
+bool store_domid_referenced(const struct store *s, uint32_t domid)
+{
+	return domid < STORE_DOMIDS &&
+	       (s->use[domid].owned || s->use[domid].named);
+}
+
 static void hash_add(struct store *s, struct node *n)
 {
+	account(s, n->perms, 1);
 	HASH_ADD_KEYPTR(hh, s->nodes, n->path, strlen(n->path), n);
 	s->count++;
 	n->gen = n->cgen = ++s->gen;
@@ -109,8 +124,9 @@ void store_init(struct store *s, struct perms *root_perms)
 	struct node *root;
 
 	memset(s, 0, sizeof(*s));
+	s->use = calloc(STORE_DOMIDS, sizeof(*s->use));
 	root = node_new("/", 1, root_perms);
-	if (!root)
+	if (!root || !s->use)
 		abort();	/* start-up only: nothing can work without "/" */
 	hash_add(s, root);
 }
@@ -124,6 +140,8 @@ void store_destroy(struct store *s)
 		node_free(n);
 	}
 	s->count = 0;
+	free(s->use);
+	s->use = NULL;
 }
 
 static struct node *lookup_len(const struct store *s, const char *path,
@@ -224,6 +242,8 @@ struct node *store_write(struct store *s, const char *path,
 void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 {
 	perms_ref(perms);
+	account(s, n->perms, -1);
+	account(s, perms, 1);
 	perms_unref(n->perms);
 	n->perms = perms;
 	n->gen = ++s->gen;
@@ -258,6 +278,7 @@ int store_remove(struct store *s, struct node *n,
 			unlink_child(s, cur);
 		HASH_DELETE(hh, s->nodes, cur);
 		s->count--;
+		account(s, cur->perms, -1);
 		node_free(cur);
 		if (last)
 			break;

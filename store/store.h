@@ -66,10 +66,19 @@ struct node {
 	char path[];			/* canonical path, NUL-terminated */
 };
 
+#define STORE_DOMIDS 65536		/* domids a permission entry can name */
+
+/* How the nodes of the store refer to one domid. */
+struct store_domid_use {
+	uint32_t owned;			/* nodes whose entry 0 names it */
+	uint32_t named;			/* other entries naming it */
+};
+
 struct store {
 	struct node *nodes;		/* uthash head: every node, owned */
 	unsigned long count;
 	uint64_t gen;			/* last generation handed out */
+	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
 };
 
 void store_init(struct store *s, struct perms *root_perms);
@@ -102,6 +111,9 @@ struct node *store_create(struct store *s, const char *path,
  */
 struct node *store_write(struct store *s, const char *path,
 			 struct perms *perms, const void *data, size_t len);
+
+/* Does any node's permission list name domid (as owner or entry)? */
+bool store_domid_referenced(const struct store *s, uint32_t domid);
 
 /* Replace the permission list; takes a new reference on perms. */
 void store_set_perms(struct store *s, struct node *n, struct perms *perms);
