@@ -24,15 +24,16 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c holds main() and is linked only into the binary.
 CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
 	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
-	ops/misc_ops.c ops/watch_ops.c daemon/log.c daemon/socket.c
+	ops/misc_ops.c ops/watch_ops.c ops/domain_ops.c domains/ring.c domains/xen.c \
+	domains/domain.c daemon/log.c daemon/socket.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -58,7 +59,14 @@ $(B)/tests/%: tests/integration/%.c config.mk
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(XENSTORE_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(XENSTORE_LIBS)
 
-tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS)
+# The Xen test double (tests/fakexen/README.md): never sanitized, since it is
+# preloaded into the daemon ahead of the sanitizer runtime.
+FAKEXEN := $(B)/tests/fakexen/libfakexen.so
+$(FAKEXEN): tests/fakexen/fakexen.c config.mk
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -fPIC -shared -I. $(XEN_CFLAGS) -o $@ $< -ldl
+
+tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN)
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "daemon/log.h"
 #include "daemon/socket.h"
+#include "domains/domain.h"
 #include "ops/ops.h"
 
 struct options {
@@ -28,6 +29,9 @@ struct options {
 	int verbose;
 	const char *pid_file;
 	const char *socket_path;
+	unsigned int master_domid;
+	unsigned int priv_domid;
+	bool priv_domid_set;
 };
 
 static void usage(FILE *out)
@@ -41,6 +45,10 @@ static void usage(FILE *out)
 "      --socket PATH     Unix socket to listen on (default: $XENSTORED_PATH,\n"
 "                        else $XENSTORED_RUNDIR/socket, else\n"
 "                        %s/socket)\n"
+"      --master-domid ID the domain this daemon runs in (default 0): its\n"
+"                        socket clients and its own ring are that domain\n"
+"      --priv-domid ID   a domain, besides the master, with full access and\n"
+"                        the right to manage domains (default: the master)\n"
 "  -v, --verbose         log more (repeat for debug messages)\n"
 "  -H, -h, --help        show this help and exit\n"
 "  -V, --version         show the version and exit\n",
@@ -62,13 +70,29 @@ static char *default_socket_path(void)
 	return path;
 }
 
+static int parse_domid_option(const char *name, const char *arg,
+			      unsigned int *out)
+{
+	unsigned long v;
+
+	if (!wire_parse_uint(arg, DOMAIN_ID_LIMIT - 1, &v)) {
+		fprintf(stderr, "xenstored: %s: not a domain id: '%s'\n", name,
+			arg);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256 };
+	enum { OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID };
 	static const struct option longopts[] = {
 		{ "no-fork", no_argument, NULL, 'N' },
 		{ "pid-file", required_argument, NULL, 'F' },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "master-domid", required_argument, NULL, OPT_MASTER_DOMID },
+		{ "priv-domid", required_argument, NULL, OPT_PRIV_DOMID },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
@@ -81,6 +105,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'N': o->foreground = true; break;
 		case 'F': o->pid_file = optarg; break;
 		case OPT_SOCKET: o->socket_path = optarg; break;
+		case OPT_MASTER_DOMID:
+			if (parse_domid_option("--master-domid", optarg,
+					       &o->master_domid) != 0)
+				return -1;
+			break;
+		case OPT_PRIV_DOMID:
+			if (parse_domid_option("--priv-domid", optarg,
+					       &o->priv_domid) != 0)
+				return -1;
+			o->priv_domid_set = true;
+			break;
 		case 'v': o->verbose++; break;
 		case 'H':
 		case 'h': usage(stdout); exit(0);
@@ -217,6 +252,8 @@ int main(int argc, char **argv)
 		log_error("cannot create the store: out of memory");
 		goto out_base;
 	}
+	srv.master_domid = o.master_domid;
+	srv.priv_domid = o.priv_domid_set ? o.priv_domid : o.master_domid;
 	l = listener_open(&srv, socket_path);
 	if (!l)
 		goto out_server;
@@ -229,6 +266,13 @@ int main(int argc, char **argv)
 	/* libevent re-inits the backend after fork only if asked. */
 	if (!o.foreground)
 		event_reinit(base);
+
+	/* After the fork: the event channel fd joins the child's loop. */
+	srv.domains = domains_new(&srv);
+	if (!srv.domains) {
+		log_error("cannot set up the domain table");
+		goto out_signals;
+	}
 
 	sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
 	sigint = evsignal_new(base, SIGINT, stop_cb, base);
@@ -245,6 +289,8 @@ int main(int argc, char **argv)
 		status = 0;
 
 out_signals:
+	domains_free(srv.domains);
+	srv.domains = NULL;
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)

@@ -98,7 +98,8 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	}
 	c = server_new_conn(l->srv, &socket_transport, bev,
 			    bufferevent_get_input(bev),
-			    bufferevent_get_output(bev), 0, true);
+			    bufferevent_get_output(bev), l->srv->master_domid,
+			    true);
 	if (!c) {
 		log_error("cannot accept a client: out of memory");
 		bufferevent_free(bev);

@@ -1,35 +1,9 @@
-/* GET_DOMAIN_PATH, IS_DOMAIN_INTRODUCED, RESET_WATCHES and CONTROL. */
+/* RESET_WATCHES and CONTROL. */
 #include <errno.h>
 #include <string.h>
 
 #include "daemon/log.h"
 #include "ops/ops_impl.h"
-
-#define DOMID_SELF 0x7FF0u
-
-int op_get_domain_path(struct op_call *call)
-{
-	unsigned int domid;
-
-	if (!op_parse_domid(wire_single_arg(call->req), &domid))
-		return EINVAL;
-	reply_printf(call->reply, "/local/domain/%u", domid);
-	reply_append(call->reply, "", 1);
-	return 0;
-}
-
-int op_is_domain_introduced(struct op_call *call)
-{
-	unsigned int domid;
-	bool known;
-
-	if (!op_parse_domid(wire_single_arg(call->req), &domid))
-		return EINVAL;
-	/* Until guests can be introduced, dom0 is the only domain we serve. */
-	known = domid == 0 || domid == DOMID_SELF;
-	reply_append_str(call->reply, known ? "T" : "F");
-	return 0;
-}
 
 int op_reset_watches(struct op_call *call)
 {

@@ -24,7 +24,7 @@ struct op_entry {
 /*
  * Types without a handler answer ENOSYS: the ones clients must never send
  * (WATCH_EVENT, ERROR), the removed RESTRICT, and those whose features
- * have not landed yet (domain management, quotas).
+ * have not landed yet (quotas).
  */
 static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_CONTROL] = { op_control, OP_PRIV },
@@ -36,7 +36,13 @@ static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_MKDIR] = { op_mkdir, 0 },
 	[XS_RM] = { op_rm, 0 },
 	[XS_SET_PERMS] = { op_set_perms, 0 },
+	[XS_INTRODUCE] = { op_introduce, OP_PRIV },
+	[XS_RELEASE] = { op_release, OP_PRIV },
 	[XS_IS_DOMAIN_INTRODUCED] = { op_is_domain_introduced, OP_PRIV },
+	[XS_RESUME] = { op_resume, OP_PRIV },
+	[XS_SET_TARGET] = { op_set_target, OP_PRIV },
+	[XS_TYPE_GET_FEATURE] = { op_get_feature, 0 },	/* own features: anyone */
+	[XS_TYPE_SET_FEATURE] = { op_set_feature, OP_PRIV },
 	[XS_RESET_WATCHES] = { op_reset_watches, 0 },
 	[XS_DIRECTORY_PART] = { op_directory_part, 0 },
 	[XS_TRANSACTION_START] = { op_transaction_start, 0 },
@@ -227,6 +233,12 @@ int server_init(struct server *srv, struct event_base *base)
 	}
 	perms_unref(dom0_only);
 	return 0;
+}
+
+bool server_domid_privileged(const struct server *srv, unsigned int domid)
+{
+	return domid == 0 || domid == srv->master_domid ||
+	       domid == srv->priv_domid;
 }
 
 struct conn *server_new_conn(struct server *srv,

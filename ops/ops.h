@@ -16,8 +16,13 @@
 #include "store/store.h"
 #include "watches/watch.h"
 
+struct domains;
+
 struct server {
 	struct event_base *base;
+	unsigned int master_domid;	/* the domain we run in: socket clients */
+	unsigned int priv_domid;	/* the other privileged domain */
+	struct domains *domains;	/* domains/, owned by daemon/ (may be NULL) */
 	struct store store;
 	struct watch_registry watches;
 	struct conn_hooks hooks;	/* given to every connection */
@@ -31,9 +36,12 @@ int server_init(struct server *srv, struct event_base *base);
 /* Close and free every connection, then the store. */
 void server_destroy(struct server *srv);
 
+/* Is a connection of domid privileged (dom0, master or priv domain)? */
+bool server_domid_privileged(const struct server *srv, unsigned int domid);
+
 /*
  * Make a connection over a transport (see conn_new) and track it.
- * Socket clients are dom0 and privileged.
+ * Socket clients are the master domain and privileged.
  */
 struct conn *server_new_conn(struct server *srv,
 			     const struct conn_transport *tp, void *tp_data,
@@ -46,6 +54,13 @@ struct conn *server_new_conn(struct server *srv,
  */
 void ops_fire_special(struct server *srv, const char *name,
 		      unsigned int domid);
+
+/*
+ * A domain is gone: delete the nodes it owns (their watches fire) and drop
+ * it from every other node's permissions, so a new domain given the same
+ * id inherits nothing.
+ */
+void server_forget_domain(struct server *srv, unsigned int domid);
 
 /* Handle one request of c: exactly one reply is queued on c. */
 void ops_dispatch(struct conn *c, const struct request *req);

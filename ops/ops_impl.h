@@ -69,6 +69,8 @@ bool op_parse_domid(const char *s, unsigned int *domid);
 op_handler op_read, op_write, op_mkdir, op_rm, op_directory,
 	op_directory_part, op_get_perms, op_set_perms;
 op_handler op_get_domain_path, op_is_domain_introduced, op_reset_watches;
+op_handler op_introduce, op_release, op_resume, op_set_target,
+	op_get_feature, op_set_feature;
 op_handler op_control;
 op_handler op_transaction_start, op_transaction_end;
 op_handler op_watch, op_unwatch;

@@ -753,6 +753,144 @@ START_TEST(special_event_reaches_a_domain_once_set_perms_allows)
 }
 END_TEST
 
+
+/* ---- domain management without Xen (the table is empty) ---- */
+
+START_TEST(introduce_without_xen_is_eio)
+{
+	EXPECT_ERR(c0, XS_INTRODUCE, "5\0" "4096\0" "7\0", "EIO");
+	EXPECT_REPLY(c0, XS_IS_DOMAIN_INTRODUCED, "5\0", "F\0");
+}
+END_TEST
+
+START_TEST(introduce_bad_arguments_are_einval)
+{
+	EXPECT_ERR(c0, XS_INTRODUCE, "5\0" "4096\0", "EINVAL");
+	EXPECT_ERR(c0, XS_INTRODUCE, "5\0" "4096\0" "0\0", "EINVAL");
+	EXPECT_ERR(c0, XS_INTRODUCE, "5\0" "4096\0" "-1\0", "EINVAL");
+	EXPECT_ERR(c0, XS_INTRODUCE, "5\0" "x\0" "7\0", "EINVAL");
+	EXPECT_ERR(c0, XS_INTRODUCE, "32752\0" "1\0" "7\0", "EINVAL");
+	EXPECT_ERR(c0, XS_INTRODUCE, "5x\0" "1\0" "7\0", "EINVAL");
+}
+END_TEST
+
+START_TEST(domain_management_by_a_guest_is_eacces)
+{
+	EXPECT_ERR(c5, XS_INTRODUCE, "6\0" "1\0" "7\0", "EACCES");
+	EXPECT_ERR(c5, XS_RELEASE, "6\0", "EACCES");
+	EXPECT_ERR(c5, XS_RESUME, "6\0", "EACCES");
+	EXPECT_ERR(c5, XS_SET_TARGET, "6\0" "5\0", "EACCES");
+	EXPECT_ERR(c5, XS_TYPE_SET_FEATURE, "6\0" "1\0", "EACCES");
+	EXPECT_ERR(c5, XS_TYPE_GET_FEATURE, "6\0", "EACCES");
+}
+END_TEST
+
+START_TEST(release_and_resume_of_the_store_domain_are_einval)
+{
+	EXPECT_ERR(c0, XS_RELEASE, "0\0", "EINVAL");
+	EXPECT_ERR(c0, XS_RESUME, "0\0", "EINVAL");
+}
+END_TEST
+
+START_TEST(release_resume_set_target_of_unknown_domain_are_enoent)
+{
+	EXPECT_ERR(c0, XS_RELEASE, "9\0", "ENOENT");
+	EXPECT_ERR(c0, XS_RESUME, "9\0", "ENOENT");
+	EXPECT_ERR(c0, XS_SET_TARGET, "9\0" "8\0", "ENOENT");
+	EXPECT_ERR(c0, XS_RELEASE, "nine\0", "EINVAL");
+	EXPECT_ERR(c0, XS_SET_TARGET, "9\0", "EINVAL");
+	EXPECT_ERR(c0, XS_SET_TARGET, "9\0" "8\0" "7\0", "EINVAL");
+}
+END_TEST
+
+START_TEST(get_feature_of_own_connection_lists_every_feature)
+{
+	EXPECT_REPLY(c0, XS_TYPE_GET_FEATURE, "", "15\0");
+	EXPECT_REPLY(c5, XS_TYPE_GET_FEATURE, "\0", "15\0");
+}
+END_TEST
+
+START_TEST(feature_requests_check_their_arguments)
+{
+	EXPECT_ERR(c0, XS_TYPE_GET_FEATURE, "9\0", "ENOENT");
+	EXPECT_ERR(c0, XS_TYPE_GET_FEATURE, "9\0" "1\0", "EINVAL");
+	EXPECT_ERR(c0, XS_TYPE_GET_FEATURE, "x\0", "EINVAL");
+	EXPECT_ERR(c0, XS_TYPE_SET_FEATURE, "9\0" "1\0", "ENOENT");
+	EXPECT_ERR(c0, XS_TYPE_SET_FEATURE, "9\0", "EINVAL");
+	EXPECT_ERR(c0, XS_TYPE_SET_FEATURE, "9\0" "one\0", "EINVAL");
+}
+END_TEST
+
+START_TEST(domid_any_entry_grants_every_domain)
+{
+	EXPECT_OK(c0, XS_WRITE, "/shared\0v");
+	EXPECT_ERR(c5, XS_READ, "/shared\0", "EACCES");
+	EXPECT_OK(c0, XS_SET_PERMS, "/shared\0n0\0r32757\0");
+	EXPECT_REPLY(c5, XS_READ, "/shared\0", "v");
+	EXPECT_ERR(c5, XS_WRITE, "/shared\0w", "EACCES");
+}
+END_TEST
+
+/* ---- a domain is gone: the tree forgets it ---- */
+
+START_TEST(forget_domain_deletes_what_it_owns_and_strips_its_entries)
+{
+	make_home5();
+	EXPECT_OK(c0, XS_WRITE, "/local/domain/5/device/vif/0/state\0" "1");
+	EXPECT_OK(c0, XS_WRITE, "/backend/vif/5/0\0x");
+	EXPECT_OK(c0, XS_SET_PERMS, "/backend/vif/5/0\0n0\0r5\0b7\0");
+	EXPECT_OK(c0, XS_SET_PERMS, "@releaseDomain\0n0\0r5\0");
+	server_forget_domain(&srv, 5);
+	EXPECT_ERR(c0, XS_READ, "/local/domain/5\0", "ENOENT");
+	EXPECT_ERR(c0, XS_READ, "/local/domain/5/device/vif/0/state\0",
+		   "ENOENT");
+	EXPECT_REPLY(c0, XS_READ, "/backend/vif/5/0\0", "x");
+	EXPECT_REPLY(c0, XS_GET_PERMS, "/backend/vif/5/0\0", "n0\0b7\0");
+	EXPECT_REPLY(c0, XS_GET_PERMS, "@releaseDomain\0", "n0\0");
+	EXPECT_REPLY(c0, XS_DIRECTORY, "/local/domain\0", "");
+}
+END_TEST
+
+START_TEST(forget_domain_fires_watches_on_deleted_nodes)
+{
+	static const char watch[] = "/local/domain/5\0tok\0";
+	struct unit_req u;
+
+	make_home5();
+	ops_dispatch(c0, unit_request(&u, XS_WATCH, 1, 0, watch,
+				      sizeof(watch) - 1));
+	unit_take_packet(c0->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.type, XS_WATCH);
+	ck_assert_str_eq(next_event(c0), "/local/domain/5");
+	server_forget_domain(&srv, 5);
+	ck_assert_str_eq(next_event(c0), "/local/domain/5");
+	ck_assert_uint_eq(evbuffer_get_length(c0->out), 0);
+}
+END_TEST
+
+START_TEST(forget_domain_leaves_other_domains_alone)
+{
+	make_home5();
+	EXPECT_OK(c0, XS_MKDIR, "/local/domain/6\0");
+	EXPECT_OK(c0, XS_SET_PERMS, "/local/domain/6\0n6\0r5\0");
+	server_forget_domain(&srv, 7);
+	EXPECT_REPLY(c0, XS_GET_PERMS, "/local/domain/5\0", "n5\0");
+	server_forget_domain(&srv, 5);
+	EXPECT_REPLY(c0, XS_GET_PERMS, "/local/domain/6\0", "n6\0");
+	EXPECT_REPLY(c0, XS_DIRECTORY, "/local/domain\0", "6\0");
+}
+END_TEST
+
+START_TEST(new_domain_with_reused_id_inherits_no_access)
+{
+	EXPECT_OK(c0, XS_WRITE, "/secret\0s");
+	EXPECT_OK(c0, XS_SET_PERMS, "/secret\0n0\0r5\0");
+	EXPECT_REPLY(c5, XS_READ, "/secret\0", "s");
+	server_forget_domain(&srv, 5);	/* domain 5 died; c5 plays the new one */
+	EXPECT_ERR(c5, XS_READ, "/secret\0", "EACCES");
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
@@ -823,6 +961,22 @@ static Suite *ops_suite(void)
 	tcase_add_test(t, unprivileged_connection_may_hold_ten_transactions);
 	tcase_add_test(t, dom0_is_not_limited_to_ten_transactions);
 	tcase_add_test(t, special_event_reaches_a_domain_once_set_perms_allows);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("domains");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, introduce_without_xen_is_eio);
+	tcase_add_test(t, introduce_bad_arguments_are_einval);
+	tcase_add_test(t, domain_management_by_a_guest_is_eacces);
+	tcase_add_test(t, release_and_resume_of_the_store_domain_are_einval);
+	tcase_add_test(t, release_resume_set_target_of_unknown_domain_are_enoent);
+	tcase_add_test(t, get_feature_of_own_connection_lists_every_feature);
+	tcase_add_test(t, feature_requests_check_their_arguments);
+	tcase_add_test(t, domid_any_entry_grants_every_domain);
+	tcase_add_test(t, forget_domain_deletes_what_it_owns_and_strips_its_entries);
+	tcase_add_test(t, forget_domain_fires_watches_on_deleted_nodes);
+	tcase_add_test(t, forget_domain_leaves_other_domains_alone);
+	tcase_add_test(t, new_domain_with_reused_id_inherits_no_access);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -1,0 +1,65 @@
+/*
+ * domains: the introduced domains, their rings and their lifecycle.
+ *
+ * Owns the table of domains (by domid and by local event channel port),
+ * each domain's ring mapping and event channel, and the ring transport
+ * that moves bytes between a ring and the domain's connection.  A ring is
+ * looked at only when its event channel fires or its connection has output:
+ * the cost of serving one domain does not grow with the number of others.
+ * VIRQ_DOM_EXC makes it ask the hypervisor which domains shut down or
+ * died; dead domains are torn down and their nodes cleaned out of the tree.
+ *
+ * Calls xen/ for everything Xen, and the server (ops/) to create
+ * connections, fire @introduceDomain / @releaseDomain and clean the tree.
+ */
+#ifndef XS_DOMAIN_H
+#define XS_DOMAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct server;
+struct conn;
+struct domains;
+
+/* Features we offer a guest in its ring page (xenstore-ring.txt). */
+#define DOMAIN_FEATURE_RECONNECTION 1u
+#define DOMAIN_FEATURE_ERROR 2u
+#define DOMAIN_FEATURE_WATCHDEPTH 4u
+#define DOMAIN_FEATURE_DOMID_ANY 8u
+#define DOMAIN_FEATURES_ALL (DOMAIN_FEATURE_RECONNECTION | DOMAIN_FEATURE_ERROR | \
+			     DOMAIN_FEATURE_WATCHDEPTH | DOMAIN_FEATURE_DOMID_ANY)
+
+/* Domain ids at or above this are reserved by Xen (DOMID_FIRST_RESERVED). */
+#define DOMAIN_ID_LIMIT 0x7FF0u
+
+/*
+ * Open Xen, bind VIRQ_DOM_EXC and serve dom0's own ring when the kernel
+ * offers one.  Without Xen the table still works (guests just cannot be
+ * introduced) and this logs that guest rings are unavailable.  NULL only
+ * on ENOMEM.
+ */
+struct domains *domains_new(struct server *srv);
+/* Close every domain connection and release every ring (shutdown). */
+void domains_free(struct domains *ds);
+
+/* The requests of the domain management operations: 0 or an errno. */
+int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,
+		      unsigned int port);
+int domains_release(struct domains *ds, unsigned int domid);
+int domains_resume(struct domains *ds, unsigned int domid);
+int domains_set_target(struct domains *ds, unsigned int domid,
+		       unsigned int target);
+bool domains_is_introduced(struct domains *ds, unsigned int domid);
+int domains_get_features(struct domains *ds, unsigned int domid,
+			 unsigned int *features);
+int domains_set_features(struct domains *ds, unsigned int domid,
+			 unsigned int features);
+
+/* Features of the domain whose ring c is; every feature for a socket. */
+unsigned int domains_conn_features(struct domains *ds, const struct conn *c);
+
+/* Look for shut-down and dead domains now (as VIRQ_DOM_EXC does). */
+void domains_check(struct domains *ds);
+
+#endif
