@@ -130,8 +130,9 @@ class Daemon:
     badly (non-zero status, or killed by a signal other than our SIGTERM).
     """
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), env=None):
         self.extra_args = list(extra_args)
+        self.env = env  # environment of our daemon (None: inherit); unused upstream
         self.dir = None
         self.socket_path = None
         self.log_path = None
@@ -160,7 +161,8 @@ class Daemon:
         self.proc = subprocess.Popen(
             [binary, "-N", "--socket", self.socket_path,
              "--pid-file", os.path.join(self.dir, "pid")] + self.extra_args,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env)
         log.close()
         self.pid = self.proc.pid
         deadline = time.monotonic() + 10
