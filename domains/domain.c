@@ -40,6 +40,7 @@ struct domain {
 	bool shutdown_seen;		/* @releaseDomain fired for the shutdown */
 	bool reading;			/* the connection takes requests */
 	bool in_io;			/* domain_io is on the stack */
+	bool doomed;			/* released from inside its own pass */
 	struct xen_ring ring;		/* mapping, owned */
 	int port;			/* local event channel port, or 0 */
 	struct conn *conn;		/* NULL when not served (error) */
@@ -82,6 +83,7 @@ static struct domain *find_domain(struct domains *ds, unsigned int domid)
 }
 
 static void domain_io(evutil_socket_t fd, short what, void *arg);
+static void domain_destroy(struct domain *d, bool gone);
 
 static struct domain *domain_alloc(struct domains *ds, unsigned int domid)
 {
@@ -309,6 +311,11 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 				return;
 			}
 			conn_handle_input(d->conn);
+			if (d->doomed) {
+				d->in_io = false;
+				domain_destroy(d, true);
+				return;
+			}
 		}
 	}
 	if (d->conn && !flush_output(d, &moved))
@@ -336,6 +343,12 @@ static void domain_destroy(struct domain *d, bool gone)
 	unsigned int domid = d->domid;
 	bool introduced = d->introduced;
 
+	if (d->in_io) {
+		/* One of its own requests released it: finish after the pass. */
+		d->doomed = true;
+		domain_disconnect(d, "domain released");
+		return;
+	}
 	domain_disconnect(d, gone ? "domain gone" : "shutting down");
 	set_port(d, 0);
 	if (d->ring.page)
