@@ -141,6 +141,14 @@ static void signal_guest(struct domain *d)
 	xen_evtchn_notify(d->ds->xen, d->port);
 }
 
+/* Tell the guest why its ring is no longer served, if it reads that. */
+static void set_error(struct domain *d, uint32_t error)
+{
+	if (d->features & DOMAIN_FEATURE_ERROR)
+		intf_of(d)->error = error;
+	signal_guest(d);
+}
+
 /* ---- the ring transport of a domain's connection ---- */
 
 static void ring_kick(struct conn *c)
@@ -169,10 +177,8 @@ static void ring_close(struct conn *c)
 
 	if (!d)
 		return;
-	if (c->protocol_error && intf_of(d)) {
-		intf_of(d)->error = XENSTORE_ERROR_PROTO;
-		signal_guest(d);
-	}
+	if (c->protocol_error && intf_of(d))
+		set_error(d, XENSTORE_ERROR_PROTO);
 	if (d->conn == c)
 		d->conn = NULL;
 	c->tp_data = NULL;
@@ -222,9 +228,8 @@ static void domain_fail(struct domain *d, uint32_t error, const char *why)
 {
 	log_warn("domain %u: %s: ring disabled until it reconnects",
 		 d->domid, why);
-	intf_of(d)->error = error;
 	domain_disconnect(d, why);
-	signal_guest(d);
+	set_error(d, error);
 }
 
 /* The guest asked for a reconnection: start again from empty. */
