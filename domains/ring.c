@@ -24,6 +24,32 @@ static inline void store_index(XENSTORE_RING_IDX *p, uint32_t v)
 #define read_barrier() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define full_barrier() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
+/*
+ * Copy len bytes between a linear buffer and a ring buffer from stream
+ * offset idx on, in at most two pieces (before and after the wrap).
+ */
+static void copy_from_ring(void *dst, const char *ring, uint32_t idx,
+			   size_t len)
+{
+	size_t off = RING_MASK(idx), first = XENSTORE_RING_SIZE - off;
+
+	if (first > len)
+		first = len;
+	memcpy(dst, ring + off, first);
+	memcpy((char *)dst + first, ring, len - first);
+}
+
+static void copy_to_ring(char *ring, uint32_t idx, const void *src,
+			 size_t len)
+{
+	size_t off = RING_MASK(idx), first = XENSTORE_RING_SIZE - off;
+
+	if (first > len)
+		first = len;
+	memcpy(ring + off, src, first);
+	memcpy(ring, (const char *)src + first, len - first);
+}
+
 size_t ring_readable(const struct xenstore_domain_interface *intf)
 {
 	uint32_t cons = load_index(&intf->req_cons);
@@ -39,26 +65,16 @@ ptrdiff_t ring_read(struct xenstore_domain_interface *intf, void *buf,
 	uint32_t cons = load_index(&intf->req_cons);
 	uint32_t prod = load_index(&intf->req_prod);
 	uint32_t avail = prod - cons;
-	size_t done = 0;
 
 	read_barrier();
 	if (avail > XENSTORE_RING_SIZE)
 		return -1;
 	if (len > avail)
 		len = avail;
-	while (done < len) {
-		/* One contiguous piece, up to the end of the buffer. */
-		size_t off = RING_MASK(cons + done);
-		size_t n = XENSTORE_RING_SIZE - off;
-
-		if (n > len - done)
-			n = len - done;
-		memcpy((char *)buf + done, intf->req + off, n);
-		done += n;
-	}
+	copy_from_ring(buf, intf->req, cons, len);
 	full_barrier();
-	store_index(&intf->req_cons, cons + (uint32_t)done);
-	return (ptrdiff_t)done;
+	store_index(&intf->req_cons, cons + (uint32_t)len);
+	return (ptrdiff_t)len;
 }
 
 ptrdiff_t ring_write(struct xenstore_domain_interface *intf, const void *buf,
@@ -67,7 +83,7 @@ ptrdiff_t ring_write(struct xenstore_domain_interface *intf, const void *buf,
 	uint32_t cons = load_index(&intf->rsp_cons);
 	uint32_t prod = load_index(&intf->rsp_prod);
 	uint32_t used = prod - cons;
-	size_t room, done = 0;
+	size_t room;
 
 	full_barrier();	/* the guest's reads of the bytes before cons are over */
 	if (used > XENSTORE_RING_SIZE)
@@ -75,18 +91,10 @@ ptrdiff_t ring_write(struct xenstore_domain_interface *intf, const void *buf,
 	room = XENSTORE_RING_SIZE - used;
 	if (len > room)
 		len = room;
-	while (done < len) {
-		size_t off = RING_MASK(prod + done);
-		size_t n = XENSTORE_RING_SIZE - off;
-
-		if (n > len - done)
-			n = len - done;
-		memcpy(intf->rsp + off, (const char *)buf + done, n);
-		done += n;
-	}
+	copy_to_ring(intf->rsp, prod, buf, len);
 	full_barrier();	/* the bytes are in place before the guest sees prod */
-	store_index(&intf->rsp_prod, prod + (uint32_t)done);
-	return (ptrdiff_t)done;
+	store_index(&intf->rsp_prod, prod + (uint32_t)len);
+	return (ptrdiff_t)len;
 }
 
 void ring_reset(struct xenstore_domain_interface *intf)

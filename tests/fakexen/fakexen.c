@@ -344,21 +344,23 @@ int xenevtchn_notify(xenevtchn_handle *h, evtchn_port_t port)
 
 /* ------------------------------------- libxengnttab, libxenforeignmemory */
 
-struct xengntdev_handle {
+/* Both handles only remember the directory. */
+struct dir_handle {
     char *dir;
+};
+
+struct xengntdev_handle {
+    struct dir_handle d;
 };
 
 struct xenforeignmemory_handle {
-    char *dir;
+    struct dir_handle d;
 };
 
-xengnttab_handle *xengnttab_open(struct xentoollog_logger *logger, unsigned int flags)
+static struct dir_handle *dir_handle_open(void)
 {
-    xengnttab_handle *h;
+    struct dir_handle *h = calloc(1, sizeof(*h));
 
-    (void)logger;
-    (void)flags;
-    h = calloc(1, sizeof(*h));
     if (!h) {
         errno = ENOMEM;
         return NULL;
@@ -371,12 +373,24 @@ xengnttab_handle *xengnttab_open(struct xentoollog_logger *logger, unsigned int 
     return h;
 }
 
-int xengnttab_close(xengnttab_handle *h)
+static void dir_handle_close(struct dir_handle *h)
 {
     if (h) {
         free(h->dir);
         free(h);
     }
+}
+
+xengnttab_handle *xengnttab_open(struct xentoollog_logger *logger, unsigned int flags)
+{
+    (void)logger;
+    (void)flags;
+    return (xengnttab_handle *)dir_handle_open();
+}
+
+int xengnttab_close(xengnttab_handle *h)
+{
+    dir_handle_close(h ? &h->d : NULL);
     return 0;
 }
 
@@ -391,7 +405,7 @@ void *xengnttab_map_grant_ref(xengnttab_handle *h, uint32_t domid, uint32_t ref,
 {
     char path[PATH_MAX];
 
-    snprintf(path, sizeof(path), "%s/grant-%u-%u", h->dir, domid, ref);
+    snprintf(path, sizeof(path), "%s/grant-%u-%u", h->d.dir, domid, ref);
     return map_file(path, PAGE, prot);
 }
 
@@ -404,29 +418,14 @@ int xengnttab_unmap(xengnttab_handle *h, void *start, uint32_t count)
 xenforeignmemory_handle *xenforeignmemory_open(struct xentoollog_logger *logger,
                                                unsigned int flags)
 {
-    xenforeignmemory_handle *h;
-
     (void)logger;
     (void)flags;
-    h = calloc(1, sizeof(*h));
-    if (!h) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    h->dir = fake_dir();
-    if (!h->dir) {
-        free(h);
-        return NULL;
-    }
-    return h;
+    return (xenforeignmemory_handle *)dir_handle_open();
 }
 
 int xenforeignmemory_close(xenforeignmemory_handle *h)
 {
-    if (h) {
-        free(h->dir);
-        free(h);
-    }
+    dir_handle_close(h ? &h->d : NULL);
     return 0;
 }
 
@@ -452,7 +451,7 @@ void *xenforeignmemory_map(xenforeignmemory_handle *h, uint32_t dom, int prot, s
     for (i = 0; i < pages; i++) {
         int e = 0;
 
-        snprintf(path, sizeof(path), "%s/gfn-%u-%lu", h->dir, dom, (unsigned long)arr[i]);
+        snprintf(path, sizeof(path), "%s/gfn-%u-%lu", h->d.dir, dom, (unsigned long)arr[i]);
         fd = real_open(path, (prot & PROT_WRITE) ? O_RDWR : O_RDONLY, 0);
         if (fd < 0)
             e = errno;
