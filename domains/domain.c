@@ -539,8 +539,16 @@ void domains_free(struct domains *ds)
 static int reintroduce(struct domain *d, unsigned int port)
 {
 	struct xenstore_domain_interface *intf = intf_of(d);
-	int p = xen_evtchn_bind(d->ds->xen, d->domid, port);
+	int p;
 
+	/* A remote port is bound once: release ours before binding again. */
+	set_port(d, 0);
+	if (ring_evtchn_port(intf))
+		port = ring_evtchn_port(intf);
+	p = xen_evtchn_bind(d->ds->xen, d->domid, port);
+	if (p < 0)
+		log_warn("cannot bind the channel of domain %u again: %s",
+			 d->domid, strerror(-p));
 	set_port(d, p);
 	domain_disconnect(d, "domain introduced again");
 	ring_reset(intf);
