@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "domains/domain.h"
 #include "ops/ops_impl.h"
 
 /* Bytes to strip from event paths of a watch given as path. */
@@ -26,6 +27,10 @@ int op_watch(struct op_call *call)
 	if (n < 2 || n > 3 || wire_split(call->req, argv, 3) != n)
 		return EINVAL;
 	if (n == 3 && !wire_parse_uint(argv[2], INT_MAX, &depth))
+		return EINVAL;
+	/* A depth only from a guest that was offered the feature. */
+	if (n == 3 && !(domains_conn_features(call->srv->domains, call->c) &
+			DOMAIN_FEATURE_WATCHDEPTH))
 		return EINVAL;
 	err = op_path(call, argv[0], true);
 	if (err)
