@@ -232,22 +232,36 @@ static void domain_fail(struct domain *d, uint32_t error, const char *why)
 	set_error(d, error);
 }
 
-/* The guest asked for a reconnection: start again from empty. */
-static void domain_reconnect(struct domain *d)
+/*
+ * Serve a ring from scratch (introduced, or the guest reconnected): advertise our features, empty both
+ * queues, clear an error left from before, start the connection, and
+ * answer a guest waiting for its reconnection.
+ */
+static int start_ring(struct domain *d)
 {
 	struct xenstore_domain_interface *intf = intf_of(d);
 
-	domain_disconnect(d, "the guest reconnected");
+	intf->server_features = d->features;
 	ring_reset(intf);
 	intf->error = XENSTORE_ERROR_NONE;
-	if (domain_connect(d) != 0) {
+	if (domain_connect(d) != 0)
+		return -1;
+	if (intf->connection == XENSTORE_RECONNECT) {
+		/* The empty queues are visible before the guest sees 0. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		intf->connection = XENSTORE_CONNECTED;
+		signal_guest(d);
+	}
+	return 0;
+}
+
+/* The guest asked for a reconnection: start again from empty. */
+static void domain_reconnect(struct domain *d)
+{
+	domain_disconnect(d, "the guest reconnected");
+	if (start_ring(d) != 0)
 		log_error("domain %u: cannot reconnect: out of memory",
 			  d->domid);
-		return;
-	}
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	intf->connection = XENSTORE_CONNECTED;
-	signal_guest(d);
 }
 
 /*
@@ -551,14 +565,8 @@ static int reintroduce(struct domain *d, unsigned int port)
 			 d->domid, strerror(-p));
 	set_port(d, p);
 	domain_disconnect(d, "domain introduced again");
-	ring_reset(intf);
-	intf->error = XENSTORE_ERROR_NONE;
-	if (domain_connect(d) != 0)
+	if (start_ring(d) != 0)
 		return ENOMEM;
-	if (intf->connection == XENSTORE_RECONNECT) {
-		intf->connection = XENSTORE_CONNECTED;
-		signal_guest(d);
-	}
 	return p < 0 ? -p : 0;
 }
 
@@ -599,9 +607,7 @@ int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,
 		goto fail;
 	}
 	set_port(d, p);
-	intf->server_features = d->features;
-	ring_reset(intf);
-	if (domain_connect(d) != 0) {
+	if (start_ring(d) != 0) {
 		set_port(d, 0);
 		xen_unmap_ring(ds->xen, &d->ring);
 		err = -ENOMEM;
@@ -609,10 +615,6 @@ int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,
 	}
 	d->introduced = true;
 	d->shutdown_seen = false;
-	if (intf->connection == XENSTORE_RECONNECT) {
-		intf->connection = XENSTORE_CONNECTED;
-		signal_guest(d);
-	}
 	log_info("domain %u introduced (port %u)", domid, port);
 	if (!domain_privileged(ds, domid))
 		ops_fire_special(ds->srv, "@introduceDomain", domid);
