@@ -24,16 +24,16 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c holds main() and is linked only into the binary.
 CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
 	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
-	ops/misc_ops.c ops/watch_ops.c ops/domain_ops.c domains/ring.c domains/xen.c \
-	domains/domain.c daemon/log.c daemon/socket.c
+	ops/control_ops.c ops/watch_ops.c ops/domain_ops.c domains/ring.c domains/xen.c \
+	domains/domain.c daemon/log.c daemon/trace.c daemon/socket.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)

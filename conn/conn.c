@@ -10,6 +10,7 @@
 
 #include "conn/conn.h"
 #include "daemon/log.h"
+#include "daemon/trace.h"
 
 static unsigned long next_conn_id = 1;
 
@@ -46,6 +47,8 @@ struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 	c->resume = evtimer_new(base, resume_cb, c);
 	if (!c->resume)
 		goto fail;
+	if (trace_active & TRACE_CONN)
+		trace_conn(c->id, domid, tp->kind, "opened");
 	return c;
 
 fail:
@@ -132,6 +135,9 @@ void conn_handle_input(struct conn *c)
 		evbuffer_remove(c->in, packet, WIRE_HDR_LEN + req.hdr.len);
 		packet[WIRE_HDR_LEN + req.hdr.len] = '\0';
 		req.payload = packet + WIRE_HDR_LEN;
+		if (trace_active & TRACE_IO)
+			trace_packet(c->id, c->who.domid, false, &req.hdr,
+				     req.payload);
 		c->hooks->dispatch(c, &req);
 		handled++;
 	}
@@ -161,6 +167,8 @@ void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
 
 	if (c->closing)
 		return;
+	if (trace_active & TRACE_IO)
+		trace_packet(c->id, c->who.domid, true, &hdr, payload);
 	/* evbuffer_add copies; on ENOMEM the client sees a lost reply. */
 	if (evbuffer_add(c->out, &hdr, sizeof(hdr)) != 0 ||
 	    evbuffer_add(c->out, payload, len) != 0) {
@@ -185,6 +193,8 @@ void conn_close(struct conn *c, const char *why)
 		return;
 	log_info("connection %lu (%s, domain %u) closed: %s", c->id,
 		 c->tp->kind, (unsigned int)c->who.domid, why);
+	if (trace_active & TRACE_CONN)
+		trace_conn(c->id, c->who.domid, c->tp->kind, why);
 	c->closing = true;
 	c->tp->close(c);
 	if (c->hooks->closed)

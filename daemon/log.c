@@ -1,33 +1,136 @@
-/* Logging to stderr or syslog. */
+/* Logging to stderr, syslog or a file. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 
 enum log_level log_current_level = LOG_LVL_WARN;
-static bool log_to_syslog;
+static enum log_target log_target = LOG_TO_STDERR;
+static char *log_path;		/* LOG_TO_FILE: the file's name, owned */
+static FILE *log_file;		/* LOG_TO_FILE: the open file */
 
-void log_open(bool use_syslog, enum log_level level)
+static const char *const level_names[] = {
+	[LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
+	[LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
+};
+
+static FILE *open_log_file(const char *path)
 {
-	log_to_syslog = use_syslog;
-	log_current_level = level;
-	if (use_syslog)
+	/* O_APPEND: several writers (or a logrotate copytruncate) stay sane. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "a");
+	if (!f) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
+
+int log_open(enum log_target target, const char *path, enum log_level level)
+{
+	log_close();
+	if (target == LOG_TO_FILE) {
+		log_path = strdup(path);
+		if (!log_path)
+			return -1;
+		log_file = open_log_file(path);
+		if (!log_file) {
+			int e = errno;
+
+			free(log_path);
+			log_path = NULL;
+			errno = e;
+			return -1;
+		}
+	} else if (target == LOG_TO_SYSLOG) {
 		openlog("xenstored", LOG_PID, LOG_DAEMON);
+	}
+	log_target = target;
+	log_current_level = level;
+	return 0;
+}
+
+int log_reopen(void)
+{
+	FILE *f;
+
+	if (log_target != LOG_TO_FILE)
+		return 0;
+	f = open_log_file(log_path);
+	if (!f)
+		return -1;
+	fclose(log_file);
+	log_file = f;
+	return 0;
+}
+
+void log_close(void)
+{
+	if (log_target == LOG_TO_FILE && log_file)
+		fclose(log_file);
+	else if (log_target == LOG_TO_SYSLOG)
+		closelog();
+	log_file = NULL;
+	free(log_path);
+	log_path = NULL;
+	log_target = LOG_TO_STDERR;
+}
+
+bool log_parse_level(const char *name, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (strcasecmp(name, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return true;
+		}
+	return false;
+}
+
+const char *log_level_name(enum log_level level)
+{
+	return level_names[level];
 }
 
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	static const char *const name[] = { "error", "warning", "info", "debug" };
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (log_to_syslog) {
+	if (log_target == LOG_TO_SYSLOG) {
 		vsyslog(prio[level], fmt, ap);
+	} else if (log_target == LOG_TO_FILE) {
+		struct timeval tv;
+		struct tm tm;
+		char when[32];
+
+		gettimeofday(&tv, NULL);
+		localtime_r(&tv.tv_sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		fprintf(log_file, "%s.%03ld xenstored[%ld]: %s: ", when,
+			(long)tv.tv_usec / 1000, (long)getpid(),
+			level_names[level]);
+		vfprintf(log_file, fmt, ap);
+		fputc('\n', log_file);
 	} else {
-		fprintf(stderr, "xenstored: %s: ", name[level]);
+		fprintf(stderr, "xenstored: %s: ", level_names[level]);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	}

@@ -2,7 +2,8 @@
  * daemon/log: the one logging API every module uses.
  *
  * Messages below the current level cost one comparison.  Output goes to
- * stderr (foreground) or syslog (daemonised).
+ * stderr (foreground), syslog (daemonised) or a file named by the
+ * administrator; log_reopen() reopens that file after a rotation (SIGHUP).
  */
 #ifndef XS_DAEMON_LOG_H
 #define XS_DAEMON_LOG_H
@@ -11,9 +12,24 @@
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
+enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_FILE };
+
 extern enum log_level log_current_level;
 
-void log_open(bool use_syslog, enum log_level level);
+/*
+ * Start logging to target at level; path names the file for LOG_TO_FILE.
+ * Returns 0, or -1 with errno when the file cannot be opened.
+ */
+int log_open(enum log_target target, const char *path, enum log_level level);
+/* Reopen the log file (no-op for other targets); -1 with errno on failure,
+ * in which case the old file stays in use. */
+int log_reopen(void);
+void log_close(void);
+
+/* "error", "warning", "info" or "debug" (case-insensitive) to a level. */
+bool log_parse_level(const char *name, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
 void log_write(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -13,13 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "daemon/log.h"
+#include "daemon/trace.h"
 #include "daemon/socket.h"
 #include "domains/domain.h"
 #include "ops/ops.h"
@@ -27,8 +30,14 @@
 struct options {
 	bool foreground;
 	int verbose;
+	bool log_level_set;
+	enum log_level log_level;
+	const char *log_file;
 	const char *pid_file;
 	const char *socket_path;
+	const char *trace_file;
+	const char *trace_controls[8];
+	unsigned int n_trace_controls;
 	unsigned int master_domid;
 	unsigned int priv_domid;
 	bool priv_domid_set;
@@ -40,18 +49,28 @@ static void usage(FILE *out)
 "Usage: xenstored [options]\n"
 "Serve the Xenstore database to the toolstack and to Xen guests.\n"
 "\n"
-"  -N, --no-fork         stay in the foreground, log to stderr\n"
-"  -F, --pid-file FILE   write the process id to FILE (locked while running)\n"
-"      --socket PATH     Unix socket to listen on (default: $XENSTORED_PATH,\n"
-"                        else $XENSTORED_RUNDIR/socket, else\n"
-"                        %s/socket)\n"
-"      --master-domid ID the domain this daemon runs in (default 0): its\n"
-"                        socket clients and its own ring are that domain\n"
-"      --priv-domid ID   a domain, besides the master, with full access and\n"
-"                        the right to manage domains (default: the master)\n"
-"  -v, --verbose         log more (repeat for debug messages)\n"
-"  -H, -h, --help        show this help and exit\n"
-"  -V, --version         show the version and exit\n",
+"  -N, --no-fork           stay in the foreground, log to stderr\n"
+"  -F, --pid-file FILE     write the process id to FILE (locked while running)\n"
+"      --socket PATH       Unix socket to listen on (default: $XENSTORED_PATH,\n"
+"                          else $XENSTORED_RUNDIR/socket, else\n"
+"                          %s/socket); a socket passed by systemd\n"
+"                          (LISTEN_FDS) is used instead when there is one\n"
+"      --master-domid ID   the domain this daemon runs in (default 0): its\n"
+"                          socket clients and its own ring are that domain\n"
+"      --priv-domid ID     a domain, besides the master, with full access and\n"
+"                          the right to manage domains (default: the master)\n"
+"  -L, --log-file FILE     log to FILE instead of stderr or syslog\n"
+"      --log-level LEVEL   error, warning (the default), info or debug\n"
+"  -v, --verbose           log more (info; twice: debug)\n"
+"  -T, --trace-file FILE   trace every request, reply and connection to FILE\n"
+"      --trace-control=[+-]SWITCH\n"
+"                          turn a trace switch on or off: io, conn\n"
+"  -H, -h, --help          show this help and exit\n"
+"  -V, --version           show the version and exit\n"
+"\n"
+"Signals: SIGTERM and SIGINT stop the daemon; SIGHUP reopens the log and\n"
+"trace files.  Exit status: 0 after a clean stop, 1 on a start-up or\n"
+"run-time failure, 2 on a usage error.\n",
 		XS_DEFAULT_RUNDIR);
 }
 
@@ -70,6 +89,23 @@ static char *default_socket_path(void)
 	return path;
 }
 
+/* path made absolute against the current directory: we chdir("/") later,
+ * and reopen log files by name. */
+static char *absolute_path(const char *path)
+{
+	char *cwd, *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
+}
+
 static int parse_domid_option(const char *name, const char *arg,
 			      unsigned int *out)
 {
@@ -86,21 +122,29 @@ static int parse_domid_option(const char *name, const char *arg,
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID };
+	enum {
+		OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID,
+		OPT_LOG_LEVEL, OPT_TRACE_CONTROL,
+	};
 	static const struct option longopts[] = {
 		{ "no-fork", no_argument, NULL, 'N' },
 		{ "pid-file", required_argument, NULL, 'F' },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "master-domid", required_argument, NULL, OPT_MASTER_DOMID },
 		{ "priv-domid", required_argument, NULL, OPT_PRIV_DOMID },
+		{ "log-file", required_argument, NULL, 'L' },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "trace-file", required_argument, NULL, 'T' },
+		{ "trace-control", required_argument, NULL, OPT_TRACE_CONTROL },
 		{ "help", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "NF:vHhV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "NF:L:vT:HhV", longopts,
+				  NULL)) != -1) {
 		switch (opt) {
 		case 'N': o->foreground = true; break;
 		case 'F': o->pid_file = optarg; break;
@@ -116,7 +160,27 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			o->priv_domid_set = true;
 			break;
+		case 'L': o->log_file = optarg; break;
+		case OPT_LOG_LEVEL:
+			if (!log_parse_level(optarg, &o->log_level)) {
+				fprintf(stderr, "xenstored: --log-level: "
+					"not a level: '%s'\n", optarg);
+				return -1;
+			}
+			o->log_level_set = true;
+			break;
 		case 'v': o->verbose++; break;
+		case 'T': o->trace_file = optarg; break;
+		case OPT_TRACE_CONTROL:
+			if (o->n_trace_controls == 8 ||
+			    (optarg[0] != '+' && optarg[0] != '-')) {
+				fprintf(stderr, "xenstored: --trace-control: "
+					"expected +SWITCH or -SWITCH: '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->trace_controls[o->n_trace_controls++] = optarg;
+			break;
 		case 'H':
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xenstored %s\n", PACKAGE_VERSION); exit(0);
@@ -129,19 +193,42 @@ static int parse_options(int argc, char **argv, struct options *o)
 		usage(stderr);
 		return -1;
 	}
+	if (!o->log_level_set)
+		o->log_level = o->verbose >= 2 ? LOG_LVL_DEBUG
+			       : o->verbose == 1 ? LOG_LVL_INFO : LOG_LVL_WARN;
 	return 0;
 }
 
-/* Detach from the terminal; returns in the grandchild only. */
-static int daemonize(void)
-{
-	pid_t pid = fork();
-	int fd;
+/*
+ * Detach from the terminal; returns in the grandchild only, which must
+ * call detach_done() once it serves.  Until then the first process waits,
+ * so its exit status says whether the daemon started (0) or not (1), and
+ * start-up errors still reach stderr.
+ */
+static int detach_fd = -1;
 
+static int detach(void)
+{
+	int ready[2];
+	ssize_t n;
+	pid_t pid;
+	char c = 0;
+
+	if (pipe2(ready, O_CLOEXEC) != 0)
+		return -1;
+	pid = fork();
 	if (pid < 0)
 		return -1;
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(ready[1]);
+		do
+			n = read(ready[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		/* No byte: the daemon died before it was ready. */
+		_exit(n == 1 && c == 'R' ? 0 : 1);
+	}
+	close(ready[0]);
+	detach_fd = ready[1];
 	if (setsid() < 0)
 		return -1;
 	pid = fork();
@@ -151,15 +238,26 @@ static int daemonize(void)
 		_exit(0);
 	if (chdir("/") != 0)
 		return -1;
-	fd = open("/dev/null", O_RDWR);
-	if (fd < 0)
-		return -1;
-	dup2(fd, STDIN_FILENO);
-	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
-	if (fd > STDERR_FILENO)
-		close(fd);
 	return 0;
+}
+
+/* Tell the waiting parent we serve; stdio goes to /dev/null. */
+static void detach_done(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	if (write(detach_fd, "R", 1) != 1)
+		log_warn("cannot tell the parent process we started: %s",
+			 strerror(errno));
+	close(detach_fd);
+	detach_fd = -1;
 }
 
 /* Write our pid under a lock held for the life of the process. */
@@ -210,12 +308,94 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* SIGHUP: the administrator rotated the log or trace file. */
+static void reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (log_reopen() != 0)
+		log_error("cannot reopen the log file: %s", strerror(errno));
+	if (trace_reopen() != 0)
+		log_error("cannot reopen the trace file %s: %s",
+			  trace_file_name(), strerror(errno));
+	log_info("SIGHUP: log and trace files reopened");
+}
+
+/* Logging and tracing as the options say; -1 after a message on error. */
+static int setup_logging(const struct options *o)
+{
+	char *path;
+	int err;
+
+	if (o->log_file) {
+		path = absolute_path(o->log_file);
+		err = !path || log_open(LOG_TO_FILE, path, o->log_level) != 0;
+		if (err)
+			fprintf(stderr, "xenstored: cannot open the log file "
+				"%s: %s\n", o->log_file, strerror(errno));
+		free(path);
+		if (err)
+			return -1;
+	} else {
+		log_open(LOG_TO_STDERR, NULL, o->log_level);
+	}
+	/* Without -T the name is the default one that `log on` opens. */
+	path = o->trace_file ? absolute_path(o->trace_file)
+			     : strdup(XS_TRACE_DIR "/xenstored-trace.log");
+	err = !path || trace_set_file(path, o->trace_file != NULL) != 0;
+	if (err)
+		log_error("cannot open the trace file %s: %s",
+			  o->trace_file, strerror(errno));
+	free(path);
+	for (unsigned int i = 0; !err && i < o->n_trace_controls; i++) {
+		if (!trace_control(o->trace_controls[i])) {
+			log_error("--trace-control: no switch '%s' (io, conn)",
+				  o->trace_controls[i] + 1);
+			err = 1;
+		}
+	}
+	return err ? -1 : 0;
+}
+
+/*
+ * The listening socket: the one systemd passed (socket activation), else
+ * our own at *socket_path.
+ */
+static struct listener *open_listener(struct server *srv,
+				      const struct options *o,
+				      char **socket_path)
+{
+	int n = sd_listen_fds(1);
+
+	if (n > 1) {
+		log_error("systemd passed %d sockets; expected one", n);
+		return NULL;
+	}
+	if (n == 1) {
+		if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1,
+				      NULL, 0) <= 0) {
+			log_error("the socket systemd passed is not a "
+				  "listening Unix stream socket");
+			return NULL;
+		}
+		free(*socket_path);
+		*socket_path = strdup("the socket passed by systemd");
+		return listener_adopt(srv, SD_LISTEN_FDS_START);
+	}
+	if (!o->socket_path && !getenv("XENSTORED_PATH"))
+		mkdir(getenv("XENSTORED_RUNDIR") ? getenv("XENSTORED_RUNDIR")
+						 : XS_DEFAULT_RUNDIR, 0755);
+	return listener_open(srv, *socket_path);
+}
+
 int main(int argc, char **argv)
 {
+	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
 	struct options o = { 0 };
 	struct event_config *cfg;
 	struct event_base *base;
-	struct event *sigterm = NULL, *sigint = NULL;
+	struct event *sig_ev[3] = { NULL };
 	struct listener *l;
 	struct server srv;
 	char *socket_path;
@@ -223,15 +403,12 @@ int main(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o) != 0)
 		return 2;
-	log_open(!o.foreground, o.verbose >= 2 ? LOG_LVL_DEBUG
-			       : o.verbose == 1 ? LOG_LVL_INFO : LOG_LVL_WARN);
+	if (setup_logging(&o) != 0)
+		return 1;
 	socket_path = o.socket_path ? strdup(o.socket_path)
 				    : default_socket_path();
 	if (!socket_path)
 		return 1;
-	if (!o.socket_path && !getenv("XENSTORED_PATH"))
-		mkdir(getenv("XENSTORED_RUNDIR") ? getenv("XENSTORED_RUNDIR")
-						 : XS_DEFAULT_RUNDIR, 0755);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 
@@ -254,10 +431,10 @@ int main(int argc, char **argv)
 	}
 	srv.master_domid = o.master_domid;
 	srv.priv_domid = o.priv_domid_set ? o.priv_domid : o.master_domid;
-	l = listener_open(&srv, socket_path);
+	l = open_listener(&srv, &o, &socket_path);
 	if (!l)
 		goto out_server;
-	if (!o.foreground && daemonize() != 0) {
+	if (!o.foreground && detach() != 0) {
 		log_error("cannot daemonize: %s", strerror(errno));
 		goto out_listener;
 	}
@@ -274,27 +451,38 @@ int main(int argc, char **argv)
 		goto out_signals;
 	}
 
-	sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
-	sigint = evsignal_new(base, SIGINT, stop_cb, base);
-	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) ||
-	    evsignal_add(sigint, NULL)) {
-		log_error("cannot set up signal handling");
-		goto out_signals;
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		sig_ev[i] = evsignal_new(base, signals[i],
+					 signals[i] == SIGHUP ? reopen_cb
+							      : stop_cb,
+					 base);
+		if (!sig_ev[i] || evsignal_add(sig_ev[i], NULL) != 0) {
+			log_error("cannot set up signal handling");
+			goto out_signals;
+		}
 	}
 	log_info("xenstored %s serving %s (%s backend)", PACKAGE_VERSION,
 		 socket_path, event_base_get_method(base));
+	if (!o.foreground) {
+		detach_done();
+		if (!o.log_file)
+			log_open(LOG_TO_SYSLOG, NULL, o.log_level);
+	}
+	/* The socket and the rings are up: a Type=notify unit is started. */
+	sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving %s",
+		   (unsigned long)getpid(), socket_path);
 	if (event_base_dispatch(base) < 0)
 		log_error("event loop failed");
 	else
 		status = 0;
+	sd_notify(0, "STOPPING=1");
 
 out_signals:
 	domains_free(srv.domains);
 	srv.domains = NULL;
-	if (sigterm)
-		event_free(sigterm);
-	if (sigint)
-		event_free(sigint);
+	for (size_t i = 0; i < sizeof(sig_ev) / sizeof(sig_ev[0]); i++)
+		if (sig_ev[i])
+			event_free(sig_ev[i]);
 	if (pid_fd >= 0) {
 		unlink(o.pid_file);
 		close(pid_fd);
@@ -306,5 +494,7 @@ out_server:
 out_base:
 	event_base_free(base);
 	free(socket_path);
+	trace_stop();
+	log_close();
 	return status;
 }

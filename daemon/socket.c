@@ -130,6 +130,7 @@ struct listener *listener_open(struct server *srv, const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct listener *l;
+	struct stat st;
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -139,6 +140,11 @@ struct listener *listener_open(struct server *srv, const char *path)
 	strcpy(sun.sun_path, path);
 	if (socket_in_use(&sun)) {
 		log_error("%s: another daemon is already serving this socket",
+			  path);
+		return NULL;
+	}
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_error("%s exists and is not a socket: not replacing it",
 			  path);
 		return NULL;
 	}
@@ -184,12 +190,34 @@ fail_unlink:
 	return NULL;
 }
 
+struct listener *listener_adopt(struct server *srv, int fd)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		log_error("cannot listen: out of memory");
+		return NULL;
+	}
+	l->srv = srv;
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	l->evl = evconnlistener_new(srv->base, accept_cb, l,
+				    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!l->evl) {
+		log_error("cannot listen on the inherited socket: out of memory");
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
 void listener_close(struct listener *l)
 {
 	if (!l)
 		return;
 	evconnlistener_free(l->evl);
-	unlink(l->path);
+	if (l->path)
+		unlink(l->path);
 	free(l->path);
 	free(l);
 }

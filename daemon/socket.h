@@ -14,10 +14,15 @@ struct listener;
 
 /*
  * Listen on path.  A stale socket file is replaced; a path where another
- * daemon answers is refused.  NULL with a message on stderr/log on error.
+ * daemon answers, or that is not a socket, is refused.  NULL with a message on stderr/log on error.
  */
 struct listener *listener_open(struct server *srv, const char *path);
-/* Stop listening and remove the socket file. */
+/*
+ * Serve a socket that is already bound and listening (socket activation):
+ * its file belongs to whoever made it and stays when we stop.
+ */
+struct listener *listener_adopt(struct server *srv, int fd);
+/* Stop listening and remove the socket file we made. */
 void listener_close(struct listener *l);
 
 #endif

@@ -684,6 +684,18 @@ bool domains_is_introduced(struct domains *ds, unsigned int domid)
 	return d && d->introduced;
 }
 
+unsigned int domains_count(struct domains *ds)
+{
+	struct domain *d, *tmp;
+	unsigned int n = 0;
+
+	if (!ds)
+		return 0;
+	HASH_ITER(hh, ds->by_id, d, tmp)
+		n += d->introduced;
+	return n;
+}
+
 int domains_get_features(struct domains *ds, unsigned int domid,
 			 unsigned int *features)
 {

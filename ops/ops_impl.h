@@ -75,7 +75,4 @@ op_handler op_control;
 op_handler op_transaction_start, op_transaction_end;
 op_handler op_watch, op_unwatch;
 
-/* CONTROL check: verify the tree; nonzero when problems were found. */
-unsigned int ops_check_store(struct server *srv);
-
 #endif

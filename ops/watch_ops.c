@@ -1,4 +1,4 @@
-/* WATCH and UNWATCH. */
+/* WATCH, UNWATCH and RESET_WATCHES. */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -60,5 +60,15 @@ int op_unwatch(struct op_call *call)
 	if (err || (err = watch_remove(&call->srv->watches, &cl->watcher,
 				       call->path, argv[1])))
 		return err;
+	return op_ok(call);
+}
+
+int op_reset_watches(struct op_call *call)
+{
+	struct client *cl = call->c->owner_data;
+
+	/* Drops the caller's transactions, the one of this request too. */
+	txn_set_clear(&cl->txns);
+	watcher_clear(&call->srv->watches, &cl->watcher);
 	return op_ok(call);
 }

@@ -1,0 +1,212 @@
+/* The access trace: a line-buffered text file, one event per line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/trace.h"
+#include "protocol/wire.h"
+
+/* How much of a payload a line shows. */
+#define TRACE_PAYLOAD_MAX 256
+
+unsigned int trace_active;
+static unsigned int trace_switches = TRACE_IO | TRACE_CONN;
+static char *trace_path;	/* owned */
+static FILE *trace_file;
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+} switch_names[] = {
+	{ "io", TRACE_IO },
+	{ "conn", TRACE_CONN },
+};
+
+#define N_SWITCHES (sizeof(switch_names) / sizeof(switch_names[0]))
+
+static FILE *open_trace(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "a");
+	if (!f) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
+
+static void install(FILE *f)
+{
+	if (trace_file)
+		fclose(trace_file);
+	trace_file = f;
+	trace_active = f ? trace_switches : 0;
+}
+
+int trace_set_file(const char *path, bool start)
+{
+	char *copy = strdup(path);
+	FILE *f = NULL;
+
+	if (!copy)
+		return -1;
+	if ((start || trace_file) && !(f = open_trace(path))) {
+		int e = errno;
+
+		free(copy);
+		errno = e;
+		return -1;
+	}
+	free(trace_path);
+	trace_path = copy;
+	if (f)
+		install(f);
+	return 0;
+}
+
+int trace_start(void)
+{
+	FILE *f;
+
+	if (!trace_path) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (trace_file)
+		return 0;
+	f = open_trace(trace_path);
+	if (!f)
+		return -1;
+	install(f);
+	return 0;
+}
+
+void trace_stop(void)
+{
+	install(NULL);
+}
+
+int trace_reopen(void)
+{
+	FILE *f;
+
+	if (!trace_file)
+		return 0;
+	f = open_trace(trace_path);
+	if (!f)
+		return -1;
+	install(f);
+	return 0;
+}
+
+const char *trace_file_name(void)
+{
+	return trace_path;
+}
+
+bool trace_control(const char *spec)
+{
+	bool on = *spec != '-';
+
+	if (*spec == '+' || *spec == '-')
+		spec++;
+	for (size_t i = 0; i < N_SWITCHES; i++) {
+		if (strcmp(spec, switch_names[i].name) != 0)
+			continue;
+		if (on)
+			trace_switches |= switch_names[i].bit;
+		else
+			trace_switches &= ~switch_names[i].bit;
+		if (trace_file)
+			trace_active = trace_switches;
+		return true;
+	}
+	return false;
+}
+
+void trace_describe(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < N_SWITCHES && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%c%s",
+				 i ? " " : "",
+				 trace_switches & switch_names[i].bit ? '+' : '-',
+				 switch_names[i].name);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static void stamp(unsigned long conn, unsigned int domid)
+{
+	struct timeval tv;
+	struct tm tm;
+	char when[32];
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	fprintf(trace_file, "%s.%06ld c%lu d%u ", when, (long)tv.tv_usec,
+		conn, domid);
+}
+
+void trace_packet(unsigned long conn, unsigned int domid, bool out,
+		  const struct xsd_sockmsg *hdr, const void *payload)
+{
+	const unsigned char *p = payload;
+	size_t shown = hdr->len < TRACE_PAYLOAD_MAX ? hdr->len
+						    : TRACE_PAYLOAD_MAX;
+
+	stamp(conn, domid);
+	fprintf(trace_file, "%s %s r%u t%u ", out ? "OUT" : "IN",
+		wire_type_name(hdr->type), (unsigned int)hdr->req_id,
+		(unsigned int)hdr->tx_id);
+	/* Strings are NUL-separated: show them space-separated, and escape
+	 * what is not printable so one packet is one line.  A final NUL is
+	 * left out. */
+	if (shown && shown == hdr->len && p[shown - 1] == '\0')
+		shown--;
+	for (size_t i = 0; i < shown; i++) {
+		if (p[i] == '\0')
+			fputc(' ', trace_file);
+		else if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '\\')
+			fprintf(trace_file, "\\x%02x", p[i]);
+		else
+			fputc(p[i], trace_file);
+	}
+	if (hdr->len > TRACE_PAYLOAD_MAX)
+		fprintf(trace_file, "...(%u bytes)", (unsigned int)hdr->len);
+	fputc('\n', trace_file);
+}
+
+void trace_conn(unsigned long conn, unsigned int domid, const char *kind,
+		const char *event)
+{
+	stamp(conn, domid);
+	fprintf(trace_file, "CONN %s %s\n", kind, event);
+}
+
+void trace_note(const char *text)
+{
+	if (!trace_file)
+		return;
+	stamp(0, 0);
+	fprintf(trace_file, "NOTE %s\n", text);
+}

@@ -1,0 +1,251 @@
+/*
+ * CONTROL: the administrator's commands, in the forms xenstore-control
+ * sends (the command and its arguments as NUL-terminated strings).  An
+ * unknown command or a wrong argument is EINVAL; xenstore-control then
+ * asks for `help` and shows it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/trace.h"
+#include "domains/domain.h"
+#include "ops/ops_impl.h"
+
+/* The most arguments a command takes, plus room to notice one too many. */
+#define CONTROL_ARGS_MAX 8
+/* Problems `check` lists in its reply; the log gets them all. */
+#define CHECK_REPORT_MAX 20
+
+struct control_cmd {
+	const char *name;
+	const char *usage;	/* the arguments, as `help` shows them */
+	int (*fn)(struct op_call *call, const char **argv, unsigned int argc);
+};
+
+struct check_report {
+	struct reply *reply;
+	unsigned int listed;
+};
+
+static void report_problem(const char *what, const char *path, void *arg)
+{
+	struct check_report *r = arg;
+
+	log_error("store check: %s: %s", path, what);
+	if (r->listed++ < CHECK_REPORT_MAX)
+		reply_printf(r->reply, "%s: %s\n", path, what);
+}
+
+/* Verify the tree's invariants: "OK", or the problems found. */
+static int control_check(struct op_call *call, const char **argv,
+			 unsigned int argc)
+{
+	struct check_report r = { .reply = call->reply };
+	unsigned int problems;
+
+	(void)argv;
+	if (argc)
+		return EINVAL;
+	problems = store_check(&call->srv->store, report_problem, &r);
+	if (!problems) {
+		log_info("store check: %lu nodes, no problems",
+			 call->srv->store.count);
+		return op_ok(call);
+	}
+	log_error("store check found %u problems", problems);
+	if (problems > CHECK_REPORT_MAX)
+		reply_printf(call->reply, "... %u more\n",
+			     problems - CHECK_REPORT_MAX);
+	reply_printf(call->reply, "%u problems in %lu nodes\n", problems,
+		     call->srv->store.count);
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
+static int control_print(struct op_call *call, const char **argv,
+			 unsigned int argc)
+{
+	if (argc != 1)
+		return EINVAL;
+	/* Whatever the level: the administrator asked for it. */
+	log_write(LOG_LVL_WARN, "control: %s", argv[0]);
+	trace_note(argv[0]);
+	return op_ok(call);
+}
+
+/* log [on|off|+switch|-switch]...: the access trace; alone, its state. */
+static int control_log(struct op_call *call, const char **argv,
+		       unsigned int argc)
+{
+	char switches[64];
+
+	for (unsigned int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "on") == 0) {
+			if (trace_start() != 0) {
+				log_warn("cannot open the trace file %s: %s",
+					 trace_file_name(), strerror(errno));
+				return errno;
+			}
+		} else if (strcmp(argv[i], "off") == 0) {
+			trace_stop();
+		} else if ((argv[i][0] != '+' && argv[i][0] != '-') ||
+			   !trace_control(argv[i])) {
+			return EINVAL;
+		}
+	}
+	if (argc)
+		return op_ok(call);
+	trace_describe(switches, sizeof(switches));
+	reply_printf(call->reply, "trace %s, file %s, switches %s\n",
+		     trace_active ? "on" : "off",
+		     trace_file_name() ? trace_file_name() : "(none)",
+		     switches);
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
+/* logfile <file>: trace to file from now on (relative: under XS_TRACE_DIR). */
+static int control_logfile(struct op_call *call, const char **argv,
+			   unsigned int argc)
+{
+	char *path;
+	int err = 0;
+
+	if (argc != 1 || !argv[0][0])
+		return EINVAL;
+	if (argv[0][0] == '/')
+		path = strdup(argv[0]);
+	else if (asprintf(&path, "%s/%s", XS_TRACE_DIR, argv[0]) < 0)
+		path = NULL;
+	if (!path)
+		return ENOMEM;
+	if (trace_set_file(path, true) != 0) {
+		err = errno;
+		log_warn("cannot open the trace file %s: %s", path,
+			 strerror(err));
+	}
+	free(path);
+	return err ? err : op_ok(call);
+}
+
+/* Resident set size in kB, or 0 if /proc cannot tell. */
+static unsigned long rss_kb(void)
+{
+	unsigned long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return resident * (unsigned long)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void memory_report(struct server *srv, struct reply *r)
+{
+	unsigned long names = 0, values = 0, txns = 0, socket_conns = 0;
+	unsigned long queued_in = 0, queued_out = 0;
+	struct node *n, *tmp;
+	struct conn *c;
+
+	HASH_ITER(hh, srv->store.nodes, n, tmp) {
+		names += strlen(n->path) + 1;
+		values += n->value_len;
+	}
+	LIST_FOREACH(c, &srv->conns, link) {
+		struct client *cl = c->owner_data;
+
+		txns += cl->txns.count;
+		queued_in += evbuffer_get_length(c->in);
+		queued_out += evbuffer_get_length(c->out);
+		if (strcmp(c->tp->kind, "socket") == 0)
+			socket_conns++;
+	}
+	reply_printf(r, "nodes: %lu (paths %lu bytes, values %lu bytes)\n",
+		     srv->store.count, names, values);
+	reply_printf(r, "connections: %lu (%lu sockets, %lu rings)\n",
+		     srv->nconns, socket_conns, srv->nconns - socket_conns);
+	reply_printf(r, "domains: %u\n", domains_count(srv->domains));
+	reply_printf(r, "watches: %lu\n", srv->watches.count);
+	reply_printf(r, "transactions: %lu\n", txns);
+	reply_printf(r, "queued: %lu bytes in, %lu bytes out\n", queued_in,
+		     queued_out);
+	reply_printf(r, "resident: %lu kB\n", rss_kb());
+}
+
+/* memreport [<file>]: the report as the reply, or written to file. */
+static int control_memreport(struct op_call *call, const char **argv,
+			     unsigned int argc)
+{
+	struct reply report;
+	FILE *f;
+
+	if (argc > 1)
+		return EINVAL;
+	if (argc == 0) {
+		memory_report(call->srv, call->reply);
+		reply_append(call->reply, "", 1);
+		return 0;
+	}
+	if (argv[0][0] != '/')
+		return EINVAL;
+	reply_reset(&report);
+	memory_report(call->srv, &report);
+	f = fopen(argv[0], "we");
+	if (!f)
+		return errno;
+	if (fwrite(report.buf, 1, report.len, f) != report.len) {
+		int err = errno ? errno : EIO;
+
+		fclose(f);
+		return err;
+	}
+	if (fclose(f) != 0)
+		return errno;
+	return op_ok(call);
+}
+
+static int control_help(struct op_call *call, const char **argv,
+			unsigned int argc);
+
+static const struct control_cmd control_cmds[] = {
+	{ "check", "", control_check },
+	{ "help", "", control_help },
+	{ "log", "[on|off|+io|-io|+conn|-conn]...", control_log },
+	{ "logfile", "<file>", control_logfile },
+	{ "memreport", "[<file>]", control_memreport },
+	{ "print", "<string>", control_print },
+};
+
+#define N_CONTROL_CMDS (sizeof(control_cmds) / sizeof(control_cmds[0]))
+
+static int control_help(struct op_call *call, const char **argv,
+			unsigned int argc)
+{
+	(void)argv;
+	if (argc)
+		return EINVAL;
+	for (size_t i = 0; i < N_CONTROL_CMDS; i++)
+		reply_printf(call->reply, "%s\t%s\n", control_cmds[i].name,
+			     control_cmds[i].usage);
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
+int op_control(struct op_call *call)
+{
+	const char *argv[CONTROL_ARGS_MAX];
+	unsigned int argc = wire_split(call->req, argv, CONTROL_ARGS_MAX);
+
+	if (argc == 0 || argc == CONTROL_ARGS_MAX)
+		return EINVAL;
+	for (size_t i = 0; i < N_CONTROL_CMDS; i++)
+		if (strcmp(argv[0], control_cmds[i].name) == 0)
+			return control_cmds[i].fn(call, argv + 1, argc - 1);
+	return EINVAL;
+}
