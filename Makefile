@@ -2,6 +2,7 @@
 #   make            build build/xenstored
 #   make run        install missing Debian packages, build, run in the foreground
 #   make check      unit + integration tests, then all again under ASan+UBSan
+#   make install    install under $(DESTDIR)$(PREFIX) (and units, /etc); make uninstall
 #   make bench      the benchmark (bench/README.md), against upstream where installed
 #   make clean / make distclean
 
@@ -41,6 +42,18 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 CLIENT_SRCS := $(wildcard tests/integration/*.c)
 CLIENT_BINS := $(CLIENT_SRCS:tests/integration/%.c=$(B)/tests/%)
 
+# Installation: the usual variables, each overridable on the command line.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec/xenstored
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(SYSTEMD_UNITDIR)
+RUNSTATEDIR ?= /run
+
+INIT_FILES := $(B)/init/xenstored.service $(B)/init/xenstored.socket \
+	$(B)/init/launch-xenstore $(B)/init/xenstored.default
+
 all: $(B)/xenstored
 
 $(B)/%.o: %.c config.mk
@@ -66,7 +79,7 @@ $(FAKEXEN): tests/fakexen/fakexen.c config.mk
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -fPIC -shared -I. $(XEN_CFLAGS) -o $@ $< -ldl
 
-tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN)
+tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES)
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o
@@ -90,6 +103,42 @@ $(B)/bench/watch-latency: $(B)/bench/watch-latency.o $(B)/bench/rawconn.o $(BENC
 $(B)/bench/watch-writes: $(B)/bench/watch-writes.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
+$(B)/init/%: init/%.in config.mk
+	@mkdir -p $(@D)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' \
+		-e 's|@RUNDIR@|$(RUNSTATEDIR)/xenstored|g' $< > $@
+	@if grep -q '@[A-Z]*@' $@; then echo "$@: unreplaced @VARIABLE@" >&2; exit 1; fi
+	@if head -c2 $< | grep -q '#!'; then chmod +x $@; fi
+
+# The substituted paths depend on the variables: always regenerate.
+.PHONY: init-files
+init-files:
+	@rm -f $(INIT_FILES)
+	@$(MAKE) --no-print-directory $(INIT_FILES)
+
+install: $(B)/xenstored init-files
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/default
+	install -m 755 $(B)/xenstored $(DESTDIR)$(SBINDIR)/xenstored
+	install -m 755 $(B)/init/launch-xenstore $(DESTDIR)$(LIBEXECDIR)/launch-xenstore
+	install -m 644 $(B)/init/xenstored.service $(B)/init/xenstored.socket \
+		init/proc-xen.mount $(DESTDIR)$(UNITDIR)/
+	install -m 644 man/xenstored.8 $(DESTDIR)$(MANDIR)/man8/xenstored.8
+	@# The administrator's settings are never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/xenstored || \
+		install -m 644 $(B)/init/xenstored.default $(DESTDIR)$(SYSCONFDIR)/default/xenstored
+
+uninstall: init-files
+	rm -f $(DESTDIR)$(SBINDIR)/xenstored $(DESTDIR)$(LIBEXECDIR)/launch-xenstore \
+		$(DESTDIR)$(UNITDIR)/xenstored.service $(DESTDIR)$(UNITDIR)/xenstored.socket \
+		$(DESTDIR)$(UNITDIR)/proc-xen.mount \
+		$(DESTDIR)$(MANDIR)/man8/xenstored.8
+	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
+	@# Settings are removed only if unchanged.
+	if cmp -s $(B)/init/xenstored.default $(DESTDIR)$(SYSCONFDIR)/default/xenstored; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/default/xenstored; fi
+
 bench: $(B)/xenstored $(BENCH_BINS)
 	bench/run $(abspath $(B))
 
@@ -104,7 +153,8 @@ run: all
 
 # One pass of every test against the binaries in $(B).
 test-pass: tests
-	XS_BUILD=$(CURDIR)/$(B) CK_TAP_LOG_FILE_NAME=- CK_FORK=yes \
+	XS_BUILD=$(CURDIR)/$(B) XS_MAKEFLAGS="B=$(B) SAN=$(SAN)" \
+		CK_TAP_LOG_FILE_NAME=- CK_FORK=yes \
 		prove --exec '' $(UNIT_BINS) tests/integration/test-*
 
 check: config.mk
@@ -121,6 +171,6 @@ distclean: clean
 	rm -rf config.mk config.h config.h.in config.log config.status configure \
 		autom4te.cache
 
-.PHONY: all tests run test-pass check bench deps clean distclean
+.PHONY: all tests run test-pass check bench deps clean distclean install uninstall
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
