@@ -431,6 +431,17 @@ int main(int argc, char **argv)
 	}
 	srv.master_domid = o.master_domid;
 	srv.priv_domid = o.priv_domid_set ? o.priv_domid : o.master_domid;
+	/* Before the socket exists: a SIGTERM from then on removes it. */
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		sig_ev[i] = evsignal_new(base, signals[i],
+					 signals[i] == SIGHUP ? reopen_cb
+							      : stop_cb,
+					 base);
+		if (!sig_ev[i] || evsignal_add(sig_ev[i], NULL) != 0) {
+			log_error("cannot set up signal handling");
+			goto out_server;
+		}
+	}
 	l = open_listener(&srv, &o, &socket_path);
 	if (!l)
 		goto out_server;
@@ -451,16 +462,6 @@ int main(int argc, char **argv)
 		goto out_signals;
 	}
 
-	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
-		sig_ev[i] = evsignal_new(base, signals[i],
-					 signals[i] == SIGHUP ? reopen_cb
-							      : stop_cb,
-					 base);
-		if (!sig_ev[i] || evsignal_add(sig_ev[i], NULL) != 0) {
-			log_error("cannot set up signal handling");
-			goto out_signals;
-		}
-	}
 	log_info("xenstored %s serving %s (%s backend)", PACKAGE_VERSION,
 		 socket_path, event_base_get_method(base));
 	if (!o.foreground) {
@@ -480,9 +481,6 @@ int main(int argc, char **argv)
 out_signals:
 	domains_free(srv.domains);
 	srv.domains = NULL;
-	for (size_t i = 0; i < sizeof(sig_ev) / sizeof(sig_ev[0]); i++)
-		if (sig_ev[i])
-			event_free(sig_ev[i]);
 	if (pid_fd >= 0) {
 		unlink(o.pid_file);
 		close(pid_fd);
@@ -490,6 +488,9 @@ out_signals:
 out_listener:
 	listener_close(l);
 out_server:
+	for (size_t i = 0; i < sizeof(sig_ev) / sizeof(sig_ev[0]); i++)
+		if (sig_ev[i])
+			event_free(sig_ev[i]);
 	server_destroy(&srv);
 out_base:
 	event_base_free(base);
