@@ -509,6 +509,20 @@ START_TEST(control_check_by_dom0_is_ok)
 }
 END_TEST
 
+START_TEST(control_check_reports_what_is_wrong)
+{
+	struct node *n = store_lookup(&srv.store, "/tool");
+
+	ck_assert_ptr_nonnull(n);
+	n->nchildren++;		/* a count that no longer matches the list */
+	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("check\0")), XS_CONTROL);
+	ck_assert_msg(strstr(rbuf, "/tool: ") != NULL, "report: %s", rbuf);
+	ck_assert_msg(strstr(rbuf, "1 problems in ") != NULL, "report: %s", rbuf);
+	n->nchildren--;
+	EXPECT_OK(c0, XS_CONTROL, "check\0");
+}
+END_TEST
+
 START_TEST(unknown_types_are_enosys)
 {
 	static const uint32_t types[] = {
@@ -940,6 +954,7 @@ static Suite *ops_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, get_domain_path_names_the_home);
 	tcase_add_test(t, control_check_by_dom0_is_ok);
+	tcase_add_test(t, control_check_reports_what_is_wrong);
 	tcase_add_test(t, unknown_types_are_enosys);
 	tcase_add_test(t, read_with_unknown_tx_id_is_enoent);
 	tcase_add_test(t, connections_are_tracked_by_the_server);
