@@ -23,10 +23,10 @@ static const char *const level_names[] = {
 	[LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
 };
 
-static FILE *open_log_file(const char *path)
+FILE *log_open_append(const char *path, mode_t mode)
 {
 	/* O_APPEND: several writers (or a logrotate copytruncate) stay sane. */
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
 	FILE *f;
 
 	if (fd < 0)
@@ -50,7 +50,7 @@ int log_open(enum log_target target, const char *path, enum log_level level)
 		log_path = strdup(path);
 		if (!log_path)
 			return -1;
-		log_file = open_log_file(path);
+		log_file = log_open_append(path, 0640);
 		if (!log_file) {
 			int e = errno;
 
@@ -73,7 +73,7 @@ int log_reopen(void)
 
 	if (log_target != LOG_TO_FILE)
 		return 0;
-	f = open_log_file(log_path);
+	f = log_open_append(log_path, 0640);
 	if (!f)
 		return -1;
 	fclose(log_file);

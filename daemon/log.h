@@ -9,6 +9,8 @@
 #define XS_DAEMON_LOG_H
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -25,6 +27,10 @@ int log_open(enum log_target target, const char *path, enum log_level level);
  * in which case the old file stays in use. */
 int log_reopen(void);
 void log_close(void);
+
+/* Open path for appending, line-buffered, created with mode if missing
+ * (for the log and the trace file); NULL with errno on failure. */
+FILE *log_open_append(const char *path, mode_t mode);
 
 /* "error", "warning", "info" or "debug" (case-insensitive) to a level. */
 bool log_parse_level(const char *name, enum log_level *out);

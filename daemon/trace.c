@@ -1,13 +1,12 @@
 /* The access trace: a line-buffered text file, one event per line. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "daemon/log.h"
 #include "daemon/trace.h"
 #include "protocol/wire.h"
 
@@ -29,25 +28,6 @@ static const struct {
 
 #define N_SWITCHES (sizeof(switch_names) / sizeof(switch_names[0]))
 
-static FILE *open_trace(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	FILE *f;
-
-	if (fd < 0)
-		return NULL;
-	f = fdopen(fd, "a");
-	if (!f) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return NULL;
-	}
-	setvbuf(f, NULL, _IOLBF, 0);
-	return f;
-}
-
 static void install(FILE *f)
 {
 	if (trace_file)
@@ -63,7 +43,7 @@ int trace_set_file(const char *path, bool start)
 
 	if (!copy)
 		return -1;
-	if ((start || trace_file) && !(f = open_trace(path))) {
+	if ((start || trace_file) && !(f = log_open_append(path, 0600))) {
 		int e = errno;
 
 		free(copy);
@@ -77,21 +57,24 @@ int trace_set_file(const char *path, bool start)
 	return 0;
 }
 
-int trace_start(void)
+/* (Re)open the named file and trace to it. */
+static int open_named(void)
 {
-	FILE *f;
+	FILE *f = log_open_append(trace_path, 0600);
 
-	if (!trace_path) {
-		errno = ENOENT;
-		return -1;
-	}
-	if (trace_file)
-		return 0;
-	f = open_trace(trace_path);
 	if (!f)
 		return -1;
 	install(f);
 	return 0;
+}
+
+int trace_start(void)
+{
+	if (!trace_path) {
+		errno = ENOENT;
+		return -1;
+	}
+	return trace_file ? 0 : open_named();
 }
 
 void trace_stop(void)
@@ -101,15 +84,7 @@ void trace_stop(void)
 
 int trace_reopen(void)
 {
-	FILE *f;
-
-	if (!trace_file)
-		return 0;
-	f = open_trace(trace_path);
-	if (!f)
-		return -1;
-	install(f);
-	return 0;
+	return trace_file ? open_named() : 0;
 }
 
 const char *trace_file_name(void)
