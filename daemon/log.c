@@ -108,6 +108,22 @@ const char *log_level_name(enum log_level level)
 	return level_names[level];
 }
 
+void log_time(char buf[LOG_TIME_LEN], int digits)
+{
+	struct timeval tv;
+	struct tm tm;
+	long frac;
+	size_t n;
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	n = strftime(buf, LOG_TIME_LEN, "%Y-%m-%d %H:%M:%S", &tm);
+	frac = tv.tv_usec;
+	for (int i = digits; i < 6; i++)
+		frac /= 10;
+	snprintf(buf + n, LOG_TIME_LEN - n, ".%0*ld", digits, frac);
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -117,16 +133,11 @@ void log_write(enum log_level level, const char *fmt, ...)
 	if (log_target == LOG_TO_SYSLOG) {
 		vsyslog(prio[level], fmt, ap);
 	} else if (log_target == LOG_TO_FILE) {
-		struct timeval tv;
-		struct tm tm;
-		char when[32];
+		char when[LOG_TIME_LEN];
 
-		gettimeofday(&tv, NULL);
-		localtime_r(&tv.tv_sec, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		fprintf(log_file, "%s.%03ld xenstored[%ld]: %s: ", when,
-			(long)tv.tv_usec / 1000, (long)getpid(),
-			level_names[level]);
+		log_time(when, 3);
+		fprintf(log_file, "%s xenstored[%ld]: %s: ", when,
+			(long)getpid(), level_names[level]);
 		vfprintf(log_file, fmt, ap);
 		fputc('\n', log_file);
 	} else {

@@ -32,6 +32,10 @@ void log_close(void);
  * (for the log and the trace file); NULL with errno on failure. */
 FILE *log_open_append(const char *path, mode_t mode);
 
+/* Local time as "2026-11-23 16:05:42.123" with digits (1..6) decimals. */
+#define LOG_TIME_LEN 32
+void log_time(char buf[LOG_TIME_LEN], int digits);
+
 /* "error", "warning", "info" or "debug" (case-insensitive) to a level. */
 bool log_parse_level(const char *name, enum log_level *out);
 const char *log_level_name(enum log_level level);

@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/trace.h"
@@ -131,15 +129,10 @@ void trace_describe(char *buf, size_t len)
 
 static void stamp(unsigned long conn, unsigned int domid)
 {
-	struct timeval tv;
-	struct tm tm;
-	char when[32];
+	char when[LOG_TIME_LEN];
 
-	gettimeofday(&tv, NULL);
-	localtime_r(&tv.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	fprintf(trace_file, "%s.%06ld c%lu d%u ", when, (long)tv.tv_usec,
-		conn, domid);
+	log_time(when, 6);
+	fprintf(trace_file, "%s c%lu d%u ", when, conn, domid);
 }
 
 void trace_packet(unsigned long conn, unsigned int domid, bool out,
