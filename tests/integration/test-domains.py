@@ -22,7 +22,6 @@ the whole file is skipped.
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import time
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from xstest import *  # noqa: E402,F401,F403
-from xstest import RawClient, Daemon, DaemonError  # noqa: E402
+from xstest import RawClient, Daemon, DaemonError, _p  # noqa: E402
 from fakexen import *  # noqa: E402,F401,F403
 
 if upstream_mode():
@@ -44,108 +43,15 @@ BARRIER = b"/zz-domains-barrier"    # never written: watched only by collect()
 
 # ---------------------------------------------------------------- helpers
 
-def _b(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def _p(path):
-    return _b(path) + b"\0"
-
-
 def args(*items):
     """A payload of NUL-terminated strings."""
     return b"".join(_p(str(i) if isinstance(i, int) else i) for i in items)
 
 
-def parse_event(payload):
-    parts = payload.split(b"\0")
-    if len(parts) != 3 or parts[2] != b"" or not parts[0]:
-        raise XsError("malformed WATCH_EVENT payload %s" % short(payload))
-    return parts[0], parts[1]
+class EvClient(EventClient):
+    """xstest.EventClient with this file's barrier path, and introduced()."""
 
-
-def ev(path, token):
-    return (_b(path), _b(token))
-
-
-class EvClient(RawClient):
-    """A socket client that sets aside the WATCH_EVENTs arriving between
-    replies: next_event(), collect() (see the module docstring)."""
-
-    def __init__(self, path, timeout=5.0):
-        RawClient.__init__(self, path, timeout)
-        self.events = []
-        self.barriers = 0
-
-    def _recv(self):
-        t, rid, tid, p = self.recv_packet()
-        if t != XS_WATCH_EVENT:
-            return t, rid, tid, p
-        self.events.append(parse_event(p))
-        return None
-
-    def op(self, type_, payload=b"", tx_id=0, req_id=None):
-        rid = self.send(type_, payload, req_id=req_id, tx_id=tx_id)
-        while True:
-            r = self._recv()
-            if r is not None:
-                break
-        if r[1] != rid:
-            raise XsError("%s: reply req_id %d != %d" % (type_name(type_), r[1], rid))
-        return r
-
-    def next_event(self, timeout=5.0, what="an event"):
-        if self.events:
-            return self.events.pop(0)
-        deadline = time.monotonic() + timeout
-        old = self.sock.gettimeout()
-        try:
-            while not self.events:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise socket.timeout()
-                self.sock.settimeout(left)
-                r = self._recv()
-                if r is not None:
-                    raise XsError("waiting for %s: unsolicited reply %s %s"
-                                  % (what, type_name(r[0]), short(r[3])))
-        except socket.timeout:
-            raise AssertionError("no WATCH_EVENT (%s) within %.1f s" % (what, timeout))
-        finally:
-            self.sock.settimeout(old)
-        return self.events.pop(0)
-
-    def watch(self, path, token, depth=None):
-        payload = _p(path) + _p(token)
-        if depth is not None:
-            payload += _p(str(depth))
-        self.expect_ack(XS_WATCH, payload)
-
-    def watch_initial(self, path, token, depth=None):
-        self.watch(path, token, depth)
-        eq(self.next_event(what="initial event of %s" % path), ev(path, token),
-           "initial event of WATCH %s" % path)
-
-    def collect(self):
-        self.barriers += 1
-        tok = b"barrier-%d" % self.barriers
-        self.expect_ack(XS_WATCH, _p(BARRIER) + _p(tok))
-        out = []
-        while True:
-            e = self.next_event(what="barrier event")
-            if e == (BARRIER, tok):
-                break
-            out.append(e)
-        self.expect_ack(XS_UNWATCH, _p(BARRIER) + _p(tok))
-        return out
-
-    def error(self, type_, payload):
-        """The error name of a request that must fail."""
-        rt, _, _, rp = self.op(type_, payload)
-        if rt != XS_ERROR:
-            raise XsError("%s %s: expected an error, got %s %s"
-                          % (type_name(type_), short(payload), type_name(rt), short(rp)))
-        return rp.rstrip(b"\0").decode()
+    barrier = BARRIER
 
     def introduced(self, domid):
         return self.expect_ok(XS_IS_DOMAIN_INTRODUCED, args(domid))

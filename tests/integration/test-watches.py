@@ -25,7 +25,6 @@ never existed, and the bounded, coalescing output queue of a slow reader.
 
 import errno
 import os
-import socket
 import sys
 import threading
 import time
@@ -47,129 +46,22 @@ BARRIER = b"/zz-watch-barrier"   # never written: watched only by collect()
 
 # ---------------------------------------------------------------- helpers
 
-def _b(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def _p(path):
-    return _b(path) + b"\0"
-
-
-def ev(path, token):
-    """An expected event: (path, token) as bytes."""
-    return (_b(path), _b(token))
-
-
-def parse_event(payload):
-    """b"path\\0token\\0" -> (path, token); anything else is an error."""
-    parts = payload.split(b"\0")
-    if len(parts) != 3 or parts[2] != b"" or not parts[0]:
-        raise XsError("malformed WATCH_EVENT payload %s: expected "
-                      "<path>\\0<token>\\0" % short(payload))
-    return parts[0], parts[1]
-
-
 def show_events(evs):
     return "[%s]" % ", ".join("(%s, %s)" % (short(p, 60), short(t, 40)) for p, t in evs)
 
 
-class WClient(RawClient):
-    """RawClient that sets aside the WATCH_EVENTs arriving between replies.
+class WClient(EventClient):
+    """xstest.EventClient on a Daemon's socket, with this file's barrier path
+    and checks of what collect() returns:
 
-    c.watch(path, token[, depth])      WATCH, checks the ack
-    c.next_event(timeout)              the next event (set aside or new)
-    c.collect()                        all events generated so far (barrier)
     c.expect_events(list, what)        collect() must equal list
+    c.no_events(what)                  collect() must be empty
     """
+
+    barrier = BARRIER
 
     def __init__(self, d, timeout=5.0):
         super().__init__(d.socket_path, timeout)
-        self.events = []
-        self.barriers = 0
-
-    def _recv(self):
-        """One packet; an event is checked, set aside, and None returned."""
-        t, rid, tid, p = self.recv_packet()
-        if t != XS_WATCH_EVENT:
-            return t, rid, tid, p
-        if rid != 0 or tid != 0:
-            raise XsError("WATCH_EVENT %s with req_id %d, tx_id %d: both must be 0"
-                          % (short(p), rid, tid))
-        self.events.append(parse_event(p))
-        return None
-
-    def op(self, type_, payload=b"", tx_id=0, req_id=None):
-        rid = self.send(type_, payload, req_id=req_id, tx_id=tx_id)
-        while True:
-            r = self._recv()
-            if r is not None:
-                break
-        rt, rrid, rtid, rp = r
-        if rrid != rid:
-            raise XsError("%s %s: reply req_id %d != request req_id %d"
-                          % (type_name(type_), short(payload), rrid, rid))
-        if rtid != tx_id:
-            raise XsError("%s %s: reply tx_id %d != request tx_id %d"
-                          % (type_name(type_), short(payload), rtid, tx_id))
-        return r
-
-    def next_event(self, timeout=5.0, what="an event"):
-        if self.events:
-            return self.events.pop(0)
-        deadline = time.monotonic() + timeout
-        old = self.sock.gettimeout()
-        try:
-            while not self.events:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise socket.timeout()
-                self.sock.settimeout(left)
-                r = self._recv()
-                if r is not None:
-                    raise XsError("waiting for %s: got an unsolicited reply %s %s"
-                                  % (what, type_name(r[0]), short(r[3])))
-        except socket.timeout:
-            raise AssertionError("no WATCH_EVENT (%s) within %.1f s" % (what, timeout))
-        finally:
-            self.sock.settimeout(old)
-        return self.events.pop(0)
-
-    def watch(self, path, token, depth=None, tx=0):
-        payload = _p(path) + _p(token)
-        if depth is not None:
-            payload += _p(str(depth))
-        self.expect_ack(XS_WATCH, payload, tx_id=tx)
-
-    def unwatch(self, path, token, tx=0):
-        self.expect_ack(XS_UNWATCH, _p(path) + _p(token), tx_id=tx)
-
-    def watch_initial(self, path, token, depth=None):
-        """WATCH, then its initial event must be the next event."""
-        self.watch(path, token, depth)
-        got = self.next_event(what="initial event of %s %s" % (short(path), short(token)))
-        eq(got, ev(path, token), "initial event of WATCH %s %s" % (short(path), short(token)))
-
-    def error(self, type_, payload, tx=0):
-        rt, _, _, rp = self.op(type_, payload, tx_id=tx)
-        if rt != XS_ERROR:
-            raise XsError("%s %s: expected an error, got %s %s"
-                          % (type_name(type_), short(payload), type_name(rt), short(rp)))
-        return rp.rstrip(b"\0").decode()
-
-    def collect(self):
-        """Every event generated for this connection so far, in arrival
-        order (see the module docstring)."""
-        self.barriers += 1
-        tok = b"barrier-%d" % self.barriers
-        self.watch(BARRIER, tok)
-        out = []
-        while True:
-            e = self.next_event(what="barrier event (%s, %s)" % (BARRIER.decode(), tok.decode()))
-            if e == (BARRIER, tok):
-                break
-            out.append(e)
-        self.unwatch(BARRIER, tok)
-        return out
 
     def expect_events(self, expected, what, ordered=False):
         """collect() must give exactly `expected` (in order if `ordered`;

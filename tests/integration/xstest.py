@@ -3,6 +3,8 @@
 Stdlib only.  Provides:
   * Daemon        -- start/stop a daemon on a fresh temp dir (context manager)
   * RawClient     -- raw xenstore wire-protocol client over the Unix socket
+  * EventClient   -- RawClient that sets WATCH_EVENTs aside between replies
+                     (next_event, watch_initial, collect: see its docstring)
   * run(globals()) -- a tiny TAP runner for the test_* functions of a file
 
 Environment:
@@ -534,6 +536,147 @@ def eq(actual, expected, what=""):
 def check(cond, msg="check failed"):
     if not cond:
         raise AssertionError(msg)
+
+
+# ------------------------------------------------------------ watch events
+
+def _b(x):
+    """str -> bytes (UTF-8); bytes unchanged.  Import it by name: names
+    starting with "_" are not exported by "from xstest import *"."""
+    return x.encode() if isinstance(x, str) else x
+
+
+def _p(path):
+    """A NUL-terminated string (str or bytes) as bytes; import by name."""
+    return _b(path) + b"\0"
+
+
+def ev(path, token):
+    """An expected event: (path, token) as bytes."""
+    return (_b(path), _b(token))
+
+
+def parse_event(payload):
+    """b"path\\0token\\0" -> (path, token); anything else is an error."""
+    parts = payload.split(b"\0")
+    if len(parts) != 3 or parts[2] != b"" or not parts[0]:
+        raise XsError("malformed WATCH_EVENT payload %s: expected "
+                      "<path>\\0<token>\\0" % short(payload))
+    return parts[0], parts[1]
+
+
+class EventClient(RawClient):
+    """RawClient that sets aside the WATCH_EVENTs arriving between replies.
+
+    c.op(...)                           RawClient.op; events are set aside
+    c.watch(path, token[, depth, tx])   WATCH, checks the ack
+    c.unwatch(path, token[, tx])        UNWATCH, checks the ack
+    c.watch_initial(path, token[, depth])
+                                        WATCH, then its initial event
+    c.next_event(timeout, what)         the next event (set aside or new)
+    c.collect()                         all events generated so far
+    c.error(type, payload[, tx])        error name of a request that must fail
+    c.events                            the events set aside, oldest first
+
+    How collect() sees "every event so far" without sleeping: events of one
+    connection arrive in the order they were generated, and a new watch's
+    initial event is generated when the WATCH is handled.  So collect()
+    registers a throw-away watch on `barrier` (a path no test writes) and
+    returns the events that arrived before that watch's initial event.
+    """
+
+    barrier = b"/zz-event-barrier"   # never written: watched only by collect()
+
+    def __init__(self, socket_path, timeout=5.0):
+        RawClient.__init__(self, socket_path, timeout)
+        self.events = []
+        self.barriers = 0
+
+    def _recv(self):
+        """One packet; an event is checked, set aside, and None returned."""
+        t, rid, tid, p = self.recv_packet()
+        if t != XS_WATCH_EVENT:
+            return t, rid, tid, p
+        if rid != 0 or tid != 0:
+            raise XsError("WATCH_EVENT %s with req_id %d, tx_id %d: both must be 0"
+                          % (short(p), rid, tid))
+        self.events.append(parse_event(p))
+        return None
+
+    def op(self, type_, payload=b"", tx_id=0, req_id=None):
+        rid = self.send(type_, payload, req_id=req_id, tx_id=tx_id)
+        while True:
+            r = self._recv()
+            if r is not None:
+                break
+        rt, rrid, rtid, rp = r
+        if rrid != rid:
+            raise XsError("%s %s: reply req_id %d != request req_id %d"
+                          % (type_name(type_), short(payload), rrid, rid))
+        if rtid != tx_id:
+            raise XsError("%s %s: reply tx_id %d != request tx_id %d"
+                          % (type_name(type_), short(payload), rtid, tx_id))
+        return r
+
+    def next_event(self, timeout=5.0, what="an event"):
+        if self.events:
+            return self.events.pop(0)
+        deadline = time.monotonic() + timeout
+        old = self.sock.gettimeout()
+        try:
+            while not self.events:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout()
+                self.sock.settimeout(left)
+                r = self._recv()
+                if r is not None:
+                    raise XsError("waiting for %s: got an unsolicited reply %s %s"
+                                  % (what, type_name(r[0]), short(r[3])))
+        except socket.timeout:
+            raise AssertionError("no WATCH_EVENT (%s) within %.1f s" % (what, timeout))
+        finally:
+            self.sock.settimeout(old)
+        return self.events.pop(0)
+
+    def watch(self, path, token, depth=None, tx=0):
+        payload = _p(path) + _p(token)
+        if depth is not None:
+            payload += _p(str(depth))
+        self.expect_ack(XS_WATCH, payload, tx_id=tx)
+
+    def unwatch(self, path, token, tx=0):
+        self.expect_ack(XS_UNWATCH, _p(path) + _p(token), tx_id=tx)
+
+    def watch_initial(self, path, token, depth=None):
+        """WATCH, then its initial event must be the next event."""
+        self.watch(path, token, depth)
+        got = self.next_event(what="initial event of %s %s" % (short(path), short(token)))
+        eq(got, ev(path, token), "initial event of WATCH %s %s" % (short(path), short(token)))
+
+    def error(self, type_, payload, tx=0):
+        """The error name of a request that must fail."""
+        rt, _, _, rp = self.op(type_, payload, tx_id=tx)
+        if rt != XS_ERROR:
+            raise XsError("%s %s: expected an error, got %s %s"
+                          % (type_name(type_), short(payload), type_name(rt), short(rp)))
+        return rp.rstrip(b"\0").decode()
+
+    def collect(self):
+        """Every event generated for this connection so far, in arrival
+        order (see the class docstring)."""
+        self.barriers += 1
+        tok = b"barrier-%d" % self.barriers
+        self.watch(self.barrier, tok)
+        out = []
+        while True:
+            e = self.next_event(what="barrier event (%s, %s)"
+                                % (self.barrier.decode(), tok.decode()))
+            if e == (self.barrier, tok):
+                break
+            out.append(e)
+        self.unwatch(self.barrier, tok)
+        return out
 
 
 # ------------------------------------------------------------------ runner
