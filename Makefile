@@ -31,8 +31,9 @@ ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 # The daemon's modules; main.c holds main() and is linked only into the binary.
 CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
 	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
-	ops/control_ops.c ops/watch_ops.c ops/domain_ops.c domains/ring.c domains/xen.c \
-	domains/domain.c daemon/log.c daemon/trace.c daemon/socket.c
+	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c \
+	domains/ring.c domains/xen.c domains/domain.c quota/quota.c daemon/log.c \
+	daemon/trace.c daemon/socket.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS)
 

@@ -234,6 +234,7 @@ void server_forget_domain(struct server *srv, unsigned int domid)
 	struct forget f = { .domid = domid };
 	struct view_node vn;
 
+	quota_forget_domain(&srv->quotas, domid);
 	if (!store_domid_referenced(st, domid))
 		return;
 	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {

@@ -29,6 +29,59 @@ int op_read(struct op_call *call)
 	return 0;
 }
 
+/* Bytes of a node's children listing in the live store (0 if absent). */
+static size_t live_children_len(struct store *st, const char *path)
+{
+	struct node *n = store_lookup(st, path);
+
+	return n ? n->children_len : 0;
+}
+
+/*
+ * The quotas a write of len bytes to call->path must respect: node size,
+ * and for a creation the nodes the caller owns, the size of the parent
+ * that gains a child, and memory.  Only unprivileged callers have limits.
+ */
+static int check_write(struct op_call *call, const struct perms *perms,
+		       size_t len, bool creating)
+{
+	struct store *st = &call->srv->store;
+	unsigned int size_limit = op_limit(call, QUOTA_NODE_SIZE);
+	unsigned int nodes_limit = op_limit(call, QUOTA_NODES);
+	char anc[OP_PATH_BUF], child[OP_PATH_BUF];
+	struct view_node an;
+	unsigned long owned, created = 0;
+
+	if (call->c->who.privileged)
+		return 0;
+	if (!creating)
+		return quota_exceeded(size_limit, quota_node_size(perms->n, len,
+					live_children_len(st, call->path)))
+		       ? ENOSPC : op_check_memory(call, len);
+	if (quota_exceeded(size_limit, quota_node_size(perms->n, len, 0)))
+		return ENOSPC;
+	/* Count the missing nodes up to the nearest existing ancestor. */
+	strcpy(child, call->path);
+	strcpy(anc, call->path);
+	do {
+		created++;
+		strcpy(child, anc);
+		if (!path_parent(child, anc, sizeof(anc)))
+			return EINVAL;
+	} while (!view_get(st, call->tx, anc, &an));
+	owned = call->c->who.domid < STORE_DOMIDS
+		? st->use[call->c->who.domid].owned : 0;
+	if (call->tx)
+		owned += txn_created(call->tx);
+	if (quota_exceeded(nodes_limit, owned + created))
+		return ENOSPC;
+	if (quota_exceeded(size_limit, quota_node_size(an.perms->n,
+			an.value_len, live_children_len(st, anc) +
+			strlen(child) - strlen(anc))))
+		return ENOSPC;
+	return op_check_memory(call, len + created * strlen(call->path));
+}
+
 /*
  * Write call->path, creating it (and missing parents) when needed.  New
  * nodes take the permissions of their nearest existing ancestor, which the
@@ -46,7 +99,10 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 	if (!err) {
 		if (keep_existing)
 			return 0;
-		err = view_write(st, call->tx, call->path, n.perms, data, len);
+		err = check_write(call, n.perms, len, false);
+		if (!err)
+			err = view_write(st, call->tx, call->path, n.perms,
+					 data, len);
 	} else if (err == ENOENT) {
 		view_nearest_ancestor(st, call->tx, call->path, &anc);
 		perms = who->privileged
@@ -54,7 +110,10 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 			: perms_with_owner(anc.perms, who->domid);
 		if (!perms)
 			return ENOMEM;
-		err = view_write(st, call->tx, call->path, perms, data, len);
+		err = check_write(call, perms, len, true);
+		if (!err)
+			err = view_write(st, call->tx, call->path, perms,
+					 data, len);
 		perms_unref(perms);
 	}
 	/* Inside a transaction, the commit tells the watchers. */
@@ -260,6 +319,14 @@ int op_set_perms(struct op_call *call)
 		err = EPERM;
 		goto out;
 	}
+	if (quota_exceeded(op_limit(call, QUOTA_PERMS), perms->n) ||
+	    quota_exceeded(op_limit(call, QUOTA_NODE_SIZE),
+			   quota_node_size(perms->n, n.value_len,
+			       live_children_len(&call->srv->store,
+						 call->path)))) {
+		err = ENOSPC;
+		goto out;
+	}
 	old = perms_ref(n.perms);	/* a watcher losing access is told */
 	err = view_set_perms(&call->srv->store, call->tx, call->path, perms);
 	if (!err && !call->tx)
@@ -276,11 +343,16 @@ int op_transaction_start(struct op_call *call)
 {
 	struct client *cl = call->c->owner_data;
 	struct txn *t;
+	int err;
 
 	if (call->tx)
 		return EBUSY;	/* no nesting */
-	if (!call->c->who.privileged && cl->txns.count >= OPS_MAX_TXNS_UNPRIV)
+	if (quota_exceeded(op_limit(call, QUOTA_TRANSACTIONS),
+			   cl->txns.count + 1UL))
 		return ENOSPC;
+	err = op_check_memory(call, OPS_TXN_BYTES);
+	if (err)
+		return err;
 	t = txn_start(&cl->txns);
 	if (!t)
 		return ENOMEM;
@@ -309,6 +381,14 @@ int op_transaction_end(struct op_call *call)
 	if (arg[0] == 'F') {
 		txn_discard(&cl->txns, call->tx);
 		return op_ok(call);
+	}
+	/* Others may have created nodes of ours since: count again. */
+	if (txn_created(call->tx) && call->c->who.domid < STORE_DOMIDS &&
+	    quota_exceeded(op_limit(call, QUOTA_NODES),
+			   call->srv->store.use[call->c->who.domid].owned +
+			   (unsigned long)txn_created(call->tx))) {
+		txn_discard(&cl->txns, call->tx);
+		return ENOSPC;
 	}
 	err = txn_commit(&cl->txns, call->tx, &call->srv->store, fire_change,
 			 call->srv);

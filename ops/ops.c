@@ -47,6 +47,8 @@ static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_DIRECTORY_PART] = { op_directory_part, 0 },
 	[XS_TRANSACTION_START] = { op_transaction_start, 0 },
 	[XS_TRANSACTION_END] = { op_transaction_end, 0 },
+	[XS_TYPE_GET_QUOTA] = { op_get_quota, OP_PRIV },
+	[XS_TYPE_SET_QUOTA] = { op_set_quota, OP_PRIV },
 	[XS_WATCH] = { op_watch, OP_NOTID },
 	[XS_UNWATCH] = { op_unwatch, OP_NOTID },
 };
@@ -70,6 +72,10 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	else if (!(op->flags & OP_NOTID) && req->hdr.tx_id != 0 &&
 		 !(call.tx = txn_find(&cl->txns, req->hdr.tx_id)))
 		err = ENOENT;	/* not an open transaction of this connection */
+	else if (call.tx && req->hdr.type != XS_TRANSACTION_END &&
+		 quota_exceeded(op_limit(&call, QUOTA_TXN_NODES),
+				txn_nodes(call.tx) + 1UL))
+		err = ENOSPC;	/* it touched as many nodes as it may */
 	else
 		err = op->fn(&call);
 
@@ -144,7 +150,8 @@ int op_path(struct op_call *call, const char *arg, bool allow_special)
 	if (!path_is_valid(call->path))
 		return EINVAL;
 	/* Guests are held to the relative limit; dom0 only to the absolute. */
-	if (!c->who.privileged && path_relative_len(call->path) > PATH_REL_MAX)
+	if (quota_exceeded(op_limit(call, QUOTA_PATH_MAX),
+			   path_relative_len(call->path)))
 		return EINVAL;
 	return 0;
 }
@@ -196,6 +203,13 @@ static void server_conn_drained(struct conn *c)
 	watcher_drained(&cl->watcher);
 }
 
+static unsigned int server_max_outstanding(struct conn *c)
+{
+	struct server *srv = c->hooks->owner;
+
+	return quota_limit(&srv->quotas, c->who.domid, QUOTA_OUTSTANDING);
+}
+
 static void server_conn_freed(struct conn *c)
 {
 	struct server *srv = c->hooks->owner;
@@ -220,8 +234,10 @@ int server_init(struct server *srv, struct event_base *base)
 	srv->hooks.closed = server_conn_closed;
 	srv->hooks.freed = server_conn_freed;
 	srv->hooks.drained = server_conn_drained;
+	srv->hooks.max_outstanding = server_max_outstanding;
 	srv->hooks.owner = srv;
 	LIST_INIT(&srv->conns);
+	quotas_init(&srv->quotas);
 	watch_registry_init(&srv->watches);
 	store_init(&srv->store, dom0_only);
 	for (size_t i = 0; i < sizeof(initial) / sizeof(initial[0]); i++) {
@@ -275,4 +291,5 @@ void server_destroy(struct server *srv)
 	}
 	watch_registry_destroy(&srv->watches);
 	store_destroy(&srv->store);
+	quotas_destroy(&srv->quotas);
 }

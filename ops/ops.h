@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 
 #include "conn/conn.h"
+#include "quota/quota.h"
 #include "store/store.h"
 #include "watches/watch.h"
 
@@ -24,6 +25,7 @@ struct server {
 	unsigned int priv_domid;	/* the other privileged domain */
 	struct domains *domains;	/* domains/, owned by daemon/ (may be NULL) */
 	struct store store;
+	struct quotas quotas;		/* limits of unprivileged domains */
 	struct watch_registry watches;
 	struct conn_hooks hooks;	/* given to every connection */
 	LIST_HEAD(, conn) conns;	/* every live connection, owned */

@@ -11,12 +11,9 @@
 struct client {
 	struct txn_set txns;		/* open transactions, owned */
 	struct watcher watcher;		/* watches, owned */
+	bool over_soft_memory;		/* warned: past the soft memory quota */
 };
 
-/* Open transactions allowed per unprivileged connection (upstream: 10). */
-#define OPS_MAX_TXNS_UNPRIV 10
-/* Watches allowed per unprivileged connection (upstream: 128). */
-#define OPS_MAX_WATCHES_UNPRIV 128
 
 /* Room for a joined relative path plus its terminator. */
 #define OP_PATH_BUF (PATH_ABS_MAX + 64)
@@ -63,6 +60,20 @@ int op_get_node(struct op_call *call, unsigned int need,
 void op_fire(struct server *srv, const char *path, bool removed,
 	     const struct perms *perms, const struct perms *old_perms);
 
+/*
+ * Quotas.  op_limit: the caller's limit of kind, 0 (none) for the
+ * privileged.  op_check_memory: ENOMEM when the caller's domain holds, or
+ * with `more` bytes would hold, more than its hard memory quota (and a
+ * warning, once, past the soft one).  ops_domain_memory: what the domain
+ * of c holds: the nodes it owns, c's watches, transactions and queued
+ * output.
+ */
+unsigned int op_limit(const struct op_call *call, enum quota_kind kind);
+/* What an empty transaction is charged, at its start. */
+#define OPS_TXN_BYTES 64
+int op_check_memory(struct op_call *call, size_t more);
+size_t ops_domain_memory(struct server *srv, struct conn *c);
+
 /* Parse a domid argument (decimal, 0..65535); false if malformed. */
 bool op_parse_domid(const char *s, unsigned int *domid);
 
@@ -72,6 +83,7 @@ op_handler op_get_domain_path, op_is_domain_introduced, op_reset_watches;
 op_handler op_introduce, op_release, op_resume, op_set_target,
 	op_get_feature, op_set_feature;
 op_handler op_control;
+op_handler op_get_quota, op_set_quota;
 op_handler op_transaction_start, op_transaction_end;
 op_handler op_watch, op_unwatch;
 

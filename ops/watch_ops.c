@@ -35,9 +35,12 @@ int op_watch(struct op_call *call)
 	err = op_path(call, argv[0], true);
 	if (err)
 		return err;
-	if (!call->c->who.privileged &&
-	    cl->watcher.count >= OPS_MAX_WATCHES_UNPRIV)
+	if (quota_exceeded(op_limit(call, QUOTA_WATCHES),
+			   cl->watcher.count + 1UL))
 		return ENOSPC;
+	err = op_check_memory(call, strlen(call->path) + strlen(argv[1]));
+	if (err)
+		return err;
 	w = watch_add(&call->srv->watches, &cl->watcher, call->path,
 		      relative_prefix(call, argv[0]), argv[1],
 		      depth == ULONG_MAX ? -1 : (int)depth);

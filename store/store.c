@@ -97,10 +97,24 @@ static void unlink_child(struct store *s, struct node *n)
 	n->parent = n->prev = n->next = NULL;
 }
 
-/* Count (delta 1) or uncount (-1) the domids p names. */
-static void account(struct store *s, const struct perms *p, int delta)
+/* What a node costs its owner in memory (for the memory quota). */
+static size_t node_bytes(const struct node *n)
 {
-	s->use[p->e[0].domid].owned += (uint32_t)delta;
+	return sizeof(*n) + strlen(n->path) + 1 + n->value_len;
+}
+
+/* Count (delta 1) or uncount (-1) the domids n's perms name and charge
+ * its bytes to the owner. */
+static void account(struct store *s, const struct node *n,
+		    const struct perms *p, int delta)
+{
+	struct store_domid_use *owner = &s->use[p->e[0].domid];
+
+	owner->owned += (uint32_t)delta;
+	if (delta > 0)
+		owner->bytes += node_bytes(n);
+	else
+		owner->bytes -= node_bytes(n);
 	for (unsigned int i = 1; i < p->n; i++)
 		s->use[p->e[i].domid].named += (uint32_t)delta;
 }
@@ -113,7 +127,7 @@ bool store_domid_referenced(const struct store *s, uint32_t domid)
 
 static void hash_add(struct store *s, struct node *n)
 {
-	account(s, n->perms, 1);
+	account(s, n, n->perms, 1);
 	HASH_ADD_KEYPTR(hh, s->nodes, n->path, strlen(n->path), n);
 	s->count++;
 	n->gen = n->cgen = ++s->gen;
@@ -232,9 +246,11 @@ struct node *store_write(struct store *s, const char *path,
 		free(copy);
 		return NULL;
 	}
+	s->use[n->perms->e[0].domid].bytes -= n->value_len;
 	free(n->value);
 	n->value = copy;
 	n->value_len = (uint32_t)len;
+	s->use[n->perms->e[0].domid].bytes += n->value_len;
 	n->gen = ++s->gen;
 	return n;
 }
@@ -242,8 +258,8 @@ struct node *store_write(struct store *s, const char *path,
 void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 {
 	perms_ref(perms);
-	account(s, n->perms, -1);
-	account(s, perms, 1);
+	account(s, n, n->perms, -1);
+	account(s, n, perms, 1);
 	perms_unref(n->perms);
 	n->perms = perms;
 	n->gen = ++s->gen;
@@ -278,7 +294,7 @@ int store_remove(struct store *s, struct node *n,
 			unlink_child(s, cur);
 		HASH_DELETE(hh, s->nodes, cur);
 		s->count--;
-		account(s, cur->perms, -1);
+		account(s, cur, cur->perms, -1);
 		node_free(cur);
 		if (last)
 			break;

@@ -72,6 +72,7 @@ struct node {
 struct store_domid_use {
 	uint32_t owned;			/* nodes whose entry 0 names it */
 	uint32_t named;			/* other entries naming it */
+	uint64_t bytes;			/* memory of the nodes it owns */
 };
 
 struct store {

@@ -47,6 +47,8 @@ struct txn {
 	struct txn *next;		/* in txn_set.head */
 	uint32_t id;
 	bool failed;			/* ran out of memory: commit says ENOMEM */
+	size_t bytes;			/* what its entries hold (memory quota) */
+	unsigned int created;		/* nodes it made exist (nodes quota) */
 	struct entry *entries;		/* uthash head, owned */
 	struct entry *changes, **changes_tail;
 	unsigned int nchanges;
@@ -62,6 +64,25 @@ void txn_set_init(struct txn_set *set)
 uint32_t txn_id(const struct txn *t)
 {
 	return t->id;
+}
+
+unsigned int txn_nodes(const struct txn *t)
+{
+	return HASH_COUNT(t->entries);
+}
+
+unsigned int txn_created(const struct txn *t)
+{
+	return t->created;
+}
+
+size_t txn_set_bytes(const struct txn_set *set)
+{
+	size_t bytes = 0;
+
+	for (const struct txn *t = set->head; t; t = t->next)
+		bytes += t->bytes;
+	return bytes;
 }
 
 struct txn *txn_find(const struct txn_set *set, uint32_t id)
@@ -89,10 +110,12 @@ struct txn *txn_start(struct txn_set *set)
 	return t;
 }
 
-static void free_kids(struct entry *e)
+static void free_kids(struct txn *t, struct entry *e)
 {
-	for (unsigned int i = 0; i < e->nkids; i++)
+	for (unsigned int i = 0; i < e->nkids; i++) {
+		t->bytes -= sizeof(*e->kids) + strlen(e->kids[i]) + 1;
 		free(e->kids[i]);
+	}
 	free(e->kids);
 	e->kids = NULL;
 	e->nkids = 0;
@@ -100,14 +123,15 @@ static void free_kids(struct entry *e)
 }
 
 /* Forget the node's contents: it does not exist in the view. */
-static void entry_clear(struct entry *e)
+static void entry_clear(struct txn *t, struct entry *e)
 {
+	t->bytes -= e->value_len;
 	free(e->value);
 	e->value = NULL;
 	e->value_len = 0;
 	perms_unref(e->perms);
 	e->perms = NULL;
-	free_kids(e);
+	free_kids(t, e);
 	e->flags &= ~(unsigned int)E_EXISTS;
 }
 
@@ -117,7 +141,7 @@ static void txn_free(struct txn *t)
 
 	HASH_ITER(hh, t->entries, e, tmp) {
 		HASH_DELETE(hh, t->entries, e);
-		entry_clear(e);
+		entry_clear(t, e);
 		perms_unref(e->gone_perms);
 		free(e);
 	}
@@ -161,6 +185,7 @@ static struct entry *entry_add(struct txn *t, const char *path)
 	}
 	memcpy(e->path, path, len + 1);
 	HASH_ADD_KEYPTR(hh, t->entries, e->path, len, e);
+	t->bytes += sizeof(*e) + len + 1;
 	return e;
 }
 
@@ -231,6 +256,7 @@ static struct entry *load(struct store *s, struct txn *t, const char *path)
 		}
 		memcpy(e->value, live->value, live->value_len);
 		e->value_len = live->value_len;
+		t->bytes += e->value_len;
 	}
 	e->perms = perms_ref(live->perms);
 	e->flags |= E_EXISTS;
@@ -310,6 +336,7 @@ static int snapshot_kids(struct store *s, struct txn *t, struct entry *e)
 		e->kids[e->nkids] = strdup(node_name(c));
 		if (!e->kids[e->nkids])
 			goto nomem;
+		t->bytes += sizeof(*e->kids) + strlen(e->kids[e->nkids]) + 1;
 		e->nkids++;
 	}
 	return 0;
@@ -383,6 +410,8 @@ static int set_value(struct txn *t, struct entry *e, const void *data,
 		}
 		memcpy(copy, data, len);
 	}
+	t->bytes += len;
+	t->bytes -= e->value_len;
 	free(e->value);
 	e->value = copy;
 	e->value_len = (uint32_t)len;
@@ -405,6 +434,7 @@ static struct entry *create(struct store *s, struct txn *t, const char *path,
 		return NULL;
 	e->flags |= E_EXISTS | E_FRESH | E_IMPLICIT;
 	e->flags &= ~(unsigned int)E_REMOVED;
+	t->created++;
 	e->perms = perms_ref(new_perms);
 	mark_modified(t, e);
 	return e;
@@ -471,7 +501,7 @@ int view_remove(struct store *s, struct txn *t, const char *path)
 	HASH_ITER(hh, t->entries, e, tmp) {
 		if (strncmp(e->path, path, len) == 0 &&
 		    (e->path[len] == '\0' || e->path[len] == '/'))
-			entry_clear(e);
+			entry_clear(t, e);
 	}
 	target->flags |= E_FRESH | E_REMOVED;
 	mark_modified(t, target);

@@ -52,6 +52,13 @@ uint32_t txn_id(const struct txn *t);
 struct txn *txn_find(const struct txn_set *set, uint32_t id);
 void txn_discard(struct txn_set *set, struct txn *t);
 
+/* For the quotas: the nodes t has touched (read, listed or written), the
+ * nodes it made exist (deletions are not subtracted), and the memory all
+ * of a set's transactions hold. */
+unsigned int txn_nodes(const struct txn *t);
+unsigned int txn_created(const struct txn *t);
+size_t txn_set_bytes(const struct txn_set *set);
+
 /*
  * What a commit changed, for the watch engine: a node written, created or
  * given new permissions (removed false, perms its permissions now), or a

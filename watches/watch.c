@@ -129,6 +129,12 @@ static int below_inc(struct watch_registry *reg, const char *path)
 	return 0;
 }
 
+/* What a watch costs its domain (memory quota). */
+static size_t watch_bytes(const struct watch *w)
+{
+	return sizeof(*w) + strlen(w->path) + strlen(w->token) + 2;
+}
+
 struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
 			const char *path, size_t strip, const char *token,
 			int depth)
@@ -170,6 +176,7 @@ struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
 	DL_APPEND2(b->watches, w, bprev, bnext);
 	DL_APPEND(wr->watches, w);
 	wr->count++;
+	wr->bytes += watch_bytes(w);
 	reg->count++;
 	return w;
 
@@ -197,6 +204,7 @@ static void watch_free(struct watch_registry *reg, struct watch *w)
 	if (w->coalesced)
 		LL_DELETE2(wr->coalesced, w, cnext);
 	wr->count--;
+	wr->bytes -= watch_bytes(w);
 	reg->count--;
 	free(w->token);
 	free(w);

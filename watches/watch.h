@@ -44,6 +44,7 @@ struct watcher {
 	struct watch *watches;		/* utlist, owned */
 	struct watch *coalesced;	/* watches with an event held back */
 	unsigned int count;
+	size_t bytes;			/* memory of its watches */
 };
 
 void watch_registry_init(struct watch_registry *reg);

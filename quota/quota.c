@@ -1,0 +1,117 @@
+/* Quota names, defaults and per-domain overrides. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quota/quota.h"
+
+struct quota_domain {
+	UT_hash_handle hh;
+	unsigned int domid;
+	unsigned int set;		/* bit per kind overridden */
+	unsigned int value[QUOTA_KINDS];
+};
+
+static const struct {
+	const char *name;
+	const char *description;
+	unsigned int value;		/* upstream's default */
+} kinds[QUOTA_KINDS] = {
+	[QUOTA_NODES] = { "nodes", "Nodes per domain", 1000 },
+	[QUOTA_WATCHES] = { "watches", "Watches per domain", 128 },
+	[QUOTA_TRANSACTIONS] = { "transactions", "Transactions per domain", 10 },
+	[QUOTA_OUTSTANDING] = { "outstanding",
+				"Outstanding requests per domain", 20 },
+	[QUOTA_TXN_NODES] = { "transaction-nodes",
+			      "Max. number of accessed nodes per transaction",
+			      1024 },
+	[QUOTA_MEMORY] = { "memory",
+			   "Total Xenstore memory per domain (error level)",
+			   2621440 },
+	[QUOTA_NODE_SIZE] = { "node-size", "Max. size of a node", 2048 },
+	[QUOTA_PATH_MAX] = { "path-max", "Max. length of a node path", 2048 },
+	[QUOTA_PERMS] = { "permissions",
+			  "Max. number of permissions per node", 5 },
+};
+
+/* The soft memory limit upstream logs at: 2 MiB. */
+#define QUOTA_SOFT_MEMORY_DEFAULT 2097152
+
+void quotas_init(struct quotas *q)
+{
+	memset(q, 0, sizeof(*q));
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		q->hard[k] = kinds[k].value;
+	q->soft_memory = QUOTA_SOFT_MEMORY_DEFAULT;
+}
+
+void quotas_destroy(struct quotas *q)
+{
+	struct quota_domain *d, *tmp;
+
+	HASH_ITER(hh, q->domains, d, tmp) {
+		HASH_DEL(q->domains, d);
+		free(d);
+	}
+}
+
+bool quota_parse_name(const char *name, enum quota_kind *kind)
+{
+	if (strcmp(name, "node-permissions") == 0)
+		name = "permissions";	/* the name upstream's -Q takes */
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		if (strcmp(name, kinds[k].name) == 0) {
+			*kind = (enum quota_kind)k;
+			return true;
+		}
+	return false;
+}
+
+const char *quota_name(enum quota_kind kind)
+{
+	return kinds[kind].name;
+}
+
+const char *quota_description(enum quota_kind kind)
+{
+	return kinds[kind].description;
+}
+
+unsigned int quota_limit(const struct quotas *q, unsigned int domid,
+			 enum quota_kind kind)
+{
+	struct quota_domain *d = NULL;
+
+	if (q->domains)
+		HASH_FIND(hh, q->domains, &domid, sizeof(domid), d);
+	return d && (d->set & (1u << kind)) ? d->value[kind] : q->hard[kind];
+}
+
+int quota_set_domain(struct quotas *q, unsigned int domid,
+		     enum quota_kind kind, unsigned int value)
+{
+	struct quota_domain *d;
+
+	HASH_FIND(hh, q->domains, &domid, sizeof(domid), d);
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return ENOMEM;
+		d->domid = domid;
+		HASH_ADD(hh, q->domains, domid, sizeof(d->domid), d);
+	}
+	d->set |= 1u << kind;
+	d->value[kind] = value;
+	return 0;
+}
+
+void quota_forget_domain(struct quotas *q, unsigned int domid)
+{
+	struct quota_domain *d;
+
+	HASH_FIND(hh, q->domains, &domid, sizeof(domid), d);
+	if (d) {
+		HASH_DEL(q->domains, d);
+		free(d);
+	}
+}
