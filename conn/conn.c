@@ -67,6 +67,7 @@ void conn_free(struct conn *c)
 	if (c->hooks->freed)
 		c->hooks->freed(c);
 	event_free(c->resume);
+	free(c->reply_ends);
 	c->tp->free(c);
 	if (c->owns_queues) {
 		evbuffer_free(c->in);
@@ -95,6 +96,47 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 		conn_handle_input(c);
 }
 
+/* Replies queued and not yet sent (tracked for unprivileged ones only). */
+static unsigned int outstanding(struct conn *c)
+{
+	uint64_t sent = c->out_total - evbuffer_get_length(c->out);
+
+	while (c->nreplies && c->reply_ends[c->reply_head] <= sent) {
+		c->reply_head = (c->reply_head + 1) % c->reply_cap;
+		c->nreplies--;
+	}
+	return c->nreplies;
+}
+
+static unsigned int outstanding_limit(struct conn *c)
+{
+	return c->who.privileged || !c->hooks->max_outstanding
+	       ? 0 : c->hooks->max_outstanding(c);
+}
+
+/* Remember where the reply just queued ends; false on ENOMEM. */
+static bool push_reply_end(struct conn *c)
+{
+	if (c->nreplies == c->reply_cap) {
+		unsigned int cap = c->reply_cap ? c->reply_cap * 2 : 32;
+		uint64_t *ends = malloc(cap * sizeof(*ends));
+
+		if (!ends)
+			return false;
+		for (unsigned int i = 0; i < c->nreplies; i++)
+			ends[i] = c->reply_ends[(c->reply_head + i) %
+						c->reply_cap];
+		free(c->reply_ends);
+		c->reply_ends = ends;
+		c->reply_cap = cap;
+		c->reply_head = 0;
+	}
+	c->reply_ends[(c->reply_head + c->nreplies) % c->reply_cap] =
+		c->out_total;
+	c->nreplies++;
+	return true;
+}
+
 void conn_handle_input(struct conn *c)
 {
 	char packet[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 1];
@@ -115,6 +157,15 @@ void conn_handle_input(struct conn *c)
 		if (handled == CONN_BATCH) {
 			schedule_resume(c);
 			break;
+		}
+		if (c->nreplies) {
+			unsigned int limit = outstanding_limit(c);
+
+			if (limit && outstanding(c) >= limit) {
+				c->outstanding_full = true;
+				c->tp->set_reading(c, false);
+				break;
+			}
 		}
 		if (avail < WIRE_HDR_LEN)
 			break;
@@ -146,15 +197,26 @@ void conn_handle_input(struct conn *c)
 
 void conn_output_drained(struct conn *c)
 {
-	if (c->closing || evbuffer_get_length(c->out) > CONN_OUT_LOW)
+	bool resume = false;
+
+	if (c->closing)
 		return;
-	if (c->hooks->drained)
-		c->hooks->drained(c);
-	if (!c->output_full)
-		return;
-	c->output_full = false;
-	c->tp->set_reading(c, true);
-	schedule_resume(c);
+	if (c->outstanding_full && outstanding(c) < outstanding_limit(c)) {
+		c->outstanding_full = false;
+		resume = true;
+	}
+	if (evbuffer_get_length(c->out) <= CONN_OUT_LOW) {
+		if (c->hooks->drained)
+			c->hooks->drained(c);
+		if (c->output_full) {
+			c->output_full = false;
+			resume = true;
+		}
+	}
+	if (resume && !c->output_full && !c->outstanding_full) {
+		c->tp->set_reading(c, true);
+		schedule_resume(c);
+	}
 }
 
 void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
@@ -176,6 +238,11 @@ void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
 			  c->id);
 		return;
 	}
+	c->out_total += sizeof(hdr) + len;
+	/* Events are not replies: only answers count as outstanding. */
+	if (!c->who.privileged && type != XS_WATCH_EVENT && !push_reply_end(c))
+		log_warn("connection %lu: cannot track its replies: out of "
+			 "memory", c->id);
 	c->tp->kick(c);
 }
 

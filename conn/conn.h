@@ -54,6 +54,9 @@ struct conn_hooks {
 	void (*freed)(struct conn *c);
 	/* Its unsent output fell to CONN_OUT_LOW or below. */
 	void (*drained)(struct conn *c);
+	/* Replies an unprivileged connection may leave unread before its
+	 * requests wait (0: no limit); NULL: never limited. */
+	unsigned int (*max_outstanding)(struct conn *c);
 	void *owner;
 };
 
@@ -71,9 +74,16 @@ struct conn {
 	bool closing;			/* no more input handling */
 	bool in_progress;		/* conn_handle_input is on the stack */
 	bool output_full;		/* paused until output drains */
+	bool outstanding_full;		/* paused: too many unread replies */
 	bool owns_queues;		/* in and out were made by conn_new */
 	bool protocol_error;		/* closed for a malformed packet */
 	void *owner_data;		/* for the hooks' owner (watches, txs) */
+	/* Unread replies of an unprivileged connection: where each ends in
+	 * the stream of output bytes (a FIFO), and how many bytes were ever
+	 * queued, so the bytes sent are out_total - length of out. */
+	uint64_t out_total;
+	uint64_t *reply_ends;		/* owned */
+	unsigned int reply_head, nreplies, reply_cap;
 	LIST_ENTRY(conn) link;		/* in the owner's list of connections */
 };
 
