@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +42,10 @@ struct options {
 	unsigned int master_domid;
 	unsigned int priv_domid;
 	bool priv_domid_set;
+	unsigned int quota[QUOTA_KINDS];	/* given on the command line */
+	unsigned int quota_given;		/* bit per kind */
+	unsigned int soft_memory;
+	bool soft_memory_given;
 };
 
 static void usage(FILE *out)
@@ -65,6 +70,17 @@ static void usage(FILE *out)
 "  -T, --trace-file FILE   trace every request, reply and connection to FILE\n"
 "      --trace-control=[+-]SWITCH\n"
 "                          turn a trace switch on or off: io, conn\n"
+"  -E, --entry-nb N        nodes a domain may own (quota nodes, default 1000)\n"
+"  -S, --entry-size N      bytes of one node (node-size, default 2048)\n"
+"  -W, --watch-nb N        watches per domain (watches, default 128)\n"
+"  -t, --transaction N     open transactions per domain (default 10)\n"
+"  -A, --perm-nb N         entries of a permission list (permissions, 5)\n"
+"  -M, --path-max N        path length below a domain's home (default 2048)\n"
+"  -Q, --quota NAME=N      any quota by name: nodes, watches, transactions,\n"
+"                          outstanding, transaction-nodes, memory, node-size,\n"
+"                          path-max, permissions; 0 is unlimited\n"
+"  -q, --quota-soft memory=N\n"
+"                          memory a domain may use before it is logged\n"
 "  -H, -h, --help          show this help and exit\n"
 "  -V, --version           show the version and exit\n"
 "\n"
@@ -120,6 +136,62 @@ static int parse_domid_option(const char *name, const char *arg,
 	return 0;
 }
 
+/* A quota value: a decimal below UINT_MAX. */
+static int parse_quota_value(const char *opt, const char *arg,
+			     unsigned int *out)
+{
+	unsigned long v;
+
+	if (!wire_parse_uint(arg, UINT_MAX - 1, &v)) {
+		fprintf(stderr, "xenstored: %s: not a quota value: '%s'\n",
+			opt, arg);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int set_quota_option(struct options *o, const char *opt,
+			    enum quota_kind kind, const char *arg)
+{
+	if (parse_quota_value(opt, arg, &o->quota[kind]) != 0)
+		return -1;
+	o->quota_given |= 1u << kind;
+	return 0;
+}
+
+/* -Q name=N and -q memory=N. */
+static int parse_named_quota(struct options *o, const char *opt,
+			     const char *arg, bool soft)
+{
+	const char *eq = strchr(arg, '=');
+	char name[32];
+	enum quota_kind kind;
+
+	if (!eq || (size_t)(eq - arg) >= sizeof(name)) {
+		fprintf(stderr, "xenstored: %s: expected NAME=VALUE: '%s'\n",
+			opt, arg);
+		return -1;
+	}
+	memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = '\0';
+	if (soft) {
+		if (strcmp(name, "memory") != 0) {
+			fprintf(stderr, "xenstored: %s: only memory has a "
+				"soft quota, not '%s'\n", opt, name);
+			return -1;
+		}
+		o->soft_memory_given = true;
+		return parse_quota_value(opt, eq + 1, &o->soft_memory);
+	}
+	if (!quota_parse_name(name, &kind)) {
+		fprintf(stderr, "xenstored: %s: no quota named '%s'\n", opt,
+			name);
+		return -1;
+	}
+	return set_quota_option(o, opt, kind, eq + 1);
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
@@ -137,13 +209,21 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "trace-file", required_argument, NULL, 'T' },
 		{ "trace-control", required_argument, NULL, OPT_TRACE_CONTROL },
+		{ "entry-nb", required_argument, NULL, 'E' },
+		{ "entry-size", required_argument, NULL, 'S' },
+		{ "watch-nb", required_argument, NULL, 'W' },
+		{ "transaction", required_argument, NULL, 't' },
+		{ "perm-nb", required_argument, NULL, 'A' },
+		{ "path-max", required_argument, NULL, 'M' },
+		{ "quota", required_argument, NULL, 'Q' },
+		{ "quota-soft", required_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "NF:L:vT:HhV", longopts,
+	while ((opt = getopt_long(argc, argv, "NF:L:vT:E:S:W:t:A:M:Q:q:HhV", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'N': o->foreground = true; break;
@@ -180,6 +260,27 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->trace_controls[o->n_trace_controls++] = optarg;
+			break;
+		case 'E': case 'S': case 'W': case 't': case 'A': case 'M': {
+			static const char letters[] = "ESWtAM";
+			static const enum quota_kind kinds[] = {
+				QUOTA_NODES, QUOTA_NODE_SIZE, QUOTA_WATCHES,
+				QUOTA_TRANSACTIONS, QUOTA_PERMS, QUOTA_PATH_MAX,
+			};
+			char opt_name[] = { '-', (char)opt, '\0' };
+
+			if (set_quota_option(o, opt_name,
+					     kinds[strchr(letters, opt) - letters],
+					     optarg) != 0)
+				return -1;
+			break;
+		}
+		case 'Q':
+		case 'q':
+			if (parse_named_quota(o, opt == 'Q' ? "--quota"
+							    : "--quota-soft",
+					      optarg, opt == 'q') != 0)
+				return -1;
 			break;
 		case 'H':
 		case 'h': usage(stdout); exit(0);
@@ -431,6 +532,11 @@ int main(int argc, char **argv)
 	}
 	srv.master_domid = o.master_domid;
 	srv.priv_domid = o.priv_domid_set ? o.priv_domid : o.master_domid;
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		if (o.quota_given & (1u << k))
+			srv.quotas.hard[k] = o.quota[k];
+	if (o.soft_memory_given)
+		srv.quotas.soft_memory = o.soft_memory;
 	/* Before the socket exists: a SIGTERM from then on removes it. */
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sig_ev[i] = evsignal_new(base, signals[i],

@@ -5,6 +5,7 @@
  * asks for `help` and shows it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,93 @@ static int control_memreport(struct op_call *call, const char **argv,
 	return op_ok(call);
 }
 
+/* What domid holds now, summed over its connections. */
+static void domain_usage(struct op_call *call, unsigned int domid)
+{
+	unsigned long watches = 0, txns = 0, memory = 0;
+	struct server *srv = call->srv;
+	struct conn *c;
+
+	LIST_FOREACH(c, &srv->conns, link) {
+		struct client *cl = c->owner_data;
+
+		if (c->who.domid != domid || c->closing)
+			continue;
+		watches += cl->watcher.count;
+		txns += cl->txns.count;
+		memory += ops_domain_memory(srv, c) -
+			  srv->store.use[domid].bytes;
+	}
+	memory += srv->store.use[domid].bytes;
+	reply_printf(call->reply, "Domain %u:\n", domid);
+	reply_printf(call->reply, "%-16s: %8u\n", "nodes",
+		     srv->store.use[domid].owned);
+	reply_printf(call->reply, "%-16s: %8lu\n", "watches", watches);
+	reply_printf(call->reply, "%-16s: %8lu\n", "transactions", txns);
+	reply_printf(call->reply, "%-16s: %8lu\n", "memory", memory);
+}
+
+/*
+ * quota: the global limits; quota set <name> <value>: change one;
+ * quota <domid>: what that domain holds.
+ */
+static int control_quota(struct op_call *call, const char **argv,
+			 unsigned int argc)
+{
+	struct quotas *q = &call->srv->quotas;
+	enum quota_kind kind;
+	unsigned long value;
+	unsigned int domid;
+
+	if (argc == 3 && strcmp(argv[0], "set") == 0) {
+		if (!quota_parse_name(argv[1], &kind) ||
+		    !wire_parse_uint(argv[2], UINT_MAX - 1, &value))
+			return EINVAL;
+		q->hard[kind] = (unsigned int)value;
+		return op_ok(call);
+	}
+	if (argc == 1) {
+		if (!op_parse_domid(argv[0], &domid))
+			return EINVAL;
+		if (domid != call->srv->master_domid &&
+		    !domains_is_introduced(call->srv->domains, domid))
+			return ENOENT;
+		domain_usage(call, domid);
+	} else if (argc == 0) {
+		reply_printf(call->reply, "Quota settings:\n");
+		for (int k = 0; k < QUOTA_KINDS; k++)
+			reply_printf(call->reply, "%-17s: %8u %s\n",
+				     quota_name((enum quota_kind)k), q->hard[k],
+				     quota_description((enum quota_kind)k));
+	} else {
+		return EINVAL;
+	}
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
+/* quota-soft: the soft memory limit; quota-soft set memory <value>. */
+static int control_quota_soft(struct op_call *call, const char **argv,
+			      unsigned int argc)
+{
+	struct quotas *q = &call->srv->quotas;
+	unsigned long value;
+
+	if (argc == 3 && strcmp(argv[0], "set") == 0 &&
+	    strcmp(argv[1], "memory") == 0 &&
+	    wire_parse_uint(argv[2], UINT_MAX - 1, &value)) {
+		q->soft_memory = (unsigned int)value;
+		return op_ok(call);
+	}
+	if (argc)
+		return EINVAL;
+	reply_printf(call->reply, "Quota settings:\n%-17s: %8u %s\n",
+		     "memory", q->soft_memory,
+		     "Total Xenstore memory per domain (warning level)");
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
 static int control_help(struct op_call *call, const char **argv,
 			unsigned int argc);
 
@@ -220,6 +308,8 @@ static const struct control_cmd control_cmds[] = {
 	{ "logfile", "<file>", control_logfile },
 	{ "memreport", "[<file>]", control_memreport },
 	{ "print", "<string>", control_print },
+	{ "quota", "[set <name> <val>|<domid>]", control_quota },
+	{ "quota-soft", "[set memory <val>]", control_quota_soft },
 };
 
 #define N_CONTROL_CMDS (sizeof(control_cmds) / sizeof(control_cmds[0]))
