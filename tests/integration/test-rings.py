@@ -77,7 +77,11 @@ def world(domids=(5,), dom0=False, prepare=None, do_introduce=True):
         guests = [fx.new_guest(i) for i in domids]
         if prepare:
             prepare(guests)
-        with Daemon(["--verbose"], env=fx.env()) as d:
+        # Values of up to 4 KiB and hundreds of pipelined requests from
+        # guests: lift the node-size and outstanding quotas, which
+        # test-quotas.py covers.
+        with Daemon(["--verbose", "--quota", "node-size=0", "--quota", "outstanding=0"],
+                    env=fx.env()) as d:
             try:
                 c = RawClient(d.socket_path)
                 c.write("/tool/alive", "yes")

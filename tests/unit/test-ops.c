@@ -10,6 +10,7 @@
 #include "tests/unit/unit.h"
 
 #include "ops/ops.h"
+#include "ops/ops_impl.h"
 #include "store/path.h"
 
 static struct event_base *base;
@@ -523,6 +524,262 @@ START_TEST(control_check_reports_what_is_wrong)
 }
 END_TEST
 
+/* ---- quotas ---- */
+
+/* Owned by 5 now, from the store's own count. */
+static unsigned int owned5(void)
+{
+	return srv.store.use[5].owned;
+}
+
+/* WATCH on c5: the reply's type; the initial event is dropped. */
+static uint32_t watch5(const char *payload)
+{
+	struct unit_req u;
+	size_t len = strlen(payload) + 1;
+
+	len += strlen(payload + len) + 1;
+	ops_dispatch(c5, unit_request(&u, XS_WATCH, next_req_id++, 0, payload,
+				      len));
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
+	return rhdr.type;
+}
+
+START_TEST(quota_nodes_stops_creation_and_rm_gives_room_back)
+{
+	make_home5();		/* 1 node owned by 5 */
+	srv.quotas.hard[QUOTA_NODES] = 3;
+	EXPECT_OK(c5, XS_WRITE, "a\0" "1");
+	EXPECT_OK(c5, XS_WRITE, "b\0" "1");
+	ck_assert_uint_eq(owned5(), 3);
+	EXPECT_ERR(c5, XS_WRITE, "c\0" "1", "ENOSPC");
+	EXPECT_ERR(c5, XS_MKDIR, "d/e\0", "ENOSPC");
+	ck_assert_uint_eq(owned5(), 3);
+	EXPECT_OK(c5, XS_WRITE, "a\0" "rewritten");	/* not a creation */
+	EXPECT_OK(c5, XS_RM, "b\0");
+	EXPECT_OK(c5, XS_WRITE, "c\0" "1");
+	/* dom0 has no limit, and its nodes are not 5's. */
+	for (int i = 0; i < 5; i++)
+		EXPECT_OK(c0, XS_WRITE, "/local/domain/5/x\0" "1");
+	EXPECT_OK(c0, XS_MKDIR, "/local/domain/0/a/b/c/d\0");
+}
+END_TEST
+
+START_TEST(quota_nodes_counts_implicit_parents)
+{
+	make_home5();
+	srv.quotas.hard[QUOTA_NODES] = 3;
+	EXPECT_ERR(c5, XS_WRITE, "p/q/r\0" "v", "ENOSPC");
+	ck_assert_uint_eq(owned5(), 1);
+	EXPECT_OK(c5, XS_WRITE, "p/q\0" "v");
+	ck_assert_uint_eq(owned5(), 3);
+}
+END_TEST
+
+START_TEST(quota_nodes_in_a_transaction_and_at_commit)
+{
+	uint32_t tid;
+
+	make_home5();
+	srv.quotas.hard[QUOTA_NODES] = 3;
+	ck_assert_uint_eq(xs(c5, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+			  XS_TRANSACTION_START);
+	tid = (uint32_t)strtoul(rbuf, NULL, 10);
+	ck_assert_uint_eq(xs_tx(c5, XS_WRITE, tid, UNIT_BYTES("t1\0" "v")),
+			  XS_WRITE);
+	ck_assert_uint_eq(xs_tx(c5, XS_WRITE, tid, UNIT_BYTES("t2\0" "v")),
+			  XS_WRITE);
+	/* The transaction's own creations count. */
+	ck_assert_uint_eq(xs_tx(c5, XS_WRITE, tid, UNIT_BYTES("t3\0" "v")),
+			  XS_ERROR);
+	ck_assert_str_eq(rbuf, "ENOSPC");
+	/* Meanwhile 5 creates a node outside: the commit no longer fits. */
+	EXPECT_OK(c5, XS_WRITE, "outside\0" "v");
+	ck_assert_uint_eq(xs_tx(c5, XS_TRANSACTION_END, tid, UNIT_BYTES("T\0")),
+			  XS_ERROR);
+	ck_assert_str_eq(rbuf, "ENOSPC");
+	ck_assert_uint_eq(owned5(), 2);
+	EXPECT_ERR(c0, XS_READ, "/local/domain/5/t1\0", "ENOENT");
+}
+END_TEST
+
+START_TEST(quota_aborted_transaction_changes_no_count)
+{
+	uint32_t tid;
+	uint64_t bytes;
+
+	make_home5();
+	EXPECT_OK(c5, XS_WRITE, "keep\0" "v");
+	bytes = srv.store.use[5].bytes;
+	ck_assert_uint_eq(xs(c5, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+			  XS_TRANSACTION_START);
+	tid = (uint32_t)strtoul(rbuf, NULL, 10);
+	ck_assert_uint_eq(xs_tx(c5, XS_WRITE, tid, UNIT_BYTES("n/m\0" "v")),
+			  XS_WRITE);
+	ck_assert_uint_eq(xs_tx(c5, XS_RM, tid, UNIT_BYTES("keep\0")), XS_RM);
+	ck_assert_uint_gt(ops_domain_memory(&srv, c5), bytes);
+	ck_assert_uint_eq(xs_tx(c5, XS_TRANSACTION_END, tid, UNIT_BYTES("F\0")),
+			  XS_TRANSACTION_END);
+	ck_assert_uint_eq(owned5(), 2);
+	ck_assert_uint_eq(srv.store.use[5].bytes, bytes);
+	ck_assert_uint_eq(ops_domain_memory(&srv, c5), bytes);
+}
+END_TEST
+
+START_TEST(quota_node_size_limits_values_and_listings)
+{
+	static char req[64 + 2100];
+	size_t n = (size_t)snprintf(req, sizeof(req), "/local/domain/5/big") + 1;
+
+	make_home5();
+	memset(req + n, 'v', 2100);
+	ck_assert_uint_eq(xs(c5, XS_WRITE, req, n + 2100), XS_ERROR);
+	ck_assert_str_eq(rbuf, "ENOSPC");
+	ck_assert_uint_eq(xs(c5, XS_WRITE, req, n + 1000), XS_WRITE);
+	ck_assert_uint_eq(xs(c0, XS_WRITE, req, n + 2100), XS_WRITE);
+	/* A node whose children's names fill it takes no more. */
+	srv.quotas.hard[QUOTA_NODE_SIZE] = 16 + 8 + 12;
+	EXPECT_OK(c5, XS_MKDIR, "d/aaaa\0");
+	EXPECT_OK(c5, XS_MKDIR, "d/bbbb\0");
+	EXPECT_ERR(c5, XS_MKDIR, "d/cccc\0", "ENOSPC");
+}
+END_TEST
+
+START_TEST(quota_permissions_watches_and_transactions)
+{
+	make_home5();
+	EXPECT_OK(c5, XS_SET_PERMS, "/local/domain/5\0n5\0r1\0r2\0r3\0r4\0");
+	EXPECT_ERR(c5, XS_SET_PERMS, "/local/domain/5\0n5\0r1\0r2\0r3\0r4\0r6\0",
+		   "ENOSPC");
+	EXPECT_OK(c0, XS_SET_PERMS, "/local/domain/5\0n5\0r1\0r2\0r3\0r4\0r6\0");
+	srv.quotas.hard[QUOTA_WATCHES] = 2;
+	ck_assert_uint_eq(watch5("a\0t\0"), XS_WATCH);
+	ck_assert_uint_eq(watch5("b\0t\0"), XS_WATCH);
+	ck_assert_uint_eq(watch5("c\0t\0"), XS_ERROR);
+	ck_assert_str_eq(rbuf, "ENOSPC");
+	EXPECT_OK(c5, XS_UNWATCH, "a\0t\0");
+	ck_assert_uint_eq(watch5("c\0t\0"), XS_WATCH);
+	srv.quotas.hard[QUOTA_TRANSACTIONS] = 1;
+	ck_assert_uint_eq(xs(c5, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+			  XS_TRANSACTION_START);
+	EXPECT_ERR(c5, XS_TRANSACTION_START, "\0", "ENOSPC");
+	ck_assert_uint_eq(xs(c0, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+			  XS_TRANSACTION_START);
+}
+END_TEST
+
+START_TEST(quota_path_max_and_transaction_nodes)
+{
+	uint32_t tid;
+
+	make_home5();
+	srv.quotas.hard[QUOTA_PATH_MAX] = 10;
+	EXPECT_OK(c5, XS_WRITE, "123456789\0" "v");
+	EXPECT_ERR(c5, XS_WRITE, "1234567890a\0" "v", "EINVAL");
+	EXPECT_OK(c0, XS_WRITE, "/local/domain/5/1234567890a\0" "v");
+	srv.quotas.hard[QUOTA_PATH_MAX] = 0;
+	srv.quotas.hard[QUOTA_TXN_NODES] = 3;
+	ck_assert_uint_eq(xs(c5, XS_TRANSACTION_START, UNIT_BYTES("\0")),
+			  XS_TRANSACTION_START);
+	tid = (uint32_t)strtoul(rbuf, NULL, 10);
+	/* Three nodes touched: the transaction may do no more but end. */
+	ck_assert_uint_eq(xs_tx(c5, XS_READ, tid, UNIT_BYTES("123456789\0")),
+			  XS_READ);
+	ck_assert_uint_eq(xs_tx(c5, XS_READ, tid,
+				UNIT_BYTES("/local/domain/5\0")), XS_READ);
+	ck_assert_uint_eq(xs_tx(c5, XS_READ, tid,
+				UNIT_BYTES("/local/domain/5/1234567890a\0")),
+			  XS_READ);
+	ck_assert_uint_eq(xs_tx(c5, XS_READ, tid, UNIT_BYTES("123456789\0")),
+			  XS_ERROR);
+	ck_assert_str_eq(rbuf, "ENOSPC");
+	ck_assert_uint_eq(xs(c5, XS_READ, UNIT_BYTES("123456789\0")), XS_READ);
+	ck_assert_uint_eq(xs_tx(c5, XS_WRITE, tid, UNIT_BYTES("x\0" "1")),
+			  XS_ERROR);
+	ck_assert_str_eq(rbuf, "ENOSPC");
+	ck_assert_uint_eq(xs_tx(c5, XS_TRANSACTION_END, tid, UNIT_BYTES("F\0")),
+			  XS_TRANSACTION_END);
+}
+END_TEST
+
+START_TEST(quota_memory_is_enomem_and_keeps_what_was_written)
+{
+	static char req[64 + 1000];
+	int ok = 0, i;
+
+	make_home5();
+	srv.quotas.hard[QUOTA_MEMORY] = 20000;
+	for (i = 0; i < 100; i++) {
+		size_t n = (size_t)snprintf(req, sizeof(req),
+					    "/local/domain/5/v%d", i) + 1;
+
+		memset(req + n, 'm', 1000);
+		if (xs(c5, XS_WRITE, req, n + 1000) != XS_WRITE)
+			break;
+		ok++;
+	}
+	ck_assert_int_gt(ok, 5);
+	ck_assert_int_lt(ok, 100);
+	ck_assert_str_eq(rbuf, "ENOMEM");
+	ck_assert_uint_le(srv.store.use[5].bytes, 20000);
+	srv.quotas.hard[QUOTA_MEMORY] = (unsigned int)ops_domain_memory(&srv, c5);
+	EXPECT_ERR(c5, XS_WATCH, "w\0t\0", "ENOMEM");
+	EXPECT_ERR(c5, XS_TRANSACTION_START, "\0", "ENOMEM");
+	/* What fitted is all there; dom0 is not limited. */
+	ck_assert_uint_eq(xs(c0, XS_READ, UNIT_BYTES("/local/domain/5/v0\0")),
+			  XS_READ);
+	ck_assert_uint_eq(rhdr.len, 1000);
+	EXPECT_OK(c0, XS_WRITE, "/local/domain/0/big\0" "v");
+}
+END_TEST
+
+START_TEST(get_and_set_quota)
+{
+	EXPECT_REPLY(c0, XS_TYPE_GET_QUOTA, "",
+		     "nodes watches transactions outstanding transaction-nodes "
+		     "memory node-size path-max permissions\0");
+	EXPECT_REPLY(c0, XS_TYPE_GET_QUOTA, "nodes\0", "1000\0");
+	EXPECT_REPLY(c0, XS_TYPE_GET_QUOTA, "node-permissions\0", "5\0");
+	EXPECT_OK(c0, XS_TYPE_SET_QUOTA, "nodes\0" "7\0");
+	EXPECT_REPLY(c0, XS_TYPE_GET_QUOTA, "nodes\0", "7\0");
+	ck_assert_uint_eq(srv.quotas.hard[QUOTA_NODES], 7);
+	/* The master is known; domain 5 is not introduced here. */
+	EXPECT_OK(c0, XS_TYPE_SET_QUOTA, "0\0nodes\0" "9\0");
+	EXPECT_REPLY(c0, XS_TYPE_GET_QUOTA, "0\0nodes\0", "9\0");
+	EXPECT_REPLY(c0, XS_TYPE_GET_QUOTA, "nodes\0", "7\0");
+	EXPECT_ERR(c0, XS_TYPE_GET_QUOTA, "5\0nodes\0", "ENOENT");
+	EXPECT_ERR(c0, XS_TYPE_SET_QUOTA, "5\0nodes\0" "1\0", "ENOENT");
+	EXPECT_ERR(c0, XS_TYPE_GET_QUOTA, "bogus\0", "EINVAL");
+	EXPECT_ERR(c0, XS_TYPE_SET_QUOTA, "nodes\0" "4294967295\0", "EINVAL");
+	EXPECT_ERR(c0, XS_TYPE_SET_QUOTA, "nodes\0" "x\0", "EINVAL");
+	EXPECT_ERR(c0, XS_TYPE_SET_QUOTA, "nodes\0", "EINVAL");
+	EXPECT_ERR(c5, XS_TYPE_GET_QUOTA, "nodes\0", "EACCES");
+	EXPECT_ERR(c5, XS_TYPE_SET_QUOTA, "nodes\0" "1\0", "EACCES");
+}
+END_TEST
+
+START_TEST(control_quota_lists_sets_and_reports)
+{
+	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("quota\0")), XS_CONTROL);
+	ck_assert_msg(strstr(rbuf, "nodes            :     1000 Nodes per domain\n"),
+		      "%s", rbuf);
+	EXPECT_OK(c0, XS_CONTROL, "quota\0set\0watches\0" "64\0");
+	ck_assert_uint_eq(srv.quotas.hard[QUOTA_WATCHES], 64);
+	EXPECT_ERR(c0, XS_CONTROL, "quota\0set\0nope\0" "1\0", "EINVAL");
+	EXPECT_OK(c0, XS_WRITE, "/x\0" "1");
+	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("quota\0" "0\0")),
+			  XS_CONTROL);
+	ck_assert_msg(strstr(rbuf, "Domain 0:\nnodes           :"), "%s", rbuf);
+	EXPECT_ERR(c0, XS_CONTROL, "quota\0" "5\0", "ENOENT");
+	EXPECT_OK(c0, XS_CONTROL, "quota-soft\0set\0memory\0" "1000\0");
+	ck_assert_uint_eq(srv.quotas.soft_memory, 1000);
+	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("quota-soft\0")),
+			  XS_CONTROL);
+	ck_assert_msg(strstr(rbuf, "memory           :     1000"), "%s", rbuf);
+}
+END_TEST
+
 START_TEST(unknown_types_are_enosys)
 {
 	static const uint32_t types[] = {
@@ -645,6 +902,8 @@ START_TEST(unprivileged_relative_length_limit)
 	static char req[PATH_REL_MAX + 2];
 
 	make_home5();
+	/* One long name would also make its parent too big: not the point. */
+	srv.quotas.hard[QUOTA_NODE_SIZE] = 0;
 	memset(req, 'r', PATH_REL_MAX);
 	req[PATH_REL_MAX] = '\0';
 	ck_assert_uint_eq(xs(c5, XS_MKDIR, req, PATH_REL_MAX + 1), XS_MKDIR);
@@ -955,6 +1214,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(t, get_domain_path_names_the_home);
 	tcase_add_test(t, control_check_by_dom0_is_ok);
 	tcase_add_test(t, control_check_reports_what_is_wrong);
+	tcase_add_test(t, control_quota_lists_sets_and_reports);
 	tcase_add_test(t, unknown_types_are_enosys);
 	tcase_add_test(t, read_with_unknown_tx_id_is_enoent);
 	tcase_add_test(t, connections_are_tracked_by_the_server);
@@ -992,6 +1252,18 @@ static Suite *ops_suite(void)
 	tcase_add_test(t, forget_domain_fires_watches_on_deleted_nodes);
 	tcase_add_test(t, forget_domain_leaves_other_domains_alone);
 	tcase_add_test(t, new_domain_with_reused_id_inherits_no_access);
+	suite_add_tcase(s, t);
+	t = tcase_create("quotas");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, quota_nodes_stops_creation_and_rm_gives_room_back);
+	tcase_add_test(t, quota_nodes_counts_implicit_parents);
+	tcase_add_test(t, quota_nodes_in_a_transaction_and_at_commit);
+	tcase_add_test(t, quota_aborted_transaction_changes_no_count);
+	tcase_add_test(t, quota_node_size_limits_values_and_listings);
+	tcase_add_test(t, quota_permissions_watches_and_transactions);
+	tcase_add_test(t, quota_path_max_and_transaction_nodes);
+	tcase_add_test(t, quota_memory_is_enomem_and_keeps_what_was_written);
+	tcase_add_test(t, get_and_set_quota);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -102,6 +102,44 @@ static void small_tree(struct store *s, struct perms *p)
 	must_create(s, "/x", p);
 }
 
+START_TEST(domid_use_follows_every_change)
+{
+	struct store s;
+	struct perms *p, *q, *mixed;
+	struct node *n;
+
+	new_store(&s, &p);
+	q = one_perm(5, PERM_NONE);
+	ck_assert_uint_eq(s.use[5].owned, 0);
+	ck_assert_uint_eq(s.use[5].bytes, 0);
+	/* Two nodes owned by 5: both counted, bytes include the value. */
+	n = store_write(&s, "/five/a", q, "12345", 5);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_uint_eq(s.use[5].owned, 2);
+	uint64_t with_value = s.use[5].bytes;
+	ck_assert_ptr_nonnull(store_write(&s, "/five/a", q, "1", 1));
+	ck_assert_uint_eq(s.use[5].bytes, with_value - 4);
+	/* Given away to 0 with an entry for 5: named, no longer owned. */
+	mixed = perms_alloc(2);
+	mixed->e[0].domid = 0;
+	mixed->e[1].domid = 5;
+	mixed->e[1].access = PERM_READ;
+	store_set_perms(&s, n, mixed);
+	ck_assert_uint_eq(s.use[5].owned, 1);
+	ck_assert_uint_eq(s.use[5].named, 1);
+	ck_assert(store_domid_referenced(&s, 5));
+	/* A recursive removal uncounts the whole subtree. */
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/five"), NULL, NULL), 0);
+	ck_assert_uint_eq(s.use[5].owned, 0);
+	ck_assert_uint_eq(s.use[5].named, 0);
+	ck_assert_uint_eq(s.use[5].bytes, 0);
+	ck_assert(!store_domid_referenced(&s, 5));
+	perms_unref(mixed);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
 START_TEST(init_creates_root)
 {
 	struct store s;
@@ -839,6 +877,10 @@ static Suite *store_suite(void)
 	tcase_add_test(t, walk_of_subtree_stays_inside_it);
 	tcase_add_test(t, walk_skips_children_when_fn_returns_false);
 	tcase_add_test(t, walk_of_deep_tree_reaches_every_node);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("accounting");
+	tcase_add_test(t, domid_use_follows_every_change);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("check");

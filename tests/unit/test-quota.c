@@ -1,0 +1,88 @@
+/* quota: names, defaults and per-domain overrides. */
+#include "tests/unit/unit.h"
+
+#include "quota/quota.h"
+
+START_TEST(defaults_are_upstreams)
+{
+	struct quotas q;
+
+	quotas_init(&q);
+	ck_assert_uint_eq(q.hard[QUOTA_NODES], 1000);
+	ck_assert_uint_eq(q.hard[QUOTA_WATCHES], 128);
+	ck_assert_uint_eq(q.hard[QUOTA_TRANSACTIONS], 10);
+	ck_assert_uint_eq(q.hard[QUOTA_OUTSTANDING], 20);
+	ck_assert_uint_eq(q.hard[QUOTA_TXN_NODES], 1024);
+	ck_assert_uint_eq(q.hard[QUOTA_MEMORY], 2621440);
+	ck_assert_uint_eq(q.hard[QUOTA_NODE_SIZE], 2048);
+	ck_assert_uint_eq(q.hard[QUOTA_PATH_MAX], 2048);
+	ck_assert_uint_eq(q.hard[QUOTA_PERMS], 5);
+	ck_assert_uint_eq(q.soft_memory, 2097152);
+	quotas_destroy(&q);
+}
+END_TEST
+
+START_TEST(names_round_trip_and_upstream_aliases)
+{
+	enum quota_kind k;
+
+	for (int i = 0; i < QUOTA_KINDS; i++) {
+		ck_assert(quota_parse_name(quota_name((enum quota_kind)i), &k));
+		ck_assert_int_eq(k, i);
+		ck_assert_ptr_nonnull(quota_description((enum quota_kind)i));
+	}
+	ck_assert(quota_parse_name("node-permissions", &k));
+	ck_assert_int_eq(k, QUOTA_PERMS);
+	ck_assert(!quota_parse_name("path-length", &k));
+	ck_assert(!quota_parse_name("", &k));
+}
+END_TEST
+
+START_TEST(overrides_apply_to_their_domain_until_forgotten)
+{
+	struct quotas q;
+
+	quotas_init(&q);
+	ck_assert_int_eq(quota_set_domain(&q, 5, QUOTA_NODES, 3), 0);
+	ck_assert_int_eq(quota_set_domain(&q, 5, QUOTA_WATCHES, 0), 0);
+	ck_assert_uint_eq(quota_limit(&q, 5, QUOTA_NODES), 3);
+	ck_assert_uint_eq(quota_limit(&q, 5, QUOTA_WATCHES), 0);
+	ck_assert_uint_eq(quota_limit(&q, 5, QUOTA_MEMORY), 2621440);
+	ck_assert_uint_eq(quota_limit(&q, 6, QUOTA_NODES), 1000);
+	q.hard[QUOTA_NODES] = 50;	/* the global one moves, not 5's */
+	ck_assert_uint_eq(quota_limit(&q, 5, QUOTA_NODES), 3);
+	ck_assert_uint_eq(quota_limit(&q, 6, QUOTA_NODES), 50);
+	quota_forget_domain(&q, 5);
+	quota_forget_domain(&q, 7);
+	ck_assert_uint_eq(quota_limit(&q, 5, QUOTA_NODES), 50);
+	quotas_destroy(&q);
+}
+END_TEST
+
+START_TEST(zero_is_unlimited_and_sizes_follow_upstream)
+{
+	ck_assert(!quota_exceeded(0, 1000000));
+	ck_assert(!quota_exceeded(10, 10));
+	ck_assert(quota_exceeded(10, 11));
+	ck_assert_uint_eq(quota_node_size(1, 0, 0), 24);
+	ck_assert_uint_eq(quota_node_size(2, 100, 10), 16 + 16 + 110);
+}
+END_TEST
+
+static Suite *quota_suite(void)
+{
+	Suite *s = suite_create("quota");
+	TCase *t = tcase_create("quota");
+
+	tcase_add_test(t, defaults_are_upstreams);
+	tcase_add_test(t, names_round_trip_and_upstream_aliases);
+	tcase_add_test(t, overrides_apply_to_their_domain_until_forgotten);
+	tcase_add_test(t, zero_is_unlimited_and_sizes_follow_upstream);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(quota_suite());
+}
