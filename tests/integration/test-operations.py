@@ -25,7 +25,8 @@ BINARY = os.path.join(BUILD, "xenstored")
 LAUNCH = os.path.join(BUILD, "init", "launch-xenstore")
 LONG_OPTIONS = ["--no-fork", "--pid-file", "--socket", "--master-domid", "--priv-domid",
                 "--log-file", "--log-level", "--verbose", "--trace-file", "--trace-control",
-                "--help", "--version"]
+                "--help", "--version", "--entry-nb", "--entry-size", "--watch-nb",
+                "--transaction", "--perm-nb", "--path-max", "--quota", "--quota-soft"]
 
 
 # ----------------------------------------------------------------- helpers
