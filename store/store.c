@@ -5,6 +5,7 @@
  * DIRECTORY is a walk of one list and its size check is free.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -361,6 +362,35 @@ static bool check_node(struct node *n, void *arg)
 	return true;
 }
 
+/* The per-domid counts the quotas rely on, recounted from the nodes. */
+static void check_domid_use(const struct store *s, struct check_state *st)
+{
+	struct store_domid_use *count = calloc(STORE_DOMIDS, sizeof(*count));
+	struct node *n, *tmp;
+	char what[64];
+
+	if (!count) {
+		problem(st, "no memory to recount the domains' nodes", "/");
+		return;
+	}
+	HASH_ITER(hh, s->nodes, n, tmp) {
+		count[n->perms->e[0].domid].owned++;
+		count[n->perms->e[0].domid].bytes += node_bytes(n);
+		for (unsigned int i = 1; i < n->perms->n; i++)
+			count[n->perms->e[i].domid].named++;
+	}
+	for (unsigned int d = 0; d < STORE_DOMIDS; d++) {
+		if (count[d].owned == s->use[d].owned &&
+		    count[d].named == s->use[d].named &&
+		    count[d].bytes == s->use[d].bytes)
+			continue;
+		snprintf(what, sizeof(what), "node accounting of domain %u "
+			 "is wrong", d);
+		problem(st, what, "/");
+	}
+	free(count);
+}
+
 unsigned int store_check(const struct store *s,
 			 void (*report)(const char *what, const char *path,
 					void *arg),
@@ -385,5 +415,6 @@ unsigned int store_check(const struct store *s,
 		store_walk(n, check_node, &st);
 	if (st.reached != s->count)
 		problem(&st, "nodes unreachable from the root", "/");
+	check_domid_use(s, &st);
 	return st.problems;
 }

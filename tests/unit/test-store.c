@@ -140,6 +140,27 @@ START_TEST(domid_use_follows_every_change)
 }
 END_TEST
 
+START_TEST(check_recounts_the_domid_use)
+{
+	struct store s;
+	struct perms *p, *q;
+
+	new_store(&s, &p);
+	q = one_perm(5, PERM_NONE);
+	must_create(&s, "/five/a", q);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	s.use[5].owned++;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 1);
+	s.use[5].owned--;
+	s.use[5].bytes += 3;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 1);
+	s.use[5].bytes -= 3;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
 START_TEST(init_creates_root)
 {
 	struct store s;
@@ -881,6 +902,7 @@ static Suite *store_suite(void)
 
 	t = tcase_create("accounting");
 	tcase_add_test(t, domid_use_follows_every_change);
+	tcase_add_test(t, check_recounts_the_domid_use);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("check");
