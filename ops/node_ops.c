@@ -29,12 +29,10 @@ int op_read(struct op_call *call)
 	return 0;
 }
 
-/* Bytes of a node's children listing in the live store (0 if absent). */
-static size_t live_children_len(struct store *st, const char *path)
+/* Bytes of a node's children listing, as the request sees it. */
+static size_t children_len(struct op_call *call, const char *path)
 {
-	struct node *n = store_lookup(st, path);
-
-	return n ? n->children_len : 0;
+	return view_children_len(&call->srv->store, call->tx, path);
 }
 
 /*
@@ -43,21 +41,22 @@ static size_t live_children_len(struct store *st, const char *path)
  * that gains a child, and memory.  Only unprivileged callers have limits.
  */
 static int check_write(struct op_call *call, const struct perms *perms,
-		       size_t len, bool creating)
+		       size_t len, const struct view_node *old)
 {
 	struct store *st = &call->srv->store;
 	unsigned int size_limit = op_limit(call, QUOTA_NODE_SIZE);
 	unsigned int nodes_limit = op_limit(call, QUOTA_NODES);
 	char anc[OP_PATH_BUF], child[OP_PATH_BUF];
 	struct view_node an;
-	unsigned long owned, created = 0;
+	long owned, created = 0;
 
 	if (call->c->who.privileged)
 		return 0;
-	if (!creating)
+	if (old)	/* a new value: only growth costs memory */
 		return quota_exceeded(size_limit, quota_node_size(perms->n, len,
-					live_children_len(st, call->path)))
-		       ? ENOSPC : op_check_memory(call, len);
+					children_len(call, call->path)))
+		       ? ENOSPC : op_check_memory(call, len > old->value_len
+							? len - old->value_len : 0);
 	if (quota_exceeded(size_limit, quota_node_size(perms->n, len, 0)))
 		return ENOSPC;
 	/* Count the missing nodes up to the nearest existing ancestor. */
@@ -72,11 +71,12 @@ static int check_write(struct op_call *call, const struct perms *perms,
 	owned = call->c->who.domid < STORE_DOMIDS
 		? st->use[call->c->who.domid].owned : 0;
 	if (call->tx)
-		owned += txn_created(call->tx);
-	if (quota_exceeded(nodes_limit, owned + created))
+		owned += txn_net_nodes(call->tx);
+	if (owned + created > 0 &&
+	    quota_exceeded(nodes_limit, (unsigned long)(owned + created)))
 		return ENOSPC;
 	if (quota_exceeded(size_limit, quota_node_size(an.perms->n,
-			an.value_len, live_children_len(st, anc) +
+			an.value_len, children_len(call, anc) +
 			strlen(child) - strlen(anc))))
 		return ENOSPC;
 	return op_check_memory(call, len + created * strlen(call->path));
@@ -99,7 +99,7 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 	if (!err) {
 		if (keep_existing)
 			return 0;
-		err = check_write(call, n.perms, len, false);
+		err = check_write(call, n.perms, len, &n);
 		if (!err)
 			err = view_write(st, call->tx, call->path, n.perms,
 					 data, len);
@@ -110,7 +110,7 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 			: perms_with_owner(anc.perms, who->domid);
 		if (!perms)
 			return ENOMEM;
-		err = check_write(call, perms, len, true);
+		err = check_write(call, perms, len, NULL);
 		if (!err)
 			err = view_write(st, call->tx, call->path, perms,
 					 data, len);
@@ -322,8 +322,7 @@ int op_set_perms(struct op_call *call)
 	if (quota_exceeded(op_limit(call, QUOTA_PERMS), perms->n) ||
 	    quota_exceeded(op_limit(call, QUOTA_NODE_SIZE),
 			   quota_node_size(perms->n, n.value_len,
-			       live_children_len(&call->srv->store,
-						 call->path)))) {
+			       children_len(call, call->path)))) {
 		err = ENOSPC;
 		goto out;
 	}
@@ -356,6 +355,8 @@ int op_transaction_start(struct op_call *call)
 	t = txn_start(&cl->txns);
 	if (!t)
 		return ENOMEM;
+	if (op_limit(call, QUOTA_NODES))
+		txn_count_nodes_of(t, call->c->who.domid);
 	reply_printf(call->reply, "%" PRIu32, txn_id(t));
 	reply_append(call->reply, "", 1);
 	return 0;
@@ -383,10 +384,10 @@ int op_transaction_end(struct op_call *call)
 		return op_ok(call);
 	}
 	/* Others may have created nodes of ours since: count again. */
-	if (txn_created(call->tx) && call->c->who.domid < STORE_DOMIDS &&
+	if (txn_net_nodes(call->tx) > 0 && call->c->who.domid < STORE_DOMIDS &&
 	    quota_exceeded(op_limit(call, QUOTA_NODES),
 			   call->srv->store.use[call->c->who.domid].owned +
-			   (unsigned long)txn_created(call->tx))) {
+			   (unsigned long)txn_net_nodes(call->tx))) {
 		txn_discard(&cl->txns, call->tx);
 		return ENOSPC;
 	}

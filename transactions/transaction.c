@@ -48,7 +48,10 @@ struct txn {
 	uint32_t id;
 	bool failed;			/* ran out of memory: commit says ENOMEM */
 	size_t bytes;			/* what its entries hold (memory quota) */
-	unsigned int created;		/* nodes it made exist (nodes quota) */
+	/* For the nodes quota: nodes it made exist, and nodes of owner it
+	 * deleted (its own creations included); owner -1: not counted. */
+	long owner;
+	unsigned int created, deleted;
 	struct entry *entries;		/* uthash head, owned */
 	struct entry *changes, **changes_tail;
 	unsigned int nchanges;
@@ -71,9 +74,14 @@ unsigned int txn_nodes(const struct txn *t)
 	return HASH_COUNT(t->entries);
 }
 
-unsigned int txn_created(const struct txn *t)
+void txn_count_nodes_of(struct txn *t, unsigned int domid)
 {
-	return t->created;
+	t->owner = domid;
+}
+
+long txn_net_nodes(const struct txn *t)
+{
+	return (long)t->created - (long)t->deleted;
 }
 
 size_t txn_set_bytes(const struct txn_set *set)
@@ -104,6 +112,7 @@ struct txn *txn_start(struct txn_set *set)
 		t->id = ++set->last_id;
 	while (t->id == 0 || txn_find(set, t->id));
 	t->changes_tail = &t->changes;
+	t->owner = -1;
 	t->next = set->head;
 	set->head = t;
 	set->count++;
@@ -480,6 +489,70 @@ int view_set_perms(struct store *s, struct txn *t, const char *path,
 	return 0;
 }
 
+struct removal {
+	const struct txn *t;
+	unsigned int nodes;
+};
+
+/* A live node going with the removal: count it if it is the owner's and
+ * the transaction has not already removed or replaced it. */
+static bool count_live(struct node *n, void *arg)
+{
+	struct removal *r = arg;
+	struct entry *e = entry_find(r->t, n->path);
+
+	if (e && (e->flags & E_FRESH))
+		return false;
+	if (n->perms->e[0].domid == (uint32_t)r->t->owner)
+		r->nodes++;
+	return true;
+}
+
+/* Credit the nodes quota with what removing path (target) deletes. */
+static void count_removal(struct store *s, struct txn *t,
+			  const struct entry *target, const char *path)
+{
+	struct removal r = { .t = t };
+	size_t len = strlen(path);
+	struct node *live;
+	struct entry *e, *tmp;
+
+	if (!(target->flags & E_FRESH) && (live = store_lookup(s, path)))
+		store_walk(live, count_live, &r);
+	HASH_ITER(hh, t->entries, e, tmp) {
+		if ((e->flags & (E_EXISTS | E_FRESH)) == (E_EXISTS | E_FRESH) &&
+		    strncmp(e->path, path, len) == 0 &&
+		    (e->path[len] == '\0' || e->path[len] == '/'))
+			r.nodes++;	/* made by this transaction */
+	}
+	t->deleted += r.nodes;
+}
+
+size_t view_children_len(struct store *s, struct txn *t, const char *path)
+{
+	struct node *live = store_lookup(s, path);
+	struct entry *e = t ? entry_find(t, path) : NULL;
+	bool live_kids = live && !(e && (e->flags & E_FRESH));
+	size_t len = live_kids ? live->children_len : 0;
+
+	if (!t)
+		return len;
+	/* The children this transaction created or deleted. */
+	for (struct entry *c = t->changes; c; c = c->next_change) {
+		bool was = live_kids && store_lookup(s, c->path);
+		bool is = c->flags & E_EXISTS;
+		size_t name = strlen(path_basename(c->path)) + 1;
+
+		if (!is_child_of(c->path, path) || was == is)
+			continue;
+		if (is)
+			len += name;
+		else if (len >= name)
+			len -= name;
+	}
+	return len;
+}
+
 int view_remove(struct store *s, struct txn *t, const char *path)
 {
 	size_t len = strlen(path);
@@ -495,6 +568,8 @@ int view_remove(struct store *s, struct txn *t, const char *path)
 	target = load(s, t, path);
 	if (!target || !(target->flags & E_EXISTS))
 		return t->failed ? ENOMEM : ENOENT;
+	if (t->owner >= 0)
+		count_removal(s, t, target, path);
 	perms_unref(target->gone_perms);
 	target->gone_perms = perms_ref(target->perms);
 	/* The node and whatever this transaction saw below it are gone. */

@@ -52,11 +52,15 @@ uint32_t txn_id(const struct txn *t);
 struct txn *txn_find(const struct txn_set *set, uint32_t id);
 void txn_discard(struct txn_set *set, struct txn *t);
 
-/* For the quotas: the nodes t has touched (read, listed or written), the
- * nodes it made exist (deletions are not subtracted), and the memory all
- * of a set's transactions hold. */
+/*
+ * For the quotas: the nodes t has touched (read, listed or written); the
+ * net change it makes to the nodes domid owns, once asked to count them
+ * (created minus deleted, its own creations included); the memory all of
+ * a set's transactions hold.
+ */
 unsigned int txn_nodes(const struct txn *t);
-unsigned int txn_created(const struct txn *t);
+void txn_count_nodes_of(struct txn *t, unsigned int domid);
+long txn_net_nodes(const struct txn *t);
 size_t txn_set_bytes(const struct txn_set *set);
 
 /*
@@ -105,6 +109,10 @@ int view_write(struct store *s, struct txn *t, const char *path,
 /* Replace the permissions of path.  0, ENOENT or ENOMEM. */
 int view_set_perms(struct store *s, struct txn *t, const char *path,
 		   struct perms *perms);
+
+/* Bytes of the children listing of path as t sees it, without recording a
+ * listing (so no conflict on siblings added meanwhile). */
+size_t view_children_len(struct store *s, struct txn *t, const char *path);
 
 /* Delete path (not "/") and its subtree.  0, ENOENT or ENOMEM. */
 int view_remove(struct store *s, struct txn *t, const char *path);
