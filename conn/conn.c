@@ -201,9 +201,14 @@ void conn_output_drained(struct conn *c)
 
 	if (c->closing)
 		return;
-	if (c->outstanding_full && outstanding(c) < outstanding_limit(c)) {
-		c->outstanding_full = false;
-		resume = true;
+	if (c->outstanding_full) {
+		unsigned int limit = outstanding_limit(c);
+
+		/* The limit may have been lifted (0) or raised meanwhile. */
+		if (!limit || outstanding(c) < limit) {
+			c->outstanding_full = false;
+			resume = true;
+		}
 	}
 	if (evbuffer_get_length(c->out) <= CONN_OUT_LOW) {
 		if (c->hooks->drained)
