@@ -59,6 +59,9 @@ struct domains {
 	struct domain *by_port;
 };
 
+/* Request bytes taken from a ring ahead of handling: one whole packet. */
+#define DOMAIN_INPUT_MAX (WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX)
+
 static const struct timeval zero_tv = { 0, 0 };
 
 static struct xenstore_domain_interface *intf_of(const struct domain *d)
@@ -316,8 +319,13 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 	if (!flush_output(d, &moved))
 		goto bad_index;
 	if (d->reading) {
+		/* Take no more than one whole packet ahead of the requests
+		 * handled: what waits in the ring costs the guest, not us. */
+		size_t held = evbuffer_get_length(d->conn->in);
+		size_t room = held < DOMAIN_INPUT_MAX ? DOMAIN_INPUT_MAX - held : 0;
 		char buf[XENSTORE_RING_SIZE];
-		ptrdiff_t n = ring_read(intf, buf, sizeof(buf));
+		ptrdiff_t n = room ? ring_read(intf, buf, room < sizeof(buf)
+						  ? room : sizeof(buf)) : 0;
 
 		if (n < 0)
 			goto bad_index;
@@ -342,6 +350,10 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 	d->in_io = false;
 	if (moved)
 		signal_guest(d);
+	/* Requests left in the ring for want of room: come back for them
+	 * (the guest will not signal again for bytes it already wrote). */
+	if (d->conn && d->reading && ring_readable(intf))
+		schedule_io(d);
 	return;
 
 bad_index:

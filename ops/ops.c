@@ -76,6 +76,9 @@ void ops_dispatch(struct conn *c, const struct request *req)
 		 quota_exceeded(op_limit(&call, QUOTA_TXN_NODES),
 				txn_nodes(call.tx) + 1UL))
 		err = ENOSPC;	/* it touched as many nodes as it may */
+	else if (call.tx && req->hdr.type != XS_TRANSACTION_END &&
+		 (err = op_check_memory(&call, 0)))
+		;	/* its copies hold all the domain may: only end it */
 	else
 		err = op->fn(&call);
 
