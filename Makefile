@@ -104,6 +104,39 @@ $(B)/bench/watch-latency: $(B)/bench/watch-latency.o $(B)/bench/rawconn.o $(BENC
 $(B)/bench/watch-writes: $(B)/bench/watch-writes.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
+# Fuzzing (tests/fuzz/README.md): libFuzzer targets built by clang in their
+# own directory, the daemon's modules instrumented too (gcc's objects cannot
+# be).  `make fuzz` runs each for FUZZ_SECONDS; `make check` for a moment.
+FUZZ_B := build-fuzz
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_B)/%)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS)
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_FLAGS ?=
+
+$(FUZZ_B)/%.o: %.c config.mk
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -c -o $@ $<
+
+# The targets call store_check() after every input, and its recount of every
+# domid would take most of the time with comparisons traced.
+$(FUZZ_B)/store/store.o: FUZZ_CFLAGS += -fno-sanitize-coverage=trace-cmp
+
+$(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_B)/tests/fuzz/%.o $(CORE_SRCS:%.c=$(FUZZ_B)/%.o)
+	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	FUZZ_FLAGS="$(FUZZ_FLAGS)" tests/fuzz/run $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Regressions once each, then a short run of every target: part of check.
+fuzz-smoke: $(FUZZ_BINS)
+	FUZZ_FLAGS="$(FUZZ_FLAGS)" tests/fuzz/run --smoke $(FUZZ_B) \
+		$(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
 $(B)/init/%: init/%.in config.mk
 	@mkdir -p $(@D)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
@@ -161,17 +194,19 @@ test-pass: tests
 check: config.mk
 	$(MAKE) test-pass
 	$(MAKE) test-pass B=build-san SAN=1
+	$(MAKE) fuzz-smoke
 
 deps:
 	@scripts/install-deps
 
 clean:
-	rm -rf build build-san run
+	rm -rf build build-san build-fuzz run
 
 distclean: clean
 	rm -rf config.mk config.h config.h.in config.log config.status configure \
 		autom4te.cache
 
-.PHONY: all tests run test-pass check bench deps clean distclean install uninstall
+.PHONY: all tests run test-pass check bench deps clean distclean install uninstall \
+	fuzz fuzz-smoke
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) $(FUZZ_B) -name '*.d' 2>/dev/null)
