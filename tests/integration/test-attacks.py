@@ -25,28 +25,22 @@ the whole file is skipped.
 import os
 import random
 import re
-import shutil
 import sys
-import tempfile
 import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from xstest import *  # noqa: E402,F401,F403
-from xstest import HEADER, RawClient, Daemon, daemon_binary  # noqa: E402
+from xstest import HEADER, RawClient, daemon_binary  # noqa: E402
 from fakexen import *  # noqa: E402,F401,F403
+from guests import *  # noqa: E402,F401,F403
+import guests  # noqa: E402
 
-if upstream_mode():
-    print("1..0 # SKIP the upstream daemon cannot load the Xen test double")
-    sys.exit(0)
+skip_unless_test_double()
 
 ATTACKER, VICTIM, ATTACKER2 = 5, 6, 7
 LATENCY = float(os.environ.get("XS_ATTACK_LATENCY", "1.0"))
-
-XENSTORE_ERROR_NONE = 0
-XENSTORE_ERROR_RINGIDX = 2
-XENSTORE_ERROR_PROTO = 3
 
 # The defaults of docs/quotas.md.
 Q_NODES = 1000
@@ -58,18 +52,6 @@ Q_MEMORY = 2621440
 Q_NODE_SIZE = 2048
 Q_PATH_MAX = 2048
 Q_PERMS = 5
-
-ERRNO_NAMES = {b"EINVAL", b"EACCES", b"EEXIST", b"EISDIR", b"ENOENT",
-               b"ENOMEM", b"ENOSPC", b"EIO", b"ENOTEMPTY", b"ENOSYS",
-               b"EROFS", b"EBUSY", b"EAGAIN", b"EISCONN", b"E2BIG",
-               b"EPERM", b"EQUOTA", b"ENOTSUP"}
-
-
-def _diag(text):
-    for line in str(text).rstrip("\n").split("\n"):
-        print("# " + line)
-    sys.stdout.flush()
-
 
 _asan = None
 
@@ -100,31 +82,6 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for(cond, what, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s"
-                                 % (timeout, what))
-        time.sleep(0.002)
-
-
-def wait_error(g, value, timeout=5.0):
-    wait_for(lambda: g.error == value,
-             "dom%d's error indicator to become %d (it is %d)"
-             % (g.domid, value, g.error), timeout)
-
-
-def recv_reply(g, timeout=5.0):
-    """The next non-event packet over g's ring (events go to g.events)."""
-    while True:
-        t, rid, tid, p = g.recv_packet(timeout)
-        if t == XS_WATCH_EVENT:
-            g.events.append(p)
-            continue
-        return t, rid, tid, p
 
 
 def guest_pipeline(g, packets, window=16, timeout=5.0):
@@ -184,15 +141,6 @@ def first_error(replies):
     return None, None
 
 
-def guest_error(g, type_, payload, tx_id=0):
-    """The error name of a request that must fail."""
-    t, rp = g.request(type_, payload, tx_id=tx_id)
-    if t != XS_ERROR:
-        raise XsError("dom%d %s %s: expected an error, got %s %s"
-                      % (g.domid, type_name(type_), short(payload), type_name(t), short(rp)))
-    return rp.rstrip(b"\0").decode()
-
-
 # ------------------------------------------------------------------ rig
 
 class Victim:
@@ -248,8 +196,8 @@ class Victim:
             t.join(60)
         elapsed = time.monotonic() - t0
         self.rounds(min_rounds)
-        _diag("%s: %.2f s, %d victim round trips during it, worst %.1f ms"
-              % (what, elapsed, during, 1000 * self.worst))
+        diag("%s: %.2f s, %d victim round trips during it, worst %.1f ms"
+             % (what, elapsed, during, 1000 * self.worst))
         if errors:
             raise errors[0]
         check(not t.is_alive(), "%s still running" % what)
@@ -259,62 +207,22 @@ class Victim:
         return result[0]
 
 
-class Rig:
-    """A FakeXen directory, a daemon under it, a socket client (dom0, an
-    EventClient) and introduced guests, each owning its home
-    /local/domain/<id>.
+class Rig(guests.Rig):
+    """guests.Rig with an attacker and a victim by default, each introduced
+    and owning its home /local/domain/<id>, and /tool/alive for
+    check_alive().
 
         with Rig(["-Q", "nodes=0"]) as r:
             a, v = r.g[5], r.g[6]
     """
 
+    alive_node = True
+
     def __init__(self, extra_args=(), domids=(ATTACKER, VICTIM)):
-        self.extra_args = list(extra_args)
-        self.domids = domids
-        self.guests = []
-        self.g = {}
-        self.d = None
-        self.c = None
-        self.tmp = None
-        self.fx = None
-
-    def __enter__(self):
-        self.tmp = tempfile.mkdtemp(prefix="fx-", dir="/tmp")
-        try:
-            self.fx = FakeXen(self.tmp)
-            for i in self.domids:
-                self.g[i] = self.guest(i)
-            self.d = Daemon(self.extra_args, env=self.fx.env())
-            self.d.start()
-            self.c = EventClient(self.d.socket_path)
-            self.c.write("/tool/alive", "yes")
-            self.c.set_perms("/tool", ["r0"])
-            self.c.set_perms("/tool/alive", ["r0"])
-            for i in self.domids:
-                self.introduce(self.g[i])
-        except BaseException:
-            self._cleanup(False)
-            raise
-        return self
-
-    def guest(self, domid):
-        g = self.fx.new_guest(domid)
-        self.guests.append(g)
-        return g
-
-    def introduce(self, g):
-        self.c.expect_ack(XS_INTRODUCE, self.fx.introduce_args(g))
-        home = "/local/domain/%d" % g.domid
-        self.c.mkdir(home)
-        self.c.set_perms(home, ["n%d" % g.domid])
+        guests.Rig.__init__(self, extra_args, domids=domids)
 
     def victim(self, domid=VICTIM):
         return Victim(self.g[domid])
-
-    def check_alive(self):
-        """The daemon runs and serves its socket."""
-        check(self.d.alive(), "the daemon died")
-        eq(self.c.read("/tool/alive"), b"yes", "socket client read")
 
     def usage(self, domid):
         """What `xenstore-control quota <domid>` reports: {name: count}."""
@@ -330,35 +238,6 @@ class Rig:
 
     def rss(self):
         return rss_kb(self.d.pid)
-
-    def _cleanup(self, ok):
-        if self.c is not None:
-            self.c.close()
-        stop_error = None
-        if self.d is not None:
-            try:
-                self.d.stop()
-            except DaemonError as e:
-                stop_error = e
-                _diag("daemon: %s" % e)
-            if not ok or stop_error:
-                _diag("daemon log (tail):")
-                _diag(self.d.log()[-6000:] or "(empty)")
-            self.d.cleanup()
-        for g in self.guests:
-            g.close()
-        if self.fx is not None:
-            self.fx.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return stop_error
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            check(self.d.alive(), "the daemon died during the test")
-        stop_error = self._cleanup(exc_type is None)
-        if exc_type is None and stop_error:
-            raise stop_error
-        return False
 
 
 # ---------------------------------------------------------------- 1. watches
@@ -455,14 +334,14 @@ def test_busy_watch_never_read():
 
         victim.during(flood, "20,000 writes to a watched path never read")
         writer.close()
-        _diag("slowest batch of 500 dom0 writes: %.3f s" % slowest[0])
+        diag("slowest batch of 500 dom0 writes: %.3f s" % slowest[0])
         check(slowest[0] < 5 * LATENCY, "dom0's writes waited %.2f s for a batch of 500"
               % slowest[0])
         rss1 = r.rss()
         use = r.usage(ATTACKER)
         bound = 24 * 1024 if asan_build() else 8 * 1024
-        _diag("RSS %d -> %d kB (+%d kB), attacker memory %d"
-              % (rss0, rss1, rss1 - rss0, use["memory"]))
+        diag("RSS %d -> %d kB (+%d kB), attacker memory %d"
+             % (rss0, rss1, rss1 - rss0, use["memory"]))
         check(rss1 - rss0 < bound, "RSS grew by %d kB (bound %d kB) for a reader "
               "that never reads" % (rss1 - rss0, bound))
         check(use["memory"] <= Q_MEMORY, "attacker memory %d" % use["memory"])
@@ -476,7 +355,7 @@ def test_busy_watch_never_read():
             nbytes += HEADER.size + len(p)
             last = tuple(split_strings(p))
             check(n <= writes, "more events than writes")
-        _diag("the attacker got %d events (%d bytes) for %d writes" % (n, nbytes, writes))
+        diag("the attacker got %d events (%d bytes) for %d writes" % (n, nbytes, writes))
         check(nbytes <= 4 * 256 * 1024 + 64 * 1024, "%d bytes of events queued" % nbytes)
         check(n < writes // 10, "%d events for %d writes: not coalesced" % (n, writes))
         eq(last, (b"/busy", token), "the last event (the coalesced one)")
@@ -642,8 +521,8 @@ def test_memory_exhaustion():
         check(all(t == XS_ERROR and rp == b"ENOMEM\0" for t, rp in replies[i:]),
               "every write after the first refusal is refused")
         use = r.usage(ATTACKER)
-        _diag("%d values of 2 KB before ENOMEM; memory %d; RSS +%d kB"
-              % (i, use["memory"], r.rss() - rss0))
+        diag("%d values of 2 KB before ENOMEM; memory %d; RSS +%d kB"
+             % (i, use["memory"], r.rss() - rss0))
         check(use["memory"] <= Q_MEMORY, "memory %d" % use["memory"])
         check(Q_MEMORY // 2200 <= i <= Q_MEMORY // 1998, "%d values stored" % i)
         # Everything stored before is intact.
@@ -909,7 +788,7 @@ def test_reconnect_storm():
         eq((use["watches"], use["transactions"]), (0, 0), "watches and transactions left")
         rss1 = r.rss()
         bound = 24 * 1024 if asan_build() else 4 * 1024
-        _diag("RSS %d -> %d kB (+%d kB)" % (rss0, rss1, rss1 - rss0))
+        diag("RSS %d -> %d kB (+%d kB)" % (rss0, rss1, rss1 - rss0))
         check(rss1 - rss0 < bound, "RSS grew by %d kB over 2000 reconnections" % (rss1 - rss0))
         r.check_alive()
 
@@ -984,7 +863,7 @@ def test_domain_dies_mid_request():
         a.close()
         a2.close()
         new5 = r.guest(ATTACKER)
-        r.introduce(new5)
+        r.introduce_with_home(new5)
         use = r.usage(ATTACKER)
         eq((use["nodes"], use["watches"], use["transactions"]), (1, 0, 0),
            "a new domain 5's usage")
@@ -1018,8 +897,8 @@ def test_request_flood_without_reading():
             else:
                 a.wait_notify(0.05)
         consumed = a.req_cons // pkt_len
-        _diag("sent %d requests, the daemon took %d, %d reply bytes in the ring"
-              % (sent // pkt_len, consumed, a.rsp_avail()))
+        diag("sent %d requests, the daemon took %d, %d reply bytes in the ring"
+             % (sent // pkt_len, consumed, a.rsp_avail()))
         eq(a.req_space(), 0, "the request ring is full: the daemon stopped reading")
         # Handled: the replies in the response ring and the outstanding
         # ones; taken off the ring but not handled yet: a few rings' worth
@@ -1088,10 +967,10 @@ def test_slow_reader_keeps_request_ring_full():
         time.sleep(0.2)
         consumed = a.req_cons // len(pkt)
         pending = consumed - taken - (RING_SIZE // reply_len + Q_OUTSTANDING)
-        _diag("the daemon took %d requests off the ring, the guest read %d replies: "
-              "~%d requests (%d bytes) taken but not handled; RSS +%d kB; "
-              "memory counted %d" % (consumed, taken, pending, pending * len(pkt),
-                                     r.rss() - rss0, r.usage(ATTACKER)["memory"]))
+        diag("the daemon took %d requests off the ring, the guest read %d replies: "
+             "~%d requests (%d bytes) taken but not handled; RSS +%d kB; "
+             "memory counted %d" % (consumed, taken, pending, pending * len(pkt),
+                                    r.rss() - rss0, r.usage(ATTACKER)["memory"]))
         # The daemon takes at most one whole packet (header + 4096 bytes)
         # from a ring ahead of the requests it has handled.
         check(pending <= (HEADER.size + XENSTORE_PAYLOAD_MAX) // len(pkt) + 1,
@@ -1134,8 +1013,8 @@ def test_transaction_read_memory():
         check(errors <= {"ENOMEM"}, "errors of the reads: %s" % errors)
         use = r.usage(ATTACKER)
         grown = r.rss() - rss0
-        _diag("%d values stored; after the reads: memory counted %d (quota %d), RSS +%d kB, "
-              "read errors %s" % (len(stored), use["memory"], Q_MEMORY, grown, errors or "none"))
+        diag("%d values stored; after the reads: memory counted %d (quota %d), RSS +%d kB, "
+             "read errors %s" % (len(stored), use["memory"], Q_MEMORY, grown, errors or "none"))
         check(use["memory"] <= Q_MEMORY + 64 * 1024,
               "the attacker holds %d bytes, over its memory quota of %d"
               % (use["memory"], Q_MEMORY))

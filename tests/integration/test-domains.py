@@ -21,32 +21,24 @@ the whole file is skipped.
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from xstest import *  # noqa: E402,F401,F403
-from xstest import RawClient, Daemon, DaemonError, _p  # noqa: E402
+from xstest import RawClient, Daemon  # noqa: E402
 from fakexen import *  # noqa: E402,F401,F403
+from guests import *  # noqa: E402,F401,F403
+import guests  # noqa: E402
 
-if upstream_mode():
-    print("1..0 # SKIP the upstream daemon cannot load the Xen test double")
-    sys.exit(0)
+skip_unless_test_double()
 
-FEATURES_ALL = 15          # reconnection | error | watch depth | DOMID_ANY
 DOMID_SELF = 0x7FF0
 BARRIER = b"/zz-domains-barrier"    # never written: watched only by collect()
 
 
 # ---------------------------------------------------------------- helpers
-
-def args(*items):
-    """A payload of NUL-terminated strings."""
-    return b"".join(_p(str(i) if isinstance(i, int) else i) for i in items)
-
 
 class EvClient(EventClient):
     """xstest.EventClient with this file's barrier path, and introduced()."""
@@ -71,100 +63,15 @@ def guest_collect(g):
     return out
 
 
-def guest_error(g, type_, payload):
-    t, rp = g.request(type_, payload)
-    if t != XS_ERROR:
-        raise XsError("dom%d %s %s: expected an error, got %s %s"
-                      % (g.domid, type_name(type_), short(payload), type_name(t), short(rp)))
-    return rp.rstrip(b"\0").decode()
-
-
-def settle(g):
-    """Two round trips over g's ring: every signal sent to the daemon
-    before (a VIRQ) has been handled when this returns."""
-    for _ in range(2):
-        g.expect_ok(XS_GET_DOMAIN_PATH, b"0\0")
-
-
-def _diag(text):
-    for line in str(text).rstrip("\n").split("\n"):
-        print("# " + line)
-
-
-class Rig:
-    """A FakeXen directory, a daemon under it and a socket client.
+class Rig(guests.Rig):
+    """guests.Rig with an EvClient; no guests made up front.
 
         with Rig() as r:
-            g = r.guest(5); r.introduce(g)
-            r.c (EvClient), r.fx (FakeXen), r.d (Daemon)
+            g = r.guest(5); r.home(5); r.introduce(g)
+            r.c (EvClient), r.fx (FakeXen), r.d (Daemon), r.dom0 (dom0_port=1)
     """
 
-    def __init__(self, extra_args=(), dom0_port=None):
-        self.extra_args = list(extra_args)
-        self.dom0_port = dom0_port
-        self.guests = []
-        self.dom0 = None
-        self.d = None
-        self.c = None
-
-    def __enter__(self):
-        self.tmp = tempfile.mkdtemp(prefix="fx-", dir="/tmp")
-        try:
-            self.fx = FakeXen(self.tmp)
-            if self.dom0_port is not None:
-                self.dom0 = self.fx.dom0_guest(self.dom0_port)
-                self.guests.append(self.dom0)
-            self.d = Daemon(self.extra_args, env=self.fx.env())
-            self.d.start()
-            self.c = EvClient(self.d.socket_path)
-        except BaseException:
-            self._cleanup(False)
-            raise
-        return self
-
-    def guest(self, domid, **kw):
-        g = self.fx.new_guest(domid, **kw)
-        self.guests.append(g)
-        return g
-
-    def introduce(self, g, client=None):
-        (client or self.c).expect_ack(XS_INTRODUCE, self.fx.introduce_args(g))
-
-    def home(self, domid, perms=None):
-        """Make /local/domain/<domid> as a toolstack would: owned by dom0,
-        readable and writable by the domain."""
-        path = "/local/domain/%d" % domid
-        self.c.mkdir(path)
-        self.c.set_perms(path, perms or ["n0", "b%d" % domid])
-        return path
-
-    def _cleanup(self, ok):
-        if self.c is not None:
-            self.c.close()
-        stop_error = None
-        if self.d is not None:
-            try:
-                self.d.stop()
-            except DaemonError as e:
-                stop_error = e
-                if not ok:
-                    _diag("daemon: %s" % e)
-            if not ok or stop_error:    # the log goes into the TAP output
-                _diag("daemon log:")
-                _diag(self.d.log()[-6000:] or "(empty)")
-            self.d.cleanup()
-        for g in self.guests:
-            g.close()
-        if hasattr(self, "fx"):
-            self.fx.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return stop_error
-
-    def __exit__(self, exc_type, exc, tb):
-        stop_error = self._cleanup(exc_type is None)
-        if exc_type is None and stop_error:
-            raise stop_error
-        return False
+    client_class = EvClient
 
 
 # -------------------------------------------------------------- introduce
@@ -189,7 +96,7 @@ def test_introduce_serves_the_ring():
         eq(c.introduced(DOMID_SELF), b"T\0", "IS_DOMAIN_INTRODUCED DOMID_SELF")
         eq(c.error(XS_IS_DOMAIN_INTRODUCED, b"x\0"), "EINVAL", "IS_DOMAIN_INTRODUCED x")
         eq(c.expect_ok(XS_GET_DOMAIN_PATH, b"5\0"), b"/local/domain/5\0", "GET_DOMAIN_PATH 5")
-        eq(g.server_features, FEATURES_ALL, "server_features in the page")
+        eq(g.server_features, ALL_FEATURES, "server_features in the page")
         eq(g.connection, XENSTORE_CONNECTED, "connection field")
         eq(g.error, 0, "error field")
         # Over the ring, as domain 5: relative paths land in its home.
@@ -264,7 +171,7 @@ def test_introduce_without_grant_uses_foreign_map():
         g = r.guest(8, grant=False)
         r.home(8)
         r.introduce(g)
-        eq(g.server_features, FEATURES_ALL, "server_features through the gfn mapping")
+        eq(g.server_features, ALL_FEATURES, "server_features through the gfn mapping")
         g.write("data/x", "gfn")
         eq(c.read("/local/domain/8/data/x"), b"gfn", "socket reads the guest's write")
         eq(g.read("data/x"), b"gfn", "guest reads back")
@@ -319,7 +226,7 @@ def test_unprivileged_guest_is_refused():
         for t, payload in refused:
             eq(guest_error(g, t, payload), "EACCES", "dom5 %s %s" % (type_name(t), short(payload)))
         eq(c.introduced(6), b"T\0", "dom6 still introduced after dom5's RELEASE")
-        eq(c.expect_ok(XS_GET_FEATURE, b"6\0"), b"%d\0" % FEATURES_ALL, "dom6 features unchanged")
+        eq(c.expect_ok(XS_GET_FEATURE, b"6\0"), b"%d\0" % ALL_FEATURES, "dom6 features unchanged")
         # GET_DOMAIN_PATH is for everyone.
         eq(g.get_domain_path(6), b"/local/domain/6", "GET_DOMAIN_PATH 6 from dom5")
 
@@ -348,7 +255,7 @@ def test_priv_domid_guest_is_privileged():
         p = r.guest(7)
         r.introduce(p)
         eq(c.collect(), [], "@introduceDomain for the privileged domain")
-        eq(p.server_features, FEATURES_ALL, "server_features of dom7")
+        eq(p.server_features, ALL_FEATURES, "server_features of dom7")
         c.write("/secret", "s")
         eq(p.read("/secret"), b"s", "dom7 reads a dom0-only node")
         p.write("/secret/sub", "t")
@@ -363,7 +270,7 @@ def test_priv_domid_guest_is_privileged():
         g.write("x", "8")
         eq(p.read("/local/domain/8/x"), b"8", "dom7 reads dom8's node")
         eq(guest_error(g, XS_READ, b"/secret\0"), "EACCES", "dom8 stays unprivileged")
-        eq(p.expect_ok(XS_GET_FEATURE, b"8\0"), b"%d\0" % FEATURES_ALL, "dom7 GET_FEATURE 8")
+        eq(p.expect_ok(XS_GET_FEATURE, b"8\0"), b"%d\0" % ALL_FEATURES, "dom7 GET_FEATURE 8")
         eq(c.error(XS_RELEASE, b"7\0"), "EINVAL", "RELEASE of the privileged domain")
         eq(c.error(XS_RESUME, b"7\0"), "EINVAL", "RESUME of the privileged domain")
         p.expect_ack(XS_RELEASE, b"8\0")
@@ -589,8 +496,8 @@ def test_get_and_set_feature():
     with Rig() as r:
         c = r.c
         g = r.guest(5)
-        eq(c.expect_ok(XS_GET_FEATURE, b"5\0"), b"%d\0" % FEATURES_ALL, "GET_FEATURE 5 (default)")
-        eq(c.expect_ok(XS_GET_FEATURE, b""), b"%d\0" % FEATURES_ALL, "socket's own GET_FEATURE")
+        eq(c.expect_ok(XS_GET_FEATURE, b"5\0"), b"%d\0" % ALL_FEATURES, "GET_FEATURE 5 (default)")
+        eq(c.expect_ok(XS_GET_FEATURE, b""), b"%d\0" % ALL_FEATURES, "socket's own GET_FEATURE")
         c.expect_ack(XS_SET_FEATURE, b"5\0003\0")
         eq(c.expect_ok(XS_GET_FEATURE, b"5\0"), b"3\0", "GET_FEATURE 5 after SET_FEATURE")
         eq(c.introduced(5), b"F\0", "SET_FEATURE does not introduce")
@@ -641,7 +548,7 @@ def test_dom0_ring():
         deadline = time.monotonic() + 5
         while z.server_features == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
-        eq(z.server_features, FEATURES_ALL, "server_features of dom0's ring")
+        eq(z.server_features, ALL_FEATURES, "server_features of dom0's ring")
         eq(z.expect_ok(XS_GET_DOMAIN_PATH, b"0\0"), b"/local/domain/0\0", "dom0 GET_DOMAIN_PATH")
         z.write("/dom0node", "v")
         eq(z.read("/dom0node"), b"v", "dom0 reads back")
@@ -684,7 +591,7 @@ def test_no_xen():
                   "daemon log lacks 'guest rings are unavailable':\n" + d.log()[-2000:])
             c.close()
         except BaseException:
-            _diag("daemon log:\n" + d.log()[-4000:])
+            diag("daemon log:\n" + d.log()[-4000:])
             raise
 
 

@@ -23,25 +23,20 @@ the whole file is skipped.
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from xstest import *  # noqa: E402,F401,F403
-from xstest import REPO, RawClient, Daemon, DaemonError, _p  # noqa: E402
+from xstest import REPO, RawClient, _p  # noqa: E402
 from fakexen import *  # noqa: E402,F401,F403
+from guests import *  # noqa: E402,F401,F403
+import guests  # noqa: E402
 
-if upstream_mode():
-    print("1..0 # SKIP the upstream daemon cannot load the Xen test double")
-    sys.exit(0)
-
-XS_GET_QUOTA = globals().get("XS_GET_QUOTA", 25)
-XS_SET_QUOTA = globals().get("XS_SET_QUOTA", 26)
+skip_unless_test_double()
 
 CONTROL_BIN = os.environ.get("XS_CONTROL", "/usr/lib/xen-4.17/bin/xenstore-control")
 BUILD = os.environ.get("XS_BUILD", os.path.join(REPO, "build"))
@@ -57,28 +52,6 @@ SOFT_WARNING = "over the soft memory quota"
 
 
 # ---------------------------------------------------------------- helpers
-
-def args(*items):
-    """A payload of NUL-terminated strings."""
-    return b"".join(_p(str(i) if isinstance(i, int) else i) for i in items)
-
-
-def guest_error(g, type_, payload, tx_id=0):
-    """The error name of a guest request that must fail."""
-    t, rp = g.request(type_, payload, tx_id=tx_id)
-    if t != XS_ERROR:
-        raise XsError("dom%d %s %s: expected an error, got %s %s"
-                      % (g.domid, type_name(type_), short(payload), type_name(t), short(rp)))
-    return rp.rstrip(b"\0").decode()
-
-
-def sock_error(c, type_, payload, tx_id=0):
-    rt, _, _, rp = c.op(type_, payload, tx_id=tx_id)
-    if rt != XS_ERROR:
-        raise XsError("%s %s: expected an error, got %s %s"
-                      % (type_name(type_), short(payload), type_name(rt), short(rp)))
-    return rp.rstrip(b"\0").decode()
-
 
 def try_write(g, path, value=b"", tx_id=0):
     """None if the guest's WRITE succeeded, else the error name."""
@@ -121,92 +94,28 @@ def owned(c, domid):
     return usage(c, domid)["nodes"]
 
 
-def settle(g):
-    """Two round trips over another guest's ring: the signals sent to the
-    daemon before (on the one event channel socket) have been handled."""
-    for _ in range(2):
-        g.expect_ok(XS_GET_DOMAIN_PATH, b"0\0")
-
-
 def get_quota(c, *items):
     return c.expect_ok(XS_GET_QUOTA, args(*items))
 
 
-def _diag(text):
-    for line in str(text).rstrip("\n").split("\n"):
-        print("# " + line)
-
-
-class Rig:
-    """A FakeXen directory, a daemon under it and a dom0 socket client.
+class Rig(guests.Rig):
+    """guests.Rig whose guest() also makes the guest's home (owned by dom0,
+    as a toolstack makes it) and then introduces it.
 
         with Rig(["-Q", "nodes=20"]) as r:
             g = r.guest(5)      # introduced, with a home it may write
             r.c (EventClient), r.fx (FakeXen), r.d (Daemon)
     """
 
-    def __init__(self, extra_args=()):
-        self.extra_args = list(extra_args)
-        self.guests = []
-        self.d = None
-        self.c = None
-
-    def __enter__(self):
-        self.tmp = tempfile.mkdtemp(prefix="fxq-", dir="/tmp")
-        try:
-            self.fx = FakeXen(self.tmp)
-            self.d = Daemon(self.extra_args, env=self.fx.env())
-            self.d.start()
-            self.c = EventClient(self.d.socket_path)
-        except BaseException:
-            self._cleanup(False)
-            raise
-        return self
+    tmp_prefix = "fxq-"
 
     def guest(self, domid, home=True, introduce=True, **kw):
-        g = self.fx.new_guest(domid, **kw)
-        self.guests.append(g)
+        g = guests.Rig.guest(self, domid, **kw)
         if home:
             self.home(domid)
         if introduce:
-            self.c.expect_ack(XS_INTRODUCE, self.fx.introduce_args(g))
+            self.introduce(g)
         return g
-
-    def home(self, domid):
-        """/local/domain/<domid> as a toolstack makes it: owned by dom0,
-        readable and writable by the domain."""
-        path = "/local/domain/%d" % domid
-        self.c.mkdir(path)
-        self.c.set_perms(path, ["n0", "b%d" % domid])
-        return path
-
-    def _cleanup(self, ok):
-        if self.c is not None:
-            self.c.close()
-        stop_error = None
-        if self.d is not None:
-            try:
-                self.d.stop()
-            except DaemonError as e:
-                stop_error = e
-                if not ok:
-                    _diag("daemon: %s" % e)
-            if not ok or stop_error:
-                _diag("daemon log:")
-                _diag(self.d.log()[-6000:] or "(empty)")
-            self.d.cleanup()
-        for g in self.guests:
-            g.close()
-        if hasattr(self, "fx"):
-            self.fx.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return stop_error
-
-    def __exit__(self, exc_type, exc, tb):
-        stop_error = self._cleanup(exc_type is None)
-        if exc_type is None and stop_error:
-            raise stop_error
-        return False
 
 
 def control(sock, *argv):
@@ -246,7 +155,7 @@ def test_nodes_quota():
         n = fill(g, "n%d")
         eq(n, 20, "nodes dom5 could create with nodes=20")
         eq(owned(c, 5), 20, "nodes dom5 owns")
-        eq(sock_error(c, XS_READ, b"/local/domain/5/n20\0"), "ENOENT",
+        eq(c.error(XS_READ, b"/local/domain/5/n20\0"), "ENOENT",
            "the refused node does not exist")
         eq(guest_error(g, XS_MKDIR, b"dir\0"), "ENOSPC", "MKDIR at the quota")
         # Writing an existing node creates nothing: fine at the quota.
@@ -260,7 +169,7 @@ def test_nodes_quota():
         eq(owned(c, 5), 19, "nodes after creating t, t/x, t/x/y")
         # Two missing nodes at once would pass 20: refused, nothing made.
         eq(guest_error(g, XS_WRITE, b"deep/a\0v"), "ENOSPC", "WRITE of 2 new nodes at 19")
-        eq(sock_error(c, XS_READ, b"/local/domain/5/deep\0"), "ENOENT",
+        eq(c.error(XS_READ, b"/local/domain/5/deep\0"), "ENOENT",
            "no parent left behind by the refused WRITE")
         g.write("t/z", "2")
         eq(owned(c, 5), 20, "nodes after t/z")
@@ -289,7 +198,7 @@ def test_nodes_quota():
         eq(owned(c, 5), 15, "uncommitted creations are not counted yet")
         g.transaction_end(tx, commit=False)
         eq(owned(c, 5), 15, "nodes after the aborted transaction")
-        eq(sock_error(c, XS_READ, b"/local/domain/5/x0\0"), "ENOENT", "x0 after the abort")
+        eq(c.error(XS_READ, b"/local/domain/5/x0\0"), "ENOENT", "x0 after the abort")
 
         # Commit: the quota is checked again against what is owned then.
         tx = g.transaction_start()
@@ -301,7 +210,7 @@ def test_nodes_quota():
         t, rp = g.request(XS_TRANSACTION_END, b"T\0", tx_id=tx)
         eq((t, rp), (XS_ERROR, b"ENOSPC\0"), "commit of 3 more nodes at 19 of 20")
         eq(owned(c, 5), 19, "nodes after the refused commit")
-        eq(sock_error(c, XS_READ, b"/local/domain/5/y0\0"), "ENOENT", "y0 after the refused commit")
+        eq(c.error(XS_READ, b"/local/domain/5/y0\0"), "ENOENT", "y0 after the refused commit")
         eq(guest_error(g, XS_READ, b"z0\0", tx_id=tx), "ENOENT",
            "the refused transaction is gone")
         # A transaction within the quota commits and counts.
@@ -350,7 +259,7 @@ def test_node_size_quota():
         eq(guest_error(g, XS_WRITE, b"new2\0" + b"c" * (room + 1)), "ENOSPC",
            "creation one byte over node-size")
         eq(guest_error(g, XS_WRITE, b"big\0" + b"c" * 3000), "ENOSPC", "3000-byte value")
-        eq(sock_error(c, XS_READ, b"/local/domain/5/new2\0"), "ENOENT", "refused node")
+        eq(c.error(XS_READ, b"/local/domain/5/new2\0"), "ENOENT", "refused node")
         # dom0 is exempt, even on the guest's node.
         c.write("/local/domain/5/v", b"d" * 3000)
         eq(c.read("/local/domain/5/v"), b"d" * 3000, "dom0's big value")
@@ -500,12 +409,12 @@ def test_transaction_nodes_quota():
         eq(len(c.directory("/dom0")), 40, "dom0's transaction of 40 nodes")
         # Aborting the full transaction leaves nothing behind.
         g.transaction_end(tx, commit=False)
-        eq(sock_error(c, XS_READ, b"/local/domain/5/t0\0"), "ENOENT", "t0 after the abort")
+        eq(c.error(XS_READ, b"/local/domain/5/t0\0"), "ENOENT", "t0 after the abort")
         # A full transaction that commits: what was refused is not there.
         tx = g.transaction_start()
         n = fill(g, "u%d", tx_id=tx, limit=50)
         t, rp = g.request(XS_TRANSACTION_END, b"T\0", tx_id=tx)
-        eq(sock_error(c, XS_READ, b"/local/domain/5/u%d\0" % n), "ENOENT",
+        eq(c.error(XS_READ, b"/local/domain/5/u%d\0" % n), "ENOENT",
            "the refused write after the commit (%s %s)" % (type_name(t), short(rp)))
         if t == XS_TRANSACTION_END:
             for i in range(n):
@@ -530,7 +439,7 @@ def test_memory_quota_hard_and_soft():
         eq(err, "ENOMEM", "error of the write that passed the memory quota")
         n = len(values)
         check(10 <= n < 40, "values of 510 bytes that fitted in 20000 bytes: %d" % n)
-        eq(sock_error(c, XS_READ, b"/local/domain/5/v%d\0" % n), "ENOENT", "the refused node")
+        eq(c.error(XS_READ, b"/local/domain/5/v%d\0" % n), "ENOENT", "the refused node")
         for i, v in values.items():     # nothing is lost
             eq(g.read("v%d" % i), v, "v%d read back by the guest" % i)
             eq(c.read("/local/domain/5/v%d" % i), v, "v%d read back by dom0" % i)
@@ -667,7 +576,7 @@ def test_outstanding_quota_stops_reading_the_ring():
         time.sleep(0.1)
         eq((g.req_prod - g.req_cons) & 0xFFFFFFFF, len(more),
            "request bytes left in the ring of a guest with too many unread replies")
-        eq(sock_error(c, XS_READ, b"/local/domain/5/r\0"), "ENOENT", "r/* not written yet")
+        eq(c.error(XS_READ, b"/local/domain/5/r\0"), "ENOENT", "r/* not written yet")
         # Meanwhile the others are served.
         t0 = time.monotonic()
         h.write("fine", "6")
@@ -750,18 +659,18 @@ def test_get_and_set_quota():
             eq(get_quota(c, name), b"%d\0" % value, "GET_QUOTA %s" % name)
         eq(get_quota(c, "node-permissions"), b"5\0", "GET_QUOTA node-permissions")
         eq(get_quota(c, 0, "nodes"), b"1000\0", "GET_QUOTA of the master")
-        eq(sock_error(c, XS_GET_QUOTA, args(5, "nodes")), "ENOENT",
+        eq(c.error(XS_GET_QUOTA, args(5, "nodes")), "ENOENT",
            "GET_QUOTA of a domain not introduced")
-        eq(sock_error(c, XS_SET_QUOTA, args(5, "nodes", 3)), "ENOENT",
+        eq(c.error(XS_SET_QUOTA, args(5, "nodes", 3)), "ENOENT",
            "SET_QUOTA of a domain not introduced")
         for payload in (args("bogus"), args(0, "bogus"), args("x", "nodes"),
                         args(70000, "nodes"), args(0, "nodes", "extra")):
-            eq(sock_error(c, XS_GET_QUOTA, payload), "EINVAL", "GET_QUOTA %s" % short(payload))
+            eq(c.error(XS_GET_QUOTA, payload), "EINVAL", "GET_QUOTA %s" % short(payload))
         for payload in (args("bogus", 1), args("nodes", "x"), args("nodes", ""),
                         args("nodes", "-1"), args("nodes", 4294967295),
                         args("nodes", 99999999999), args("nodes"),
                         args(0, "bogus", 1), args("x", "nodes", 1), b""):
-            eq(sock_error(c, XS_SET_QUOTA, payload), "EINVAL", "SET_QUOTA %s" % short(payload))
+            eq(c.error(XS_SET_QUOTA, payload), "EINVAL", "SET_QUOTA %s" % short(payload))
         eq(get_quota(c, "nodes"), b"1000\0", "nodes after the refused SET_QUOTAs")
         c.expect_ack(XS_SET_QUOTA, args("nodes", 4294967294))
         eq(get_quota(c, "nodes"), b"4294967294\0", "the largest value")
@@ -804,7 +713,7 @@ def test_get_and_set_quota():
 
         # Released and reintroduced: the override is forgotten.
         c.expect_ack(XS_RELEASE, b"5\0")
-        eq(sock_error(c, XS_GET_QUOTA, args(5, "nodes")), "ENOENT", "GET_QUOTA 5 after RELEASE")
+        eq(c.error(XS_GET_QUOTA, args(5, "nodes")), "ENOENT", "GET_QUOTA 5 after RELEASE")
         g2 = r.guest(5, gfn=0x20005)  # RELEASE took b5 off the home
         eq(get_quota(c, 5, "nodes"), b"12\0", "GET_QUOTA 5 nodes after reintroduction")
         eq(get_quota(c, 5, "watches"), b"128\0", "GET_QUOTA 5 watches after reintroduction")
@@ -840,8 +749,8 @@ def test_control_quota_with_xenstore_control():
                 rc, out, err = control(sock, *bad)
                 check(rc != 0, "xenstore-control %s succeeded: %r" % (bad, out))
             else:
-                eq(sock_error(c, XS_CONTROL, args(*bad))[:1], "E", "CONTROL %s" % (bad,))
-        eq(sock_error(c, XS_CONTROL, args("quota", 77)), "ENOENT", "CONTROL quota 77")
+                eq(c.error(XS_CONTROL, args(*bad))[:1], "E", "CONTROL %s" % (bad,))
+        eq(c.error(XS_CONTROL, args("quota", 77)), "ENOENT", "CONTROL quota 77")
         eq(parse_settings(ctl("quota"))["nodes"], 900, "nodes after the failures")
 
         g = r.guest(5)

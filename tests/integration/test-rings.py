@@ -9,13 +9,10 @@ free-running indices that wrap at 2^32, watches, reconnection, the error
 indicator, the page's event channel field, signal storms and garbage.
 """
 
-import contextlib
 import os
 import random
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -25,104 +22,33 @@ from xstest import *  # noqa: E402,F401,F403
 from xstest import HEADER, RawClient  # noqa: E402
 from fakexen import *  # noqa: E402,F401,F403
 from fakexen import _send_signal  # noqa: E402
+from guests import *  # noqa: E402,F401,F403
+
+skip_unless_test_double()
 
 RSP_OFFSET = 1024
-XENSTORE_ERROR_NONE = 0
-XENSTORE_ERROR_COMM = 1
-XENSTORE_ERROR_RINGIDX = 2
-XENSTORE_ERROR_PROTO = 3
-ALL_FEATURES = 15   # reconnection | error | watch depth | DOMID_ANY
-ERRNO_NAMES = {b"EINVAL", b"EACCES", b"EEXIST", b"EISDIR", b"ENOENT",
-               b"ENOMEM", b"ENOSPC", b"EIO", b"ENOTEMPTY", b"ENOSYS",
-               b"EROFS", b"EBUSY", b"EAGAIN", b"EISCONN", b"E2BIG",
-               b"EPERM", b"EQUOTA", b"ENOTSUP"}
 
 
 # ----------------------------------------------------------------- helpers
 
-class World:
-    """A FakeXen directory, a daemon on it, a toolstack socket client and
-    the introduced guests (each with a home /local/domain/<id> it owns)."""
+class World(Rig):
+    """Rig (guests.py) with a plain RawClient as the toolstack and /tool/alive
+    for check_alive(); w.guests are introduced, each with a home
+    /local/domain/<id> it owns (unless do_introduce=False)."""
 
-    def __init__(self, fx, daemon, client, guests, dom0):
-        self.fx = fx
-        self.d = daemon
-        self.c = client
-        self.guests = guests
-        self.dom0 = dom0
-
-    def check_alive(self):
-        """The daemon runs and serves its socket."""
-        check(self.d.alive(), "the daemon died")
-        eq(self.c.read("/tool/alive"), b"yes", "socket client read")
+    client_class = RawClient
+    alive_node = True
 
 
-def introduce(c, fx, g):
-    c.expect_ack(XS_INTRODUCE, fx.introduce_args(g))
-    home = "/local/domain/%d" % g.domid
-    c.mkdir(home)
-    c.set_perms(home, ["n%d" % g.domid])
-
-
-@contextlib.contextmanager
 def world(domids=(5,), dom0=False, prepare=None, do_introduce=True):
-    """Yield a World.  prepare(guests) runs before the daemon starts (the
-    pages exist, nothing is introduced yet)."""
-    tmp = tempfile.mkdtemp(prefix="fx-", dir="/tmp")
-    fx = FakeXen(tmp)
-    guests = []
-    c = None
-    try:
-        dom0g = fx.dom0_guest() if dom0 else None
-        guests = [fx.new_guest(i) for i in domids]
-        if prepare:
-            prepare(guests)
-        # Values of up to 4 KiB and hundreds of pipelined requests from
-        # guests: lift the node-size and outstanding quotas, which
-        # test-quotas.py covers.
-        with Daemon(["--verbose", "--quota", "node-size=0", "--quota", "outstanding=0"],
-                    env=fx.env()) as d:
-            try:
-                c = RawClient(d.socket_path)
-                c.write("/tool/alive", "yes")
-                c.set_perms("/tool", ["r0"])
-                c.set_perms("/tool/alive", ["r0"])
-                if do_introduce:
-                    for g in guests:
-                        introduce(c, fx, g)
-                yield World(fx, d, c, guests, dom0g)
-                check(d.alive(), "the daemon died during the test")
-            except BaseException:
-                print("# daemon log (tail):")
-                for line in d.log()[-6000:].splitlines():
-                    print("#   " + line)
-                raise
-            finally:
-                if c:
-                    c.close()
-    finally:
-        for g in guests:
-            g.close()
-        if dom0 and dom0g:
-            dom0g.close()
-        fx.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def wait_for(cond, what, timeout=5.0):
-    """Poll cond() until true; AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s"
-                                 % (timeout, what))
-        time.sleep(0.002)
-
-
-def wait_error(g, value, timeout=5.0):
-    wait_for(lambda: g.error == value,
-             "dom%d's error indicator to become %d (it is %d)"
-             % (g.domid, value, g.error), timeout)
+    """A World, to use in a with statement.  prepare(guests) runs before
+    the daemon starts (the pages exist, nothing is introduced yet)."""
+    # Values of up to 4 KiB and hundreds of pipelined requests from
+    # guests: lift the node-size and outstanding quotas, which
+    # test-quotas.py covers.
+    return World(["--verbose", "--quota", "node-size=0", "--quota", "outstanding=0"],
+                 domids=domids, introduce=do_introduce,
+                 dom0_port=1 if dom0 else None, prepare=prepare)
 
 
 def ring_peek(g, n):
@@ -156,16 +82,6 @@ def park_indices(g, req, rsp, timeout=5.0):
     g.req_prod = req
     g.rsp_cons = rsp
     g.rsp_prod = rsp
-
-
-def recv_reply(g, timeout=5.0):
-    """The next non-event packet (events go to g.events)."""
-    while True:
-        t, rid, tid, p = g.recv_packet(timeout)
-        if t == XS_WATCH_EVENT:
-            g.events.append(p)
-            continue
-        return t, rid, tid, p
 
 
 def no_reply(g, seconds=0.3):
@@ -414,7 +330,7 @@ def test_features_restricted_before_introduce():
         c.expect_ack(XS_SET_FEATURE, b"5\0%d\0" % XENSTORE_SERVER_FEATURE_ERROR)
         c.expect_ack(XS_SET_FEATURE, b"6\0%d\0" % XENSTORE_SERVER_FEATURE_RECONNECTION)
         for g in w.guests:
-            introduce(c, w.fx, g)
+            w.introduce_with_home(g)
         eq(no_reconnect.server_features, XENSTORE_SERVER_FEATURE_ERROR)
         eq(no_error.server_features, XENSTORE_SERVER_FEATURE_RECONNECTION)
         c.expect_error(XS_SET_FEATURE, b"5\0" b"15\0", "EBUSY")
@@ -649,7 +565,7 @@ def test_introduce_after_release_of_a_failed_ring():
         # RELEASE, then INTRODUCE of the same page.
         w.c.expect_ack(XS_RELEASE, b"5\0")
         eq(w.c.expect_ok(XS_IS_DOMAIN_INTRODUCED, b"5\0"), b"F\0")
-        introduce(w.c, w.fx, g)
+        w.introduce_with_home(g)
         eq((g.req_cons, g.req_prod, g.rsp_cons, g.rsp_prod), (0, 0, 0, 0),
            "indices after INTRODUCE")
         eq(g.read("/tool/alive"), b"yes", "served after RELEASE and INTRODUCE")
@@ -793,7 +709,4 @@ def test_dom0_ring():
 
 
 if __name__ == "__main__":
-    if upstream_mode():
-        print("1..0 # SKIP needs the Xen test double")
-        sys.exit(0)
     run(globals())
