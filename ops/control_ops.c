@@ -149,7 +149,8 @@ static unsigned long rss_kb(void)
 
 static void memory_report(struct server *srv, struct reply *r)
 {
-	unsigned long names = 0, values = 0, txns = 0, socket_conns = 0;
+	unsigned long names = 0, values = 0, txns = 0, live = 0;
+	unsigned long socket_conns = 0;
 	unsigned long queued_in = 0, queued_out = 0;
 	struct node *n, *tmp;
 	struct conn *c;
@@ -161,6 +162,9 @@ static void memory_report(struct server *srv, struct reply *r)
 	LIST_FOREACH(c, &srv->conns, link) {
 		struct client *cl = c->owner_data;
 
+		if (c->closing)
+			continue;	/* its queues may be gone already */
+		live++;
 		txns += cl->txns.count;
 		queued_in += evbuffer_get_length(c->in);
 		queued_out += evbuffer_get_length(c->out);
@@ -170,7 +174,7 @@ static void memory_report(struct server *srv, struct reply *r)
 	reply_printf(r, "nodes: %lu (paths %lu bytes, values %lu bytes)\n",
 		     srv->store.count, names, values);
 	reply_printf(r, "connections: %lu (%lu sockets, %lu rings)\n",
-		     srv->nconns, socket_conns, srv->nconns - socket_conns);
+		     live, socket_conns, live - socket_conns);
 	reply_printf(r, "domains: %u\n", domains_count(srv->domains));
 	reply_printf(r, "watches: %lu\n", srv->watches.count);
 	reply_printf(r, "transactions: %lu\n", txns);
