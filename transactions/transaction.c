@@ -116,6 +116,8 @@ struct txn *txn_start(struct txn_set *set)
 	t->next = set->head;
 	set->head = t;
 	set->count++;
+	if (set->open_total)
+		(*set->open_total)++;
 	return t;
 }
 
@@ -163,6 +165,8 @@ void txn_discard(struct txn_set *set, struct txn *t)
 		if (*p == t) {
 			*p = t->next;
 			set->count--;
+			if (set->open_total)
+				(*set->open_total)--;
 			break;
 		}
 	}
@@ -431,21 +435,40 @@ static int set_value(struct txn *t, struct entry *e, const void *data,
 static struct entry *create(struct store *s, struct txn *t, const char *path,
 			    struct perms *new_perms)
 {
-	char parent[PATH_BUF];
-	struct entry *e = load(s, t, path);
+	size_t len = strlen(path), end = len, ends[PATH_BUF / 2];
+	unsigned int missing = 0;
+	char buf[PATH_BUF];
+	struct entry *e;
 
-	if (e && (e->flags & E_EXISTS))
-		return e;
-	if (path_parent(path, parent, sizeof(parent)) &&
-	    !create(s, t, parent, new_perms))
+	if (len >= sizeof(buf))
 		return NULL;
-	if (!e && !(e = entry_add(t, path)))
-		return NULL;
-	e->flags |= E_EXISTS | E_FRESH | E_IMPLICIT;
-	e->flags &= ~(unsigned int)E_REMOVED;
-	t->created++;
-	e->perms = perms_ref(new_perms);
-	mark_modified(t, e);
+	memcpy(buf, path, len + 1);
+	/* Up to the nearest node that exists in the view, without recursion:
+	 * trees a thousand levels deep are allowed (XSA-418). */
+	for (;;) {
+		buf[end] = '\0';
+		e = load(s, t, buf);
+		if (e && (e->flags & E_EXISTS))
+			break;
+		ends[missing++] = end;
+		if (path_is_special(path) || end <= 1)
+			break;
+		end = path_parent_len_n(path, end);
+	}
+	/* Then down, making each missing node exist. */
+	while (missing--) {
+		end = ends[missing];
+		memcpy(buf, path, end);
+		buf[end] = '\0';
+		e = entry_find(t, buf);
+		if (!e && !(e = entry_add(t, buf)))
+			return NULL;
+		e->flags |= E_EXISTS | E_FRESH | E_IMPLICIT;
+		e->flags &= ~(unsigned int)E_REMOVED;
+		t->created++;
+		e->perms = perms_ref(new_perms);
+		mark_modified(t, e);
+	}
 	return e;
 }
 

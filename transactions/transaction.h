@@ -32,6 +32,7 @@ struct txn_set {
 	struct txn *head;	/* owned */
 	uint32_t last_id;
 	unsigned int count;
+	unsigned long *open_total;	/* if set: counts every set's txns */
 };
 
 /* One node as a request sees it. */
