@@ -402,6 +402,33 @@ static void domain_destroy(struct domain *d, bool gone)
 		ops_fire_special(ds->srv, "@releaseDomain", domid);
 }
 
+/*
+ * Domids the tree names that this table does not know (never introduced):
+ * when such a domain is dying or gone, nothing of it may pass to the next
+ * domain given its id (XSA-322).  A scan of the store's per-domid counts,
+ * cheap next to the hypercall each candidate costs.
+ */
+static void forget_unknown_dead(struct domains *ds)
+{
+	struct server *srv = ds->srv;
+
+	for (unsigned int domid = 1; domid < DOMAIN_ID_LIMIT; domid++) {
+		if (!store_domid_referenced(&srv->store, domid) ||
+		    find_domain(ds, domid) ||
+		    server_domid_privileged(srv, domid))
+			continue;
+		switch (xen_domain_state(ds->xen, domid)) {
+		case XEN_DOMAIN_DYING:
+		case XEN_DOMAIN_GONE:
+			log_info("domain %u, never introduced, is gone", domid);
+			server_forget_domain(srv, domid);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
 void domains_check(struct domains *ds)
 {
 	struct domain *d, *tmp;
@@ -430,6 +457,7 @@ void domains_check(struct domains *ds)
 			break;
 		}
 	}
+	forget_unknown_dead(ds);
 }
 
 static void check_cb(evutil_socket_t fd, short what, void *arg)
@@ -694,6 +722,13 @@ bool domains_is_introduced(struct domains *ds, unsigned int domid)
 	struct domain *d = find_domain(ds, domid);
 
 	return d && d->introduced;
+}
+
+bool domains_domid_exists(struct domains *ds, unsigned int domid)
+{
+	if (!ds || !ds->xen || domains_is_introduced(ds, domid))
+		return true;
+	return xen_domain_state(ds->xen, domid) != XEN_DOMAIN_GONE;
 }
 
 unsigned int domains_count(struct domains *ds)

@@ -51,6 +51,9 @@ int domains_resume(struct domains *ds, unsigned int domid);
 int domains_set_target(struct domains *ds, unsigned int domid,
 		       unsigned int target);
 bool domains_is_introduced(struct domains *ds, unsigned int domid);
+/* Does domid exist (introduced, or known to Xen)?  true when Xen cannot
+ * tell, or there is no Xen. */
+bool domains_domid_exists(struct domains *ds, unsigned int domid);
 /* How many domains are introduced (for reports). */
 unsigned int domains_count(struct domains *ds);
 int domains_get_features(struct domains *ds, unsigned int domid,

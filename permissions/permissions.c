@@ -19,8 +19,9 @@ unsigned int perms_access(const struct perms *p, const struct who *w)
 	if (w->privileged || names(p->e[0].domid, w))
 		return all;
 	for (unsigned int i = 1; i < p->n; i++)
-		if (p->e[i].domid == DOMID_ANY || names(p->e[i].domid, w))
-			return p->e[i].access;
+		if (!(p->e[i].access & PERM_IGNORE) &&
+		    (p->e[i].domid == DOMID_ANY || names(p->e[i].domid, w)))
+			return p->e[i].access & (PERM_READ | PERM_WRITE);
 	return p->e[0].access;
 }
 

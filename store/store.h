@@ -28,6 +28,9 @@ enum {
 	PERM_READ = 1,
 	PERM_WRITE = 2,
 	PERM_OWNER = 4,		/* only in computed access, never stored */
+	/* Stored: the entry named a domain that did not exist when it was
+	 * set, so it grants nothing to one created later (XSA-322). */
+	PERM_IGNORE = 8,
 };
 
 struct perm {
