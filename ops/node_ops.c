@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domains/domain.h"
 #include "ops/ops_impl.h"
 #include "permissions/permissions.h"
 #include "store/path.h"
@@ -319,6 +320,13 @@ int op_set_perms(struct op_call *call)
 		err = EPERM;
 		goto out;
 	}
+	/* Entries for domains that do not exist grant nothing (XSA-322). */
+	for (unsigned int i = 1; i < perms->n; i++)
+		if (!server_domid_privileged(call->srv, perms->e[i].domid) &&
+		    perms->e[i].domid < DOMAIN_ID_LIMIT &&
+		    !domains_domid_exists(call->srv->domains,
+					  perms->e[i].domid))
+			perms->e[i].access |= PERM_IGNORE;
 	if (quota_exceeded(op_limit(call, QUOTA_PERMS), perms->n) ||
 	    quota_exceeded(op_limit(call, QUOTA_NODE_SIZE),
 			   quota_node_size(perms->n, n.value_len,

@@ -335,6 +335,7 @@ def test_domain_death_cleans_up():
         c = r.c
         g = r.guest(5)
         h = r.guest(6)
+        r.fx.set_state(7, "running")    # exists, never introduced: its entries stay
         r.home(5)
         r.introduce(g)
         r.introduce(h)
