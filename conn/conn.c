@@ -15,6 +15,7 @@
 static unsigned long next_conn_id = 1;
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg);
+static void delay_cb(evutil_socket_t fd, short what, void *arg);
 
 struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 		      void *tp_data, struct evbuffer *in, struct evbuffer *out,
@@ -45,13 +46,18 @@ struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 		 (unsigned int)domid);
 	c->id = next_conn_id++;
 	c->resume = evtimer_new(base, resume_cb, c);
-	if (!c->resume)
+	c->delay_ev = evtimer_new(base, delay_cb, c);
+	if (!c->resume || !c->delay_ev)
 		goto fail;
 	if (trace_active & TRACE_CONN)
 		trace_conn(c->id, domid, tp->kind, "opened");
 	return c;
 
 fail:
+	if (c->resume)
+		event_free(c->resume);
+	if (c->delay_ev)
+		event_free(c->delay_ev);
 	if (c->owns_queues) {
 		if (in)
 			evbuffer_free(in);
@@ -67,6 +73,7 @@ void conn_free(struct conn *c)
 	if (c->hooks->freed)
 		c->hooks->freed(c);
 	event_free(c->resume);
+	event_free(c->delay_ev);
 	free(c->reply_ends);
 	c->tp->free(c);
 	if (c->owns_queues) {
@@ -142,10 +149,10 @@ void conn_handle_input(struct conn *c)
 	char packet[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 1];
 	unsigned int handled = 0;
 
-	if (c->in_progress)
+	if (c->in_progress || c->delayed)
 		return;
 	c->in_progress = true;
-	while (!c->closing) {
+	while (!c->closing && !c->delayed) {
 		size_t avail = evbuffer_get_length(c->in);
 		struct request req;
 
@@ -195,6 +202,29 @@ void conn_handle_input(struct conn *c)
 	c->in_progress = false;
 }
 
+void conn_delay(struct conn *c, const struct timeval *tv)
+{
+	if (c->closing)
+		return;
+	c->delayed = true;
+	c->tp->set_reading(c, false);
+	evtimer_add(c->delay_ev, tv);
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->delayed = false;
+	if (c->closing)
+		return;
+	if (!c->output_full && !c->outstanding_full)
+		c->tp->set_reading(c, true);
+	schedule_resume(c);
+}
+
 void conn_output_drained(struct conn *c)
 {
 	bool resume = false;
@@ -218,7 +248,7 @@ void conn_output_drained(struct conn *c)
 			resume = true;
 		}
 	}
-	if (resume && !c->output_full && !c->outstanding_full) {
+	if (resume && !c->output_full && !c->outstanding_full && !c->delayed) {
 		c->tp->set_reading(c, true);
 		schedule_resume(c);
 	}

@@ -75,6 +75,8 @@ struct conn {
 	bool in_progress;		/* conn_handle_input is on the stack */
 	bool output_full;		/* paused until output drains */
 	bool outstanding_full;		/* paused: too many unread replies */
+	bool delayed;			/* paused by conn_delay until delay_ev */
+	struct event *delay_ev;		/* owned */
 	bool owns_queues;		/* in and out were made by conn_new */
 	bool protocol_error;		/* closed for a malformed packet */
 	void *owner_data;		/* for the hooks' owner (watches, txs) */
@@ -96,6 +98,12 @@ struct conn *conn_new(struct event_base *base, const struct conn_transport *tp,
 		      void *tp_data, struct evbuffer *in, struct evbuffer *out,
 		      const struct conn_hooks *hooks, uint32_t domid,
 		      bool privileged);
+
+/*
+ * Read no more of c's requests for tv (the ones buffered wait too): a
+ * rate limit's pause.  Other pauses still apply when it ends.
+ */
+void conn_delay(struct conn *c, const struct timeval *tv);
 
 /* The transport appended bytes to c->in. */
 void conn_handle_input(struct conn *c);

@@ -53,6 +53,58 @@ static const struct op_entry op_table[XS_TYPE_MAX] = {
 	[XS_UNWATCH] = { op_unwatch, OP_NOTID },
 };
 
+/*
+ * The write rate limit (XSA-206): while transactions are open, an
+ * unprivileged domain's writes outside them, and its commits while others
+ * are open, cost a token; tokens come back at WRITE_RATE per second up to
+ * WRITE_BURST.  In debt, the connection is not read until it is paid, so a
+ * guest rewriting a node in a loop cannot make every other domain's
+ * transaction that reads it fail.
+ */
+#define WRITE_RATE 200.0
+#define WRITE_BURST 10.0
+
+static bool is_write(const struct request *req, const struct txn *tx)
+{
+	switch (req->hdr.type) {
+	case XS_WRITE:
+	case XS_MKDIR:
+	case XS_RM:
+	case XS_SET_PERMS:
+		return !tx;
+	case XS_TRANSACTION_END:
+		return tx && req->hdr.len && req->payload[0] == 'T';
+	default:
+		return false;
+	}
+}
+
+static void charge_write(struct server *srv, struct conn *c,
+			 const struct request *req, struct txn *tx)
+{
+	struct client *cl = c->owner_data;
+	unsigned long others = srv->open_txns - cl->txns.count;
+	struct timespec now;
+	double owed;
+
+	if (c->who.privileged || !is_write(req, tx) ||
+	    (tx ? others == 0 : srv->open_txns == 0))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	cl->write_credit += WRITE_RATE *
+		((double)(now.tv_sec - cl->credit_time.tv_sec) +
+		 (double)(now.tv_nsec - cl->credit_time.tv_nsec) / 1e9);
+	if (cl->write_credit > WRITE_BURST)
+		cl->write_credit = WRITE_BURST;
+	cl->credit_time = now;
+	cl->write_credit -= 1.0;
+	if (cl->write_credit >= 0)
+		return;
+	owed = -cl->write_credit / WRITE_RATE;
+	conn_delay(c, &(struct timeval){ .tv_sec = 0,
+					 .tv_usec = (suseconds_t)(owed * 1e6) + 1 });
+}
+
 void ops_dispatch(struct conn *c, const struct request *req)
 {
 	struct server *srv = c->hooks->owner;
@@ -84,6 +136,7 @@ void ops_dispatch(struct conn *c, const struct request *req)
 
 	if (!err && reply.overflow)
 		err = E2BIG;
+	charge_write(srv, c, req, call.tx);
 	if (err) {
 		log_debug("connection %lu: %s failed: %s", c->id,
 			  wire_type_name(req->hdr.type), wire_error_name(err));
@@ -271,6 +324,9 @@ struct conn *server_new_conn(struct server *srv,
 	if (!cl)
 		return NULL;
 	txn_set_init(&cl->txns);
+	cl->txns.open_total = &srv->open_txns;
+	cl->write_credit = WRITE_BURST;
+	clock_gettime(CLOCK_MONOTONIC, &cl->credit_time);
 	c = conn_new(srv->base, tp, tp_data, in, out, &srv->hooks, domid,
 		     privileged);
 	if (!c) {

@@ -30,6 +30,7 @@ struct server {
 	struct conn_hooks hooks;	/* given to every connection */
 	LIST_HEAD(, conn) conns;	/* every live connection, owned */
 	unsigned long nconns;
+	unsigned long open_txns;	/* transactions open, all connections */
 };
 
 /* Set up the initial tree; the server dispatches for conns made with

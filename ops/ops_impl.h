@@ -2,6 +2,8 @@
 #ifndef XS_OPS_IMPL_H
 #define XS_OPS_IMPL_H
 
+#include <time.h>
+
 #include "ops/ops.h"
 #include "protocol/wire.h"
 #include "store/path.h"
@@ -12,6 +14,8 @@ struct client {
 	struct txn_set txns;		/* open transactions, owned */
 	struct watcher watcher;		/* watches, owned */
 	bool over_soft_memory;		/* warned: past the soft memory quota */
+	double write_credit;		/* the write rate limit's tokens */
+	struct timespec credit_time;	/* when they were last counted */
 };
 
 
