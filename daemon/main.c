@@ -587,12 +587,13 @@ int main(int argc, char **argv)
 out_signals:
 	domains_free(srv.domains);
 	srv.domains = NULL;
+out_listener:
+	listener_close(l);
+	/* Last: a pid file gone means the daemon let go of everything. */
 	if (pid_fd >= 0) {
 		unlink(o.pid_file);
 		close(pid_fd);
 	}
-out_listener:
-	listener_close(l);
 out_server:
 	for (size_t i = 0; i < sizeof(sig_ev) / sizeof(sig_ev[0]); i++)
 		if (sig_ev[i])
