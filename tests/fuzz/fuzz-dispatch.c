@@ -66,6 +66,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "conn/conn.h"
 #include "daemon/log.h"
 #include "daemon/trace.h"
@@ -75,25 +76,8 @@
 #define NSLOTS 4
 #define DRAIN_ROUNDS 64		/* client reads + loop turns at the end */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char fuzz_target[] = "fuzz-dispatch";
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
-						      noreturn));
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "fuzz-dispatch: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	abort();
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
 
 struct slot;
 

@@ -58,6 +58,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "conn/conn.h"
 #include "daemon/log.h"
 #include "domains/ring.h"
@@ -75,25 +76,8 @@ enum {
 	OP_WRITE, OP_READABLE, OP_RECONNECT, OP_POKE, OP_LOOP, N_OPS
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char fuzz_target[] = "fuzz-ring";
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
-						      noreturn));
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "fuzz-ring: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	abort();
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
 
 static struct event_base *base;
 static struct server srv;
