@@ -86,6 +86,9 @@ def start_foreground(args, env=None, log=None):
     sock = args[args.index("--socket") + 1]
     wait_for(lambda: serving(sock) or p.poll() is not None, "the socket " + sock)
     check(p.poll() is None, "daemon exited at start with %s" % p.returncode)
+    if "--pid-file" in args:        # written just after the socket listens
+        pid = args[args.index("--pid-file") + 1]
+        wait_for(lambda: read_file(pid).strip() or p.poll() is not None, "the pid file")
     return p
 
 
