@@ -16,10 +16,13 @@ Stdlib only.  Provides:
   * recv_reply(g[, timeout])  -- the next reply over g's ring, events set aside
   * args(*items)   -- a payload of NUL-terminated strings
   * diag(text)     -- TAP diagnostics ("# " lines), flushed
+  * guest_collect(g, barrier) -- every event generated for g so far
+  * rss_kb(pid), cpu_seconds(pid), asan_build()  -- measuring the daemon
   * the ring's error indicator values (XENSTORE_ERROR_*), ALL_FEATURES and
     ERRNO_NAMES (every error name the daemon may reply)
 """
 
+import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +30,7 @@ import time
 
 from xstest import (XS_ERROR, XS_GET_DOMAIN_PATH, XS_INTRODUCE, XS_WATCH_EVENT,
                     Daemon, DaemonError, EventClient, XsError, _diag, _p, check,
-                    eq, short, type_name, upstream_mode)
+                    daemon_binary, eq, short, type_name, upstream_mode)
 from fakexen import FakeXen
 
 # The ring page's error field (docs/misc/xenstore-ring.txt).
@@ -113,6 +116,54 @@ def recv_reply(g, timeout=5.0):
 
 
 # -------------------------------------------------------------------- rig
+
+
+def guest_collect(g, barrier):
+    """Every event generated for guest g so far, as (path, token) pairs:
+    a watch on `barrier` (a path never written) fires once all came."""
+    tok = b"gbarrier"
+    g.watch(barrier, tok)
+    out = []
+    while True:
+        e = g.next_event()
+        if e == (barrier, tok):
+            break
+        out.append(e)
+    g.unwatch(barrier, tok)
+    return out
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_asan = None
+
+
+def asan_build():
+    """Is the daemon under test built with AddressSanitizer?  Its RSS is
+    inflated by redzones and keeps freed memory in quarantine, so RSS
+    bounds are loose there."""
+    global _asan
+    if _asan is None:
+        try:
+            with open(daemon_binary(), "rb") as f:
+                _asan = b"__asan_init" in f.read()
+        except OSError:
+            _asan = False
+    return _asan
+
 
 class Rig:
     """A FakeXen directory, a daemon under it, a socket client (dom0) and
@@ -258,6 +309,7 @@ class Rig:
 
 
 __all__ = ["skip_unless_test_double", "diag", "args", "guest_error", "settle",
-           "wait_for", "wait_error", "recv_reply", "Rig",
+           "wait_for", "wait_error", "recv_reply", "Rig", "guest_collect", "rss_kb",
+           "cpu_seconds", "asan_build",
            "XENSTORE_ERROR_NONE", "XENSTORE_ERROR_COMM", "XENSTORE_ERROR_RINGIDX",
            "XENSTORE_ERROR_PROTO", "ALL_FEATURES", "ERRNO_NAMES"]

@@ -82,18 +82,6 @@ class Rig(guests.Rig):
         eq(self.c.expect_ok(XS_CONTROL, b"check\0"), b"OK\0", "CONTROL check")
 
 
-def guest_collect(g):
-    """Every event generated for guest g so far, as (path, token) pairs."""
-    tok = b"gbarrier"
-    g.watch(BARRIER, tok)
-    out = []
-    while True:
-        e = g.next_event()
-        if e == (BARRIER, tok):
-            break
-        out.append(e)
-    g.unwatch(BARRIER, tok)
-    return out
 
 
 def try_request(g, type_, payload, tx_id=0):
@@ -105,35 +93,10 @@ def try_request(g, type_, payload, tx_id=0):
     return None
 
 
-def cpu_seconds(pid):
-    """User + system CPU time of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
-_asan = None
-
-
-def asan_build():
-    """Is the daemon under test built with AddressSanitizer?  Its RSS keeps
-    freed memory in quarantine, so RSS bounds are loose there."""
-    global _asan
-    if _asan is None:
-        try:
-            with open(daemon_binary(), "rb") as f:
-                _asan = b"__asan_init" in f.read()
-        except OSError:
-            _asan = False
-    return _asan
 
 
 def assert_idle(pid, what, seconds=0.5, limit=0.1):
@@ -194,29 +157,29 @@ def test_xsa115_guest_watch_sees_only_readable_changes_and_its_loss_of_access():
         c.mkdir("/secret/below")
         c.set_perms("/secret", ["n0", "r6"])
         c.rm("/secret")
-        eq(guest_collect(g), [], "events for changes dom5 may not read")
+        eq(guest_collect(g, BARRIER), [], "events for changes dom5 may not read")
 
         c.write("/pub/open", "o2")              # readable node
         c.write("/pub/hidden", "h")              # readable parent
         c.set_perms("/pub/hidden", ["n0"])
-        eq(guest_collect(g), [(b"/pub/open", b"root"), (b"/pub/hidden", b"root"),
+        eq(guest_collect(g, BARRIER), [(b"/pub/open", b"root"), (b"/pub/hidden", b"root"),
                               (b"/pub/hidden", b"root")],
            "events for readable nodes and nodes below a readable parent")
 
         c.set_perms("/lost", ["n0"])            # readable before, not after
-        eq(guest_collect(g), [(b"/lost", b"root")], "event of losing access")
+        eq(guest_collect(g, BARRIER), [(b"/lost", b"root")], "event of losing access")
         c.write("/lost", "l2")
         c.rm("/lost")
-        eq(guest_collect(g), [], "events after losing access (parent / unreadable)")
+        eq(guest_collect(g, BARRIER), [], "events after losing access (parent / unreadable)")
 
         # RM: each watch is told once, removal of what it may read only.
         c.write("/pub/tree/a/b", "x")
         g.watch("/pub/tree/a", "a")
         g.watch("/pub/tree/a/b", "b")
-        eq(guest_collect(g), [(b"/pub/tree/a/b", b"root"), (b"/pub/tree/a", b"a"),
+        eq(guest_collect(g, BARRIER), [(b"/pub/tree/a/b", b"root"), (b"/pub/tree/a", b"a"),
                               (b"/pub/tree/a/b", b"b")], "setup events")
         c.rm("/pub/tree")
-        eq(sorted(guest_collect(g)), sorted([(b"/pub/tree", b"root"), (b"/pub/tree/a", b"a"),
+        eq(sorted(guest_collect(g, BARRIER)), sorted([(b"/pub/tree", b"root"), (b"/pub/tree/a", b"a"),
                                              (b"/pub/tree/a/b", b"b")]),
            "RM /pub/tree: one event per watch")
         r.check_alive()
@@ -521,7 +484,7 @@ def test_xsa324_guest_watch_whose_event_exceeds_4096_bytes_is_dropped():
         c.write("/local/domain/5/data/" + "z" * 80, "fits")
         c.write("/local/domain/5/data/" + "z" * 120, "dropped")
         g.write("data/x", "fits")
-        eq(guest_collect(g), [(b"data/" + b"z" * 80, token), (b"data/x", token)],
+        eq(guest_collect(g, BARRIER), [(b"data/" + b"z" * 80, token), (b"data/x", token)],
            "events of the guest's huge-token watch")
         eq(r.usage(5)["watches"], 1, "the watch is still there")
         g.unwatch("data", token)
@@ -1008,7 +971,7 @@ def test_xsa484_reset_watches_with_a_live_tx_id_and_ring_errors_mid_transaction(
             (XS_ERROR, 3, tx, b"ENOENT\0"), (XS_ERROR, 4, tx, b"ENOENT\0"),
             (XS_ERROR, 5, tx, b"ENOENT\0"), (XS_READ, 6, 0, b"0")],
            "replies around a RESET_WATCHES sent with the transaction's id")
-        eq(guest_collect(g), [], "events after RESET_WATCHES")
+        eq(guest_collect(g, BARRIER), [], "events after RESET_WATCHES")
         use = r.usage(5)
         eq((use["watches"], use["transactions"]), (0, 0), "watches and transactions")
 
@@ -1055,7 +1018,7 @@ def test_cef523b4a7_3e43914aa8_guest_special_watches_are_matched_as_given():
         g.expect_ack(XS_WATCH, b"@releaseDomain\0one\x001\0")
         g.watch("@releaseDomain/7", "seven")
         g.watch("rel", "relative")             # a relative watch beside them
-        eq(sorted(guest_collect(g)), sorted([(b"@introduceDomain", b"in"),
+        eq(sorted(guest_collect(g, BARRIER)), sorted([(b"@introduceDomain", b"in"),
                                              (b"@releaseDomain", b"out"),
                                              (b"@releaseDomain", b"one"),
                                              (b"@releaseDomain/7", b"seven"),
@@ -1064,16 +1027,16 @@ def test_cef523b4a7_3e43914aa8_guest_special_watches_are_matched_as_given():
         h = r.guest(7)
         r.introduce_with_home(h)
         c.expect_ack(XS_RELEASE, b"7\0")
-        eq(guest_collect(g), [], "special events before dom0 granted them")
+        eq(guest_collect(g, BARRIER), [], "special events before dom0 granted them")
         c.set_perms("@introduceDomain", ["n0", "r5"])
         c.set_perms("@releaseDomain", ["n0", "r5"])
         h = r.guest(7, gfn=0x20007)
         r.introduce_with_home(h)
-        eq(guest_collect(g), [(b"@introduceDomain", b"in")], "INTRODUCE 7")
+        eq(guest_collect(g, BARRIER), [(b"@introduceDomain", b"in")], "INTRODUCE 7")
         r.fx.set_state(7, "dying")
         r.fx.virq()
         settle(r.g[6])
-        eq(sorted(guest_collect(g)), sorted([(b"@releaseDomain", b"out"),
+        eq(sorted(guest_collect(g, BARRIER)), sorted([(b"@releaseDomain", b"out"),
                                              (b"@releaseDomain/7", b"one"),
                                              (b"@releaseDomain/7", b"seven")]),
            "death of dom7")

@@ -53,35 +53,10 @@ Q_NODE_SIZE = 2048
 Q_PATH_MAX = 2048
 Q_PERMS = 5
 
-_asan = None
 
 
-def asan_build():
-    """Is the daemon under test built with AddressSanitizer?  Its RSS is
-    inflated by redzones and the quarantine of freed memory."""
-    global _asan
-    if _asan is None:
-        try:
-            with open(daemon_binary(), "rb") as f:
-                _asan = b"__asan_init" in f.read()
-        except OSError:
-            _asan = False
-    return _asan
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def guest_pipeline(g, packets, window=16, timeout=5.0):

@@ -49,18 +49,6 @@ class EvClient(EventClient):
         return self.expect_ok(XS_IS_DOMAIN_INTRODUCED, args(domid))
 
 
-def guest_collect(g):
-    """Like EvClient.collect(), over a guest's ring (path, token) pairs."""
-    tok = b"gbarrier"
-    g.watch(BARRIER, tok)
-    out = []
-    while True:
-        e = g.next_event()
-        if e == (BARRIER, tok):
-            break
-        out.append(e)
-    g.unwatch(BARRIER, tok)
-    return out
 
 
 class Rig(guests.Rig):
@@ -151,7 +139,7 @@ def _reintroduce(new_port):
            "ring indices after the second INTRODUCE")
         g.events = []
         c.write("/local/domain/5/w", "1")
-        eq(guest_collect(g), [], "the guest's old watch after the connection was reset")
+        eq(guest_collect(g, BARRIER), [], "the guest's old watch after the connection was reset")
         rt, rp = g.request(XS_READ, b"w\0", tx_id=tx)
         eq((rt, rp), (XS_ERROR, b"ENOENT\0"), "the guest's old transaction after the reset")
         eq(g.read("w"), b"1", "the guest is served on the new connection")
@@ -327,7 +315,7 @@ def test_release():
         g2 = r.guest(5, gfn=0x20005)
         r.introduce(g2)
         c.write("/local/domain/5/w", "1")
-        eq(guest_collect(g2), [], "events of the new dom5 after a write to the old watch's path")
+        eq(guest_collect(g2, BARRIER), [], "events of the new dom5 after a write to the old watch's path")
 
 
 def test_domain_death_cleans_up():
@@ -404,7 +392,7 @@ def test_domain_death_cleans_up():
         eq(guest_error(g2, XS_WRITE, b"/both\0x"), "EACCES", "new dom5 writes /both")
         eq(guest_error(g2, XS_READ, b"/local/domain/5\0"), "EACCES", "new dom5 reads its old home")
         c.write("/shared2", "after")
-        eq(guest_collect(g2), [], "events of the new dom5 (the old one's watch)")
+        eq(guest_collect(g2, BARRIER), [], "events of the new dom5 (the old one's watch)")
 
 
 def test_shutdown_and_resume():
