@@ -5,7 +5,6 @@
  * asks for `help` and shows it.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,8 +228,7 @@ static void domain_usage(struct op_call *call, unsigned int domid)
 			continue;
 		watches += cl->watcher.count;
 		txns += cl->txns.count;
-		memory += ops_domain_memory(srv, c) -
-			  srv->store.use[domid].bytes;
+		memory += ops_conn_memory(c);
 	}
 	memory += srv->store.use[domid].bytes;
 	reply_printf(call->reply, "Domain %u:\n", domid);
@@ -250,21 +248,19 @@ static int control_quota(struct op_call *call, const char **argv,
 {
 	struct quotas *q = &call->srv->quotas;
 	enum quota_kind kind;
-	unsigned long value;
-	unsigned int domid;
+	unsigned int domid, value;
 
 	if (argc == 3 && strcmp(argv[0], "set") == 0) {
 		if (!quota_parse_name(argv[1], &kind) ||
-		    !wire_parse_uint(argv[2], UINT_MAX - 1, &value))
+		    !op_parse_quota_value(argv[2], &value))
 			return EINVAL;
-		q->hard[kind] = (unsigned int)value;
+		q->hard[kind] = value;
 		return op_ok(call);
 	}
 	if (argc == 1) {
 		if (!op_parse_domid(argv[0], &domid))
 			return EINVAL;
-		if (domid != call->srv->master_domid &&
-		    !domains_is_introduced(call->srv->domains, domid))
+		if (!ops_quota_domain(call->srv, domid))
 			return ENOENT;
 		domain_usage(call, domid);
 	} else if (argc == 0) {
@@ -285,12 +281,12 @@ static int control_quota_soft(struct op_call *call, const char **argv,
 			      unsigned int argc)
 {
 	struct quotas *q = &call->srv->quotas;
-	unsigned long value;
+	unsigned int value;
 
 	if (argc == 3 && strcmp(argv[0], "set") == 0 &&
 	    strcmp(argv[1], "memory") == 0 &&
-	    wire_parse_uint(argv[2], UINT_MAX - 1, &value)) {
-		q->soft_memory = (unsigned int)value;
+	    op_parse_quota_value(argv[2], &value)) {
+		q->soft_memory = value;
 		return op_ok(call);
 	}
 	if (argc)

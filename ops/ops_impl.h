@@ -69,14 +69,19 @@ void op_fire(struct server *srv, const char *path, bool removed,
  * privileged.  op_check_memory: ENOMEM when the caller's domain holds, or
  * with `more` bytes would hold, more than its hard memory quota (and a
  * warning, once, past the soft one).  ops_domain_memory: what the domain
- * of c holds: the nodes it owns, c's watches, transactions and queued
- * output.
+ * of c holds: the nodes it owns plus ops_conn_memory(c), c's watches,
+ * transactions and queued output.  ops_quota_domain: may domid's quotas
+ * be asked for (the master, or introduced)?  op_parse_quota_value: a
+ * quota value, 0 (unlimited) to UINT_MAX - 1.
  */
 unsigned int op_limit(const struct op_call *call, enum quota_kind kind);
 /* What an empty transaction is charged, at its start. */
 #define OPS_TXN_BYTES 64
 int op_check_memory(struct op_call *call, size_t more);
 size_t ops_domain_memory(struct server *srv, struct conn *c);
+size_t ops_conn_memory(struct conn *c);
+bool ops_quota_domain(struct server *srv, unsigned int domid);
+bool op_parse_quota_value(const char *s, unsigned int *value);
 
 /* Parse a domid argument (decimal, 0..65535); false if malformed. */
 bool op_parse_domid(const char *s, unsigned int *domid);

@@ -18,11 +18,17 @@ unsigned int op_limit(const struct op_call *call, enum quota_kind kind)
 	       : quota_limit(&call->srv->quotas, who->domid, kind);
 }
 
-size_t ops_domain_memory(struct server *srv, struct conn *c)
+size_t ops_conn_memory(struct conn *c)
 {
 	struct client *cl = c->owner_data;
-	size_t bytes = cl->watcher.bytes + txn_set_bytes(&cl->txns) +
-		       evbuffer_get_length(c->out);
+
+	return cl->watcher.bytes + txn_set_bytes(&cl->txns) +
+	       evbuffer_get_length(c->out);
+}
+
+size_t ops_domain_memory(struct server *srv, struct conn *c)
+{
+	size_t bytes = ops_conn_memory(c);
 
 	if (c->who.domid < STORE_DOMIDS)
 		bytes += srv->store.use[c->who.domid].bytes;
@@ -53,12 +59,21 @@ int op_check_memory(struct op_call *call, size_t more)
 	return 0;
 }
 
-/* A domain whose quotas can be asked for or set: the master or one
- * introduced. */
-static bool known_domain(struct server *srv, unsigned int domid)
+bool ops_quota_domain(struct server *srv, unsigned int domid)
 {
 	return domid == srv->master_domid ||
 	       domains_is_introduced(srv->domains, domid);
+}
+
+bool op_parse_quota_value(const char *s, unsigned int *value)
+{
+	unsigned long v;
+
+	/* UINT_MAX is refused, as upstream does. */
+	if (!wire_parse_uint(s, UINT_MAX - 1, &v))
+		return false;
+	*value = (unsigned int)v;
+	return true;
 }
 
 /*
@@ -86,7 +101,7 @@ int op_get_quota(struct op_call *call)
 	if (n == 2) {
 		if (!op_parse_domid(argv[0], &domid))
 			return EINVAL;
-		if (!known_domain(call->srv, domid))
+		if (!ops_quota_domain(call->srv, domid))
 			return ENOENT;
 	}
 	reply_printf(call->reply, "%u",
@@ -102,22 +117,22 @@ int op_set_quota(struct op_call *call)
 	const char *argv[4];
 	unsigned int n = wire_count_strings(call->req), domid;
 	enum quota_kind kind;
-	unsigned long value;
+	unsigned int value;
 
 	if (n < 2 || n > 3 || wire_split(call->req, argv, 4) != n)
 		return EINVAL;
 	if (!quota_parse_name(argv[n - 2], &kind) ||
-	    !wire_parse_uint(argv[n - 1], UINT_MAX - 1, &value))
+	    !op_parse_quota_value(argv[n - 1], &value))
 		return EINVAL;
 	if (n == 2) {
-		q->hard[kind] = (unsigned int)value;
+		q->hard[kind] = value;
 		return op_ok(call);
 	}
 	if (!op_parse_domid(argv[0], &domid))
 		return EINVAL;
-	if (!known_domain(call->srv, domid))
+	if (!ops_quota_domain(call->srv, domid))
 		return ENOENT;
-	if (quota_set_domain(q, domid, kind, (unsigned int)value))
+	if (quota_set_domain(q, domid, kind, value))
 		return ENOMEM;
 	return op_ok(call);
 }
