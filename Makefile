@@ -25,17 +25,17 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c holds main() and is linked only into the binary.
 CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
 	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
-	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c \
+	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c ops/state.c \
 	domains/ring.c domains/xen.c domains/domain.c quota/quota.c daemon/log.c \
-	daemon/trace.c daemon/socket.c
+	daemon/trace.c daemon/socket.c persist/record.c persist/db.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -113,7 +113,7 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_B)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
-	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS)
+	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=

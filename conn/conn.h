@@ -79,6 +79,12 @@ struct conn {
 	struct event *delay_ev;		/* owned */
 	bool owns_queues;		/* in and out were made by conn_new */
 	bool protocol_error;		/* closed for a malformed packet */
+	bool resumable;			/* a guest ring: its peer outlives a
+					 * restart, so its watches are saved */
+	bool restored;			/* served again after a restart: its
+					 * transactions from before may come */
+	bool replaying;			/* its first requests since then may
+					 * be ones answered before the crash */
 	void *owner_data;		/* for the hooks' owner (watches, txs) */
 	/* Unread replies of an unprivileged connection: where each ends in
 	 * the stream of output bytes (a FIFO), and how many bytes were ever

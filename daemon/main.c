@@ -27,6 +27,7 @@
 #include "daemon/socket.h"
 #include "domains/domain.h"
 #include "ops/ops.h"
+#include "persist/db.h"
 
 struct options {
 	bool foreground;
@@ -37,6 +38,8 @@ struct options {
 	const char *pid_file;
 	const char *socket_path;
 	const char *trace_file;
+	const char *database;		/* NULL: the default one */
+	bool no_database;
 	const char *trace_controls[8];
 	unsigned int n_trace_controls;
 	unsigned int master_domid;
@@ -64,6 +67,10 @@ static void usage(FILE *out)
 "                          socket clients and its own ring are that domain\n"
 "      --priv-domid ID     a domain, besides the master, with full access and\n"
 "                          the right to manage domains (default: the master)\n"
+"      --database FILE     keep the store in the tdb file FILE, so a restart\n"
+"                          (after a crash too) loads it and serves the guests\n"
+"                          again (default: xenstored.tdb beside the socket)\n"
+"      --no-database       keep the store in memory only\n"
 "  -L, --log-file FILE     log to FILE instead of stderr or syslog\n"
 "      --log-level LEVEL   error, warning (the default), info or debug\n"
 "  -v, --verbose           log more (info; twice: debug)\n"
@@ -196,7 +203,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID,
-		OPT_LOG_LEVEL, OPT_TRACE_CONTROL,
+		OPT_LOG_LEVEL, OPT_TRACE_CONTROL, OPT_DATABASE,
+		OPT_NO_DATABASE,
 	};
 	static const struct option longopts[] = {
 		{ "no-fork", no_argument, NULL, 'N' },
@@ -217,6 +225,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "path-max", required_argument, NULL, 'M' },
 		{ "quota", required_argument, NULL, 'Q' },
 		{ "quota-soft", required_argument, NULL, 'q' },
+		{ "database", required_argument, NULL, OPT_DATABASE },
+		{ "no-database", no_argument, NULL, OPT_NO_DATABASE },
 		{ "help", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -241,6 +251,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->priv_domid_set = true;
 			break;
 		case 'L': o->log_file = optarg; break;
+		case OPT_DATABASE: o->database = optarg; break;
+		case OPT_NO_DATABASE: o->no_database = true; break;
 		case OPT_LOG_LEVEL:
 			if (!log_parse_level(optarg, &o->log_level)) {
 				fprintf(stderr, "xenstored: --log-level: "
@@ -459,6 +471,57 @@ static int setup_logging(const struct options *o)
 	return err ? -1 : 0;
 }
 
+/* The database beside our socket, or in the run directory. */
+static char *default_database(const char *socket_path, bool socket_ours)
+{
+	const char *dir = getenv("XENSTORED_RUNDIR");
+	const char *slash = strrchr(socket_path, '/');
+	char *path;
+	int n;
+
+	if (socket_ours && slash)
+		n = asprintf(&path, "%.*s/xenstored.tdb",
+			     (int)(slash - socket_path), socket_path);
+	else
+		n = asprintf(&path, "%s/xenstored.tdb",
+			     dir && *dir ? dir : XS_DEFAULT_RUNDIR);
+	return n < 0 ? NULL : path;
+}
+
+/*
+ * Open the database and load what it holds: -1 (after a message) when it
+ * exists but cannot be used, so nothing is overwritten.
+ */
+static int open_database(struct server *srv, const struct options *o,
+			 const char *socket_path, bool *restored)
+{
+	char *path;
+	bool restorable;
+
+	*restored = false;
+	if (o->no_database)
+		return 0;
+	path = o->database ? absolute_path(o->database)
+			   : default_database(socket_path,
+					      sd_listen_fds(0) <= 0);
+	if (!path) {
+		log_error("out of memory");
+		return -1;
+	}
+	srv->db = db_open(path, srv->base, &restorable);
+	free(path);
+	if (!srv->db)
+		return -1;
+	if (restorable && server_load(srv) != 0) {
+		db_close(srv->db);
+		srv->db = NULL;
+		return -1;
+	}
+	db_follow(srv->db, &srv->store, !restorable);
+	*restored = restorable;
+	return 0;
+}
+
 /*
  * The listening socket: the one systemd passed (socket activation), else
  * our own at *socket_path.
@@ -500,6 +563,7 @@ int main(int argc, char **argv)
 	struct listener *l;
 	struct server srv;
 	char *socket_path;
+	bool restored;
 	int pid_fd = -1, status = 1;
 
 	if (parse_options(argc, argv, &o) != 0)
@@ -537,6 +601,9 @@ int main(int argc, char **argv)
 			srv.quotas.hard[k] = o.quota[k];
 	if (o.soft_memory_given)
 		srv.quotas.soft_memory = o.soft_memory;
+	/* Before the socket: a database we cannot use stops us here. */
+	if (open_database(&srv, &o, socket_path, &restored) != 0)
+		goto out_server;
 	/* Before the socket exists: a SIGTERM from then on removes it. */
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sig_ev[i] = evsignal_new(base, signals[i],
@@ -567,6 +634,8 @@ int main(int argc, char **argv)
 		log_error("cannot set up the domain table");
 		goto out_signals;
 	}
+	if (restored)
+		domains_restore(srv.domains);
 
 	log_info("xenstored %s serving %s (%s backend)", PACKAGE_VERSION,
 		 socket_path, event_base_get_method(base));
@@ -585,6 +654,10 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 
 out_signals:
+	/* What shutting down undoes (connections, watches) stays saved. */
+	srv.store.observer = NULL;
+	db_close(srv.db);
+	srv.db = NULL;
 	domains_free(srv.domains);
 	srv.domains = NULL;
 out_listener:
@@ -595,6 +668,9 @@ out_listener:
 		close(pid_fd);
 	}
 out_server:
+	srv.store.observer = NULL;
+	db_close(srv.db);
+	srv.db = NULL;
 	for (size_t i = 0; i < sizeof(sig_ev) / sizeof(sig_ev[0]); i++)
 		if (sig_ev[i])
 			event_free(sig_ev[i]);

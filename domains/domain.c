@@ -15,6 +15,7 @@
  * when it dies, and the guest may ask to reconnect.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,8 @@
 #include "domains/ring.h"
 #include "domains/xen.h"
 #include "ops/ops.h"
+#include "persist/db.h"
+#include "persist/record.h"
 
 /* Pending event channel ports taken per callback before others run. */
 #define EVTCHN_BATCH 256
@@ -42,7 +45,15 @@ struct domain {
 	bool in_io;			/* domain_io is on the stack */
 	bool doomed;			/* released from inside its own pass */
 	struct xen_ring ring;		/* mapping, owned */
+	uint64_t gfn;			/* as introduced: to map it again */
+	unsigned int remote_port;	/* the guest's end of the channel */
 	int port;			/* local event channel port, or 0 */
+	/* Request bytes copied out of the ring beyond its consumer index:
+	 * a request leaves the ring only once handled (and committed), so
+	 * a daemon that dies before finds it there again. */
+	size_t peeked;
+	size_t in_consumed;		/* bytes at the front of conn->in that
+					 * already left the ring (see below) */
 	struct conn *conn;		/* NULL when not served (error) */
 	struct event *io;		/* zero-timeout timer: serve the ring */
 	UT_hash_handle hh;		/* ds->by_id */
@@ -87,6 +98,50 @@ static struct domain *find_domain(struct domains *ds, unsigned int domid)
 
 static void domain_io(evutil_socket_t fd, short what, void *arg);
 static void domain_destroy(struct domain *d, bool gone);
+
+/* ---- the domain table in the database ---- */
+
+static void record_key(char *buf, size_t len, unsigned int domid)
+{
+	snprintf(buf, len, "#domain/%u", domid);
+}
+
+/* Save what a restart needs to serve d again. */
+static void save_domain(struct domain *d)
+{
+	struct db *db = d->ds->srv->db;
+	struct evbuffer *b;
+	struct writer w;
+	char key[32];
+
+	if (!db || d->domid == d->ds->srv->master_domid)
+		return;		/* dom0's own ring is found again at start */
+	b = evbuffer_new();
+	if (!b) {
+		log_error("database: no memory to save domain %u", d->domid);
+		return;
+	}
+	wr_init(&w, b);
+	wr_u32(&w, d->domid);
+	wr_u64(&w, d->gfn);
+	wr_u32(&w, d->remote_port);
+	wr_u32(&w, d->features);
+	wr_u32(&w, d->target);
+	wr_u8(&w, d->introduced);
+	wr_u8(&w, d->shutdown_seen);
+	record_key(key, sizeof(key), d->domid);
+	if (wr_ok(&w))
+		db_put(db, key, b);
+	evbuffer_free(b);
+}
+
+static void forget_record(struct domains *ds, unsigned int domid)
+{
+	char key[32];
+
+	record_key(key, sizeof(key), domid);
+	db_delete(ds->srv->db, key);
+}
 
 static struct domain *domain_alloc(struct domains *ds, unsigned int domid)
 {
@@ -215,6 +270,7 @@ static int domain_connect(struct domain *d)
 	if (!c)
 		return ENOMEM;
 	c->who.target = d->target;
+	c->resumable = true;
 	d->conn = c;
 	d->reading = true;
 	return 0;
@@ -246,6 +302,8 @@ static int start_ring(struct domain *d)
 
 	intf->server_features = d->features;
 	ring_reset(intf);
+	d->peeked = 0;
+	d->in_consumed = 0;
 	intf->error = XENSTORE_ERROR_NONE;
 	if (domain_connect(d) != 0)
 		return -1;
@@ -297,6 +355,21 @@ static bool flush_output(struct domain *d, bool *moved)
 	return true;
 }
 
+/* Handled request bytes leave the ring. */
+static void consume_handled(struct domain *d, size_t bytes, bool *moved)
+{
+	size_t gone = bytes < d->in_consumed ? bytes : d->in_consumed;
+
+	d->in_consumed -= gone;
+	bytes -= gone;
+	if (!bytes)
+		return;
+	ring_consume(intf_of(d), bytes);
+	d->peeked -= bytes;
+	d->conn->replaying = false;
+	*moved = true;
+}
+
 static void domain_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct domain *d = arg;
@@ -321,28 +394,45 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 	if (d->reading) {
 		/* Take no more than one whole packet ahead of the requests
 		 * handled: what waits in the ring costs the guest, not us. */
-		size_t held = evbuffer_get_length(d->conn->in);
+		struct conn *c = d->conn;
+		size_t held = evbuffer_get_length(c->in);
 		size_t room = held < DOMAIN_INPUT_MAX ? DOMAIN_INPUT_MAX - held : 0;
 		char buf[XENSTORE_RING_SIZE];
-		ptrdiff_t n = room ? ring_read(intf, buf, room < sizeof(buf)
-						  ? room : sizeof(buf)) : 0;
+		ptrdiff_t n = room ? ring_peek(intf, d->peeked, buf,
+					       room < sizeof(buf) ? room
+								  : sizeof(buf))
+				   : 0;
 
 		if (n < 0)
 			goto bad_index;
 		if (n > 0) {
-			moved = true;
-			if (evbuffer_add(d->conn->in, buf, (size_t)n) != 0) {
+			if (evbuffer_add(c->in, buf, (size_t)n) != 0) {
 				d->in_io = false;
 				domain_fail(d, XENSTORE_ERROR_COMM,
 					    "out of memory for its requests");
 				return;
 			}
-			conn_handle_input(d->conn);
+			d->peeked += (size_t)n;
+			conn_handle_input(c);
 			if (d->doomed) {
 				d->in_io = false;
 				domain_destroy(d, true);
 				return;
 			}
+			if (d->conn == c)
+				consume_handled(d, held + (size_t)n -
+						   evbuffer_get_length(c->in),
+						&moved);
+		}
+		/* A full ring we copied all of, holding no whole packet (a
+		 * request longer than the ring): consume it now, or the guest
+		 * could never write the rest. */
+		if (d->conn == c && d->peeked == XENSTORE_RING_SIZE &&
+		    evbuffer_get_length(c->in) >= XENSTORE_RING_SIZE) {
+			ring_consume(intf, d->peeked);
+			d->peeked = 0;
+			d->in_consumed = evbuffer_get_length(c->in);
+			moved = true;
 		}
 	}
 	if (d->conn && !flush_output(d, &moved))
@@ -352,7 +442,7 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 		signal_guest(d);
 	/* Requests left in the ring for want of room: come back for them
 	 * (the guest will not signal again for bytes it already wrote). */
-	if (d->conn && d->reading && ring_readable(intf))
+	if (d->conn && d->reading && ring_readable(intf) > d->peeked)
 		schedule_io(d);
 	return;
 
@@ -381,6 +471,8 @@ static void domain_destroy(struct domain *d, bool gone)
 		return;
 	}
 	domain_disconnect(d, gone ? "domain gone" : "shutting down");
+	if (gone)
+		forget_record(ds, domid);
 	set_port(d, 0);
 	if (d->ring.page)
 		xen_unmap_ring(ds->xen, &d->ring);
@@ -396,6 +488,7 @@ static void domain_destroy(struct domain *d, bool gone)
 		o->target = DOMID_NONE;
 		if (o->conn)
 			o->conn->who.target = DOMID_NONE;
+		save_domain(o);
 	}
 	server_forget_domain(ds->srv, domid);
 	if (introduced)
@@ -445,6 +538,7 @@ void domains_check(struct domains *ds)
 		case XEN_DOMAIN_SHUTDOWN:
 			if (d->introduced && !d->shutdown_seen) {
 				d->shutdown_seen = true;
+				save_domain(d);
 				log_info("domain %u shut down", d->domid);
 				ops_fire_special(ds->srv, "@releaseDomain",
 						 d->domid);
@@ -587,6 +681,141 @@ void domains_free(struct domains *ds)
 	free(ds);
 }
 
+/* ---- restart ---- */
+
+/* Serve a saved, live domain again: its ring as the guest left it. */
+static void resume_domain(struct domain *d)
+{
+	struct domains *ds = d->ds;
+	struct xenstore_domain_interface *intf;
+	unsigned int port = d->remote_port;
+	int err, p;
+
+	err = xen_map_ring(ds->xen, d->domid, d->gfn, &d->ring);
+	if (err) {
+		log_error("domain %u: cannot map its ring again: %s; it stays "
+			  "unserved", d->domid, strerror(-err));
+		return;
+	}
+	intf = intf_of(d);
+	if (ring_evtchn_port(intf))
+		port = ring_evtchn_port(intf);
+	p = xen_evtchn_bind(ds->xen, d->domid, port);
+	if (p < 0) {
+		log_error("domain %u: cannot bind its channel again: %s; it "
+			  "stays unserved", d->domid, strerror(-p));
+		xen_unmap_ring(ds->xen, &d->ring);
+		return;
+	}
+	set_port(d, p);
+	if (domain_connect(d) != 0) {
+		log_error("domain %u: out of memory to serve it again",
+			  d->domid);
+		return;
+	}
+	d->conn->restored = true;
+	d->conn->replaying = true;
+	server_restore_watches(ds->srv, d->conn);
+	/* Whatever it wrote while we were away, and a signal we missed. */
+	signal_guest(d);
+	schedule_io(d);
+	log_info("domain %u served again (port %u)", d->domid, port);
+}
+
+static int restore_one(const char *name, const void *data, size_t len,
+		       void *arg)
+{
+	struct domains *ds = arg;
+	struct reader r;
+	struct domain *d;
+	uint32_t domid, port, features, target;
+	uint64_t gfn;
+	bool introduced, shutdown_seen;
+
+	(void)name;
+	rd_init(&r, data, len);
+	domid = rd_u32(&r);
+	gfn = rd_u64(&r);
+	port = rd_u32(&r);
+	features = rd_u32(&r);
+	target = rd_u32(&r);
+	introduced = rd_u8(&r);
+	shutdown_seen = rd_u8(&r);
+	if (!rd_done(&r) || domid >= DOMAIN_ID_LIMIT ||
+	    features & ~DOMAIN_FEATURES_ALL) {
+		log_error("database: a malformed domain record (%s): ignored",
+			  name);
+		return 0;
+	}
+	if (find_domain(ds, domid))
+		return 0;
+	switch (xen_domain_state(ds->xen, domid)) {
+	case XEN_DOMAIN_DYING:
+	case XEN_DOMAIN_GONE:
+		log_info("domain %u died while the daemon was down", domid);
+		forget_record(ds, domid);
+		server_forget_domain(ds->srv, domid);
+		if (introduced)
+			ops_fire_special(ds->srv, "@releaseDomain", domid);
+		return 0;
+	default:
+		break;
+	}
+	d = domain_alloc(ds, domid);
+	if (!d) {
+		log_error("domain %u: out of memory to restore it", domid);
+		return 0;
+	}
+	d->gfn = gfn;
+	d->remote_port = port;
+	d->features = features;
+	d->target = target;
+	d->introduced = introduced;
+	d->shutdown_seen = shutdown_seen;
+	if (introduced)
+		resume_domain(d);
+	return 0;
+}
+
+static int count_one(const char *name, const void *data, size_t len,
+		     void *arg)
+{
+	(void)name;
+	(void)data;
+	(void)len;
+	++*(unsigned int *)arg;
+	return 0;
+}
+
+void domains_restore(struct domains *ds)
+{
+	struct domain *d, *tmp;
+	unsigned int saved = 0;
+
+	if (!ds->srv->db)
+		return;
+	if (!ds->xen) {
+		db_each(ds->srv->db, "#domain/", count_one, &saved);
+		if (saved)
+			log_warn("the database names %u domains, but there is "
+				 "no Xen here: they are not served", saved);
+		return;
+	}
+	db_each(ds->srv->db, "#domain/", restore_one, ds);
+	/* Targets name domains restored only now. */
+	HASH_ITER(hh, ds->by_id, d, tmp)
+		if (d->conn)
+			d->conn->who.target = d->target;
+	/* dom0's own ring came up before its watches were known. */
+	d = find_domain(ds, ds->srv->master_domid);
+	if (d && d->conn) {
+		d->conn->restored = true;
+		server_restore_watches(ds->srv, d->conn);
+	}
+	domains_check(ds);
+	server_commit(ds->srv);
+}
+
 /* ---- the management operations ---- */
 
 /* INTRODUCE of a domain already served: new channel, fresh connection. */
@@ -604,6 +833,8 @@ static int reintroduce(struct domain *d, unsigned int port)
 		log_warn("cannot bind the channel of domain %u again: %s",
 			 d->domid, strerror(-p));
 	set_port(d, p);
+	d->remote_port = port;
+	save_domain(d);
 	domain_disconnect(d, "domain introduced again");
 	if (start_ring(d) != 0)
 		return ENOMEM;
@@ -655,6 +886,9 @@ int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,
 	}
 	d->introduced = true;
 	d->shutdown_seen = false;
+	d->gfn = gfn;
+	d->remote_port = port;
+	save_domain(d);
 	log_info("domain %u introduced (port %u)", domid, port);
 	if (!domain_privileged(ds, domid))
 		ops_fire_special(ds->srv, "@introduceDomain", domid);
@@ -700,6 +934,7 @@ int domains_resume(struct domains *ds, unsigned int domid)
 	if (err)
 		return err;
 	d->shutdown_seen = false;
+	save_domain(d);
 	return 0;
 }
 
@@ -714,6 +949,7 @@ int domains_set_target(struct domains *ds, unsigned int domid,
 	d->target = target;
 	if (d->conn)
 		d->conn->who.target = target;
+	save_domain(d);
 	return 0;
 }
 
@@ -766,6 +1002,7 @@ int domains_set_features(struct domains *ds, unsigned int domid,
 	if (features & ~DOMAIN_FEATURES_ALL)
 		return EINVAL;
 	d->features = features;
+	save_domain(d);
 	return 0;
 }
 

@@ -64,6 +64,16 @@ int domains_set_features(struct domains *ds, unsigned int domid,
 /* Features of the domain whose ring c is; every feature for a socket. */
 unsigned int domains_conn_features(struct domains *ds, const struct conn *c);
 
+/*
+ * After a restart: serve again every domain the database names.  A live
+ * guest's ring is mapped again and served as it is (requests it wrote
+ * meanwhile are answered), its channel bound again, its watches restored
+ * (each fires once: changes made while we were down were never told);
+ * one that died meanwhile is released as VIRQ_DOM_EXC would.  Without a
+ * database or Xen, nothing to do.
+ */
+void domains_restore(struct domains *ds);
+
 /* Look for shut-down and dead domains now (as VIRQ_DOM_EXC does). */
 void domains_check(struct domains *ds);
 

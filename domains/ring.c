@@ -59,22 +59,39 @@ size_t ring_readable(const struct xenstore_domain_interface *intf)
 	return used > XENSTORE_RING_SIZE ? 0 : used;
 }
 
-ptrdiff_t ring_read(struct xenstore_domain_interface *intf, void *buf,
-		    size_t len)
+ptrdiff_t ring_peek(const struct xenstore_domain_interface *intf, size_t skip,
+		    void *buf, size_t len)
 {
 	uint32_t cons = load_index(&intf->req_cons);
 	uint32_t prod = load_index(&intf->req_prod);
 	uint32_t avail = prod - cons;
 
 	read_barrier();
-	if (avail > XENSTORE_RING_SIZE)
+	if (avail > XENSTORE_RING_SIZE || skip > avail)
 		return -1;
+	avail -= (uint32_t)skip;
 	if (len > avail)
 		len = avail;
-	copy_from_ring(buf, intf->req, cons, len);
-	full_barrier();
-	store_index(&intf->req_cons, cons + (uint32_t)len);
+	copy_from_ring(buf, intf->req, cons + (uint32_t)skip, len);
 	return (ptrdiff_t)len;
+}
+
+void ring_consume(struct xenstore_domain_interface *intf, size_t n)
+{
+	uint32_t cons = load_index(&intf->req_cons);
+
+	full_barrier();	/* done with the bytes before the guest may reuse them */
+	store_index(&intf->req_cons, cons + (uint32_t)n);
+}
+
+ptrdiff_t ring_read(struct xenstore_domain_interface *intf, void *buf,
+		    size_t len)
+{
+	ptrdiff_t n = ring_peek(intf, 0, buf, len);
+
+	if (n > 0)
+		ring_consume(intf, (size_t)n);
+	return n;
 }
 
 ptrdiff_t ring_write(struct xenstore_domain_interface *intf, const void *buf,

@@ -31,6 +31,17 @@
 ptrdiff_t ring_read(struct xenstore_domain_interface *intf, void *buf,
 		    size_t len);
 
+/*
+ * The same in two steps, so a request leaves the ring only once it has
+ * been answered (a daemon that dies in between finds it again on
+ * restart): ring_peek copies up to len bytes from skip bytes past the
+ * consumer index without moving it (-1: impossible indices), and
+ * ring_consume moves it over n bytes already peeked.
+ */
+ptrdiff_t ring_peek(const struct xenstore_domain_interface *intf, size_t skip,
+		    void *buf, size_t len);
+void ring_consume(struct xenstore_domain_interface *intf, size_t n);
+
 /* Request bytes waiting in the ring (0 when the indices are impossible). */
 size_t ring_readable(const struct xenstore_domain_interface *intf);
 

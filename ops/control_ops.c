@@ -255,6 +255,7 @@ static int control_quota(struct op_call *call, const char **argv,
 		    !op_parse_quota_value(argv[2], &value))
 			return EINVAL;
 		q->hard[kind] = value;
+		server_quotas_changed(call->srv);
 		return op_ok(call);
 	}
 	if (argc == 1) {
@@ -287,6 +288,7 @@ static int control_quota_soft(struct op_call *call, const char **argv,
 	    strcmp(argv[1], "memory") == 0 &&
 	    op_parse_quota_value(argv[2], &value)) {
 		q->soft_memory = value;
+		server_quotas_changed(call->srv);
 		return op_ok(call);
 	}
 	if (argc)

@@ -235,6 +235,8 @@ void server_forget_domain(struct server *srv, unsigned int domid)
 	struct view_node vn;
 
 	quota_forget_domain(&srv->quotas, domid);
+	server_quotas_changed(srv);
+	server_forget_watches(srv, domid);
 	if (!store_domid_referenced(st, domid))
 		return;
 	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {

@@ -137,6 +137,8 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	if (!err && reply.overflow)
 		err = E2BIG;
 	charge_write(srv, c, req, call.tx);
+	/* Durable before the client hears of it. */
+	server_commit(srv);
 	if (err) {
 		log_debug("connection %lu: %s failed: %s", c->id,
 			  wire_type_name(req->hdr.type), wire_error_name(err));
@@ -250,6 +252,7 @@ static void server_conn_closed(struct conn *c)
 
 	txn_set_clear(&cl->txns);
 	watcher_clear(&srv->watches, &cl->watcher);
+	server_watches_changed(srv, c);
 }
 
 static void server_conn_drained(struct conn *c)

@@ -17,6 +17,7 @@
 #include "store/store.h"
 #include "watches/watch.h"
 
+struct db;
 struct domains;
 
 struct server {
@@ -24,6 +25,7 @@ struct server {
 	unsigned int master_domid;	/* the domain we run in: socket clients */
 	unsigned int priv_domid;	/* the other privileged domain */
 	struct domains *domains;	/* domains/, owned by daemon/ (may be NULL) */
+	struct db *db;			/* persist/, owned by daemon/ (NULL: off) */
 	struct store store;
 	struct quotas quotas;		/* limits of unprivileged domains */
 	struct watch_registry watches;
@@ -64,6 +66,22 @@ void ops_fire_special(struct server *srv, const char *name,
  * id inherits nothing.
  */
 void server_forget_domain(struct server *srv, unsigned int domid);
+
+/*
+ * What outlives the process (ops/state.c).  server_load: the tree and the
+ * quotas saved in srv->db replace the initial ones; 0, or -1 after a log
+ * message (the store is then the initial one).  The *_changed calls keep
+ * the database in step (no-ops without one): the quotas, and the watches
+ * of a guest's connection.  server_restore_watches: re-register the saved
+ * watches of c's domain, each firing once.  server_commit: make the
+ * changes so far durable (before their replies leave).
+ */
+int server_load(struct server *srv);
+void server_quotas_changed(struct server *srv);
+void server_watches_changed(struct server *srv, struct conn *c);
+int server_restore_watches(struct server *srv, struct conn *c);
+void server_forget_watches(struct server *srv, unsigned int domid);
+void server_commit(struct server *srv);
 
 /* Handle one request of c: exactly one reply is queued on c. */
 void ops_dispatch(struct conn *c, const struct request *req);

@@ -126,6 +126,7 @@ int op_set_quota(struct op_call *call)
 		return EINVAL;
 	if (n == 2) {
 		q->hard[kind] = value;
+		server_quotas_changed(call->srv);
 		return op_ok(call);
 	}
 	if (!op_parse_domid(argv[0], &domid))
@@ -134,5 +135,6 @@ int op_set_quota(struct op_call *call)
 		return ENOENT;
 	if (quota_set_domain(q, domid, kind, value))
 		return ENOMEM;
+	server_quotas_changed(call->srv);
 	return op_ok(call);
 }

@@ -47,6 +47,7 @@ int op_watch(struct op_call *call)
 	if (!w)
 		return errno;
 	call->new_watch = w;	/* its first event follows the reply */
+	server_watches_changed(call->srv, call->c);
 	return op_ok(call);
 }
 
@@ -63,6 +64,7 @@ int op_unwatch(struct op_call *call)
 	if (err || (err = watch_remove(&call->srv->watches, &cl->watcher,
 				       call->path, argv[1])))
 		return err;
+	server_watches_changed(call->srv, call->c);
 	return op_ok(call);
 }
 
@@ -73,5 +75,6 @@ int op_reset_watches(struct op_call *call)
 	/* Drops the caller's transactions, the one of this request too. */
 	txn_set_clear(&cl->txns);
 	watcher_clear(&call->srv->watches, &cl->watcher);
+	server_watches_changed(call->srv, call->c);
 	return op_ok(call);
 }

@@ -115,3 +115,49 @@ void quota_forget_domain(struct quotas *q, unsigned int domid)
 		free(d);
 	}
 }
+
+void quotas_save(const struct quotas *q, struct writer *w)
+{
+	const struct quota_domain *d, *tmp;
+
+	wr_u32(w, QUOTA_KINDS);
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		wr_u32(w, q->hard[k]);
+	wr_u32(w, q->soft_memory);
+	wr_u32(w, HASH_COUNT(q->domains));
+	HASH_ITER(hh, q->domains, d, tmp) {
+		wr_u32(w, d->domid);
+		wr_u32(w, d->set);
+		for (int k = 0; k < QUOTA_KINDS; k++)
+			wr_u32(w, d->value[k]);
+	}
+}
+
+int quotas_load(struct quotas *q, struct reader *r)
+{
+	unsigned int hard[QUOTA_KINDS], soft;
+	uint32_t ndomains;
+
+	if (rd_u32(r) != QUOTA_KINDS)
+		return -1;
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		hard[k] = rd_u32(r);
+	soft = rd_u32(r);
+	ndomains = rd_u32(r);
+	if (!rd_ok(r))
+		return -1;
+	memcpy(q->hard, hard, sizeof(hard));
+	q->soft_memory = soft;
+	for (uint32_t i = 0; i < ndomains && rd_ok(r); i++) {
+		uint32_t domid = rd_u32(r), set = rd_u32(r);
+
+		for (int k = 0; k < QUOTA_KINDS; k++) {
+			uint32_t v = rd_u32(r);
+
+			if (rd_ok(r) && (set & (1u << k)) &&
+			    quota_set_domain(q, domid, (enum quota_kind)k, v))
+				return -1;
+		}
+	}
+	return rd_done(r) ? 0 : -1;
+}

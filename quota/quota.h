@@ -17,6 +17,8 @@
 
 #include <uthash.h>
 
+#include "persist/record.h"
+
 enum quota_kind {
 	QUOTA_NODES,		/* nodes a domain owns */
 	QUOTA_WATCHES,		/* watches of a domain */
@@ -54,6 +56,14 @@ int quota_set_domain(struct quotas *q, unsigned int domid,
 		     enum quota_kind kind, unsigned int value);
 /* Drop every override of a domain that is gone. */
 void quota_forget_domain(struct quotas *q, unsigned int domid);
+
+/*
+ * Save every limit and override / load them back over what q holds.
+ * quotas_load: 0, or -1 for a malformed record (q is then unchanged in
+ * its global limits, and may hold some of the overrides).
+ */
+void quotas_save(const struct quotas *q, struct writer *w);
+int quotas_load(struct quotas *q, struct reader *r);
 
 /* Would value break limit? */
 static inline bool quota_exceeded(unsigned int limit, unsigned long value)

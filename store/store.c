@@ -126,12 +126,23 @@ bool store_domid_referenced(const struct store *s, uint32_t domid)
 	       (s->use[domid].owned || s->use[domid].named);
 }
 
-static void hash_add(struct store *s, struct node *n)
+static void tell_changed(const struct store *s, const struct node *n)
+{
+	if (s->observer)
+		s->observer->changed(n, s->observer->arg);
+}
+
+static void hash_insert(struct store *s, struct node *n)
 {
 	account(s, n, n->perms, 1);
 	HASH_ADD_KEYPTR(hh, s->nodes, n->path, strlen(n->path), n);
 	s->count++;
-	n->gen = n->cgen = ++s->gen;
+}
+
+static void hash_add(struct store *s, struct node *n)
+{
+	hash_insert(s, n);
+	n->born = n->gen = n->cgen = ++s->gen;
 }
 
 void store_init(struct store *s, struct perms *root_perms)
@@ -187,6 +198,7 @@ struct node *store_create(struct store *s, const char *path,
 		if (!n)
 			goto nomem;
 		hash_add(s, n);
+		tell_changed(s, n);
 		return n;
 	}
 
@@ -217,6 +229,7 @@ struct node *store_create(struct store *s, const char *path,
 	for (unsigned int i = 0; i < missing; i++) {
 		hash_add(s, chain[i]);
 		link_child(s, parent, chain[i]);
+		tell_changed(s, chain[i]);
 		parent = chain[i];
 	}
 	n = chain[missing - 1];
@@ -253,6 +266,7 @@ struct node *store_write(struct store *s, const char *path,
 	n->value_len = (uint32_t)len;
 	s->use[n->perms->e[0].domid].bytes += n->value_len;
 	n->gen = ++s->gen;
+	tell_changed(s, n);
 	return n;
 }
 
@@ -264,6 +278,7 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 	perms_unref(n->perms);
 	n->perms = perms;
 	n->gen = ++s->gen;
+	tell_changed(s, n);
 }
 
 /* Deepest first descendant of n (n itself when it has no children). */
@@ -291,6 +306,8 @@ int store_remove(struct store *s, struct node *n,
 						: cur->parent);
 		if (each)
 			each(cur, arg);
+		if (s->observer)
+			s->observer->removed(cur, s->observer->arg);
 		if (cur->parent)
 			unlink_child(s, cur);
 		HASH_DELETE(hh, s->nodes, cur);
@@ -302,6 +319,72 @@ int store_remove(struct store *s, struct node *n,
 		cur = next;
 	}
 	return 0;
+}
+
+struct node *store_restore(struct store *s, const char *path,
+			   struct perms *perms, const void *data, size_t len,
+			   uint64_t born, uint64_t gen, uint64_t cgen)
+{
+	size_t plen = strlen(path);
+	struct node *n = lookup_len(s, path, plen), *parent = NULL;
+	bool existed = n != NULL;
+	char *copy = NULL;
+
+	if (!path_is_special(path)) {
+		if (!path_is_valid(path))
+			goto invalid;
+		if (plen > 1 &&
+		    !(parent = lookup_len(s, path, path_parent_len_n(path, plen))))
+			goto invalid;
+	}
+	if (len) {
+		copy = malloc(len);
+		if (!copy) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		memcpy(copy, data, len);
+	}
+	if (n) {
+		/* Only "/" exists before it is restored. */
+		account(s, n, n->perms, -1);
+		perms_unref(n->perms);
+		n->perms = perms_ref(perms);
+		free(n->value);
+	} else {
+		n = node_new(path, plen, perms);
+		if (!n) {
+			free(copy);
+			errno = ENOMEM;
+			return NULL;
+		}
+		if (parent) {
+			/* The parent keeps its saved generations. */
+			uint64_t cgen_saved = parent->cgen, gen_saved = s->gen;
+
+			link_child(s, parent, n);
+			parent->cgen = cgen_saved;
+			s->gen = gen_saved;
+		}
+	}
+	n->value = copy;
+	n->value_len = (uint32_t)len;
+	if (existed)
+		account(s, n, n->perms, 1);
+	else
+		hash_insert(s, n);
+	n->born = born;
+	n->gen = gen ? gen : born;
+	n->cgen = cgen ? cgen : born;
+	if (born > s->gen)
+		s->gen = born;
+	if (node_generation(n) > s->gen)
+		s->gen = node_generation(n);
+	return n;
+
+invalid:
+	errno = EINVAL;
+	return NULL;
 }
 
 void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),

@@ -66,6 +66,9 @@ struct node {
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
 	uint64_t gen;			/* last change of value or perms, or creation */
 	uint64_t cgen;			/* last change of the children list */
+	uint64_t born;			/* generation it was created with: a
+					 * parent's is lower than its children's,
+					 * siblings' follow their order */
 	char path[];			/* canonical path, NUL-terminated */
 };
 
@@ -78,11 +81,23 @@ struct store_domid_use {
 	uint64_t bytes;			/* memory of the nodes it owns */
 };
 
+/*
+ * Who is told of every change, once it is made (persist/ keeps its file
+ * in step this way): a node created, or its value or permissions changed;
+ * a node about to be freed by a removal.
+ */
+struct store_observer {
+	void (*changed)(const struct node *n, void *arg);
+	void (*removed)(const struct node *n, void *arg);
+	void *arg;
+};
+
 struct store {
 	struct node *nodes;		/* uthash head: every node, owned */
 	unsigned long count;
 	uint64_t gen;			/* last generation handed out */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
+	const struct store_observer *observer;	/* NULL: nobody */
 };
 
 void store_init(struct store *s, struct perms *root_perms);
@@ -115,6 +130,17 @@ struct node *store_create(struct store *s, const char *path,
  */
 struct node *store_write(struct store *s, const char *path,
 			 struct perms *perms, const void *data, size_t len);
+
+/*
+ * Put back one node saved earlier (start-up, live update): its parent must
+ * exist already (or the path is special), and it becomes the parent's last
+ * child.  An existing node (the root) takes the saved value and perms.  The
+ * generations are the saved ones (0: born).  The observer is not told.
+ * NULL with errno: EINVAL (no parent, bad path), ENOMEM.
+ */
+struct node *store_restore(struct store *s, const char *path,
+			   struct perms *perms, const void *data, size_t len,
+			   uint64_t born, uint64_t gen, uint64_t cgen);
 
 /* Does any node's permission list name domid (as owner or entry)? */
 bool store_domid_referenced(const struct store *s, uint32_t domid);

@@ -368,3 +368,41 @@ void watch_fire_special(struct watch_registry *reg, const char *name,
 				send_event(w, one);
 	}
 }
+
+void watcher_save(const struct watcher *wr, struct writer *out)
+{
+	const struct watch *w;
+
+	wr_u32(out, wr->count);
+	DL_FOREACH(wr->watches, w) {
+		wr_str(out, w->path);
+		wr_str(out, w->token);
+		wr_u32(out, (uint32_t)w->strip);
+		wr_u32(out, (uint32_t)w->depth);
+		wr_u8(out, w->coalesced);
+	}
+}
+
+int watcher_load(struct watch_registry *reg, struct watcher *wr,
+		 struct reader *r, bool fire)
+{
+	uint32_t n = rd_u32(r);
+
+	for (uint32_t i = 0; i < n && rd_ok(r); i++) {
+		const char *path = rd_str(r), *token = rd_str(r);
+		uint32_t strip = rd_u32(r);
+		int32_t depth = (int32_t)rd_u32(r);
+		bool held = rd_u8(r);
+		struct watch *w;
+
+		if (!rd_ok(r) || strip > strlen(path) || depth < -1 ||
+		    !(path_is_special(path) || path_is_valid(path)))
+			return -1;
+		w = watch_add(reg, wr, path, strip, token, depth);
+		if (!w)
+			return -1;
+		if (fire || held)
+			watch_fire_initial(w);
+	}
+	return rd_ok(r) ? 0 : -1;
+}

@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "conn/conn.h"
+#include "persist/record.h"
 #include "store/store.h"
 
 #define WATCH_QUEUE_MAX (4 * CONN_OUT_HIGH)
@@ -97,5 +98,17 @@ void watch_fire_special(struct watch_registry *reg, const char *name,
 
 /* wr's connection has drained its output: send the coalesced events. */
 void watcher_drained(struct watcher *wr);
+
+/*
+ * Saving and restoring (restart, live update).  watcher_save appends every
+ * watch of wr, in registration order, with whether an event is held back
+ * for it.  watcher_load registers them again on wr (no quota check: they
+ * were allowed once); with fire, each gets the event a new watch gets (the
+ * changes of a crash may never have been told), otherwise only the held
+ * back ones do.  0, or -1 for a malformed record or no memory.
+ */
+void watcher_save(const struct watcher *wr, struct writer *w);
+int watcher_load(struct watch_registry *reg, struct watcher *wr,
+		 struct reader *r, bool fire);
 
 #endif

@@ -154,7 +154,9 @@ def test_split_packets():
         pkt = RawClient.packet(XS_READ, b"split/a\0", 102)
         g.send_bytes(pkt[:7])
         check(no_reply(g, 0.2), "a reply to 7 bytes of a header")
-        eq(g.req_cons, g.req_prod, "the daemon takes partial headers off the ring")
+        # A request leaves the ring only once handled, so a daemon that
+        # dies before finds it again when it restarts.
+        eq(g.req_prod - g.req_cons, 7, "a partial header stays in the ring")
         g.send_bytes(pkt[7:12])
         check(no_reply(g, 0.1), "a reply to 12 bytes of a header")
         g.send_bytes(pkt[12:])
@@ -400,7 +402,8 @@ def test_reconnection():
         eq(other.next_event(), (b"/local/domain/6/o", b"keep"))
         partial = RawClient.packet(XS_WRITE, b"data/partial\0zzz", 55)
         g.send_bytes(partial[:20])
-        wait_for(lambda: g.req_cons == g.req_prod, "the partial packet taken off the ring")
+        time.sleep(0.2)
+        eq(g.req_prod - g.req_cons, 20, "the partial packet waits in the ring")
         n0 = g.notified
         g.reconnect()
         eq(g.connection, XENSTORE_CONNECTED, "connection after reconnect")

@@ -1,0 +1,168 @@
+/*
+ * What of the server outlives the process: loading the tree and quotas
+ * from the database at start-up, and keeping the database's copy of the
+ * quotas and of each guest's watches in step.  Socket clients' watches are
+ * not saved: those clients reconnect and register them again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "ops/ops_impl.h"
+#include "persist/db.h"
+#include "persist/record.h"
+
+#define QUOTAS_KEY "#quotas"
+
+static void watches_key(char *buf, size_t len, unsigned int domid)
+{
+	snprintf(buf, len, "#watches/%u", domid);
+}
+
+void server_commit(struct server *srv)
+{
+	db_commit(srv->db);
+}
+
+/* Encode with fn into a fresh buffer and store it under key. */
+static void put_record(struct server *srv, const char *key,
+		       void (*fn)(const void *obj, struct writer *w),
+		       const void *obj)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer w;
+
+	if (!b) {
+		log_error("database: no memory to save %s", key);
+		return;
+	}
+	wr_init(&w, b);
+	fn(obj, &w);
+	if (wr_ok(&w))
+		db_put(srv->db, key, b);
+	else
+		log_error("database: no memory to save %s", key);
+	evbuffer_free(b);
+}
+
+static void save_quotas(const void *q, struct writer *w)
+{
+	quotas_save(q, w);
+}
+
+void server_quotas_changed(struct server *srv)
+{
+	if (srv->db)
+		put_record(srv, QUOTAS_KEY, save_quotas, &srv->quotas);
+}
+
+static void save_watches(const void *wr, struct writer *w)
+{
+	watcher_save(wr, w);
+}
+
+void server_watches_changed(struct server *srv, struct conn *c)
+{
+	struct client *cl = c->owner_data;
+	char key[32];
+
+	if (!srv->db || !c->resumable)
+		return;
+	watches_key(key, sizeof(key), c->who.domid);
+	if (cl->watcher.count)
+		put_record(srv, key, save_watches, &cl->watcher);
+	else
+		db_delete(srv->db, key);
+}
+
+void server_forget_watches(struct server *srv, unsigned int domid)
+{
+	char key[32];
+
+	watches_key(key, sizeof(key), domid);
+	db_delete(srv->db, key);
+}
+
+struct watches_lookup {
+	unsigned int domid;
+	struct server *srv;
+	struct conn *c;
+	int rc;
+};
+
+static int restore_watches_of(const char *name, const void *data,
+			      size_t len, void *arg)
+{
+	struct watches_lookup *l = arg;
+	struct client *cl = l->c->owner_data;
+	struct reader r;
+	char want[16];
+
+	snprintf(want, sizeof(want), "%u", l->domid);
+	if (strcmp(name, want) != 0)
+		return 0;
+	rd_init(&r, data, len);
+	l->rc = watcher_load(&l->srv->watches, &cl->watcher, &r, true);
+	if (l->rc)
+		log_error("database: the watches of domain %u are unreadable; "
+			  "it has none now", l->domid);
+	return 1;
+}
+
+int server_restore_watches(struct server *srv, struct conn *c)
+{
+	struct watches_lookup l = { c->who.domid, srv, c, 0 };
+
+	if (!srv->db)
+		return 0;
+	db_each(srv->db, "#watches/", restore_watches_of, &l);
+	return l.rc;
+}
+
+static int load_quotas(const char *name, const void *data, size_t len,
+		       void *arg)
+{
+	struct server *srv = arg;
+	struct reader r;
+
+	if (name[0])
+		return 0;
+	rd_init(&r, data, len);
+	if (quotas_load(&srv->quotas, &r) != 0) {
+		log_error("database %s: the quota record is malformed",
+			  db_path(srv->db));
+		return -1;
+	}
+	return 0;
+}
+
+int server_load(struct server *srv)
+{
+	struct store loaded;
+	struct perms *root = perms_alloc(1);	/* replaced by the saved one */
+
+	if (!root) {
+		log_error("cannot load the database: out of memory");
+		return -1;
+	}
+	store_init(&loaded, root);
+	perms_unref(root);
+	if (db_load_nodes(srv->db, &loaded) != 0 ||
+	    db_each(srv->db, QUOTAS_KEY, load_quotas, srv) != 0) {
+		store_destroy(&loaded);
+		return -1;
+	}
+	if (!store_lookup(&loaded, "@introduceDomain") ||
+	    !store_lookup(&loaded, "@releaseDomain")) {
+		log_error("database %s is unusable: the special nodes are "
+			  "missing", db_path(srv->db));
+		store_destroy(&loaded);
+		return -1;
+	}
+	store_destroy(&srv->store);
+	srv->store = loaded;
+	log_info("loaded %lu nodes from %s", srv->store.count,
+		 db_path(srv->db));
+	return 0;
+}

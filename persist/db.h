@@ -1,0 +1,75 @@
+/*
+ * db: the tdb file that makes every committed change survive a crash.
+ *
+ * Owns the tdb handle.  Each node is one record keyed by its path (value:
+ * its creation generation, permissions and value; children are found by
+ * path on load, ordered by creation).  Other state a restart needs (the
+ * domain table, each guest's watches, the quotas) lives in records whose
+ * keys start with '#', written by their owners through db_put.
+ *
+ * Changes collect in one tdb transaction, opened at the first change and
+ * made durable by db_commit, which the request loop calls before a reply
+ * leaves: a crash leaves the old or the new state, never half of one.  The
+ * file lives on tmpfs (it must not outlive a reboot, when every domain is
+ * gone), so nothing is fsynced.
+ */
+#ifndef XS_DB_H
+#define XS_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "store/store.h"
+
+struct db;
+
+/*
+ * Open path, creating it when missing or empty.  *restorable: it holds a
+ * saved state to load.  NULL (after a log message) when it cannot be
+ * opened or is not ours: the caller exits rather than overwrite it.
+ * Changes made outside a request (a domain dying) are committed by an
+ * event on base at the end of the loop turn that made them.
+ */
+struct db *db_open(const char *path, struct event_base *base,
+		   bool *restorable);
+/* Commit what is pending and close. */
+void db_close(struct db *db);
+const char *db_path(const struct db *db);
+
+/*
+ * Load every saved node into s (fresh from store_init), parents before
+ * children, siblings in creation order.  0, or -1 after a log message
+ * naming what is wrong: s may then hold part of the tree and must be
+ * destroyed.
+ */
+int db_load_nodes(struct db *db, struct store *s);
+
+/*
+ * Call fn for every record whose key starts with prefix ('#...'), with
+ * the rest of the key.  Stops at and returns fn's first nonzero result.
+ */
+int db_each(struct db *db, const char *prefix,
+	    int (*fn)(const char *name, const void *data, size_t len,
+		      void *arg),
+	    void *arg);
+
+/* Follow every change of s from now on; with save_all, first save the
+ * nodes it holds (a new file). */
+void db_follow(struct db *db, struct store *s, bool save_all);
+
+/* Set or delete one '#' record, as part of the pending commit. */
+void db_put(struct db *db, const char *key, struct evbuffer *value);
+void db_delete(struct db *db, const char *key);
+
+/*
+ * Make every change since the last call durable.  0, or -1 when the file
+ * could not be written (logged): it is then emptied, so no restart loads
+ * a state older than the one clients were told about, and persistence
+ * stays off.  A NULL db (persistence off) does nothing.
+ */
+int db_commit(struct db *db);
+
+#endif

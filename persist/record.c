@@ -1,0 +1,146 @@
+/* The record encoding: see record.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "persist/record.h"
+
+void wr_init(struct writer *w, struct evbuffer *buf)
+{
+	w->buf = buf;
+	w->failed = false;
+}
+
+static void put(struct writer *w, const void *p, size_t len)
+{
+	if (!w->failed && len && evbuffer_add(w->buf, p, len) != 0)
+		w->failed = true;
+}
+
+void wr_u8(struct writer *w, uint8_t v)
+{
+	put(w, &v, 1);
+}
+
+void wr_u32(struct writer *w, uint32_t v)
+{
+	unsigned char b[4];
+
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	put(w, b, sizeof(b));
+}
+
+void wr_u64(struct writer *w, uint64_t v)
+{
+	wr_u32(w, (uint32_t)v);
+	wr_u32(w, (uint32_t)(v >> 32));
+}
+
+void wr_bytes(struct writer *w, const void *p, size_t len)
+{
+	if (len > UINT32_MAX) {
+		w->failed = true;
+		return;
+	}
+	wr_u32(w, (uint32_t)len);
+	put(w, p, len);
+}
+
+void wr_str(struct writer *w, const char *s)
+{
+	if (!s)
+		s = "";
+	wr_bytes(w, s, strlen(s) + 1);
+}
+
+void wr_evbuffer(struct writer *w, struct evbuffer *src)
+{
+	size_t len = evbuffer_get_length(src);
+
+	if (len > UINT32_MAX) {
+		w->failed = true;
+		return;
+	}
+	wr_u32(w, (uint32_t)len);
+	/* Copy chunk by chunk: src keeps its bytes and its layout. */
+	int n = evbuffer_peek(src, -1, NULL, NULL, 0);
+	struct evbuffer_iovec *v;
+
+	if (w->failed || n <= 0)
+		return;
+	v = calloc((size_t)n, sizeof(*v));
+	if (!v) {
+		w->failed = true;
+		return;
+	}
+	n = evbuffer_peek(src, -1, NULL, v, n);
+	for (int i = 0; i < n; i++)
+		put(w, v[i].iov_base, v[i].iov_len);
+	free(v);
+}
+
+void rd_init(struct reader *r, const void *p, size_t len)
+{
+	r->p = p;
+	r->left = len;
+	r->bad = false;
+}
+
+static const unsigned char *take(struct reader *r, size_t len)
+{
+	const unsigned char *p;
+
+	if (r->bad || len > r->left) {
+		r->bad = true;
+		return NULL;
+	}
+	p = r->p;
+	r->p += len;
+	r->left -= len;
+	return p;
+}
+
+uint8_t rd_u8(struct reader *r)
+{
+	const unsigned char *p = take(r, 1);
+
+	return p ? p[0] : 0;
+}
+
+uint32_t rd_u32(struct reader *r)
+{
+	const unsigned char *p = take(r, 4);
+	uint32_t v = 0;
+
+	for (int i = 3; p && i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+uint64_t rd_u64(struct reader *r)
+{
+	uint64_t lo = rd_u32(r);
+
+	return lo | (uint64_t)rd_u32(r) << 32;
+}
+
+const void *rd_bytes(struct reader *r, uint32_t *len)
+{
+	uint32_t n = rd_u32(r);
+	const unsigned char *p = take(r, n);
+
+	*len = p ? n : 0;
+	return p;
+}
+
+const char *rd_str(struct reader *r)
+{
+	uint32_t len;
+	const char *s = rd_bytes(r, &len);
+
+	if (!s || len == 0 || memchr(s, '\0', len) != s + len - 1) {
+		r->bad = true;
+		return "";
+	}
+	return s;
+}

@@ -1,0 +1,71 @@
+/*
+ * record: the byte encoding shared by the database and the live-update
+ * image.
+ *
+ * Writers append fixed-width little-endian integers and length-prefixed
+ * byte strings to an evbuffer.  Readers take them back out of a byte range
+ * with every length checked: a file is untrusted input, so a short or
+ * corrupt record sets the reader's error flag and yields zeros and empty
+ * strings, never a read past the end.  Callers test rd_ok() once at the
+ * end of a record.
+ */
+#ifndef XS_RECORD_H
+#define XS_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+/* Appending fails only for lack of memory: wr_ok() says whether it did. */
+struct writer {
+	struct evbuffer *buf;		/* borrowed */
+	bool failed;
+};
+
+void wr_init(struct writer *w, struct evbuffer *buf);
+void wr_u8(struct writer *w, uint8_t v);
+void wr_u32(struct writer *w, uint32_t v);
+void wr_u64(struct writer *w, uint64_t v);
+/* A u32 length, then the bytes. */
+void wr_bytes(struct writer *w, const void *p, size_t len);
+/* A string with its terminator (NULL is written as the empty string). */
+void wr_str(struct writer *w, const char *s);
+/* The bytes of an evbuffer, length first; src is not changed. */
+void wr_evbuffer(struct writer *w, struct evbuffer *src);
+static inline bool wr_ok(const struct writer *w)
+{
+	return !w->failed;
+}
+
+struct reader {
+	const unsigned char *p;
+	size_t left;
+	bool bad;
+};
+
+void rd_init(struct reader *r, const void *p, size_t len);
+uint8_t rd_u8(struct reader *r);
+uint32_t rd_u32(struct reader *r);
+uint64_t rd_u64(struct reader *r);
+/* Borrowed bytes of a wr_bytes field (NULL and 0 on error). */
+const void *rd_bytes(struct reader *r, uint32_t *len);
+/* A wr_str string: present, NUL-terminated inside its length; "" on error. */
+const char *rd_str(struct reader *r);
+/* Mark the record bad (a value out of range, say). */
+static inline void rd_fail(struct reader *r)
+{
+	r->bad = true;
+}
+static inline bool rd_ok(const struct reader *r)
+{
+	return !r->bad;
+}
+/* Everything read and nothing left over. */
+static inline bool rd_done(const struct reader *r)
+{
+	return !r->bad && r->left == 0;
+}
+
+#endif
