@@ -191,6 +191,7 @@ void conn_handle_input(struct conn *c)
 		if (avail < WIRE_HDR_LEN + req.hdr.len)
 			break;
 		evbuffer_remove(c->in, packet, WIRE_HDR_LEN + req.hdr.len);
+		c->in_handled += WIRE_HDR_LEN + req.hdr.len;
 		packet[WIRE_HDR_LEN + req.hdr.len] = '\0';
 		req.payload = packet + WIRE_HDR_LEN;
 		if (trace_active & TRACE_IO)

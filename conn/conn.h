@@ -90,6 +90,7 @@ struct conn {
 	 * the stream of output bytes (a FIFO), and how many bytes were ever
 	 * queued, so the bytes sent are out_total - length of out. */
 	uint64_t out_total;
+	uint64_t in_handled;		/* bytes of requests taken from in */
 	uint64_t *reply_ends;		/* owned */
 	unsigned int reply_head, nreplies, reply_cap;
 	LIST_ENTRY(conn) link;		/* in the owner's list of connections */

@@ -480,11 +480,13 @@ static char *default_database(const char *socket_path, bool socket_ours)
 	int n;
 
 	if (socket_ours && slash)
-		n = asprintf(&path, "%.*s/xenstored.tdb",
-			     (int)(slash - socket_path), socket_path);
-	else
-		n = asprintf(&path, "%s/xenstored.tdb",
-			     dir && *dir ? dir : XS_DEFAULT_RUNDIR);
+		return asprintf(&path, "%.*s/xenstored.tdb",
+				(int)(slash - socket_path), socket_path) < 0
+		       ? NULL : path;
+	if (!dir || !*dir)
+		dir = XS_DEFAULT_RUNDIR;
+	mkdir(dir, 0755);
+	n = asprintf(&path, "%s/xenstored.tdb", dir);
 	return n < 0 ? NULL : path;
 }
 
@@ -601,9 +603,7 @@ int main(int argc, char **argv)
 			srv.quotas.hard[k] = o.quota[k];
 	if (o.soft_memory_given)
 		srv.quotas.soft_memory = o.soft_memory;
-	/* Before the socket: a database we cannot use stops us here. */
-	if (open_database(&srv, &o, socket_path, &restored) != 0)
-		goto out_server;
+
 	/* Before the socket exists: a SIGTERM from then on removes it. */
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sig_ev[i] = evsignal_new(base, signals[i],
@@ -618,6 +618,10 @@ int main(int argc, char **argv)
 	l = open_listener(&srv, &o, &socket_path);
 	if (!l)
 		goto out_server;
+	/* Before anyone is served: a database we cannot use stops us here
+	 * (the socket goes again), and nothing overwrites it. */
+	if (open_database(&srv, &o, socket_path, &restored) != 0)
+		goto out_listener;
 	if (!o.foreground && detach() != 0) {
 		log_error("cannot daemonize: %s", strerror(errno));
 		goto out_listener;

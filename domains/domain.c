@@ -54,6 +54,7 @@ struct domain {
 	size_t peeked;
 	size_t in_consumed;		/* bytes at the front of conn->in that
 					 * already left the ring (see below) */
+	uint64_t handled_seen;		/* conn->in_handled when last looked */
 	struct conn *conn;		/* NULL when not served (error) */
 	struct event *io;		/* zero-timeout timer: serve the ring */
 	UT_hash_handle hh;		/* ds->by_id */
@@ -271,6 +272,7 @@ static int domain_connect(struct domain *d)
 		return ENOMEM;
 	c->who.target = d->target;
 	c->resumable = true;
+	d->handled_seen = 0;
 	d->conn = c;
 	d->reading = true;
 	return 0;
@@ -355,11 +357,14 @@ static bool flush_output(struct domain *d, bool *moved)
 	return true;
 }
 
-/* Handled request bytes leave the ring. */
-static void consume_handled(struct domain *d, size_t bytes, bool *moved)
+/* Handled request bytes leave the ring (the connection may have handled
+ * some from its own resume timer since the last pass). */
+static void consume_handled(struct domain *d, bool *moved)
 {
+	size_t bytes = (size_t)(d->conn->in_handled - d->handled_seen);
 	size_t gone = bytes < d->in_consumed ? bytes : d->in_consumed;
 
+	d->handled_seen = d->conn->in_handled;
 	d->in_consumed -= gone;
 	bytes -= gone;
 	if (!bytes)
@@ -419,11 +424,9 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 				domain_destroy(d, true);
 				return;
 			}
-			if (d->conn == c)
-				consume_handled(d, held + (size_t)n -
-						   evbuffer_get_length(c->in),
-						&moved);
 		}
+		if (d->conn == c)
+			consume_handled(d, &moved);
 		/* A full ring we copied all of, holding no whole packet (a
 		 * request longer than the ring): consume it now, or the guest
 		 * could never write the rest. */
@@ -435,6 +438,8 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 			moved = true;
 		}
 	}
+	if (d->conn)
+		consume_handled(d, &moved);
 	if (d->conn && !flush_output(d, &moved))
 		goto bad_index;
 	d->in_io = false;
@@ -713,9 +718,7 @@ static void resume_domain(struct domain *d)
 			  d->domid);
 		return;
 	}
-	d->conn->restored = true;
-	d->conn->replaying = true;
-	server_restore_watches(ds->srv, d->conn);
+	server_restore_conn(ds->srv, d->conn);
 	/* Whatever it wrote while we were away, and a signal we missed. */
 	signal_guest(d);
 	schedule_io(d);
@@ -808,10 +811,8 @@ void domains_restore(struct domains *ds)
 			d->conn->who.target = d->target;
 	/* dom0's own ring came up before its watches were known. */
 	d = find_domain(ds, ds->srv->master_domid);
-	if (d && d->conn) {
-		d->conn->restored = true;
-		server_restore_watches(ds->srv, d->conn);
-	}
+	if (d && d->conn)
+		server_restore_conn(ds->srv, d->conn);
 	domains_check(ds);
 	server_commit(ds->srv);
 }

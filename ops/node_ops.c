@@ -80,7 +80,10 @@ static int check_write(struct op_call *call, const struct perms *perms,
 			an.value_len, children_len(call, anc) +
 			strlen(child) - strlen(anc))))
 		return ENOSPC;
-	return op_check_memory(call, len + created * strlen(call->path));
+	/* What the store will charge (store.c node_bytes), a bound for
+	 * the parents, which have shorter paths. */
+	return op_check_memory(call, len + (size_t)created *
+			       (sizeof(struct node) + strlen(call->path) + 1));
 }
 
 /*

@@ -105,6 +105,27 @@ static void charge_write(struct server *srv, struct conn *c,
 					 .tv_usec = (suseconds_t)(owed * 1e6) + 1 });
 }
 
+/*
+ * A guest served again after a crash may still use a transaction it
+ * opened before: take it on (within the quota) so its requests work and
+ * its commit answers EAGAIN, which makes the guest redo it (ENOENT would
+ * fail its device set-up).
+ */
+static struct txn *adopt_lost(struct op_call *call)
+{
+	struct client *cl = call->c->owner_data;
+	struct txn *t;
+
+	if (!call->c->restored ||
+	    quota_exceeded(op_limit(call, QUOTA_TRANSACTIONS),
+			   cl->txns.count + 1UL))
+		return NULL;
+	t = txn_adopt(&cl->txns, call->req->hdr.tx_id);
+	if (t && op_limit(call, QUOTA_NODES))
+		txn_count_nodes_of(t, call->c->who.domid);
+	return t;
+}
+
 void ops_dispatch(struct conn *c, const struct request *req)
 {
 	struct server *srv = c->hooks->owner;
@@ -122,7 +143,8 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	else if ((op->flags & OP_PRIV) && !c->who.privileged)
 		err = EACCES;
 	else if (!(op->flags & OP_NOTID) && req->hdr.tx_id != 0 &&
-		 !(call.tx = txn_find(&cl->txns, req->hdr.tx_id)))
+		 !(call.tx = txn_find(&cl->txns, req->hdr.tx_id)) &&
+		 !(call.tx = adopt_lost(&call)))
 		err = ENOENT;	/* not an open transaction of this connection */
 	else if (call.tx && req->hdr.type != XS_TRANSACTION_END &&
 		 quota_exceeded(op_limit(&call, QUOTA_TXN_NODES),

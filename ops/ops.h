@@ -72,14 +72,16 @@ void server_forget_domain(struct server *srv, unsigned int domid);
  * quotas saved in srv->db replace the initial ones; 0, or -1 after a log
  * message (the store is then the initial one).  The *_changed calls keep
  * the database in step (no-ops without one): the quotas, and the watches
- * of a guest's connection.  server_restore_watches: re-register the saved
- * watches of c's domain, each firing once.  server_commit: make the
+ * of a guest's connection.  server_restore_conn: c serves a guest again
+ * after a restart: its saved watches come back (each firing once), and it
+ * may replay requests and use transactions from before (ops.c).
+ * server_commit: make the
  * changes so far durable (before their replies leave).
  */
 int server_load(struct server *srv);
 void server_quotas_changed(struct server *srv);
 void server_watches_changed(struct server *srv, struct conn *c);
-int server_restore_watches(struct server *srv, struct conn *c);
+void server_restore_conn(struct server *srv, struct conn *c);
 void server_forget_watches(struct server *srv, unsigned int domid);
 void server_commit(struct server *srv);
 

@@ -5,6 +5,7 @@
  * not saved: those clients reconnect and register them again.
  */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,14 +111,19 @@ static int restore_watches_of(const char *name, const void *data,
 	return 1;
 }
 
-int server_restore_watches(struct server *srv, struct conn *c)
+void server_restore_conn(struct server *srv, struct conn *c)
 {
 	struct watches_lookup l = { c->who.domid, srv, c, 0 };
+	struct client *cl = c->owner_data;
+	struct timespec now;
 
-	if (!srv->db)
-		return 0;
-	db_each(srv->db, "#watches/", restore_watches_of, &l);
-	return l.rc;
+	c->restored = true;
+	c->replaying = true;
+	/* New transaction ids far from those the guest may still hold. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	cl->txns.last_id = 0x40000000u ^ (uint32_t)(now.tv_nsec & 0x3fffffff);
+	if (srv->db)
+		db_each(srv->db, "#watches/", restore_watches_of, &l);
 }
 
 static int load_quotas(const char *name, const void *data, size_t len,

@@ -47,6 +47,7 @@ struct txn {
 	struct txn *next;		/* in txn_set.head */
 	uint32_t id;
 	bool failed;			/* ran out of memory: commit says ENOMEM */
+	bool adopted;			/* from before a restart: commit EAGAIN */
 	size_t bytes;			/* what its entries hold (memory quota) */
 	/* For the nodes quota: nodes it made exist, and nodes of owner it
 	 * deleted (its own creations included); owner -1: not counted. */
@@ -118,6 +119,21 @@ struct txn *txn_start(struct txn_set *set)
 	set->count++;
 	if (set->open_total)
 		(*set->open_total)++;
+	return t;
+}
+
+struct txn *txn_adopt(struct txn_set *set, uint32_t id)
+{
+	uint32_t last = set->last_id;
+	struct txn *t;
+
+	if (id == 0 || txn_find(set, id))
+		return NULL;
+	set->last_id = id - 1;
+	t = txn_start(set);
+	set->last_id = last;
+	if (t)
+		t->adopted = true;
 	return t;
 }
 
@@ -679,6 +695,10 @@ int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
 
 	if (t->failed) {
 		err = ENOMEM;
+		goto out;
+	}
+	if (t->adopted) {
+		err = EAGAIN;
 		goto out;
 	}
 	HASH_ITER(hh, t->entries, e, tmp) {

@@ -50,6 +50,12 @@ void txn_set_clear(struct txn_set *set);
 /* Open a transaction with an id that is nonzero and unused in set. */
 struct txn *txn_start(struct txn_set *set);
 uint32_t txn_id(const struct txn *t);
+/*
+ * Open a transaction under an id a client got from before a restart (not
+ * in use in set, nonzero): it works as any other, but its commit answers
+ * EAGAIN, since what it did before the restart is lost.
+ */
+struct txn *txn_adopt(struct txn_set *set, uint32_t id);
 struct txn *txn_find(const struct txn_set *set, uint32_t id);
 void txn_discard(struct txn_set *set, struct txn *t);
 

@@ -469,7 +469,8 @@ def test_socket_activation_serves_the_passed_socket_and_leaves_it():
     with Tmp() as t:
         sock = t.path("activated")
         p = subprocess.Popen([activate, "-l", sock, BINARY, "-N",
-                              "--socket", t.path("unused")],
+                              "--socket", t.path("unused"),
+                              "--database", t.path("db")],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         try:

@@ -574,8 +574,12 @@ def test_outstanding_quota_stops_reading_the_ring():
         g.send_bytes(more)
         settle(h)
         time.sleep(0.1)
-        eq((g.req_prod - g.req_cons) & 0xFFFFFFFF, len(more),
-           "request bytes left in the ring of a guest with too many unread replies")
+        # (Requests leave the ring only once handled: those held back
+        # while the guest is stalled stay there too.)
+        left = (g.req_prod - g.req_cons) & 0xFFFFFFFF
+        check(len(more) <= left <= 1024,
+              "request bytes left in the ring of a guest with too many unread "
+              "replies: %d, at least %d" % (left, len(more)))
         eq(c.error(XS_READ, b"/local/domain/5/r\0"), "ENOENT", "r/* not written yet")
         # Meanwhile the others are served.
         t0 = time.monotonic()
