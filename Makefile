@@ -33,7 +33,7 @@ CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.
 	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
 	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c ops/state.c \
 	domains/ring.c domains/xen.c domains/domain.c quota/quota.c daemon/log.c \
-	daemon/trace.c daemon/socket.c persist/record.c persist/db.c
+	daemon/trace.c daemon/socket.c daemon/liveupdate.c persist/record.c persist/db.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
 
@@ -85,7 +85,7 @@ tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES)
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
-	$(B)/bench/watch-latency $(B)/bench/watch-writes
+	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/durability
 
 $(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
 
@@ -102,6 +102,10 @@ $(B)/bench/watch-latency: $(B)/bench/watch-latency.o $(B)/bench/rawconn.o $(BENC
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 $(B)/bench/watch-writes: $(B)/bench/watch-writes.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(B)/bench/durability: $(B)/bench/durability.o $(B)/bench/rawconn.o $(B)/bench/populate.o \
+		$(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # Fuzzing (tests/fuzz/README.md): libFuzzer targets built by clang in their

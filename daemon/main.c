@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "daemon/liveupdate.h"
 #include "daemon/log.h"
 #include "daemon/trace.h"
 #include "daemon/socket.h"
@@ -40,6 +41,7 @@ struct options {
 	const char *trace_file;
 	const char *database;		/* NULL: the default one */
 	bool no_database;
+	const char *live_update_image;	/* set by the program we replace */
 	const char *trace_controls[8];
 	unsigned int n_trace_controls;
 	unsigned int master_domid;
@@ -70,7 +72,9 @@ static void usage(FILE *out)
 "      --database FILE     keep the store in the tdb file FILE, so a restart\n"
 "                          (after a crash too) loads it and serves the guests\n"
 "                          again (default: xenstored.tdb beside the socket)\n"
-"      --no-database       keep the store in memory only\n"
+"      --no-database       keep the store in memory only (no live update)\n"
+"      --live-update-image FILE\n"
+"                          internal: continue the daemon that wrote FILE\n"
 "  -L, --log-file FILE     log to FILE instead of stderr or syslog\n"
 "      --log-level LEVEL   error, warning (the default), info or debug\n"
 "  -v, --verbose           log more (info; twice: debug)\n"
@@ -204,7 +208,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum {
 		OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID,
 		OPT_LOG_LEVEL, OPT_TRACE_CONTROL, OPT_DATABASE,
-		OPT_NO_DATABASE,
+		OPT_NO_DATABASE, OPT_LIVE_UPDATE_IMAGE,
 	};
 	static const struct option longopts[] = {
 		{ "no-fork", no_argument, NULL, 'N' },
@@ -227,6 +231,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "quota-soft", required_argument, NULL, 'q' },
 		{ "database", required_argument, NULL, OPT_DATABASE },
 		{ "no-database", no_argument, NULL, OPT_NO_DATABASE },
+		{ "live-update-image", required_argument, NULL,
+		  OPT_LIVE_UPDATE_IMAGE },
 		{ "help", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -253,6 +259,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'L': o->log_file = optarg; break;
 		case OPT_DATABASE: o->database = optarg; break;
 		case OPT_NO_DATABASE: o->no_database = true; break;
+		case OPT_LIVE_UPDATE_IMAGE: o->live_update_image = optarg; break;
 		case OPT_LOG_LEVEL:
 			if (!log_parse_level(optarg, &o->log_level)) {
 				fprintf(stderr, "xenstored: --log-level: "
@@ -615,21 +622,24 @@ int main(int argc, char **argv)
 			goto out_server;
 		}
 	}
-	l = open_listener(&srv, &o, &socket_path);
+	l = o.live_update_image ? live_update_resume(&srv, o.live_update_image)
+				: open_listener(&srv, &o, &socket_path);
 	if (!l)
 		goto out_server;
+	live_update_setup(&srv, l, argc, argv);
 	/* Before anyone is served: a database we cannot use stops us here
 	 * (the socket goes again), and nothing overwrites it. */
 	if (open_database(&srv, &o, socket_path, &restored) != 0)
 		goto out_listener;
-	if (!o.foreground && detach() != 0) {
+	/* After a live update we are the daemon already. */
+	if (!o.foreground && !o.live_update_image && detach() != 0) {
 		log_error("cannot daemonize: %s", strerror(errno));
 		goto out_listener;
 	}
 	if (o.pid_file && (pid_fd = write_pid_file(o.pid_file)) < 0)
 		goto out_listener;
 	/* libevent re-inits the backend after fork only if asked. */
-	if (!o.foreground)
+	if (!o.foreground && !o.live_update_image)
 		event_reinit(base);
 
 	/* After the fork: the event channel fd joins the child's loop. */
@@ -639,12 +649,16 @@ int main(int argc, char **argv)
 		goto out_signals;
 	}
 	if (restored)
-		domains_restore(srv.domains);
+		domains_restore(srv.domains, !o.live_update_image);
+	if (o.live_update_image && live_update_finish(&srv) != 0)
+		log_error("live update: socket clients or queued bytes were "
+			  "lost; the store and the guests are served");
 
 	log_info("xenstored %s serving %s (%s backend)", PACKAGE_VERSION,
 		 socket_path, event_base_get_method(base));
 	if (!o.foreground) {
-		detach_done();
+		if (!o.live_update_image)
+			detach_done();
 		if (!o.log_file)
 			log_open(LOG_TO_SYSLOG, NULL, o.log_level);
 	}

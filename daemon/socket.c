@@ -80,37 +80,72 @@ static void sock_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_close(arg, strerror(EVUTIL_SOCKET_ERROR()));
 }
 
-static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
-		      struct sockaddr *addr, int socklen, void *arg)
+/* Serve a connected socket as a client of srv (dom0, privileged). */
+static struct conn *socket_conn_new(struct server *srv, int fd)
 {
-	struct listener *l = arg;
 	struct bufferevent *bev;
 	struct conn *c;
 
-	(void)evl;
-	(void)addr;
-	(void)socklen;
-	bev = bufferevent_socket_new(l->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
-		log_error("cannot accept a client: out of memory");
 		close(fd);
-		return;
+		return NULL;
 	}
-	c = server_new_conn(l->srv, &socket_transport, bev,
+	c = server_new_conn(srv, &socket_transport, bev,
 			    bufferevent_get_input(bev),
-			    bufferevent_get_output(bev), l->srv->master_domid,
+			    bufferevent_get_output(bev), srv->master_domid,
 			    true);
 	if (!c) {
-		log_error("cannot accept a client: out of memory");
 		bufferevent_free(bev);
-		return;
+		return NULL;
 	}
 	bufferevent_setcb(bev, sock_read_cb, sock_write_cb, sock_event_cb, c);
 	/* Bounded input: stop reading past a few packets' worth. */
 	bufferevent_setwatermark(bev, EV_READ, 0, 16 * XENSTORE_PAYLOAD_MAX);
 	bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+		      struct sockaddr *addr, int socklen, void *arg)
+{
+	struct listener *l = arg;
+	struct conn *c;
+
+	(void)evl;
+	(void)addr;
+	(void)socklen;
+	c = socket_conn_new(l->srv, fd);
+	if (!c) {
+		log_error("cannot accept a client: out of memory");
+		return;
+	}
 	log_debug("connection %lu: new socket client", c->id);
+}
+
+int socket_conn_fd(const struct conn *c)
+{
+	if (c->tp != &socket_transport || !c->tp_data)
+		return -1;
+	return bufferevent_getfd(conn_bev((struct conn *)c));
+}
+
+struct conn *socket_conn_resume(struct server *srv, int fd)
+{
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	return socket_conn_new(srv, fd);
+}
+
+int listener_fd(const struct listener *l)
+{
+	return evconnlistener_get_fd(l->evl);
+}
+
+const char *listener_path(const struct listener *l)
+{
+	return l->path;
 }
 
 /* Is a daemon answering on path? */
@@ -192,10 +227,16 @@ fail_unlink:
 
 struct listener *listener_adopt(struct server *srv, int fd)
 {
+	return listener_resume(srv, fd, NULL);
+}
+
+struct listener *listener_resume(struct server *srv, int fd, const char *path)
+{
 	struct listener *l = calloc(1, sizeof(*l));
 
-	if (!l) {
+	if (!l || (path && !(l->path = strdup(path)))) {
 		log_error("cannot listen: out of memory");
+		free(l);
 		return NULL;
 	}
 	l->srv = srv;
@@ -205,6 +246,7 @@ struct listener *listener_adopt(struct server *srv, int fd)
 				    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!l->evl) {
 		log_error("cannot listen on the inherited socket: out of memory");
+		free(l->path);
 		free(l);
 		return NULL;
 	}

@@ -22,6 +22,19 @@ struct listener *listener_open(struct server *srv, const char *path);
  * its file belongs to whoever made it and stays when we stop.
  */
 struct listener *listener_adopt(struct server *srv, int fd);
+/*
+ * Live update: the listening socket and the clients' sockets pass to the
+ * new program as open descriptors.  listener_resume serves a listening fd
+ * as listener_adopt does, but owns path (removed at close; NULL: none).
+ * socket_conn_fd: the fd of a socket client (-1 for other connections);
+ * socket_conn_resume: serve an inherited client fd (NULL: no memory).
+ */
+struct listener *listener_resume(struct server *srv, int fd, const char *path);
+int listener_fd(const struct listener *l);
+const char *listener_path(const struct listener *l);
+int socket_conn_fd(const struct conn *c);
+struct conn *socket_conn_resume(struct server *srv, int fd);
+
 /* Stop listening and remove the socket file we made. */
 void listener_close(struct listener *l);
 

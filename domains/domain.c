@@ -689,7 +689,7 @@ void domains_free(struct domains *ds)
 /* ---- restart ---- */
 
 /* Serve a saved, live domain again: its ring as the guest left it. */
-static void resume_domain(struct domain *d)
+static void resume_domain(struct domain *d, bool fire)
 {
 	struct domains *ds = d->ds;
 	struct xenstore_domain_interface *intf;
@@ -718,17 +718,27 @@ static void resume_domain(struct domain *d)
 			  d->domid);
 		return;
 	}
-	server_restore_conn(ds->srv, d->conn);
+	server_restore_conn(ds->srv, d->conn, fire);
 	/* Whatever it wrote while we were away, and a signal we missed. */
 	signal_guest(d);
 	schedule_io(d);
 	log_info("domain %u served again (port %u)", d->domid, port);
 }
 
+struct restore {
+	struct domains *ds;
+	bool fire;
+	/* Saved domains that died meanwhile: released after the database
+	 * traversal, which must not write. */
+	unsigned int *dead;
+	bool *dead_introduced;
+	unsigned int ndead;
+};
+
 static int restore_one(const char *name, const void *data, size_t len,
 		       void *arg)
 {
-	struct domains *ds = arg;
+	struct domains *ds = ((struct restore *)arg)->ds;
 	struct reader r;
 	struct domain *d;
 	uint32_t domid, port, features, target;
@@ -754,13 +764,26 @@ static int restore_one(const char *name, const void *data, size_t len,
 		return 0;
 	switch (xen_domain_state(ds->xen, domid)) {
 	case XEN_DOMAIN_DYING:
-	case XEN_DOMAIN_GONE:
-		log_info("domain %u died while the daemon was down", domid);
-		forget_record(ds, domid);
-		server_forget_domain(ds->srv, domid);
-		if (introduced)
-			ops_fire_special(ds->srv, "@releaseDomain", domid);
+	case XEN_DOMAIN_GONE: {
+		struct restore *how = arg;
+		unsigned int *dead = realloc(how->dead, (how->ndead + 1) *
+					     sizeof(*dead));
+		bool *intro = realloc(how->dead_introduced, (how->ndead + 1) *
+				      sizeof(*intro));
+
+		if (dead)
+			how->dead = dead;
+		if (intro)
+			how->dead_introduced = intro;
+		if (!dead || !intro) {
+			log_error("domain %u: out of memory to release it",
+				  domid);
+			return 0;
+		}
+		how->dead[how->ndead] = domid;
+		how->dead_introduced[how->ndead++] = introduced;
 		return 0;
+	}
 	default:
 		break;
 	}
@@ -776,7 +799,7 @@ static int restore_one(const char *name, const void *data, size_t len,
 	d->introduced = introduced;
 	d->shutdown_seen = shutdown_seen;
 	if (introduced)
-		resume_domain(d);
+		resume_domain(d, ((struct restore *)arg)->fire);
 	return 0;
 }
 
@@ -790,8 +813,9 @@ static int count_one(const char *name, const void *data, size_t len,
 	return 0;
 }
 
-void domains_restore(struct domains *ds)
+void domains_restore(struct domains *ds, bool fire)
 {
+	struct restore how = { ds, fire };
 	struct domain *d, *tmp;
 	unsigned int saved = 0;
 
@@ -804,17 +828,90 @@ void domains_restore(struct domains *ds)
 				 "no Xen here: they are not served", saved);
 		return;
 	}
-	db_each(ds->srv->db, "#domain/", restore_one, ds);
+	db_each(ds->srv->db, "#domain/", restore_one, &how);
+	/* dom0's own ring came up before its watches were known. */
+	d = find_domain(ds, ds->srv->master_domid);
+	if (d && d->conn)
+		server_restore_conn(ds->srv, d->conn, fire);
+	for (unsigned int i = 0; i < how.ndead; i++) {
+		unsigned int domid = how.dead[i];
+
+		log_info("domain %u died while the daemon was down", domid);
+		forget_record(ds, domid);
+		HASH_ITER(hh, ds->by_id, d, tmp) {
+			if (d->target == domid) {
+				d->target = DOMID_NONE;
+				save_domain(d);
+			}
+		}
+		server_forget_domain(ds->srv, domid);
+		if (how.dead_introduced[i])
+			ops_fire_special(ds->srv, "@releaseDomain", domid);
+	}
+	free(how.dead);
+	free(how.dead_introduced);
 	/* Targets name domains restored only now. */
 	HASH_ITER(hh, ds->by_id, d, tmp)
 		if (d->conn)
 			d->conn->who.target = d->target;
-	/* dom0's own ring came up before its watches were known. */
-	d = find_domain(ds, ds->srv->master_domid);
-	if (d && d->conn)
-		server_restore_conn(ds->srv, d->conn);
 	domains_check(ds);
 	server_commit(ds->srv);
+}
+
+void domains_save_conns(struct domains *ds, struct writer *w,
+			const struct conn *extra_for, const void *extra,
+			size_t extra_len)
+{
+	struct domain *d, *tmp;
+	unsigned int n = 0;
+
+	HASH_ITER(hh, ds->by_id, d, tmp)
+		n += d->conn != NULL;
+	wr_u32(w, n);
+	HASH_ITER(hh, ds->by_id, d, tmp) {
+		struct conn *c = d->conn;
+		unsigned char *in;
+
+		if (!c)
+			continue;
+		wr_u32(w, d->domid);
+		/* Only the requests already gone from the ring: the new
+		 * program peeks the others again. */
+		in = evbuffer_pullup(c->in, (ssize_t)d->in_consumed);
+		wr_bytes(w, in, in ? d->in_consumed : 0);
+		wr_u32(w, (uint32_t)(evbuffer_get_length(c->out) +
+				     (c == extra_for ? extra_len : 0)));
+		wr_evbuffer_raw(w, c->out);
+		if (c == extra_for)
+			wr_raw(w, extra, extra_len);
+	}
+}
+
+int domains_load_conns(struct domains *ds, struct reader *r)
+{
+	uint32_t n = rd_u32(r);
+
+	for (uint32_t i = 0; i < n && rd_ok(r); i++) {
+		uint32_t domid = rd_u32(r), in_len, out_len;
+		const void *in = rd_bytes(r, &in_len);
+		const void *out = rd_bytes(r, &out_len);
+		struct domain *d = find_domain(ds, domid);
+
+		if (!rd_ok(r))
+			break;
+		if (!d || !d->conn) {
+			log_warn("live update: domain %u is not served any more; "
+				 "its queued bytes are dropped", domid);
+			continue;
+		}
+		if (evbuffer_add(d->conn->in, in, in_len) != 0 ||
+		    evbuffer_add(d->conn->out, out, out_len) != 0)
+			return -1;
+		d->conn->out_total += out_len;
+		d->in_consumed = in_len;
+		schedule_io(d);
+	}
+	return rd_ok(r) ? 0 : -1;
 }
 
 /* ---- the management operations ---- */

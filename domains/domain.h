@@ -16,7 +16,10 @@
 #define XS_DOMAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "persist/record.h"
 
 struct server;
 struct conn;
@@ -68,11 +71,24 @@ unsigned int domains_conn_features(struct domains *ds, const struct conn *c);
  * After a restart: serve again every domain the database names.  A live
  * guest's ring is mapped again and served as it is (requests it wrote
  * meanwhile are answered), its channel bound again, its watches restored
- * (each fires once: changes made while we were down were never told);
+ * (with fire, each fires once: changes made while a crashed daemon was
+ * down were never told; a live update loses no event, so it does not);
  * one that died meanwhile is released as VIRQ_DOM_EXC would.  Without a
  * database or Xen, nothing to do.
  */
-void domains_restore(struct domains *ds);
+void domains_restore(struct domains *ds, bool fire);
+
+/*
+ * Live update: the bytes each served domain's connection holds that are
+ * no longer in its ring (requests taken off, replies and events not yet
+ * written), with extra appended to the output of the connection `extra_for`.
+ * domains_load_conns gives them back to the domains domains_restore
+ * served again: 0, or -1 for a malformed image.
+ */
+void domains_save_conns(struct domains *ds, struct writer *w,
+			const struct conn *extra_for, const void *extra,
+			size_t extra_len);
+int domains_load_conns(struct domains *ds, struct reader *r);
 
 /* Look for shut-down and dead domains now (as VIRQ_DOM_EXC does). */
 void domains_check(struct domains *ds);

@@ -303,9 +303,104 @@ static int control_quota_soft(struct op_call *call, const char **argv,
 static int control_help(struct op_call *call, const char **argv,
 			unsigned int argc);
 
+/* The answers of live-update are text: "OK", "BUSY" or a reason. */
+static int lu_reply(struct op_call *call, const char *text)
+{
+	reply_append_str(call->reply, text);
+	return 0;
+}
+
+static int replace_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+/*
+ * live-update -f <binary> | -c <cmdline> | -s [-t <sec>] [-F] | -a, as
+ * xenstore-control sends them (docs/misc/xenstore.txt).  -s answers BUSY
+ * while transactions are open, until -t seconds after the first try; then
+ * -F goes ahead anyway (the transactions commit with EAGAIN afterwards,
+ * so their clients redo them) and without it the update is refused.
+ */
+static int control_live_update(struct op_call *call, const char **argv,
+			       unsigned int argc)
+{
+	struct server *srv = call->srv;
+	unsigned long timeout = 60;
+	bool force = false;
+	const char *why;
+	char msg[160];
+	time_t now;
+
+	if (argc == 2 && strcmp(argv[0], "-f") == 0) {
+		if (access(argv[1], X_OK) != 0) {
+			snprintf(msg, sizeof(msg), "cannot execute %s: %s",
+				 argv[1], strerror(errno));
+			return lu_reply(call, msg);
+		}
+		return replace_string(&srv->live_update.binary, argv[1])
+		       ?: lu_reply(call, "OK");
+	}
+	if (argc == 2 && strcmp(argv[0], "-c") == 0)
+		return replace_string(&srv->live_update.cmdline, argv[1])
+		       ?: lu_reply(call, "OK");
+	if (argc == 1 && strcmp(argv[0], "-a") == 0) {
+		free(srv->live_update.binary);
+		free(srv->live_update.cmdline);
+		srv->live_update.binary = srv->live_update.cmdline = NULL;
+		srv->live_update.first_try = 0;
+		return lu_reply(call, "OK");
+	}
+	if (argc < 1 || strcmp(argv[0], "-s") != 0)
+		return EINVAL;
+	for (unsigned int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-F") == 0)
+			force = true;
+		else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc &&
+			 wire_parse_uint(argv[i + 1], 86400, &timeout))
+			i++;
+		else
+			return EINVAL;
+	}
+	if (!srv->live_update.binary)
+		return lu_reply(call, "no binary given: send -f <binary> first");
+	if (!srv->live_update.exec)
+		return lu_reply(call, "live update is not available here");
+	now = time(NULL);
+	if (!srv->live_update.first_try)
+		srv->live_update.first_try = now;
+	if (srv->open_txns) {
+		if (now - srv->live_update.first_try < (time_t)timeout)
+			return lu_reply(call, "BUSY");
+		if (!force) {
+			srv->live_update.first_try = 0;
+			snprintf(msg, sizeof(msg), "timeout: %lu transactions "
+				 "still open (-F forces the update)",
+				 srv->open_txns);
+			return lu_reply(call, msg);
+		}
+	}
+	srv->live_update.first_try = 0;
+	server_commit(srv);
+	/* Returns only if the new program could not be started. */
+	why = srv->live_update.exec(srv, call->c, call->req,
+				    srv->live_update.binary,
+				    srv->live_update.cmdline);
+	snprintf(msg, sizeof(msg), "live update failed: %s", why);
+	return lu_reply(call, msg);
+}
+
 static const struct control_cmd control_cmds[] = {
 	{ "check", "", control_check },
 	{ "help", "", control_help },
+	{ "live-update", "-f <file>|-c <cmdline>|-s [-t <sec>] [-F]|-a",
+	  control_live_update },
 	{ "log", "[on|off|+io|-io|+conn|-conn]...", control_log },
 	{ "logfile", "<file>", control_logfile },
 	{ "memreport", "[<file>]", control_memreport },

@@ -376,4 +376,6 @@ void server_destroy(struct server *srv)
 	watch_registry_destroy(&srv->watches);
 	store_destroy(&srv->store);
 	quotas_destroy(&srv->quotas);
+	free(srv->live_update.binary);
+	free(srv->live_update.cmdline);
 }

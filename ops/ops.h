@@ -11,6 +11,7 @@
 #define XS_OPS_H
 
 #include <sys/queue.h>
+#include <time.h>
 
 #include "conn/conn.h"
 #include "quota/quota.h"
@@ -33,6 +34,16 @@ struct server {
 	LIST_HEAD(, conn) conns;	/* every live connection, owned */
 	unsigned long nconns;
 	unsigned long open_txns;	/* transactions open, all connections */
+	/* CONTROL live-update: what -f and -c set, when -s was first tried,
+	 * and daemon/'s hook that saves the state and runs the new binary
+	 * (returns only on failure, with the reason). */
+	struct {
+		char *binary, *cmdline;
+		time_t first_try;	/* 0: no -s pending */
+		const char *(*exec)(struct server *srv, struct conn *c,
+				    const struct request *req,
+				    const char *binary, const char *cmdline);
+	} live_update;
 };
 
 /* Set up the initial tree; the server dispatches for conns made with
@@ -81,9 +92,14 @@ void server_forget_domain(struct server *srv, unsigned int domid);
 int server_load(struct server *srv);
 void server_quotas_changed(struct server *srv);
 void server_watches_changed(struct server *srv, struct conn *c);
-void server_restore_conn(struct server *srv, struct conn *c);
+void server_restore_conn(struct server *srv, struct conn *c, bool fire);
 void server_forget_watches(struct server *srv, unsigned int domid);
 void server_commit(struct server *srv);
+/* Live update: a socket client's watches, saved / loaded without firing. */
+void server_save_conn_watches(struct server *srv, struct conn *c,
+			      struct writer *w);
+int server_load_conn_watches(struct server *srv, struct conn *c,
+			     struct reader *r);
 
 /* Handle one request of c: exactly one reply is queued on c. */
 void ops_dispatch(struct conn *c, const struct request *req);

@@ -89,6 +89,7 @@ struct watches_lookup {
 	unsigned int domid;
 	struct server *srv;
 	struct conn *c;
+	bool fire;
 	int rc;
 };
 
@@ -104,16 +105,16 @@ static int restore_watches_of(const char *name, const void *data,
 	if (strcmp(name, want) != 0)
 		return 0;
 	rd_init(&r, data, len);
-	l->rc = watcher_load(&l->srv->watches, &cl->watcher, &r, true);
+	l->rc = watcher_load(&l->srv->watches, &cl->watcher, &r, l->fire);
 	if (l->rc)
 		log_error("database: the watches of domain %u are unreadable; "
 			  "it has none now", l->domid);
 	return 1;
 }
 
-void server_restore_conn(struct server *srv, struct conn *c)
+void server_restore_conn(struct server *srv, struct conn *c, bool fire)
 {
-	struct watches_lookup l = { c->who.domid, srv, c, 0 };
+	struct watches_lookup l = { c->who.domid, srv, c, fire, 0 };
 	struct client *cl = c->owner_data;
 	struct timespec now;
 
@@ -171,4 +172,21 @@ int server_load(struct server *srv)
 	log_info("loaded %lu nodes from %s", srv->store.count,
 		 db_path(srv->db));
 	return 0;
+}
+
+void server_save_conn_watches(struct server *srv, struct conn *c,
+			      struct writer *w)
+{
+	struct client *cl = c->owner_data;
+
+	(void)srv;
+	watcher_save(&cl->watcher, w);
+}
+
+int server_load_conn_watches(struct server *srv, struct conn *c,
+			     struct reader *r)
+{
+	struct client *cl = c->owner_data;
+
+	return watcher_load(&srv->watches, &cl->watcher, r, false);
 }

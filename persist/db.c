@@ -58,6 +58,9 @@ static void db_fail(struct db *db, const char *what)
 	if (db->in_txn)
 		tdb_transaction_cancel(db->tdb);
 	db->in_txn = false;
+	/* Unmapped before it shrinks. */
+	tdb_close(db->tdb);
+	db->tdb = NULL;
 	if (truncate(db->path, 0) != 0)
 		log_error("cannot empty %s: %s", db->path, strerror(errno));
 }
@@ -347,6 +350,8 @@ int db_each(struct db *db, const char *prefix,
 {
 	struct each_state st = { prefix, strlen(prefix), fn, arg, 0 };
 
+	if (db->failed)
+		return -1;
 	if (tdb_traverse_read(db->tdb, each_record, &st) < 0 && !st.rc) {
 		log_error("database %s: cannot read it: %s", db->path,
 			  tdb_errorstr(db->tdb));
@@ -414,13 +419,17 @@ struct db *db_open(const char *path, struct event_base *base,
 	fresh = stat(path, &sb) != 0 || sb.st_size == 0;
 	if (fresh)
 		unlink(path);	/* an empty file is not a tdb yet */
+	/* Never O_CREAT over an existing file: tdb would replace one it
+	 * cannot read with a new, empty database. */
+	errno = 0;
 	db->tdb = tdb_open(path, DB_HASH_SIZE,
 			   TDB_NOLOCK | TDB_NOSYNC | TDB_INCOMPATIBLE_HASH,
-			   O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			   O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0600);
 	if (!db->tdb) {
 		log_error("cannot open the database %s: %s%s", path,
-			  strerror(errno), fresh ? "" :
-			  " (a corrupt file? move it away to start empty)");
+			  errno ? strerror(errno) : "not a valid tdb file",
+			  fresh ? "" : " (corrupt? move it away to start "
+			  "empty)");
 		goto fail;
 	}
 	if (!format_ok(db, &present)) {
@@ -467,7 +476,8 @@ void db_close(struct db *db)
 	if (!db)
 		return;
 	db_commit(db);
-	tdb_close(db->tdb);
+	if (db->tdb)
+		tdb_close(db->tdb);
 	evbuffer_free(db->scratch);
 	event_free(db->commit_ev);
 	free(db->path);

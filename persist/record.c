@@ -53,6 +53,11 @@ void wr_str(struct writer *w, const char *s)
 	wr_bytes(w, s, strlen(s) + 1);
 }
 
+void wr_raw(struct writer *w, const void *p, size_t len)
+{
+	put(w, p, len);
+}
+
 void wr_evbuffer(struct writer *w, struct evbuffer *src)
 {
 	size_t len = evbuffer_get_length(src);
@@ -62,6 +67,11 @@ void wr_evbuffer(struct writer *w, struct evbuffer *src)
 		return;
 	}
 	wr_u32(w, (uint32_t)len);
+	wr_evbuffer_raw(w, src);
+}
+
+void wr_evbuffer_raw(struct writer *w, struct evbuffer *src)
+{
 	/* Copy chunk by chunk: src keeps its bytes and its layout. */
 	int n = evbuffer_peek(src, -1, NULL, NULL, 0);
 	struct evbuffer_iovec *v;
@@ -119,9 +129,9 @@ uint32_t rd_u32(struct reader *r)
 
 uint64_t rd_u64(struct reader *r)
 {
-	uint64_t lo = rd_u32(r);
+	uint64_t lo = rd_u32(r), hi = rd_u32(r);
 
-	return lo | (uint64_t)rd_u32(r) << 32;
+	return r->bad ? 0 : lo | hi << 32;
 }
 
 const void *rd_bytes(struct reader *r, uint32_t *len)

@@ -1,0 +1,1026 @@
+/*
+ * persist: the record encoding (record.c) and the tdb file (db.c).
+ *
+ * Records: round trips, the little-endian layout, and untrusted input: a
+ * short or malformed record sets the error flag, yields zeros and empty
+ * strings, and is never read past its end (each input is a heap block of
+ * exactly its length, so ASan builds catch an overread).
+ *
+ * The database: a store followed into a new file comes back from
+ * db_load_nodes with the same values, permissions and children order;
+ * uncommitted changes do not reach the file; files that are not usable
+ * databases are refused by db_open or db_load_nodes and left as they were.
+ * Every test uses its own temporary directory.
+ */
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <tdb.h>
+
+#include "persist/db.h"
+#include "persist/record.h"
+#include "store/store.h"
+
+/* ------------------------------------------------------------ records */
+
+/* The bytes of b, as one malloc'd block of exactly their length. */
+static unsigned char *take_all(struct evbuffer *b, size_t *len)
+{
+	unsigned char *p;
+
+	*len = evbuffer_get_length(b);
+	p = malloc(*len ? *len : 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(evbuffer_remove(b, p, *len), (int)*len);
+	return p;
+}
+
+/* A copy of p[0..len) in a block of exactly len bytes. */
+static unsigned char *exact(const void *p, size_t len)
+{
+	unsigned char *q = malloc(len ? len : 1);
+
+	ck_assert_ptr_nonnull(q);
+	if (len)
+		memcpy(q, p, len);
+	return q;
+}
+
+START_TEST(record_round_trip)
+{
+	struct evbuffer *b = evbuffer_new(), *src = evbuffer_new();
+	static const unsigned char bin[] = { 0, 1, 0, 255, 0 };
+	static char parts[50][16];
+	struct writer w;
+	struct reader r;
+	unsigned char *p;
+	const unsigned char *got;
+	uint32_t len;
+	size_t n;
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_nonnull(src);
+	/* src in 50 chunks: wr_evbuffer copies them all, src kept. */
+	for (unsigned int i = 0; i < 50; i++) {
+		snprintf(parts[i], sizeof(parts[i]), "chunk%02u;", i % 100);
+		ck_assert_int_eq(evbuffer_add_reference(src, parts[i], 8, NULL,
+							NULL), 0);
+	}
+	ck_assert_int_ge(evbuffer_peek(src, -1, NULL, NULL, 0), 2);
+	wr_init(&w, b);
+	wr_u8(&w, 0xAB);
+	wr_u32(&w, 0xDEADBEEF);
+	wr_u64(&w, 0x0123456789ABCDEFULL);
+	wr_bytes(&w, bin, sizeof(bin));
+	wr_bytes(&w, NULL, 0);
+	wr_str(&w, "hello");
+	wr_str(&w, NULL);
+	wr_str(&w, "");
+	wr_evbuffer(&w, src);
+	wr_u32(&w, 0);
+	ck_assert(wr_ok(&w));
+	ck_assert_uint_eq(evbuffer_get_length(src), 400);
+
+	p = take_all(b, &n);
+	rd_init(&r, p, n);
+	ck_assert_uint_eq(rd_u8(&r), 0xAB);
+	ck_assert_uint_eq(rd_u32(&r), 0xDEADBEEF);
+	ck_assert(rd_u64(&r) == 0x0123456789ABCDEFULL);
+	got = rd_bytes(&r, &len);
+	ck_assert_uint_eq(len, sizeof(bin));
+	ck_assert_mem_eq(got, bin, sizeof(bin));
+	got = rd_bytes(&r, &len);
+	ck_assert_uint_eq(len, 0);
+	ck_assert(rd_ok(&r));
+	ck_assert_str_eq(rd_str(&r), "hello");
+	ck_assert_str_eq(rd_str(&r), "");		/* NULL was written as "" */
+	ck_assert_str_eq(rd_str(&r), "");
+	got = rd_bytes(&r, &len);
+	ck_assert_uint_eq(len, 400);
+	ck_assert_mem_eq(got, "chunk00;chunk01;", 16);
+	ck_assert_mem_eq(got + 392, "chunk49;", 8);
+	ck_assert(rd_ok(&r));
+	ck_assert(!rd_done(&r));			/* the last u32 is left */
+	ck_assert_uint_eq(rd_u32(&r), 0);
+	ck_assert(rd_done(&r));
+	free(p);
+	evbuffer_free(b);
+	evbuffer_free(src);
+}
+END_TEST
+
+START_TEST(record_layout_is_little_endian)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer w;
+	unsigned char *p;
+	size_t n;
+	static const unsigned char want[] = {
+		0x04, 0x03, 0x02, 0x01,				/* u32 */
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,	/* u64 */
+		0x03, 0x00, 0x00, 0x00, 'a', 'b', 0x00,		/* str "ab" */
+		0x02, 0x00, 0x00, 0x00, 'x', 'y',		/* bytes "xy" */
+		0x7F,						/* u8 */
+	};
+
+	ck_assert_ptr_nonnull(b);
+	wr_init(&w, b);
+	wr_u32(&w, 0x01020304);
+	wr_u64(&w, 0x0102030405060708ULL);
+	wr_str(&w, "ab");
+	wr_bytes(&w, "xy", 2);
+	wr_u8(&w, 0x7F);
+	ck_assert(wr_ok(&w));
+	p = take_all(b, &n);
+	ck_assert_uint_eq(n, sizeof(want));
+	ck_assert_mem_eq(p, want, sizeof(want));
+	free(p);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(record_oversized_bytes_fail_the_writer)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer w;
+
+	ck_assert_ptr_nonnull(b);
+	wr_init(&w, b);
+	/* The length is refused before the bytes are looked at. */
+	wr_bytes(&w, "x", (size_t)UINT32_MAX + 1);
+	ck_assert(!wr_ok(&w));
+	evbuffer_free(b);
+}
+END_TEST
+
+/* Read back the record of record_round_trip's first fields. */
+static void read_sample(struct reader *r, uint8_t *a, uint32_t *b,
+			uint64_t *c, const char **s, uint32_t *blen,
+			const void **bytes)
+{
+	*a = rd_u8(r);
+	*b = rd_u32(r);
+	*c = rd_u64(r);
+	*s = rd_str(r);
+	*bytes = rd_bytes(r, blen);
+}
+
+START_TEST(record_every_truncation_is_detected)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer w;
+	unsigned char *full;
+	size_t n;
+
+	ck_assert_ptr_nonnull(b);
+	wr_init(&w, b);
+	wr_u8(&w, 9);
+	wr_u32(&w, 77);
+	wr_u64(&w, 1234567890123ULL);
+	wr_str(&w, "path");
+	wr_bytes(&w, "value", 5);
+	full = take_all(b, &n);
+	ck_assert_uint_eq(n, 1 + 4 + 8 + (4 + 5) + (4 + 5));
+
+	for (size_t cut = 0; cut < n; cut++) {
+		unsigned char *p = exact(full, cut);
+		struct reader r;
+		uint8_t a;
+		uint32_t bb, blen = 99;
+		uint64_t c;
+		const char *s;
+		const void *bytes;
+
+		rd_init(&r, p, cut);
+		read_sample(&r, &a, &bb, &c, &s, &blen, &bytes);
+		ck_assert_msg(!rd_ok(&r), "a record cut at %zu of %zu is accepted",
+			      cut, n);
+		ck_assert(!rd_done(&r));
+		/* What could not be read is zero or empty, never garbage. */
+		ck_assert_ptr_null(bytes);
+		ck_assert_uint_eq(blen, 0);
+		ck_assert_ptr_nonnull(s);
+		if (cut < 1 + 4 + 8 + 4 + 5)
+			ck_assert_str_eq(s, "");
+		if (cut < 1)
+			ck_assert_uint_eq(a, 0);
+		if (cut < 5)
+			ck_assert_uint_eq(bb, 0);
+		if (cut < 9)
+			ck_assert(c == 0);
+		(void)c;	/* cut inside the u64: record_truncated_u64_is_zero */
+		/* Never beyond the end. */
+		ck_assert(r.p <= p + cut);
+		ck_assert_uint_le(r.left, cut);
+		/* Sticky: once bad, every read answers 0. */
+		ck_assert_uint_eq(rd_u32(&r), 0);
+		ck_assert_uint_eq(rd_u8(&r), 0);
+		free(p);
+	}
+	free(full);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(record_truncated_u64_is_zero)
+{
+	/* The low half is there, the high half is not: record.h promises
+	 * zeros for what cannot be read, not half a number. */
+	unsigned char *p = exact("\x11\x22\x33\x44\x55", 5);
+	struct reader r;
+	uint64_t v;
+
+	rd_init(&r, p, 5);
+	v = rd_u64(&r);
+	ck_assert(!rd_ok(&r));
+	ck_assert_msg(v == 0, "a truncated u64 reads as %#llx, not 0",
+		      (unsigned long long)v);
+	free(p);
+}
+END_TEST
+
+START_TEST(record_error_flag_is_sticky)
+{
+	/* A failed u32 on 3 bytes: the u8 after it must not read byte 0. */
+	unsigned char *p = exact("\x01\x02\x03", 3);
+	struct reader r;
+
+	rd_init(&r, p, 3);
+	ck_assert_uint_eq(rd_u32(&r), 0);
+	ck_assert(!rd_ok(&r));
+	ck_assert_uint_eq(rd_u8(&r), 0);
+	ck_assert(!rd_ok(&r));
+	free(p);
+
+	/* rd_fail marks a record bad whatever is left. */
+	p = exact("\x05", 1);
+	rd_init(&r, p, 1);
+	rd_fail(&r);
+	ck_assert(!rd_ok(&r));
+	ck_assert(!rd_done(&r));
+	free(p);
+}
+END_TEST
+
+START_TEST(record_length_beyond_the_end_is_refused)
+{
+	/* A length of 2^32 - 1 with 4 bytes behind it. */
+	unsigned char *p = exact("\xff\xff\xff\xff" "abcd", 8);
+	struct reader r;
+	uint32_t len = 7;
+
+	rd_init(&r, p, 8);
+	ck_assert_ptr_null(rd_bytes(&r, &len));
+	ck_assert_uint_eq(len, 0);
+	ck_assert(!rd_ok(&r));
+	free(p);
+
+	/* One more than what is there. */
+	p = exact("\x05\x00\x00\x00" "abcd", 8);
+	rd_init(&r, p, 8);
+	ck_assert_ptr_null(rd_bytes(&r, &len));
+	ck_assert(!rd_ok(&r));
+	free(p);
+}
+END_TEST
+
+/* rd_str of the record "u32 len, bytes": "" and bad unless well-formed. */
+static bool str_ok(const void *bytes, uint32_t len, const char **out)
+{
+	unsigned char *p = malloc(4 + len);
+	struct reader r;
+	bool ok;
+
+	ck_assert_ptr_nonnull(p);
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(len >> (8 * i));
+	if (len)
+		memcpy(p + 4, bytes, len);
+	rd_init(&r, p, 4 + len);
+	*out = rd_str(&r);
+	ok = rd_ok(&r);
+	if (!ok)
+		ck_assert_str_eq(*out, "");
+	else
+		*out = "(ok)";		/* p is freed: do not hand out its bytes */
+	free(p);
+	return ok;
+}
+
+START_TEST(record_str_needs_its_terminator)
+{
+	const char *s;
+
+	ck_assert(str_ok("abc", 4, &s));		/* "abc\0" */
+	ck_assert(str_ok("", 1, &s));			/* "\0" */
+	ck_assert(!str_ok("abc", 3, &s));		/* no NUL at all */
+	ck_assert(!str_ok("", 0, &s));			/* no byte at all */
+	ck_assert(!str_ok("a\0c", 3, &s));		/* NUL inside, not last */
+	ck_assert(!str_ok("a\0c", 4, &s));		/* two NULs */
+}
+END_TEST
+
+/* ----------------------------------------------------------- database */
+
+/*
+ * Each test case's tests share a parent directory, made and removed in
+ * the runner's own process (an unchecked fixture), so that a test that
+ * fails, in its forked child, leaves nothing behind; each test works in a
+ * fresh subdirectory of it.
+ */
+static char top[64];
+static char dir[96];
+static char dbpath[128];
+static struct event_base *base;
+
+static void make_top(void)
+{
+	snprintf(top, sizeof(top), "/tmp/xs-persist-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+}
+
+static void remove_top(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", top);
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "%s/XXXXXX", top);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(dbpath, sizeof(dbpath), "%s/test.tdb", dir);
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+}
+
+static void teardown(void)
+{
+	event_base_free(base);
+}
+
+static struct perms *mkperms(unsigned int n, const uint32_t *domids,
+			     const uint32_t *access)
+{
+	struct perms *p = perms_alloc(n);
+
+	ck_assert_ptr_nonnull(p);
+	for (unsigned int i = 0; i < n; i++) {
+		p->e[i].domid = domids[i];
+		p->e[i].access = access[i];
+	}
+	return p;
+}
+
+static struct perms *perm1(uint32_t domid, uint32_t access)
+{
+	return mkperms(1, &domid, &access);
+}
+
+static void new_store(struct store *s)
+{
+	struct perms *root = perm1(0, PERM_NONE);
+
+	store_init(s, root);
+	perms_unref(root);
+}
+
+/* The store every fresh daemon starts with: "/" and the special nodes. */
+static void new_daemon_store(struct store *s)
+{
+	struct perms *p = perm1(0, PERM_NONE);
+
+	new_store(s);
+	ck_assert_ptr_nonnull(store_create(s, "@introduceDomain", p));
+	ck_assert_ptr_nonnull(store_create(s, "@releaseDomain", p));
+	perms_unref(p);
+}
+
+static void put(struct store *s, const char *path, const void *v, size_t len)
+{
+	struct perms *p = perm1(0, PERM_NONE);
+
+	ck_assert_msg(store_write(s, path, p, v, len) != NULL, "write %s", path);
+	perms_unref(p);
+}
+
+static struct db *open_db(bool want_restorable)
+{
+	bool restorable = !want_restorable;
+	struct db *db = db_open(dbpath, base, &restorable);
+
+	ck_assert_msg(db != NULL, "db_open %s failed", dbpath);
+	ck_assert_int_eq(restorable, want_restorable);
+	return db;
+}
+
+/* Load the file into *s (a fresh store); returns db_load_nodes' result. */
+static int load(struct db *db, struct store *s)
+{
+	new_store(s);
+	return db_load_nodes(db, s);
+}
+
+static void children(const struct node *n, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (const struct node *c = n->first_child; c; c = c->next) {
+		int w = snprintf(buf + len, size - len, ",%s", node_name(c));
+
+		ck_assert(w > 0 && (size_t)w < size - len);
+		len += (size_t)w;
+	}
+}
+
+/* Every node of a is in b with the same value, perms and children order,
+ * and b has no other node. */
+static void same_store(const struct store *a, const struct store *b)
+{
+	struct node *n, *tmp;
+	char ca[4096], cb[4096];
+
+	ck_assert_uint_eq(a->count, b->count);
+	HASH_ITER(hh, a->nodes, n, tmp) {
+		struct node *m = store_lookup(b, n->path);
+
+		ck_assert_msg(m != NULL, "%s is missing after the load", n->path);
+		ck_assert_uint_eq(n->value_len, m->value_len);
+		if (n->value_len)
+			ck_assert_msg(memcmp(n->value, m->value, n->value_len) == 0,
+				      "value of %s", n->path);
+		ck_assert_msg(perms_equal(n->perms, m->perms), "perms of %s",
+			      n->path);
+		children(n, ca, sizeof(ca));
+		children(m, cb, sizeof(cb));
+		ck_assert_msg(strcmp(ca, cb) == 0, "children of %s: %s, loaded %s",
+			      n->path, ca, cb);
+		ck_assert_uint_eq(n->nchildren, m->nchildren);
+		ck_assert_uint_eq(n->children_len, m->children_len);
+	}
+	ck_assert_uint_eq(store_check(b, NULL, NULL), 0);
+}
+
+static void file_bytes(const char *path, unsigned char **p, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	*p = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(*p);
+	ck_assert_uint_eq(fread(*p, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+}
+
+static void write_file(const char *path, const void *p, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(p, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A tree with every feature: values with NULs, shared and multi-entry
+ * perms, children out of alphabetical order, a removal, a re-creation. */
+static void build(struct store *s)
+{
+	static const unsigned char bin[] = { 'a', 0, 'b', 0, 0xff };
+	uint32_t d[] = { 5, 6, 7, 8 };
+	uint32_t a[] = { PERM_NONE, PERM_READ, PERM_WRITE,
+			 PERM_READ | PERM_WRITE };
+	struct perms *multi = mkperms(4, d, a), *ign;
+	uint32_t d2[] = { 0, 9 };
+	uint32_t a2[] = { PERM_READ, PERM_READ | PERM_IGNORE };
+
+	ign = mkperms(2, d2, a2);
+	put(s, "/local/domain/5/name", "guest", 5);
+	put(s, "/bin", bin, sizeof(bin));
+	put(s, "/empty", NULL, 0);
+	put(s, "/order/zeta", "z", 1);
+	put(s, "/order/alpha", "a", 1);
+	put(s, "/order/mid", "m", 1);
+	put(s, "/order/beta", "b", 1);
+	ck_assert_int_eq(store_remove(s, store_lookup(s, "/order/alpha"),
+				      NULL, NULL), 0);
+	put(s, "/order/alpha", "again", 5);
+	put(s, "/order/zeta", "rewritten", 9);	/* keeps its place */
+	store_set_perms(s, store_lookup(s, "/local/domain/5"), multi);
+	ck_assert_ptr_nonnull(store_create(s, "/local/domain/5/shared", multi));
+	store_set_perms(s, store_lookup(s, "/bin"), ign);
+	store_set_perms(s, store_lookup(s, "@releaseDomain"), multi);
+	put(s, "/gone/a/b", "x", 1);
+	ck_assert_int_eq(store_remove(s, store_lookup(s, "/gone"), NULL, NULL), 0);
+	perms_unref(multi);
+	perms_unref(ign);
+}
+
+START_TEST(db_new_file_is_created_and_not_restorable)
+{
+	struct db *db = open_db(false);
+	struct stat st;
+
+	ck_assert_int_eq(stat(dbpath, &st), 0);
+	ck_assert_int_gt(st.st_size, 0);
+	ck_assert_str_eq(db_path(db), dbpath);
+	db_close(db);
+	/* Opened again: now it is a database, with nothing in it yet. */
+	db = open_db(true);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(db_empty_file_counts_as_new)
+{
+	struct db *db;
+
+	write_file(dbpath, "", 0);
+	db = open_db(false);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(db_followed_store_loads_back_the_same)
+{
+	struct store s, loaded;
+	struct db *db = open_db(false);
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	build(&s);
+	ck_assert_int_eq(db_commit(db), 0);
+	db_close(db);
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	{
+		char buf[256];
+
+		children(store_lookup(&loaded, "/order"), buf, sizeof(buf));
+		ck_assert_str_eq(buf, ",zeta,mid,beta,alpha");
+		ck_assert_ptr_null(store_lookup(&loaded, "/gone"));
+		ck_assert_ptr_null(store_lookup(&loaded, "/gone/a/b"));
+		ck_assert_uint_eq(store_lookup(&loaded, "/bin")->value_len, 5);
+		ck_assert_mem_eq(store_lookup(&loaded, "/bin")->value,
+				 "a\0b\0\xff", 5);
+		/* XSA-322's ignore bit is kept. */
+		ck_assert_uint_eq(store_lookup(&loaded, "/bin")->perms->e[1].access,
+				  PERM_READ | PERM_IGNORE);
+		ck_assert_uint_eq(store_lookup(&loaded, "@releaseDomain")->perms->n, 4);
+	}
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
+}
+END_TEST
+
+START_TEST(db_save_all_saves_what_the_store_held)
+{
+	struct store s, loaded;
+	struct db *db = open_db(false);
+
+	new_daemon_store(&s);
+	build(&s);			/* before db_follow */
+	db_follow(db, &s, true);
+	db_close(db);
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
+}
+END_TEST
+
+START_TEST(db_nodes_made_after_a_load_follow_the_loaded_ones)
+{
+	struct store s, loaded, again;
+	struct db *db = open_db(false);
+	char buf[256];
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	build(&s);
+	db_close(db);
+	store_destroy(&s);
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	db_follow(db, &loaded, false);
+	put(&loaded, "/order/new", "n", 1);
+	put(&loaded, "/order/zeta", "z2", 2);
+	put(&loaded, "/later/x", "x", 1);
+	children(store_lookup(&loaded, "/order"), buf, sizeof(buf));
+	ck_assert_str_eq(buf, ",zeta,mid,beta,alpha,new");
+	ck_assert_int_eq(db_commit(db), 0);
+	db_close(db);
+
+	/* Generations continue after the loaded ones: a second load works
+	 * and keeps the order. */
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &again), 0);
+	same_store(&loaded, &again);
+	db_close(db);
+	store_destroy(&loaded);
+	store_destroy(&again);
+}
+END_TEST
+
+START_TEST(db_uncommitted_changes_do_not_reach_the_file)
+{
+	struct store s, loaded;
+	struct db *db = open_db(false);
+	pid_t pid;
+	int st;
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	put(&s, "/committed", "c", 1);
+	ck_assert_int_eq(db_commit(db), 0);
+	/* A child changes more without a commit, then dies. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		put(&s, "/uncommitted", "u", 1);
+		put(&s, "/committed", "changed", 7);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* And another commits, then dies. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		put(&s, "/second", "s", 1);
+		_exit(db_commit(db) == 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	s.observer = NULL;
+	store_destroy(&s);
+	db_close(db);		/* nothing pending here: writes nothing */
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	ck_assert_ptr_nonnull(store_lookup(&loaded, "/committed"));
+	ck_assert_mem_eq(store_lookup(&loaded, "/committed")->value, "c", 1);
+	ck_assert_uint_eq(store_lookup(&loaded, "/committed")->value_len, 1);
+	ck_assert_ptr_null(store_lookup(&loaded, "/uncommitted"));
+	ck_assert_ptr_nonnull(store_lookup(&loaded, "/second"));
+	db_close(db);
+	store_destroy(&loaded);
+}
+END_TEST
+
+START_TEST(db_loop_turn_commits_changes_made_outside_a_request)
+{
+	struct store s, loaded;
+	struct db *db = open_db(false);
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		new_daemon_store(&s);
+		db_follow(db, &s, true);
+		put(&s, "/by-event", "e", 1);
+		/* No db_commit: the commit event does it at the turn's end. */
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	db_close(db);
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	ck_assert_ptr_nonnull(store_lookup(&loaded, "/by-event"));
+	db_close(db);
+	store_destroy(&loaded);
+}
+END_TEST
+
+struct seen {
+	char names[8][32];
+	size_t lens[8];
+	unsigned int n;
+	int stop_after;		/* return 42 after this many, 0: never */
+};
+
+static int record_cb(const char *name, const void *data, size_t len,
+		     void *arg)
+{
+	struct seen *s = arg;
+
+	(void)data;
+	ck_assert_uint_lt(s->n, 8);
+	snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+	s->lens[s->n] = len;
+	s->n++;
+	return s->stop_after && (int)s->n >= s->stop_after ? 42 : 0;
+}
+
+static bool seen_has(const struct seen *s, const char *name)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void put_record(struct db *db, const char *key, const char *value)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(evbuffer_add(b, value, strlen(value)), 0);
+	db_put(db, key, b);
+	evbuffer_free(b);
+}
+
+START_TEST(db_each_selects_by_prefix)
+{
+	struct db *db = open_db(false);
+	struct store s, loaded;
+	struct seen seen = { 0 };
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	put(&s, "/watches/5", "not a record", 12);
+	put_record(db, "#watches/5", "five");
+	put_record(db, "#watches/16", "sixteen!");
+	put_record(db, "#watches/6", "x");
+	put_record(db, "#domain/5", "dom");
+	put_record(db, "#quotas", "q");
+	db_delete(db, "#watches/6");
+	db_delete(db, "#never-there");
+	ck_assert_int_eq(db_commit(db), 0);
+	db_close(db);
+
+	db = open_db(true);
+	ck_assert_int_eq(db_each(db, "#watches/", record_cb, &seen), 0);
+	ck_assert_uint_eq(seen.n, 2);
+	ck_assert(seen_has(&seen, "5"));
+	ck_assert(seen_has(&seen, "16"));
+	for (unsigned int i = 0; i < seen.n; i++)
+		ck_assert_uint_eq(seen.lens[i],
+				  strcmp(seen.names[i], "5") == 0 ? 4 : 8);
+	/* The whole key: the rest is empty. */
+	memset(&seen, 0, sizeof(seen));
+	ck_assert_int_eq(db_each(db, "#quotas", record_cb, &seen), 0);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_str_eq(seen.names[0], "");
+	/* Stops at fn's first nonzero result and returns it. */
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 1;
+	ck_assert_int_eq(db_each(db, "#", record_cb, &seen), 42);
+	ck_assert_uint_eq(seen.n, 1);
+	/* Nodes are not '#' records, and '#' records are not nodes. */
+	memset(&seen, 0, sizeof(seen));
+	ck_assert_int_eq(db_each(db, "#", record_cb, &seen), 0);
+	ck_assert(!seen_has(&seen, "/watches/5"));
+	ck_assert(!seen_has(&seen, "watches/6"));
+	ck_assert_int_eq(load(db, &loaded), 0);
+	ck_assert_ptr_nonnull(store_lookup(&loaded, "/watches/5"));
+	ck_assert_ptr_null(store_lookup(&loaded, "#quotas"));
+	same_store(&s, &loaded);
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
+}
+END_TEST
+
+/* A database with a few nodes, closed; its bytes in *p. */
+static void valid_file(unsigned char **p, size_t *len)
+{
+	struct store s;
+	struct db *db = open_db(false);
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	build(&s);
+	db_close(db);
+	store_destroy(&s);
+	file_bytes(dbpath, p, len);
+}
+
+/* db_open refuses the file, or db_load_nodes does; the file is kept. */
+static void refused(const char *what)
+{
+	unsigned char *before, *after;
+	size_t blen, alen;
+	bool restorable = false;
+	struct db *db;
+
+	file_bytes(dbpath, &before, &blen);
+	db = db_open(dbpath, base, &restorable);
+	if (db) {
+		struct store s;
+
+		ck_assert_msg(restorable, "%s: opened as a new database", what);
+		ck_assert_msg(load(db, &s) != 0, "%s: loaded", what);
+		store_destroy(&s);
+		db_close(db);
+	}
+	file_bytes(dbpath, &after, &alen);
+	ck_assert_msg(alen == blen && memcmp(before, after, blen) == 0,
+		      "%s: the file was changed (%zu bytes, now %zu)", what,
+		      blen, alen);
+	free(before);
+	free(after);
+}
+
+START_TEST(db_random_bytes_file_is_refused)
+{
+	unsigned char junk[8192];
+	unsigned int seed = 7;
+
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		seed = seed * 1103515245u + 12345u;
+		junk[i] = (unsigned char)(seed >> 16);
+	}
+	write_file(dbpath, junk, sizeof(junk));
+	refused("random bytes");
+}
+END_TEST
+
+START_TEST(db_text_file_is_refused)
+{
+	write_file(dbpath, "not a database\n", 15);
+	refused("a line of text");
+}
+END_TEST
+
+START_TEST(db_half_file_is_refused)
+{
+	unsigned char *p;
+	size_t len;
+
+	valid_file(&p, &len);
+	write_file(dbpath, p, len / 2);
+	refused("half a database");
+	free(p);
+}
+END_TEST
+
+START_TEST(db_header_only_file_is_refused)
+{
+	unsigned char *p;
+	size_t len;
+
+	valid_file(&p, &len);
+	write_file(dbpath, p, 100);
+	refused("the first 100 bytes of a database");
+	free(p);
+}
+END_TEST
+
+/* A tdb made here, with the daemon's flags, holding key -> value. */
+static void raw_tdb(const char *key, const void *value, size_t len,
+		    bool keep_contents)
+{
+	struct tdb_context *t;
+	TDB_DATA k = { (unsigned char *)key, strlen(key) };
+	TDB_DATA v = { (unsigned char *)value, len };
+
+	if (!keep_contents)
+		unlink(dbpath);
+	t = tdb_open(dbpath, 0, TDB_NOLOCK | TDB_INCOMPATIBLE_HASH, O_RDWR | O_CREAT,
+		     0600);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(tdb_store(t, k, v, TDB_REPLACE), 0);
+	ck_assert_int_eq(tdb_close(t), 0);
+}
+
+/* The record encoding of a string, as wr_str writes it. */
+static size_t rec_str(unsigned char *out, const char *s)
+{
+	uint32_t n = (uint32_t)strlen(s) + 1;
+
+	for (int i = 0; i < 4; i++)
+		out[i] = (unsigned char)(n >> (8 * i));
+	memcpy(out + 4, s, n);
+	return 4 + n;
+}
+
+START_TEST(db_foreign_or_other_version_tdb_is_refused)
+{
+	unsigned char fmt[64];
+	size_t n;
+
+	raw_tdb("hello", "world", 5, false);
+	refused("a tdb of someone else");
+
+	n = rec_str(fmt, "xenstored-db");
+	memcpy(fmt + n, "\x02\x00\x00\x00", 4);		/* version 2 */
+	raw_tdb("#format", fmt, n + 4, false);
+	refused("a database of another version");
+
+	n = rec_str(fmt, "xenstored-dc");
+	memcpy(fmt + n, "\x01\x00\x00\x00", 4);
+	raw_tdb("#format", fmt, n + 4, false);
+	refused("another magic");
+}
+END_TEST
+
+START_TEST(db_malformed_node_records_are_refused)
+{
+	unsigned char *p, rec[64];
+	size_t len;
+
+	valid_file(&p, &len);
+	/* Too short for its header. */
+	raw_tdb("/order/mid", "\x01\x02", 2, true);
+	refused("a node record of two bytes");
+	/* Zero permissions. */
+	write_file(dbpath, p, len);
+	memset(rec, 0, sizeof(rec));
+	rec[0] = 77;				/* born 77, n 0, value "" */
+	raw_tdb("/order/mid", rec, 8 + 4 + 4, true);
+	refused("a node without permissions");
+	/* Trailing bytes after the value. */
+	write_file(dbpath, p, len);
+	memset(rec, 0, sizeof(rec));
+	rec[0] = 78;
+	rec[8] = 1;				/* one perm: domid 0, none */
+	raw_tdb("/order/mid", rec, 8 + 4 + 8 + 4 + 3, true);
+	refused("a node record with bytes left over");
+	/* A parent missing. */
+	write_file(dbpath, p, len);
+	{
+		struct tdb_context *t = tdb_open(dbpath, 0,
+						 TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
+						 O_RDWR, 0600);
+		TDB_DATA k = { (unsigned char *)"/order", 6 };
+
+		ck_assert_ptr_nonnull(t);
+		ck_assert_int_eq(tdb_delete(t, k), 0);
+		tdb_close(t);
+	}
+	refused("a node without its parent");
+	free(p);
+}
+END_TEST
+
+static Suite *persist_suite(void)
+{
+	Suite *s = suite_create("persist");
+	TCase *t = tcase_create("record");
+
+	tcase_add_test(t, record_round_trip);
+	tcase_add_test(t, record_layout_is_little_endian);
+	tcase_add_test(t, record_oversized_bytes_fail_the_writer);
+	tcase_add_test(t, record_every_truncation_is_detected);
+	tcase_add_test(t, record_truncated_u64_is_zero);
+	tcase_add_test(t, record_error_flag_is_sticky);
+	tcase_add_test(t, record_length_beyond_the_end_is_refused);
+	tcase_add_test(t, record_str_needs_its_terminator);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("db");
+	tcase_add_unchecked_fixture(t, make_top, remove_top);
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, db_new_file_is_created_and_not_restorable);
+	tcase_add_test(t, db_empty_file_counts_as_new);
+	tcase_add_test(t, db_followed_store_loads_back_the_same);
+	tcase_add_test(t, db_save_all_saves_what_the_store_held);
+	tcase_add_test(t, db_nodes_made_after_a_load_follow_the_loaded_ones);
+	tcase_add_test(t, db_uncommitted_changes_do_not_reach_the_file);
+	tcase_add_test(t, db_loop_turn_commits_changes_made_outside_a_request);
+	tcase_add_test(t, db_each_selects_by_prefix);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("bad files");
+	tcase_add_unchecked_fixture(t, make_top, remove_top);
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, db_random_bytes_file_is_refused);
+	tcase_add_test(t, db_text_file_is_refused);
+	tcase_add_test(t, db_half_file_is_refused);
+	tcase_add_test(t, db_header_only_file_is_refused);
+	tcase_add_test(t, db_foreign_or_other_version_tdb_is_refused);
+	tcase_add_test(t, db_malformed_node_records_are_refused);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(persist_suite());
+}
