@@ -259,15 +259,20 @@ int live_update_finish(struct server *srv)
 			goto out;
 		}
 		c = socket_conn_resume(srv, (int)fd);
-		if (!c || (in_len && evbuffer_add(c->in, in, in_len) != 0) ||
+		/* The bufferevent owns the end of its input buffer: the
+		 * saved bytes go in front of whatever it reads next. */
+		if (!c || (in_len && evbuffer_prepend(c->in, in, in_len) != 0) ||
 		    (out_len && evbuffer_add(c->out, out, out_len) != 0)) {
 			log_error("live update: cannot restore a socket client: "
 				  "out of memory");
-			goto out;
+			if (c)
+				conn_close(c, "not restored");
+			server_load_conn_watches(srv, NULL, &image_rd);
+			continue;
 		}
 		if (server_load_conn_watches(srv, c, &image_rd) != 0) {
 			log_error("live update: the watches of a socket client "
-				  "are malformed or take too much memory");
+				  "are malformed");
 			goto out;
 		}
 		c->out_total += out_len;

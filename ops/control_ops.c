@@ -376,7 +376,9 @@ static int control_live_update(struct op_call *call, const char **argv,
 	if (!srv->live_update.first_try)
 		srv->live_update.first_try = now;
 	if (srv->open_txns) {
-		if (now - srv->live_update.first_try < (time_t)timeout)
+		/* xenstore-control's last try comes timeout - 1 whole seconds
+		 * after its first: the timeout is over by then. */
+		if (now - srv->live_update.first_try + 1 < (time_t)timeout)
 			return lu_reply(call, "BUSY");
 		if (!force) {
 			srv->live_update.first_try = 0;

@@ -186,7 +186,20 @@ void server_save_conn_watches(struct server *srv, struct conn *c,
 int server_load_conn_watches(struct server *srv, struct conn *c,
 			     struct reader *r)
 {
-	struct client *cl = c->owner_data;
+	struct watcher skip;
 
-	return watcher_load(&srv->watches, &cl->watcher, r, false);
+	if (!c) {	/* a client not restored: read past its watches */
+		struct watch_registry scratch;
+		int rc;
+
+		watch_registry_init(&scratch);
+		watcher_init(&skip, NULL);
+		rc = watcher_load(&scratch, &skip, r, false);
+		watcher_clear(&scratch, &skip);
+		watch_registry_destroy(&scratch);
+		return rc;
+	}
+	return watcher_load(&srv->watches,
+			    &((struct client *)c->owner_data)->watcher, r,
+			    false);
 }
