@@ -386,7 +386,7 @@ def test_control_help_check_print_and_memreport():
         try:
             helptext = control_ok(sock, "help")
             names = [l.split("\t")[0] for l in helptext.splitlines() if "\t" in l]
-            eq(names, ["check", "help", "log", "logfile", "memreport", "print", "quota",
+            eq(names, ["check", "help", "live-update", "log", "logfile", "memreport", "print", "quota",
                         "quota-soft"], "help")
             eq(control_ok(sock, "check"), "OK\n", "check")
             eq(control_ok(sock, "print", "marker-1"), "OK\n", "print")
