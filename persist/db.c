@@ -28,10 +28,10 @@
 
 #define DB_MAGIC "xenstored-db"
 #define DB_VERSION 1
-/* Hash chains: about 15 records each with a million nodes.  Every tdb
+/* Hash chains: about four records each with a million nodes.  Every tdb
  * transaction copies the whole table, so a larger one slows each commit
  * (measured: docs/benchmarks.md). */
-#define DB_HASH_SIZE 65521
+#define DB_HASH_SIZE 262147
 
 struct db {
 	struct tdb_context *tdb;
