@@ -82,11 +82,8 @@ static bool write_image(struct server *srv, const char *path,
 			continue;
 		wr_u32(&w, (uint32_t)sfd);
 		wr_evbuffer(&w, c->in);
-		wr_u32(&w, (uint32_t)(evbuffer_get_length(c->out) +
-				     (c == requester ? ok_len : 0)));
-		wr_evbuffer_raw(&w, c->out);
-		if (c == requester)
-			wr_raw(&w, ok, ok_len);
+		wr_evbuffer_and(&w, c->out, c == requester ? ok : NULL,
+				c == requester ? ok_len : 0);
 		server_save_conn_watches(srv, c, &w);
 	}
 	domains_save_conns(srv->domains, &w, requester, ok, ok_len);
@@ -95,9 +92,10 @@ static bool write_image(struct server *srv, const char *path,
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto out;
-	done = evbuffer_write(b, fd) >= 0 && evbuffer_get_length(b) == 0;
+	/* A write may be partial: go on until the buffer is empty. */
+	done = true;
 	while (done && evbuffer_get_length(b))
-		done = evbuffer_write(b, fd) >= 0;
+		done = evbuffer_write(b, fd) > 0;
 	done = close(fd) == 0 && done;
 out:
 	evbuffer_free(b);

@@ -107,33 +107,28 @@ static void record_key(char *buf, size_t len, unsigned int domid)
 	snprintf(buf, len, "#domain/%u", domid);
 }
 
+static void encode_domain(const void *obj, struct writer *w)
+{
+	const struct domain *d = obj;
+
+	wr_u32(w, d->domid);
+	wr_u64(w, d->gfn);
+	wr_u32(w, d->remote_port);
+	wr_u32(w, d->features);
+	wr_u32(w, d->target);
+	wr_u8(w, d->introduced);
+	wr_u8(w, d->shutdown_seen);
+}
+
 /* Save what a restart needs to serve d again. */
 static void save_domain(struct domain *d)
 {
-	struct db *db = d->ds->srv->db;
-	struct evbuffer *b;
-	struct writer w;
 	char key[32];
 
-	if (!db || d->domid == d->ds->srv->master_domid)
+	if (d->domid == d->ds->srv->master_domid)
 		return;		/* dom0's own ring is found again at start */
-	b = evbuffer_new();
-	if (!b) {
-		log_error("database: no memory to save domain %u", d->domid);
-		return;
-	}
-	wr_init(&w, b);
-	wr_u32(&w, d->domid);
-	wr_u64(&w, d->gfn);
-	wr_u32(&w, d->remote_port);
-	wr_u32(&w, d->features);
-	wr_u32(&w, d->target);
-	wr_u8(&w, d->introduced);
-	wr_u8(&w, d->shutdown_seen);
 	record_key(key, sizeof(key), d->domid);
-	if (wr_ok(&w))
-		db_put(db, key, b);
-	evbuffer_free(b);
+	db_put_encoded(d->ds->srv->db, key, encode_domain, d);
 }
 
 static void forget_record(struct domains *ds, unsigned int domid)
@@ -730,8 +725,7 @@ struct restore {
 	bool fire;
 	/* Saved domains that died meanwhile: released after the database
 	 * traversal, which must not write. */
-	unsigned int *dead;
-	bool *dead_introduced;
+	struct { unsigned int domid; bool introduced; } *dead;
 	unsigned int ndead;
 };
 
@@ -766,22 +760,17 @@ static int restore_one(const char *name, const void *data, size_t len,
 	case XEN_DOMAIN_DYING:
 	case XEN_DOMAIN_GONE: {
 		struct restore *how = arg;
-		unsigned int *dead = realloc(how->dead, (how->ndead + 1) *
-					     sizeof(*dead));
-		bool *intro = realloc(how->dead_introduced, (how->ndead + 1) *
-				      sizeof(*intro));
+		void *dead = realloc(how->dead, (how->ndead + 1) *
+				     sizeof(*how->dead));
 
-		if (dead)
-			how->dead = dead;
-		if (intro)
-			how->dead_introduced = intro;
-		if (!dead || !intro) {
+		if (!dead) {
 			log_error("domain %u: out of memory to release it",
 				  domid);
 			return 0;
 		}
-		how->dead[how->ndead] = domid;
-		how->dead_introduced[how->ndead++] = introduced;
+		how->dead = dead;
+		how->dead[how->ndead].domid = domid;
+		how->dead[how->ndead++].introduced = introduced;
 		return 0;
 	}
 	default:
@@ -834,7 +823,7 @@ void domains_restore(struct domains *ds, bool fire)
 	if (d && d->conn)
 		server_restore_conn(ds->srv, d->conn, fire);
 	for (unsigned int i = 0; i < how.ndead; i++) {
-		unsigned int domid = how.dead[i];
+		unsigned int domid = how.dead[i].domid;
 
 		log_info("domain %u died while the daemon was down", domid);
 		forget_record(ds, domid);
@@ -845,11 +834,10 @@ void domains_restore(struct domains *ds, bool fire)
 			}
 		}
 		server_forget_domain(ds->srv, domid);
-		if (how.dead_introduced[i])
+		if (how.dead[i].introduced)
 			ops_fire_special(ds->srv, "@releaseDomain", domid);
 	}
 	free(how.dead);
-	free(how.dead_introduced);
 	/* Targets name domains restored only now. */
 	HASH_ITER(hh, ds->by_id, d, tmp)
 		if (d->conn)
@@ -879,11 +867,8 @@ void domains_save_conns(struct domains *ds, struct writer *w,
 		 * program peeks the others again. */
 		in = evbuffer_pullup(c->in, (ssize_t)d->in_consumed);
 		wr_bytes(w, in, in ? d->in_consumed : 0);
-		wr_u32(w, (uint32_t)(evbuffer_get_length(c->out) +
-				     (c == extra_for ? extra_len : 0)));
-		wr_evbuffer_raw(w, c->out);
-		if (c == extra_for)
-			wr_raw(w, extra, extra_len);
+		wr_evbuffer_and(w, c->out, c == extra_for ? extra : NULL,
+				c == extra_for ? extra_len : 0);
 	}
 }
 

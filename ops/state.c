@@ -26,27 +26,6 @@ void server_commit(struct server *srv)
 	db_commit(srv->db);
 }
 
-/* Encode with fn into a fresh buffer and store it under key. */
-static void put_record(struct server *srv, const char *key,
-		       void (*fn)(const void *obj, struct writer *w),
-		       const void *obj)
-{
-	struct evbuffer *b = evbuffer_new();
-	struct writer w;
-
-	if (!b) {
-		log_error("database: no memory to save %s", key);
-		return;
-	}
-	wr_init(&w, b);
-	fn(obj, &w);
-	if (wr_ok(&w))
-		db_put(srv->db, key, b);
-	else
-		log_error("database: no memory to save %s", key);
-	evbuffer_free(b);
-}
-
 static void save_quotas(const void *q, struct writer *w)
 {
 	quotas_save(q, w);
@@ -55,7 +34,7 @@ static void save_quotas(const void *q, struct writer *w)
 void server_quotas_changed(struct server *srv)
 {
 	if (srv->db)
-		put_record(srv, QUOTAS_KEY, save_quotas, &srv->quotas);
+		db_put_encoded(srv->db, QUOTAS_KEY, save_quotas, &srv->quotas);
 }
 
 static void save_watches(const void *wr, struct writer *w)
@@ -72,7 +51,7 @@ void server_watches_changed(struct server *srv, struct conn *c)
 		return;
 	watches_key(key, sizeof(key), c->who.domid);
 	if (cl->watcher.count)
-		put_record(srv, key, save_watches, &cl->watcher);
+		db_put_encoded(srv->db, key, save_watches, &cl->watcher);
 	else
 		db_delete(srv->db, key);
 }
@@ -86,55 +65,45 @@ void server_forget_watches(struct server *srv, unsigned int domid)
 }
 
 struct watches_lookup {
-	unsigned int domid;
 	struct server *srv;
 	struct conn *c;
 	bool fire;
-	int rc;
 };
 
-static int restore_watches_of(const char *name, const void *data,
-			      size_t len, void *arg)
+static int restore_watches(const void *data, size_t len, void *arg)
 {
 	struct watches_lookup *l = arg;
 	struct client *cl = l->c->owner_data;
 	struct reader r;
-	char want[16];
 
-	snprintf(want, sizeof(want), "%u", l->domid);
-	if (strcmp(name, want) != 0)
-		return 0;
 	rd_init(&r, data, len);
-	l->rc = watcher_load(&l->srv->watches, &cl->watcher, &r, l->fire);
-	if (l->rc)
+	if (watcher_load(&l->srv->watches, &cl->watcher, &r, l->fire) != 0)
 		log_error("database: the watches of domain %u are unreadable; "
-			  "it has none now", l->domid);
-	return 1;
+			  "it has none now", l->c->who.domid);
+	return 0;
 }
 
 void server_restore_conn(struct server *srv, struct conn *c, bool fire)
 {
-	struct watches_lookup l = { c->who.domid, srv, c, fire, 0 };
+	struct watches_lookup l = { srv, c, fire };
 	struct client *cl = c->owner_data;
 	struct timespec now;
+	char key[32];
 
 	c->restored = true;
 	c->replaying = true;
 	/* New transaction ids far from those the guest may still hold. */
 	clock_gettime(CLOCK_REALTIME, &now);
 	cl->txns.last_id = 0x40000000u ^ (uint32_t)(now.tv_nsec & 0x3fffffff);
-	if (srv->db)
-		db_each(srv->db, "#watches/", restore_watches_of, &l);
+	watches_key(key, sizeof(key), c->who.domid);
+	db_get(srv->db, key, restore_watches, &l);
 }
 
-static int load_quotas(const char *name, const void *data, size_t len,
-		       void *arg)
+static int load_quotas(const void *data, size_t len, void *arg)
 {
 	struct server *srv = arg;
 	struct reader r;
 
-	if (name[0])
-		return 0;
 	rd_init(&r, data, len);
 	if (quotas_load(&srv->quotas, &r) != 0) {
 		log_error("database %s: the quota record is malformed",
@@ -156,7 +125,7 @@ int server_load(struct server *srv)
 	store_init(&loaded, root);
 	perms_unref(root);
 	if (db_load_nodes(srv->db, &loaded) != 0 ||
-	    db_each(srv->db, QUOTAS_KEY, load_quotas, srv) != 0) {
+	    db_get(srv->db, QUOTAS_KEY, load_quotas, srv) != 0) {
 		store_destroy(&loaded);
 		return -1;
 	}

@@ -114,6 +114,47 @@ void db_put(struct db *db, const char *key, struct evbuffer *value)
 	store_record(db, key_of(key), p, len);
 }
 
+int db_put_encoded(struct db *db, const char *key,
+		   void (*encode)(const void *obj, struct writer *w),
+		   const void *obj)
+{
+	struct evbuffer *b;
+	struct writer w;
+	bool ok;
+
+	if (!db)
+		return 0;
+	b = evbuffer_new();
+	if (b) {
+		wr_init(&w, b);
+		encode(obj, &w);
+	}
+	ok = b && wr_ok(&w);
+	if (ok)
+		db_put(db, key, b);
+	else
+		log_error("database: no memory to save %s", key);
+	if (b)
+		evbuffer_free(b);
+	return ok ? 0 : -1;
+}
+
+int db_get(struct db *db, const char *key,
+	   int (*fn)(const void *data, size_t len, void *arg), void *arg)
+{
+	TDB_DATA v;
+	int rc;
+
+	if (!db || db->failed)
+		return 0;
+	v = tdb_fetch(db->tdb, key_of(key));
+	if (!v.dptr)
+		return 0;
+	rc = fn(v.dptr, v.dsize, arg);
+	free(v.dptr);
+	return rc;
+}
+
 void db_delete(struct db *db, const char *key)
 {
 	if (db)
@@ -380,21 +421,18 @@ static bool format_ok(struct db *db, bool *present)
 	return ok;
 }
 
+static void encode_format(const void *unused, struct writer *w)
+{
+	(void)unused;
+	wr_str(w, DB_MAGIC);
+	wr_u32(w, DB_VERSION);
+}
+
 static int write_format(struct db *db)
 {
-	struct evbuffer *b = evbuffer_new();
-	struct writer w;
-	int rc;
-
-	if (!b)
+	if (db_put_encoded(db, "#format", encode_format, NULL) != 0)
 		return -1;
-	wr_init(&w, b);
-	wr_str(&w, DB_MAGIC);
-	wr_u32(&w, DB_VERSION);
-	db_put(db, "#format", b);
-	evbuffer_free(b);
-	rc = wr_ok(&w) ? db_commit(db) : -1;
-	return rc;
+	return db_commit(db);
 }
 
 static void commit_cb(evutil_socket_t fd, short what, void *arg)

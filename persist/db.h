@@ -22,6 +22,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "persist/record.h"
 #include "store/store.h"
 
 struct db;
@@ -56,6 +57,13 @@ int db_each(struct db *db, const char *prefix,
 		      void *arg),
 	    void *arg);
 
+/*
+ * The record under key ('#...'), given to fn: fn's result, or 0 when
+ * there is no such record.  One lookup, not a traversal.
+ */
+int db_get(struct db *db, const char *key,
+	   int (*fn)(const void *data, size_t len, void *arg), void *arg);
+
 /* Follow every change of s from now on; with save_all, first save the
  * nodes it holds (a new file). */
 void db_follow(struct db *db, struct store *s, bool save_all);
@@ -63,6 +71,13 @@ void db_follow(struct db *db, struct store *s, bool save_all);
 /* Set or delete one '#' record, as part of the pending commit. */
 void db_put(struct db *db, const char *key, struct evbuffer *value);
 void db_delete(struct db *db, const char *key);
+/*
+ * db_put of what encode writes for obj: 0, or -1 (logged) when there was
+ * no memory to encode it.  A NULL db does nothing.
+ */
+int db_put_encoded(struct db *db, const char *key,
+		   void (*encode)(const void *obj, struct writer *w),
+		   const void *obj);
 
 /*
  * Make every change since the last call durable.  0, or -1 when the file

@@ -53,40 +53,37 @@ void wr_str(struct writer *w, const char *s)
 	wr_bytes(w, s, strlen(s) + 1);
 }
 
-void wr_raw(struct writer *w, const void *p, size_t len)
-{
-	put(w, p, len);
-}
-
 void wr_evbuffer(struct writer *w, struct evbuffer *src)
 {
-	size_t len = evbuffer_get_length(src);
+	wr_evbuffer_and(w, src, NULL, 0);
+}
+
+void wr_evbuffer_and(struct writer *w, struct evbuffer *src,
+		     const void *extra, size_t extra_len)
+{
+	size_t len = evbuffer_get_length(src) + extra_len;
+	struct evbuffer_iovec *v;
+	int n;
 
 	if (len > UINT32_MAX) {
 		w->failed = true;
 		return;
 	}
 	wr_u32(w, (uint32_t)len);
-	wr_evbuffer_raw(w, src);
-}
-
-void wr_evbuffer_raw(struct writer *w, struct evbuffer *src)
-{
 	/* Copy chunk by chunk: src keeps its bytes and its layout. */
-	int n = evbuffer_peek(src, -1, NULL, NULL, 0);
-	struct evbuffer_iovec *v;
-
-	if (w->failed || n <= 0)
-		return;
-	v = calloc((size_t)n, sizeof(*v));
-	if (!v) {
-		w->failed = true;
-		return;
+	n = evbuffer_peek(src, -1, NULL, NULL, 0);
+	if (!w->failed && n > 0) {
+		v = calloc((size_t)n, sizeof(*v));
+		if (!v) {
+			w->failed = true;
+			return;
+		}
+		n = evbuffer_peek(src, -1, NULL, v, n);
+		for (int i = 0; i < n; i++)
+			put(w, v[i].iov_base, v[i].iov_len);
+		free(v);
 	}
-	n = evbuffer_peek(src, -1, NULL, v, n);
-	for (int i = 0; i < n; i++)
-		put(w, v[i].iov_base, v[i].iov_len);
-	free(v);
+	put(w, extra, extra_len);
 }
 
 void rd_init(struct reader *r, const void *p, size_t len)

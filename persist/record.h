@@ -34,9 +34,9 @@ void wr_bytes(struct writer *w, const void *p, size_t len);
 void wr_str(struct writer *w, const char *s);
 /* The bytes of an evbuffer, length first; src is not changed. */
 void wr_evbuffer(struct writer *w, struct evbuffer *src);
-/* The same without the length (the caller wrote one covering more). */
-void wr_evbuffer_raw(struct writer *w, struct evbuffer *src);
-void wr_raw(struct writer *w, const void *p, size_t len);
+/* The same, with extra bytes after src's under the one length. */
+void wr_evbuffer_and(struct writer *w, struct evbuffer *src,
+		     const void *extra, size_t extra_len);
 static inline bool wr_ok(const struct writer *w)
 {
 	return !w->failed;
