@@ -183,10 +183,9 @@ void conn_handle_input(struct conn *c)
 
 			snprintf(why, sizeof(why), "payload of %u bytes",
 				 (unsigned int)req.hdr.len);
-			c->in_progress = false;
 			c->protocol_error = true;
 			conn_close(c, why);
-			return;
+			break;
 		}
 		if (avail < WIRE_HDR_LEN + req.hdr.len)
 			break;
@@ -201,6 +200,8 @@ void conn_handle_input(struct conn *c)
 		handled++;
 	}
 	c->in_progress = false;
+	if (handled && c->hooks->batch_done)
+		c->hooks->batch_done(c);
 }
 
 void conn_delay(struct conn *c, const struct timeval *tv)

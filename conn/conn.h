@@ -48,6 +48,11 @@ struct conn_transport {
 struct conn_hooks {
 	/* Handle one complete, length-checked request. */
 	void (*dispatch)(struct conn *c, const struct request *req);
+	/* The requests of one turn were dispatched; their replies sit in
+	 * c->out, and no transport sends them before this returns.  (The
+	 * server makes the batch's changes durable here: one commit for
+	 * all of them, before any client hears of one.) */
+	void (*batch_done)(struct conn *c);
 	/* The connection stopped: drop what refers to it (watches, txs). */
 	void (*closed)(struct conn *c);
 	/* The connection is about to be freed. */

@@ -556,9 +556,13 @@ void domains_check(struct domains *ds)
 
 static void check_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct domains *ds = arg;
+
 	(void)fd;
 	(void)what;
-	domains_check(arg);
+	domains_check(ds);
+	/* Before any @releaseDomain event queued here can be sent. */
+	server_commit(ds->srv);
 }
 
 static void evtchn_cb(evutil_socket_t fd, short what, void *arg)

@@ -159,8 +159,8 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	if (!err && reply.overflow)
 		err = E2BIG;
 	charge_write(srv, c, req, call.tx);
-	/* Durable before the client hears of it. */
-	server_commit(srv);
+	/* Durable before the client hears of it: server_batch_done commits
+	 * once the turn's requests are all handled. */
 	if (err) {
 		log_debug("connection %lu: %s failed: %s", c->id,
 			  wire_type_name(req->hdr.type), wire_error_name(err));
@@ -312,6 +312,7 @@ int server_init(struct server *srv, struct event_base *base)
 	memset(srv, 0, sizeof(*srv));
 	srv->base = base;
 	srv->hooks.dispatch = ops_dispatch;
+	srv->hooks.batch_done = server_batch_done;
 	srv->hooks.closed = server_conn_closed;
 	srv->hooks.freed = server_conn_freed;
 	srv->hooks.drained = server_conn_drained;

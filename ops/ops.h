@@ -87,7 +87,8 @@ void server_forget_domain(struct server *srv, unsigned int domid);
  * after a restart: its saved watches come back (each firing once), and it
  * may replay requests and use transactions from before (ops.c).
  * server_commit: make the
- * changes so far durable (before their replies leave).
+ * changes so far durable (before their replies leave); server_batch_done,
+ * the connections' batch_done hook, calls it after each batch of requests.
  */
 int server_load(struct server *srv);
 void server_quotas_changed(struct server *srv);
@@ -95,6 +96,7 @@ void server_watches_changed(struct server *srv, struct conn *c);
 void server_restore_conn(struct server *srv, struct conn *c, bool fire);
 void server_forget_watches(struct server *srv, unsigned int domid);
 void server_commit(struct server *srv);
+void server_batch_done(struct conn *c);
 /* Live update: a socket client's watches, saved / loaded without firing. */
 void server_save_conn_watches(struct server *srv, struct conn *c,
 			      struct writer *w);

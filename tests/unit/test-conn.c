@@ -19,6 +19,8 @@ struct recorder {
 	char first_payload[XENSTORE_PAYLOAD_MAX + 1];
 	unsigned int closed, freed;
 	unsigned int depth, max_depth;	/* nesting of dispatch calls */
+	unsigned int batches;		/* batch_done calls */
+	unsigned int dispatched_at_batch[MAX_SEEN];	/* per call */
 	/* Behaviour: */
 	uint32_t close_on_req_id;	/* 0: never */
 	size_t reply_bytes;		/* bytes to queue on c->out per request */
@@ -60,6 +62,16 @@ static void rec_dispatch(struct conn *conn, const struct request *req)
 	r->depth--;
 }
 
+static void rec_batch_done(struct conn *conn)
+{
+	struct recorder *r = conn->hooks->owner;
+
+	ck_assert_uint_lt(r->batches, MAX_SEEN);
+	ck_assert_uint_eq(r->depth, 0);
+	r->dispatched_at_batch[r->batches] = r->dispatched;
+	r->batches++;
+}
+
 static void rec_closed(struct conn *conn)
 {
 	((struct recorder *)conn->hooks->owner)->closed++;
@@ -76,6 +88,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(base);
 	memset(&rec, 0, sizeof(rec));
 	hooks = (struct conn_hooks){ .dispatch = rec_dispatch,
+				     .batch_done = rec_batch_done,
 				     .closed = rec_closed,
 				     .freed = rec_freed, .owner = &rec };
 	unit_tp_init(&tp);
@@ -256,6 +269,49 @@ START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
 	for (unsigned int i = 0; i < total; i++)
 		ck_assert_uint_eq(rec.req_id[i], i + 1);
 	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+}
+END_TEST
+
+/* The server commits its changes once per batch, in batch_done: it must
+ * come after the batch's last request and before the next batch. */
+START_TEST(batch_done_follows_each_batch_of_requests)
+{
+	const unsigned int total = 2 * CONN_BATCH + 5;
+
+	/* Nothing complete to handle: no batch. */
+	ck_assert_int_eq(evbuffer_add(c->in, "\1\0", 2), 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.batches, 0);
+	evbuffer_drain(c->in, 2);
+	for (unsigned int i = 1; i <= total; i++)
+		add_read(i);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.batches, 1);
+	ck_assert_uint_eq(rec.dispatched_at_batch[0], CONN_BATCH);
+	for (unsigned int turns = 0; rec.dispatched < total; turns++) {
+		ck_assert_uint_lt(turns, 10);
+		loop_once();
+	}
+	ck_assert_uint_eq(rec.batches, 3);
+	ck_assert_uint_eq(rec.dispatched_at_batch[1], 2 * CONN_BATCH);
+	ck_assert_uint_eq(rec.dispatched_at_batch[2], total);
+}
+END_TEST
+
+START_TEST(batch_ending_in_a_protocol_error_still_ends)
+{
+	struct xsd_sockmsg hdr = { .type = XS_READ, .req_id = 9,
+				   .len = XENSTORE_PAYLOAD_MAX + 1 };
+
+	add_read(1);
+	add_read(2);
+	ck_assert_int_eq(evbuffer_add(c->in, &hdr, sizeof(hdr)), 0);
+	conn_handle_input(c);
+	ck_assert(c->closing);
+	ck_assert_uint_eq(rec.dispatched, 2);
+	/* The two requests' changes are committed all the same. */
+	ck_assert_uint_eq(rec.batches, 1);
+	ck_assert_uint_eq(rec.dispatched_at_batch[0], 2);
 }
 END_TEST
 
@@ -460,6 +516,8 @@ static Suite *conn_suite(void)
 	t = tcase_create("flow");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, more_than_a_batch_is_handled_a_batch_per_turn);
+	tcase_add_test(t, batch_done_follows_each_batch_of_requests);
+	tcase_add_test(t, batch_ending_in_a_protocol_error_still_ends);
 	tcase_add_test(t, full_output_pauses_input_until_drained);
 	tcase_add_test(t, drained_without_pause_does_nothing);
 	tcase_add_test(t, replies_filling_output_stop_the_batch);
