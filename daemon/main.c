@@ -650,6 +650,7 @@ int main(int argc, char **argv)
 	}
 	if (restored)
 		domains_restore(srv.domains, !o.live_update_image);
+	db_loaded_done(srv.db);
 	if (o.live_update_image && live_update_finish(&srv) != 0)
 		log_error("live update: socket clients or queued bytes were "
 			  "lost; the store and the guests are served");

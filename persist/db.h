@@ -51,11 +51,17 @@ int db_load_nodes(struct db *db, struct store *s);
 /*
  * Call fn for every record whose key starts with prefix ('#...'), with
  * the rest of the key.  Stops at and returns fn's first nonzero result.
+ * After db_load_nodes and until db_loaded_done, the records are the ones
+ * the load found (kept from its pass over the file, so a restart reads
+ * the file once), whatever was written since.
  */
 int db_each(struct db *db, const char *prefix,
 	    int (*fn)(const char *name, const void *data, size_t len,
 		      void *arg),
 	    void *arg);
+
+/* The start-up is over: forget the '#' records the load kept. */
+void db_loaded_done(struct db *db);
 
 /*
  * The record under key ('#...'), given to fn: fn's result, or 0 when

@@ -323,19 +323,34 @@ int store_remove(struct store *s, struct node *n,
 
 struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
-			   uint64_t born, uint64_t gen, uint64_t cgen)
+			   uint64_t born, uint64_t gen, uint64_t cgen,
+			   struct node **hint)
 {
 	size_t plen = strlen(path);
-	struct node *n = lookup_len(s, path, plen), *parent = NULL;
+	bool special = path_is_special(path);
+	/* Only the root and the special nodes exist before their turn. */
+	struct node *n = plen == 1 || special ? lookup_len(s, path, plen)
+					       : NULL;
+	struct node *parent = NULL;
 	bool existed = n != NULL;
 	char *copy = NULL;
 
-	if (!path_is_special(path)) {
+	if (!special) {
+		size_t parent_len;
+
 		if (!path_is_valid(path))
 			goto invalid;
-		if (plen > 1 &&
-		    !(parent = lookup_len(s, path, path_parent_len_n(path, plen))))
+		parent_len = plen > 1 ? path_parent_len_n(path, plen) : 0;
+		/* Saved in creation order, siblings mostly come together. */
+		if (parent_len && hint && *hint &&
+		    (*hint)->hh.keylen == parent_len &&
+		    memcmp((*hint)->path, path, parent_len) == 0)
+			parent = *hint;
+		else if (parent_len &&
+			 !(parent = lookup_len(s, path, parent_len)))
 			goto invalid;
+		if (hint)
+			*hint = parent;
 	}
 	if (len) {
 		copy = malloc(len);

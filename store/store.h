@@ -136,11 +136,15 @@ struct node *store_write(struct store *s, const char *path,
  * exist already (or the path is special), and it becomes the parent's last
  * child.  An existing node (the root) takes the saved value and perms.  The
  * generations are the saved ones (0: born).  The observer is not told.
- * NULL with errno: EINVAL (no parent, bad path), ENOMEM.
+ * NULL with errno: EINVAL (no parent, bad path), ENOMEM.  hint (or NULL):
+ * where the caller keeps the parent of the last node restored, checked
+ * before a lookup; no node may be removed between calls that share it.
+ * The path must not exist yet, unless it is the root or special.
  */
 struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
-			   uint64_t born, uint64_t gen, uint64_t cgen);
+			   uint64_t born, uint64_t gen, uint64_t cgen,
+			   struct node **hint);
 
 /* Does any node's permission list name domid (as owner or entry)? */
 bool store_domid_referenced(const struct store *s, uint32_t domid);
