@@ -257,7 +257,7 @@ int live_update_finish(struct server *srv)
 			goto out;
 		}
 		c = socket_conn_resume(srv, (int)fd);
-		/* The bufferevent owns the end of its input buffer: the
+		/* The socket transport appends what it reads: the
 		 * saved bytes go in front of whatever it reads next. */
 		if (!c || (in_len && evbuffer_prepend(c->in, in, in_len) != 0) ||
 		    (out_len && evbuffer_add(c->out, out, out_len) != 0)) {
@@ -274,6 +274,8 @@ int live_update_finish(struct server *srv)
 			goto out;
 		}
 		c->out_total += out_len;
+		if (out_len)
+			c->tp->kick(c);
 		c->restored = true;
 		/* Requests it sent meanwhile wait in the socket or in c->in. */
 		conn_handle_input(c);

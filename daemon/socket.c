@@ -1,4 +1,4 @@
-/* Unix socket listener and the bufferevent transport of socket clients. */
+/* Unix socket listener and the transport of socket clients. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -8,7 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "daemon/log.h"
@@ -20,28 +21,174 @@ struct listener {
 	char *path;
 };
 
-static struct bufferevent *conn_bev(struct conn *c)
+/*
+ * A socket client's transport: its fd, a persistent read event, a write
+ * event armed only while the kernel refuses output, and the two byte
+ * queues.  Leaner than a bufferevent, which costs an FIONREAD ioctl per
+ * read and two epoll_ctl calls per reply (arming and disarming its write
+ * event): here a request and its reply are one read and one write.
+ */
+struct sock {
+	evutil_socket_t fd;
+	struct conn *c;
+	struct event *rd;		/* EV_READ | EV_PERSIST */
+	struct event *wr;		/* EV_WRITE | EV_PERSIST, while blocked */
+	struct event *flush;		/* zero-timeout: write queued output */
+	struct evbuffer *in, *out;
+	struct evbuffer_cb_entry *in_cb;	/* sock_in_changed on in */
+	bool reading;			/* the connection wants input */
+	bool in_full;			/* paused: SOCK_IN_MAX bytes unhandled */
+	bool blocked;			/* wr is armed */
+};
+
+/* Unhandled input held per client: a few packets' worth. */
+#define SOCK_IN_MAX (16 * XENSTORE_PAYLOAD_MAX)
+#define SOCK_READ_CHUNK 16384
+
+static struct sock *conn_sock(const struct conn *c)
 {
 	return c->tp_data;
 }
 
+static void sock_update_rd(struct sock *s)
+{
+	bool on = s->reading && !s->in_full;
+
+	if (on == (event_pending(s->rd, EV_READ, NULL) != 0))
+		return;
+	if (on)
+		event_add(s->rd, NULL);
+	else
+		event_del(s->rd);
+}
+
+/* Write what is queued; arm wr for the rest.  Only ever called after the
+ * batch that queued it was committed (read_cb, or from the loop). */
+static void sock_write(struct sock *s)
+{
+	struct conn *c = s->c;
+
+	if (evbuffer_get_length(s->out)) {
+		int n = evbuffer_write(s->out, s->fd);
+
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
+			conn_close(c, strerror(errno));
+			return;
+		}
+	}
+	if (evbuffer_get_length(s->out) && !s->blocked) {
+		s->blocked = true;
+		event_add(s->wr, NULL);
+	} else if (!evbuffer_get_length(s->out) && s->blocked) {
+		s->blocked = false;
+		event_del(s->wr);
+	}
+	conn_output_drained(c);
+}
+
+static void sock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sock_write(arg);
+}
+
+static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sock *s = arg;
+	struct conn *c = s->c;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	(void)what;
+	if (evbuffer_reserve_space(s->in, SOCK_READ_CHUNK, &v, 1) < 1) {
+		conn_close(c, "out of memory for its requests");
+		return;
+	}
+	n = read(fd, v.iov_base, v.iov_len < SOCK_READ_CHUNK
+				 ? v.iov_len : SOCK_READ_CHUNK);
+	if (n <= 0) {
+		if (n == 0)
+			conn_close(c, "closed by the client");
+		else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			 errno != EINTR)
+			conn_close(c, strerror(errno));
+		return;
+	}
+	v.iov_len = (size_t)n;
+	evbuffer_commit_space(s->in, &v, 1);
+	conn_handle_input(c);
+	/* The batch is committed: its replies go now, not a turn later.  (A
+	 * closed connection has released s; c lives until the loop frees it.) */
+	if (!c->closing)
+		sock_write(s);
+}
+
+/* Input was taken: read again once it is below SOCK_IN_MAX. */
+static void sock_in_changed(struct evbuffer *buf,
+			    const struct evbuffer_cb_info *info, void *arg)
+{
+	struct sock *s = arg;
+	bool full = evbuffer_get_length(buf) >= SOCK_IN_MAX;
+
+	(void)info;
+	if (full != s->in_full) {
+		s->in_full = full;
+		sock_update_rd(s);
+	}
+}
+
+static void sock_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sock *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (!s->c->closing)
+		sock_write(s);
+}
+
 static void sock_kick(struct conn *c)
 {
-	(void)c;	/* the bufferevent writes whenever its output has data */
+	struct sock *s = conn_sock(c);
+
+	/* From the loop, after the batch that queued it is committed. */
+	if (!s->blocked)
+		event_active(s->flush, EV_TIMEOUT, 0);
 }
 
 static void sock_set_reading(struct conn *c, bool on)
 {
-	if (on)
-		bufferevent_enable(conn_bev(c), EV_READ);
-	else
-		bufferevent_disable(conn_bev(c), EV_READ);
+	struct sock *s = conn_sock(c);
+
+	s->reading = on;
+	sock_update_rd(s);
+}
+
+static void sock_release(struct sock *s)
+{
+	if (s->rd)
+		event_free(s->rd);
+	if (s->wr)
+		event_free(s->wr);
+	if (s->flush)
+		event_free(s->flush);
+	if (s->in_cb)
+		evbuffer_remove_cb_entry(s->in, s->in_cb);
+	if (s->in)
+		evbuffer_free(s->in);
+	if (s->out)
+		evbuffer_free(s->out);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
 }
 
 static void sock_close(struct conn *c)
 {
 	/* Frees the fd and both queues; nothing touches them once closing. */
-	bufferevent_free(conn_bev(c));
+	sock_release(conn_sock(c));
 	c->tp_data = NULL;
 	c->in = c->out = NULL;
 }
@@ -59,51 +206,38 @@ static const struct conn_transport socket_transport = {
 	.free = sock_free,
 };
 
-static void sock_read_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	conn_handle_input(arg);
-}
-
-static void sock_write_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	conn_output_drained(arg);
-}
-
-static void sock_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		conn_close(arg, "closed by the client");
-	else if (what & BEV_EVENT_ERROR)
-		conn_close(arg, strerror(EVUTIL_SOCKET_ERROR()));
-}
-
 /* Serve a connected socket as a client of srv (dom0, privileged). */
 static struct conn *socket_conn_new(struct server *srv, int fd)
 {
-	struct bufferevent *bev;
+	struct sock *s = calloc(1, sizeof(*s));
 	struct conn *c;
 
-	bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
+	if (!s) {
 		close(fd);
 		return NULL;
 	}
-	c = server_new_conn(srv, &socket_transport, bev,
-			    bufferevent_get_input(bev),
-			    bufferevent_get_output(bev), srv->master_domid,
-			    true);
-	if (!c) {
-		bufferevent_free(bev);
+	s->fd = fd;
+	s->in = evbuffer_new();
+	s->out = evbuffer_new();
+	s->rd = event_new(srv->base, fd, EV_READ | EV_PERSIST, sock_read_cb, s);
+	s->wr = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, sock_write_cb,
+			  s);
+	s->flush = event_new(srv->base, -1, 0, sock_flush_cb, s);
+	if (s->in)
+		s->in_cb = evbuffer_add_cb(s->in, sock_in_changed, s);
+	if (!s->in || !s->out || !s->rd || !s->wr || !s->flush || !s->in_cb) {
+		sock_release(s);
 		return NULL;
 	}
-	bufferevent_setcb(bev, sock_read_cb, sock_write_cb, sock_event_cb, c);
-	/* Bounded input: stop reading past a few packets' worth. */
-	bufferevent_setwatermark(bev, EV_READ, 0, 16 * XENSTORE_PAYLOAD_MAX);
-	bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_LOW, 0);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	c = server_new_conn(srv, &socket_transport, s, s->in, s->out,
+			    srv->master_domid, true);
+	if (!c) {
+		sock_release(s);
+		return NULL;
+	}
+	s->c = c;
+	s->reading = true;
+	sock_update_rd(s);
 	return c;
 }
 
@@ -128,7 +262,7 @@ int socket_conn_fd(const struct conn *c)
 {
 	if (c->tp != &socket_transport || !c->tp_data)
 		return -1;
-	return bufferevent_getfd(conn_bev((struct conn *)c));
+	return conn_sock(c)->fd;
 }
 
 struct conn *socket_conn_resume(struct server *srv, int fd)

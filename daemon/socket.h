@@ -2,8 +2,9 @@
  * daemon/socket: the Unix socket listener and the socket transport.
  *
  * Every accepted client becomes a connection of the server, as dom0 with
- * privilege.  Bytes move through a libevent bufferevent, so a slow reader
- * never blocks the loop.
+ * privilege.  Bytes move through libevent buffers with non-blocking reads
+ * and writes, so a slow reader never blocks the loop; a batch's replies
+ * are written as soon as it is committed.
  */
 #ifndef XS_DAEMON_SOCKET_H
 #define XS_DAEMON_SOCKET_H
