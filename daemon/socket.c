@@ -18,8 +18,13 @@
 struct listener {
 	struct server *srv;
 	struct evconnlistener *evl;
+	struct event *pause_ev;		/* accepting again after a pause */
+	bool paused_told;		/* the pause was logged */
 	char *path;
 };
+
+/* How long accepting pauses when the daemon is out of descriptors. */
+static const struct timeval accept_pause = { 0, 100000 };
 
 /*
  * A socket client's transport: its fd, a persistent read event, a write
@@ -250,12 +255,60 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	(void)evl;
 	(void)addr;
 	(void)socklen;
+	l->paused_told = false;
 	c = socket_conn_new(l->srv, fd);
 	if (!c) {
 		log_error("cannot accept a client: out of memory");
 		return;
 	}
 	log_debug("connection %lu: new socket client", c->id);
+}
+
+/*
+ * accept() failed.  Out of descriptors (or memory) the client stays queued
+ * in the kernel and the socket stays readable, so accepting again at once
+ * would spin: pause instead, and log once per episode.
+ */
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK ||
+	    err == ECONNABORTED)
+		return;
+	if (!l->paused_told)
+		log_warn("cannot accept a client: %s; trying again every "
+			 "100 ms", strerror(err));
+	l->paused_told = true;
+	evconnlistener_disable(evl);
+	evtimer_add(l->pause_ev, &accept_pause);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(l->evl);
+}
+
+/* Accept clients on fd (listening already, or made to with backlog). */
+static bool listener_start(struct listener *l, int fd, int backlog)
+{
+	l->pause_ev = evtimer_new(l->srv->base, accept_resume_cb, l);
+	if (!l->pause_ev)
+		return false;
+	l->evl = evconnlistener_new(l->srv->base, accept_cb, l,
+				    LEV_OPT_CLOSE_ON_FREE, backlog, fd);
+	if (!l->evl) {
+		event_free(l->pause_ev);
+		l->pause_ev = NULL;
+		return false;
+	}
+	evconnlistener_set_error_cb(l->evl, accept_error_cb);
+	return true;
 }
 
 int socket_conn_fd(const struct conn *c)
@@ -342,9 +395,7 @@ struct listener *listener_open(struct server *srv, const char *path)
 	if (!l || !(l->path = strdup(path)))
 		goto fail_alloc;
 	l->srv = srv;
-	l->evl = evconnlistener_new(srv->base, accept_cb, l,
-				    LEV_OPT_CLOSE_ON_FREE, 128, fd);
-	if (!l->evl)
+	if (!listener_start(l, fd, 128))
 		goto fail_alloc;
 	return l;
 
@@ -376,9 +427,7 @@ struct listener *listener_resume(struct server *srv, int fd, const char *path)
 	l->srv = srv;
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
-	l->evl = evconnlistener_new(srv->base, accept_cb, l,
-				    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (!l->evl) {
+	if (!listener_start(l, fd, -1)) {
 		log_error("cannot listen on the inherited socket: out of memory");
 		free(l->path);
 		free(l);
@@ -392,6 +441,7 @@ void listener_close(struct listener *l)
 	if (!l)
 		return;
 	evconnlistener_free(l->evl);
+	event_free(l->pause_ev);
 	if (l->path)
 		unlink(l->path);
 	free(l->path);

@@ -186,6 +186,53 @@ def test_second_daemon_on_the_same_socket_is_refused():
             eq(stop(p), 0, "first daemon's exit")
 
 
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_pauses_accepting_instead_of_spinning():
+    import resource
+    with Tmp() as t:
+        sock, log = t.path("socket"), t.path("log")
+        p = start_foreground(["--socket", sock, "--no-database"], log=log)
+        clients = []
+        try:
+            # A few descriptors beyond what it holds now: the clients past
+            # them wait in the kernel's queue, unaccepted.
+            held = len(os.listdir("/proc/%d/fd" % p.pid))
+            resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (held + 5, held + 5))
+            for _ in range(20):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(5)
+                s.connect(sock)
+                clients.append(s)
+            time.sleep(0.3)
+            before = _cpu_seconds(p.pid)
+            time.sleep(1.0)
+            used = _cpu_seconds(p.pid) - before
+            check(used < 0.3, "the daemon used %.2f s of CPU in 1 s while "
+                  "unable to accept" % used)
+            text = read_file(log)
+            check("cannot accept a client" in text, "no warning logged:\n" + text)
+            check(text.count("cannot accept") <= 3,
+                  "the warning repeats: %d times" % text.count("cannot accept"))
+            # Descriptors back: a new client is served.
+            for s in clients:
+                s.close()
+            clients = []
+            c = RawClient(sock)
+            c.write("/after", "yes")
+            eq(c.read("/after"), b"yes", "a client after the pause")
+            c.close()
+            check(p.poll() is None, "the daemon died")
+        finally:
+            for s in clients:
+                s.close()
+            eq(stop(p), 0, "exit status")
+
+
 def test_a_path_that_is_not_a_socket_is_left_alone():
     with Tmp() as t:
         path = t.path("notasocket")
