@@ -194,12 +194,23 @@ static int append_name(const char *name, void *arg)
 int op_directory(struct op_call *call)
 {
 	struct view_node n;
+	const char *names;
+	size_t len;
 	int err = single_path(call, false);
 
 	if (err || (err = op_get_node(call, PERM_READ, &n)))
 		return err;
-	return view_list(&call->srv->store, call->tx, call->path, append_name,
-			 call->reply);
+	err = view_list_block(&call->srv->store, call->tx, call->path, &names,
+			      &len);
+	if (err == EAGAIN)
+		return view_list(&call->srv->store, call->tx, call->path,
+				 append_name, call->reply);
+	if (!err) {
+		reply_append(call->reply, names, len);
+		if (call->reply->overflow)
+			err = E2BIG;
+	}
+	return err;
 }
 
 /* The whole children listing of a node, for DIRECTORY_PART. */
@@ -238,10 +249,10 @@ int op_directory_part(struct op_call *call)
 {
 	struct listing l = { 0 };
 	struct reply *r = call->reply;
-	const char *argv[2];
+	const char *argv[2], *names;
 	unsigned long off;
 	struct view_node n;
-	size_t end, room;
+	size_t end, room, total;
 	int err;
 
 	if (wire_count_strings(call->req) != 2 ||
@@ -252,14 +263,20 @@ int op_directory_part(struct op_call *call)
 	err = op_path(call, argv[0], false);
 	if (err || (err = op_get_node(call, PERM_READ, &n)))
 		return err;
-	err = view_list(&call->srv->store, call->tx, call->path, collect_name,
-			&l);
+	err = view_list_block(&call->srv->store, call->tx, call->path, &names,
+			      &total);
+	if (err == EAGAIN) {
+		err = view_list(&call->srv->store, call->tx, call->path,
+				collect_name, &l);
+		names = l.buf;
+		total = l.len;
+	}
 	if (err)
 		goto out;
 
 	reply_printf(r, "%" PRIu64, n.gen);
 	reply_append(r, "", 1);
-	if (off >= l.len) {
+	if (off >= total) {
 		reply_append(r, "", 1);
 		goto out;
 	}
@@ -267,15 +284,15 @@ int op_directory_part(struct op_call *call)
 	 * while they fit, keeping a byte for the end mark. */
 	room = sizeof(r->buf) - r->len - 1;
 	end = off;
-	while (end < l.len) {
-		size_t len = strlen(l.buf + end) + 1;
+	while (end < total) {
+		size_t len = strnlen(names + end, total - end) + 1;
 
 		if (end - off + len > room)
 			break;
 		end += len;
 	}
-	reply_append(r, l.buf + off, end - off);
-	if (end == l.len)
+	reply_append(r, names + off, end - off);
+	if (end == total)
 		reply_append(r, "", 1);
 out:
 	free(l.buf);

@@ -63,7 +63,33 @@ static void node_free(struct node *n)
 {
 	perms_unref(n->perms);
 	free(n->value);
+	free(n->listing);
 	free(n);
+}
+
+static void forget_listing(struct node *n)
+{
+	free(n->listing);
+	n->listing = NULL;
+}
+
+const char *store_listing(struct node *n)
+{
+	char *p;
+
+	if (n->listing || !n->children_len)
+		return n->listing;
+	p = n->listing = malloc(n->children_len);
+	if (!p)
+		return NULL;
+	for (struct node *c = n->first_child; c; c = c->next) {
+		const char *name = node_name(c);
+		size_t len = strlen(name) + 1;
+
+		memcpy(p, name, len);
+		p += len;
+	}
+	return n->listing;
 }
 
 static void link_child(struct store *s, struct node *parent, struct node *n)
@@ -77,6 +103,7 @@ static void link_child(struct store *s, struct node *parent, struct node *n)
 	parent->last_child = n;
 	parent->nchildren++;
 	parent->children_len += (uint32_t)strlen(node_name(n)) + 1;
+	forget_listing(parent);
 	parent->cgen = ++s->gen;
 }
 
@@ -94,6 +121,7 @@ static void unlink_child(struct store *s, struct node *n)
 		parent->last_child = n->prev;
 	parent->nchildren--;
 	parent->children_len -= (uint32_t)strlen(node_name(n)) + 1;
+	forget_listing(parent);
 	parent->cgen = ++s->gen;
 	n->parent = n->prev = n->next = NULL;
 }
@@ -439,20 +467,30 @@ static bool check_node(struct node *n, void *arg)
 {
 	struct check_state *st = arg;
 	uint32_t count = 0, bytes = 0;
+	bool stale = false;
 
 	st->reached++;
 	if (lookup_len(st->s, n->path, strlen(n->path)) != n)
 		problem(st, "node missing from the path index", n->path);
 	for (struct node *c = n->first_child; c; c = c->next) {
+		const char *name = node_name(c);
+		size_t len = strlen(name) + 1;
+
 		if (c->parent != n)
 			problem(st, "child with a wrong parent", c->path);
 		if (!c->next && c != n->last_child)
 			problem(st, "broken child list", n->path);
+		if (n->listing && bytes + len <= n->children_len &&
+		    memcmp(n->listing + bytes, name, len) != 0)
+			stale = true;
 		count++;
-		bytes += (uint32_t)strlen(node_name(c)) + 1;
+		bytes += (uint32_t)len;
 	}
 	if (count != n->nchildren || bytes != n->children_len)
 		problem(st, "child count or listing size is wrong", n->path);
+	if (stale)
+		problem(st, "the cached listing differs from the children",
+			n->path);
 	if (!n->perms || n->perms->n == 0)
 		problem(st, "node without permissions", n->path);
 	if (node_generation(n) > st->s->gen)

@@ -64,6 +64,8 @@ struct node {
 	uint32_t value_len;
 	uint32_t nchildren;
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
+	char *listing;			/* owned cache of that reply's names
+					 * (children_len bytes), or NULL */
 	uint64_t gen;			/* last change of value or perms, or creation */
 	uint64_t cgen;			/* last change of the children list */
 	uint64_t born;			/* generation it was created with: a
@@ -113,6 +115,14 @@ static inline uint64_t node_generation(const struct node *n)
 
 /* The last component of a node's path: its entry in the parent's listing. */
 const char *node_name(const struct node *n);
+/*
+ * The names of n's children as DIRECTORY sends them (each NUL-terminated,
+ * in order; n->children_len bytes): built on first use and kept until the
+ * children change, so listing a big directory again is one copy rather
+ * than a walk over every child.  NULL when n has no children or there is
+ * no memory (the caller walks the children instead).
+ */
+const char *store_listing(struct node *n);
 
 /*
  * Create path and every missing ancestor, each with perms (shared) and an

@@ -374,6 +374,21 @@ nomem:
 	return ENOMEM;
 }
 
+int view_list_block(struct store *s, struct txn *t, const char *path,
+		    const char **names, size_t *len)
+{
+	struct node *n;
+
+	if (t)
+		return EAGAIN;
+	n = store_lookup(s, path);
+	if (!n)
+		return ENOENT;
+	*len = n->children_len;
+	*names = store_listing(n);
+	return *len && !*names ? EAGAIN : 0;
+}
+
 int view_list(struct store *s, struct txn *t, const char *path,
 	      int (*fn)(const char *name, void *arg), void *arg)
 {

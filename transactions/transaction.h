@@ -105,6 +105,14 @@ void view_nearest_ancestor(struct store *s, struct txn *t, const char *path,
  */
 int view_list(struct store *s, struct txn *t, const char *path,
 	      int (*fn)(const char *name, void *arg), void *arg);
+/*
+ * The same listing as one block of NUL-terminated names, when it can be
+ * had without building it: outside a transaction, from the store's cache.
+ * 0 with *names and *len (*len 0: no children); ENOENT; EAGAIN when the
+ * caller must use view_list.
+ */
+int view_list_block(struct store *s, struct txn *t, const char *path,
+		    const char **names, size_t *len);
 
 /*
  * Set the value of path, creating it and its missing ancestors with

@@ -478,6 +478,43 @@ START_TEST(children_are_kept_in_creation_order)
 }
 END_TEST
 
+/* The cached listing: built once, the same bytes as the children, and
+ * rebuilt after any child comes or goes. */
+START_TEST(listing_is_cached_until_the_children_change)
+{
+	struct store s;
+	struct perms *p;
+	struct node *par;
+	const char *l;
+
+	new_store(&s, &p);
+	par = must_create(&s, "/p", p);
+	ck_assert_ptr_null(store_listing(par));
+	must_create(&s, "/p/a", p);
+	must_create(&s, "/p/bb", p);
+	l = store_listing(par);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_mem_eq(l, "a\0bb\0", par->children_len);
+	ck_assert_ptr_eq(store_listing(par), l);
+	must_create(&s, "/p/ccc", p);
+	ck_assert_uint_eq(par->children_len, 9);
+	ck_assert_mem_eq(store_listing(par), "a\0bb\0ccc\0", 9);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/p/a"), NULL,
+				      NULL), 0);
+	ck_assert_mem_eq(store_listing(par), "bb\0ccc\0", 7);
+	/* A value change is not a children change: the cache stays. */
+	l = store_listing(par);
+	ck_assert_ptr_nonnull(store_write(&s, "/p/bb", p, "v", 1));
+	ck_assert_ptr_eq(store_listing(par), l);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* A cache that went stale is something check reports. */
+	par->listing[0] = 'x';
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 1);
+	par->listing[0] = 'b';
+	free_store(&s, p);
+}
+END_TEST
+
 START_TEST(children_counts_follow_removal)
 {
 	struct store s;
@@ -882,6 +919,7 @@ static Suite *store_suite(void)
 	t = tcase_create("children");
 	tcase_add_test(t, children_are_kept_in_creation_order);
 	tcase_add_test(t, children_counts_follow_removal);
+	tcase_add_test(t, listing_is_cached_until_the_children_change);
 	tcase_add_test(t, root_children_len_counts_names_only);
 	suite_add_tcase(s, t);
 
