@@ -85,9 +85,13 @@ tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES)
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
-	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/durability
+	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/durability \
+	$(B)/bench/load $(B)/bench/noop-server $(B)/bench/guests
 
 $(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
+
+# tests/integration/test-bench.sh runs a smoke pass of all of them.
+tests: $(BENCH_BINS)
 
 $(B)/bench/txn-inproc: $(B)/bench/txn-inproc.o $(BENCH_UTIL_OBJS) $(CORE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
@@ -106,6 +110,16 @@ $(B)/bench/watch-writes: $(B)/bench/watch-writes.o $(B)/bench/rawconn.o $(BENCH_
 
 $(B)/bench/durability: $(B)/bench/durability.o $(B)/bench/rawconn.o $(B)/bench/populate.o \
 		$(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(B)/bench/load: $(B)/bench/load.o $(B)/bench/rawconn.o $(B)/bench/populate.o \
+		$(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XENSTORE_LIBS) -lpthread
+
+$(B)/bench/noop-server: $(B)/bench/noop-server.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(B)/bench/guests: $(B)/bench/guests.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # Fuzzing (tests/fuzz/README.md): libFuzzer targets built by clang in their

@@ -1,0 +1,73 @@
+#!/bin/bash
+# The benchmark, so it never rots: bench/run with BENCH_SMOKE=1 (tiny sizes, one short round,
+# no upstream) runs every program of `make bench` against the daemon of this build, the no-op
+# server and the guests of the Xen test double, each checking every reply; then bench/report
+# turns the results into the report.  The figures are not judged, only that each program ran,
+# said what it measured, and that the report has its sections and targets.
+set -u
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+if [ "${XS_DAEMON:-}" = upstream-c ]; then
+    echo "1..0 # SKIP runs our own benchmark"
+    exit 0
+fi
+tmp=$(mktemp -d /tmp/xsbench-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+results=$tmp/results.txt
+
+run env BENCH_SMOKE=1 BENCH_RESULTS="$results" BENCH_REPORT="$tmp/unused.md" \
+    "$XS_REPO/bench/run" "$XS_BUILD"
+ok "$RUN_RC" "bench/run with BENCH_SMOKE=1 succeeds" "$(_run_diag bench/run)"
+
+# has NAME KEY=VALUE...: some results line NAME carries every KEY=VALUE given.
+has() {
+    local name=$1 line kv all
+    shift
+    while read -r line; do
+        [ "${line%% *}" = "$name" ] || continue
+        all=1
+        for kv in "$@"; do
+            case " $line " in *" $kv "*) ;; *) all=0 ;; esac
+        done
+        [ $all = 1 ] && return 0
+    done <"$results"
+    return 1
+}
+for w in read write directory mkdir-rm txn5 boot; do
+    has load daemon=ours workload=$w clients=1
+    ok $? "load measured $w with our daemon"
+done
+has load daemon=noop workload=read clients=1
+ok $? "load measured the no-op server"
+has load daemon=ours-db workload=write
+ok $? "load measured our daemon with its database"
+has load daemon=ours workload=read mode=raw
+ok $? "load measured pipelined reads"
+has load daemon=ours workload=read idle=20
+ok $? "load measured reads beside idle connections"
+has load daemon=ours workload=write watches=10000
+ok $? "load measured writes beside 10,000 watches"
+has load daemon=ours workload=txn5 nodes=2000
+ok $? "load measured transactions on a bigger store"
+has guests path=ring domains=4
+ok $? "guests measured a guest's ring beside idle guests"
+has guests path=socket domains=4
+ok $? "guests measured the socket beside idle guests"
+for name in txn_inproc watch_latency conflict_total durability_writes durability_restart; do
+    has $name
+    ok $? "the results have $name"
+done
+# No figure is zero or missing where a rate is reported.
+zero=$(grep -E '^(load|guests) ' "$results" | grep -E ' ops_per_s=(0|0\.0*)? ' || true)
+is "$zero" "" "every load and guests line has a rate"
+
+run "$XS_REPO/bench/report" "$results" "$tmp/report.md"
+ok "$RUN_RC" "bench/report writes the report" "$(_run_diag bench/report)"
+report=$(cat "$tmp/report.md" 2>/dev/null)
+for section in "Targets" "Durability"; do
+    like "$report" "$section" "the report has a $section section"
+done
+like "$report" "0.95" "the report states the single-client target"
+
+done_testing
