@@ -83,7 +83,7 @@ $(FAKEXEN): tests/fakexen/fakexen.c config.mk
 tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES)
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
-BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o
+BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o $(B)/bench/scratch.o
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
 	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/durability \
 	$(B)/bench/load $(B)/bench/noop-server $(B)/bench/guests

@@ -67,6 +67,7 @@
 #include "bench/populate.h"
 #include "bench/rawconn.h"
 #include "bench/results.h"
+#include "bench/scratch.h"
 #include "bench/timing.h"
 
 #define TMPFS_MAGIC_ 0x01021994
@@ -89,15 +90,6 @@ static pid_t main_pid;
 
 /* ---- the daemons ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path) && errno != ENOENT ? -1 : 0;
-}
-
 static void cleanup(void)
 {
 	if (getpid() != main_pid)
@@ -112,7 +104,7 @@ static void cleanup(void)
 	if (dir[0] && keep)
 		fprintf(stderr, "durability: kept %s\n", dir);
 	else if (dir[0])
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rmtree(dir);
 	dir[0] = '\0';
 }
 
@@ -120,15 +112,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	exit(130);		/* runs cleanup */
-}
-
-static int pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -224,7 +207,7 @@ static void daemon_spawn(struct daemon *d)
 		signal(SIGPIPE, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
-		if (daemon_cpu >= 0 && pin(daemon_cpu) != 0)
+		if (daemon_cpu >= 0 && bench_pin_cpu(daemon_cpu) != 0)
 			_exit(127);
 		execv(daemon_bin, argv);
 		_exit(127);
@@ -962,7 +945,7 @@ int main(int argc, char **argv)
 	}
 	main_pid = getpid();
 	atexit(cleanup);
-	if (client_cpu >= 0 && pin(client_cpu) != 0)
+	if (client_cpu >= 0 && bench_pin_cpu(client_cpu) != 0)
 		die("cannot pin to CPU %d: %s", client_cpu, strerror(errno));
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -61,6 +61,7 @@
 #include <xen/io/xs_wire.h>
 
 #include "bench/results.h"
+#include "bench/scratch.h"
 #include "bench/timing.h"
 
 #define NR_DOMIDS 65536		/* bytes of `domains` */
@@ -143,13 +144,6 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path) && errno != ENOENT ? -1 : 0;
-}
-
 static void cleanup(void)
 {
 	if (getpid() != main_pid)
@@ -160,7 +154,7 @@ static void cleanup(void)
 		daemon_pid = 0;
 	}
 	if (dir[0])
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rmtree(dir);
 	dir[0] = '\0';
 }
 
@@ -168,15 +162,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	exit(130);		/* runs cleanup */
-}
-
-static int pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
 }
 
 /* Each guest holds a socket here: open files up to the hard limit. */
@@ -251,7 +236,7 @@ static void daemon_start(const char *bin, const char *lib, const char *sock)
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
-	if (daemon_cpu >= 0 && pin(daemon_cpu) != 0)
+	if (daemon_cpu >= 0 && bench_pin_cpu(daemon_cpu) != 0)
 		_exit(127);
 	execv(bin, argv);
 	_exit(127);
@@ -825,7 +810,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	if (client_cpu >= 0 && pin(client_cpu) != 0)
+	if (client_cpu >= 0 && bench_pin_cpu(client_cpu) != 0)
 		die("cannot pin to CPU %d: %s", client_cpu, strerror(errno));
 	snprintf(log_path, sizeof(log_path), "%s/log", dir);
 	snprintf(sock, sizeof(sock), "%s/socket", dir);

@@ -828,7 +828,9 @@ static struct measurement measure(struct daemon *d, unsigned long ms)
 		die(d, "no operation completed");
 	total = 0;
 	for (unsigned long k = 0; k < n; k++) {
-		memcpy(all + total, cls[k].lat, cls[k].nlat * sizeof(*all));
+		if (cls[k].nlat)
+			memcpy(all + total, cls[k].lat,
+			       cls[k].nlat * sizeof(*all));
 		total += cls[k].nlat;
 		close_client(&cls[k]);
 	}

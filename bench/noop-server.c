@@ -142,7 +142,8 @@ static bool on_readable(struct conn *c)
 	size_t have = c->npend, pos = 0, nout = 0;
 	ssize_t n;
 
-	memcpy(rbuf, c->pend, c->npend);
+	if (c->npend)
+		memcpy(rbuf, c->pend, c->npend);
 	n = read(c->fd, rbuf + have, READ_CHUNK);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
