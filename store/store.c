@@ -269,20 +269,30 @@ nomem:
 	return NULL;
 }
 
+/* A node's own copy of a value: false (errno ENOMEM) without memory.
+ * An empty value is NULL. */
+static bool copy_value(const void *data, size_t len, char **copy)
+{
+	*copy = NULL;
+	if (!len)
+		return true;
+	*copy = malloc(len);
+	if (!*copy) {
+		errno = ENOMEM;
+		return false;
+	}
+	memcpy(*copy, data, len);
+	return true;
+}
+
 struct node *store_write(struct store *s, const char *path,
 			 struct perms *perms, const void *data, size_t len)
 {
-	char *copy = NULL;
+	char *copy;
 	struct node *n;
 
-	if (len) {
-		copy = malloc(len);
-		if (!copy) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		memcpy(copy, data, len);
-	}
+	if (!copy_value(data, len, &copy))
+		return NULL;
 	n = store_create(s, path, perms);
 	if (!n) {
 		free(copy);
@@ -361,7 +371,7 @@ struct node *store_restore(struct store *s, const char *path,
 					       : NULL;
 	struct node *parent = NULL;
 	bool existed = n != NULL;
-	char *copy = NULL;
+	char *copy;
 
 	if (!special) {
 		size_t parent_len;
@@ -380,14 +390,8 @@ struct node *store_restore(struct store *s, const char *path,
 		if (hint)
 			*hint = parent;
 	}
-	if (len) {
-		copy = malloc(len);
-		if (!copy) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		memcpy(copy, data, len);
-	}
+	if (!copy_value(data, len, &copy))
+		return NULL;
 	if (n) {
 		/* Only "/" exists before it is restored. */
 		account(s, n, n->perms, -1);
