@@ -190,14 +190,7 @@ def read_many(c, paths, chunk=200):
 def dump(c):
     """The whole tree as seen by c: {path: (value, perms, children)} from
     "/" down, plus the special nodes' READ reply and perms."""
-    out = {}
-    stack = [b"/"]
-    while stack:
-        p = stack.pop()
-        kids = c.directory(p)
-        out[p] = (c.read(p), c.get_perms(p), kids)
-        for k in reversed(kids):
-            stack.append((p if p != b"/" else b"") + b"/" + k)
+    out = c.dump()
     for s in (b"@introduceDomain", b"@releaseDomain"):
         t, _, _, payload = c.op(XS_READ, _p(s))
         out[s] = ((t, payload), c.get_perms(s))
@@ -430,6 +423,26 @@ class TmpDir:
         return False
 
 
+def crash_under_load(b, nclients, load, ready, what, problems, killed):
+    """Run load(i) in nclients threads until ready() holds (at least 0.4 s),
+    then kill -9 the daemon of box b while they work, and wait for them."""
+    threads = [threading.Thread(target=load, args=(i,), daemon=True)
+               for i in range(nclients)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    wait_for(lambda: problems or (time.monotonic() - t0 > 0.4 and ready()),
+             what, timeout=10)
+    eq(problems, [], "problems during the load")
+    check(all(t.is_alive() for t in threads), "a client stopped before the kill")
+    killed.set()
+    b.crash()
+    for t in threads:
+        t.join(10)
+    check(not any(t.is_alive() for t in threads), "a client still runs after the kill")
+    eq(problems, [], "problems during the load")
+
+
 # ===================================================================== tests
 
 # ------------------------------------------------------- 1: kill -9 load
@@ -479,22 +492,8 @@ def test_kill9_during_write_load_keeps_every_acknowledged_write():
             finally:
                 c.close()
 
-        threads = [threading.Thread(target=load, args=(i,), daemon=True)
-                   for i in range(nclients)]
-        for t in threads:
-            t.start()
-        t0 = time.monotonic()
-        wait_for(lambda: problems or (time.monotonic() - t0 > 0.4 and
-                                      all(len(a) >= 50 for a in acked)),
-                 "50 acknowledged writes per client", timeout=10)
-        eq(problems, [], "problems during the load")
-        check(all(t.is_alive() for t in threads), "a client stopped before the kill")
-        killed.set()
-        b.crash()
-        for t in threads:
-            t.join(10)
-        check(not any(t.is_alive() for t in threads), "a client still runs after the kill")
-        eq(problems, [], "problems during the load")
+        crash_under_load(b, nclients, load, lambda: all(len(a) >= 50 for a in acked),
+                         "50 acknowledged writes per client", problems, killed)
         total = sum(len(a) for a in acked)
         diag("%d writes acknowledged before kill -9 (%s sent)" % (total, sum(sent)))
 
@@ -573,20 +572,8 @@ def test_kill9_during_transaction_commits_is_all_or_nothing():
             finally:
                 c.close()
 
-        threads = [threading.Thread(target=load, args=(i,), daemon=True)
-                   for i in range(nclients)]
-        for t in threads:
-            t.start()
-        t0 = time.monotonic()
-        wait_for(lambda: problems or (time.monotonic() - t0 > 0.4 and
-                                      all(len(s) >= 5 for s in created)),
-                 "5 groups committed per client", timeout=10)
-        eq(problems, [], "problems during the load")
-        killed.set()
-        b.crash()
-        for t in threads:
-            t.join(10)
-        eq(problems, [], "problems during the load")
+        crash_under_load(b, nclients, load, lambda: all(len(s) >= 5 for s in created),
+                         "5 groups committed per client", problems, killed)
 
         c = b.start_again()
         for i in range(nclients):

@@ -147,19 +147,6 @@ def daemon(extra=("-v",)):
                 d.cleanup()
 
 
-def dump(c, root=b"/"):
-    """{path: (value, perms, children)} of the tree below root."""
-    out = {}
-    stack = [root]
-    while stack:
-        p = stack.pop()
-        kids = c.directory(p)
-        out[p] = (c.read(p), c.get_perms(p), kids)
-        for k in reversed(kids):
-            stack.append((p if p != b"/" else b"") + b"/" + k)
-    return out
-
-
 def fill(c):
     """Some content with values, permissions and order."""
     c.write("/lu/a", "alpha")
@@ -178,7 +165,7 @@ def test_live_update_keeps_pid_store_and_socket_clients():
         c = EventClient(d.socket_path)
         raw = RawClient(d.socket_path)
         fill(c)
-        before = dump(c, b"/lu")
+        before = c.dump(b"/lu")
         c.watch_initial("/lu/w", "tok")
         c.watch_initial("/lu/dir", "deep")
         eq(c.collect(), [], "events before the update")
@@ -187,7 +174,7 @@ def test_live_update_keeps_pid_store_and_socket_clients():
         live_update(d)
         check_updated(d, pid)
 
-        eq(dump(c, b"/lu"), before, "the tree after the update")
+        eq(c.dump(b"/lu"), before, "the tree after the update")
         # No event from the update itself.
         eq(c.collect(), [], "events caused by the live update")
         eq(raw.read("/lu/b"), b"bin\x00\xffary", "raw client read after")

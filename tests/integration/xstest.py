@@ -459,6 +459,18 @@ class RawClient:
     def get_perms(self, path):
         return split_strings(self.expect_ok(XS_GET_PERMS, self._p(path)))
 
+    def dump(self, root=b"/"):
+        """{path: (value, perms, children)} of the tree below root."""
+        out = {}
+        stack = [root]
+        while stack:
+            p = stack.pop()
+            kids = self.directory(p)
+            out[p] = (self.read(p), self.get_perms(p), kids)
+            for k in reversed(kids):
+                stack.append((p if p != b"/" else b"") + b"/" + k)
+        return out
+
     def set_perms(self, path, perms):
         self.expect_ack(XS_SET_PERMS, self._p(path) + b"".join(
             (p.encode() if isinstance(p, str) else p) + b"\0" for p in perms))
