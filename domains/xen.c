@@ -27,13 +27,19 @@ struct xen {
 struct xen *xen_open(void)
 {
 	struct xen *x = calloc(1, sizeof(*x));
-	int err;
+	int err, fl;
 
 	if (!x)
 		return NULL;
 	/* The library loggers would print to stderr: pass NULL (silent). */
 	x->evtchn = xenevtchn_open(NULL, 0);
 	if (!x->evtchn)
+		goto fail;
+	/* /dev/xen/evtchn blocks a read when nothing is pending: the loop
+	 * drains it until EAGAIN, so it must not. */
+	fl = fcntl(xenevtchn_fd(x->evtchn), F_GETFL);
+	if (fl < 0 ||
+	    fcntl(xenevtchn_fd(x->evtchn), F_SETFL, fl | O_NONBLOCK) < 0)
 		goto fail;
 	x->gnttab = xengnttab_open(NULL, 0);
 	if (!x->gnttab)

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,9 @@ struct binding {
     uint64_t key; /* domid << 32 | remote port (or virq) */
     uint32_t domid, remote;
     evtchn_port_t local;
+    bool masked;  /* reported by xenevtchn_pending, not unmasked since */
+    bool pending; /* signalled while masked: reported again at unmask */
+    struct binding *redeliver_next; /* in h->redeliver */
     UT_hash_handle hh;
 };
 
@@ -146,6 +150,9 @@ struct xenevtchn_handle {
     struct binding **by_local;  /* local port -> binding (NULL if free) */
     evtchn_port_t nr_local;     /* size of by_local */
     evtchn_port_t next_local;   /* ports are never reused; 0 is invalid */
+    /* Unmasked with a signal pending, when the socket had no room for it
+     * (so it is readable anyway): reported before the socket's signals. */
+    struct binding *redeliver;
 };
 
 static uint64_t bind_key(uint32_t domid, uint32_t port)
@@ -171,7 +178,9 @@ xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned int 
     if (!h->dir || unix_addr(&sa, h->dir, "evtchn") < 0)
         goto fail;
     h->domains = map_domains(h->dir);
-    h->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK |
+    /* Blocking, as /dev/xen/evtchn is opened: a read waits for a signal
+     * unless the caller sets O_NONBLOCK on the descriptor. */
+    h->fd = socket(AF_UNIX, SOCK_DGRAM |
                    ((flags & XENEVTCHN_NO_CLOEXEC) ? 0 : SOCK_CLOEXEC), 0);
     if (h->fd < 0)
         goto fail;
@@ -279,6 +288,11 @@ int xenevtchn_unbind(xenevtchn_handle *h, evtchn_port_t port)
         errno = EINVAL;
         return -1;
     }
+    for (struct binding **p = &h->redeliver; *p; p = &(*p)->redeliver_next)
+        if (*p == b) {
+            *p = b->redeliver_next;
+            break;
+        }
     HASH_DEL(h->by_remote, b);
     h->by_local[port] = NULL;
     free(b);
@@ -288,7 +302,10 @@ int xenevtchn_unbind(xenevtchn_handle *h, evtchn_port_t port)
 /*
  * The next signal for a bound port: reads datagrams until one matches a
  * binding (others are dropped, as Xen drops signals on closed channels).
- * -1 with EAGAIN when the socket is empty.
+ * As with the real device, the read blocks unless the descriptor is
+ * O_NONBLOCK (then -1 with EAGAIN when nothing is queued), and a port
+ * reported here is masked until xenevtchn_unmask: signals meanwhile
+ * collapse into one, reported after the unmask.
  */
 xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *h)
 {
@@ -297,6 +314,11 @@ xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *h)
     uint64_t key;
     ssize_t n;
 
+    if ((b = h->redeliver)) {
+        h->redeliver = b->redeliver_next;
+        b->masked = true;
+        return (xenevtchn_port_or_error_t)b->local;
+    }
     for (;;) {
         n = recv(h->fd, &m, sizeof(m), 0);
         if (n < 0) {
@@ -308,15 +330,40 @@ xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *h)
             continue; /* not a signal */
         key = bind_key(m.domid, m.port);
         HASH_FIND(hh, h->by_remote, &key, sizeof(key), b);
-        if (b)
-            return (xenevtchn_port_or_error_t)b->local;
+        if (!b)
+            continue;
+        if (b->masked) {
+            b->pending = true;
+            continue;
+        }
+        b->masked = true;
+        return (xenevtchn_port_or_error_t)b->local;
     }
 }
 
+/* A signal that came while the port was masked is delivered now: sent to
+ * ourselves, so the descriptor becomes readable as the device's would. */
 int xenevtchn_unmask(xenevtchn_handle *h, evtchn_port_t port)
 {
-    (void)h;
-    (void)port;
+    struct sockaddr_un sa;
+    struct signal_msg m;
+    struct binding *b;
+
+    if (port >= h->nr_local || !(b = h->by_local[port])) {
+        errno = EINVAL;
+        return -1;
+    }
+    b->masked = false;
+    if (!b->pending)
+        return 0;
+    b->pending = false;
+    m.domid = b->domid;
+    m.port = b->remote;
+    if (unix_addr(&sa, h->dir, "evtchn") != 0 ||
+        sendto(h->fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        b->redeliver_next = h->redeliver;
+        h->redeliver = b;
+    }
     return 0;
 }
 
