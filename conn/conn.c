@@ -204,6 +204,19 @@ void conn_handle_input(struct conn *c)
 		c->hooks->batch_done(c);
 }
 
+bool conn_input_partial(struct conn *c)
+{
+	size_t avail = evbuffer_get_length(c->in);
+	unsigned char buf[WIRE_HDR_LEN];
+	struct xsd_sockmsg hdr;
+
+	if (avail < WIRE_HDR_LEN)
+		return avail > 0;
+	evbuffer_copyout(c->in, buf, sizeof(buf));
+	wire_decode_header(buf, &hdr);
+	return avail < WIRE_HDR_LEN + (size_t)hdr.len;
+}
+
 void conn_delay(struct conn *c, const struct timeval *tv)
 {
 	if (c->closing)

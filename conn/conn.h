@@ -120,6 +120,9 @@ void conn_delay(struct conn *c, const struct timeval *tv);
 /* The transport appended bytes to c->in. */
 void conn_handle_input(struct conn *c);
 
+/* c->in holds the start of one request, not all of it. */
+bool conn_input_partial(struct conn *c);
+
 /* The transport sent output; resume input if it was paused for it. */
 void conn_output_drained(struct conn *c);
 

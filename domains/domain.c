@@ -54,6 +54,7 @@ struct domain {
 	size_t peeked;
 	size_t in_consumed;		/* bytes at the front of conn->in that
 					 * already left the ring (see below) */
+	bool input_saved;		/* a #input record may exist */
 	uint64_t handled_seen;		/* conn->in_handled when last looked */
 	struct conn *conn;		/* NULL when not served (error) */
 	struct event *io;		/* zero-timeout timer: serve the ring */
@@ -107,6 +108,12 @@ static void record_key(char *buf, size_t len, unsigned int domid)
 	snprintf(buf, len, "#domain/%u", domid);
 }
 
+/* The start of a request that left the ring before its end arrived. */
+static void input_key(char *buf, size_t len, unsigned int domid)
+{
+	snprintf(buf, len, "#input/%u", domid);
+}
+
 static void encode_domain(const void *obj, struct writer *w)
 {
 	const struct domain *d = obj;
@@ -131,11 +138,24 @@ static void save_domain(struct domain *d)
 	db_put_encoded(d->ds->srv->db, key, encode_domain, d);
 }
 
+static void forget_input(struct domain *d)
+{
+	char key[32];
+
+	if (!d->input_saved)
+		return;
+	input_key(key, sizeof(key), d->domid);
+	db_delete(d->ds->srv->db, key);
+	d->input_saved = false;
+}
+
 static void forget_record(struct domains *ds, unsigned int domid)
 {
 	char key[32];
 
 	record_key(key, sizeof(key), domid);
+	db_delete(ds->srv->db, key);
+	input_key(key, sizeof(key), domid);
 	db_delete(ds->srv->db, key);
 }
 
@@ -301,6 +321,7 @@ static int start_ring(struct domain *d)
 	ring_reset(intf);
 	d->peeked = 0;
 	d->in_consumed = 0;
+	forget_input(d);
 	intf->error = XENSTORE_ERROR_NONE;
 	if (domain_connect(d) != 0)
 		return -1;
@@ -362,12 +383,114 @@ static void consume_handled(struct domain *d, bool *moved)
 	d->handled_seen = d->conn->in_handled;
 	d->in_consumed -= gone;
 	bytes -= gone;
+	/* The saved start is handled: the record goes with the next
+	 * commit, which comes after the ring moved past its index. */
+	if (gone && !d->in_consumed)
+		forget_input(d);
 	if (!bytes)
 		return;
 	ring_consume(intf_of(d), bytes);
 	d->peeked -= bytes;
 	d->conn->replaying = false;
 	*moved = true;
+}
+
+struct held_input {
+	uint32_t end;			/* the ring index after its bytes */
+	struct evbuffer *bytes;		/* conn->in: the request's start */
+};
+
+static void encode_input(const void *obj, struct writer *w)
+{
+	const struct held_input *h = obj;
+
+	wr_u32(w, h->end);
+	wr_evbuffer(w, h->bytes);
+}
+
+/*
+ * The connection holds the start of a request whose end the guest has not
+ * written yet.  Linux's xenbus signals only when we have consumed all it
+ * wrote before, so these bytes must leave the ring now, or we would wait
+ * for the rest as the guest waits for its reply.  First they go into the
+ * database with the ring index they end at, so that a daemon that dies
+ * before the rest arrives finds them again (restore_input).
+ */
+static void release_partial(struct domain *d)
+{
+	struct xenstore_domain_interface *intf = intf_of(d);
+	struct held_input h = {
+		.end = intf->req_cons + (uint32_t)d->peeked,
+		.bytes = d->conn->in,
+	};
+	struct server *srv = d->ds->srv;
+	char key[32];
+
+	if (srv->db) {
+		input_key(key, sizeof(key), d->domid);
+		db_put_encoded(srv->db, key, encode_input, &h);
+		server_commit(srv);
+		d->input_saved = true;
+	}
+	ring_consume(intf, d->peeked);
+	d->in_consumed += d->peeked;
+	d->peeked = 0;
+}
+
+struct input_check {
+	struct domain *d;
+	uint32_t cons;
+};
+
+static int restore_input_cb(const void *data, size_t len, void *arg)
+{
+	struct input_check *ic = arg;
+	struct domain *d = ic->d;
+	struct reader r;
+	uint32_t end, n;
+	const unsigned char *bytes;
+	struct xsd_sockmsg hdr;
+
+	rd_init(&r, data, len);
+	end = rd_u32(&r);
+	bytes = rd_bytes(&r, &n);
+	if (!rd_done(&r) || n == 0 || n >= DOMAIN_INPUT_MAX) {
+		log_error("database: a malformed #input/%u record: ignored",
+			  d->domid);
+		return 0;
+	}
+	/* Another index: the rest was handled, or the ring was reset. */
+	if (end != ic->cons)
+		return 0;
+	if (n >= WIRE_HDR_LEN) {
+		wire_decode_header(bytes, &hdr);
+		if (hdr.len > XENSTORE_PAYLOAD_MAX ||
+		    n >= WIRE_HDR_LEN + hdr.len) {
+			log_error("database: #input/%u is no request's start: "
+				  "ignored", d->domid);
+			return 0;
+		}
+	}
+	if (evbuffer_add(d->conn->in, bytes, n) != 0)
+		return -1;
+	d->in_consumed = n;
+	return 0;
+}
+
+/* After a restart: the start of a request that had left the ring. */
+static void restore_input(struct domain *d)
+{
+	struct input_check ic = { d, intf_of(d)->req_cons };
+	char key[32];
+
+	input_key(key, sizeof(key), d->domid);
+	d->input_saved = true;	/* whatever is there goes once handled */
+	if (db_get(d->ds->srv->db, key, restore_input_cb, &ic) < 0)
+		log_error("domain %u: out of memory for its partial request",
+			  d->domid);
+	else if (d->in_consumed)
+		log_info("domain %u: %zu bytes of a request restored",
+			 d->domid, d->in_consumed);
 }
 
 static void domain_io(evutil_socket_t fd, short what, void *arg)
@@ -422,14 +545,8 @@ static void domain_io(evutil_socket_t fd, short what, void *arg)
 		}
 		if (d->conn == c)
 			consume_handled(d, &moved);
-		/* A full ring we copied all of, holding no whole packet (a
-		 * request longer than the ring): consume it now, or the guest
-		 * could never write the rest. */
-		if (d->conn == c && d->peeked == XENSTORE_RING_SIZE &&
-		    evbuffer_get_length(c->in) >= XENSTORE_RING_SIZE) {
-			ring_consume(intf, d->peeked);
-			d->peeked = 0;
-			d->in_consumed = evbuffer_get_length(c->in);
+		if (d->conn == c && d->peeked && conn_input_partial(c)) {
+			release_partial(d);
 			moved = true;
 		}
 	}
@@ -717,6 +834,7 @@ static void resume_domain(struct domain *d, bool fire)
 			  d->domid);
 		return;
 	}
+	restore_input(d);
 	server_restore_conn(ds->srv, d->conn, fire);
 	/* Whatever it wrote while we were away, and a signal we missed. */
 	signal_guest(d);
@@ -893,6 +1011,8 @@ int domains_load_conns(struct domains *ds, struct reader *r)
 				 "its queued bytes are dropped", domid);
 			continue;
 		}
+		/* The image, not the database, has what left the ring. */
+		evbuffer_drain(d->conn->in, evbuffer_get_length(d->conn->in));
 		if (evbuffer_add(d->conn->in, in, in_len) != 0 ||
 		    evbuffer_add(d->conn->out, out, out_len) != 0)
 			return -1;

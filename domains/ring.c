@@ -82,6 +82,10 @@ void ring_consume(struct xenstore_domain_interface *intf, size_t n)
 
 	full_barrier();	/* done with the bytes before the guest may reuse them */
 	store_index(&intf->req_cons, cons + (uint32_t)n);
+	/* Our next look at req_prod comes after the guest can see this: a
+	 * guest that wrote meanwhile and found us behind did not signal
+	 * (Linux's xenbus does not), so that look must see its bytes. */
+	full_barrier();
 }
 
 ptrdiff_t ring_read(struct xenstore_domain_interface *intf, void *buf,
@@ -97,11 +101,17 @@ ptrdiff_t ring_read(struct xenstore_domain_interface *intf, void *buf,
 ptrdiff_t ring_write(struct xenstore_domain_interface *intf, const void *buf,
 		     size_t len)
 {
-	uint32_t cons = load_index(&intf->rsp_cons);
-	uint32_t prod = load_index(&intf->rsp_prod);
-	uint32_t used = prod - cons;
+	uint32_t cons, prod, used;
 	size_t room;
 
+	/* Our last rsp_prod is visible before we read rsp_cons: a guest that
+	 * emptied a ring it found full signals us, one that found it not
+	 * full does not, so we must see its rsp_cons if it missed our
+	 * rsp_prod. */
+	full_barrier();
+	cons = load_index(&intf->rsp_cons);
+	prod = load_index(&intf->rsp_prod);
+	used = prod - cons;
 	full_barrier();	/* the guest's reads of the bytes before cons are over */
 	if (used > XENSTORE_RING_SIZE)
 		return -1;

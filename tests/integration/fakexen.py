@@ -12,8 +12,14 @@ files and sockets in that directory:
         fx.set_state(5, "dying"); fx.virq()     # the domain dies
 
 Guest follows docs/misc/xenstore-ring.txt: it only writes the request ring
-and its consumer index, never more than the free space, and signals after
-every update.  Its fields can also be read and written raw, to corrupt them.
+and its consumer index, never more than the free space.  It signals as
+Linux's xenbus does (drivers/xen/xenbus/xenbus_comms.c), not after every
+update: after writing requests only if the server had consumed everything
+written before, after reading replies only if the reply ring had been
+full; and it writes a request's header and payload as two updates.  A
+server that holds bytes in the ring without coming back for them hangs
+here as it would with a real guest.  Its fields can also be read and
+written raw, to corrupt them.
 
 Stdlib only.
 """
@@ -327,9 +333,10 @@ class Guest:
     # -- bytes
     def send_bytes(self, data, chunk=None, timeout=5.0):
         """Write all of `data` into the request ring, at most `chunk` bytes
-        (and never more than the free space) per update, signalling after
-        each.  Waits for space when the ring is full; TimeoutError if none
-        comes within `timeout` of the last progress."""
+        (and never more than the free space) per update, each followed by
+        a signal if the server had caught up with the bytes before it.
+        Waits for space when the ring is full; TimeoutError if none comes
+        within `timeout` of the last progress."""
         data = bytes(data)
         pos = 0
         deadline = time.monotonic() + timeout
@@ -350,7 +357,9 @@ class Guest:
             if n > first:
                 self.page[REQ_OFFSET:REQ_OFFSET + n - first] = data[pos + first:pos + n]
             self.req_prod = prod + n        # after the data (x86 keeps store order)
-            self.notify()
+            # The server had consumed all before ours (Linux: prod <= cons).
+            if (self.req_cons - prod) & MASK32 <= n:
+                self.notify()
             pos += n
             deadline = time.monotonic() + timeout
 
@@ -366,7 +375,8 @@ class Guest:
         if avail > first:
             self._rx += self.page[RSP_OFFSET:RSP_OFFSET + avail - first]
         self.rsp_cons = cons + avail
-        self.notify()
+        if (self.rsp_prod - cons) & MASK32 >= RING_SIZE:   # it was full
+            self.notify()
         return avail
 
     def _fill(self, n, deadline):
@@ -421,7 +431,11 @@ class Guest:
         if req_id is None:
             req_id = self._next_req
             self._next_req = (self._next_req + 1) & MASK32
-        self.send_bytes(RawClient.packet(type_, payload, req_id, tx_id), timeout=timeout)
+        packet = RawClient.packet(type_, payload, req_id, tx_id)
+        # Header, then payload, as Linux writes them.
+        self.send_bytes(packet[:HEADER.size], timeout=timeout)
+        if len(packet) > HEADER.size:
+            self.send_bytes(packet[HEADER.size:], timeout=timeout)
         deadline = time.monotonic() + timeout
         while True:
             t, rid, tid, rp = self.recv_packet(max(0.0, deadline - time.monotonic()))

@@ -848,11 +848,11 @@ def test_partial_request_and_unread_reply_survive_a_crash():
         want = HEADER.size + 1
         wait_for(lambda: g.rsp_avail() >= want and g.req_cons == g.req_prod,
                  "the reply to be written")
-        # And 7 bytes of the next request's header.
+        # And 7 bytes of the next request's header: they leave the ring
+        # (Linux would not signal for the rest otherwise) and are saved.
         p = pkt(XS_WRITE, b"data/split\0s", 402)
         g.send_bytes(p[:7])
-        time.sleep(0.1)
-        eq(g.req_prod - g.req_cons, 7, "the partial header stays in the ring")
+        wait_for(lambda: g.req_cons == g.req_prod, "the partial header to leave the ring")
         b.restart()
         eq(recv_reply(g), (XS_READ, 401, 0, b"1"), "the reply left unread before the crash")
         g.send_bytes(p[7:])
@@ -860,6 +860,50 @@ def test_partial_request_and_unread_reply_survive_a_crash():
            "a request split across the crash")
         check(g.no_data_within(0.2), "extra data (a request answered twice?)")
         eq(b.c.read("/local/domain/5/data/split"), b"s")
+        eq(g.error, XENSTORE_ERROR_NONE, "error field")
+
+
+def test_request_larger_than_the_ring_split_by_a_crash_completes():
+    # 1,500 bytes of a 2,025-byte WRITE (a value of the largest size a
+    # guest may store): more than the ring holds, so some left the ring
+    # before the crash; the restarted daemon has them.
+    with Box(domids=(5,)) as b:
+        g = b.g[5]
+        path = b"data/big\0"
+        value = bytes((i * 13) % 251 + 1 for i in range(2000))
+        p = pkt(XS_WRITE, path + value, 451)
+        g.send_bytes(p[:1500])
+        wait_for(lambda: g.req_cons == g.req_prod, "the first 1,500 bytes to be taken")
+        b.restart()
+        g.send_bytes(p[1500:])
+        eq(recv_reply(g), (XS_WRITE, 451, 0, b"OK\0"), "the WRITE split by the crash")
+        eq(b.c.read("/local/domain/5/data/big"), value, "its value")
+        eq(g.read("data/big"), value, "read by the guest")
+        eq(g.error, XENSTORE_ERROR_NONE, "error field")
+
+
+def test_saved_request_start_is_not_restored_once_handled():
+    # The start of a request is saved when it leaves the ring; once the
+    # request is complete and handled, a restart must not put those bytes
+    # in front of the guest's next request.
+    with Box(domids=(5,)) as b:
+        g = b.g[5]
+        p = pkt(XS_WRITE, b"data/once\0v", 461)
+        g.send_bytes(p[:10])
+        wait_for(lambda: g.req_cons == g.req_prod, "the partial header to be taken")
+        g.send_bytes(p[10:])
+        eq(recv_reply(g), (XS_WRITE, 461, 0, b"OK\0"), "the completed request")
+        b.restart()
+        eq(g.read("data/once"), b"v", "a request after the restart")
+        check(g.no_data_within(0.2), "extra data (old bytes restored?)")
+        # The same after a ring reconnection dropped a saved start.
+        g.send_bytes(pkt(XS_WRITE, b"data/dropped\0x", 462)[:12])
+        wait_for(lambda: g.req_cons == g.req_prod, "the second partial header")
+        g.reconnect()
+        b.restart()
+        eq(g.read("data/once"), b"v", "a request after reconnection and restart")
+        g.expect_error(XS_READ, b"data/dropped\0", "ENOENT")
+        check(g.no_data_within(0.2), "extra data after the reconnection")
         eq(g.error, XENSTORE_ERROR_NONE, "error field")
 
 

@@ -279,6 +279,28 @@ def test_guest_ring_pending_reply_and_watch_survive():
         check(not g.wrong_signals, "wrong signals %r" % g.wrong_signals)
 
 
+def test_guest_half_written_request_survives():
+    # The start of a guest's request leaves the ring before its end comes
+    # (the guest would not signal for the rest otherwise); the update
+    # carries it over, once: the image has it, and the database too.
+    with Rig(["-v"], domids=(5,)) as r:
+        g = r.g[5]
+        pid = r.d.pid
+        g.write("data/x", "before")
+        p = RawClient.packet(XS_WRITE, b"data/half\0" + b"h" * 1500, req_id=88)
+        g.send_bytes(p[:1200])
+        wait_for(lambda: g.req_cons == g.req_prod, "the first 1,200 bytes to be taken")
+        live_update(r.d)
+        check_updated(r.d, pid)
+        g.send_bytes(p[1200:])
+        t, rid, _, rp = g.recv_packet()
+        eq((t, rid, rp), (XS_WRITE, 88, b"OK\0"), "reply to the half-written WRITE")
+        eq(r.c.read("/local/domain/5/data/half"), b"h" * 1500, "its value")
+        eq(g.read("data/x"), b"before", "the next request")
+        check(g.no_data_within(0.2), "extra data after the update")
+        eq(g.error, XENSTORE_ERROR_NONE, "error indicator")
+
+
 def open_tx(c, path, value):
     tx = int(c.expect_ok(XS_TRANSACTION_START, b"\0").rstrip(b"\0"))
     c.expect_ack(XS_WRITE, _p(path) + _b(value), tx_id=tx)

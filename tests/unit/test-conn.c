@@ -161,6 +161,29 @@ START_TEST(split_packet_is_dispatched_once_complete)
 }
 END_TEST
 
+START_TEST(input_partial_only_while_a_request_is_incomplete)
+{
+	struct xsd_sockmsg hdr = { .type = XS_WRITE, .req_id = 78, .len = 9 };
+	unsigned char bytes[sizeof(hdr) + 9];
+
+	memcpy(bytes, &hdr, sizeof(hdr));
+	memcpy(bytes + sizeof(hdr), "/a\0value", 9);
+	ck_assert(!conn_input_partial(c));		/* nothing at all */
+	for (size_t i = 0; i + 1 < sizeof(bytes); i++) {
+		ck_assert_int_eq(evbuffer_add(c->in, bytes + i, 1), 0);
+		ck_assert_msg(conn_input_partial(c), "%zu bytes", i + 1);
+	}
+	ck_assert_int_eq(evbuffer_add(c->in, bytes + sizeof(bytes) - 1, 1), 0);
+	ck_assert(!conn_input_partial(c));		/* whole */
+	/* A whole request followed by the start of the next is not. */
+	ck_assert_int_eq(evbuffer_add(c->in, bytes, 3), 0);
+	ck_assert(!conn_input_partial(c));
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, 1);
+	ck_assert(conn_input_partial(c));		/* the 3 bytes left */
+}
+END_TEST
+
 START_TEST(pipelined_packets_are_dispatched_in_order)
 {
 	struct xsd_sockmsg hdr = { .type = XS_RM, .req_id = 3, .len = 4 };
@@ -506,6 +529,7 @@ static Suite *conn_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, new_connection_has_identity_and_home);
 	tcase_add_test(t, split_packet_is_dispatched_once_complete);
+	tcase_add_test(t, input_partial_only_while_a_request_is_incomplete);
 	tcase_add_test(t, pipelined_packets_are_dispatched_in_order);
 	tcase_add_test(t, oversized_header_closes_connection);
 	tcase_add_test(t, huge_length_closes_connection);
