@@ -1,7 +1,9 @@
 # xenstored: hand-written Makefile.  `make` configures itself on first use.
 #   make            build build/xenstored
 #   make run        install missing Debian packages, build, run in the foreground
-#   make check      unit + integration tests, then all again under ASan+UBSan
+#   make check      unit + integration tests, then all again under ASan+UBSan,
+#                   then check-xen
+#   make check-xen  real Xen 4.17 in QEMU, this daemon in dom0, real guests
 #   make install    install under $(DESTDIR)$(PREFIX) (and units, /etc); make uninstall
 #   make bench      the benchmark (bench/README.md), against upstream where installed
 #   make clean / make distclean
@@ -191,6 +193,17 @@ uninstall: init-files
 	if cmp -s $(B)/init/xenstored.default $(DESTDIR)$(SYSCONFDIR)/default/xenstored; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/default/xenstored; fi
 
+# Real Xen (docs/real-xen.md): Debian's Xen 4.17 booted in QEMU, this daemon
+# installed in dom0 as a host would have it, real Linux guests.
+# XENSTORED=upstream runs the same scenarios with Debian's C xenstored.
+XENSTORED ?= ours
+XEN_OUT = $(B)/xen/$(XENSTORED)
+
+check-xen: $(B)/xenstored
+	rm -rf $(XEN_OUT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(XEN_OUT)/stage >/dev/null
+	tests/xen/run --stage $(XEN_OUT)/stage --out $(XEN_OUT) --daemon $(XENSTORED)
+
 bench: $(B)/xenstored $(BENCH_BINS)
 	bench/run $(abspath $(B))
 
@@ -216,6 +229,7 @@ check: config.mk
 	$(MAKE) test-pass
 	$(MAKE) test-pass B=build-san SAN=1
 	$(MAKE) fuzz-smoke
+	$(MAKE) check-xen
 
 deps:
 	@scripts/install-deps
@@ -227,7 +241,7 @@ distclean: clean
 	rm -rf config.mk config.h config.h.in config.log config.status configure \
 		autom4te.cache
 
-.PHONY: all tests run test-pass check bench deps clean distclean install uninstall \
-	fuzz fuzz-smoke
+.PHONY: all tests run test-pass check check-xen bench deps clean distclean install \
+	uninstall fuzz fuzz-smoke
 
 -include $(shell find $(B) $(FUZZ_B) -name '*.d' 2>/dev/null)
