@@ -301,8 +301,9 @@ static void write_one(struct raw_conn *rc, const char *path,
  * values[i].  0, or -1 when the connection fails (errors in the answers
  * are fatal).
  */
-static int read_check(struct raw_conn *rc, char (*paths)[64],
-		      char (*values)[24], unsigned long n, const char *who)
+static int read_check(struct raw_conn *rc, char (*paths)[BENCH_PATH_MAX],
+		      char (*values)[BENCH_VALUE_MAX], unsigned long n,
+		      const char *who)
 {
 	static char buf[64 * PKT_ROOM];
 	unsigned long sent = 0, done = 0;
@@ -339,7 +340,7 @@ static int read_check(struct raw_conn *rc, char (*paths)[64],
 static double wait_ready(struct daemon *d, uint64_t t0, const char *path,
 			 const char *value, struct raw_conn *rc)
 {
-	char p[1][64], v[1][24];
+	char p[1][BENCH_PATH_MAX], v[1][BENCH_VALUE_MAX];
 	double s;
 
 	snprintf(p[0], sizeof(p[0]), "%s", path);
@@ -590,10 +591,11 @@ static void fill_txn(struct raw_conn *rc, unsigned long from,
 			int got;
 
 			for (; sent < end && sent - done < 64; sent++) {
-				char pkt[128];
-				int plen = bench_node_path(pkt, 96, sent);
-				int vlen = snprintf(pkt + plen + 1, 24, "%lu",
-						    sent);
+				char pkt[BENCH_PATH_MAX + BENCH_VALUE_MAX];
+				int plen = bench_node_path(pkt, BENCH_PATH_MAX,
+							   sent);
+				int vlen = bench_node_value(pkt + plen + 1,
+							    BENCH_VALUE_MAX, sent);
 				struct xsd_sockmsg h = {
 					.type = XS_WRITE, .req_id = (uint32_t)sent,
 					.tx_id = tx,
@@ -625,14 +627,14 @@ static void fill_txn(struct raw_conn *rc, unsigned long from,
 static void check_nodes(struct raw_conn *rc, unsigned long nodes,
 			uint64_t *rng, const char *who)
 {
-	static char paths[CHECK_READS][64];
-	static char values[CHECK_READS][24];
+	static char paths[CHECK_READS][BENCH_PATH_MAX];
+	static char values[CHECK_READS][BENCH_VALUE_MAX];
 
 	for (int i = 0; i < CHECK_READS; i++) {
 		unsigned long n = bench_rand(rng) % nodes;
 
 		bench_node_path(paths[i], sizeof(paths[i]), n);
-		snprintf(values[i], sizeof(values[i]), "%lu", n);
+		bench_node_value(values[i], sizeof(values[i]), n);
 	}
 	if (read_check(rc, paths, values, CHECK_READS, who) < 0)
 		die("%s: reading nodes back failed", who);
@@ -734,7 +736,7 @@ static void part_b(unsigned long nodes, unsigned long restarts,
 	double *ready_ms[2], *stop_ms, *empty_ms, fill_s, first_stop = 0;
 	unsigned long nrun[2] = { 0, 0 }, nstop = 0;
 	uint64_t rng = 42, t0;
-	char last[64], lastv[24], marker[24], how[64];
+	char last[BENCH_PATH_MAX], lastv[BENCH_VALUE_MAX], marker[24], how[64];
 	struct stat sb;
 
 	ready_ms[0] = calloc(restarts, sizeof(double));
@@ -755,7 +757,7 @@ static void part_b(unsigned long nodes, unsigned long restarts,
 	}
 	fill_s = (double)(bench_now_ns() - t0) / 1e9;
 	bench_node_path(last, sizeof(last), nodes - 1);
-	snprintf(lastv, sizeof(lastv), "%lu", nodes - 1);
+	bench_node_value(lastv, sizeof(lastv), nodes - 1);
 	check_nodes(&rc, nodes, &rng, d.name);
 	read_mem(d.pid, &built);
 	if (batch)
@@ -795,7 +797,7 @@ static void part_b(unsigned long nodes, unsigned long restarts,
 		ready_ms[c][nrun[c]++] = s * 1e3;
 		check_nodes(&rc, nodes, &rng, d.name);
 		{
-			char p[1][64], v[1][24];
+			char p[1][BENCH_PATH_MAX], v[1][BENCH_VALUE_MAX];
 
 			snprintf(p[0], sizeof(p[0]), "%s", last);
 			snprintf(v[0], sizeof(v[0]), "%s", lastv);

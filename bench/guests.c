@@ -216,8 +216,8 @@ static void prepend_env(const char *name, const char *value, char sep)
 /* Fork and exec the daemon under the test double; output to log_path. */
 static void daemon_start(const char *bin, const char *lib, const char *sock)
 {
-	char *argv[] = { (char *)bin, "-N", "--socket", (char *)sock,
-			 "--no-database", NULL };
+	/* The defaults: the database beside the socket, on /dev/shm. */
+	char *argv[] = { (char *)bin, "-N", "--socket", (char *)sock, NULL };
 	int fd;
 
 	fflush(NULL);

@@ -77,8 +77,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -96,7 +100,7 @@
 #define TIMEOUT_MS 10000	/* longest wait for one reply */
 #define MAX_DEPTH 1024
 #define BATCH 64		/* set-up requests sent before their replies */
-#define PKT_ROOM (sizeof(struct xsd_sockmsg) + 96)
+#define PKT_ROOM (sizeof(struct xsd_sockmsg) + BENCH_PATH_MAX + BENCH_VALUE_MAX)
 /* Domids of boot: 1..BOOT_DOMIDS, shared out between the clients. */
 #define BOOT_DOMIDS 1000
 #define BOOT_MAX_CLIENTS BOOT_DOMIDS
@@ -114,10 +118,11 @@ static struct {
 
 struct daemon {
 	struct contender c;
-	pid_t pid;		/* 0: no RSS */
+	pid_t pid;		/* 0: no RSS, no CPU time */
 	bool noop;		/* replies checked for id and type only */
 	bool skipped;
 	unsigned long nodes;	/* its store's size: -n, or its own %NODES */
+	unsigned long idle_want, watches_want;	/* -i, -W or its own +idle= +watches= */
 	unsigned long filled;	/* nodes held when filling stopped */
 	int *idle;		/* idle_opened idle connections */
 	unsigned long idle_opened;
@@ -128,6 +133,9 @@ struct daemon {
 	int stop[2];		/* closing stop[1] stops the drainer */
 	unsigned long events;
 	double *rate, *p50, *p99, *rss;	/* per round */
+	double *cpu;		/* per round: its CPU microseconds per op */
+	double *allin;		/* per round: RSS + its tmpfs files, kB */
+	double files_kb;	/* its tmpfs files after the last round */
 	unsigned long retries;
 };
 
@@ -193,34 +201,26 @@ static bool digits_only(const char *v, size_t len)
 	return len > 0;
 }
 
-/* What node i may hold: populate's value (i) or one of node_value's. */
+/* What node i may hold: populate's value or one of node_value's, digits
+ * of the length bench/layout.h gives node i. */
 static bool node_value_ok(unsigned long i, const char *v, size_t len)
 {
-	char own[24];
-
-	return digits_only(v, len) &&
-	       len == (size_t)snprintf(own, sizeof(own), "%lu", i);
+	return digits_only(v, len) && len == (size_t)bench_value_len(i);
 }
 
-/*
- * A value for store node i as long as the one populate gave it (its
- * number), digits as well, so a READ can check what it gets either way.
- */
-static int node_value(char *out, unsigned long i, unsigned long seq)
+/* A new value for store node i, of the length its first one had. */
+static int node_value(char out[static BENCH_VALUE_MAX], unsigned long i,
+		      unsigned long seq)
 {
-	int len = snprintf(out, 24, "%lu", i);
-	unsigned long mod = 1;
-
-	for (int j = 0; j < len && j < 18; j++)
-		mod *= 10;
-	return snprintf(out, 24, "%0*lu", len, seq % mod);
+	return bench_value(out, BENCH_VALUE_MAX, i, seq);
 }
 
-static unsigned long random_node(struct client *cl, char path[static 64])
+static unsigned long random_node(struct client *cl,
+				 char path[static BENCH_PATH_MAX])
 {
 	unsigned long i = bench_rand(&cl->rng) % cl->d->nodes;
 
-	bench_node_path(path, 64, i);
+	bench_node_path(path, BENCH_PATH_MAX, i);
 	return i;
 }
 
@@ -254,7 +254,7 @@ static struct xs_handle *open_handle(const struct daemon *d)
 
 static void op_read(struct client *cl)
 {
-	char path[64];
+	char path[BENCH_PATH_MAX];
 	unsigned int len;
 	char *v;
 	unsigned long i = random_node(cl, path);
@@ -270,7 +270,7 @@ static void op_read(struct client *cl)
 
 static void op_write(struct client *cl)
 {
-	char path[64], value[24];
+	char path[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
 	unsigned long i = random_node(cl, path);
 	int len = node_value(value, i, cl->seq++);
 
@@ -343,7 +343,7 @@ static bool txn5_try(struct client *cl)
 	xs_transaction_t t = txn_start(cl);
 
 	for (int j = 0; j < 5; j++) {
-		char path[64], value[24];
+		char path[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
 		unsigned long i = random_node(cl, path);
 		int len = node_value(value, i, cl->seq++);
 
@@ -599,7 +599,7 @@ static void recv_timed(struct raw_conn *rc, const struct daemon *d,
 /* Append op number op's packets to out; returns their bytes. */
 static size_t pack_op(struct client *cl, char *out, unsigned long op)
 {
-	char body[96];
+	char body[BENCH_PATH_MAX + BENCH_VALUE_MAX];
 	uint32_t id = (uint32_t)op;
 	size_t n;
 	int len;
@@ -730,8 +730,43 @@ static void *raw_client(void *arg)
 
 struct measurement {
 	double rate, p50, p99;
+	double cpu_us;		/* the daemon's CPU time per op, or -1 */
 	unsigned long retries;
 };
+
+/*
+ * The CPU time the daemon has used, in nanoseconds: the first field of
+ * /proc/PID/task/TID/schedstat (time on a CPU) summed over its threads.
+ * /proc/PID/stat counts 10 ms ticks, too coarse for a round's share.
+ */
+static uint64_t daemon_cpu_ns(const struct daemon *d)
+{
+	char path[320];
+	uint64_t total = 0;
+	struct dirent *e;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)d->pid);
+	dir = opendir(path);
+	if (!dir)
+		die(d, "cannot read %s (did the daemon die?)", path);
+	while ((e = readdir(dir))) {
+		unsigned long long ns;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat",
+			 (int)d->pid, e->d_name);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%llu", &ns) == 1)
+			total += ns;
+		if (f)
+			fclose(f);
+	}
+	closedir(dir);
+	return total;
+}
 
 static void open_client(struct client *cl, struct daemon *d, unsigned int k)
 {
@@ -781,8 +816,8 @@ static struct measurement measure(struct daemon *d, unsigned long ms)
 {
 	unsigned long n = opt.clients, saved_ms = opt.ms, ops = 0;
 	struct client *cls = calloc(n, sizeof(*cls));
-	struct measurement m = { 0 };
-	uint64_t t0 = UINT64_MAX, t1 = 0;
+	struct measurement m = { .cpu_us = -1 };
+	uint64_t t0 = UINT64_MAX, t1 = 0, cpu0 = 0;
 	size_t total = 0;
 	double *all;
 	bool running = true;
@@ -792,6 +827,9 @@ static struct measurement measure(struct daemon *d, unsigned long ms)
 	opt.ms = ms;
 	for (unsigned long k = 0; k < n; k++)
 		open_client(&cls[k], d, (unsigned int)k);
+	/* From the connections open to the last reply: the turn's work. */
+	if (d->pid)
+		cpu0 = daemon_cpu_ns(d);
 	pthread_barrier_init(&start_line, NULL, (unsigned int)n);
 	for (unsigned long k = 0; k < n; k++)
 		if (pthread_create(&cls[k].th, NULL,
@@ -823,6 +861,8 @@ static struct measurement measure(struct daemon *d, unsigned long ms)
 		t1 = cls[k].t1 > t1 ? cls[k].t1 : t1;
 	}
 	pthread_barrier_destroy(&start_line);
+	if (d->pid && ops)
+		m.cpu_us = (double)(daemon_cpu_ns(d) - cpu0) / 1e3 / (double)ops;
 	all = malloc(total * sizeof(*all));
 	if (!all || !total)
 		die(d, "no operation completed");
@@ -950,7 +990,7 @@ fail:
 }
 
 /*
- * opt.idle idle connections to d, as many as it accepts.  When it refuses
+ * d->idle_want idle connections to d, as many as it accepts.  When it refuses
  * some, enough are closed again for the clients (3 handles each for boot)
  * and the watch connection to get in: the daemon is still measured.
  */
@@ -960,16 +1000,16 @@ static void open_idle(struct daemon *d)
 	unsigned long accepted;
 	int fd = 0;
 
-	d->idle = calloc(opt.idle, sizeof(int));
+	d->idle = calloc(d->idle_want, sizeof(int));
 	if (!d->idle)
 		die(d, "out of memory");
-	while (d->idle_opened < opt.idle &&
+	while (d->idle_opened < d->idle_want &&
 	       (fd = idle_connect(d->c.path)) >= 0)
 		d->idle[d->idle_opened++] = fd;
 	if (fd >= 0)
 		return;
 	printf("%s: %lu of %lu idle connections accepted (%s)", d->c.label,
-	       d->idle_opened, opt.idle,
+	       d->idle_opened, d->idle_want,
 	       errno == EMFILE ? "out of descriptors here"
 			       : "then refused or unanswered");
 	accepted = d->idle_opened;
@@ -1003,7 +1043,7 @@ static void *drain_watches(void *arg)
 	return NULL;
 }
 
-/* opt.watches watches on /bench/w/<i> over one connection, kept. */
+/* d->watches_want watches on /bench/w/<i> over one connection, kept. */
 static void start_watches(struct daemon *d)
 {
 	char *buf = malloc(BATCH * PKT_ROOM);
@@ -1013,11 +1053,11 @@ static void start_watches(struct daemon *d)
 		die(d, "out of memory");
 	if (raw_connect(d->wconn, d->c.path) < 0)
 		die(d, "cannot connect");
-	for (unsigned long i = 0; i < opt.watches && !d->watch_error[0];) {
+	for (unsigned long i = 0; i < d->watches_want && !d->watch_error[0];) {
 		unsigned long batch = 0, replies = 0;
 		size_t len = 0;
 
-		for (; i < opt.watches && batch < BATCH; i++, batch++) {
+		for (; i < d->watches_want && batch < BATCH; i++, batch++) {
 			char body[64];
 			/* WATCH is "path\0token\0". */
 			int blen = snprintf(body, sizeof(body),
@@ -1084,16 +1124,106 @@ static double read_rss_kb(const struct daemon *d)
 	return kb;
 }
 
+/* The resident kB of d's mappings of inode ino (/proc/PID/smaps). */
+static double mapped_kb(const struct daemon *d, ino_t ino)
+{
+	char path[64], line[512];
+	bool mine = false;
+	double kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)d->pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long inode;
+		double v;
+
+		/* "start-end perms offset dev inode [path]" opens a mapping. */
+		if (sscanf(line, "%*x-%*x %*s %*x %*s %llu", &inode) == 1)
+			mine = inode == (unsigned long long)ino;
+		else if (mine && sscanf(line, "Rss: %lf", &v) == 1)
+			kb += v;
+	}
+	fclose(f);
+	return kb;
+}
+
 /*
- * "LABEL=SOCKET[@PID][%NODES]": NODES, this daemon's own store size, lets
- * one run compare one daemon at two sizes, interleaved (two daemons, the
- * same label).
+ * The tmpfs files the daemon holds open (a database, which a host keeps on
+ * the tmpfs /run), in kB, less the part of them it maps, which its RSS
+ * counts already: a tmpfs file is RAM as much as the heap is.
+ */
+static double daemon_files_kb(const struct daemon *d)
+{
+	char dir[64], path[320];
+	ino_t seen[16];
+	unsigned int nseen = 0;
+	double kb = 0;
+	struct dirent *e;
+	DIR *fds;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
+	fds = opendir(dir);
+	if (!fds)
+		die(d, "cannot read %s (did the daemon die?)", dir);
+	while ((e = readdir(fds))) {
+		struct stat st;
+		struct statfs sf;
+		bool dup = false;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) || !S_ISREG(st.st_mode) ||
+		    statfs(path, &sf) || sf.f_type != TMPFS_MAGIC)
+			continue;
+		for (unsigned int k = 0; k < nseen; k++)
+			dup = dup || seen[k] == st.st_ino;
+		if (dup || nseen == sizeof(seen) / sizeof(seen[0]))
+			continue;
+		seen[nseen++] = st.st_ino;
+		kb += (double)st.st_blocks * 512 / 1024 - mapped_kb(d, st.st_ino);
+	}
+	closedir(fds);
+	return kb;
+}
+
+/* "+idle=N" or "+watches=N" at the end of arg: taken off, into d. */
+static bool parse_extra(struct daemon *d, char *arg)
+{
+	char *plus, *end;
+	unsigned long v;
+
+	while ((plus = strrchr(arg, '+'))) {
+		if (!strncmp(plus, "+idle=", 6))
+			v = strtoul(plus + 6, &end, 10), d->idle_want = v;
+		else if (!strncmp(plus, "+watches=", 9))
+			v = strtoul(plus + 9, &end, 10), d->watches_want = v;
+		else
+			return true;	/* part of the path */
+		if (*end)
+			return false;
+		*plus = '\0';
+	}
+	return true;
+}
+
+/*
+ * "LABEL=SOCKET[@PID][%NODES][+idle=N][+watches=N]": NODES, this daemon's
+ * own store size, lets one run compare one daemon at two sizes,
+ * interleaved (two daemons, the same label); idle and watches, its own
+ * idle connections and watches instead of -i's and -W's, compare one
+ * implementation with and without them in the same rounds.
  */
 static bool parse_daemon(struct daemon *d, char *arg)
 {
 	char *at, *end;
 
-	if (!contender_parse(&d->c, arg))
+	d->idle_want = opt.idle;
+	d->watches_want = opt.watches;
+	if (!parse_extra(d, arg) || !contender_parse(&d->c, arg))
 		return false;
 	d->nodes = opt.nodes;
 	at = strrchr(d->c.path, '%');
@@ -1150,8 +1280,8 @@ static void report(struct daemon *ds, int n)
 	       opt.raw ? "raw sockets" : "libxenstore", opt.clients,
 	       opt.clients == 1 ? "" : "s", opt.raw ? opt.depth : 1,
 	       opt.nodes, opt.idle, opt.watches, opt.rounds, opt.ms);
-	printf("  %-12s %10s %10s %10s %8s", "daemon", "ops/s", "p50 us",
-	       "p99 us", "RSS MB");
+	printf("  %-12s %10s %10s %10s %9s %8s %8s", "daemon", "ops/s",
+	       "p50 us", "p99 us", "CPU us/op", "RSS MB", "all-in");
 	if (noop)
 		printf(" %8s", "vs noop");
 	if (up)
@@ -1164,8 +1294,9 @@ static void report(struct daemon *ds, int n)
 			rate[i] = bench_median(ds[i].rate, opt.rounds);
 	for (int i = 0; i < n; i++) {
 		struct daemon *d = &ds[i];
-		double p50, p99, rss;
-		char extra[96] = "";
+		double p50, p99, rss, cpu, allin;
+		char extra[160] = "";
+		size_t l;
 
 		if (d->skipped) {
 			if (d->noop && opt.w == W_BOOT)
@@ -1180,6 +1311,8 @@ static void report(struct daemon *ds, int n)
 		p50 = bench_median(d->p50, opt.rounds);
 		p99 = bench_median(d->p99, opt.rounds);
 		rss = d->pid ? bench_median(d->rss, opt.rounds) : 0;
+		cpu = d->pid ? bench_median(d->cpu, opt.rounds) : -1;
+		allin = d->pid ? bench_median(d->allin, opt.rounds) : 0;
 		if (d->nodes != opt.nodes)
 			printf("  %-5s %6lu %10.0f %10.1f %10.1f ", d->c.label,
 			       d->nodes, rate[i], p50, p99);
@@ -1187,23 +1320,28 @@ static void report(struct daemon *ds, int n)
 			printf("  %-12s %10.0f %10.1f %10.1f ", d->c.label,
 			       rate[i], p50, p99);
 		if (d->pid)
-			printf("%8.1f", rss / 1024);
+			printf("%9.2f %8.1f %8.1f", cpu, rss / 1024,
+			       allin / 1024);
 		else
-			printf("%8s", "-");
+			printf("%9s %8s %8s", "-", "-", "-");
 		if (noop)
 			printf(" %7.2fx", rate[i] / rate[noop - ds]);
 		if (up)
 			printf(" %12.2fx", rate[i] / rate[up - ds]);
 		if (retries)
 			printf(" %8lu", d->retries);
-		if (d->idle_opened < opt.idle) {
+		if (d->pid)
+			snprintf(extra, sizeof(extra), " cpu_us=%.3f "
+				 "files_kb=%.0f allin_kb=%.0f", cpu,
+				 d->files_kb, allin);
+		if (d->idle_opened < d->idle_want) {
+			l = strlen(extra);
 			printf("  idle_opened=%lu", d->idle_opened);
-			snprintf(extra, sizeof(extra), " idle_opened=%lu",
-				 d->idle_opened);
+			snprintf(extra + l, sizeof(extra) - l,
+				 " idle_opened=%lu", d->idle_opened);
 		}
 		if (d->watch_error[0]) {
-			size_t l = strlen(extra);
-
+			l = strlen(extra);
 			printf("  watches_registered=%lu", d->watches_ok);
 			snprintf(extra + l, sizeof(extra) - l,
 				 " watches_registered=%lu", d->watches_ok);
@@ -1215,8 +1353,8 @@ static void report(struct daemon *ds, int n)
 			     "rss_kb=%.0f rounds=%lu retries=%lu run=%ld%s",
 			     d->c.label, workload_names[opt.w],
 			     opt.raw ? "raw" : "libxs", opt.clients,
-			     opt.raw ? opt.depth : 1, d->nodes, opt.idle,
-			     opt.watches, rate[i], p50, p99, rss, opt.rounds,
+			     opt.raw ? opt.depth : 1, d->nodes, d->idle_want,
+			     d->watches_want, rate[i], p50, p99, rss, opt.rounds,
 			     d->retries, (long)getpid(), extra);
 	}
 }
@@ -1227,7 +1365,8 @@ static int usage(void)
 		"usage: load [-w WORKLOAD] [-m libxs|raw] [-c CLIENTS] "
 		"[-d DEPTH] [-n NODES] [-i IDLE]\n"
 		"            [-W WATCHES] [-r ROUNDS] [-t MS] "
-		"[-F FILL_BUDGET_S] [-q] LABEL=SOCKET[@PID][%%NODES] ...\n"
+		"[-F FILL_BUDGET_S] [-q]\n"
+		"            LABEL=SOCKET[@PID][%%NODES][+idle=N][+watches=N] ...\n"
 		"  WORKLOAD: read (default), write, directory, mkdir-rm, "
 		"txn5, boot\n"
 		"  -m raw: read, write, directory and mkdir-rm only; DEPTH "
@@ -1316,7 +1455,10 @@ static int set_up(struct daemon *ds, int n)
 		d->p50 = calloc(opt.rounds, sizeof(double));
 		d->p99 = calloc(opt.rounds, sizeof(double));
 		d->rss = calloc(opt.rounds, sizeof(double));
-		if (!d->rate || !d->p50 || !d->p99 || !d->rss)
+		d->cpu = calloc(opt.rounds, sizeof(double));
+		d->allin = calloc(opt.rounds, sizeof(double));
+		if (!d->rate || !d->p50 || !d->p99 || !d->rss || !d->cpu ||
+		    !d->allin)
 			die(d, "out of memory");
 		active++;
 	}
@@ -1324,9 +1466,9 @@ static int set_up(struct daemon *ds, int n)
 		struct daemon *d = &ds[i];
 
 		setup_label = d->c.label;
-		if (!d->skipped && opt.idle)
+		if (!d->skipped && d->idle_want)
 			open_idle(d);
-		if (!d->skipped && opt.watches)
+		if (!d->skipped && d->watches_want)
 			start_watches(d);
 	}
 	fflush(stdout);
@@ -1350,8 +1492,12 @@ static void run_rounds(struct daemon **act, int n)
 			d->p50[r] = m.p50;
 			d->p99[r] = m.p99;
 			d->retries += m.retries;
-			if (d->pid)
+			d->cpu[r] = m.cpu_us;
+			if (d->pid) {
 				d->rss[r] = read_rss_kb(d);
+				d->files_kb = daemon_files_kb(d);
+				d->allin[r] = d->rss[r] + d->files_kb;
+			}
 		}
 	}
 }
@@ -1402,6 +1548,8 @@ int main(int argc, char **argv)
 		free(d->p50);
 		free(d->p99);
 		free(d->rss);
+		free(d->cpu);
+		free(d->allin);
 	}
 	free(ds);
 	return 0;

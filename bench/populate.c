@@ -17,7 +17,7 @@
  * buffers, so neither side can block the other for good.
  */
 #define BATCH 512
-#define MAX_PACKET (sizeof(struct xsd_sockmsg) + 96)
+#define MAX_PACKET (sizeof(struct xsd_sockmsg) + BENCH_PATH_MAX + BENCH_VALUE_MAX)
 
 struct batch {
 	char buf[BATCH * MAX_PACKET];
@@ -60,9 +60,9 @@ static void build(struct batch *b, unsigned long from, unsigned long to)
 		struct xsd_sockmsg hdr = { .type = XS_WRITE,
 					   .req_id = (uint32_t)i };
 		char *body = b->buf + b->len + sizeof(hdr);
-		int plen = bench_node_path(body, 48, i);
+		int plen = bench_node_path(body, BENCH_PATH_MAX, i);
 		/* WRITE is "path\0value", the value without a NUL. */
-		int vlen = snprintf(body + plen + 1, 16, "%lu", i);
+		int vlen = bench_node_value(body + plen + 1, BENCH_VALUE_MAX, i);
 
 		hdr.len = (uint32_t)(plen + 1 + vlen);
 		memcpy(b->buf + b->len, &hdr, sizeof(hdr));

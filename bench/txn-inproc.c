@@ -49,7 +49,7 @@ static void die(const char *what)
 
 static void fill(struct subject *s, struct perms *perms)
 {
-	char path[64];
+	char path[BENCH_PATH_MAX];
 
 	store_init(&s->store, perms);
 	txn_set_init(&s->txns);
@@ -67,7 +67,7 @@ static void fill(struct subject *s, struct perms *perms)
 static double round_of(struct subject *s, struct perms *perms,
 		       unsigned long count, unsigned long span)
 {
-	char rpath[64], wpath[64], value[24];
+	char rpath[BENCH_PATH_MAX], wpath[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
 	struct view_node vn;
 	uint64_t t0 = bench_now_ns();
 
@@ -97,7 +97,7 @@ static double round_of(struct subject *s, struct perms *perms,
 static double plain_round(struct subject *s, struct perms *perms,
 			  unsigned long count)
 {
-	char rpath[64], wpath[64], value[24];
+	char rpath[BENCH_PATH_MAX], wpath[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
 	uint64_t t0 = bench_now_ns();
 
 	for (unsigned long i = 0; i < count; i++) {

@@ -80,17 +80,17 @@ static void fill(struct daemon *d, double budget)
 	}
 }
 
-static void random_paths(struct daemon *d, char rpath[static 64],
-			 char wpath[static 64])
+static void random_paths(struct daemon *d, char rpath[static BENCH_PATH_MAX],
+			 char wpath[static BENCH_PATH_MAX])
 {
-	bench_node_path(rpath, 64, bench_rand(&d->rng) % d->filled);
-	bench_node_path(wpath, 64, bench_rand(&d->rng) % d->filled);
+	bench_node_path(rpath, BENCH_PATH_MAX, bench_rand(&d->rng) % d->filled);
+	bench_node_path(wpath, BENCH_PATH_MAX, bench_rand(&d->rng) % d->filled);
 }
 
 /* count transactions; returns microseconds per transaction. */
 static double txn_round(struct daemon *d, unsigned long count)
 {
-	char rpath[64], wpath[64], value[24];
+	char rpath[BENCH_PATH_MAX], wpath[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
 	uint64_t t0 = bench_now_ns();
 
 	for (unsigned long i = 0; i < count; i++) {
@@ -120,7 +120,7 @@ static double txn_round(struct daemon *d, unsigned long count)
 /* The same read and write outside any transaction. */
 static double plain_round(struct daemon *d, unsigned long count)
 {
-	char rpath[64], wpath[64], value[24];
+	char rpath[BENCH_PATH_MAX], wpath[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
 	uint64_t t0 = bench_now_ns();
 
 	for (unsigned long i = 0; i < count; i++) {

@@ -15,6 +15,8 @@ fi
 tmp=$(mktemp -d /tmp/xsbench-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 results=$tmp/results.txt
+# What bench/run leaves on the tmpfs: nothing.
+shm_before=$(ls /dev/shm /run 2>/dev/null | grep -c '^xs-bench' || true)
 
 run env BENCH_SMOKE=1 BENCH_RESULTS="$results" BENCH_REPORT="$tmp/unused.md" \
     "$XS_REPO/bench/run" "$XS_BUILD"
@@ -40,12 +42,24 @@ for w in read write directory mkdir-rm txn5 boot; do
 done
 has load daemon=noop workload=read clients=1
 ok $? "load measured the no-op server"
-has load daemon=ours-db workload=write
-ok $? "load measured our daemon with its database"
+has load daemon=ours-nodb workload=write
+ok $? "load measured our daemon without its database"
+# The defaults' database is on the tmpfs and counted as memory.
+grep -E '^load daemon=ours .* files_kb=[1-9][0-9]* ' "$results" >/dev/null
+ok $? "ours' load lines count its database file"
+bad=$(grep -E '^load daemon=(ours|ours-nodb|noop) ' "$results" | grep -v ' cpu_us=[0-9]' || true)
+is "$bad" "" "every load line of a daemon with a pid has its CPU time per op"
+shm_after=$(ls /dev/shm /run 2>/dev/null | grep -c '^xs-bench' || true)
+is "$shm_after" "$shm_before" "bench/run leaves nothing on the tmpfs"
 has load daemon=ours workload=read mode=raw
 ok $? "load measured pipelined reads"
 has load daemon=ours workload=read idle=20
 ok $? "load measured reads beside idle connections"
+# ... and its twin without them, in the same rounds.
+run_id=$(grep -E '^load daemon=ours workload=read .* idle=20 ' "$results" | head -n 1 |
+    sed -n 's/.* run=\([0-9]*\).*/\1/p')
+has load daemon=ours workload=read idle=0 "run=$run_id"
+ok $? "the twin without idle connections took turns with it"
 has load daemon=ours workload=write watches=10000
 ok $? "load measured writes beside 10,000 watches"
 has load daemon=ours workload=txn5 nodes=2000
@@ -69,5 +83,7 @@ for section in "Targets" "Durability"; do
     like "$report" "$section" "the report has a $section section"
 done
 like "$report" "0.95" "the report states the single-client target"
+like "$report" "ours --no-database" "the report states the database's cost target"
+like "$report" "daemon CPU µs per request" "the report states targets on CPU per request"
 
 done_testing
