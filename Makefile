@@ -34,8 +34,8 @@ ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
 	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
 	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c ops/state.c \
-	domains/ring.c domains/xen.c domains/domain.c quota/quota.c daemon/log.c \
-	daemon/trace.c daemon/socket.c daemon/liveupdate.c persist/record.c persist/db.c
+	domains/ring.c domains/xen.c domains/domain.c quota/quota.c log/log.c \
+	log/trace.c daemon/socket.c daemon/liveupdate.c record/record.c persist/db.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
 
@@ -226,6 +226,7 @@ test-pass: tests
 		prove --exec '' $(UNIT_BINS) tests/integration/test-*
 
 check: config.mk
+	scripts/include-graph
 	$(MAKE) test-pass
 	$(MAKE) test-pass B=build-san SAN=1
 	$(MAKE) fuzz-smoke

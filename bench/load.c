@@ -1267,6 +1267,27 @@ static const struct daemon *find_label(const struct daemon *ds, int n,
 	return NULL;
 }
 
+/*
+ * " round_ops=a,b,... round_cpu=x,y,...": each round's figures, in the
+ * rounds' order, so that a report can take the median of per-round ratios
+ * of two daemons measured in the same round (turns a moment apart), which
+ * drifts of the machine between rounds do not move.
+ */
+static void per_round(const struct daemon *d, char *out, size_t size)
+{
+	size_t l = (size_t)snprintf(out, size, " round_ops=");
+
+	for (unsigned long r = 0; r < opt.rounds && l < size; r++)
+		l += (size_t)snprintf(out + l, size - l, "%s%.0f", r ? "," : "",
+				      d->rate[r]);
+	if (!d->pid || l >= size)
+		return;
+	l += (size_t)snprintf(out + l, size - l, " round_cpu=");
+	for (unsigned long r = 0; r < opt.rounds && l < size; r++)
+		l += (size_t)snprintf(out + l, size - l, "%s%.3f", r ? "," : "",
+				      d->cpu[r]);
+}
+
 static void report(struct daemon *ds, int n)
 {
 	const struct daemon *noop = find_label(ds, n, "noop");
@@ -1295,7 +1316,7 @@ static void report(struct daemon *ds, int n)
 	for (int i = 0; i < n; i++) {
 		struct daemon *d = &ds[i];
 		double p50, p99, rss, cpu, allin;
-		char extra[160] = "";
+		char extra[160] = "", per[1024];
 		size_t l;
 
 		if (d->skipped) {
@@ -1347,15 +1368,16 @@ static void report(struct daemon *ds, int n)
 				 " watches_registered=%lu", d->watches_ok);
 		}
 		printf("\n");
+		per_round(d, per, sizeof(per));
 		bench_result("load daemon=%s workload=%s mode=%s clients=%lu "
 			     "depth=%lu nodes=%lu idle=%lu watches=%lu "
 			     "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f "
-			     "rss_kb=%.0f rounds=%lu retries=%lu run=%ld%s",
+			     "rss_kb=%.0f rounds=%lu retries=%lu run=%ld%s%s",
 			     d->c.label, workload_names[opt.w],
 			     opt.raw ? "raw" : "libxs", opt.clients,
 			     opt.raw ? opt.depth : 1, d->nodes, d->idle_want,
 			     d->watches_want, rate[i], p50, p99, rss, opt.rounds,
-			     d->retries, (long)getpid(), extra);
+			     d->retries, (long)getpid(), extra, per);
 	}
 }
 

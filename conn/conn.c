@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "conn/conn.h"
-#include "daemon/log.h"
-#include "daemon/trace.h"
+#include "log/log.h"
+#include "log/trace.h"
 
 static unsigned long next_conn_id = 1;
 

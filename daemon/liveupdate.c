@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "daemon/liveupdate.h"
-#include "daemon/log.h"
+#include "log/log.h"
 #include "domains/domain.h"
 #include "persist/db.h"
-#include "persist/record.h"
+#include "record/record.h"
 
 #define LU_MAGIC "xenstored-lu"
 #define LU_VERSION 1

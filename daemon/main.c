@@ -23,8 +23,8 @@
 
 #include "config.h"
 #include "daemon/liveupdate.h"
-#include "daemon/log.h"
-#include "daemon/trace.h"
+#include "log/log.h"
+#include "log/trace.h"
 #include "daemon/socket.h"
 #include "domains/domain.h"
 #include "ops/ops.h"
@@ -643,7 +643,8 @@ int main(int argc, char **argv)
 		event_reinit(base);
 
 	/* After the fork: the event channel fd joins the child's loop. */
-	srv.domains = domains_new(&srv);
+	srv.domains = domains_new(base, srv.db, srv.master_domid,
+				  &srv.domain_hooks);
 	if (!srv.domains) {
 		log_error("cannot set up the domain table");
 		goto out_signals;

@@ -12,7 +12,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "daemon/socket.h"
 
 struct listener {

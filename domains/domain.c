@@ -23,13 +23,13 @@
 #include <event2/event.h>
 #include <uthash.h>
 
-#include "daemon/log.h"
+#include "conn/conn.h"
+#include "log/log.h"
 #include "domains/domain.h"
 #include "domains/ring.h"
 #include "domains/xen.h"
-#include "ops/ops.h"
 #include "persist/db.h"
-#include "persist/record.h"
+#include "record/record.h"
 
 /* Pending event channel ports taken per callback before others run. */
 #define EVTCHN_BATCH 256
@@ -63,7 +63,10 @@ struct domain {
 };
 
 struct domains {
-	struct server *srv;
+	struct event_base *base;
+	struct db *db;			/* NULL: nothing persists */
+	unsigned int master_domid;	/* whose ring is xsd_kva */
+	const struct domain_hooks *up;	/* the owner's; it outlives us */
 	struct xen *xen;		/* NULL: no hypervisor */
 	struct event *evtchn_ev;	/* the event channel fd */
 	struct event *check_ev;		/* zero-timeout timer: VIRQ_DOM_EXC */
@@ -132,10 +135,10 @@ static void save_domain(struct domain *d)
 {
 	char key[32];
 
-	if (d->domid == d->ds->srv->master_domid)
+	if (d->domid == d->ds->master_domid)
 		return;		/* dom0's own ring is found again at start */
 	record_key(key, sizeof(key), d->domid);
-	db_put_encoded(d->ds->srv->db, key, encode_domain, d);
+	db_put_encoded(d->ds->db, key, encode_domain, d);
 }
 
 static void forget_input(struct domain *d)
@@ -145,7 +148,7 @@ static void forget_input(struct domain *d)
 	if (!d->input_saved)
 		return;
 	input_key(key, sizeof(key), d->domid);
-	db_delete(d->ds->srv->db, key);
+	db_delete(d->ds->db, key);
 	d->input_saved = false;
 }
 
@@ -154,9 +157,9 @@ static void forget_record(struct domains *ds, unsigned int domid)
 	char key[32];
 
 	record_key(key, sizeof(key), domid);
-	db_delete(ds->srv->db, key);
+	db_delete(ds->db, key);
 	input_key(key, sizeof(key), domid);
-	db_delete(ds->srv->db, key);
+	db_delete(ds->db, key);
 }
 
 static struct domain *domain_alloc(struct domains *ds, unsigned int domid)
@@ -165,7 +168,7 @@ static struct domain *domain_alloc(struct domains *ds, unsigned int domid)
 
 	if (!d)
 		return NULL;
-	d->io = evtimer_new(ds->srv->base, domain_io, d);
+	d->io = evtimer_new(ds->base, domain_io, d);
 	if (!d->io) {
 		free(d);
 		return NULL;
@@ -273,15 +276,14 @@ static const struct conn_transport ring_transport = {
 
 static bool domain_privileged(const struct domains *ds, unsigned int domid)
 {
-	return server_domid_privileged(ds->srv, domid);
+	return ds->up->privileged(ds->up->owner, domid);
 }
 
 /* A fresh connection for the domain's ring. */
 static int domain_connect(struct domain *d)
 {
-	struct conn *c = server_new_conn(d->ds->srv, &ring_transport, d, NULL,
-					 NULL, d->domid,
-					 domain_privileged(d->ds, d->domid));
+	struct conn *c = d->ds->up->new_conn(d->ds->up->owner, &ring_transport,
+					     d, d->domid);
 
 	if (!c)
 		return ENOMEM;
@@ -423,13 +425,13 @@ static void release_partial(struct domain *d)
 		.end = intf->req_cons + (uint32_t)d->peeked,
 		.bytes = d->conn->in,
 	};
-	struct server *srv = d->ds->srv;
+	struct domains *ds = d->ds;
 	char key[32];
 
-	if (srv->db) {
+	if (ds->db) {
 		input_key(key, sizeof(key), d->domid);
-		db_put_encoded(srv->db, key, encode_input, &h);
-		server_commit(srv);
+		db_put_encoded(ds->db, key, encode_input, &h);
+		ds->up->commit(ds->up->owner);
 		d->input_saved = true;
 	}
 	ring_consume(intf, d->peeked);
@@ -485,7 +487,7 @@ static void restore_input(struct domain *d)
 
 	input_key(key, sizeof(key), d->domid);
 	d->input_saved = true;	/* whatever is there goes once handled */
-	if (db_get(d->ds->srv->db, key, restore_input_cb, &ic) < 0)
+	if (db_get(d->ds->db, key, restore_input_cb, &ic) < 0)
 		log_error("domain %u: out of memory for its partial request",
 			  d->domid);
 	else if (d->in_consumed)
@@ -607,9 +609,9 @@ static void domain_destroy(struct domain *d, bool gone)
 			o->conn->who.target = DOMID_NONE;
 		save_domain(o);
 	}
-	server_forget_domain(ds->srv, domid);
+	ds->up->forget(ds->up->owner, domid);
 	if (introduced)
-		ops_fire_special(ds->srv, "@releaseDomain", domid);
+		ds->up->special(ds->up->owner, "@releaseDomain", domid);
 }
 
 /*
@@ -620,18 +622,15 @@ static void domain_destroy(struct domain *d, bool gone)
  */
 static void forget_unknown_dead(struct domains *ds)
 {
-	struct server *srv = ds->srv;
-
 	for (unsigned int domid = 1; domid < DOMAIN_ID_LIMIT; domid++) {
-		if (!store_domid_referenced(&srv->store, domid) ||
-		    find_domain(ds, domid) ||
-		    server_domid_privileged(srv, domid))
+		if (!ds->up->referenced(ds->up->owner, domid) ||
+		    find_domain(ds, domid) || domain_privileged(ds, domid))
 			continue;
 		switch (xen_domain_state(ds->xen, domid)) {
 		case XEN_DOMAIN_DYING:
 		case XEN_DOMAIN_GONE:
 			log_info("domain %u, never introduced, is gone", domid);
-			server_forget_domain(srv, domid);
+			ds->up->forget(ds->up->owner, domid);
 			break;
 		default:
 			break;
@@ -646,7 +645,7 @@ void domains_check(struct domains *ds)
 	if (!ds->xen)
 		return;
 	HASH_ITER(hh, ds->by_id, d, tmp) {
-		if (d->domid == ds->srv->master_domid)
+		if (d->domid == ds->master_domid)
 			continue;
 		switch (xen_domain_state(ds->xen, d->domid)) {
 		case XEN_DOMAIN_UNKNOWN:
@@ -657,8 +656,8 @@ void domains_check(struct domains *ds)
 				d->shutdown_seen = true;
 				save_domain(d);
 				log_info("domain %u shut down", d->domid);
-				ops_fire_special(ds->srv, "@releaseDomain",
-						 d->domid);
+				ds->up->special(ds->up->owner,
+						"@releaseDomain", d->domid);
 			}
 			break;
 		case XEN_DOMAIN_DYING:
@@ -679,7 +678,7 @@ static void check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	domains_check(ds);
 	/* Before any @releaseDomain event queued here can be sent. */
-	server_commit(ds->srv);
+	ds->up->commit(ds->up->owner);
 }
 
 static void evtchn_cb(evutil_socket_t fd, short what, void *arg)
@@ -708,7 +707,7 @@ static void evtchn_cb(evutil_socket_t fd, short what, void *arg)
 /* Serve dom0's kernel over the ring it offers in xsd_kva, if any. */
 static void dom0_ring_init(struct domains *ds)
 {
-	unsigned int domid = ds->srv->master_domid, port;
+	unsigned int domid = ds->master_domid, port;
 	struct domain *d;
 	int err, p;
 
@@ -748,15 +747,20 @@ nomem:
 	log_error("cannot serve dom0's ring: out of memory");
 }
 
-struct domains *domains_new(struct server *srv)
+struct domains *domains_new(struct event_base *base, struct db *db,
+			    unsigned int master_domid,
+			    const struct domain_hooks *hooks)
 {
 	struct domains *ds = calloc(1, sizeof(*ds));
 	int port;
 
 	if (!ds)
 		return NULL;
-	ds->srv = srv;
-	ds->check_ev = evtimer_new(srv->base, check_cb, ds);
+	ds->base = base;
+	ds->db = db;
+	ds->master_domid = master_domid;
+	ds->up = hooks;
+	ds->check_ev = evtimer_new(base, check_cb, ds);
 	if (!ds->check_ev) {
 		free(ds);
 		return NULL;
@@ -772,7 +776,7 @@ struct domains *domains_new(struct server *srv)
 		log_warn("cannot bind VIRQ_DOM_EXC (%s): dead domains are "
 			 "noticed only when released", strerror(-port));
 	ds->virq_port = port;
-	ds->evtchn_ev = event_new(srv->base, xen_evtchn_fd(ds->xen),
+	ds->evtchn_ev = event_new(base, xen_evtchn_fd(ds->xen),
 				  EV_READ | EV_PERSIST, evtchn_cb, ds);
 	if (!ds->evtchn_ev || event_add(ds->evtchn_ev, NULL) != 0) {
 		log_error("cannot watch the event channel device");
@@ -835,7 +839,7 @@ static void resume_domain(struct domain *d, bool fire)
 		return;
 	}
 	restore_input(d);
-	server_restore_conn(ds->srv, d->conn, fire);
+	ds->up->restored(ds->up->owner, d->conn, fire);
 	/* Whatever it wrote while we were away, and a signal we missed. */
 	signal_guest(d);
 	schedule_io(d);
@@ -930,20 +934,20 @@ void domains_restore(struct domains *ds, bool fire)
 	struct domain *d, *tmp;
 	unsigned int saved = 0;
 
-	if (!ds->srv->db)
+	if (!ds->db)
 		return;
 	if (!ds->xen) {
-		db_each(ds->srv->db, "#domain/", count_one, &saved);
+		db_each(ds->db, "#domain/", count_one, &saved);
 		if (saved)
 			log_warn("the database names %u domains, but there is "
 				 "no Xen here: they are not served", saved);
 		return;
 	}
-	db_each(ds->srv->db, "#domain/", restore_one, &how);
+	db_each(ds->db, "#domain/", restore_one, &how);
 	/* dom0's own ring came up before its watches were known. */
-	d = find_domain(ds, ds->srv->master_domid);
+	d = find_domain(ds, ds->master_domid);
 	if (d && d->conn)
-		server_restore_conn(ds->srv, d->conn, fire);
+		ds->up->restored(ds->up->owner, d->conn, fire);
 	for (unsigned int i = 0; i < how.ndead; i++) {
 		unsigned int domid = how.dead[i].domid;
 
@@ -955,9 +959,9 @@ void domains_restore(struct domains *ds, bool fire)
 				save_domain(d);
 			}
 		}
-		server_forget_domain(ds->srv, domid);
+		ds->up->forget(ds->up->owner, domid);
 		if (how.dead[i].introduced)
-			ops_fire_special(ds->srv, "@releaseDomain", domid);
+			ds->up->special(ds->up->owner, "@releaseDomain", domid);
 	}
 	free(how.dead);
 	/* Targets name domains restored only now. */
@@ -965,7 +969,7 @@ void domains_restore(struct domains *ds, bool fire)
 		if (d->conn)
 			d->conn->who.target = d->target;
 	domains_check(ds);
-	server_commit(ds->srv);
+	ds->up->commit(ds->up->owner);
 }
 
 void domains_save_conns(struct domains *ds, struct writer *w,
@@ -1098,7 +1102,7 @@ int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,
 	save_domain(d);
 	log_info("domain %u introduced (port %u)", domid, port);
 	if (!domain_privileged(ds, domid))
-		ops_fire_special(ds->srv, "@introduceDomain", domid);
+		ds->up->special(ds->up->owner, "@introduceDomain", domid);
 	return 0;
 
 fail:

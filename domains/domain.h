@@ -9,8 +9,10 @@
  * VIRQ_DOM_EXC makes it ask the hypervisor which domains shut down or
  * died; dead domains are torn down and their nodes cleaned out of the tree.
  *
- * Calls xen/ for everything Xen, and the server (ops/) to create
- * connections, fire @introduceDomain / @releaseDomain and clean the tree.
+ * Calls xen.c for everything Xen, and reports upward through the hooks its
+ * owner (the server) gives it: to make connections, fire @introduceDomain
+ * and @releaseDomain, clean a dead domain out of the tree, commit.  It
+ * includes nothing above itself.
  */
 #ifndef XS_DOMAIN_H
 #define XS_DOMAIN_H
@@ -19,11 +21,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "persist/record.h"
+#include "record/record.h"
 
-struct server;
 struct conn;
+struct conn_transport;
+struct db;
 struct domains;
+struct event_base;
+
+/* What the owner of every connection does for the domain table. */
+struct domain_hooks {
+	/* A connection of domid over tp (tp_data: the domain); NULL: ENOMEM. */
+	struct conn *(*new_conn)(void *owner, const struct conn_transport *tp,
+				 void *tp_data, unsigned int domid);
+	/* Is domid privileged (the master or the privileged domain)? */
+	bool (*privileged)(void *owner, unsigned int domid);
+	/* Does some node still name domid (owner or permission)? */
+	bool (*referenced)(void *owner, unsigned int domid);
+	/* domid is gone: its nodes and permissions go from the tree. */
+	void (*forget)(void *owner, unsigned int domid);
+	/* Fire "@introduceDomain" or "@releaseDomain" for domid. */
+	void (*special)(void *owner, const char *name, unsigned int domid);
+	/* Make the changes so far durable (before events about them leave). */
+	void (*commit)(void *owner);
+	/* c serves a guest again after a restart (its watches come back). */
+	void (*restored)(void *owner, struct conn *c, bool fire);
+	void *owner;
+};
 
 /* Features we offer a guest in its ring page (xenstore-ring.txt). */
 #define DOMAIN_FEATURE_RECONNECTION 1u
@@ -37,13 +61,17 @@ struct domains;
 #define DOMAIN_ID_LIMIT 0x7FF0u
 
 /*
- * Open Xen, bind VIRQ_DOM_EXC and serve dom0's own ring when the kernel
- * offers one.  Without Xen the table still works (guests just cannot be
- * introduced) and this logs that guest rings are unavailable.  NULL only
- * on ENOMEM.
+ * Open Xen, bind VIRQ_DOM_EXC and serve dom0's own ring (master_domid's)
+ * when the kernel offers one.  Without Xen the table still works (guests
+ * just cannot be introduced) and this logs that guest rings are
+ * unavailable.  db (may be NULL) keeps what a restart needs; hooks and db
+ * outlive the table.  NULL only on ENOMEM.
  */
-struct domains *domains_new(struct server *srv);
-/* Close every domain connection and release every ring (shutdown). */
+struct domains *domains_new(struct event_base *base, struct db *db,
+			    unsigned int master_domid,
+			    const struct domain_hooks *hooks);
+/* Close every domain connection and release every ring (shutdown); never
+ * writes the database, which may be closed already. */
 void domains_free(struct domains *ds);
 
 /* The requests of the domain management operations: 0 or an errno. */

@@ -12,7 +12,7 @@
 #include <xengnttab.h>
 #include <xen/grant_table.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "domains/xen.h"
 
 #define PAGE_SIZE 4096

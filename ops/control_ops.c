@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
-#include "daemon/trace.h"
+#include "log/log.h"
+#include "log/trace.h"
 #include "domains/domain.h"
 #include "ops/ops_impl.h"
 
@@ -336,7 +336,7 @@ static int control_live_update(struct op_call *call, const char **argv,
 	bool force = false;
 	const char *why;
 	char msg[160];
-	time_t now;
+	struct timespec now;
 
 	if (argc == 2 && strcmp(argv[0], "-f") == 0) {
 		if (access(argv[1], X_OK) != 0) {
@@ -354,7 +354,7 @@ static int control_live_update(struct op_call *call, const char **argv,
 		free(srv->live_update.binary);
 		free(srv->live_update.cmdline);
 		srv->live_update.binary = srv->live_update.cmdline = NULL;
-		srv->live_update.first_try = 0;
+		srv->live_update.trying = false;
 		return lu_reply(call, "OK");
 	}
 	if (argc < 1 || strcmp(argv[0], "-s") != 0)
@@ -372,23 +372,33 @@ static int control_live_update(struct op_call *call, const char **argv,
 		return lu_reply(call, "no binary given: send -f <binary> first");
 	if (!srv->live_update.exec)
 		return lu_reply(call, "live update is not available here");
-	now = time(NULL);
-	if (!srv->live_update.first_try)
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!srv->live_update.trying) {
+		srv->live_update.trying = true;
 		srv->live_update.first_try = now;
+	}
 	if (srv->open_txns) {
-		/* xenstore-control's last try comes timeout - 1 whole seconds
-		 * after its first: the timeout is over by then. */
-		if (now - srv->live_update.first_try + 1 < (time_t)timeout)
+		/* xenstore-control's last try comes timeout - 1 seconds after
+		 * its first (it sleeps a second between tries): the timeout is
+		 * over by then.  The monotonic clock, to the nanosecond: whole
+		 * wall-clock seconds made two tries a moment apart look a
+		 * second apart. */
+		double waited = (double)(now.tv_sec -
+					 srv->live_update.first_try.tv_sec) +
+				(double)(now.tv_nsec -
+					 srv->live_update.first_try.tv_nsec) / 1e9;
+
+		if (waited + 1 < (double)timeout)
 			return lu_reply(call, "BUSY");
 		if (!force) {
-			srv->live_update.first_try = 0;
+			srv->live_update.trying = false;
 			snprintf(msg, sizeof(msg), "timeout: %lu transactions "
 				 "still open (-F forces the update)",
 				 srv->open_txns);
 			return lu_reply(call, msg);
 		}
 	}
-	srv->live_update.first_try = 0;
+	srv->live_update.trying = false;
 	server_commit(srv);
 	/* Returns only if the new program could not be started. */
 	why = srv->live_update.exec(srv, call->c, call->req,

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "domains/domain.h"
 #include "ops/ops_impl.h"
 

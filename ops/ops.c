@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "ops/ops_impl.h"
 #include "store/path.h"
 
@@ -300,6 +300,47 @@ static void server_conn_freed(struct conn *c)
 	srv->nconns--;
 }
 
+/* ---- what the domain table asks of us (domains/domain.h) ---- */
+
+static struct conn *dom_new_conn(void *owner, const struct conn_transport *tp,
+				 void *tp_data, unsigned int domid)
+{
+	struct server *srv = owner;
+
+	return server_new_conn(srv, tp, tp_data, NULL, NULL, domid,
+			       server_domid_privileged(srv, domid));
+}
+
+static bool dom_privileged(void *owner, unsigned int domid)
+{
+	return server_domid_privileged(owner, domid);
+}
+
+static bool dom_referenced(void *owner, unsigned int domid)
+{
+	return store_domid_referenced(&((struct server *)owner)->store, domid);
+}
+
+static void dom_forget(void *owner, unsigned int domid)
+{
+	server_forget_domain(owner, domid);
+}
+
+static void dom_special(void *owner, const char *name, unsigned int domid)
+{
+	ops_fire_special(owner, name, domid);
+}
+
+static void dom_commit(void *owner)
+{
+	server_commit(owner);
+}
+
+static void dom_restored(void *owner, struct conn *c, bool fire)
+{
+	server_restore_conn(owner, c, fire);
+}
+
 int server_init(struct server *srv, struct event_base *base)
 {
 	static const char *const initial[] = {
@@ -318,6 +359,12 @@ int server_init(struct server *srv, struct event_base *base)
 	srv->hooks.drained = server_conn_drained;
 	srv->hooks.max_outstanding = server_max_outstanding;
 	srv->hooks.owner = srv;
+	srv->domain_hooks = (struct domain_hooks){
+		.new_conn = dom_new_conn, .privileged = dom_privileged,
+		.referenced = dom_referenced, .forget = dom_forget,
+		.special = dom_special, .commit = dom_commit,
+		.restored = dom_restored, .owner = srv,
+	};
 	LIST_INIT(&srv->conns);
 	quotas_init(&srv->quotas);
 	watch_registry_init(&srv->watches);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "conn/conn.h"
+#include "domains/domain.h"
 #include "quota/quota.h"
 #include "store/store.h"
 #include "watches/watch.h"
@@ -31,6 +32,7 @@ struct server {
 	struct quotas quotas;		/* limits of unprivileged domains */
 	struct watch_registry watches;
 	struct conn_hooks hooks;	/* given to every connection */
+	struct domain_hooks domain_hooks; /* given to the domain table */
 	LIST_HEAD(, conn) conns;	/* every live connection, owned */
 	unsigned long nconns;
 	unsigned long open_txns;	/* transactions open, all connections */
@@ -39,7 +41,8 @@ struct server {
 	 * (returns only on failure, with the reason). */
 	struct {
 		char *binary, *cmdline;
-		time_t first_try;	/* 0: no -s pending */
+		bool trying;		/* a -s is pending since first_try */
+		struct timespec first_try;	/* CLOCK_MONOTONIC */
 		const char *(*exec)(struct server *srv, struct conn *c,
 				    const struct request *req,
 				    const char *binary, const char *cmdline);

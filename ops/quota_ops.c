@@ -6,7 +6,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "domains/domain.h"
 #include "ops/ops_impl.h"
 

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "ops/ops_impl.h"
 #include "persist/db.h"
-#include "persist/record.h"
+#include "record/record.h"
 
 #define QUOTAS_KEY "#quotas"
 

@@ -20,9 +20,9 @@
 
 #include <tdb.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "persist/db.h"
-#include "persist/record.h"
+#include "record/record.h"
 #include "protocol/wire.h"
 #include "store/path.h"
 

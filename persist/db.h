@@ -22,7 +22,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "persist/record.h"
+#include "record/record.h"
 #include "store/store.h"
 
 struct db;

@@ -17,7 +17,7 @@
 
 #include <uthash.h>
 
-#include "persist/record.h"
+#include "record/record.h"
 
 enum quota_kind {
 	QUOTA_NODES,		/* nodes a domain owns */

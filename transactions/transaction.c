@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "store/path.h"
 #include "transactions/transaction.h"
 

@@ -7,7 +7,7 @@
 
 #include <utlist.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 #include "permissions/permissions.h"
 #include "protocol/wire.h"
 #include "store/path.h"

@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #include "conn/conn.h"
-#include "persist/record.h"
+#include "record/record.h"
 #include "store/store.h"
 
 #define WATCH_QUEUE_MAX (4 * CONN_OUT_HIGH)

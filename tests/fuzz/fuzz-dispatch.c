@@ -52,7 +52,7 @@
  * CONTROL commands that name a file (logfile, memreport FILE) have their
  * file arguments replaced by /dev/null before dispatch, so the fuzzer
  * never writes files; the trace file is /dev/null too, so CONTROL "log on"
- * traces every packet through daemon/trace.c.
+ * traces every packet through log/trace.c.
  *
  * FUZZ_VERBOSE=1 in the environment prints each request and its reply.
  */
@@ -68,8 +68,8 @@
 
 #include "tests/fuzz/fuzz.h"
 #include "conn/conn.h"
-#include "daemon/log.h"
-#include "daemon/trace.h"
+#include "log/log.h"
+#include "log/trace.h"
 #include "ops/ops.h"
 #include "protocol/wire.h"
 

@@ -60,7 +60,7 @@
 
 #include "tests/fuzz/fuzz.h"
 #include "conn/conn.h"
-#include "daemon/log.h"
+#include "log/log.h"
 #include "domains/ring.h"
 #include "ops/ops.h"
 #include "protocol/wire.h"

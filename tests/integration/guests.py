@@ -17,6 +17,7 @@ Stdlib only.  Provides:
   * args(*items)   -- a payload of NUL-terminated strings
   * diag(text)     -- TAP diagnostics ("# " lines), flushed
   * guest_collect(g, barrier) -- every event generated for g so far
+  * EvClient       -- the socket client of the guest tests (introduced())
   * rss_kb(pid), cpu_seconds(pid), asan_build()  -- measuring the daemon
   * the ring's error indicator values (XENSTORE_ERROR_*), ALL_FEATURES and
     ERRNO_NAMES (every error name the daemon may reply)
@@ -28,9 +29,10 @@ import sys
 import tempfile
 import time
 
-from xstest import (XS_ERROR, XS_GET_DOMAIN_PATH, XS_INTRODUCE, XS_WATCH_EVENT,
-                    Daemon, DaemonError, EventClient, XsError, _diag, _p, check,
-                    daemon_binary, eq, short, type_name, upstream_mode)
+from xstest import (XS_ERROR, XS_GET_DOMAIN_PATH, XS_INTRODUCE,
+                    XS_IS_DOMAIN_INTRODUCED, XS_WATCH_EVENT, Daemon, DaemonError,
+                    EventClient, XsError, _diag, _p, check, daemon_binary, eq,
+                    short, type_name, upstream_mode, wait_for)
 from fakexen import FakeXen
 
 # The ring page's error field (docs/misc/xenstore-ring.txt).
@@ -88,16 +90,6 @@ def settle(g):
         g.expect_ok(XS_GET_DOMAIN_PATH, b"0\0")
 
 
-def wait_for(cond, what, timeout=5.0):
-    """Poll cond() until true; AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s"
-                                 % (timeout, what))
-        time.sleep(0.002)
-
-
 def wait_error(g, value, timeout=5.0):
     """Wait for g's error indicator to become `value`."""
     wait_for(lambda: g.error == value,
@@ -116,6 +108,16 @@ def recv_reply(g, timeout=5.0):
 
 
 # -------------------------------------------------------------------- rig
+
+
+class EvClient(EventClient):
+    """xstest.EventClient for the guest tests: a barrier path of their own,
+    and introduced()."""
+
+    barrier = b"/zz-guests-barrier"     # never written: watched by collect()
+
+    def introduced(self, domid):
+        return self.expect_ok(XS_IS_DOMAIN_INTRODUCED, args(domid))
 
 
 def guest_collect(g, barrier):
@@ -310,6 +312,6 @@ class Rig:
 
 __all__ = ["skip_unless_test_double", "diag", "args", "guest_error", "settle",
            "wait_for", "wait_error", "recv_reply", "Rig", "guest_collect", "rss_kb",
-           "cpu_seconds", "asan_build",
+           "cpu_seconds", "asan_build", "EvClient",
            "XENSTORE_ERROR_NONE", "XENSTORE_ERROR_COMM", "XENSTORE_ERROR_RINGIDX",
            "XENSTORE_ERROR_PROTO", "ALL_FEATURES", "ERRNO_NAMES"]

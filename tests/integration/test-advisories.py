@@ -56,10 +56,6 @@ def no_test_double():
     return False
 
 
-class EvClient(EventClient):
-    barrier = BARRIER
-
-
 class Rig(guests.Rig):
     """guests.Rig with this file's socket client, /tool/alive (for
     check_alive) and the usage of a domain."""

@@ -40,15 +40,6 @@ BARRIER = b"/zz-domains-barrier"    # never written: watched only by collect()
 
 # ---------------------------------------------------------------- helpers
 
-class EvClient(EventClient):
-    """xstest.EventClient with this file's barrier path, and introduced()."""
-
-    barrier = BARRIER
-
-    def introduced(self, domid):
-        return self.expect_ok(XS_IS_DOMAIN_INTRODUCED, args(domid))
-
-
 
 
 class Rig(guests.Rig):

@@ -83,13 +83,6 @@ def kill9(d):
     eq(st, -signal.SIGKILL, "exit status of the killed daemon")
 
 
-class EvClient(EventClient):
-    barrier = BARRIER
-
-    def introduced(self, domid):
-        return self.expect_ok(XS_IS_DOMAIN_INTRODUCED, args(domid))
-
-
 class Box(guests.Rig):
     """guests.Rig whose daemon can be killed and started again on the same
     directory (socket, database), with the same FakeXen world.

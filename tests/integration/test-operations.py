@@ -46,14 +46,6 @@ class Tmp:
         return os.path.join(self.dir, name)
 
 
-def wait_for(cond, what, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.01)
-
-
 def serving(path):
     try:
         connect_unix(path, 0.2).close()

@@ -22,10 +22,6 @@ except ImportError:
     sys.exit(0)
 
 
-def pyclient(d):
-    return Client(unix_socket_path=d.socket_path)
-
-
 def expect_errno(code, fn, *args):
     """fn(*args) must raise PyXSError whose first argument is errno `code`."""
     try:

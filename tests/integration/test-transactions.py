@@ -30,9 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from xstest import *  # noqa: E402,F401,F403
 
 try:
-    from pyxs import Client, PyXSError
+    from pyxs import PyXSError
 except ImportError:  # the raw-protocol tests still run
-    Client = PyXSError = None
+    PyXSError = None
 
 
 # ---------------------------------------------------------------- helpers
@@ -155,24 +155,6 @@ class TxClient(RawClient):
 
 def client(d):
     return TxClient(d.socket_path)
-
-
-def skip_in_upstream_mode(reason):
-    """True (and a note) when the test must not run against upstream."""
-    if upstream_mode():
-        print("# skipped against upstream: %s" % reason)
-        return True
-    return False
-
-
-def need_pyxs():
-    check(Client is not None, "pyxs (python3-pyxs) is not installed for %s"
-          % sys.executable)
-
-
-def pyclient(d):
-    need_pyxs()
-    return Client(unix_socket_path=d.socket_path)
 
 
 def run_threads(workers, limit=20.0):

@@ -35,9 +35,9 @@ from xstest import *  # noqa: E402,F401,F403
 
 try:
     import pyxs
-    from pyxs import Client, PyXSError
+    from pyxs import PyXSError
 except ImportError:  # the raw-protocol tests still run
-    pyxs = Client = PyXSError = None
+    pyxs = PyXSError = None
 
 
 HOME = b"/local/domain/0"        # where a socket client's relative paths land
@@ -78,14 +78,6 @@ class WClient(EventClient):
 
 def client(d):
     return WClient(d)
-
-
-def skip_in_upstream_mode(reason):
-    """True (and a note) when the test must not run against upstream."""
-    if upstream_mode():
-        print("# skipped against upstream: %s" % reason)
-        return True
-    return False
 
 
 # ------------------------------------------------- WATCH / UNWATCH protocol
@@ -723,15 +715,6 @@ def test_slow_reader_is_bounded_coalesced_and_stalls_nobody(d):
 
 
 # ------------------------------------------------------------------ pyxs
-
-def need_pyxs():
-    check(Client is not None, "pyxs (python3-pyxs) is not installed for %s" % sys.executable)
-
-
-def pyclient(d):
-    need_pyxs()
-    return Client(unix_socket_path=d.socket_path)
-
 
 def call_with_timeout(fn, timeout=5.0, what="call"):
     """fn() in a thread; its result, or a failure after `timeout` s (the

@@ -88,6 +88,40 @@ def upstream_mode():
     return os.environ.get("XS_DAEMON") == "upstream-c"
 
 
+def skip_in_upstream_mode(reason):
+    """True (and a note) when the test must not run against upstream."""
+    if upstream_mode():
+        print("# skipped against upstream: %s" % reason)
+        return True
+    return False
+
+
+def need_pyxs():
+    """Fail the test unless pyxs (python3-pyxs) can be imported."""
+    try:
+        import pyxs  # noqa: F401
+    except ImportError:
+        raise AssertionError("pyxs (python3-pyxs) is not installed for %s"
+                             % sys.executable)
+
+
+def pyclient(d):
+    """A pyxs Client on daemon d's socket."""
+    need_pyxs()
+    from pyxs import Client
+    return Client(unix_socket_path=d.socket_path)
+
+
+def wait_for(cond, what, timeout=5.0):
+    """Poll cond() until true; AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s"
+                                 % (timeout, what))
+        time.sleep(0.002)
+
+
 def daemon_binary():
     d = os.environ.get("XS_DAEMON")
     if d:

@@ -24,7 +24,7 @@
 #include <tdb.h>
 
 #include "persist/db.h"
-#include "persist/record.h"
+#include "record/record.h"
 #include "store/store.h"
 
 /* ------------------------------------------------------------ records */

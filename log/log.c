@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "log/log.h"
 
 enum log_level log_current_level = LOG_LVL_WARN;
 static enum log_target log_target = LOG_TO_STDERR;

@@ -1,13 +1,14 @@
 /*
- * daemon/trace: the access trace (-T, CONTROL log/logfile).
+ * log/trace: the access trace (-T, CONTROL log/logfile), beside the log
+ * at the bottom layer.
  *
  * One line per packet received or sent and per connection opened or
  * closed, each switch (io, conn) on or off.  trace_active holds the
  * switches in effect, 0 while no trace file is open, so a traced event
  * costs one test when tracing is off.
  */
-#ifndef XS_DAEMON_TRACE_H
-#define XS_DAEMON_TRACE_H
+#ifndef XS_LOG_TRACE_H
+#define XS_LOG_TRACE_H
 
 #include <stdbool.h>
 #include <stddef.h>

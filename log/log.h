@@ -1,12 +1,13 @@
 /*
- * daemon/log: the one logging API every module uses.
+ * log: the one logging API every module uses (the bottom layer: any
+ * module may call it).
  *
  * Messages below the current level cost one comparison.  Output goes to
  * stderr (foreground), syslog (daemonised) or a file named by the
  * administrator; log_reopen() reopens that file after a rotation (SIGHUP).
  */
-#ifndef XS_DAEMON_LOG_H
-#define XS_DAEMON_LOG_H
+#ifndef XS_LOG_H
+#define XS_LOG_H
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
-#include "daemon/trace.h"
+#include "log/log.h"
+#include "log/trace.h"
 #include "protocol/wire.h"
 
 /* How much of a payload a line shows. */

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "persist/record.h"
+#include "record/record.h"
 
 void wr_init(struct writer *w, struct evbuffer *buf)
 {
