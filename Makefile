@@ -31,11 +31,12 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
 ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c holds main() and is linked only into the binary.
-CORE_SRCS := protocol/wire.c store/path.c store/store.c permissions/permissions.c \
-	transactions/transaction.c watches/watch.c conn/conn.c ops/ops.c ops/node_ops.c \
-	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c ops/state.c \
-	domains/ring.c domains/xen.c domains/domain.c quota/quota.c log/log.c \
-	log/trace.c daemon/socket.c daemon/liveupdate.c record/record.c persist/db.c
+CORE_SRCS := protocol/wire.c record/record.c log/log.c log/trace.c store/path.c \
+	store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
+	watches/watch.c quota/quota.c persist/db.c domains/ring.c domains/xen.c \
+	domains/domain.c server/server.c server/forget.c server/state.c ops/ops.c \
+	ops/node_ops.c ops/control_ops.c ops/quota_ops.c ops/watch_ops.c \
+	ops/domain_ops.c daemon/socket.c daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
 

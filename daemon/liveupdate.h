@@ -16,7 +16,7 @@
 #define XS_LIVEUPDATE_H
 
 #include "daemon/socket.h"
-#include "ops/ops.h"
+#include "server/server.h"
 
 /* What a later exec needs: the listener and the command line we run with. */
 void live_update_setup(struct server *srv, struct listener *l, int argc,

@@ -599,7 +599,7 @@ int main(int argc, char **argv)
 		free(socket_path);
 		return 1;
 	}
-	if (server_init(&srv, base) != 0) {
+	if (server_init(&srv, base, ops_dispatch) != 0) {
 		log_error("cannot create the store: out of memory");
 		goto out_base;
 	}

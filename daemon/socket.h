@@ -9,7 +9,7 @@
 #ifndef XS_DAEMON_SOCKET_H
 #define XS_DAEMON_SOCKET_H
 
-#include "ops/ops.h"
+#include "server/server.h"
 
 struct listener;
 

@@ -122,7 +122,7 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 	}
 	/* Inside a transaction, the commit tells the watchers. */
 	if (!err && !call->tx)
-		op_fire(call->srv, call->path, false,
+		server_fire(call->srv, call->path, false,
 			store_lookup(st, call->path)->perms, NULL);
 	return err;
 }
@@ -178,7 +178,7 @@ int op_rm(struct op_call *call)
 	perms = perms_ref(n.perms);	/* for the watchers, after removal */
 	err = view_remove(st, call->tx, call->path);
 	if (!err && !call->tx)
-		op_fire(call->srv, call->path, true, perms, NULL);
+		server_fire(call->srv, call->path, true, perms, NULL);
 	perms_unref(perms);
 	return err ? err : op_ok(call);
 }
@@ -357,7 +357,7 @@ int op_set_perms(struct op_call *call)
 	old = perms_ref(n.perms);	/* a watcher losing access is told */
 	err = view_set_perms(&call->srv->store, call->tx, call->path, perms);
 	if (!err && !call->tx)
-		op_fire(call->srv, call->path, false, perms, old);
+		server_fire(call->srv, call->path, false, perms, old);
 	perms_unref(old);
 	if (!err)
 		err = op_ok(call);
@@ -393,7 +393,7 @@ int op_transaction_start(struct op_call *call)
 static void fire_change(const char *path, bool removed,
 			const struct perms *perms, void *arg)
 {
-	op_fire(arg, path, removed, perms, NULL);
+	server_fire(arg, path, removed, perms, NULL);
 }
 
 int op_transaction_end(struct op_call *call)

@@ -9,16 +9,6 @@
 #include "store/path.h"
 #include "transactions/transaction.h"
 
-/* Per-connection state of the ops layer, in conn->owner_data. */
-struct client {
-	struct txn_set txns;		/* open transactions, owned */
-	struct watcher watcher;		/* watches, owned */
-	bool over_soft_memory;		/* warned: past the soft memory quota */
-	double write_credit;		/* the write rate limit's tokens */
-	struct timespec credit_time;	/* when they were last counted */
-};
-
-
 /* Room for a joined relative path plus its terminator. */
 #define OP_PATH_BUF (PATH_ABS_MAX + 64)
 
@@ -55,14 +45,6 @@ int op_path(struct op_call *call, const char *arg, bool allow_special);
  */
 int op_get_node(struct op_call *call, unsigned int need,
 		struct view_node *out);
-
-/*
- * Tell the watchers that path changed (removed: it and its subtree are
- * gone).  perms: the node's permissions now (or before removal); old_perms
- * those it had before a SET_PERMS, else NULL.
- */
-void op_fire(struct server *srv, const char *path, bool removed,
-	     const struct perms *perms, const struct perms *old_perms);
 
 /*
  * Quotas.  op_limit: the caller's limit of kind, 0 (none) for the

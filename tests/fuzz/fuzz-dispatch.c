@@ -427,12 +427,12 @@ static void domain_event(struct slot *s, unsigned int what)
 		return;		/* dom0 stays */
 	switch (what) {
 	case 0:
-		ops_fire_special(&srv, "@introduceDomain", s->domid);
+		server_fire_special(&srv, "@introduceDomain", s->domid);
 		break;
 	case 1:
 		hang_up(s);
 		server_forget_domain(&srv, s->domid);
-		ops_fire_special(&srv, "@releaseDomain", s->domid);
+		server_fire_special(&srv, "@releaseDomain", s->domid);
 		break;
 	case 2:
 	case 3:
@@ -476,7 +476,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	trace_control("+io");
 	trace_control("+conn");
 
-	CHECK(server_init(&srv, base) == 0, "server_init failed");
+	CHECK(server_init(&srv, base, ops_dispatch) == 0, "server_init failed");
 	srv.hooks.dispatch = fuzz_dispatch;
 	if (data[0] & 1)
 		srv.priv_domid = 6;

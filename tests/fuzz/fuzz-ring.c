@@ -475,7 +475,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	       idx[3] == idx[2];
 	rlen = 0;
 
-	CHECK(server_init(&srv, base) == 0, "server_init failed");
+	CHECK(server_init(&srv, base, ops_dispatch) == 0, "server_init failed");
 	io_ev = evtimer_new(base, io_cb, NULL);
 	CHECK(io_ev, "evtimer_new failed");
 	in_io = false;

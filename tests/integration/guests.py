@@ -18,6 +18,8 @@ Stdlib only.  Provides:
   * diag(text)     -- TAP diagnostics ("# " lines), flushed
   * guest_collect(g, barrier) -- every event generated for g so far
   * EvClient       -- the socket client of the guest tests (introduced())
+  * nothing_more(g, what), nothing_for(g, witness, what)
+                   -- nothing more came for g, proved by a barrier
   * rss_kb(pid), cpu_seconds(pid), asan_build()  -- measuring the daemon
   * the ring's error indicator values (XENSTORE_ERROR_*), ALL_FEATURES and
     ERRNO_NAMES (every error name the daemon may reply)
@@ -118,6 +120,29 @@ class EvClient(EventClient):
 
     def introduced(self, domid):
         return self.expect_ok(XS_IS_DOMAIN_INTRODUCED, args(domid))
+
+
+# Absence is checked after a barrier, never after a sleep: a sleep proves
+# nothing on a loaded machine, a barrier proves the daemon got that far.
+
+def nothing_more(g, what):
+    """g is served: one more round trip over its ring must be the next
+    packet, and no event may have come before its reply (WATCH_EVENTs
+    arriving meanwhile are set aside in g.events; anything else in front
+    of the reply fails the request)."""
+    g.events = []
+    g.expect_ok(XS_GET_DOMAIN_PATH, b"%d\0" % g.domid)
+    check(not g.events and not g._rx and not g.rsp_avail(),
+          "%s: %r" % (what, g.events or bytes(g._rx)))
+
+
+def nothing_for(g, witness, what):
+    """g is not served (an error, a partial request, a wrong port): once the
+    daemon handled everything g signalled (two round trips of a served
+    witness guest, whose signals queue behind g's on the daemon's event
+    channel), g's response ring must still be empty."""
+    settle(witness)
+    check(not g.rsp_avail() and not g._rx, what)
 
 
 def guest_collect(g, barrier):
@@ -312,6 +337,6 @@ class Rig:
 
 __all__ = ["skip_unless_test_double", "diag", "args", "guest_error", "settle",
            "wait_for", "wait_error", "recv_reply", "Rig", "guest_collect", "rss_kb",
-           "cpu_seconds", "asan_build", "EvClient",
+           "cpu_seconds", "asan_build", "EvClient", "nothing_more", "nothing_for",
            "XENSTORE_ERROR_NONE", "XENSTORE_ERROR_COMM", "XENSTORE_ERROR_RINGIDX",
            "XENSTORE_ERROR_PROTO", "ALL_FEATURES", "ERRNO_NAMES"]

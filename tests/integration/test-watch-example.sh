@@ -121,20 +121,8 @@ succeeds "xenstore-write /imp/e 4" xenstore-write /imp/e 4
 watch_is i $'/imp\n/imp/a/b\n/imp/c/d\n/imp/e\n' \
     "a write creating parents fires only for the written node, also in a transaction"
 
-# special watches are not fired by ordinary changes
-watch_start s 2 @introduceDomain
-succeeds "xenstore-write /sp 1" xenstore-write /sp 1
-succeeds "xenstore-rm /sp" xenstore-rm /sp
-succeeds "xenstore-write /sp2 2" xenstore-write /sp2 2
-sleep 0.2
-if [ "$(cat "$wdir/s.out")" == "@introduceDomain" ] && _alive "${wpid[s]}"; then
-    pass "xenstore-watch @introduceDomain is still waiting after writes and removals"
-else
-    fail "xenstore-watch @introduceDomain is still waiting after writes and removals" \
-        "output: $(_show "$(cat "$wdir/s.out")")"
-fi
-kill "${wpid[s]}" 2>/dev/null
-wait "${wpid[s]}" 2>/dev/null
+# (That ordinary changes fire no special watch is checked behind a barrier
+# in test-watches.py: a sleep here would prove nothing on a loaded machine.)
 
 # a bad path
 run timeout 5 xenstore-watch '/a b'

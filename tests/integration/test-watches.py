@@ -507,6 +507,19 @@ def test_special_watches_register_and_fire_their_initial_event(d):
     w.unwatch("@releaseDomain", "release")
 
 
+def test_special_watches_are_not_fired_by_ordinary_changes(d):
+    c, w = client(d), client(d)
+    w.watch_initial("@introduceDomain", "intro")
+    w.watch_initial("@releaseDomain", "release")
+    c.write("/sp", "1")
+    c.mkdir("/sp/dir")
+    c.rm("/sp")
+    c.write("/sp2", "2")
+    c.op(XS_SET_PERMS, b"/sp2\0n0\0r1\0")
+    # collect()'s barrier: every event owed to w has arrived by its end.
+    w.no_events("special watches after writes, a MKDIR, an RM and a SET_PERMS")
+
+
 def test_root_watch_does_not_get_special_initial_events(d):
     c, w = client(d), client(d)
     c.watch_initial("/", "root")

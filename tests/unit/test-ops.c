@@ -27,7 +27,7 @@ static void setup(void)
 {
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
-	ck_assert_int_eq(server_init(&srv, base), 0);
+	ck_assert_int_eq(server_init(&srv, base, ops_dispatch), 0);
 	unit_tp_init(&tp0);
 	unit_tp_init(&tp5);
 	c0 = server_new_conn(&srv, unit_transport(), &tp0, tp0.in, tp0.out, 0,
@@ -1017,10 +1017,10 @@ START_TEST(special_event_reaches_a_domain_once_set_perms_allows)
 	unit_take_packet(c5->out, &rhdr, rbuf);
 	ck_assert_uint_eq(rhdr.type, XS_WATCH);		/* OK, then ... */
 	ck_assert_str_eq(next_event(c5), "@introduceDomain");	/* the first */
-	ops_fire_special(&srv, "@introduceDomain", 7);
+	server_fire_special(&srv, "@introduceDomain", 7);
 	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
 	EXPECT_OK(c0, XS_SET_PERMS, "@introduceDomain\0n0\0r5\0");
-	ops_fire_special(&srv, "@introduceDomain", 7);
+	server_fire_special(&srv, "@introduceDomain", 7);
 	ck_assert_str_eq(next_event(c5), "@introduceDomain");
 	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
 }

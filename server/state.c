@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "log/log.h"
-#include "ops/ops_impl.h"
+#include "server/server.h"
 #include "persist/db.h"
 #include "record/record.h"
 
