@@ -30,13 +30,16 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
 	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
-# The daemon's modules; main.c holds main() and is linked only into the binary.
+# The daemon's modules; main.c (main()) and options.c (the command line)
+# are linked only into the binary.
 CORE_SRCS := protocol/wire.c record/record.c log/log.c log/trace.c store/path.c \
 	store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
-	watches/watch.c quota/quota.c persist/db.c domains/ring.c domains/xen.c \
-	domains/domain.c server/server.c server/forget.c server/state.c ops/ops.c \
-	ops/node_ops.c ops/control_ops.c ops/quota_ops.c ops/watch_ops.c \
-	ops/domain_ops.c daemon/socket.c daemon/liveupdate.c
+	transactions/view.c \
+	watches/watch.c quota/quota.c persist/db.c persist/load.c domains/ring.c domains/xen.c \
+	domains/domain.c domains/ring_conn.c domains/restore.c server/server.c \
+	server/forget.c server/state.c ops/ops.c ops/node_ops.c ops/control_ops.c \
+	ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
+	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
 
@@ -64,7 +67,7 @@ $(B)/%.o: %.c config.mk
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B)/xenstored: $(B)/daemon/main.o $(CORE_OBJS)
+$(B)/xenstored: $(B)/daemon/main.o $(B)/daemon/options.o $(CORE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJS) tests/unit/unit.h

@@ -1,0 +1,289 @@
+/*
+ * The command line: options, their checks and the usage text.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon/options.h"
+#include "domains/domain.h"
+#include "log/trace.h"
+#include "protocol/wire.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"Usage: xenstored [options]\n"
+"Serve the Xenstore database to the toolstack and to Xen guests.\n"
+"\n"
+"  -N, --no-fork           stay in the foreground, log to stderr\n"
+"  -F, --pid-file FILE     write the process id to FILE (locked while running)\n"
+"      --socket PATH       Unix socket to listen on (default: $XENSTORED_PATH,\n"
+"                          else $XENSTORED_RUNDIR/socket, else\n"
+"                          %s/socket); a socket passed by systemd\n"
+"                          (LISTEN_FDS) is used instead when there is one\n"
+"      --master-domid ID   the domain this daemon runs in (default 0): its\n"
+"                          socket clients and its own ring are that domain\n"
+"      --priv-domid ID     a domain, besides the master, with full access and\n"
+"                          the right to manage domains (default: the master)\n"
+"      --database FILE     keep the store in the tdb file FILE, so a restart\n"
+"                          (after a crash too) loads it and serves the guests\n"
+"                          again (default: xenstored.tdb beside the socket)\n"
+"      --no-database       keep the store in memory only (no live update)\n"
+"      --live-update-image FILE\n"
+"                          internal: continue the daemon that wrote FILE\n"
+"  -L, --log-file FILE     log to FILE instead of stderr or syslog\n"
+"      --log-level LEVEL   error, warning (the default), info or debug\n"
+"  -v, --verbose           log more (info; twice: debug)\n"
+"  -T, --trace-file FILE   trace every request, reply and connection to FILE\n"
+"      --trace-control=[+-]SWITCH\n"
+"                          turn a trace switch on or off: io, conn\n"
+"  -E, --entry-nb N        nodes a domain may own (quota nodes, default 1000)\n"
+"  -S, --entry-size N      bytes of one node (node-size, default 2048)\n"
+"  -W, --watch-nb N        watches per domain (watches, default 128)\n"
+"  -t, --transaction N     open transactions per domain (default 10)\n"
+"  -A, --perm-nb N         entries of a permission list (permissions, 5)\n"
+"  -M, --path-max N        path length below a domain's home (default 2048)\n"
+"  -Q, --quota NAME=N      any quota by name: nodes, watches, transactions,\n"
+"                          outstanding, transaction-nodes, memory, node-size,\n"
+"                          path-max, permissions; 0 is unlimited\n"
+"  -q, --quota-soft memory=N\n"
+"                          memory a domain may use before it is logged\n"
+"  -H, -h, --help          show this help and exit\n"
+"  -V, --version           show the version and exit\n"
+"\n"
+"Signals: SIGTERM and SIGINT stop the daemon; SIGHUP reopens the log and\n"
+"trace files.  Exit status: 0 after a clean stop, 1 on a start-up or\n"
+"run-time failure, 2 on a usage error.\n",
+		XS_DEFAULT_RUNDIR);
+}
+
+char *default_socket_path(void)
+{
+	const char *env = getenv("XENSTORED_PATH");
+	char *path;
+
+	if (env && *env)
+		return strdup(env);
+	env = getenv("XENSTORED_RUNDIR");
+	if (!env || !*env)
+		env = XS_DEFAULT_RUNDIR;
+	if (asprintf(&path, "%s/socket", env) < 0)
+		return NULL;
+	return path;
+}
+
+/* path made absolute against the current directory: we chdir("/") later,
+ * and reopen log files by name. */
+char *absolute_path(const char *path)
+{
+	char *cwd, *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
+}
+
+static int parse_domid_option(const char *name, const char *arg,
+			      unsigned int *out)
+{
+	unsigned long v;
+
+	if (!wire_parse_uint(arg, DOMAIN_ID_LIMIT - 1, &v)) {
+		fprintf(stderr, "xenstored: %s: not a domain id: '%s'\n", name,
+			arg);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/* A quota value: a decimal below UINT_MAX. */
+static int parse_quota_value(const char *opt, const char *arg,
+			     unsigned int *out)
+{
+	unsigned long v;
+
+	if (!wire_parse_uint(arg, UINT_MAX - 1, &v)) {
+		fprintf(stderr, "xenstored: %s: not a quota value: '%s'\n",
+			opt, arg);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int set_quota_option(struct options *o, const char *opt,
+			    enum quota_kind kind, const char *arg)
+{
+	if (parse_quota_value(opt, arg, &o->quota[kind]) != 0)
+		return -1;
+	o->quota_given |= 1u << kind;
+	return 0;
+}
+
+/* -Q name=N and -q memory=N. */
+static int parse_named_quota(struct options *o, const char *opt,
+			     const char *arg, bool soft)
+{
+	const char *eq = strchr(arg, '=');
+	char name[32];
+	enum quota_kind kind;
+
+	if (!eq || (size_t)(eq - arg) >= sizeof(name)) {
+		fprintf(stderr, "xenstored: %s: expected NAME=VALUE: '%s'\n",
+			opt, arg);
+		return -1;
+	}
+	memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = '\0';
+	if (soft) {
+		if (strcmp(name, "memory") != 0) {
+			fprintf(stderr, "xenstored: %s: only memory has a "
+				"soft quota, not '%s'\n", opt, name);
+			return -1;
+		}
+		o->soft_memory_given = true;
+		return parse_quota_value(opt, eq + 1, &o->soft_memory);
+	}
+	if (!quota_parse_name(name, &kind)) {
+		fprintf(stderr, "xenstored: %s: no quota named '%s'\n", opt,
+			name);
+		return -1;
+	}
+	return set_quota_option(o, opt, kind, eq + 1);
+}
+
+int parse_options(int argc, char **argv, struct options *o)
+{
+	enum {
+		OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID,
+		OPT_LOG_LEVEL, OPT_TRACE_CONTROL, OPT_DATABASE,
+		OPT_NO_DATABASE, OPT_LIVE_UPDATE_IMAGE,
+	};
+	static const struct option longopts[] = {
+		{ "no-fork", no_argument, NULL, 'N' },
+		{ "pid-file", required_argument, NULL, 'F' },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "master-domid", required_argument, NULL, OPT_MASTER_DOMID },
+		{ "priv-domid", required_argument, NULL, OPT_PRIV_DOMID },
+		{ "log-file", required_argument, NULL, 'L' },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "trace-file", required_argument, NULL, 'T' },
+		{ "trace-control", required_argument, NULL, OPT_TRACE_CONTROL },
+		{ "entry-nb", required_argument, NULL, 'E' },
+		{ "entry-size", required_argument, NULL, 'S' },
+		{ "watch-nb", required_argument, NULL, 'W' },
+		{ "transaction", required_argument, NULL, 't' },
+		{ "perm-nb", required_argument, NULL, 'A' },
+		{ "path-max", required_argument, NULL, 'M' },
+		{ "quota", required_argument, NULL, 'Q' },
+		{ "quota-soft", required_argument, NULL, 'q' },
+		{ "database", required_argument, NULL, OPT_DATABASE },
+		{ "no-database", no_argument, NULL, OPT_NO_DATABASE },
+		{ "live-update-image", required_argument, NULL,
+		  OPT_LIVE_UPDATE_IMAGE },
+		{ "help", no_argument, NULL, 'H' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "NF:L:vT:E:S:W:t:A:M:Q:q:HhV", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'N': o->foreground = true; break;
+		case 'F': o->pid_file = optarg; break;
+		case OPT_SOCKET: o->socket_path = optarg; break;
+		case OPT_MASTER_DOMID:
+			if (parse_domid_option("--master-domid", optarg,
+					       &o->master_domid) != 0)
+				return -1;
+			break;
+		case OPT_PRIV_DOMID:
+			if (parse_domid_option("--priv-domid", optarg,
+					       &o->priv_domid) != 0)
+				return -1;
+			o->priv_domid_set = true;
+			break;
+		case 'L': o->log_file = optarg; break;
+		case OPT_DATABASE: o->database = optarg; break;
+		case OPT_NO_DATABASE: o->no_database = true; break;
+		case OPT_LIVE_UPDATE_IMAGE: o->live_update_image = optarg; break;
+		case OPT_LOG_LEVEL:
+			if (!log_parse_level(optarg, &o->log_level)) {
+				fprintf(stderr, "xenstored: --log-level: "
+					"not a level: '%s'\n", optarg);
+				return -1;
+			}
+			o->log_level_set = true;
+			break;
+		case 'v': o->verbose++; break;
+		case 'T': o->trace_file = optarg; break;
+		case OPT_TRACE_CONTROL:
+			if (o->n_trace_controls == 8 ||
+			    (optarg[0] != '+' && optarg[0] != '-')) {
+				fprintf(stderr, "xenstored: --trace-control: "
+					"expected +SWITCH or -SWITCH: '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->trace_controls[o->n_trace_controls++] = optarg;
+			break;
+		case 'E': case 'S': case 'W': case 't': case 'A': case 'M': {
+			static const char letters[] = "ESWtAM";
+			static const enum quota_kind kinds[] = {
+				QUOTA_NODES, QUOTA_NODE_SIZE, QUOTA_WATCHES,
+				QUOTA_TRANSACTIONS, QUOTA_PERMS, QUOTA_PATH_MAX,
+			};
+			char opt_name[] = { '-', (char)opt, '\0' };
+
+			if (set_quota_option(o, opt_name,
+					     kinds[strchr(letters, opt) - letters],
+					     optarg) != 0)
+				return -1;
+			break;
+		}
+		case 'Q':
+		case 'q':
+			if (parse_named_quota(o, opt == 'Q' ? "--quota"
+							    : "--quota-soft",
+					      optarg, opt == 'q') != 0)
+				return -1;
+			break;
+		case 'H':
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("xenstored %s\n", PACKAGE_VERSION); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "xenstored: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	if (!o->log_level_set)
+		o->log_level = o->verbose >= 2 ? LOG_LVL_DEBUG
+			       : o->verbose == 1 ? LOG_LVL_INFO : LOG_LVL_WARN;
+	return 0;
+}
+
+/*
+ * Detach from the terminal; returns in the grandchild only, which must
+ * call detach_done() once it serves.  Until then the first process waits,
+ * so its exit status says whether the daemon started (0) or not (1), and
+ * start-up errors still reach stderr.
+ */

@@ -1,0 +1,291 @@
+/*
+ * What a restart or a live update needs of the domain table: each domain's
+ * record in the database (#domain/<domid>), the start of a request that
+ * left its ring (#input/<domid>, written by ring_conn.c), serving the
+ * saved domains again, and the bytes a live update carries over.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "domains/domain_impl.h"
+#include "log/log.h"
+#include "persist/db.h"
+#include "record/record.h"
+
+static void record_key(char *buf, size_t len, unsigned int domid)
+{
+	snprintf(buf, len, "#domain/%u", domid);
+}
+
+/* The start of a request that left the ring before its end arrived. */
+void input_key(char *buf, size_t len, unsigned int domid)
+{
+	snprintf(buf, len, "#input/%u", domid);
+}
+
+static void encode_domain(const void *obj, struct writer *w)
+{
+	const struct domain *d = obj;
+
+	wr_u32(w, d->domid);
+	wr_u64(w, d->gfn);
+	wr_u32(w, d->remote_port);
+	wr_u32(w, d->features);
+	wr_u32(w, d->target);
+	wr_u8(w, d->introduced);
+	wr_u8(w, d->shutdown_seen);
+}
+
+/* Save what a restart needs to serve d again. */
+void save_domain(struct domain *d)
+{
+	char key[32];
+
+	if (d->domid == d->ds->master_domid)
+		return;		/* dom0's own ring is found again at start */
+	record_key(key, sizeof(key), d->domid);
+	db_put_encoded(d->ds->db, key, encode_domain, d);
+}
+
+void forget_input(struct domain *d)
+{
+	char key[32];
+
+	if (!d->input_saved)
+		return;
+	input_key(key, sizeof(key), d->domid);
+	db_delete(d->ds->db, key);
+	d->input_saved = false;
+}
+
+void forget_record(struct domains *ds, unsigned int domid)
+{
+	char key[32];
+
+	record_key(key, sizeof(key), domid);
+	db_delete(ds->db, key);
+	input_key(key, sizeof(key), domid);
+	db_delete(ds->db, key);
+}
+
+/* Serve a saved, live domain again: its ring as the guest left it. */
+static void resume_domain(struct domain *d, bool fire)
+{
+	struct domains *ds = d->ds;
+	struct xenstore_domain_interface *intf;
+	unsigned int port = d->remote_port;
+	int err, p;
+
+	err = xen_map_ring(ds->xen, d->domid, d->gfn, &d->ring);
+	if (err) {
+		log_error("domain %u: cannot map its ring again: %s; it stays "
+			  "unserved", d->domid, strerror(-err));
+		return;
+	}
+	intf = intf_of(d);
+	if (ring_evtchn_port(intf))
+		port = ring_evtchn_port(intf);
+	p = xen_evtchn_bind(ds->xen, d->domid, port);
+	if (p < 0) {
+		log_error("domain %u: cannot bind its channel again: %s; it "
+			  "stays unserved", d->domid, strerror(-p));
+		xen_unmap_ring(ds->xen, &d->ring);
+		return;
+	}
+	set_port(d, p);
+	if (domain_connect(d) != 0) {
+		log_error("domain %u: out of memory to serve it again",
+			  d->domid);
+		return;
+	}
+	restore_input(d);
+	ds->up->restored(ds->up->owner, d->conn, fire);
+	/* Whatever it wrote while we were away, and a signal we missed. */
+	signal_guest(d);
+	schedule_io(d);
+	log_info("domain %u served again (port %u)", d->domid, port);
+}
+
+struct restore {
+	struct domains *ds;
+	bool fire;
+	/* Saved domains that died meanwhile: released after the database
+	 * traversal, which must not write. */
+	struct { unsigned int domid; bool introduced; } *dead;
+	unsigned int ndead;
+};
+
+static int restore_one(const char *name, const void *data, size_t len,
+		       void *arg)
+{
+	struct domains *ds = ((struct restore *)arg)->ds;
+	struct reader r;
+	struct domain *d;
+	uint32_t domid, port, features, target;
+	uint64_t gfn;
+	bool introduced, shutdown_seen;
+
+	(void)name;
+	rd_init(&r, data, len);
+	domid = rd_u32(&r);
+	gfn = rd_u64(&r);
+	port = rd_u32(&r);
+	features = rd_u32(&r);
+	target = rd_u32(&r);
+	introduced = rd_u8(&r);
+	shutdown_seen = rd_u8(&r);
+	if (!rd_done(&r) || domid >= DOMAIN_ID_LIMIT ||
+	    features & ~DOMAIN_FEATURES_ALL) {
+		log_error("database: a malformed domain record (%s): ignored",
+			  name);
+		return 0;
+	}
+	if (find_domain(ds, domid))
+		return 0;
+	switch (xen_domain_state(ds->xen, domid)) {
+	case XEN_DOMAIN_DYING:
+	case XEN_DOMAIN_GONE: {
+		struct restore *how = arg;
+		void *dead = realloc(how->dead, (how->ndead + 1) *
+				     sizeof(*how->dead));
+
+		if (!dead) {
+			log_error("domain %u: out of memory to release it",
+				  domid);
+			return 0;
+		}
+		how->dead = dead;
+		how->dead[how->ndead].domid = domid;
+		how->dead[how->ndead++].introduced = introduced;
+		return 0;
+	}
+	default:
+		break;
+	}
+	d = domain_alloc(ds, domid);
+	if (!d) {
+		log_error("domain %u: out of memory to restore it", domid);
+		return 0;
+	}
+	d->gfn = gfn;
+	d->remote_port = port;
+	d->features = features;
+	d->target = target;
+	d->introduced = introduced;
+	d->shutdown_seen = shutdown_seen;
+	if (introduced)
+		resume_domain(d, ((struct restore *)arg)->fire);
+	return 0;
+}
+
+static int count_one(const char *name, const void *data, size_t len,
+		     void *arg)
+{
+	(void)name;
+	(void)data;
+	(void)len;
+	++*(unsigned int *)arg;
+	return 0;
+}
+
+void domains_restore(struct domains *ds, bool fire)
+{
+	struct restore how = { ds, fire };
+	struct domain *d, *tmp;
+	unsigned int saved = 0;
+
+	if (!ds->db)
+		return;
+	if (!ds->xen) {
+		db_each(ds->db, "#domain/", count_one, &saved);
+		if (saved)
+			log_warn("the database names %u domains, but there is "
+				 "no Xen here: they are not served", saved);
+		return;
+	}
+	db_each(ds->db, "#domain/", restore_one, &how);
+	/* dom0's own ring came up before its watches were known. */
+	d = find_domain(ds, ds->master_domid);
+	if (d && d->conn)
+		ds->up->restored(ds->up->owner, d->conn, fire);
+	for (unsigned int i = 0; i < how.ndead; i++) {
+		unsigned int domid = how.dead[i].domid;
+
+		log_info("domain %u died while the daemon was down", domid);
+		forget_record(ds, domid);
+		HASH_ITER(hh, ds->by_id, d, tmp) {
+			if (d->target == domid) {
+				d->target = DOMID_NONE;
+				save_domain(d);
+			}
+		}
+		ds->up->forget(ds->up->owner, domid);
+		if (how.dead[i].introduced)
+			ds->up->special(ds->up->owner, "@releaseDomain", domid);
+	}
+	free(how.dead);
+	/* Targets name domains restored only now. */
+	HASH_ITER(hh, ds->by_id, d, tmp)
+		if (d->conn)
+			d->conn->who.target = d->target;
+	domains_check(ds);
+	ds->up->commit(ds->up->owner);
+}
+
+void domains_save_conns(struct domains *ds, struct writer *w,
+			const struct conn *extra_for, const void *extra,
+			size_t extra_len)
+{
+	struct domain *d, *tmp;
+	unsigned int n = 0;
+
+	HASH_ITER(hh, ds->by_id, d, tmp)
+		n += d->conn != NULL;
+	wr_u32(w, n);
+	HASH_ITER(hh, ds->by_id, d, tmp) {
+		struct conn *c = d->conn;
+		unsigned char *in;
+
+		if (!c)
+			continue;
+		wr_u32(w, d->domid);
+		/* Only the requests already gone from the ring: the new
+		 * program peeks the others again. */
+		in = evbuffer_pullup(c->in, (ssize_t)d->in_consumed);
+		wr_bytes(w, in, in ? d->in_consumed : 0);
+		wr_evbuffer_and(w, c->out, c == extra_for ? extra : NULL,
+				c == extra_for ? extra_len : 0);
+	}
+}
+
+int domains_load_conns(struct domains *ds, struct reader *r)
+{
+	uint32_t n = rd_u32(r);
+
+	for (uint32_t i = 0; i < n && rd_ok(r); i++) {
+		uint32_t domid = rd_u32(r), in_len, out_len;
+		const void *in = rd_bytes(r, &in_len);
+		const void *out = rd_bytes(r, &out_len);
+		struct domain *d = find_domain(ds, domid);
+
+		if (!rd_ok(r))
+			break;
+		if (!d || !d->conn) {
+			log_warn("live update: domain %u is not served any more; "
+				 "its queued bytes are dropped", domid);
+			continue;
+		}
+		/* The image, not the database, has what left the ring. */
+		evbuffer_drain(d->conn->in, evbuffer_get_length(d->conn->in));
+		if (evbuffer_add(d->conn->in, in, in_len) != 0 ||
+		    evbuffer_add(d->conn->out, out, out_len) != 0)
+			return -1;
+		d->conn->out_total += out_len;
+		d->in_consumed = in_len;
+		schedule_io(d);
+	}
+	return rd_ok(r) ? 0 : -1;
+}

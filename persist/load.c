@@ -1,0 +1,416 @@
+/*
+ * Reading the tdb file back at start-up: one pass over it (tdb_check, which
+ * also refuses a damaged file), the nodes decoded into an arena, sorted by
+ * creation and inserted parents first; the '#' records kept aside for
+ * db_each until the start-up is over.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log/log.h"
+#include "persist/db_impl.h"
+#include "protocol/wire.h"
+#include "record/record.h"
+#include "store/path.h"
+
+struct saved_node {
+	uint64_t born;
+	const char *path;	/* in the load's arena; the value follows
+				 * its NUL */
+	struct perms *perms;	/* one reference */
+	uint32_t value_len;
+};
+
+/* Where the saved nodes' bytes go: chunks that never move, freed at once
+ * when the load ends (one allocation per node would cost a third of it). */
+struct arena {
+	struct arena *next;
+	size_t used, cap;
+	char bytes[];
+};
+
+#define ARENA_CHUNK (1024 * 1024)
+
+static char *arena_alloc(struct arena **a, size_t len)
+{
+	struct arena *c = *a;
+
+	if (!c || c->cap - c->used < len) {
+		size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
+
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->next = *a;
+		c->used = 0;
+		c->cap = cap;
+		*a = c;
+	}
+	c->used += len;
+	return c->bytes + c->used - len;
+}
+
+static void arena_free(struct arena *a)
+{
+	while (a) {
+		struct arena *next = a->next;
+
+		free(a);
+		a = next;
+	}
+}
+
+/* A '#' record as the load found it (db_each). */
+struct side_record {
+	char *key;		/* owned; the data follows its NUL */
+	const unsigned char *data;
+	size_t len;
+};
+
+struct load_state {
+	struct saved_node *v;
+	size_t n, cap;
+	struct arena *arena;
+	/* Siblings mostly share their permissions: the last list decoded,
+	 * and its encoding, to share it instead of making another. */
+	struct perms *last_perms;
+	unsigned char *last_raw;
+	size_t last_raw_len, last_raw_cap;
+	struct side_record *side;
+	size_t nside, side_cap;
+	const char *bad;	/* why the file is unusable */
+	char bad_key[64];
+};
+
+static bool grow(void *vp, size_t *cap, size_t n, size_t size)
+{
+	void **v = vp;
+	size_t c;
+	void *p;
+
+	if (n < *cap)
+		return true;
+	c = *cap ? 2 * *cap : 64;
+	p = realloc(*v, c * size);
+	if (!p)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
+}
+
+/* The permissions encoded at raw (np entries, checked to be there). */
+static struct perms *decode_perms(struct load_state *st,
+				  const unsigned char *raw, uint32_t np)
+{
+	size_t len = (size_t)np * 8;
+	struct perms *perms;
+	struct reader r;
+
+	if (st->last_perms && st->last_raw_len == len &&
+	    memcmp(st->last_raw, raw, len) == 0)
+		return perms_ref(st->last_perms);
+	perms = perms_alloc(np);
+	if (!perms)
+		return NULL;
+	rd_init(&r, raw, len);
+	for (uint32_t i = 0; i < np; i++) {
+		perms->e[i].domid = rd_u32(&r);
+		perms->e[i].access = rd_u32(&r);
+		if (perms->e[i].domid >= STORE_DOMIDS ||
+		    perms->e[i].access & ~(uint32_t)(PERM_READ | PERM_WRITE |
+						     PERM_IGNORE)) {
+			perms_unref(perms);
+			return NULL;
+		}
+	}
+	if (st->last_raw_cap < len) {
+		unsigned char *b = realloc(st->last_raw, len);
+
+		if (!b)
+			return perms;	/* just not shared */
+		st->last_raw = b;
+		st->last_raw_cap = len;
+	}
+	memcpy(st->last_raw, raw, len);
+	st->last_raw_len = len;
+	if (st->last_perms)
+		perms_unref(st->last_perms);
+	st->last_perms = perms_ref(perms);
+	return perms;
+}
+
+/* Decode a node record; false if it is malformed or memory ran out. */
+static bool decode_node(struct load_state *st, const TDB_DATA *key,
+			const TDB_DATA *data, struct saved_node *out)
+{
+	struct reader r;
+	const unsigned char *raw;
+	uint32_t np, vlen;
+	const void *value;
+	char *path;
+
+	rd_init(&r, data->dptr, data->dsize);
+	out->born = rd_u64(&r);
+	np = rd_u32(&r);
+	if (!rd_ok(&r) || np == 0 || np > r.left / 8)
+		return false;
+	raw = r.p;
+	r.p += (size_t)np * 8;
+	r.left -= (size_t)np * 8;
+	value = rd_bytes(&r, &vlen);
+	if (!rd_done(&r) || out->born == 0 || vlen > XENSTORE_PAYLOAD_MAX ||
+	    key->dsize == 0 || key->dsize > PATH_ABS_MAX + 64 ||
+	    memchr(key->dptr, '\0', key->dsize))
+		return false;
+	path = arena_alloc(&st->arena, key->dsize + 1 + vlen);
+	out->perms = path ? decode_perms(st, raw, np) : NULL;
+	if (!out->perms)
+		return false;
+	memcpy(path, key->dptr, key->dsize);
+	path[key->dsize] = '\0';
+	memcpy(path + key->dsize + 1, value, vlen);
+	out->path = path;
+	out->value_len = vlen;
+	return true;
+}
+
+static bool keep_side_record(struct load_state *st, const TDB_DATA *key,
+			     const TDB_DATA *data)
+{
+	struct side_record *sr;
+	char *k;
+
+	if (!grow(&st->side, &st->side_cap, st->nside, sizeof(*st->side)) ||
+	    !(k = malloc(key->dsize + 1 + data->dsize)))
+		return false;
+	memcpy(k, key->dptr, key->dsize);
+	k[key->dsize] = '\0';
+	memcpy(k + key->dsize + 1, data->dptr, data->dsize);
+	sr = &st->side[st->nside++];
+	sr->key = k;
+	sr->data = (unsigned char *)k + key->dsize + 1;
+	sr->len = data->dsize;
+	return true;
+}
+
+static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
+{
+	struct load_state *st = arg;
+
+	if (key.dsize && key.dptr[0] == '#') {
+		if (keep_side_record(st, &key, &data))
+			return 0;
+		st->bad = "out of memory";
+		return -1;
+	}
+	if (!grow(&st->v, &st->cap, st->n, sizeof(*st->v))) {
+		st->bad = "out of memory";
+		return -1;
+	}
+	if (!decode_node(st, &key, &data, &st->v[st->n])) {
+		st->bad = "a malformed node record (or no memory for it)";
+		snprintf(st->bad_key, sizeof(st->bad_key), "%.*s",
+			 (int)(key.dsize < 48 ? key.dsize : 48),
+			 (const char *)key.dptr);
+		return -1;
+	}
+	st->n++;
+	return 0;
+}
+
+/*
+ * Sort v by creation (every parent before its children, siblings in the
+ * order DIRECTORY lists them): a radix sort, a byte of born a pass, as
+ * many passes as the largest needs (qsort took a tenth of a restart).
+ * false without memory for the copy.
+ */
+static bool sort_by_born(struct saved_node **v, size_t n)
+{
+	struct saved_node *src = *v, *dst, *other;
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (src[i].born > max)
+			max = src[i].born;
+	other = dst = malloc((n ? n : 1) * sizeof(*dst));
+	if (!dst)
+		return false;
+	for (unsigned int shift = 0; shift < 64 && max >> shift; shift += 8) {
+		size_t at[257] = { 0 };
+		struct saved_node *t;
+
+		for (size_t i = 0; i < n; i++)
+			at[((src[i].born >> shift) & 0xff) + 1]++;
+		for (unsigned int b = 0; b < 256; b++)
+			at[b + 1] += at[b];
+		for (size_t i = 0; i < n; i++)
+			dst[at[(src[i].born >> shift) & 0xff]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	free(src == other ? *v : other);
+	*v = src;
+	return true;
+}
+
+/*
+ * tdb_check steps over the recovery area without measuring it, so a file
+ * cut inside that area (the end of the file, and most of a small one)
+ * would pass, then fail at some later commit.  Measure it by tdb's file
+ * layout (tdb_private.h, the same since tdb 1.2): the header holds the
+ * area's offset at byte 44, and the area's record header its length at
+ * byte 4 of 24.
+ */
+static bool recovery_area_whole(struct db *db)
+{
+	int fd = tdb_fd(db->tdb);
+	uint32_t start, len;
+	struct stat sb;
+
+	if (fstat(fd, &sb) != 0 || pread(fd, &start, 4, 44) != 4)
+		return false;
+	if (start == 0)
+		return true;
+	return pread(fd, &len, 4, (off_t)start + 4) == 4 &&
+	       (uint64_t)start + 24 + len <= (uint64_t)sb.st_size;
+}
+
+void drop_side_records(struct db *db)
+{
+	for (size_t i = 0; i < db->nside; i++)
+		free(db->side[i].key);
+	free(db->side);
+	db->side = NULL;
+	db->nside = 0;
+	db->side_loaded = false;
+}
+
+int db_load_nodes(struct db *db, struct store *s)
+{
+	struct load_state st = { 0 };
+	struct node *parent = NULL;
+	int rc = -1;
+
+	/* tdb_check reads the file in order, which is faster than following
+	 * the hash chains, and proves it whole: a truncated or damaged file
+	 * fails here, not at some later write. */
+	if (tdb_check(db->tdb, collect_node, &st) != 0 && !st.bad)
+		st.bad = "tdb's check of the file failed (truncated or damaged)";
+	if (!st.bad && !recovery_area_whole(db))
+		st.bad = "the file is shorter than its recovery area (truncated)";
+	if (st.bad) {
+		log_error("database %s is unusable: %s%s%s", db->path, st.bad,
+			  st.bad_key[0] ? " at " : "", st.bad_key);
+		goto out;
+	}
+	if (!sort_by_born(&st.v, st.n)) {
+		log_error("database %s cannot be loaded: out of memory",
+			  db->path);
+		goto out;
+	}
+	for (size_t i = 0; i < st.n; i++) {
+		struct saved_node *v = &st.v[i];
+
+		if (i && v->born == st.v[i - 1].born) {
+			log_error("database %s is unusable: two nodes share "
+				  "generation %llu (%s)", db->path,
+				  (unsigned long long)v->born, v->path);
+			goto out;
+		}
+		if (!store_restore(s, v->path, v->perms,
+				   v->path + strlen(v->path) + 1,
+				   v->value_len, v->born, 0, 0, &parent)) {
+			log_error("database %s is unusable: node %s %s",
+				  db->path, v->path, errno == ENOMEM
+				  ? "cannot be loaded: out of memory"
+				  : "has no parent or a bad path");
+			goto out;
+		}
+	}
+	drop_side_records(db);
+	db->side = st.side;
+	db->nside = st.nside;
+	db->side_loaded = true;
+	st.side = NULL;
+	st.nside = 0;
+	rc = 0;
+out:
+	for (size_t i = 0; i < st.n; i++)
+		perms_unref(st.v[i].perms);
+	free(st.v);
+	arena_free(st.arena);
+	if (st.last_perms)
+		perms_unref(st.last_perms);
+	free(st.last_raw);
+	for (size_t i = 0; i < st.nside; i++)
+		free(st.side[i].key);
+	free(st.side);
+	return rc;
+}
+
+struct each_state {
+	const char *prefix;
+	size_t plen;
+	int (*fn)(const char *name, const void *data, size_t len, void *arg);
+	void *arg;
+	int rc;
+};
+
+static int each_one(struct each_state *st, const void *key, size_t klen,
+		    const void *data, size_t len)
+{
+	char name[128];
+
+	if (klen < st->plen || klen - st->plen >= sizeof(name) ||
+	    memcmp(key, st->prefix, st->plen) != 0)
+		return 0;
+	memcpy(name, (const char *)key + st->plen, klen - st->plen);
+	name[klen - st->plen] = '\0';
+	st->rc = st->fn(name, data, len, st->arg);
+	return st->rc ? -1 : 0;
+}
+
+static int each_record(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data,
+		       void *arg)
+{
+	(void)tdb;
+	return each_one(arg, key.dptr, key.dsize, data.dptr, data.dsize);
+}
+
+int db_each(struct db *db, const char *prefix,
+	    int (*fn)(const char *name, const void *data, size_t len,
+		      void *arg),
+	    void *arg)
+{
+	struct each_state st = { prefix, strlen(prefix), fn, arg, 0 };
+
+	if (db->failed)
+		return -1;
+	if (db->side_loaded) {
+		for (size_t i = 0; i < db->nside; i++) {
+			const struct side_record *sr = &db->side[i];
+
+			if (each_one(&st, sr->key, strlen(sr->key), sr->data,
+				     sr->len) != 0)
+				break;
+		}
+		return st.rc;
+	}
+	if (tdb_traverse_read(db->tdb, each_record, &st) < 0 && !st.rc) {
+		log_error("database %s: cannot read it: %s", db->path,
+			  tdb_errorstr(db->tdb));
+		return -1;
+	}
+	return st.rc;
+}
+
+void db_loaded_done(struct db *db)
+{
+	if (db)
+		drop_side_records(db);
+}
