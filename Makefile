@@ -227,7 +227,7 @@ test-pass: tests
 	$(if $(SAN),ASAN_OPTIONS=quarantine_size_mb=16) \
 	XS_BUILD=$(CURDIR)/$(B) XS_MAKEFLAGS="B=$(B) SAN=$(SAN)" \
 		CK_TAP_LOG_FILE_NAME=- CK_FORK=yes \
-		prove --exec '' $(UNIT_BINS) tests/integration/test-*
+		prove --failures --exec '' $(UNIT_BINS) tests/integration/test-*
 
 check: config.mk
 	scripts/include-graph

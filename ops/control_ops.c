@@ -146,18 +146,27 @@ static unsigned long rss_kb(void)
 	return resident * (unsigned long)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
+struct node_sizes {
+	unsigned long names, values;
+};
+
+static void count_node(const struct node *n, void *arg)
+{
+	struct node_sizes *sz = arg;
+
+	sz->names += strlen(n->path) + 1;
+	sz->values += n->value_len;
+}
+
 static void memory_report(struct server *srv, struct reply *r)
 {
-	unsigned long names = 0, values = 0, txns = 0, live = 0;
+	struct node_sizes sizes = { 0, 0 };
+	unsigned long txns = 0, live = 0;
 	unsigned long socket_conns = 0;
 	unsigned long queued_in = 0, queued_out = 0;
-	struct node *n, *tmp;
 	struct conn *c;
 
-	HASH_ITER(hh, srv->store.nodes, n, tmp) {
-		names += strlen(n->path) + 1;
-		values += n->value_len;
-	}
+	store_each(&srv->store, count_node, &sizes);
 	LIST_FOREACH(c, &srv->conns, link) {
 		struct client *cl = c->owner_data;
 
@@ -171,7 +180,7 @@ static void memory_report(struct server *srv, struct reply *r)
 			socket_conns++;
 	}
 	reply_printf(r, "nodes: %lu (paths %lu bytes, values %lu bytes)\n",
-		     srv->store.count, names, values);
+		     srv->store.count, sizes.names, sizes.values);
 	reply_printf(r, "connections: %lu (%lu sockets, %lu rings)\n",
 		     live, socket_conns, live - socket_conns);
 	reply_printf(r, "domains: %u\n", domains_count(srv->domains));

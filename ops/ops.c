@@ -21,36 +21,11 @@ struct op_entry {
 	unsigned int flags;
 };
 
-/*
- * Types without a handler answer ENOSYS: the ones clients must never send
- * (WATCH_EVENT, ERROR), the removed RESTRICT, and those whose features
- * have not landed yet (quotas).
- */
+/* The table of protocol/wire.h's XS_MESSAGE_TYPES: a type without a
+ * handler answers ENOSYS. */
+#define TYPE_OP(type, name, handler, flags) [type] = { handler, flags },
 static const struct op_entry op_table[XS_TYPE_MAX] = {
-	[XS_CONTROL] = { op_control, OP_PRIV },
-	[XS_DIRECTORY] = { op_directory, 0 },
-	[XS_READ] = { op_read, 0 },
-	[XS_GET_PERMS] = { op_get_perms, 0 },
-	[XS_GET_DOMAIN_PATH] = { op_get_domain_path, 0 },
-	[XS_WRITE] = { op_write, 0 },
-	[XS_MKDIR] = { op_mkdir, 0 },
-	[XS_RM] = { op_rm, 0 },
-	[XS_SET_PERMS] = { op_set_perms, 0 },
-	[XS_INTRODUCE] = { op_introduce, OP_PRIV },
-	[XS_RELEASE] = { op_release, OP_PRIV },
-	[XS_IS_DOMAIN_INTRODUCED] = { op_is_domain_introduced, OP_PRIV },
-	[XS_RESUME] = { op_resume, OP_PRIV },
-	[XS_SET_TARGET] = { op_set_target, OP_PRIV },
-	[XS_TYPE_GET_FEATURE] = { op_get_feature, 0 },	/* own features: anyone */
-	[XS_TYPE_SET_FEATURE] = { op_set_feature, OP_PRIV },
-	[XS_RESET_WATCHES] = { op_reset_watches, 0 },
-	[XS_DIRECTORY_PART] = { op_directory_part, 0 },
-	[XS_TRANSACTION_START] = { op_transaction_start, 0 },
-	[XS_TRANSACTION_END] = { op_transaction_end, 0 },
-	[XS_TYPE_GET_QUOTA] = { op_get_quota, OP_PRIV },
-	[XS_TYPE_SET_QUOTA] = { op_set_quota, OP_PRIV },
-	[XS_WATCH] = { op_watch, OP_NOTID },
-	[XS_UNWATCH] = { op_unwatch, OP_NOTID },
+	XS_MESSAGE_TYPES(TYPE_OP)
 };
 
 /*

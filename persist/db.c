@@ -205,10 +205,7 @@ void db_follow(struct db *db, struct store *s, bool save_all)
 	db->observer.arg = db;
 	s->observer = &db->observer;
 	if (save_all) {
-		struct node *n, *tmp;
-
-		HASH_ITER(hh, s->nodes, n, tmp)
-			node_changed(n, db);
+		store_each(s, node_changed, db);
 		db_commit(db);
 	}
 }

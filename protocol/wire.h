@@ -24,6 +24,45 @@ enum {
 	XS_TYPE_MAX = 27,	/* first value that is never a valid type */
 };
 
+/*
+ * Every message type, once: X(constant, "NAME", handler, flags).  The name
+ * is what logs and traces show; handler (NULL: answered ENOSYS, for the
+ * types clients never send) and flags (OP_PRIV: privileged callers only;
+ * OP_NOTID: tx_id ignored) are the request table's, in ops/.  protocol/
+ * expands it for the names, ops/ for the handlers, each with its own X,
+ * so adding a type is one line here and its handler, and this header
+ * depends on nothing of ops/.
+ */
+#define XS_MESSAGE_TYPES(X) \
+	X(XS_CONTROL, "CONTROL", op_control, OP_PRIV) \
+	X(XS_DIRECTORY, "DIRECTORY", op_directory, 0) \
+	X(XS_READ, "READ", op_read, 0) \
+	X(XS_GET_PERMS, "GET_PERMS", op_get_perms, 0) \
+	X(XS_WATCH, "WATCH", op_watch, OP_NOTID) \
+	X(XS_UNWATCH, "UNWATCH", op_unwatch, OP_NOTID) \
+	X(XS_TRANSACTION_START, "TRANSACTION_START", op_transaction_start, 0) \
+	X(XS_TRANSACTION_END, "TRANSACTION_END", op_transaction_end, 0) \
+	X(XS_INTRODUCE, "INTRODUCE", op_introduce, OP_PRIV) \
+	X(XS_RELEASE, "RELEASE", op_release, OP_PRIV) \
+	X(XS_GET_DOMAIN_PATH, "GET_DOMAIN_PATH", op_get_domain_path, 0) \
+	X(XS_WRITE, "WRITE", op_write, 0) \
+	X(XS_MKDIR, "MKDIR", op_mkdir, 0) \
+	X(XS_RM, "RM", op_rm, 0) \
+	X(XS_SET_PERMS, "SET_PERMS", op_set_perms, 0) \
+	X(XS_WATCH_EVENT, "WATCH_EVENT", NULL, 0) \
+	X(XS_ERROR, "ERROR", NULL, 0) \
+	X(XS_IS_DOMAIN_INTRODUCED, "IS_DOMAIN_INTRODUCED", op_is_domain_introduced, OP_PRIV) \
+	X(XS_RESUME, "RESUME", op_resume, OP_PRIV) \
+	X(XS_SET_TARGET, "SET_TARGET", op_set_target, OP_PRIV) \
+	X(XS_TYPE_RESTRICT_REMOVED, "RESTRICT", NULL, 0) \
+	X(XS_RESET_WATCHES, "RESET_WATCHES", op_reset_watches, 0) \
+	X(XS_DIRECTORY_PART, "DIRECTORY_PART", op_directory_part, 0) \
+	/* a domain's own features: anyone may ask */ \
+	X(XS_TYPE_GET_FEATURE, "GET_FEATURE", op_get_feature, 0) \
+	X(XS_TYPE_SET_FEATURE, "SET_FEATURE", op_set_feature, OP_PRIV) \
+	X(XS_TYPE_GET_QUOTA, "GET_QUOTA", op_get_quota, OP_PRIV) \
+	X(XS_TYPE_SET_QUOTA, "SET_QUOTA", op_set_quota, OP_PRIV)
+
 #define WIRE_HDR_LEN ((size_t)sizeof(struct xsd_sockmsg))
 
 /*

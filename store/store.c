@@ -451,6 +451,15 @@ void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
 	}
 }
 
+void store_each(const struct store *s,
+		void (*fn)(const struct node *n, void *arg), void *arg)
+{
+	const struct node *n, *tmp;
+
+	HASH_ITER(hh, s->nodes, n, tmp)
+		fn(n, arg);
+}
+
 struct check_state {
 	const struct store *s;
 	void (*report)(const char *what, const char *path, void *arg);

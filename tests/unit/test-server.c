@@ -1,0 +1,316 @@
+/*
+ * server: the owner of connections and state, without the handlers where it
+ * can be (its hooks, forgetting a domain, firing watches, committing), and
+ * the CONTROL commands through the dispatcher it is given.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tests/unit/unit.h"
+
+#include "ops/ops.h"
+#include "persist/db.h"
+#include "server/server.h"
+
+static struct event_base *base;
+static struct server srv;
+static struct unit_tp tp0, tp5;
+static struct conn *c0, *c5;
+static struct xsd_sockmsg rhdr;
+static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
+static uint32_t next_req_id = 1;
+
+/* A dispatcher that only counts: the server must hand it every request. */
+static unsigned int dispatched;
+
+static void count_dispatch(struct conn *c, const struct request *req)
+{
+	dispatched++;
+	conn_send(c, req->hdr.type, req->hdr.req_id, req->hdr.tx_id, "OK", 3);
+}
+
+static void setup_with(void (*dispatch)(struct conn *, const struct request *))
+{
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	ck_assert_int_eq(server_init(&srv, base, dispatch), 0);
+	srv.master_domid = 0;
+	srv.priv_domid = 0;
+	unit_tp_init(&tp0);
+	unit_tp_init(&tp5);
+	c0 = server_new_conn(&srv, unit_transport(), &tp0, tp0.in, tp0.out, 0,
+			     true);
+	c5 = server_new_conn(&srv, unit_transport(), &tp5, tp5.in, tp5.out, 5,
+			     false);
+	ck_assert_ptr_nonnull(c0);
+	ck_assert_ptr_nonnull(c5);
+}
+
+static void setup(void)
+{
+	setup_with(ops_dispatch);
+}
+
+static void setup_counting(void)
+{
+	dispatched = 0;
+	setup_with(count_dispatch);
+}
+
+static void teardown(void)
+{
+	server_destroy(&srv);
+	event_base_free(base);
+}
+
+static uint32_t xs(struct conn *c, uint32_t type, const void *p, size_t len)
+{
+	struct unit_req u;
+	uint32_t id = next_req_id++;
+
+	ops_dispatch(c, unit_request(&u, type, id, 0, p, len));
+	unit_take_packet(c->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.req_id, id);
+	return rhdr.type;
+}
+
+#define OK(c, type, lit) \
+	ck_assert_msg(xs((c), (type), UNIT_BYTES(lit)) == (uint32_t)(type), \
+		      "%s: %s", #lit, rbuf)
+
+/* ---- the server itself ---- */
+
+START_TEST(connections_hand_requests_to_the_given_dispatcher)
+{
+	unit_add_packet(c5->in, XS_READ, 7, 0, "/x", 3);
+	unit_add_packet(c5->in, XS_READ, 8, 0, "/y", 3);
+	conn_handle_input(c5);
+	ck_assert_uint_eq(dispatched, 2);
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.req_id, 7);
+	ck_assert_uint_eq(srv.nconns, 2);
+}
+END_TEST
+
+START_TEST(privileged_domains_are_master_priv_and_zero)
+{
+	srv.master_domid = 3;
+	srv.priv_domid = 9;
+	ck_assert(server_domid_privileged(&srv, 0));
+	ck_assert(server_domid_privileged(&srv, 3));
+	ck_assert(server_domid_privileged(&srv, 9));
+	ck_assert(!server_domid_privileged(&srv, 5));
+	/* The domain table asks the same through its hooks. */
+	ck_assert(srv.domain_hooks.privileged(srv.domain_hooks.owner, 9));
+	ck_assert(!srv.domain_hooks.privileged(srv.domain_hooks.owner, 5));
+}
+END_TEST
+
+START_TEST(a_closed_connection_loses_its_watches_and_transactions)
+{
+	struct client *cl = c5->owner_data;
+
+	OK(c5, XS_WATCH, "/local/domain/5/w\0tok\0");
+	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));	/* event */
+	OK(c5, XS_TRANSACTION_START, "\0");
+	ck_assert_uint_eq(srv.watches.count, 1);
+	ck_assert_uint_eq(cl->txns.count, 1);
+	ck_assert_uint_eq(srv.open_txns, 1);
+	conn_close(c5, "test");
+	ck_assert_uint_eq(srv.watches.count, 0);
+	ck_assert_uint_eq(srv.open_txns, 0);
+	ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK),
+			 0);
+	ck_assert_uint_eq(tp5.frees, 1);
+	ck_assert_uint_eq(srv.nconns, 1);
+}
+END_TEST
+
+START_TEST(forgetting_a_domain_removes_its_nodes_and_permissions)
+{
+	OK(c0, XS_WRITE, "/local/domain/5/mine\0v");
+	OK(c0, XS_SET_PERMS, "/local/domain/5\0n5\0");
+	OK(c0, XS_SET_PERMS, "/local/domain/5/mine\0n5\0");
+	OK(c0, XS_WRITE, "/shared\0s");
+	OK(c0, XS_SET_PERMS, "/shared\0n0\0r5\0b7\0");
+	OK(c0, XS_WATCH, "/local/domain/5/mine\0gone\0");
+	evbuffer_drain(c0->out, evbuffer_get_length(c0->out));
+	ck_assert(srv.domain_hooks.referenced(srv.domain_hooks.owner, 5));
+
+	srv.domain_hooks.forget(srv.domain_hooks.owner, 5);
+
+	ck_assert_ptr_null(store_lookup(&srv.store, "/local/domain/5"));
+	ck_assert_ptr_null(store_lookup(&srv.store, "/local/domain/5/mine"));
+	ck_assert(!srv.domain_hooks.referenced(srv.domain_hooks.owner, 5));
+	/* The watch of the removed node fired. */
+	unit_take_packet(c0->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
+	ck_assert_str_eq(rbuf, "/local/domain/5/mine");
+	/* /shared keeps its owner and dom7, not dom5. */
+	ck_assert_uint_eq(xs(c0, XS_GET_PERMS, UNIT_BYTES("/shared\0")),
+			  XS_GET_PERMS);
+	ck_assert_mem_eq(rbuf, "n0\0b7\0", 6);
+	ck_assert_uint_eq(rhdr.len, 6);
+	OK(c0, XS_CONTROL, "check\0");
+}
+END_TEST
+
+START_TEST(special_events_go_to_the_watchers_the_node_allows)
+{
+	OK(c0, XS_WATCH, "@releaseDomain\0r0\0");
+	OK(c5, XS_WATCH, "@releaseDomain\0r5\0");
+	evbuffer_drain(c0->out, evbuffer_get_length(c0->out));
+	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
+	srv.domain_hooks.special(srv.domain_hooks.owner, "@releaseDomain", 6);
+	unit_take_packet(c0->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
+	ck_assert_str_eq(rbuf, "@releaseDomain");
+	/* @releaseDomain is dom0's (n0): the guest hears nothing. */
+	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
+}
+END_TEST
+
+/* Does the file at path contain the bytes of s? */
+static bool file_has(const char *path, const char *s)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+START_TEST(a_batch_is_durable_when_its_replies_are_queued)
+{
+	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64];
+	bool restorable;
+	struct db *db;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db.tdb", dir);
+	db = db_open(path, base, &restorable);
+	ck_assert_ptr_nonnull(db);
+	db_follow(db, &srv.store, true);
+	srv.db = db;
+	/* A batch through the connection: batch_done commits it. */
+	unit_add_packet(c0->in, XS_WRITE, 9, 0, "/durable\0yes", 12);
+	conn_handle_input(c0);
+	unit_take_packet(c0->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.type, XS_WRITE);
+	/* Without closing, as a crash right now would leave it: the file
+	 * itself holds the record (a tdb transaction keeps what it has not
+	 * committed in memory, not in the file). */
+	ck_assert_msg(file_has(path, "/durable"), "the batch is not in the file");
+	srv.store.observer = NULL;
+	srv.db = NULL;
+	db_close(db);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/* ---- CONTROL ---- */
+
+START_TEST(control_help_lists_every_command)
+{
+	static const char *const cmds[] = {
+		"check", "help", "live-update", "log", "logfile", "memreport",
+		"print", "quota", "quota-soft",
+	};
+
+	OK(c0, XS_CONTROL, "help\0");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char line[32];
+
+		snprintf(line, sizeof(line), "%s\t", cmds[i]);
+		ck_assert_msg(strstr(rbuf, line), "help lacks %s: %s", cmds[i],
+			      rbuf);
+	}
+}
+END_TEST
+
+START_TEST(control_memreport_counts_nodes_connections_and_watches)
+{
+	unsigned long nodes = srv.store.count;
+	char want[64];
+
+	OK(c5, XS_WATCH, "/local/domain/5/w\0t\0");
+	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
+	OK(c0, XS_CONTROL, "memreport\0");
+	snprintf(want, sizeof(want), "nodes: %lu (", nodes);
+	ck_assert_msg(strstr(rbuf, want), "memreport: %s", rbuf);
+	ck_assert_msg(strstr(rbuf, "connections: 2 ("), "memreport: %s", rbuf);
+	ck_assert_msg(strstr(rbuf, "watches: 1\n"), "memreport: %s", rbuf);
+	ck_assert_msg(strstr(rbuf, "transactions: 0\n"), "memreport: %s", rbuf);
+}
+END_TEST
+
+START_TEST(control_print_and_bad_commands)
+{
+	OK(c0, XS_CONTROL, "print\0hello from a test\0");
+	ck_assert_str_eq(rbuf, "OK");
+	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("memreport\0relative\0")),
+			  XS_ERROR);
+	ck_assert_str_eq(rbuf, "EINVAL");
+	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("nonsense\0")), XS_ERROR);
+	ck_assert_str_eq(rbuf, "EINVAL");
+	/* CONTROL is the privileged domains'. */
+	ck_assert_uint_eq(xs(c5, XS_CONTROL, UNIT_BYTES("help\0")), XS_ERROR);
+	ck_assert_str_eq(rbuf, "EACCES");
+}
+END_TEST
+
+START_TEST(control_live_update_needs_a_binary_and_can_be_aborted)
+{
+	OK(c0, XS_CONTROL, "live-update\0-s\0");
+	ck_assert_msg(strstr(rbuf, "no binary given"), "%s", rbuf);
+	OK(c0, XS_CONTROL, "live-update\0-f\0/nonexistent/xenstored\0");
+	ck_assert_msg(strstr(rbuf, "cannot execute"), "%s", rbuf);
+	OK(c0, XS_CONTROL, "live-update\0-f\0/bin/true\0");
+	ck_assert_str_eq(rbuf, "OK");
+	/* No exec hook in a unit test: refused, not attempted. */
+	OK(c0, XS_CONTROL, "live-update\0-s\0");
+	ck_assert_msg(strstr(rbuf, "not available"), "%s", rbuf);
+	OK(c0, XS_CONTROL, "live-update\0-a\0");
+	ck_assert_str_eq(rbuf, "OK");
+	ck_assert_ptr_null(srv.live_update.binary);
+}
+END_TEST
+
+static Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *t = tcase_create("server");
+	TCase *d = tcase_create("dispatcher");
+	TCase *ctl = tcase_create("control");
+
+	tcase_add_checked_fixture(d, setup_counting, teardown);
+	tcase_add_test(d, connections_hand_requests_to_the_given_dispatcher);
+	suite_add_tcase(s, d);
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, privileged_domains_are_master_priv_and_zero);
+	tcase_add_test(t, a_closed_connection_loses_its_watches_and_transactions);
+	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
+	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
+	tcase_add_test(t, a_batch_is_durable_when_its_replies_are_queued);
+	suite_add_tcase(s, t);
+
+	tcase_add_checked_fixture(ctl, setup, teardown);
+	tcase_add_test(ctl, control_help_lists_every_command);
+	tcase_add_test(ctl, control_memreport_counts_nodes_connections_and_watches);
+	tcase_add_test(ctl, control_print_and_bad_commands);
+	tcase_add_test(ctl, control_live_update_needs_a_binary_and_can_be_aborted);
+	suite_add_tcase(s, ctl);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(server_suite());
+}
