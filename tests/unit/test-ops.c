@@ -968,8 +968,7 @@ START_TEST(connections_are_tracked_by_the_server)
 	ck_assert_str_eq(c7->home, "/local/domain/7");
 	conn_close(c7, "test");
 	ck_assert_uint_eq(tp7.closes, 1);
-	ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK),
-			 0);
+	unit_loop_once(base);
 	ck_assert_uint_eq(tp7.frees, 1);
 	ck_assert_uint_eq(srv.nconns, 2);
 }

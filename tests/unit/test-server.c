@@ -121,8 +121,7 @@ START_TEST(a_closed_connection_loses_its_watches_and_transactions)
 	conn_close(c5, "test");
 	ck_assert_uint_eq(srv.watches.count, 0);
 	ck_assert_uint_eq(srv.open_txns, 0);
-	ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK),
-			 0);
+	unit_loop_once(base);
 	ck_assert_uint_eq(tp5.frees, 1);
 	ck_assert_uint_eq(srv.nconns, 1);
 }

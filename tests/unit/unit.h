@@ -40,6 +40,13 @@ static inline int unit_main(Suite *s)
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* Let the event loop run what is due now (zero-timeout timers: a closed
+ * connection's free, a resume), without waiting. */
+static inline void unit_loop_once(struct event_base *b)
+{
+	ck_assert_int_ge(event_base_loop(b, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+}
+
 /* A request and the bytes its payload points at. */
 struct unit_req {
 	struct request req;
