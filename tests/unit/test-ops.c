@@ -28,12 +28,8 @@ static void setup(void)
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
 	ck_assert_int_eq(server_init(&srv, base, ops_dispatch), 0);
-	unit_tp_init(&tp0);
-	unit_tp_init(&tp5);
-	c0 = server_new_conn(&srv, unit_transport(), &tp0, tp0.in, tp0.out, 0,
-			     true);
-	c5 = server_new_conn(&srv, unit_transport(), &tp5, tp5.in, tp5.out, 5,
-			     false);
+	c0 = unit_server_conn(&srv, &tp0, 0, true);
+	c5 = unit_server_conn(&srv, &tp5, 5, false);
 	ck_assert_ptr_nonnull(c0);
 	ck_assert_ptr_nonnull(c5);
 	ck_assert_uint_eq(srv.nconns, 2);
@@ -960,9 +956,7 @@ START_TEST(connections_are_tracked_by_the_server)
 	struct unit_tp tp7;
 	struct conn *c7;
 
-	unit_tp_init(&tp7);
-	c7 = server_new_conn(&srv, unit_transport(), &tp7, tp7.in, tp7.out, 7,
-			     false);
+	c7 = unit_server_conn(&srv, &tp7, 7, false);
 	ck_assert_ptr_nonnull(c7);
 	ck_assert_uint_eq(srv.nconns, 3);
 	ck_assert_str_eq(c7->home, "/local/domain/7");

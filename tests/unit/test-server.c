@@ -38,12 +38,8 @@ static void setup_with(void (*dispatch)(struct conn *, const struct request *))
 	ck_assert_int_eq(server_init(&srv, base, dispatch), 0);
 	srv.master_domid = 0;
 	srv.priv_domid = 0;
-	unit_tp_init(&tp0);
-	unit_tp_init(&tp5);
-	c0 = server_new_conn(&srv, unit_transport(), &tp0, tp0.in, tp0.out, 0,
-			     true);
-	c5 = server_new_conn(&srv, unit_transport(), &tp5, tp5.in, tp5.out, 5,
-			     false);
+	c0 = unit_server_conn(&srv, &tp0, 0, true);
+	c5 = unit_server_conn(&srv, &tp5, 5, false);
 	ck_assert_ptr_nonnull(c0);
 	ck_assert_ptr_nonnull(c5);
 }

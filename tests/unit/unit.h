@@ -157,6 +157,15 @@ static inline const struct conn_transport *unit_transport(void)
 	return &tp;
 }
 
+/*
+ * A connection of domid on srv over the fake transport t (made fresh here),
+ * privileged or not: a socket client of dom0, or a guest.
+ */
+#define unit_server_conn(srv, t, domid, privileged) \
+	(unit_tp_init(t), \
+	 server_new_conn((srv), unit_transport(), (t), (t)->in, (t)->out, \
+			 (domid), (privileged)))
+
 /* Fresh queues for t, handed to conn_new or server_new_conn. */
 static inline void unit_tp_init(struct unit_tp *t)
 {
