@@ -144,6 +144,19 @@ static bool push_reply_end(struct conn *c)
 	return true;
 }
 
+/* The header at the front of c->in, left there; false if not all of it
+ * has come. */
+static bool peek_header(struct conn *c, struct xsd_sockmsg *hdr)
+{
+	unsigned char buf[WIRE_HDR_LEN];
+
+	if (evbuffer_get_length(c->in) < WIRE_HDR_LEN)
+		return false;
+	evbuffer_copyout(c->in, buf, sizeof(buf));
+	wire_decode_header(buf, hdr);
+	return true;
+}
+
 void conn_handle_input(struct conn *c)
 {
 	char packet[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 1];
@@ -174,10 +187,8 @@ void conn_handle_input(struct conn *c)
 				break;
 			}
 		}
-		if (avail < WIRE_HDR_LEN)
+		if (!peek_header(c, &req.hdr))
 			break;
-		evbuffer_copyout(c->in, packet, WIRE_HDR_LEN);
-		wire_decode_header(packet, &req.hdr);
 		if (req.hdr.len > XENSTORE_PAYLOAD_MAX) {
 			char why[64];
 
@@ -207,13 +218,10 @@ void conn_handle_input(struct conn *c)
 bool conn_input_partial(struct conn *c)
 {
 	size_t avail = evbuffer_get_length(c->in);
-	unsigned char buf[WIRE_HDR_LEN];
 	struct xsd_sockmsg hdr;
 
-	if (avail < WIRE_HDR_LEN)
+	if (!peek_header(c, &hdr))
 		return avail > 0;
-	evbuffer_copyout(c->in, buf, sizeof(buf));
-	wire_decode_header(buf, &hdr);
 	return avail < WIRE_HDR_LEN + (size_t)hdr.len;
 }
 
