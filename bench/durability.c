@@ -515,6 +515,8 @@ static void part_a(unsigned long rounds, unsigned long ms,
 			double moff = bench_median(off, rounds);
 
 			off_median[k][di] = moff;
+			bench_sort(on, rounds);		/* for min..max */
+			bench_sort(off, rounds);
 
 			printf("  %-9s  %9lu  %10.0f  %10.0f  %6.2fx  "
 			       "%10.0f..%-10.0f\n", kind_name[k], depths[di],
@@ -659,6 +661,7 @@ static void restart_row(const char *label, const char *key, double *ms,
 {
 	double med = bench_median(ms, n);
 
+	bench_sort(ms, n);			/* for min..max */
 	printf("  %-26s %8.0f  %8.0f..%-8.0f %s\n", label, med, ms[0],
 	       ms[n - 1], !nodes ? "" : med < TARGET_MS ? "under 1 s"
 							 : "OVER 1 s");
@@ -706,6 +709,8 @@ static void big_writes(struct daemon *d, struct raw_conn *rc,
 			double med = bench_median(v, rounds);
 			double off = off_median[k][di];
 			char ratio[16] = "-";
+
+			bench_sort(v, rounds);		/* for min..max */
 
 			if (off > 0)
 				snprintf(ratio, sizeof(ratio), "%.3fx",

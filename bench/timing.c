@@ -1,5 +1,6 @@
 /* The clock, the median and the generator of bench/timing.h. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "bench/timing.h"
@@ -19,10 +20,23 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-double bench_median(double *v, size_t n)
+void bench_sort(double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_median(const double *v, size_t n)
+{
+	double *c = malloc(n * sizeof(*c));
+	double m;
+
+	if (!c)
+		abort();
+	memcpy(c, v, n * sizeof(*c));
+	bench_sort(c, n);
+	m = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
+	free(c);
+	return m;
 }
 
 double bench_percentile(double *v, size_t n, double p)

@@ -13,8 +13,12 @@
 /* Monotonic time in nanoseconds. */
 uint64_t bench_now_ns(void);
 
-/* Median of v[0..n) (n >= 1); sorts v in place. */
-double bench_median(double *v, size_t n);
+/* Median of v[0..n) (n >= 1); v is left in its order (per-round figures
+ * are paired by position, so a sort here would silently unpair them). */
+double bench_median(const double *v, size_t n);
+
+/* Sort v[0..n) ascending in place (for a min..max). */
+void bench_sort(double *v, size_t n);
 
 /* The value below which a fraction p (0 < p <= 1) of v[0..n) lies
  * (nearest rank, n >= 1); sorts v in place. */

@@ -180,9 +180,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct subject *u = &subj[i];
 		double hot = bench_median(u->ns_hot, rounds);
-		double med = bench_median(u->ns_random, rounds); /* sorts */
+		double med = bench_median(u->ns_random, rounds);
 		double plain = bench_median(u->ns_plain, rounds);
-		double lo = u->ns_random[0], hi = u->ns_random[rounds - 1];
+		double lo, hi;
+
+		bench_sort(u->ns_random, rounds);
+		lo = u->ns_random[0];
+		hi = u->ns_random[rounds - 1];
 
 		printf("  %11lu  %8.0f  %8.0f  %8.0f  %9.0f  %5.0f..%-5.0f\n",
 		       u->nodes, hot, med, plain, med - plain, lo, hi);
