@@ -86,4 +86,10 @@ like "$report" "0.95" "the report states the single-client target"
 like "$report" "ours --no-database" "the report states the database's cost target"
 like "$report" "daemon CPU µs per request" "the report states targets on CPU per request"
 
+# bench/ab, one build against itself: a line per workload and configuration, each ratio a number.
+run "$XS_REPO/bench/ab" -r 1 -t 50 "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "$XS_BUILD"
+ok "$RUN_RC" "bench/ab runs" "$(_run_diag bench/ab)"
+rows=$(printf '%s\n' "$RUN_OUT" | grep -cE '^(read|write|txn5) .* (database|nodb) +[0-9.]+ \(.*\) +[0-9.]+ \(' || true)
+is "$rows" 12 "bench/ab compares 6 workloads, with and without the database"
+
 done_testing
