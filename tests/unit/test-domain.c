@@ -1,209 +1,11 @@
 /*
  * domains: the lifecycle of a domain (INTRODUCE to RELEASE or death,
- * RESUME, SET_TARGET, features), what goes with it, and serving the saved
- * domains again after a restart.  The real domains/ and server/ run over
- * a hypervisor the test plays (xen_double.h); requests come from a dom0
- * client on the fake transport and from guests through their rings.
+ * RESUME, SET_TARGET, features) and what goes with it.  The real domains/
+ * and server/ run over a hypervisor the test plays (domain_rig.h);
+ * requests come from a dom0 client on the fake transport and from guests
+ * through their rings.
  */
-#include <stdarg.h>
-#include <stdio.h>
-
-#include "tests/unit/xen_double.h"
-
-#include "ops/ops.h"
-#include "persist/db.h"
-#include "server/server.h"
-
-static struct event_base *base;
-static struct server srv;
-static struct unit_tp tp0;
-static struct conn *c0;
-static struct xsd_sockmsg rhdr;
-static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
-static uint32_t next_req_id = 1;
-static struct evbuffer *evq;	/* watch events c0 received, in order */
-static char dbdir[64], dbpath[96];
-
-static struct db *open_db(bool want_restorable);
-
-/*
- * The daemon's start as main() has it: a server, its database (with_db:
- * new, or restorable: one a daemon left), then the domain table over both.
- */
-static void start(bool with_db, bool restorable)
-{
-	base = event_base_new();
-	ck_assert_ptr_nonnull(base);
-	ck_assert_int_eq(server_init(&srv, base, ops_dispatch), 0);
-	evq = evbuffer_new();
-	ck_assert_ptr_nonnull(evq);
-	if (with_db) {
-		srv.db = open_db(restorable);
-		if (restorable)
-			ck_assert_int_eq(server_load(&srv), 0);
-		db_follow(srv.db, &srv.store, !restorable);
-	}
-	c0 = unit_server_conn(&srv, &tp0, 0, true);
-	ck_assert_ptr_nonnull(c0);
-	srv.domains = domains_new(base, srv.db, 0, &srv.domain_hooks);
-	ck_assert_ptr_nonnull(srv.domains);
-}
-
-/* The daemon's exit: what it leaves in the database stays there. */
-static void stop(void)
-{
-	srv.store.observer = NULL;
-	db_close(srv.db);
-	srv.db = NULL;
-	domains_free(srv.domains);
-	srv.domains = NULL;
-	server_destroy(&srv);
-	evbuffer_free(evq);
-	event_base_free(base);
-}
-
-static void setup(void)
-{
-	xd_reset();
-	start(false, false);
-}
-
-static void teardown(void)
-{
-	stop();
-	if (dbpath[0]) {
-		unlink(dbpath);
-		rmdir(dbdir);
-		dbpath[0] = '\0';
-	}
-}
-
-/* Run what is due until the loop is quiet (a pass per turn at most). */
-static void settle(void)
-{
-	for (int i = 0; i < 8; i++)
-		unit_loop_once(base);
-}
-
-/* Strings joined with their NULs, as a request payload; returns the length. */
-static size_t join(char *buf, const char *first, ...)
-{
-	size_t len = 0;
-	va_list ap;
-
-	va_start(ap, first);
-	for (const char *s = first; s; s = va_arg(ap, const char *)) {
-		strcpy(buf + len, s);
-		len += strlen(s) + 1;
-	}
-	va_end(ap);
-	return len;
-}
-
-/* dom0's request; its reply in rhdr/rbuf (watch events before it kept). */
-static uint32_t xs(uint32_t type, const void *p, size_t len)
-{
-	struct unit_req u;
-	uint32_t id = next_req_id++;
-
-	ops_dispatch(c0, unit_request(&u, type, id, 0, p, len));
-	for (;;) {
-		unit_take_packet(c0->out, &rhdr, rbuf);
-		if (rhdr.type != XS_WATCH_EVENT)
-			break;
-		unit_add_packet(evq, rhdr.type, rhdr.req_id, rhdr.tx_id, rbuf,
-				rhdr.len);
-	}
-	ck_assert_uint_eq(rhdr.req_id, id);
-	return rhdr.type;
-}
-
-#define OK(type, lit) \
-	ck_assert_msg(xs((type), UNIT_BYTES(lit)) == (uint32_t)(type), \
-		      "%s: %s", #lit, rbuf)
-#define ERR(type, lit, err) do { \
-	ck_assert_msg(xs((type), UNIT_BYTES(lit)) == XS_ERROR, "%s: %s", \
-		      #lit, rbuf); \
-	ck_assert_str_eq(rbuf, (err)); \
-} while (0)
-
-/* INTRODUCE domid over remote port; the reply type. */
-static uint32_t introduce(unsigned int domid, unsigned int port)
-{
-	char buf[64], d[16], p[16];
-
-	snprintf(d, sizeof(d), "%u", domid);
-	snprintf(p, sizeof(p), "%u", port);
-	return xs(XS_INTRODUCE, buf, join(buf, d, "1234", p, NULL));
-}
-
-/* A guest up and introduced, its home made and given to it. */
-static void guest_up(unsigned int domid, unsigned int port)
-{
-	char buf[64], path[32], perm[16];
-
-	xd_guest(domid);
-	ck_assert_uint_eq(introduce(domid, port), XS_INTRODUCE);
-	snprintf(path, sizeof(path), "/local/domain/%u", domid);
-	snprintf(perm, sizeof(perm), "n%u", domid);
-	ck_assert_uint_eq(xs(XS_MKDIR, buf, join(buf, path, NULL)), XS_MKDIR);
-	ck_assert_uint_eq(xs(XS_SET_PERMS, buf, join(buf, path, perm, NULL)),
-			  XS_SET_PERMS);
-}
-
-/* A guest's request through its ring; the reply type, into rhdr/rbuf. */
-static uint32_t gxs(unsigned int domid, unsigned int port, uint32_t type,
-		    uint32_t tx_id, const void *p, size_t len)
-{
-	uint32_t id = next_req_id++;
-
-	xd_guest_send(domid, port, type, id, tx_id, p, len);
-	settle();
-	do
-		ck_assert_msg(xd_guest_recv(domid, &rhdr, rbuf),
-			      "domain %u: no reply", domid);
-	while (rhdr.type == XS_WATCH_EVENT);
-	ck_assert_uint_eq(rhdr.req_id, id);
-	return rhdr.type;
-}
-
-#define GOK(domid, port, type, lit) \
-	ck_assert_msg(gxs((domid), (port), (type), 0, UNIT_BYTES(lit)) == \
-		      (uint32_t)(type), "%s: %s", #lit, rbuf)
-
-/* How many events for path c0 has queued (all taken off). */
-static unsigned int events(const char *path)
-{
-	unsigned int n = 0;
-
-	ck_assert_int_eq(evbuffer_add_buffer(evq, c0->out), 0);
-	while (evbuffer_get_length(evq)) {
-		unit_take_packet(evq, &rhdr, rbuf);
-		ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
-		n += strcmp(rbuf, path) == 0;
-	}
-	return n;
-}
-
-/* c0 watches path; the watch's first event taken. */
-static void watch(const char *path)
-{
-	char buf[64];
-
-	ck_assert_uint_eq(xs(XS_WATCH, buf, join(buf, path, "tok", NULL)),
-			  XS_WATCH);
-	ck_assert_uint_eq(events(path), 1);
-}
-
-static struct conn *conn_of(unsigned int domid)
-{
-	struct conn *c;
-
-	LIST_FOREACH(c, &srv.conns, link)
-		if (c->who.domid == domid && !c->closing)
-			return c;
-	return NULL;
-}
+#include "tests/unit/domain_rig.h"
 
 /* ---- INTRODUCE ---- */
 
@@ -530,116 +332,54 @@ START_TEST(features_are_set_before_introduce_only)
 }
 END_TEST
 
-/* ---- after a restart ---- */
+/* ---- the ring ---- */
 
-static struct db *open_db(bool want_restorable)
+START_TEST(a_guest_that_breaks_the_ring_is_dropped_until_it_reconnects)
 {
-	bool restorable;
-	struct db *db;
+	struct xenstore_domain_interface *intf;
 
-	if (!dbpath[0]) {
-		snprintf(dbdir, sizeof(dbdir), "/tmp/xs-unit-domain-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(dbdir));
-		snprintf(dbpath, sizeof(dbpath), "%s/db.tdb", dbdir);
-	}
-	db = db_open(dbpath, base, &restorable);
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(restorable, want_restorable);
-	return db;
-}
-
-/* A daemon with a new database; guests introduced by the tests. */
-static void setup_db(void)
-{
-	xd_reset();
-	start(true, false);
-}
-
-/* Stop, and start again from the database (the guests live on). */
-static void restart(void)
-{
-	server_commit(&srv);
-	stop();
-	start(true, true);
-}
-
-/* The guest takes every message waiting in its ring. */
-static void gdrain(unsigned int domid)
-{
-	while (xd_guest_recv(domid, &rhdr, rbuf))
-		;
-}
-
-START_TEST(restore_serves_a_live_domain_again_with_its_watches)
-{
 	guest_up(5, 77);
-	guest_up(6, 78);
-	OK(XS_SET_TARGET, "6\0005\0");
+	watch("@releaseDomain");
 	GOK(5, 77, XS_WATCH, "w\0gw\0");
-	gdrain(5);	/* its first event */
-	restart();
-	watch("@releaseDomain");
-
-	domains_restore(srv.domains, true);
-
-	ck_assert(domains_is_introduced(srv.domains, 5));
-	ck_assert(domains_is_introduced(srv.domains, 6));
-	ck_assert_uint_eq(xd.mapped[5], 1);
-	ck_assert_int_gt(xd_local_port(5, 77), 0);
-	ck_assert_uint_eq(events("@releaseDomain"), 0);
-	ck_assert_uint_eq(conn_of(6)->who.target, 5);
-	ck_assert(conn_of(5)->restored);
-	/* Its watch is back, and fires once for what it may have missed. */
-	ck_assert_uint_eq(srv.watches.count, 2);
+	gdrain(5);
+	intf = xd.page[5];
+	intf->req_prod = intf->req_cons + XENSTORE_RING_SIZE + 1;
+	xd_signal(xd_local_port(5, 77));
 	settle();
-	ck_assert(xd_guest_recv(5, &rhdr, rbuf));
-	ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
-	ck_assert_mem_eq(rbuf, "w\0gw\0", 6);
-	ck_assert(!xd_guest_recv(5, &rhdr, rbuf));
-	/* And it is served. */
-	GOK(5, 77, XS_WRITE, "after\0restart");
-	OK(XS_READ, "/local/domain/5/after\0");
-	ck_assert_str_eq(rbuf, "restart");
-}
-END_TEST
-
-START_TEST(restore_releases_a_domain_that_died_meanwhile)
-{
-	guest_up(5, 77);
-	guest_up(6, 78);
-	OK(XS_SET_TARGET, "6\0005\0");
-	GOK(5, 77, XS_WRITE, "mine\0v");
-	restart();
-	watch("@releaseDomain");
-	xd.state[5] = XEN_DOMAIN_GONE;
-
-	domains_restore(srv.domains, true);
-
-	ck_assert_uint_eq(events("@releaseDomain"), 1);
-	ck_assert(!domains_is_introduced(srv.domains, 5));
-	ck_assert_uint_eq(xd.mapped[5], 0);
-	ck_assert(!store_domid_referenced(&srv.store, 5));
-	ck_assert_uint_eq(conn_of(6)->who.target, DOMID_NONE);
-	/* Its record went too: the next start does not release it again. */
-	restart();
-	watch("@releaseDomain");
-	domains_restore(srv.domains, true);
-	ck_assert_uint_eq(events("@releaseDomain"), 0);
-	ck_assert(domains_is_introduced(srv.domains, 6));
-	ck_assert_uint_eq(conn_of(6)->who.target, DOMID_NONE);
-}
-END_TEST
-
-START_TEST(a_released_domain_is_not_restored)
-{
-	guest_up(5, 77);
+	ck_assert_uint_eq(intf->error, XENSTORE_ERROR_RINGIDX);
+	ck_assert_ptr_null(conn_of(5));
+	ck_assert_uint_eq(srv.watches.count, 1);
+	/* Still known: it is released as ever. */
+	ck_assert(domains_is_introduced(srv.domains, 5));
+	/* The guest asks to start again (xenstore-ring.txt). */
+	intf->connection = XENSTORE_RECONNECT;
+	xd_signal(xd_local_port(5, 77));
+	settle();
+	ck_assert_uint_eq(intf->connection, XENSTORE_CONNECTED);
+	ck_assert_uint_eq(intf->error, XENSTORE_ERROR_NONE);
+	ck_assert_uint_eq(intf->req_prod, 0);
+	ck_assert_ptr_nonnull(conn_of(5));
+	GOK(5, 77, XS_WRITE, "back\0yes");
 	OK(XS_RELEASE, "5\0");
-	restart();
-	watch("@releaseDomain");
-	domains_restore(srv.domains, true);
-	ck_assert(!domains_is_introduced(srv.domains, 5));
-	ck_assert_uint_eq(xd.mapped[5], 0);
-	ck_assert_uint_eq(events("@releaseDomain"), 0);
+	ck_assert_uint_eq(events("@releaseDomain"), 1);
+}
+END_TEST
+
+START_TEST(a_packet_over_the_size_limit_is_a_protocol_error)
+{
+	struct xenstore_domain_interface *intf;
+	struct xsd_sockmsg hdr = { .type = XS_READ, .req_id = 1,
+				   .len = XENSTORE_PAYLOAD_MAX + 1 };
+
+	guest_up(5, 77);
+	intf = xd.page[5];
+	memcpy(intf->req, &hdr, sizeof(hdr));
+	intf->req_prod = sizeof(hdr);
+	xd_signal(xd_local_port(5, 77));
+	settle();
+	ck_assert_uint_eq(intf->error, XENSTORE_ERROR_PROTO);
+	ck_assert_ptr_null(conn_of(5));
+	ck_assert(domains_is_introduced(srv.domains, 5));
 }
 END_TEST
 
@@ -649,9 +389,9 @@ static Suite *domain_suite(void)
 	TCase *intro = tcase_create("introduce");
 	TCase *rel = tcase_create("release");
 	TCase *other = tcase_create("target and features");
-	TCase *restore = tcase_create("restore");
+	TCase *ring = tcase_create("ring");
 
-	tcase_add_checked_fixture(intro, setup, teardown);
+	tcase_add_checked_fixture(intro, rig_setup, rig_teardown);
 	tcase_add_test(intro, introduce_serves_the_ring_and_fires_introduce_domain);
 	tcase_add_test(intro, introduce_of_a_privileged_domain_fires_nothing);
 	tcase_add_test(intro, introduce_again_rebinds_and_resets_the_connection);
@@ -660,7 +400,7 @@ static Suite *domain_suite(void)
 	tcase_add_test(intro, introduce_without_xen_is_eio);
 	suite_add_tcase(s, intro);
 
-	tcase_add_checked_fixture(rel, setup, teardown);
+	tcase_add_checked_fixture(rel, rig_setup, rig_teardown);
 	tcase_add_test(rel, release_forgets_everything_of_the_domain);
 	tcase_add_test(rel, release_refuses_the_store_and_unknown_domains);
 	tcase_add_test(rel, a_domain_found_dead_through_virq_dom_exc_is_released);
@@ -669,16 +409,15 @@ static Suite *domain_suite(void)
 	tcase_add_test(rel, a_dead_domain_never_introduced_leaves_no_trace);
 	suite_add_tcase(s, rel);
 
-	tcase_add_checked_fixture(other, setup, teardown);
+	tcase_add_checked_fixture(other, rig_setup, rig_teardown);
 	tcase_add_test(other, set_target_gives_the_stubdom_its_targets_rights);
 	tcase_add_test(other, features_are_set_before_introduce_only);
 	suite_add_tcase(s, other);
 
-	tcase_add_checked_fixture(restore, setup_db, teardown);
-	tcase_add_test(restore, restore_serves_a_live_domain_again_with_its_watches);
-	tcase_add_test(restore, restore_releases_a_domain_that_died_meanwhile);
-	tcase_add_test(restore, a_released_domain_is_not_restored);
-	suite_add_tcase(s, restore);
+	tcase_add_checked_fixture(ring, rig_setup, rig_teardown);
+	tcase_add_test(ring, a_guest_that_breaks_the_ring_is_dropped_until_it_reconnects);
+	tcase_add_test(ring, a_packet_over_the_size_limit_is_a_protocol_error);
+	suite_add_tcase(s, ring);
 	return s;
 }
 
@@ -686,3 +425,4 @@ int main(void)
 {
 	return unit_main(domain_suite());
 }
+

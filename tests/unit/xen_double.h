@@ -226,23 +226,28 @@ enum xen_domain_state xen_domain_state(struct xen *x, unsigned int domid)
 
 /* ---- the guest's side of its ring ---- */
 
+/* Write bytes into domid's request queue (no signal). */
+static inline void xd_guest_write(unsigned int domid, const void *p, size_t len)
+{
+	struct xenstore_domain_interface *intf = xd.page[domid];
+
+	ck_assert_uint_le(intf->req_prod - intf->req_cons + len,
+			  XENSTORE_RING_SIZE);
+	for (size_t i = 0; i < len; i++)
+		intf->req[MASK_XENSTORE_IDX(intf->req_prod++)] =
+			((const char *)p)[i];
+}
+
 /* Write one request into domid's ring and signal the daemon. */
 static inline void xd_guest_send(unsigned int domid, unsigned int remote,
 				 uint32_t type, uint32_t req_id, uint32_t tx_id,
 				 const void *payload, size_t len)
 {
-	struct xenstore_domain_interface *intf = xd.page[domid];
 	struct xsd_sockmsg hdr = { .type = type, .req_id = req_id,
 				   .tx_id = tx_id, .len = (uint32_t)len };
-	const char *parts[2] = { (const char *)&hdr, payload };
-	size_t lens[2] = { sizeof(hdr), len };
 
-	ck_assert_uint_le(intf->req_prod - intf->req_cons + sizeof(hdr) + len,
-			  XENSTORE_RING_SIZE);
-	for (int k = 0; k < 2; k++)
-		for (size_t i = 0; i < lens[k]; i++)
-			intf->req[MASK_XENSTORE_IDX(intf->req_prod++)] =
-				parts[k][i];
+	xd_guest_write(domid, &hdr, sizeof(hdr));
+	xd_guest_write(domid, payload, len);
 	xd_signal(xd_local_port(domid, remote));
 }
 
