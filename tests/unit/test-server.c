@@ -1,7 +1,8 @@
 /*
  * server: the owner of connections and state, without the handlers where it
- * can be (its hooks, forgetting a domain, firing watches, committing), and
- * the CONTROL commands through the dispatcher it is given.
+ * can be (its hooks, forgetting a domain, firing watches, committing).  The
+ * CONTROL commands have test-control.c; the domain table driving these
+ * hooks, test-domain.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -209,80 +210,11 @@ START_TEST(a_batch_is_durable_when_its_replies_are_queued)
 }
 END_TEST
 
-/* ---- CONTROL ---- */
-
-START_TEST(control_help_lists_every_command)
-{
-	static const char *const cmds[] = {
-		"check", "help", "live-update", "log", "logfile", "memreport",
-		"print", "quota", "quota-soft",
-	};
-
-	OK(c0, XS_CONTROL, "help\0");
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		char line[32];
-
-		snprintf(line, sizeof(line), "%s\t", cmds[i]);
-		ck_assert_msg(strstr(rbuf, line), "help lacks %s: %s", cmds[i],
-			      rbuf);
-	}
-}
-END_TEST
-
-START_TEST(control_memreport_counts_nodes_connections_and_watches)
-{
-	unsigned long nodes = srv.store.count;
-	char want[64];
-
-	OK(c5, XS_WATCH, "/local/domain/5/w\0t\0");
-	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
-	OK(c0, XS_CONTROL, "memreport\0");
-	snprintf(want, sizeof(want), "nodes: %lu (", nodes);
-	ck_assert_msg(strstr(rbuf, want), "memreport: %s", rbuf);
-	ck_assert_msg(strstr(rbuf, "connections: 2 ("), "memreport: %s", rbuf);
-	ck_assert_msg(strstr(rbuf, "watches: 1\n"), "memreport: %s", rbuf);
-	ck_assert_msg(strstr(rbuf, "transactions: 0\n"), "memreport: %s", rbuf);
-}
-END_TEST
-
-START_TEST(control_print_and_bad_commands)
-{
-	OK(c0, XS_CONTROL, "print\0hello from a test\0");
-	ck_assert_str_eq(rbuf, "OK");
-	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("memreport\0relative\0")),
-			  XS_ERROR);
-	ck_assert_str_eq(rbuf, "EINVAL");
-	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("nonsense\0")), XS_ERROR);
-	ck_assert_str_eq(rbuf, "EINVAL");
-	/* CONTROL is the privileged domains'. */
-	ck_assert_uint_eq(xs(c5, XS_CONTROL, UNIT_BYTES("help\0")), XS_ERROR);
-	ck_assert_str_eq(rbuf, "EACCES");
-}
-END_TEST
-
-START_TEST(control_live_update_needs_a_binary_and_can_be_aborted)
-{
-	OK(c0, XS_CONTROL, "live-update\0-s\0");
-	ck_assert_msg(strstr(rbuf, "no binary given"), "%s", rbuf);
-	OK(c0, XS_CONTROL, "live-update\0-f\0/nonexistent/xenstored\0");
-	ck_assert_msg(strstr(rbuf, "cannot execute"), "%s", rbuf);
-	OK(c0, XS_CONTROL, "live-update\0-f\0/bin/true\0");
-	ck_assert_str_eq(rbuf, "OK");
-	/* No exec hook in a unit test: refused, not attempted. */
-	OK(c0, XS_CONTROL, "live-update\0-s\0");
-	ck_assert_msg(strstr(rbuf, "not available"), "%s", rbuf);
-	OK(c0, XS_CONTROL, "live-update\0-a\0");
-	ck_assert_str_eq(rbuf, "OK");
-	ck_assert_ptr_null(srv.live_update.binary);
-}
-END_TEST
-
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
 	TCase *t = tcase_create("server");
 	TCase *d = tcase_create("dispatcher");
-	TCase *ctl = tcase_create("control");
 
 	tcase_add_checked_fixture(d, setup_counting, teardown);
 	tcase_add_test(d, connections_hand_requests_to_the_given_dispatcher);
@@ -295,13 +227,6 @@ static Suite *server_suite(void)
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
 	tcase_add_test(t, a_batch_is_durable_when_its_replies_are_queued);
 	suite_add_tcase(s, t);
-
-	tcase_add_checked_fixture(ctl, setup, teardown);
-	tcase_add_test(ctl, control_help_lists_every_command);
-	tcase_add_test(ctl, control_memreport_counts_nodes_connections_and_watches);
-	tcase_add_test(ctl, control_print_and_bad_commands);
-	tcase_add_test(ctl, control_live_update_needs_a_binary_and_can_be_aborted);
-	suite_add_tcase(s, ctl);
 	return s;
 }
 
