@@ -210,6 +210,108 @@ START_TEST(a_batch_is_durable_when_its_replies_are_queued)
 }
 END_TEST
 
+START_TEST(a_guest_stops_being_read_at_its_outstanding_quota)
+{
+	srv.quotas.hard[QUOTA_OUTSTANDING] = 2;
+	for (uint32_t id = 1; id <= 3; id++)
+		unit_add_packet(c5->in, XS_READ, id, 0, "/x", 3);
+	conn_handle_input(c5);
+	/* Two replies unread: the third request waits, reading is off. */
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.req_id, 2);
+	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
+	ck_assert(!tp5.reading);
+	/* Read, they make room: the transport says so, the third goes. */
+	conn_output_drained(c5);
+	unit_loop_once(base);
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.req_id, 3);
+	/* The privileged are not limited. */
+	for (uint32_t id = 1; id <= 3; id++)
+		unit_add_packet(c0->in, XS_READ, id, 0, "/x", 3);
+	conn_handle_input(c0);
+	for (int i = 0; i < 3; i++)
+		unit_take_packet(c0->out, &rhdr, rbuf);
+}
+END_TEST
+
+/* A database at path in dir, both made at first use (path empty). */
+static struct db *scratch_db(char *dir, char *path, size_t len,
+			     bool want_restorable)
+{
+	bool restorable;
+	struct db *db;
+
+	if (!path[0]) {
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		snprintf(path, len, "%s/db.tdb", dir);
+	}
+	db = db_open(path, base, &restorable);
+	ck_assert_ptr_nonnull(db);
+	ck_assert_int_eq(restorable, want_restorable);
+	return db;
+}
+
+START_TEST(the_tree_and_quotas_come_back_from_the_database)
+{
+	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64] = "";
+	struct db *db = scratch_db(dir, path, sizeof(path), false);
+
+	srv.db = db;
+	db_follow(db, &srv.store, true);
+	OK(c0, XS_WRITE, "/kept\0value");
+	OK(c0, XS_CONTROL, "quota\0set\0nodes\0" "77\0");
+	server_commit(&srv);
+	srv.store.observer = NULL;
+	db_close(db);
+	srv.db = NULL;
+	teardown();
+
+	setup();
+	srv.db = scratch_db(dir, path, sizeof(path), true);
+	ck_assert_int_eq(server_load(&srv), 0);
+	OK(c0, XS_READ, "/kept\0");
+	ck_assert_str_eq(rbuf, "value");
+	ck_assert_uint_eq(srv.quotas.hard[QUOTA_NODES], 77);
+	OK(c0, XS_CONTROL, "check\0");
+	db_close(srv.db);
+	srv.db = NULL;
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(a_database_without_the_special_nodes_is_not_loaded)
+{
+	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64] = "";
+	struct db *db = scratch_db(dir, path, sizeof(path), false);
+
+	srv.db = db;
+	db_follow(db, &srv.store, true);
+	OK(c0, XS_WRITE, "/kept\0value");
+	ck_assert_int_eq(store_remove(&srv.store,
+				      store_lookup(&srv.store, "@releaseDomain"),
+				      NULL, NULL), 0);
+	server_commit(&srv);
+	srv.store.observer = NULL;
+	db_close(db);
+	srv.db = NULL;
+	teardown();
+
+	setup();
+	srv.db = scratch_db(dir, path, sizeof(path), true);
+	ck_assert_int_eq(server_load(&srv), -1);
+	/* The initial tree stays. */
+	ck_assert_ptr_nonnull(store_lookup(&srv.store, "@releaseDomain"));
+	ck_assert_ptr_null(store_lookup(&srv.store, "/kept"));
+	db_close(srv.db);
+	srv.db = NULL;
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -226,6 +328,9 @@ static Suite *server_suite(void)
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
 	tcase_add_test(t, a_batch_is_durable_when_its_replies_are_queued);
+	tcase_add_test(t, a_guest_stops_being_read_at_its_outstanding_quota);
+	tcase_add_test(t, the_tree_and_quotas_come_back_from_the_database);
+	tcase_add_test(t, a_database_without_the_special_nodes_is_not_loaded);
 	suite_add_tcase(s, t);
 	return s;
 }
