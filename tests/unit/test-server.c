@@ -1,7 +1,8 @@
 /*
  * server: the owner of connections and state, without the handlers where it
- * can be (its hooks, forgetting a domain, firing watches, committing), and
- * the CONTROL commands through the dispatcher it is given.
+ * can be (its hooks, forgetting a domain, firing watches, committing).  The
+ * CONTROL commands have test-control.c; the domain table driving these
+ * hooks, test-domain.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -209,71 +210,105 @@ START_TEST(a_batch_is_durable_when_its_replies_are_queued)
 }
 END_TEST
 
-/* ---- CONTROL ---- */
-
-START_TEST(control_help_lists_every_command)
+START_TEST(a_guest_stops_being_read_at_its_outstanding_quota)
 {
-	static const char *const cmds[] = {
-		"check", "help", "live-update", "log", "logfile", "memreport",
-		"print", "quota", "quota-soft",
-	};
+	srv.quotas.hard[QUOTA_OUTSTANDING] = 2;
+	for (uint32_t id = 1; id <= 3; id++)
+		unit_add_packet(c5->in, XS_READ, id, 0, "/x", 3);
+	conn_handle_input(c5);
+	/* Two replies unread: the third request waits, reading is off. */
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.req_id, 2);
+	ck_assert_uint_eq(evbuffer_get_length(c5->out), 0);
+	ck_assert(!tp5.reading);
+	/* Read, they make room: the transport says so, the third goes. */
+	conn_output_drained(c5);
+	unit_loop_once(base);
+	unit_take_packet(c5->out, &rhdr, rbuf);
+	ck_assert_uint_eq(rhdr.req_id, 3);
+	/* The privileged are not limited. */
+	for (uint32_t id = 1; id <= 3; id++)
+		unit_add_packet(c0->in, XS_READ, id, 0, "/x", 3);
+	conn_handle_input(c0);
+	for (int i = 0; i < 3; i++)
+		unit_take_packet(c0->out, &rhdr, rbuf);
+}
+END_TEST
 
-	OK(c0, XS_CONTROL, "help\0");
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		char line[32];
+/* A database at path in dir, both made at first use (path empty). */
+static struct db *scratch_db(char *dir, char *path, size_t len,
+			     bool want_restorable)
+{
+	bool restorable;
+	struct db *db;
 
-		snprintf(line, sizeof(line), "%s\t", cmds[i]);
-		ck_assert_msg(strstr(rbuf, line), "help lacks %s: %s", cmds[i],
-			      rbuf);
+	if (!path[0]) {
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		snprintf(path, len, "%s/db.tdb", dir);
 	}
+	db = db_open(path, base, &restorable);
+	ck_assert_ptr_nonnull(db);
+	ck_assert_int_eq(restorable, want_restorable);
+	return db;
+}
+
+START_TEST(the_tree_and_quotas_come_back_from_the_database)
+{
+	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64] = "";
+	struct db *db = scratch_db(dir, path, sizeof(path), false);
+
+	srv.db = db;
+	db_follow(db, &srv.store, true);
+	OK(c0, XS_WRITE, "/kept\0value");
+	OK(c0, XS_CONTROL, "quota\0set\0nodes\0" "77\0");
+	server_commit(&srv);
+	srv.store.observer = NULL;
+	db_close(db);
+	srv.db = NULL;
+	teardown();
+
+	setup();
+	srv.db = scratch_db(dir, path, sizeof(path), true);
+	ck_assert_int_eq(server_load(&srv), 0);
+	OK(c0, XS_READ, "/kept\0");
+	ck_assert_str_eq(rbuf, "value");
+	ck_assert_uint_eq(srv.quotas.hard[QUOTA_NODES], 77);
+	OK(c0, XS_CONTROL, "check\0");
+	db_close(srv.db);
+	srv.db = NULL;
+	unlink(path);
+	rmdir(dir);
 }
 END_TEST
 
-START_TEST(control_memreport_counts_nodes_connections_and_watches)
+START_TEST(a_database_without_the_special_nodes_is_not_loaded)
 {
-	unsigned long nodes = srv.store.count;
-	char want[64];
+	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64] = "";
+	struct db *db = scratch_db(dir, path, sizeof(path), false);
 
-	OK(c5, XS_WATCH, "/local/domain/5/w\0t\0");
-	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
-	OK(c0, XS_CONTROL, "memreport\0");
-	snprintf(want, sizeof(want), "nodes: %lu (", nodes);
-	ck_assert_msg(strstr(rbuf, want), "memreport: %s", rbuf);
-	ck_assert_msg(strstr(rbuf, "connections: 2 ("), "memreport: %s", rbuf);
-	ck_assert_msg(strstr(rbuf, "watches: 1\n"), "memreport: %s", rbuf);
-	ck_assert_msg(strstr(rbuf, "transactions: 0\n"), "memreport: %s", rbuf);
-}
-END_TEST
+	srv.db = db;
+	db_follow(db, &srv.store, true);
+	OK(c0, XS_WRITE, "/kept\0value");
+	ck_assert_int_eq(store_remove(&srv.store,
+				      store_lookup(&srv.store, "@releaseDomain"),
+				      NULL, NULL), 0);
+	server_commit(&srv);
+	srv.store.observer = NULL;
+	db_close(db);
+	srv.db = NULL;
+	teardown();
 
-START_TEST(control_print_and_bad_commands)
-{
-	OK(c0, XS_CONTROL, "print\0hello from a test\0");
-	ck_assert_str_eq(rbuf, "OK");
-	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("memreport\0relative\0")),
-			  XS_ERROR);
-	ck_assert_str_eq(rbuf, "EINVAL");
-	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("nonsense\0")), XS_ERROR);
-	ck_assert_str_eq(rbuf, "EINVAL");
-	/* CONTROL is the privileged domains'. */
-	ck_assert_uint_eq(xs(c5, XS_CONTROL, UNIT_BYTES("help\0")), XS_ERROR);
-	ck_assert_str_eq(rbuf, "EACCES");
-}
-END_TEST
-
-START_TEST(control_live_update_needs_a_binary_and_can_be_aborted)
-{
-	OK(c0, XS_CONTROL, "live-update\0-s\0");
-	ck_assert_msg(strstr(rbuf, "no binary given"), "%s", rbuf);
-	OK(c0, XS_CONTROL, "live-update\0-f\0/nonexistent/xenstored\0");
-	ck_assert_msg(strstr(rbuf, "cannot execute"), "%s", rbuf);
-	OK(c0, XS_CONTROL, "live-update\0-f\0/bin/true\0");
-	ck_assert_str_eq(rbuf, "OK");
-	/* No exec hook in a unit test: refused, not attempted. */
-	OK(c0, XS_CONTROL, "live-update\0-s\0");
-	ck_assert_msg(strstr(rbuf, "not available"), "%s", rbuf);
-	OK(c0, XS_CONTROL, "live-update\0-a\0");
-	ck_assert_str_eq(rbuf, "OK");
-	ck_assert_ptr_null(srv.live_update.binary);
+	setup();
+	srv.db = scratch_db(dir, path, sizeof(path), true);
+	ck_assert_int_eq(server_load(&srv), -1);
+	/* The initial tree stays. */
+	ck_assert_ptr_nonnull(store_lookup(&srv.store, "@releaseDomain"));
+	ck_assert_ptr_null(store_lookup(&srv.store, "/kept"));
+	db_close(srv.db);
+	srv.db = NULL;
+	unlink(path);
+	rmdir(dir);
 }
 END_TEST
 
@@ -282,7 +317,6 @@ static Suite *server_suite(void)
 	Suite *s = suite_create("server");
 	TCase *t = tcase_create("server");
 	TCase *d = tcase_create("dispatcher");
-	TCase *ctl = tcase_create("control");
 
 	tcase_add_checked_fixture(d, setup_counting, teardown);
 	tcase_add_test(d, connections_hand_requests_to_the_given_dispatcher);
@@ -294,14 +328,10 @@ static Suite *server_suite(void)
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
 	tcase_add_test(t, a_batch_is_durable_when_its_replies_are_queued);
+	tcase_add_test(t, a_guest_stops_being_read_at_its_outstanding_quota);
+	tcase_add_test(t, the_tree_and_quotas_come_back_from_the_database);
+	tcase_add_test(t, a_database_without_the_special_nodes_is_not_loaded);
 	suite_add_tcase(s, t);
-
-	tcase_add_checked_fixture(ctl, setup, teardown);
-	tcase_add_test(ctl, control_help_lists_every_command);
-	tcase_add_test(ctl, control_memreport_counts_nodes_connections_and_watches);
-	tcase_add_test(ctl, control_print_and_bad_commands);
-	tcase_add_test(ctl, control_live_update_needs_a_binary_and_can_be_aborted);
-	suite_add_tcase(s, ctl);
 	return s;
 }
 
