@@ -86,9 +86,17 @@ static int control_log(struct op_call *call, const char **argv,
 	for (unsigned int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "on") == 0) {
 			if (trace_start() != 0) {
-				log_warn("cannot open the trace file %s: %s",
-					 trace_file_name(), strerror(errno));
-				return errno;
+				int err = errno;
+
+				if (trace_file_name())
+					log_warn("cannot open the trace file "
+						 "%s: %s", trace_file_name(),
+						 strerror(err));
+				else
+					log_warn("log on: no trace file "
+						 "(logfile PATH or -T sets "
+						 "one)");
+				return err;
 			}
 		} else if (strcmp(argv[i], "off") == 0) {
 			trace_stop();
