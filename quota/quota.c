@@ -16,22 +16,13 @@ static const struct {
 	const char *name;
 	const char *description;
 	unsigned int value;		/* upstream's default */
+	int letter;			/* upstream's short option, or 0 */
+	const char *long_name;
 } kinds[QUOTA_KINDS] = {
-	[QUOTA_NODES] = { "nodes", "Nodes per domain", 1000 },
-	[QUOTA_WATCHES] = { "watches", "Watches per domain", 128 },
-	[QUOTA_TRANSACTIONS] = { "transactions", "Transactions per domain", 10 },
-	[QUOTA_OUTSTANDING] = { "outstanding",
-				"Outstanding requests per domain", 20 },
-	[QUOTA_TXN_NODES] = { "transaction-nodes",
-			      "Max. number of accessed nodes per transaction",
-			      1024 },
-	[QUOTA_MEMORY] = { "memory",
-			   "Total Xenstore memory per domain (error level)",
-			   2621440 },
-	[QUOTA_NODE_SIZE] = { "node-size", "Max. size of a node", 2048 },
-	[QUOTA_PATH_MAX] = { "path-max", "Max. length of a node path", 2048 },
-	[QUOTA_PERMS] = { "permissions",
-			  "Max. number of permissions per node", 5 },
+#define QUOTA_ENTRY(id, name, value, letter, long_name, description) \
+	[QUOTA_##id] = { name, description, value, letter, long_name },
+	QUOTA_LIST(QUOTA_ENTRY)
+#undef QUOTA_ENTRY
 };
 
 /* The soft memory limit upstream logs at: 2 MiB. */
@@ -75,6 +66,31 @@ const char *quota_name(enum quota_kind kind)
 const char *quota_description(enum quota_kind kind)
 {
 	return kinds[kind].description;
+}
+
+unsigned int quota_default(enum quota_kind kind)
+{
+	return kinds[kind].value;
+}
+
+int quota_option(enum quota_kind kind)
+{
+	return kinds[kind].letter;
+}
+
+const char *quota_long_option(enum quota_kind kind)
+{
+	return kinds[kind].long_name;
+}
+
+bool quota_parse_option(int letter, enum quota_kind *kind)
+{
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		if (letter && kinds[k].letter == letter) {
+			*kind = (enum quota_kind)k;
+			return true;
+		}
+	return false;
 }
 
 unsigned int quota_limit(const struct quotas *q, unsigned int domid,

@@ -1,4 +1,4 @@
-/* quota: names, defaults and per-domain overrides. */
+/* quota: names, defaults, options and per-domain overrides. */
 #include "tests/unit/unit.h"
 
 #include "quota/quota.h"
@@ -35,6 +35,39 @@ START_TEST(names_round_trip_and_upstream_aliases)
 	ck_assert_int_eq(k, QUOTA_PERMS);
 	ck_assert(!quota_parse_name("path-length", &k));
 	ck_assert(!quota_parse_name("", &k));
+}
+END_TEST
+
+START_TEST(short_options_are_upstreams)
+{
+	static const struct { int letter; enum quota_kind kind;
+			      const char *long_name; } opts[] = {
+		{ 'E', QUOTA_NODES, "entry-nb" },
+		{ 'S', QUOTA_NODE_SIZE, "entry-size" },
+		{ 'W', QUOTA_WATCHES, "watch-nb" },
+		{ 't', QUOTA_TRANSACTIONS, "transaction" },
+		{ 'A', QUOTA_PERMS, "perm-nb" },
+		{ 'M', QUOTA_PATH_MAX, "path-max" },
+	};
+	enum quota_kind k;
+	int with_letter = 0;
+	struct quotas q;
+
+	for (unsigned int i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		ck_assert(quota_parse_option(opts[i].letter, &k));
+		ck_assert_int_eq(k, opts[i].kind);
+		ck_assert_int_eq(quota_option(k), opts[i].letter);
+		ck_assert_str_eq(quota_long_option(k), opts[i].long_name);
+	}
+	quotas_init(&q);
+	for (int i = 0; i < QUOTA_KINDS; i++) {
+		with_letter += quota_option((enum quota_kind)i) != 0;
+		ck_assert_uint_eq(quota_default((enum quota_kind)i), q.hard[i]);
+	}
+	quotas_destroy(&q);
+	ck_assert_int_eq(with_letter, 6);
+	ck_assert(!quota_parse_option('T', &k));
+	ck_assert(!quota_parse_option(0, &k));
 }
 END_TEST
 
@@ -76,6 +109,7 @@ static Suite *quota_suite(void)
 
 	tcase_add_test(t, defaults_are_upstreams);
 	tcase_add_test(t, names_round_trip_and_upstream_aliases);
+	tcase_add_test(t, short_options_are_upstreams);
 	tcase_add_test(t, overrides_apply_to_their_domain_until_forgotten);
 	tcase_add_test(t, zero_is_unlimited_and_sizes_follow_upstream);
 	suite_add_tcase(s, t);
