@@ -24,7 +24,7 @@
  * X(enum suffix, name (SET_QUOTA, -Q, the database), upstream's default,
  * upstream's short option or 0, its long option or NULL, description
  * (GET_QUOTA and xenstore-control quota print it)).  The order is the
- * order they are listed in.
+ * order they are listed in; the database keeps them by name.
  */
 #define QUOTA_LIST(X) \
 	/* nodes a domain owns */ \
@@ -93,12 +93,14 @@ int quota_set_domain(struct quotas *q, unsigned int domid,
 void quota_forget_domain(struct quotas *q, unsigned int domid);
 
 /*
- * Save every limit and override / load them back over what q holds.
- * quotas_load: 0, or -1 for a malformed record (q is then unchanged in
- * its global limits, and may hold some of the overrides).
+ * Save every limit and override, by name (schema/schema.h's "#quotas") /
+ * load them back over what q holds.  quotas_load: 0, or -1 for a
+ * malformed record (q is then unchanged; after ENOMEM it may hold some
+ * of the overrides).  A name this daemon does not know (a kind a newer
+ * one added) is skipped with a warning.
  */
 void quotas_save(const struct quotas *q, struct writer *w);
-int quotas_load(struct quotas *q, struct reader *r);
+int quotas_load(struct quotas *q, const void *data, size_t len);
 
 /* Would value break limit? */
 static inline bool quota_exceeded(unsigned int limit, unsigned long value)
