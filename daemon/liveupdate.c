@@ -1,11 +1,5 @@
 /*
- * Live update.  The image (persist/record.h encoding):
- *
- *   str "xenstored-lu", u32 version
- *   u32 listening fd, str its path ("" when systemd owns it)
- *   u32 n, n x socket client: u32 fd, bytes unhandled input,
- *                             bytes queued output, watches
- *   guest connections (domains_save_conns)
+ * Live update: the image is schema/schema.h's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,10 +13,8 @@
 #include "log/log.h"
 #include "domains/domain.h"
 #include "persist/db.h"
-#include "record/record.h"
+#include "schema/schema.h"
 
-#define LU_MAGIC "xenstored-lu"
-#define LU_VERSION 1
 #define LU_IMAGE_OPTION "--live-update-image"
 
 static struct listener *lu_listener;
@@ -58,32 +50,33 @@ static bool write_image(struct server *srv, const char *path,
 			size_t ok_len)
 {
 	struct evbuffer *b = evbuffer_new();
+	const char *lpath = listener_path(lu_listener);
+	struct schema_lu_head head = {
+		.listen_fd = (uint32_t)listener_fd(lu_listener),
+		.listen_path = lpath ? lpath : "",
+	};
 	struct writer w;
 	struct conn *c;
 	uint32_t nsock = 0;
-	const char *lpath = listener_path(lu_listener);
 	bool done = false;
 	int fd;
 
 	if (!b)
 		return false;
 	wr_init(&w, b);
-	wr_str(&w, LU_MAGIC);
-	wr_u32(&w, LU_VERSION);
-	wr_u32(&w, (uint32_t)listener_fd(lu_listener));
-	wr_str(&w, lpath ? lpath : "");
+	schema_write_lu_head(&w, &head);
 	LIST_FOREACH(c, &srv->conns, link)
 		nsock += !c->closing && socket_conn_fd(c) >= 0;
-	wr_u32(&w, nsock);
+	schema_write_queues_count(&w, nsock);
 	LIST_FOREACH(c, &srv->conns, link) {
 		int sfd = socket_conn_fd(c);
 
 		if (c->closing || sfd < 0)
 			continue;
-		wr_u32(&w, (uint32_t)sfd);
-		wr_evbuffer(&w, c->in);
-		wr_evbuffer_and(&w, c->out, c == requester ? ok : NULL,
-				c == requester ? ok_len : 0);
+		schema_write_queues(&w, (uint32_t)sfd, c->in,
+				    evbuffer_get_length(c->in), c->out,
+				    c == requester ? ok : NULL,
+				    c == requester ? ok_len : 0);
 		server_save_conn_watches(srv, c, &w);
 	}
 	domains_save_conns(srv->domains, &w, requester, ok, ok_len);
@@ -201,9 +194,10 @@ static const char *lu_exec(struct server *srv, struct conn *c,
 
 struct listener *live_update_resume(struct server *srv, const char *path)
 {
+	struct schema_lu_head head;
 	struct listener *l;
 	const char *lpath;
-	uint32_t lfd;
+	uint32_t version = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 
@@ -220,20 +214,25 @@ struct listener *live_update_resume(struct server *srv, const char *path)
 	image_len = (size_t)st.st_size;
 	image_path = strdup(path);
 	rd_init(&image_rd, image, image_len);
-	if (strcmp(rd_str(&image_rd), LU_MAGIC) != 0 ||
-	    rd_u32(&image_rd) != LU_VERSION) {
-		log_error("live update: %s is not an image of this version",
-			  path);
+	switch (schema_read_lu_head(&image_rd, &head, &version)) {
+	case SCHEMA_OURS:
+		break;
+	case SCHEMA_OTHER_VERSION:
+		log_error("live update: %s is an image of version %u, and this "
+			  "program reads version %u only", path, version,
+			  SCHEMA_LU_VERSION);
+		return NULL;
+	case SCHEMA_FOREIGN:
+		log_error("live update: %s is not a live-update image", path);
 		return NULL;
 	}
-	lfd = rd_u32(&image_rd);
-	lpath = rd_str(&image_rd);
-	if (!rd_ok(&image_rd) || fcntl((int)lfd, F_GETFD) < 0) {
+	lpath = head.listen_path;
+	if (fcntl((int)head.listen_fd, F_GETFD) < 0) {
 		log_error("live update: the image names no open listening "
 			  "socket");
 		return NULL;
 	}
-	l = listener_resume(srv, (int)lfd, *lpath ? lpath : NULL);
+	l = listener_resume(srv, (int)head.listen_fd, *lpath ? lpath : NULL);
 	if (l)
 		log_info("live update: serving %s again",
 			 *lpath ? lpath : "the socket systemd passed");
@@ -242,25 +241,29 @@ struct listener *live_update_resume(struct server *srv, const char *path)
 
 int live_update_finish(struct server *srv)
 {
-	uint32_t n = rd_u32(&image_rd);
+	struct schema_queues q;
+	uint32_t n;
 	int rc = -1;
 
-	for (uint32_t i = 0; i < n && rd_ok(&image_rd); i++) {
-		uint32_t fd = rd_u32(&image_rd), in_len, out_len;
-		const void *in = rd_bytes(&image_rd, &in_len);
-		const void *out = rd_bytes(&image_rd, &out_len);
+	if (!schema_read_queues_count(&image_rd, &n)) {
+		log_error("live update: the image is malformed");
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
 		struct conn *c;
 
-		if (!rd_ok(&image_rd) || fcntl((int)fd, F_GETFD) < 0) {
+		if (!schema_read_queues(&image_rd, &q) ||
+		    fcntl((int)q.id, F_GETFD) < 0) {
 			log_error("live update: a socket client without an "
 				  "open descriptor");
 			goto out;
 		}
-		c = socket_conn_resume(srv, (int)fd);
+		c = socket_conn_resume(srv, (int)q.id);
 		/* The socket transport appends what it reads: the
 		 * saved bytes go in front of whatever it reads next. */
-		if (!c || (in_len && evbuffer_prepend(c->in, in, in_len) != 0) ||
-		    (out_len && evbuffer_add(c->out, out, out_len) != 0)) {
+		if (!c || (q.in_len &&
+			   evbuffer_prepend(c->in, q.in, q.in_len) != 0) ||
+		    (q.out_len && evbuffer_add(c->out, q.out, q.out_len) != 0)) {
 			log_error("live update: cannot restore a socket client: "
 				  "out of memory");
 			if (c)
@@ -273,8 +276,8 @@ int live_update_finish(struct server *srv)
 				  "are malformed");
 			goto out;
 		}
-		c->out_total += out_len;
-		if (out_len)
+		c->out_total += q.out_len;
+		if (q.out_len)
 			c->tp->kick(c);
 		c->restored = true;
 		/* Requests it sent meanwhile wait in the socket or in c->in. */

@@ -15,6 +15,38 @@
 #include "log/trace.h"
 #include "protocol/wire.h"
 
+/* The quotas' lines, from quota/quota.h's one list. */
+static void usage_quotas(FILE *out)
+{
+	const char *indent = "                          ";
+	size_t col;
+
+	for (int k = 0; k < QUOTA_KINDS; k++) {
+		char opt[32];
+
+		if (!quota_option(k))
+			continue;
+		snprintf(opt, sizeof(opt), "--%s N", quota_long_option(k));
+		fprintf(out, "  -%c, %-19s quota %s (default %u)\n",
+			quota_option(k), opt, quota_name(k), quota_default(k));
+	}
+	fprintf(out, "  -Q, --quota NAME=N      any quota by name (0 is "
+		"unlimited):\n%s", indent);
+	col = strlen(indent);
+	for (int k = 0; k < QUOTA_KINDS; k++) {
+		size_t len = strlen(quota_name(k)) + 2;	/* and ", " */
+		bool wrap = k && col + len > 78;
+
+		fprintf(out, "%s%s%s", k ? "," : "", wrap ? "\n" : k ? " " : "",
+			wrap ? indent : "");
+		if (wrap)
+			col = strlen(indent);
+		fputs(quota_name(k), out);
+		col += len;
+	}
+	fputc('\n', out);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -42,16 +74,10 @@ static void usage(FILE *out)
 "  -v, --verbose           log more (info; twice: debug)\n"
 "  -T, --trace-file FILE   trace every request, reply and connection to FILE\n"
 "      --trace-control=[+-]SWITCH\n"
-"                          turn a trace switch on or off: io, conn\n"
-"  -E, --entry-nb N        nodes a domain may own (quota nodes, default 1000)\n"
-"  -S, --entry-size N      bytes of one node (node-size, default 2048)\n"
-"  -W, --watch-nb N        watches per domain (watches, default 128)\n"
-"  -t, --transaction N     open transactions per domain (default 10)\n"
-"  -A, --perm-nb N         entries of a permission list (permissions, 5)\n"
-"  -M, --path-max N        path length below a domain's home (default 2048)\n"
-"  -Q, --quota NAME=N      any quota by name: nodes, watches, transactions,\n"
-"                          outstanding, transaction-nodes, memory, node-size,\n"
-"                          path-max, permissions; 0 is unlimited\n"
+"                          turn a trace switch on or off: io, conn\n",
+		XS_DEFAULT_RUNDIR);
+	usage_quotas(out);
+	fprintf(out,
 "  -q, --quota-soft memory=N\n"
 "                          memory a domain may use before it is logged\n"
 "  -H, -h, --help          show this help and exit\n"
@@ -59,8 +85,7 @@ static void usage(FILE *out)
 "\n"
 "Signals: SIGTERM and SIGINT stop the daemon; SIGHUP reopens the log and\n"
 "trace files.  Exit status: 0 after a clean stop, 1 on a start-up or\n"
-"run-time failure, 2 on a usage error.\n",
-		XS_DEFAULT_RUNDIR);
+"run-time failure, 2 on a usage error.\n");
 }
 
 char *default_socket_path(void)
@@ -172,7 +197,7 @@ int parse_options(int argc, char **argv, struct options *o)
 		OPT_LOG_LEVEL, OPT_TRACE_CONTROL, OPT_DATABASE,
 		OPT_NO_DATABASE, OPT_LIVE_UPDATE_IMAGE,
 	};
-	static const struct option longopts[] = {
+	static const struct option fixed[] = {
 		{ "no-fork", no_argument, NULL, 'N' },
 		{ "pid-file", required_argument, NULL, 'F' },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -183,12 +208,6 @@ int parse_options(int argc, char **argv, struct options *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "trace-file", required_argument, NULL, 'T' },
 		{ "trace-control", required_argument, NULL, OPT_TRACE_CONTROL },
-		{ "entry-nb", required_argument, NULL, 'E' },
-		{ "entry-size", required_argument, NULL, 'S' },
-		{ "watch-nb", required_argument, NULL, 'W' },
-		{ "transaction", required_argument, NULL, 't' },
-		{ "perm-nb", required_argument, NULL, 'A' },
-		{ "path-max", required_argument, NULL, 'M' },
 		{ "quota", required_argument, NULL, 'Q' },
 		{ "quota-soft", required_argument, NULL, 'q' },
 		{ "database", required_argument, NULL, OPT_DATABASE },
@@ -197,11 +216,28 @@ int parse_options(int argc, char **argv, struct options *o)
 		  OPT_LIVE_UPDATE_IMAGE },
 		{ "help", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
 	};
+	/* The fixed options, then each quota's (quota/quota.h). */
+	struct option longopts[sizeof(fixed) / sizeof(fixed[0]) + QUOTA_KINDS + 1];
+	char shortopts[64] = "NF:L:vT:Q:q:HhV";
+	size_t nlong = sizeof(fixed) / sizeof(fixed[0]), nshort = strlen(shortopts);
+	enum quota_kind kind;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "NF:L:vT:E:S:W:t:A:M:Q:q:HhV", longopts,
+	memcpy(longopts, fixed, sizeof(fixed));
+	for (int k = 0; k < QUOTA_KINDS; k++) {
+		if (!quota_option(k))
+			continue;
+		longopts[nlong++] = (struct option){
+			quota_long_option(k), required_argument, NULL,
+			quota_option(k),
+		};
+		shortopts[nshort++] = (char)quota_option(k);
+		shortopts[nshort++] = ':';
+	}
+	longopts[nlong] = (struct option){ NULL, 0, NULL, 0 };
+	shortopts[nshort] = '\0';
+	while ((opt = getopt_long(argc, argv, shortopts, longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'N': o->foreground = true; break;
@@ -242,20 +278,6 @@ int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->trace_controls[o->n_trace_controls++] = optarg;
 			break;
-		case 'E': case 'S': case 'W': case 't': case 'A': case 'M': {
-			static const char letters[] = "ESWtAM";
-			static const enum quota_kind kinds[] = {
-				QUOTA_NODES, QUOTA_NODE_SIZE, QUOTA_WATCHES,
-				QUOTA_TRANSACTIONS, QUOTA_PERMS, QUOTA_PATH_MAX,
-			};
-			char opt_name[] = { '-', (char)opt, '\0' };
-
-			if (set_quota_option(o, opt_name,
-					     kinds[strchr(letters, opt) - letters],
-					     optarg) != 0)
-				return -1;
-			break;
-		}
 		case 'Q':
 		case 'q':
 			if (parse_named_quota(o, opt == 'Q' ? "--quota"
@@ -266,7 +288,17 @@ int parse_options(int argc, char **argv, struct options *o)
 		case 'H':
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xenstored %s\n", PACKAGE_VERSION); exit(0);
-		default: usage(stderr); return -1;
+		default:
+			if (quota_parse_option(opt, &kind)) {
+				char opt_name[] = { '-', (char)opt, '\0' };
+
+				if (set_quota_option(o, opt_name, kind,
+						     optarg) != 0)
+					return -1;
+				break;
+			}
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind < argc) {

@@ -102,7 +102,6 @@ void domain_io(evutil_socket_t fd, short what, void *arg);
 void restore_input(struct domain *d);
 
 /* restore.c */
-void input_key(char *buf, size_t len, unsigned int domid);
 void save_domain(struct domain *d);
 void forget_input(struct domain *d);
 void forget_record(struct domains *ds, unsigned int domid);

@@ -1,8 +1,8 @@
 /*
  * What a restart or a live update needs of the domain table: each domain's
- * record in the database (#domain/<domid>), the start of a request that
- * left its ring (#input/<domid>, written by ring_conn.c), serving the
- * saved domains again, and the bytes a live update carries over.
+ * record in the database, the start of a request that left its ring
+ * (written by ring_conn.c), serving the saved domains again, and the
+ * bytes a live update carries over (schema/schema.h has every record).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,61 +13,49 @@
 #include "domains/domain_impl.h"
 #include "log/log.h"
 #include "persist/db.h"
-#include "record/record.h"
-
-static void record_key(char *buf, size_t len, unsigned int domid)
-{
-	snprintf(buf, len, "#domain/%u", domid);
-}
-
-/* The start of a request that left the ring before its end arrived. */
-void input_key(char *buf, size_t len, unsigned int domid)
-{
-	snprintf(buf, len, "#input/%u", domid);
-}
+#include "schema/schema.h"
 
 static void encode_domain(const void *obj, struct writer *w)
 {
 	const struct domain *d = obj;
+	struct schema_domain rec = {
+		.domid = d->domid, .gfn = d->gfn, .port = d->remote_port,
+		.features = d->features, .target = d->target,
+		.introduced = d->introduced, .shutdown_seen = d->shutdown_seen,
+	};
 
-	wr_u32(w, d->domid);
-	wr_u64(w, d->gfn);
-	wr_u32(w, d->remote_port);
-	wr_u32(w, d->features);
-	wr_u32(w, d->target);
-	wr_u8(w, d->introduced);
-	wr_u8(w, d->shutdown_seen);
+	schema_write_domain(w, &rec);
 }
 
 /* Save what a restart needs to serve d again. */
 void save_domain(struct domain *d)
 {
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
 	if (d->domid == d->ds->master_domid)
 		return;		/* dom0's own ring is found again at start */
-	record_key(key, sizeof(key), d->domid);
+	schema_key_domain(key, d->domid);
 	db_put_encoded(d->ds->db, key, encode_domain, d);
 }
 
 void forget_input(struct domain *d)
 {
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
 	if (!d->input_saved)
 		return;
-	input_key(key, sizeof(key), d->domid);
+	schema_key_input(key, d->domid);
 	db_delete(d->ds->db, key);
 	d->input_saved = false;
 }
 
 void forget_record(struct domains *ds, unsigned int domid)
 {
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
-	record_key(key, sizeof(key), domid);
+	schema_key_domain(key, domid);
 	db_delete(ds->db, key);
-	input_key(key, sizeof(key), domid);
+	schema_key_input(key, domid);
 	db_delete(ds->db, key);
 }
 
@@ -122,30 +110,20 @@ static int restore_one(const char *name, const void *data, size_t len,
 		       void *arg)
 {
 	struct domains *ds = ((struct restore *)arg)->ds;
-	struct reader r;
+	struct schema_domain rec;
 	struct domain *d;
-	uint32_t domid, port, features, target;
-	uint64_t gfn;
-	bool introduced, shutdown_seen;
 
-	(void)name;
-	rd_init(&r, data, len);
-	domid = rd_u32(&r);
-	gfn = rd_u64(&r);
-	port = rd_u32(&r);
-	features = rd_u32(&r);
-	target = rd_u32(&r);
-	introduced = rd_u8(&r);
-	shutdown_seen = rd_u8(&r);
-	if (!rd_done(&r) || domid >= DOMAIN_ID_LIMIT ||
-	    features & ~DOMAIN_FEATURES_ALL) {
+	/* The schema checks the layout; the ids and features are ours. */
+	if (!schema_decode_domain(data, len, &rec) ||
+	    rec.domid >= DOMAIN_ID_LIMIT ||
+	    rec.features & ~DOMAIN_FEATURES_ALL) {
 		log_error("database: a malformed domain record (%s): ignored",
 			  name);
 		return 0;
 	}
-	if (find_domain(ds, domid))
+	if (find_domain(ds, rec.domid))
 		return 0;
-	switch (xen_domain_state(ds->xen, domid)) {
+	switch (xen_domain_state(ds->xen, rec.domid)) {
 	case XEN_DOMAIN_DYING:
 	case XEN_DOMAIN_GONE: {
 		struct restore *how = arg;
@@ -154,29 +132,29 @@ static int restore_one(const char *name, const void *data, size_t len,
 
 		if (!dead) {
 			log_error("domain %u: out of memory to release it",
-				  domid);
+				  rec.domid);
 			return 0;
 		}
 		how->dead = dead;
-		how->dead[how->ndead].domid = domid;
-		how->dead[how->ndead++].introduced = introduced;
+		how->dead[how->ndead].domid = rec.domid;
+		how->dead[how->ndead++].introduced = rec.introduced;
 		return 0;
 	}
 	default:
 		break;
 	}
-	d = domain_alloc(ds, domid);
+	d = domain_alloc(ds, rec.domid);
 	if (!d) {
-		log_error("domain %u: out of memory to restore it", domid);
+		log_error("domain %u: out of memory to restore it", rec.domid);
 		return 0;
 	}
-	d->gfn = gfn;
-	d->remote_port = port;
-	d->features = features;
-	d->target = target;
-	d->introduced = introduced;
-	d->shutdown_seen = shutdown_seen;
-	if (introduced)
+	d->gfn = rec.gfn;
+	d->remote_port = rec.port;
+	d->features = rec.features;
+	d->target = rec.target;
+	d->introduced = rec.introduced;
+	d->shutdown_seen = rec.shutdown_seen;
+	if (rec.introduced)
 		resume_domain(d, ((struct restore *)arg)->fire);
 	return 0;
 }
@@ -200,13 +178,13 @@ void domains_restore(struct domains *ds, bool fire)
 	if (!ds->db)
 		return;
 	if (!ds->xen) {
-		db_each(ds->db, "#domain/", count_one, &saved);
+		db_each(ds->db, SCHEMA_PREFIX_DOMAIN, count_one, &saved);
 		if (saved)
 			log_warn("the database names %u domains, but there is "
 				 "no Xen here: they are not served", saved);
 		return;
 	}
-	db_each(ds->db, "#domain/", restore_one, &how);
+	db_each(ds->db, SCHEMA_PREFIX_DOMAIN, restore_one, &how);
 	/* dom0's own ring came up before its watches were known. */
 	d = find_domain(ds, ds->master_domid);
 	if (d && d->conn)
@@ -244,48 +222,46 @@ void domains_save_conns(struct domains *ds, struct writer *w,
 
 	HASH_ITER(hh, ds->by_id, d, tmp)
 		n += d->conn != NULL;
-	wr_u32(w, n);
+	schema_write_queues_count(w, n);
 	HASH_ITER(hh, ds->by_id, d, tmp) {
 		struct conn *c = d->conn;
-		unsigned char *in;
 
 		if (!c)
 			continue;
-		wr_u32(w, d->domid);
 		/* Only the requests already gone from the ring: the new
 		 * program peeks the others again. */
-		in = evbuffer_pullup(c->in, (ssize_t)d->in_consumed);
-		wr_bytes(w, in, in ? d->in_consumed : 0);
-		wr_evbuffer_and(w, c->out, c == extra_for ? extra : NULL,
-				c == extra_for ? extra_len : 0);
+		schema_write_queues(w, d->domid, c->in, d->in_consumed, c->out,
+				    c == extra_for ? extra : NULL,
+				    c == extra_for ? extra_len : 0);
 	}
 }
 
 int domains_load_conns(struct domains *ds, struct reader *r)
 {
-	uint32_t n = rd_u32(r);
+	struct schema_queues q;
+	uint32_t n;
 
-	for (uint32_t i = 0; i < n && rd_ok(r); i++) {
-		uint32_t domid = rd_u32(r), in_len, out_len;
-		const void *in = rd_bytes(r, &in_len);
-		const void *out = rd_bytes(r, &out_len);
-		struct domain *d = find_domain(ds, domid);
+	if (!schema_read_queues_count(r, &n))
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		struct domain *d;
 
-		if (!rd_ok(r))
-			break;
+		if (!schema_read_queues(r, &q))
+			return -1;
+		d = find_domain(ds, q.id);
 		if (!d || !d->conn) {
 			log_warn("live update: domain %u is not served any more; "
-				 "its queued bytes are dropped", domid);
+				 "its queued bytes are dropped", q.id);
 			continue;
 		}
 		/* The image, not the database, has what left the ring. */
 		evbuffer_drain(d->conn->in, evbuffer_get_length(d->conn->in));
-		if (evbuffer_add(d->conn->in, in, in_len) != 0 ||
-		    evbuffer_add(d->conn->out, out, out_len) != 0)
+		if (evbuffer_add(d->conn->in, q.in, q.in_len) != 0 ||
+		    evbuffer_add(d->conn->out, q.out, q.out_len) != 0)
 			return -1;
-		d->conn->out_total += out_len;
-		d->in_consumed = in_len;
+		d->conn->out_total += q.out_len;
+		d->in_consumed = q.in_len;
 		schedule_io(d);
 	}
-	return rd_ok(r) ? 0 : -1;
+	return 0;
 }

@@ -23,7 +23,7 @@
 #include "domains/domain_impl.h"
 #include "log/log.h"
 #include "persist/db.h"
-#include "record/record.h"
+#include "schema/schema.h"
 
 static void ring_kick(struct conn *c)
 {
@@ -198,8 +198,7 @@ static void encode_input(const void *obj, struct writer *w)
 {
 	const struct held_input *h = obj;
 
-	wr_u32(w, h->end);
-	wr_evbuffer(w, h->bytes);
+	schema_write_input(w, h->end, h->bytes);
 }
 
 /*
@@ -218,10 +217,10 @@ static void release_partial(struct domain *d)
 		.bytes = d->conn->in,
 	};
 	struct domains *ds = d->ds;
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
 	if (ds->db) {
-		input_key(key, sizeof(key), d->domid);
+		schema_key_input(key, d->domid);
 		db_put_encoded(ds->db, key, encode_input, &h);
 		ds->up->commit(ds->up->owner);
 		d->input_saved = true;
@@ -240,34 +239,19 @@ static int restore_input_cb(const void *data, size_t len, void *arg)
 {
 	struct input_check *ic = arg;
 	struct domain *d = ic->d;
-	struct reader r;
-	uint32_t end, n;
-	const unsigned char *bytes;
-	struct xsd_sockmsg hdr;
+	struct schema_input in;
 
-	rd_init(&r, data, len);
-	end = rd_u32(&r);
-	bytes = rd_bytes(&r, &n);
-	if (!rd_done(&r) || n == 0 || n >= DOMAIN_INPUT_MAX) {
-		log_error("database: a malformed #input/%u record: ignored",
-			  d->domid);
+	if (!schema_decode_input(data, len, &in)) {
+		log_error("domain %u: its saved partial request is malformed "
+			  "(no request's start): ignored", d->domid);
 		return 0;
 	}
 	/* Another index: the rest was handled, or the ring was reset. */
-	if (end != ic->cons)
+	if (in.end != ic->cons)
 		return 0;
-	if (n >= WIRE_HDR_LEN) {
-		wire_decode_header(bytes, &hdr);
-		if (hdr.len > XENSTORE_PAYLOAD_MAX ||
-		    n >= WIRE_HDR_LEN + hdr.len) {
-			log_error("database: #input/%u is no request's start: "
-				  "ignored", d->domid);
-			return 0;
-		}
-	}
-	if (evbuffer_add(d->conn->in, bytes, n) != 0)
+	if (evbuffer_add(d->conn->in, in.bytes, in.len) != 0)
 		return -1;
-	d->in_consumed = n;
+	d->in_consumed = in.len;
 	return 0;
 }
 
@@ -275,9 +259,9 @@ static int restore_input_cb(const void *data, size_t len, void *arg)
 void restore_input(struct domain *d)
 {
 	struct input_check ic = { d, intf_of(d)->req_cons };
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
-	input_key(key, sizeof(key), d->domid);
+	schema_key_input(key, d->domid);
 	d->input_saved = true;	/* whatever is there goes once handled */
 	if (db_get(d->ds->db, key, restore_input_cb, &ic) < 0)
 		log_error("domain %u: out of memory for its partial request",

@@ -1,10 +1,5 @@
 /*
- * The tdb file.  Record layouts (persist/record.h encoding):
- *
- *   "#format"            "xenstored-db" version
- *   "/path", "@special"  u64 born, u32 n, n x (u32 domid, u32 access),
- *                        bytes value
- *   "#..."               whatever their owner wrote
+ * The tdb file: its records are schema/schema.h's.
  *
  * The file is opened without locking (TDB_NOLOCK): the pid file and the
  * socket already keep a second daemon away, and every lock is a system
@@ -22,12 +17,8 @@
 
 #include "log/log.h"
 #include "persist/db_impl.h"
-#include "record/record.h"
-#include "protocol/wire.h"
-#include "store/path.h"
+#include "schema/schema.h"
 
-#define DB_MAGIC "xenstored-db"
-#define DB_VERSION 1
 /* Hash chains.  Every tdb transaction copies the whole table (4 bytes a
  * chain), so a larger one slows every commit; a smaller one makes the
  * chains a write walks longer (15 records each at a million nodes).
@@ -165,19 +156,17 @@ int db_commit(struct db *db)
 static void node_changed(const struct node *n, void *arg)
 {
 	struct db *db = arg;
+	struct schema_node rec = {
+		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
+		.value = n->value, .value_len = n->value_len,
+	};
 	struct writer w;
 
 	if (db->failed)
 		return;
 	evbuffer_drain(db->scratch, evbuffer_get_length(db->scratch));
 	wr_init(&w, db->scratch);
-	wr_u64(&w, n->born);
-	wr_u32(&w, n->perms->n);
-	for (unsigned int i = 0; i < n->perms->n; i++) {
-		wr_u32(&w, n->perms->e[i].domid);
-		wr_u32(&w, n->perms->e[i].access);
-	}
-	wr_bytes(&w, n->value, n->value_len);
+	schema_write_node(&w, &rec);
 	if (!wr_ok(&w)) {
 		db_fail(db, "encoding a node (out of memory)");
 		return;
@@ -210,35 +199,44 @@ void db_follow(struct db *db, struct store *s, bool save_all)
 	}
 }
 
-/* One node record, read back. */
 /* ---- the file ---- */
 
+/* Whether the file's format record (if *present) is ours, of this
+ * version; false after a log message naming what it is instead. */
 static bool format_ok(struct db *db, bool *present)
 {
-	TDB_DATA v = tdb_fetch(db->tdb, key_of("#format"));
-	struct reader r;
-	bool ok;
+	TDB_DATA v = tdb_fetch(db->tdb, key_of(SCHEMA_KEY_FORMAT));
+	enum schema_format f;
+	uint32_t version = 0;
 
 	*present = v.dptr != NULL;
-	if (!v.dptr)
-		return tdb_error(db->tdb) == TDB_ERR_NOEXIST;
-	rd_init(&r, v.dptr, v.dsize);
-	ok = strcmp(rd_str(&r), DB_MAGIC) == 0 && rd_u32(&r) == DB_VERSION &&
-	     rd_done(&r);
-	free(v.dptr);
-	return ok;
+	if (!v.dptr) {
+		if (tdb_error(db->tdb) == TDB_ERR_NOEXIST)
+			return true;
+		f = SCHEMA_FOREIGN;
+	} else {
+		f = schema_decode_format(v.dptr, v.dsize, &version);
+		free(v.dptr);
+	}
+	if (f == SCHEMA_OTHER_VERSION)
+		log_error("%s is a xenstored database of version %u, and this "
+			  "daemon reads version %u only; move it away to start "
+			  "empty", db->path, version, SCHEMA_DB_VERSION);
+	else if (f == SCHEMA_FOREIGN)
+		log_error("%s is not a xenstored database; move it away to "
+			  "start empty", db->path);
+	return f == SCHEMA_OURS;
 }
 
 static void encode_format(const void *unused, struct writer *w)
 {
 	(void)unused;
-	wr_str(w, DB_MAGIC);
-	wr_u32(w, DB_VERSION);
+	schema_write_format(w);
 }
 
 static int write_format(struct db *db)
 {
-	if (db_put_encoded(db, "#format", encode_format, NULL) != 0)
+	if (db_put_encoded(db, SCHEMA_KEY_FORMAT, encode_format, NULL) != 0)
 		return -1;
 	return db_commit(db);
 }
@@ -280,11 +278,8 @@ struct db *db_open(const char *path, struct event_base *base,
 			  "empty)");
 		goto fail;
 	}
-	if (!format_ok(db, &present)) {
-		log_error("%s is not a xenstored database of this version; "
-			  "move it away to start empty", path);
+	if (!format_ok(db, &present))
 		goto fail;
-	}
 	if (!present && !fresh) {
 		TDB_DATA k = tdb_firstkey(db->tdb);
 

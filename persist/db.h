@@ -5,7 +5,8 @@
  * its creation generation, permissions and value; children are found by
  * path on load, ordered by creation).  Other state a restart needs (the
  * domain table, each guest's watches, the quotas) lives in records whose
- * keys start with '#', written by their owners through db_put.
+ * keys start with '#', written by their owners through db_put.  Every
+ * key and layout, and the version of the file, is schema/schema.h's.
  *
  * Changes collect in one tdb transaction, opened at the first change and
  * made durable by db_commit, which the request loop calls before a reply

@@ -12,9 +12,7 @@
 
 #include "log/log.h"
 #include "persist/db_impl.h"
-#include "protocol/wire.h"
-#include "record/record.h"
-#include "store/path.h"
+#include "schema/schema.h"
 
 struct saved_node {
 	uint64_t born;
@@ -102,31 +100,22 @@ static bool grow(void *vp, size_t *cap, size_t n, size_t size)
 	return true;
 }
 
-/* The permissions encoded at raw (np entries, checked to be there). */
-static struct perms *decode_perms(struct load_state *st,
-				  const unsigned char *raw, uint32_t np)
+/* The permissions of a decoded node: the last list decoded again when
+ * they are the same bytes. */
+static struct perms *node_perms(struct load_state *st,
+				const struct schema_node *rec)
 {
-	size_t len = (size_t)np * 8;
+	size_t len = schema_node_perms_len(rec);
 	struct perms *perms;
-	struct reader r;
 
 	if (st->last_perms && st->last_raw_len == len &&
-	    memcmp(st->last_raw, raw, len) == 0)
+	    memcmp(st->last_raw, rec->perms_raw, len) == 0)
 		return perms_ref(st->last_perms);
-	perms = perms_alloc(np);
+	perms = perms_alloc(rec->nperms);
 	if (!perms)
 		return NULL;
-	rd_init(&r, raw, len);
-	for (uint32_t i = 0; i < np; i++) {
-		perms->e[i].domid = rd_u32(&r);
-		perms->e[i].access = rd_u32(&r);
-		if (perms->e[i].domid >= STORE_DOMIDS ||
-		    perms->e[i].access & ~(uint32_t)(PERM_READ | PERM_WRITE |
-						     PERM_IGNORE)) {
-			perms_unref(perms);
-			return NULL;
-		}
-	}
+	for (uint32_t i = 0; i < rec->nperms; i++)
+		perms->e[i] = schema_node_perm(rec, i);
 	if (st->last_raw_cap < len) {
 		unsigned char *b = realloc(st->last_raw, len);
 
@@ -135,7 +124,7 @@ static struct perms *decode_perms(struct load_state *st,
 		st->last_raw = b;
 		st->last_raw_cap = len;
 	}
-	memcpy(st->last_raw, raw, len);
+	memcpy(st->last_raw, rec->perms_raw, len);
 	st->last_raw_len = len;
 	if (st->last_perms)
 		perms_unref(st->last_perms);
@@ -147,34 +136,22 @@ static struct perms *decode_perms(struct load_state *st,
 static bool decode_node(struct load_state *st, const TDB_DATA *key,
 			const TDB_DATA *data, struct saved_node *out)
 {
-	struct reader r;
-	const unsigned char *raw;
-	uint32_t np, vlen;
-	const void *value;
+	struct schema_node rec;
 	char *path;
 
-	rd_init(&r, data->dptr, data->dsize);
-	out->born = rd_u64(&r);
-	np = rd_u32(&r);
-	if (!rd_ok(&r) || np == 0 || np > r.left / 8)
+	if (!schema_decode_node(key->dptr, key->dsize, data->dptr,
+				data->dsize, &rec))
 		return false;
-	raw = r.p;
-	r.p += (size_t)np * 8;
-	r.left -= (size_t)np * 8;
-	value = rd_bytes(&r, &vlen);
-	if (!rd_done(&r) || out->born == 0 || vlen > XENSTORE_PAYLOAD_MAX ||
-	    key->dsize == 0 || key->dsize > PATH_ABS_MAX + 64 ||
-	    memchr(key->dptr, '\0', key->dsize))
-		return false;
-	path = arena_alloc(&st->arena, key->dsize + 1 + vlen);
-	out->perms = path ? decode_perms(st, raw, np) : NULL;
+	path = arena_alloc(&st->arena, key->dsize + 1 + rec.value_len);
+	out->perms = path ? node_perms(st, &rec) : NULL;
 	if (!out->perms)
 		return false;
 	memcpy(path, key->dptr, key->dsize);
 	path[key->dsize] = '\0';
-	memcpy(path + key->dsize + 1, value, vlen);
+	memcpy(path + key->dsize + 1, rec.value, rec.value_len);
+	out->born = rec.born;
 	out->path = path;
-	out->value_len = vlen;
+	out->value_len = rec.value_len;
 	return true;
 }
 
@@ -201,7 +178,7 @@ static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
 {
 	struct load_state *st = arg;
 
-	if (key.dsize && key.dptr[0] == '#') {
+	if (!schema_key_is_node(key.dptr, key.dsize)) {
 		if (keep_side_record(st, &key, &data))
 			return 0;
 		st->bad = "out of memory";

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/log.h"
 #include "quota/quota.h"
+#include "schema/schema.h"
 
 struct quota_domain {
 	UT_hash_handle hh;
@@ -16,22 +18,13 @@ static const struct {
 	const char *name;
 	const char *description;
 	unsigned int value;		/* upstream's default */
+	int letter;			/* upstream's short option, or 0 */
+	const char *long_name;
 } kinds[QUOTA_KINDS] = {
-	[QUOTA_NODES] = { "nodes", "Nodes per domain", 1000 },
-	[QUOTA_WATCHES] = { "watches", "Watches per domain", 128 },
-	[QUOTA_TRANSACTIONS] = { "transactions", "Transactions per domain", 10 },
-	[QUOTA_OUTSTANDING] = { "outstanding",
-				"Outstanding requests per domain", 20 },
-	[QUOTA_TXN_NODES] = { "transaction-nodes",
-			      "Max. number of accessed nodes per transaction",
-			      1024 },
-	[QUOTA_MEMORY] = { "memory",
-			   "Total Xenstore memory per domain (error level)",
-			   2621440 },
-	[QUOTA_NODE_SIZE] = { "node-size", "Max. size of a node", 2048 },
-	[QUOTA_PATH_MAX] = { "path-max", "Max. length of a node path", 2048 },
-	[QUOTA_PERMS] = { "permissions",
-			  "Max. number of permissions per node", 5 },
+#define QUOTA_ENTRY(id, name, value, letter, long_name, description) \
+	[QUOTA_##id] = { name, description, value, letter, long_name },
+	QUOTA_LIST(QUOTA_ENTRY)
+#undef QUOTA_ENTRY
 };
 
 /* The soft memory limit upstream logs at: 2 MiB. */
@@ -77,6 +70,31 @@ const char *quota_description(enum quota_kind kind)
 	return kinds[kind].description;
 }
 
+unsigned int quota_default(enum quota_kind kind)
+{
+	return kinds[kind].value;
+}
+
+int quota_option(enum quota_kind kind)
+{
+	return kinds[kind].letter;
+}
+
+const char *quota_long_option(enum quota_kind kind)
+{
+	return kinds[kind].long_name;
+}
+
+bool quota_parse_option(int letter, enum quota_kind *kind)
+{
+	for (int k = 0; k < QUOTA_KINDS; k++)
+		if (letter && kinds[k].letter == letter) {
+			*kind = (enum quota_kind)k;
+			return true;
+		}
+	return false;
+}
+
 unsigned int quota_limit(const struct quotas *q, unsigned int domid,
 			 enum quota_kind kind)
 {
@@ -119,45 +137,54 @@ void quota_forget_domain(struct quotas *q, unsigned int domid)
 void quotas_save(const struct quotas *q, struct writer *w)
 {
 	const struct quota_domain *d, *tmp;
+	struct schema_quota sq;
+	uint32_t n = QUOTA_KINDS;
 
-	wr_u32(w, QUOTA_KINDS);
-	for (int k = 0; k < QUOTA_KINDS; k++)
-		wr_u32(w, q->hard[k]);
-	wr_u32(w, q->soft_memory);
-	wr_u32(w, HASH_COUNT(q->domains));
+	HASH_ITER(hh, q->domains, d, tmp)
+		n += (uint32_t)__builtin_popcount(d->set);
+	schema_write_quotas_head(w, q->soft_memory, n);
+	for (int k = 0; k < QUOTA_KINDS; k++) {
+		sq = (struct schema_quota){ SCHEMA_QUOTA_GLOBAL, kinds[k].name,
+					    q->hard[k] };
+		schema_write_quota(w, &sq);
+	}
 	HASH_ITER(hh, q->domains, d, tmp) {
-		wr_u32(w, d->domid);
-		wr_u32(w, d->set);
-		for (int k = 0; k < QUOTA_KINDS; k++)
-			wr_u32(w, d->value[k]);
+		for (int k = 0; k < QUOTA_KINDS; k++) {
+			if (!(d->set & (1u << k)))
+				continue;
+			sq = (struct schema_quota){ d->domid, kinds[k].name,
+						    d->value[k] };
+			schema_write_quota(w, &sq);
+		}
 	}
 }
 
-int quotas_load(struct quotas *q, struct reader *r)
+static int load_one(const struct schema_quota *sq, void *arg)
 {
-	unsigned int hard[QUOTA_KINDS], soft;
-	uint32_t ndomains;
+	struct quotas *q = arg;
+	enum quota_kind kind;
 
-	if (rd_u32(r) != QUOTA_KINDS)
-		return -1;
-	for (int k = 0; k < QUOTA_KINDS; k++)
-		hard[k] = rd_u32(r);
-	soft = rd_u32(r);
-	ndomains = rd_u32(r);
-	if (!rd_ok(r))
-		return -1;
-	memcpy(q->hard, hard, sizeof(hard));
-	q->soft_memory = soft;
-	for (uint32_t i = 0; i < ndomains && rd_ok(r); i++) {
-		uint32_t domid = rd_u32(r), set = rd_u32(r);
-
-		for (int k = 0; k < QUOTA_KINDS; k++) {
-			uint32_t v = rd_u32(r);
-
-			if (rd_ok(r) && (set & (1u << k)) &&
-			    quota_set_domain(q, domid, (enum quota_kind)k, v))
-				return -1;
-		}
+	/* By its exact name: the alias is for the command line. */
+	if (strcmp(sq->name, "node-permissions") == 0 ||
+	    !quota_parse_name(sq->name, &kind)) {
+		log_warn("database: no quota is named '%s' here: its value "
+			 "%u is not restored", sq->name, sq->value);
+		return 0;
 	}
-	return rd_done(r) ? 0 : -1;
+	if (sq->domid == SCHEMA_QUOTA_GLOBAL) {
+		q->hard[kind] = sq->value;
+		return 0;
+	}
+	return quota_set_domain(q, sq->domid, kind, sq->value) ? -1 : 0;
+}
+
+int quotas_load(struct quotas *q, const void *data, size_t len)
+{
+	uint32_t soft;
+
+	/* Checked whole first, so a bad record changes nothing. */
+	if (schema_decode_quotas(data, len, &soft, NULL, NULL) != 0)
+		return -1;
+	q->soft_memory = soft;
+	return schema_decode_quotas(data, len, &soft, load_one, q);
 }

@@ -12,14 +12,7 @@
 #include "log/log.h"
 #include "server/server.h"
 #include "persist/db.h"
-#include "record/record.h"
-
-#define QUOTAS_KEY "#quotas"
-
-static void watches_key(char *buf, size_t len, unsigned int domid)
-{
-	snprintf(buf, len, "#watches/%u", domid);
-}
+#include "schema/schema.h"
 
 void server_commit(struct server *srv)
 {
@@ -41,7 +34,7 @@ static void save_quotas(const void *q, struct writer *w)
 void server_quotas_changed(struct server *srv)
 {
 	if (srv->db)
-		db_put_encoded(srv->db, QUOTAS_KEY, save_quotas, &srv->quotas);
+		db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas, &srv->quotas);
 }
 
 static void save_watches(const void *wr, struct writer *w)
@@ -52,11 +45,11 @@ static void save_watches(const void *wr, struct writer *w)
 void server_watches_changed(struct server *srv, struct conn *c)
 {
 	struct client *cl = c->owner_data;
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
 	if (!srv->db || !c->resumable)
 		return;
-	watches_key(key, sizeof(key), c->who.domid);
+	schema_key_watches(key, c->who.domid);
 	if (cl->watcher.count)
 		db_put_encoded(srv->db, key, save_watches, &cl->watcher);
 	else
@@ -65,9 +58,9 @@ void server_watches_changed(struct server *srv, struct conn *c)
 
 void server_forget_watches(struct server *srv, unsigned int domid)
 {
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
-	watches_key(key, sizeof(key), domid);
+	schema_key_watches(key, domid);
 	db_delete(srv->db, key);
 }
 
@@ -81,10 +74,9 @@ static int restore_watches(const void *data, size_t len, void *arg)
 {
 	struct watches_lookup *l = arg;
 	struct client *cl = l->c->owner_data;
-	struct reader r;
 
-	rd_init(&r, data, len);
-	if (watcher_load(&l->srv->watches, &cl->watcher, &r, l->fire) != 0)
+	if (watcher_load(&l->srv->watches, &cl->watcher, data, len,
+			 l->fire) != 0)
 		log_error("database: the watches of domain %u are unreadable; "
 			  "it has none now", l->c->who.domid);
 	return 0;
@@ -95,24 +87,22 @@ void server_restore_conn(struct server *srv, struct conn *c, bool fire)
 	struct watches_lookup l = { srv, c, fire };
 	struct client *cl = c->owner_data;
 	struct timespec now;
-	char key[32];
+	char key[SCHEMA_KEY_MAX];
 
 	c->restored = true;
 	c->replaying = true;
 	/* New transaction ids far from those the guest may still hold. */
 	clock_gettime(CLOCK_REALTIME, &now);
 	cl->txns.last_id = 0x40000000u ^ (uint32_t)(now.tv_nsec & 0x3fffffff);
-	watches_key(key, sizeof(key), c->who.domid);
+	schema_key_watches(key, c->who.domid);
 	db_get(srv->db, key, restore_watches, &l);
 }
 
 static int load_quotas(const void *data, size_t len, void *arg)
 {
 	struct server *srv = arg;
-	struct reader r;
 
-	rd_init(&r, data, len);
-	if (quotas_load(&srv->quotas, &r) != 0) {
+	if (quotas_load(&srv->quotas, data, len) != 0) {
 		log_error("database %s: the quota record is malformed",
 			  db_path(srv->db));
 		return -1;
@@ -132,7 +122,7 @@ int server_load(struct server *srv)
 	store_init(&loaded, root);
 	perms_unref(root);
 	if (db_load_nodes(srv->db, &loaded) != 0 ||
-	    db_get(srv->db, QUOTAS_KEY, load_quotas, srv) != 0) {
+	    db_get(srv->db, SCHEMA_KEY_QUOTAS, load_quotas, srv) != 0) {
 		store_destroy(&loaded);
 		return -1;
 	}
@@ -170,12 +160,12 @@ int server_load_conn_watches(struct server *srv, struct conn *c,
 
 		watch_registry_init(&scratch);
 		watcher_init(&skip, NULL);
-		rc = watcher_load(&scratch, &skip, r, false);
+		rc = watcher_read(&scratch, &skip, r, false);
 		watcher_clear(&scratch, &skip);
 		watch_registry_destroy(&scratch);
 		return rc;
 	}
-	return watcher_load(&srv->watches,
+	return watcher_read(&srv->watches,
 			    &((struct client *)c->owner_data)->watcher, r,
 			    false);
 }

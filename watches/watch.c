@@ -10,6 +10,7 @@
 #include "log/log.h"
 #include "permissions/permissions.h"
 #include "protocol/wire.h"
+#include "schema/schema.h"
 #include "store/path.h"
 #include "watches/watch.h"
 
@@ -373,36 +374,49 @@ void watcher_save(const struct watcher *wr, struct writer *out)
 {
 	const struct watch *w;
 
-	wr_u32(out, wr->count);
+	schema_write_watch_count(out, wr->count);
 	DL_FOREACH(wr->watches, w) {
-		wr_str(out, w->path);
-		wr_str(out, w->token);
-		wr_u32(out, (uint32_t)w->strip);
-		wr_u32(out, (uint32_t)w->depth);
-		wr_u8(out, w->coalesced);
+		struct schema_watch sw = {
+			.path = w->path, .token = w->token,
+			.strip = (uint32_t)w->strip, .depth = (int32_t)w->depth,
+			.held = w->coalesced,
+		};
+
+		schema_write_watch(out, &sw);
 	}
 }
 
-int watcher_load(struct watch_registry *reg, struct watcher *wr,
+struct load {
+	struct watch_registry *reg;
+	struct watcher *wr;
+	bool fire;
+};
+
+static int load_one(const struct schema_watch *sw, void *arg)
+{
+	struct load *l = arg;
+	struct watch *w = watch_add(l->reg, l->wr, sw->path, sw->strip,
+				    sw->token, sw->depth);
+
+	if (!w)
+		return -1;
+	if (l->fire || sw->held)
+		watch_fire_initial(w);
+	return 0;
+}
+
+int watcher_read(struct watch_registry *reg, struct watcher *wr,
 		 struct reader *r, bool fire)
 {
-	uint32_t n = rd_u32(r);
+	struct load l = { reg, wr, fire };
 
-	for (uint32_t i = 0; i < n && rd_ok(r); i++) {
-		const char *path = rd_str(r), *token = rd_str(r);
-		uint32_t strip = rd_u32(r);
-		int32_t depth = (int32_t)rd_u32(r);
-		bool held = rd_u8(r);
-		struct watch *w;
+	return schema_read_watches(r, load_one, &l);
+}
 
-		if (!rd_ok(r) || strip > strlen(path) || depth < -1 ||
-		    !(path_is_special(path) || path_is_valid(path)))
-			return -1;
-		w = watch_add(reg, wr, path, strip, token, depth);
-		if (!w)
-			return -1;
-		if (fire || held)
-			watch_fire_initial(w);
-	}
-	return rd_ok(r) ? 0 : -1;
+int watcher_load(struct watch_registry *reg, struct watcher *wr,
+		 const void *data, size_t len, bool fire)
+{
+	struct load l = { reg, wr, fire };
+
+	return schema_decode_watches(data, len, load_one, &l);
 }

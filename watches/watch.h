@@ -100,15 +100,19 @@ void watch_fire_special(struct watch_registry *reg, const char *name,
 void watcher_drained(struct watcher *wr);
 
 /*
- * Saving and restoring (restart, live update).  watcher_save appends every
- * watch of wr, in registration order, with whether an event is held back
- * for it.  watcher_load registers them again on wr (no quota check: they
- * were allowed once); with fire, each gets the event a new watch gets (the
- * changes of a crash may never have been told), otherwise only the held
- * back ones do.  0, or -1 for a malformed record or no memory.
+ * Saving and restoring (restart, live update), as schema/schema.h's watch
+ * list.  watcher_save appends every watch of wr, in registration order,
+ * with whether an event is held back for it.  watcher_read (from a
+ * stream: the live-update image) and watcher_load (a whole record: the
+ * database) register them again on wr (no quota check: they were allowed
+ * once); with fire, each gets the event a new watch gets (the changes of
+ * a crash may never have been told), otherwise only the held back ones
+ * do.  0, or -1 for a malformed list or no memory.
  */
 void watcher_save(const struct watcher *wr, struct writer *w);
-int watcher_load(struct watch_registry *reg, struct watcher *wr,
+int watcher_read(struct watch_registry *reg, struct watcher *wr,
 		 struct reader *r, bool fire);
+int watcher_load(struct watch_registry *reg, struct watcher *wr,
+		 const void *data, size_t len, bool fire);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * tests/fuzz: what both libFuzzer targets share.  A broken invariant is a
+ * tests/fuzz: what the libFuzzer targets share.  A broken invariant is a
  * finding: fail() says what broke and aborts, so libFuzzer keeps the input.
  */
 #ifndef XS_TESTS_FUZZ_H

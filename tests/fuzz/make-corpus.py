@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write the seed corpus of the fuzz targets (tests/fuzz/README.md).
 
-    tests/fuzz/make-corpus.py      # rewrites tests/fuzz/corpus/{dispatch,ring}/
+    tests/fuzz/make-corpus.py      # rewrites tests/fuzz/corpus/{dispatch,ring,schema}/
 
 Every seed is a small, valid scenario in the input format the target's
 header comment describes: each message type, transactions, watches and
@@ -421,6 +421,40 @@ def ring_seeds():
     return s
 
 
+# ---- fuzz-schema: a record's selector byte, then its bytes (fuzz-schema.c) ----
+
+def le32(n):
+    return struct.pack("<I", n)
+
+
+def rbytes(b):
+    return le32(len(b)) + b
+
+
+def rstr(s):
+    return rbytes(s.encode() + b"\0")
+
+
+def schema_seeds():
+    s = {}
+    s["format"] = b"\x00" + rstr("xenstored-db") + le32(2)
+    s["node"] = b"\x01" + struct.pack("<Q", 5) + le32(2) + le32(0) + le32(1) + \
+        le32(7) + le32(3) + rbytes(b"abc")
+    s["domain"] = b"\x02" + le32(5) + struct.pack("<Q", 0x1234) + le32(7) + le32(3) + \
+        le32(0xffffffff) + b"\x01\x00"
+    s["input"] = b"\x03" + le32(99) + rbytes(struct.pack("<IIII", 11, 1, 0, 20) + b"/a\0")
+    s["watches"] = b"\x04" + le32(2) + rstr("/local/domain/5/device") + rstr("tok") + \
+        le32(15) + le32(0xffffffff) + b"\x00" + rstr("@releaseDomain") + rstr("") + \
+        le32(0) + le32(1) + b"\x01"
+    s["quotas"] = b"\x05" + le32(2097152) + le32(2) + le32(0xffffffff) + rstr("nodes") + \
+        le32(1000) + le32(5) + rstr("watches") + le32(3)
+    s["image"] = b"\x06" + rstr("xenstored-lu") + le32(1) + le32(3) + rstr("/run/socket") + \
+        le32(1) + le32(4) + rbytes(b"ab") + rbytes(b"cd") + le32(1) + rstr("/a") + \
+        rstr("t") + le32(0) + le32(0xffffffff) + b"\x00" + \
+        le32(1) + le32(5) + rbytes(b"") + rbytes(b"x")
+    return s
+
+
 def write_dir(name, seeds):
     d = os.path.join(HERE, "corpus", name)
     shutil.rmtree(d, ignore_errors=True)
@@ -433,7 +467,8 @@ def write_dir(name, seeds):
 
 def main():
     for name, seeds in (("dispatch", dispatch_seeds()),
-                        ("ring", ring_seeds())):
+                        ("ring", ring_seeds()),
+                        ("schema", schema_seeds())):
         n, size = write_dir(name, seeds)
         print("corpus/%s: %d seeds, %d bytes" % (name, n, size))
 

@@ -292,7 +292,7 @@ def u32(v):
 
 
 def rstr(s):
-    """A record string (persist/record.h wr_str)."""
+    """A record string (record/record.h wr_str)."""
     return u32(len(s) + 1) + s + b"\0"
 
 
@@ -1182,12 +1182,14 @@ def test_foreign_or_damaged_tdb_is_refused():
         case("a foreign tdb (old hash)", lambda t: t.store(b"hello", b"world"),
              flags=TDB_NOLOCK, fresh=True)
         case("a wrong version", lambda t: t.store(b"#format", rstr(b"xenstored-db") + u32(99)))
+        # Version 1 kept the quotas by position (schema/schema.h).
+        case("the old version 1", lambda t: t.store(b"#format", rstr(b"xenstored-db") + u32(1)))
         case("a wrong magic", lambda t: t.store(b"#format", rstr(b"xenstored-xx") + u32(1)))
         case("no format record", lambda t: t.delete(b"#format"))
 
         def check_layout(t):
             check(t.fetch(b"/fid/a") is not None, "no record /fid/a in the daemon's file")
-            check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(1),
+            check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(2),
                   "the format record is %r" % t.fetch(b"#format"))
         case("a malformed node record",
              lambda t: (check_layout(t), t.store(b"/fid/a", b"\x01\x02")))

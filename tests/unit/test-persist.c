@@ -929,12 +929,17 @@ START_TEST(db_foreign_or_other_version_tdb_is_refused)
 	refused("a tdb of someone else");
 
 	n = rec_str(fmt, "xenstored-db");
-	memcpy(fmt + n, "\x02\x00\x00\x00", 4);		/* version 2 */
+	memcpy(fmt + n, "\x03\x00\x00\x00", 4);		/* version 3 */
 	raw_tdb("#format", fmt, n + 4, false);
 	refused("a database of another version");
 
+	n = rec_str(fmt, "xenstored-db");
+	memcpy(fmt + n, "\x01\x00\x00\x00", 4);		/* quotas by position */
+	raw_tdb("#format", fmt, n + 4, false);
+	refused("a database of the old version 1");
+
 	n = rec_str(fmt, "xenstored-dc");
-	memcpy(fmt + n, "\x01\x00\x00\x00", 4);
+	memcpy(fmt + n, "\x02\x00\x00\x00", 4);
 	raw_tdb("#format", fmt, n + 4, false);
 	refused("another magic");
 }

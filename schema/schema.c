@@ -1,0 +1,349 @@
+/* The persisted records: see schema.h, which describes each of them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/wire.h"
+#include "schema/schema.h"
+#include "store/path.h"
+
+/* The fewest bytes one item of a list takes: a count larger than what is
+ * left cannot be true, and is refused before any loop runs. */
+#define MIN_WATCH (5 + 5 + 4 + 4 + 1)
+#define MIN_QUOTA (4 + 5 + 4)
+#define MIN_QUEUES (4 + 4 + 4)
+
+#define MAX_INPUT (WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX)
+
+void schema_key_domain(char key[SCHEMA_KEY_MAX], unsigned int domid)
+{
+	snprintf(key, SCHEMA_KEY_MAX, SCHEMA_PREFIX_DOMAIN "%u", domid);
+}
+
+void schema_key_input(char key[SCHEMA_KEY_MAX], unsigned int domid)
+{
+	snprintf(key, SCHEMA_KEY_MAX, SCHEMA_PREFIX_INPUT "%u", domid);
+}
+
+void schema_key_watches(char key[SCHEMA_KEY_MAX], unsigned int domid)
+{
+	snprintf(key, SCHEMA_KEY_MAX, SCHEMA_PREFIX_WATCHES "%u", domid);
+}
+
+/* A u8 that holds a bool: 0 or 1, nothing else. */
+static bool rd_bool(struct reader *r)
+{
+	uint8_t v = rd_u8(r);
+
+	if (v > 1)
+		rd_fail(r);
+	return v == 1;
+}
+
+static bool rd_count(struct reader *r, uint32_t *n, size_t item_min)
+{
+	*n = rd_u32(r);
+	if (rd_ok(r) && *n > r->left / item_min)
+		rd_fail(r);
+	if (!rd_ok(r))
+		*n = 0;
+	return rd_ok(r);
+}
+
+/* ---- versions ---- */
+
+void schema_write_format(struct writer *w)
+{
+	wr_str(w, SCHEMA_DB_MAGIC);
+	wr_u32(w, SCHEMA_DB_VERSION);
+}
+
+static enum schema_format read_magic(struct reader *r, const char *magic,
+				     uint32_t ours, uint32_t *version)
+{
+	uint32_t v;
+
+	if (strcmp(rd_str(r), magic) != 0)
+		return SCHEMA_FOREIGN;
+	v = rd_u32(r);
+	if (!rd_ok(r))
+		return SCHEMA_FOREIGN;
+	*version = v;
+	return v == ours ? SCHEMA_OURS : SCHEMA_OTHER_VERSION;
+}
+
+enum schema_format schema_decode_format(const void *p, size_t len,
+					uint32_t *version)
+{
+	struct reader r;
+	enum schema_format f;
+
+	rd_init(&r, p, len);
+	f = read_magic(&r, SCHEMA_DB_MAGIC, SCHEMA_DB_VERSION, version);
+	/* Bytes after ours: some other program's idea of the record. */
+	return f == SCHEMA_OURS && !rd_done(&r) ? SCHEMA_FOREIGN : f;
+}
+
+/* ---- nodes ---- */
+
+void schema_write_node(struct writer *w, const struct schema_node *n)
+{
+	wr_u64(w, n->born);
+	wr_u32(w, n->nperms);
+	for (uint32_t i = 0; i < n->nperms; i++) {
+		wr_u32(w, n->perms[i].domid);
+		wr_u32(w, n->perms[i].access);
+	}
+	wr_bytes(w, n->value, n->value_len);
+}
+
+struct perm schema_node_perm(const struct schema_node *n, uint32_t i)
+{
+	struct reader r;
+	struct perm e;
+
+	rd_init(&r, (const unsigned char *)n->perms_raw + (size_t)i * 8, 8);
+	e.domid = rd_u32(&r);
+	e.access = rd_u32(&r);
+	return e;
+}
+
+bool schema_decode_node(const void *key, size_t key_len, const void *p,
+			size_t len, struct schema_node *n)
+{
+	struct reader r;
+
+	if (!key_len || !schema_key_is_node(key, key_len) ||
+	    key_len > PATH_ABS_MAX + 64 ||
+	    memchr(key, '\0', key_len))
+		return false;
+	rd_init(&r, p, len);
+	n->born = rd_u64(&r);
+	n->nperms = rd_u32(&r);
+	if (!rd_ok(&r) || n->born == 0 || n->nperms == 0 ||
+	    n->nperms > r.left / 8)
+		return false;
+	n->perms = NULL;
+	n->perms_raw = r.p;
+	for (uint32_t i = 0; i < n->nperms; i++) {
+		uint32_t domid = rd_u32(&r), access = rd_u32(&r);
+
+		if (domid >= STORE_DOMIDS ||
+		    access & ~(uint32_t)(PERM_READ | PERM_WRITE | PERM_IGNORE))
+			return false;
+	}
+	n->value = rd_bytes(&r, &n->value_len);
+	return rd_done(&r) && n->value_len <= XENSTORE_PAYLOAD_MAX;
+}
+
+/* ---- domains ---- */
+
+void schema_write_domain(struct writer *w, const struct schema_domain *d)
+{
+	wr_u32(w, d->domid);
+	wr_u64(w, d->gfn);
+	wr_u32(w, d->port);
+	wr_u32(w, d->features);
+	wr_u32(w, d->target);
+	wr_u8(w, d->introduced);
+	wr_u8(w, d->shutdown_seen);
+}
+
+bool schema_decode_domain(const void *p, size_t len, struct schema_domain *d)
+{
+	struct reader r;
+
+	rd_init(&r, p, len);
+	d->domid = rd_u32(&r);
+	d->gfn = rd_u64(&r);
+	d->port = rd_u32(&r);
+	d->features = rd_u32(&r);
+	d->target = rd_u32(&r);
+	d->introduced = rd_bool(&r);
+	d->shutdown_seen = rd_bool(&r);
+	return rd_done(&r);
+}
+
+void schema_write_input(struct writer *w, uint32_t end,
+			struct evbuffer *bytes)
+{
+	wr_u32(w, end);
+	wr_evbuffer(w, bytes);
+}
+
+bool schema_decode_input(const void *p, size_t len, struct schema_input *in)
+{
+	struct xsd_sockmsg hdr;
+	struct reader r;
+
+	rd_init(&r, p, len);
+	in->end = rd_u32(&r);
+	in->bytes = rd_bytes(&r, &in->len);
+	if (!rd_done(&r) || in->len == 0 || in->len >= MAX_INPUT)
+		return false;
+	/* The start of one request: never its end, nor more. */
+	if (in->len >= WIRE_HDR_LEN) {
+		wire_decode_header(in->bytes, &hdr);
+		if (hdr.len > XENSTORE_PAYLOAD_MAX ||
+		    in->len >= WIRE_HDR_LEN + hdr.len)
+			return false;
+	}
+	return true;
+}
+
+/* ---- watch lists ---- */
+
+void schema_write_watch_count(struct writer *w, uint32_t n)
+{
+	wr_u32(w, n);
+}
+
+void schema_write_watch(struct writer *w, const struct schema_watch *sw)
+{
+	wr_str(w, sw->path);
+	wr_str(w, sw->token);
+	wr_u32(w, sw->strip);
+	wr_u32(w, (uint32_t)sw->depth);
+	wr_u8(w, sw->held);
+}
+
+static bool read_watch(struct reader *r, struct schema_watch *sw)
+{
+	sw->path = rd_str(r);
+	sw->token = rd_str(r);
+	sw->strip = rd_u32(r);
+	sw->depth = (int32_t)rd_u32(r);
+	sw->held = rd_bool(r);
+	if (rd_ok(r) && (sw->strip > strlen(sw->path) || sw->depth < -1 ||
+			 !(path_is_special(sw->path) ||
+			   path_is_valid(sw->path))))
+		rd_fail(r);
+	return rd_ok(r);
+}
+
+int schema_read_watches(struct reader *r,
+			int (*fn)(const struct schema_watch *sw, void *arg),
+			void *arg)
+{
+	struct schema_watch sw;
+	uint32_t n;
+
+	if (!rd_count(r, &n, MIN_WATCH))
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (!read_watch(r, &sw) || fn(&sw, arg) != 0)
+			return -1;
+	return 0;
+}
+
+int schema_decode_watches(const void *p, size_t len,
+			  int (*fn)(const struct schema_watch *sw, void *arg),
+			  void *arg)
+{
+	struct reader r;
+
+	rd_init(&r, p, len);
+	return schema_read_watches(&r, fn, arg) == 0 && rd_done(&r) ? 0 : -1;
+}
+
+/* ---- quotas ---- */
+
+void schema_write_quotas_head(struct writer *w, uint32_t soft_memory,
+			      uint32_t n)
+{
+	wr_u32(w, soft_memory);
+	wr_u32(w, n);
+}
+
+void schema_write_quota(struct writer *w, const struct schema_quota *q)
+{
+	wr_u32(w, q->domid);
+	wr_str(w, q->name);
+	wr_u32(w, q->value);
+}
+
+static bool read_quota(struct reader *r, struct schema_quota *q)
+{
+	q->domid = rd_u32(r);
+	q->name = rd_str(r);
+	q->value = rd_u32(r);
+	if (rd_ok(r) && (!*q->name || (q->domid != SCHEMA_QUOTA_GLOBAL &&
+				       q->domid >= STORE_DOMIDS)))
+		rd_fail(r);
+	return rd_ok(r);
+}
+
+int schema_decode_quotas(const void *p, size_t len, uint32_t *soft_memory,
+			 int (*fn)(const struct schema_quota *q, void *arg),
+			 void *arg)
+{
+	struct schema_quota q;
+	struct reader r;
+	uint32_t n;
+
+	rd_init(&r, p, len);
+	*soft_memory = rd_u32(&r);
+	if (!rd_count(&r, &n, MIN_QUOTA))
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (!read_quota(&r, &q) || (fn && fn(&q, arg) != 0))
+			return -1;
+	return rd_done(&r) ? 0 : -1;
+}
+
+/* ---- the live-update image ---- */
+
+void schema_write_lu_head(struct writer *w, const struct schema_lu_head *h)
+{
+	wr_str(w, SCHEMA_LU_MAGIC);
+	wr_u32(w, SCHEMA_LU_VERSION);
+	wr_u32(w, h->listen_fd);
+	wr_str(w, h->listen_path);
+}
+
+enum schema_format schema_read_lu_head(struct reader *r,
+				       struct schema_lu_head *h,
+				       uint32_t *version)
+{
+	enum schema_format f = read_magic(r, SCHEMA_LU_MAGIC,
+					  SCHEMA_LU_VERSION, version);
+
+	if (f != SCHEMA_OURS)
+		return f;
+	h->listen_fd = rd_u32(r);
+	h->listen_path = rd_str(r);
+	return rd_ok(r) ? SCHEMA_OURS : SCHEMA_FOREIGN;
+}
+
+void schema_write_queues_count(struct writer *w, uint32_t n)
+{
+	wr_u32(w, n);
+}
+
+void schema_write_queues(struct writer *w, uint32_t id, struct evbuffer *in,
+			 size_t in_len, struct evbuffer *out,
+			 const void *extra, size_t extra_len)
+{
+	unsigned char *p = in_len ? evbuffer_pullup(in, (ssize_t)in_len)
+				  : NULL;
+
+	if (in_len && !p) {
+		w->failed = true;	/* no memory, or fewer bytes */
+		return;
+	}
+	wr_u32(w, id);
+	wr_bytes(w, p, in_len);
+	wr_evbuffer_and(w, out, extra, extra_len);
+}
+
+bool schema_read_queues_count(struct reader *r, uint32_t *n)
+{
+	return rd_count(r, n, MIN_QUEUES);
+}
+
+bool schema_read_queues(struct reader *r, struct schema_queues *q)
+{
+	q->id = rd_u32(r);
+	q->in = rd_bytes(r, &q->in_len);
+	q->out = rd_bytes(r, &q->out_len);
+	return rd_ok(r);
+}

@@ -1,0 +1,236 @@
+/*
+ * schema: every record the daemon persists, its key, layout and version,
+ * in one place.  The tdb file (persist/) and the live-update image
+ * (daemon/liveupdate.c) are made of these records.  Their owners turn
+ * live objects into the plain structs below and back; none of them spells
+ * a key or a byte layout.  A restart and a live update read the same
+ * records the same way: the image holds only what the database does not.
+ *
+ * Owners hold the writer or reader a stream goes through (record/'s
+ * wr_init and wr_ok, rd_init and rd_done), never a field of it.
+ *
+ * Encoding (record/): u8, u32 and u64 little-endian; "bytes" is a u32
+ * length and the bytes; "str" is bytes ending in their only NUL.  A
+ * decoder refuses a record that is short, has bytes left over, or holds a
+ * value its field cannot have (the file is untrusted input), and never
+ * reads past its end.  What depends on live state (a domid Xen may use,
+ * a feature this daemon offers, a quota name it knows) its owner checks.
+ *
+ * The database, SCHEMA_DB_VERSION 2.  One tdb record per key:
+ *
+ *   "#format"          str "xenstored-db", u32 version
+ *   "/path", "@name"   a node: u64 born (its creation generation, > 0),
+ *                      u32 n (>= 1), n x (u32 domid (< STORE_DOMIDS),
+ *                      u32 access (PERM_READ | PERM_WRITE | PERM_IGNORE)),
+ *                      bytes value (at most XENSTORE_PAYLOAD_MAX)
+ *   "#domain/<domid>"  u32 domid, u64 gfn, u32 event channel port,
+ *                      u32 features, u32 target (DOMID_NONE: none),
+ *                      u8 introduced, u8 shutdown reported (0 or 1 each)
+ *   "#input/<domid>"   u32 ring index after the bytes, bytes the start of
+ *                      a request that left the ring (1 .. a header and a
+ *                      full payload, less one)
+ *   "#watches/<domid>" a watch list (a guest connection's)
+ *   "#quotas"          u32 soft memory limit, u32 n, n x (u32 domid
+ *                      (SCHEMA_QUOTA_GLOBAL: the global limit), str name,
+ *                      u32 value): only the overrides a domain has
+ *
+ *   watch list         u32 n, n x (str path, str token, u32 strip (<= the
+ *                      path's length), u32 depth (as int32, >= -1), u8 an
+ *                      event held back (0 or 1))
+ *
+ * Version 1 kept the quotas by position (u32 kinds, the limits, the soft
+ * limit, then per domain a bit mask and every limit), so a new quota
+ * kind changed the meaning of the old records; version 2 names them.  A
+ * file of another version is refused at start with its version in the log.
+ *
+ * The live-update image, SCHEMA_LU_VERSION 1, one stream:
+ *
+ *   str "xenstored-lu", u32 version, u32 listening fd, str its path
+ *                      ("": the socket systemd passed)
+ *   u32 n, n x (queues, watch list)       socket clients (id: their fd)
+ *   u32 n, n x queues                     guest connections (id: domid)
+ *
+ *   queues             u32 id, bytes input not handled yet, bytes output
+ *                      not sent yet
+ */
+#ifndef XS_SCHEMA_H
+#define XS_SCHEMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "record/record.h"
+#include "store/store.h"
+
+#define SCHEMA_DB_MAGIC "xenstored-db"
+#define SCHEMA_DB_VERSION 2
+#define SCHEMA_LU_MAGIC "xenstored-lu"
+#define SCHEMA_LU_VERSION 1
+
+/* ---- keys ---- */
+
+#define SCHEMA_KEY_FORMAT "#format"
+#define SCHEMA_KEY_QUOTAS "#quotas"
+/* Prefixes of the per-domain keys, for db_each; the domid follows. */
+#define SCHEMA_PREFIX_DOMAIN "#domain/"
+#define SCHEMA_PREFIX_INPUT "#input/"
+#define SCHEMA_PREFIX_WATCHES "#watches/"
+#define SCHEMA_KEY_MAX 32		/* any per-domain key, with its NUL */
+
+void schema_key_domain(char key[SCHEMA_KEY_MAX], unsigned int domid);
+void schema_key_input(char key[SCHEMA_KEY_MAX], unsigned int domid);
+void schema_key_watches(char key[SCHEMA_KEY_MAX], unsigned int domid);
+
+/* A node's key is its path; every other key starts with '#' (an empty
+ * key is a node's, and a malformed one). */
+static inline bool schema_key_is_node(const void *key, size_t len)
+{
+	return !len || *(const char *)key != '#';
+}
+
+/* ---- versions ---- */
+
+enum schema_format {
+	SCHEMA_OURS,		/* our magic, this version */
+	SCHEMA_OTHER_VERSION,	/* our magic, another version */
+	SCHEMA_FOREIGN,		/* not ours */
+};
+
+void schema_write_format(struct writer *w);
+/* The "#format" record; *version is set for SCHEMA_OTHER_VERSION. */
+enum schema_format schema_decode_format(const void *p, size_t len,
+					uint32_t *version);
+
+/* ---- nodes ---- */
+
+struct schema_node {
+	uint64_t born;
+	uint32_t nperms;
+	const struct perm *perms;	/* writing: the nperms entries */
+	const void *perms_raw;		/* reading: nperms encoded entries,
+					 * checked; see schema_node_perm */
+	const void *value;
+	uint32_t value_len;
+};
+
+void schema_write_node(struct writer *w, const struct schema_node *n);
+/* A node record under key: false if either is malformed.  The pointers
+ * of *n borrow from p. */
+bool schema_decode_node(const void *key, size_t key_len, const void *p,
+			size_t len, struct schema_node *n);
+/* Bytes at perms_raw: equal bytes are equal lists. */
+static inline size_t schema_node_perms_len(const struct schema_node *n)
+{
+	return (size_t)n->nperms * 8;
+}
+/* Entry i (< nperms) of a decoded node. */
+struct perm schema_node_perm(const struct schema_node *n, uint32_t i);
+
+/* ---- domains ---- */
+
+struct schema_domain {
+	uint32_t domid;
+	uint64_t gfn;
+	uint32_t port;
+	uint32_t features;
+	uint32_t target;
+	bool introduced;
+	bool shutdown_seen;
+};
+
+void schema_write_domain(struct writer *w, const struct schema_domain *d);
+bool schema_decode_domain(const void *p, size_t len, struct schema_domain *d);
+
+/* The start of a request that left a guest's ring. */
+struct schema_input {
+	uint32_t end;			/* the ring index after its bytes */
+	const void *bytes;		/* borrowed */
+	uint32_t len;
+};
+
+/* bytes: all of them, unchanged. */
+void schema_write_input(struct writer *w, uint32_t end,
+			struct evbuffer *bytes);
+bool schema_decode_input(const void *p, size_t len, struct schema_input *in);
+
+/* ---- watch lists ---- */
+
+struct schema_watch {
+	const char *path;		/* borrowed */
+	const char *token;
+	uint32_t strip;			/* bytes of path a guest does not see */
+	int32_t depth;			/* -1: any */
+	bool held;			/* an event is held back for it */
+};
+
+/* A list is written as its count, then each watch. */
+void schema_write_watch_count(struct writer *w, uint32_t n);
+void schema_write_watch(struct writer *w, const struct schema_watch *sw);
+/*
+ * Each watch of the list at r to fn, in order (0 to go on, -1 to stop):
+ * 0, or -1 when the list is malformed or fn stopped.  decode: the list
+ * is the whole record.
+ */
+int schema_read_watches(struct reader *r,
+			int (*fn)(const struct schema_watch *sw, void *arg),
+			void *arg);
+int schema_decode_watches(const void *p, size_t len,
+			  int (*fn)(const struct schema_watch *sw, void *arg),
+			  void *arg);
+
+/* ---- quotas ---- */
+
+#define SCHEMA_QUOTA_GLOBAL UINT32_MAX	/* the domid of a global limit */
+
+struct schema_quota {
+	uint32_t domid;
+	const char *name;		/* borrowed */
+	uint32_t value;
+};
+
+/* The record is written as its head, then n quotas. */
+void schema_write_quotas_head(struct writer *w, uint32_t soft_memory,
+			      uint32_t n);
+void schema_write_quota(struct writer *w, const struct schema_quota *q);
+/*
+ * The "#quotas" record: *soft_memory, and each quota to fn (which may be
+ * NULL: the record is only checked) as for the watches.  0, or -1.
+ */
+int schema_decode_quotas(const void *p, size_t len, uint32_t *soft_memory,
+			 int (*fn)(const struct schema_quota *q, void *arg),
+			 void *arg);
+
+/* ---- the live-update image ---- */
+
+struct schema_lu_head {
+	uint32_t listen_fd;
+	const char *listen_path;	/* "": systemd's socket; borrowed */
+};
+
+void schema_write_lu_head(struct writer *w, const struct schema_lu_head *h);
+/* SCHEMA_OURS with *h filled, or why not (*version as for the format). */
+enum schema_format schema_read_lu_head(struct reader *r,
+				       struct schema_lu_head *h,
+				       uint32_t *version);
+
+/* One connection's queued bytes. */
+struct schema_queues {
+	uint32_t id;			/* a socket client's fd, a guest's domid */
+	const void *in;			/* borrowed */
+	uint32_t in_len;
+	const void *out;
+	uint32_t out_len;
+};
+
+void schema_write_queues_count(struct writer *w, uint32_t n);
+/* The first in_len bytes of in; all of out, then extra. */
+void schema_write_queues(struct writer *w, uint32_t id, struct evbuffer *in,
+			 size_t in_len, struct evbuffer *out,
+			 const void *extra, size_t extra_len);
+bool schema_read_queues_count(struct reader *r, uint32_t *n);
+bool schema_read_queues(struct reader *r, struct schema_queues *q);
+
+#endif

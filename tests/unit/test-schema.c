@@ -1,0 +1,620 @@
+/*
+ * schema: every persisted record round-trips through its encoder and
+ * decoder, and its decoder refuses what its field cannot hold.  Each
+ * record is also cut at every length and refused there, and every input
+ * is a heap block of exactly its length, so an ASan build catches a read
+ * past the end.
+ */
+#include "tests/unit/unit.h"
+
+#include "schema/schema.h"
+
+/* A fresh writer on b (emptied). */
+static struct writer *fresh(struct evbuffer *b)
+{
+	static struct writer w;
+
+	evbuffer_drain(b, evbuffer_get_length(b));
+	wr_init(&w, b);
+	return &w;
+}
+
+/* The bytes of b as one malloc'd block of exactly their length. */
+static unsigned char *take(struct evbuffer *b, size_t *len)
+{
+	unsigned char *p;
+
+	*len = evbuffer_get_length(b);
+	p = malloc(*len ? *len : 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(evbuffer_copyout(b, p, *len), (ssize_t)*len);
+	return p;
+}
+
+/* p[0..len) in a block of exactly len bytes. */
+static unsigned char *exact(const void *p, size_t len)
+{
+	unsigned char *q = malloc(len ? len : 1);
+
+	ck_assert_ptr_nonnull(q);
+	if (len)
+		memcpy(q, p, len);
+	return q;
+}
+
+/* decode refuses every proper prefix of p, and p with a byte more. */
+static void every_cut_refused(const unsigned char *p, size_t len,
+			      bool (*decode)(const void *p, size_t len))
+{
+	for (size_t cut = 0; cut < len; cut++) {
+		unsigned char *q = exact(p, cut);
+
+		ck_assert_msg(!decode(q, cut), "cut at %zu of %zu: accepted",
+			      cut, len);
+		free(q);
+	}
+	{
+		unsigned char *q = malloc(len + 1);
+
+		ck_assert_ptr_nonnull(q);
+		memcpy(q, p, len);
+		q[len] = 0;
+		ck_assert_msg(!decode(q, len + 1), "a byte left over: accepted");
+		free(q);
+	}
+}
+
+/* ---------------------------------------------------------------- keys */
+
+START_TEST(keys_name_the_domain)
+{
+	char k[SCHEMA_KEY_MAX];
+
+	schema_key_domain(k, 5);
+	ck_assert_str_eq(k, "#domain/5");
+	schema_key_input(k, 32752);
+	ck_assert_str_eq(k, "#input/32752");
+	schema_key_watches(k, 4294967295u);
+	ck_assert_str_eq(k, "#watches/4294967295");
+	ck_assert(strncmp(k, SCHEMA_PREFIX_WATCHES,
+			  strlen(SCHEMA_PREFIX_WATCHES)) == 0);
+	ck_assert(!schema_key_is_node(SCHEMA_KEY_FORMAT, 7));
+	ck_assert(!schema_key_is_node(SCHEMA_KEY_QUOTAS, 7));
+	ck_assert(schema_key_is_node("/a", 2));
+	ck_assert(schema_key_is_node("@releaseDomain", 14));
+}
+END_TEST
+
+/* -------------------------------------------------------------- format */
+
+static bool format_ok(const void *p, size_t len)
+{
+	uint32_t v;
+
+	return schema_decode_format(p, len, &v) == SCHEMA_OURS;
+}
+
+START_TEST(format_is_ours_or_says_which_version)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer *w = fresh(b);
+	unsigned char *p;
+	uint32_t v = 0;
+	size_t len;
+
+	schema_write_format(w);
+	ck_assert(wr_ok(w));
+	p = take(b, &len);
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
+	ck_assert_uint_eq(v, SCHEMA_DB_VERSION);
+	every_cut_refused(p, len, format_ok);
+	/* The version is the last four bytes. */
+	p[len - 4] = 1;
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
+	ck_assert_uint_eq(v, 1);
+	p[4] = 'X';
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_FOREIGN);
+	free(p);
+	evbuffer_free(b);
+}
+END_TEST
+
+/* --------------------------------------------------------------- nodes */
+
+static const struct perm two_perms[] = {
+	{ 5, PERM_READ }, { 65535, PERM_WRITE | PERM_IGNORE },
+};
+
+/* The record of a node with two_perms and value. */
+static unsigned char *node_bytes(uint64_t born, const void *value,
+				 uint32_t vlen, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct schema_node n = {
+		.born = born, .nperms = 2, .perms = two_perms,
+		.value = value, .value_len = vlen,
+	};
+	struct writer *w = fresh(b);
+	unsigned char *p;
+
+	schema_write_node(w, &n);
+	ck_assert(wr_ok(w));
+	p = take(b, len);
+	evbuffer_free(b);
+	return p;
+}
+
+static bool node_ok(const void *p, size_t len)
+{
+	struct schema_node n;
+
+	return schema_decode_node("/a", 2, p, len, &n);
+}
+
+START_TEST(node_round_trips)
+{
+	struct schema_node n;
+	unsigned char *p;
+	size_t len;
+	struct perm e;
+
+	p = node_bytes(77, "va\0ue", 5, &len);
+	ck_assert(schema_decode_node("/a/b", 4, p, len, &n));
+	ck_assert(n.born == 77);
+	ck_assert_uint_eq(n.nperms, 2);
+	ck_assert_uint_eq(schema_node_perms_len(&n), 16);
+	for (uint32_t i = 0; i < 2; i++) {
+		e = schema_node_perm(&n, i);
+		ck_assert_uint_eq(e.domid, two_perms[i].domid);
+		ck_assert_uint_eq(e.access, two_perms[i].access);
+	}
+	ck_assert_uint_eq(n.value_len, 5);
+	ck_assert_mem_eq(n.value, "va\0ue", 5);
+	every_cut_refused(p, len, node_ok);
+	free(p);
+	/* An empty value. */
+	p = node_bytes(1, NULL, 0, &len);
+	ck_assert(schema_decode_node("@introduceDomain", 16, p, len, &n));
+	ck_assert_uint_eq(n.value_len, 0);
+	free(p);
+}
+END_TEST
+
+START_TEST(node_out_of_range_is_refused)
+{
+	static char big[XENSTORE_PAYLOAD_MAX + 1];
+	struct schema_node n;
+	unsigned char *p;
+	size_t len;
+
+	/* Born 0: no node has it. */
+	p = node_bytes(0, "v", 1, &len);
+	ck_assert(!node_ok(p, len));
+	free(p);
+	/* A value over a payload. */
+	p = node_bytes(3, big, sizeof(big), &len);
+	ck_assert(!node_ok(p, len));
+	free(p);
+	p = node_bytes(3, "v", 1, &len);
+	ck_assert(node_ok(p, len));
+	/* Keys: empty, a '#' record's, with a NUL, too long. */
+	ck_assert(!schema_decode_node("", 0, p, len, &n));
+	ck_assert(!schema_decode_node("#quotas", 7, p, len, &n));
+	ck_assert(!schema_decode_node("/a\0b", 4, p, len, &n));
+	ck_assert(!schema_decode_node(big, sizeof(big), p, len, &n));
+	/* No permissions: the count at byte 8. */
+	p[8] = 0;
+	ck_assert(!node_ok(p, len));
+	/* More than there are bytes for. */
+	p[8] = 0xff;
+	ck_assert(!node_ok(p, len));
+	p[8] = 2;
+	ck_assert(node_ok(p, len));
+	/* A domid past the store's (entry 0's at byte 12). */
+	p[14] = 1;
+	ck_assert(!node_ok(p, len));
+	p[14] = 0;
+	/* An access bit never stored (PERM_OWNER). */
+	p[16] = PERM_OWNER;
+	ck_assert(!node_ok(p, len));
+	free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------- domains */
+
+static bool domain_ok(const void *p, size_t len)
+{
+	struct schema_domain d;
+
+	return schema_decode_domain(p, len, &d);
+}
+
+START_TEST(domain_round_trips)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct schema_domain d = {
+		.domid = 7, .gfn = 0x123456789aULL, .port = 33,
+		.features = 3, .target = UINT32_MAX, .introduced = true,
+		.shutdown_seen = false,
+	}, got;
+	struct writer *w = fresh(b);
+	unsigned char *p;
+	size_t len;
+
+	schema_write_domain(w, &d);
+	p = take(b, &len);
+	ck_assert_uint_eq(len, 4 + 8 + 4 + 4 + 4 + 1 + 1);
+	ck_assert(schema_decode_domain(p, len, &got));
+	ck_assert_uint_eq(got.domid, 7);
+	ck_assert(got.gfn == 0x123456789aULL);
+	ck_assert_uint_eq(got.port, 33);
+	ck_assert_uint_eq(got.features, 3);
+	ck_assert_uint_eq(got.target, UINT32_MAX);
+	ck_assert(got.introduced && !got.shutdown_seen);
+	every_cut_refused(p, len, domain_ok);
+	/* A bool is 0 or 1. */
+	p[len - 1] = 2;
+	ck_assert(!domain_ok(p, len));
+	free(p);
+	evbuffer_free(b);
+}
+END_TEST
+
+/* --------------------------------------------------------------- input */
+
+static bool input_ok(const void *p, size_t len)
+{
+	struct schema_input in;
+
+	return schema_decode_input(p, len, &in);
+}
+
+/* The record of an input of n bytes: a header for len, then payload. */
+static unsigned char *input_bytes(uint32_t hdr_len, size_t n, size_t *len)
+{
+	static unsigned char raw[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 8];
+	struct evbuffer *b = evbuffer_new(), *src = evbuffer_new();
+	struct xsd_sockmsg hdr = { .type = XS_WRITE, .len = hdr_len };
+	struct writer *w = fresh(b);
+	unsigned char *p;
+
+	memset(raw, 'x', sizeof(raw));
+	memcpy(raw, &hdr, sizeof(hdr));
+	ck_assert_int_eq(evbuffer_add(src, raw, n), 0);
+	schema_write_input(w, 1234, src);
+	ck_assert_uint_eq(evbuffer_get_length(src), n);	/* src kept */
+	p = take(b, len);
+	evbuffer_free(src);
+	evbuffer_free(b);
+	return p;
+}
+
+START_TEST(input_round_trips_and_is_a_request_start)
+{
+	struct schema_input in;
+	unsigned char *p;
+	size_t len;
+
+	p = input_bytes(100, WIRE_HDR_LEN + 10, &len);
+	ck_assert(schema_decode_input(p, len, &in));
+	ck_assert_uint_eq(in.end, 1234);
+	ck_assert_uint_eq(in.len, WIRE_HDR_LEN + 10);
+	every_cut_refused(p, len, input_ok);
+	free(p);
+	/* Part of a header only. */
+	p = input_bytes(100, 3, &len);
+	ck_assert(input_ok(p, len));
+	free(p);
+	/* Nothing. */
+	p = input_bytes(100, 0, &len);
+	ck_assert(!input_ok(p, len));
+	free(p);
+	/* A whole request, or a header claiming more than a payload. */
+	p = input_bytes(10, WIRE_HDR_LEN + 10, &len);
+	ck_assert(!input_ok(p, len));
+	free(p);
+	p = input_bytes(XENSTORE_PAYLOAD_MAX + 1, WIRE_HDR_LEN + 10, &len);
+	ck_assert(!input_ok(p, len));
+	free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------- watches */
+
+static const struct schema_watch some_watches[] = {
+	{ "/local/domain/5/device", "tok", 15, -1, false },
+	{ "@releaseDomain", "", 0, 1, true },
+	{ "/", "t2", 0, 0, false },
+};
+
+static unsigned char *watches_bytes(const struct schema_watch *ws,
+				    uint32_t n, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer *w = fresh(b);
+	unsigned char *p;
+
+	schema_write_watch_count(w, n);
+	for (uint32_t i = 0; i < n; i++)
+		schema_write_watch(w, &ws[i]);
+	ck_assert(wr_ok(w));
+	p = take(b, len);
+	evbuffer_free(b);
+	return p;
+}
+
+struct got_watches {
+	unsigned int n;
+	int stop_at;		/* fn answers -1 at this one (-1: never) */
+};
+
+static int check_watch(const struct schema_watch *sw, void *arg)
+{
+	struct got_watches *g = arg;
+	const struct schema_watch *want = &some_watches[g->n];
+
+	if ((int)g->n == g->stop_at)
+		return -1;
+	ck_assert_str_eq(sw->path, want->path);
+	ck_assert_str_eq(sw->token, want->token);
+	ck_assert_uint_eq(sw->strip, want->strip);
+	ck_assert_int_eq(sw->depth, want->depth);
+	ck_assert_int_eq(sw->held, want->held);
+	g->n++;
+	return 0;
+}
+
+static int any_watch(const struct schema_watch *sw, void *arg)
+{
+	(void)sw;
+	(void)arg;
+	return 0;
+}
+
+static bool watches_ok(const void *p, size_t len)
+{
+	return schema_decode_watches(p, len, any_watch, NULL) == 0;
+}
+
+START_TEST(watches_round_trip)
+{
+	struct got_watches g = { 0, -1 };
+	struct reader r;
+	unsigned char *p;
+	size_t len;
+
+	p = watches_bytes(some_watches, 3, &len);
+	ck_assert_int_eq(schema_decode_watches(p, len, check_watch, &g), 0);
+	ck_assert_uint_eq(g.n, 3);
+	every_cut_refused(p, len, watches_ok);
+	/* From a stream: the list, and what follows is left. */
+	g.n = 0;
+	rd_init(&r, p, len);
+	ck_assert_int_eq(schema_read_watches(&r, check_watch, &g), 0);
+	ck_assert(rd_done(&r));
+	/* fn stops it. */
+	g = (struct got_watches){ 0, 1 };
+	ck_assert_int_eq(schema_decode_watches(p, len, check_watch, &g), -1);
+	ck_assert_uint_eq(g.n, 1);
+	/* A count past what the bytes can hold. */
+	p[0] = 4;
+	ck_assert(!watches_ok(p, len));
+	p[3] = 0x80;
+	ck_assert(!watches_ok(p, len));
+	free(p);
+	/* None. */
+	p = watches_bytes(NULL, 0, &len);
+	ck_assert(watches_ok(p, len));
+	free(p);
+}
+END_TEST
+
+START_TEST(watches_out_of_range_are_refused)
+{
+	static const struct schema_watch bad[] = {
+		{ "/a", "t", 3, -1, false },		/* strip past the path */
+		{ "/a", "t", 0, -2, false },		/* depth */
+		{ "a/b", "t", 0, -1, false },		/* not a path */
+		{ "/a//b", "t", 0, -1, false },
+	};
+	unsigned char *p;
+	size_t len;
+
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		p = watches_bytes(&bad[i], 1, &len);
+		ck_assert_msg(!watches_ok(p, len), "bad watch %u accepted", i);
+		free(p);
+	}
+	/* held is a bool: its byte is the record's last. */
+	p = watches_bytes(some_watches, 1, &len);
+	p[len - 1] = 7;
+	ck_assert(!watches_ok(p, len));
+	free(p);
+}
+END_TEST
+
+/* -------------------------------------------------------------- quotas */
+
+static const struct schema_quota some_quotas[] = {
+	{ SCHEMA_QUOTA_GLOBAL, "nodes", 1000 },
+	{ SCHEMA_QUOTA_GLOBAL, "a-kind-added-later", 0 },
+	{ 5, "watches", 4 },
+};
+
+static unsigned char *quotas_bytes(const struct schema_quota *qs, uint32_t n,
+				   size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer *w = fresh(b);
+	unsigned char *p;
+
+	schema_write_quotas_head(w, 2097152, n);
+	for (uint32_t i = 0; i < n; i++)
+		schema_write_quota(w, &qs[i]);
+	ck_assert(wr_ok(w));
+	p = take(b, len);
+	evbuffer_free(b);
+	return p;
+}
+
+static int check_quota(const struct schema_quota *q, void *arg)
+{
+	unsigned int *n = arg;
+
+	ck_assert_uint_eq(q->domid, some_quotas[*n].domid);
+	ck_assert_str_eq(q->name, some_quotas[*n].name);
+	ck_assert_uint_eq(q->value, some_quotas[*n].value);
+	++*n;
+	return 0;
+}
+
+static bool quotas_ok(const void *p, size_t len)
+{
+	uint32_t soft;
+
+	return schema_decode_quotas(p, len, &soft, NULL, NULL) == 0;
+}
+
+START_TEST(quotas_round_trip_by_name)
+{
+	unsigned char *p;
+	unsigned int n = 0;
+	uint32_t soft = 0;
+	size_t len;
+
+	p = quotas_bytes(some_quotas, 3, &len);
+	ck_assert_int_eq(schema_decode_quotas(p, len, &soft, check_quota, &n),
+			 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(soft, 2097152);
+	every_cut_refused(p, len, quotas_ok);
+	free(p);
+	/* A quota without a name, or for a domid no store holds. */
+	p = quotas_bytes(&(struct schema_quota){ 5, "", 1 }, 1, &len);
+	ck_assert(!quotas_ok(p, len));
+	free(p);
+	p = quotas_bytes(&(struct schema_quota){ 65536, "nodes", 1 }, 1, &len);
+	ck_assert(!quotas_ok(p, len));
+	free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------- the image */
+
+START_TEST(image_head_round_trips_and_says_which_version)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct schema_lu_head h = { 9, "/run/xenstored/socket" }, got;
+	struct writer *w = fresh(b);
+	struct reader r;
+	unsigned char *p;
+	uint32_t v = 0;
+	size_t len;
+
+	schema_write_lu_head(w, &h);
+	p = take(b, &len);
+	rd_init(&r, p, len);
+	ck_assert_int_eq(schema_read_lu_head(&r, &got, &v), SCHEMA_OURS);
+	ck_assert(rd_done(&r));
+	ck_assert_uint_eq(got.listen_fd, 9);
+	ck_assert_str_eq(got.listen_path, h.listen_path);
+	for (size_t cut = 0; cut < len; cut++) {
+		unsigned char *q = exact(p, cut);
+
+		rd_init(&r, q, cut);
+		ck_assert_int_ne(schema_read_lu_head(&r, &got, &v), SCHEMA_OURS);
+		free(q);
+	}
+	/* The version follows the magic's 4 + 13 bytes. */
+	p[17] = 2;
+	rd_init(&r, p, len);
+	ck_assert_int_eq(schema_read_lu_head(&r, &got, &v),
+			 SCHEMA_OTHER_VERSION);
+	ck_assert_uint_eq(v, 2);
+	/* The database's magic is not the image's. */
+	evbuffer_drain(b, evbuffer_get_length(b));
+	schema_write_format(fresh(b));
+	free(p);
+	p = take(b, &len);
+	rd_init(&r, p, len);
+	ck_assert_int_eq(schema_read_lu_head(&r, &got, &v), SCHEMA_FOREIGN);
+	free(p);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(queues_round_trip)
+{
+	struct evbuffer *b = evbuffer_new(), *in = evbuffer_new(),
+			*out = evbuffer_new();
+	struct schema_queues q;
+	struct writer *w = fresh(b);
+	struct reader r;
+	unsigned char *p;
+	uint32_t n;
+	size_t len;
+
+	evbuffer_add(in, "request-and-more", 16);
+	evbuffer_add(out, "reply", 5);
+	schema_write_queues_count(w, 2);
+	schema_write_queues(w, 3, in, 7, out, "+OK", 3);
+	schema_write_queues(w, 4, in, 0, out, NULL, 0);
+	ck_assert(wr_ok(w));
+	ck_assert_uint_eq(evbuffer_get_length(in), 16);	/* both kept */
+	ck_assert_uint_eq(evbuffer_get_length(out), 5);
+	/* More of in than it holds fails the writer. */
+	schema_write_queues(w, 5, in, 17, out, NULL, 0);
+	ck_assert(!wr_ok(w));
+	p = take(b, &len);
+	rd_init(&r, p, len);
+	ck_assert(schema_read_queues_count(&r, &n));
+	ck_assert_uint_eq(n, 2);
+	ck_assert(schema_read_queues(&r, &q));
+	ck_assert_uint_eq(q.id, 3);
+	ck_assert_uint_eq(q.in_len, 7);
+	ck_assert_mem_eq(q.in, "request", 7);
+	ck_assert_uint_eq(q.out_len, 8);
+	ck_assert_mem_eq(q.out, "reply+OK", 8);
+	ck_assert(schema_read_queues(&r, &q));
+	ck_assert_uint_eq(q.id, 4);
+	ck_assert_uint_eq(q.in_len, 0);
+	ck_assert_uint_eq(q.out_len, 5);
+	ck_assert(rd_done(&r));
+	ck_assert(!schema_read_queues(&r, &q));
+	/* A count past what the bytes can hold. */
+	p[0] = 200;
+	rd_init(&r, p, len);
+	ck_assert(!schema_read_queues_count(&r, &n));
+	ck_assert_uint_eq(n, 0);
+	free(p);
+	evbuffer_free(in);
+	evbuffer_free(out);
+	evbuffer_free(b);
+}
+END_TEST
+
+static Suite *schema_suite(void)
+{
+	Suite *s = suite_create("schema");
+	TCase *t = tcase_create("records");
+
+	tcase_add_test(t, keys_name_the_domain);
+	tcase_add_test(t, format_is_ours_or_says_which_version);
+	tcase_add_test(t, node_round_trips);
+	tcase_add_test(t, node_out_of_range_is_refused);
+	tcase_add_test(t, domain_round_trips);
+	tcase_add_test(t, input_round_trips_and_is_a_request_start);
+	tcase_add_test(t, watches_round_trip);
+	tcase_add_test(t, watches_out_of_range_are_refused);
+	tcase_add_test(t, quotas_round_trip_by_name);
+	tcase_add_test(t, image_head_round_trips_and_says_which_version);
+	tcase_add_test(t, queues_round_trip);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(schema_suite());
+}
