@@ -217,6 +217,7 @@ static bool format_ok(struct db *db, bool *present)
 	} else {
 		f = schema_decode_format(v.dptr, v.dsize, &version);
 		free(v.dptr);
+		db->version = version;
 	}
 	if (f == SCHEMA_OTHER_VERSION)
 		log_error("%s is a xenstored database of version %u, and this "
@@ -238,7 +239,24 @@ static int write_format(struct db *db)
 {
 	if (db_put_encoded(db, SCHEMA_KEY_FORMAT, encode_format, NULL) != 0)
 		return -1;
+	db->version = SCHEMA_DB_VERSION;
 	return db_commit(db);
+}
+
+uint32_t db_version(const struct db *db)
+{
+	return db->version;
+}
+
+int db_upgraded(struct db *db)
+{
+	if (db_put_encoded(db, SCHEMA_KEY_FORMAT, encode_format, NULL) != 0)
+		return -1;
+	/* A warning: from the next commit, an older daemon cannot read it. */
+	log_warn("database %s: version %u read; written as version %u from "
+		 "the next commit", db->path, db->version, SCHEMA_DB_VERSION);
+	db->version = SCHEMA_DB_VERSION;
+	return 0;
 }
 
 static void commit_cb(evutil_socket_t fd, short what, void *arg)

@@ -71,6 +71,16 @@ void db_loaded_done(struct db *db);
 int db_get(struct db *db, const char *key,
 	   int (*fn)(const void *data, size_t len, void *arg), void *arg);
 
+/*
+ * The format of the file as opened: SCHEMA_DB_VERSION, or an older one
+ * the schema still reads (its records are decoded as that version's).
+ * Once the records that differ were put again in this version's encoding,
+ * db_upgraded marks the file as this version, with the pending commit;
+ * 0, or -1 (logged) without memory.
+ */
+uint32_t db_version(const struct db *db);
+int db_upgraded(struct db *db);
+
 /* Follow every change of s from now on; with save_all, first save the
  * nodes it holds (a new file). */
 void db_follow(struct db *db, struct store *s, bool save_all);

@@ -19,6 +19,7 @@ struct db {
 	char *path;
 	bool in_txn;		/* a tdb transaction holds uncommitted changes */
 	bool failed;		/* a write failed: persistence is off */
+	uint32_t version;	/* the file's format (SCHEMA_DB_VERSION...) */
 	struct evbuffer *scratch;	/* node encoding, reused */
 	struct event *commit_ev;	/* zero-timeout: commit what is left */
 	struct store_observer observer;

@@ -178,13 +178,14 @@ static int load_one(const struct schema_quota *sq, void *arg)
 	return quota_set_domain(q, sq->domid, kind, sq->value) ? -1 : 0;
 }
 
-int quotas_load(struct quotas *q, const void *data, size_t len)
+int quotas_load(struct quotas *q, const void *data, size_t len,
+		uint32_t version)
 {
 	uint32_t soft;
 
 	/* Checked whole first, so a bad record changes nothing. */
-	if (schema_decode_quotas(data, len, &soft, NULL, NULL) != 0)
+	if (schema_decode_quotas(data, len, version, &soft, NULL, NULL) != 0)
 		return -1;
 	q->soft_memory = soft;
-	return schema_decode_quotas(data, len, &soft, load_one, q);
+	return schema_decode_quotas(data, len, version, &soft, load_one, q);
 }

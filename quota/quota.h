@@ -97,10 +97,11 @@ void quota_forget_domain(struct quotas *q, unsigned int domid);
  * load them back over what q holds.  quotas_load: 0, or -1 for a
  * malformed record (q is then unchanged; after ENOMEM it may hold some
  * of the overrides).  A name this daemon does not know (a kind a newer
- * one added) is skipped with a warning.
+ * one added) is skipped with a warning.  version: the file's (db_version).
  */
 void quotas_save(const struct quotas *q, struct writer *w);
-int quotas_load(struct quotas *q, const void *data, size_t len);
+int quotas_load(struct quotas *q, const void *data, size_t len,
+		uint32_t version);
 
 /* Would value break limit? */
 static inline bool quota_exceeded(unsigned int limit, unsigned long value)

@@ -79,6 +79,9 @@ enum schema_format schema_decode_format(const void *p, size_t len,
 
 	rd_init(&r, p, len);
 	f = read_magic(&r, SCHEMA_DB_MAGIC, SCHEMA_DB_VERSION, version);
+	if (f == SCHEMA_OTHER_VERSION && *version >= SCHEMA_DB_VERSION_OLDEST &&
+	    *version < SCHEMA_DB_VERSION)
+		f = SCHEMA_OURS;
 	/* Bytes after ours: some other program's idea of the record. */
 	return f == SCHEMA_OURS && !rd_done(&r) ? SCHEMA_FOREIGN : f;
 }
@@ -272,7 +275,55 @@ static bool read_quota(struct reader *r, struct schema_quota *q)
 	return rd_ok(r);
 }
 
-int schema_decode_quotas(const void *p, size_t len, uint32_t *soft_memory,
+/* Version 1's kinds, in its order: a fact of that format, never to change
+ * with the daemon's own list. */
+static const char *const v1_quotas[] = {
+	"nodes", "watches", "transactions", "outstanding", "transaction-nodes",
+	"memory", "node-size", "path-max", "permissions",
+};
+#define V1_KINDS (sizeof(v1_quotas) / sizeof(v1_quotas[0]))
+
+static int decode_quotas_v1(const void *p, size_t len, uint32_t *soft_memory,
+			    int (*fn)(const struct schema_quota *q, void *arg),
+			    void *arg)
+{
+	struct schema_quota q = { .domid = SCHEMA_QUOTA_GLOBAL };
+	struct reader r;
+	uint32_t n;
+
+	rd_init(&r, p, len);
+	if (rd_u32(&r) != V1_KINDS)
+		return -1;
+	for (size_t k = 0; k < V1_KINDS; k++) {
+		q.name = v1_quotas[k];
+		q.value = rd_u32(&r);
+		if (!rd_ok(&r) || (fn && fn(&q, arg) != 0))
+			return -1;
+	}
+	*soft_memory = rd_u32(&r);
+	if (!rd_count(&r, &n, 4 + 4 + 4 * V1_KINDS))
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t set;
+
+		q.domid = rd_u32(&r);
+		set = rd_u32(&r);
+		if (rd_ok(&r) && (q.domid >= STORE_DOMIDS || set >> V1_KINDS))
+			rd_fail(&r);
+		for (size_t k = 0; k < V1_KINDS; k++) {
+			q.name = v1_quotas[k];
+			q.value = rd_u32(&r);
+			if (!rd_ok(&r))
+				return -1;
+			if ((set & (1u << k)) && fn && fn(&q, arg) != 0)
+				return -1;
+		}
+	}
+	return rd_done(&r) ? 0 : -1;
+}
+
+int schema_decode_quotas(const void *p, size_t len, uint32_t version,
+			 uint32_t *soft_memory,
 			 int (*fn)(const struct schema_quota *q, void *arg),
 			 void *arg)
 {
@@ -280,6 +331,8 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t *soft_memory,
 	struct reader r;
 	uint32_t n;
 
+	if (version == 1)
+		return decode_quotas_v1(p, len, soft_memory, fn, arg);
 	rd_init(&r, p, len);
 	*soft_memory = rd_u32(&r);
 	if (!rd_count(&r, &n, MIN_QUOTA))

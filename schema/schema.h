@@ -38,10 +38,14 @@
  *                      path's length), u32 depth (as int32, >= -1), u8 an
  *                      event held back (0 or 1))
  *
- * Version 1 kept the quotas by position (u32 kinds, the limits, the soft
- * limit, then per domain a bit mask and every limit), so a new quota
- * kind changed the meaning of the old records; version 2 names them.  A
- * file of another version is refused at start with its version in the log.
+ * Version 1 kept the quotas by position (u32 kinds (9), the 9 global
+ * limits, the soft limit, u32 n, n x (u32 domid, u32 bit mask of the
+ * kinds set, the 9 values)), in the order of SCHEMA_V1_QUOTAS, so a new
+ * quota kind changed the meaning of the old records; version 2 names
+ * them.  A version-1 file is read (its records are version 2's but for
+ * "#quotas") and rewritten as version 2 with the first commit, so an
+ * upgrade by restart or live update keeps the host's state; a file of
+ * any other version is refused at start with its version in the log.
  *
  * The live-update image, SCHEMA_LU_VERSION 1, one stream:
  *
@@ -67,6 +71,7 @@
 
 #define SCHEMA_DB_MAGIC "xenstored-db"
 #define SCHEMA_DB_VERSION 2
+#define SCHEMA_DB_VERSION_OLDEST 1	/* still read, then rewritten */
 #define SCHEMA_LU_MAGIC "xenstored-lu"
 #define SCHEMA_LU_VERSION 1
 
@@ -94,13 +99,14 @@ static inline bool schema_key_is_node(const void *key, size_t len)
 /* ---- versions ---- */
 
 enum schema_format {
-	SCHEMA_OURS,		/* our magic, this version */
-	SCHEMA_OTHER_VERSION,	/* our magic, another version */
+	SCHEMA_OURS,		/* our magic, a version we read */
+	SCHEMA_OTHER_VERSION,	/* our magic, a version we cannot read */
 	SCHEMA_FOREIGN,		/* not ours */
 };
 
 void schema_write_format(struct writer *w);
-/* The "#format" record; *version is set for SCHEMA_OTHER_VERSION. */
+/* The "#format" record; *version is set for SCHEMA_OURS (from
+ * SCHEMA_DB_VERSION_OLDEST to SCHEMA_DB_VERSION) and SCHEMA_OTHER_VERSION. */
 enum schema_format schema_decode_format(const void *p, size_t len,
 					uint32_t *version);
 
@@ -196,10 +202,13 @@ void schema_write_quotas_head(struct writer *w, uint32_t soft_memory,
 			      uint32_t n);
 void schema_write_quota(struct writer *w, const struct schema_quota *q);
 /*
- * The "#quotas" record: *soft_memory, and each quota to fn (which may be
- * NULL: the record is only checked) as for the watches.  0, or -1.
+ * The "#quotas" record of a file of version (a #format's): *soft_memory,
+ * and each quota to fn (which may be NULL: the record is only checked) as
+ * for the watches; a version-1 record's positions come out as names.
+ * 0, or -1.
  */
-int schema_decode_quotas(const void *p, size_t len, uint32_t *soft_memory,
+int schema_decode_quotas(const void *p, size_t len, uint32_t version,
+			 uint32_t *soft_memory,
 			 int (*fn)(const struct schema_quota *q, void *arg),
 			 void *arg);
 

@@ -102,7 +102,7 @@ static int load_quotas(const void *data, size_t len, void *arg)
 {
 	struct server *srv = arg;
 
-	if (quotas_load(&srv->quotas, data, len) != 0) {
+	if (quotas_load(&srv->quotas, data, len, db_version(srv->db)) != 0) {
 		log_error("database %s: the quota record is malformed",
 			  db_path(srv->db));
 		return -1;
@@ -130,6 +130,15 @@ int server_load(struct server *srv)
 	    !store_lookup(&loaded, "@releaseDomain")) {
 		log_error("database %s is unusable: the special nodes are "
 			  "missing", db_path(srv->db));
+		store_destroy(&loaded);
+		return -1;
+	}
+	/* A file of an older version: the records that differ put again in
+	 * this one's encoding, marked with it, all in the next commit. */
+	if (db_version(srv->db) != SCHEMA_DB_VERSION &&
+	    (db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas,
+			    &srv->quotas) != 0 ||
+	     db_upgraded(srv->db) != 0)) {
 		store_destroy(&loaded);
 		return -1;
 	}

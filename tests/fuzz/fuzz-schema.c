@@ -26,6 +26,7 @@ const char fuzz_target[] = "fuzz-schema";
 
 enum {
 	R_FORMAT, R_NODE, R_DOMAIN, R_INPUT, R_WATCHES, R_QUOTAS, R_IMAGE,
+	R_QUOTAS_V1,
 	N_RECORDS
 };
 
@@ -209,14 +210,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			same(p, len, "watches");
 		break;
 	case R_QUOTAS:
-		if (schema_decode_quotas(p, len, &soft, count_quota, &nq) == 0) {
+		if (schema_decode_quotas(p, len, SCHEMA_DB_VERSION, &soft, count_quota, &nq) == 0) {
 			schema_write_quotas_head(&w, soft, nq);
-			schema_decode_quotas(p, len, &soft, put_quota, NULL);
+			schema_decode_quotas(p, len, SCHEMA_DB_VERSION, &soft, put_quota, NULL);
 			same(p, len, "quotas");
 		}
 		break;
 	case R_IMAGE:
 		image(p, len);
+		break;
+	case R_QUOTAS_V1:	/* read from an old file, never written */
+		schema_decode_quotas(p, len, 1, &soft, count_quota, &nq);
 		break;
 	}
 	free(p);

@@ -1182,8 +1182,7 @@ def test_foreign_or_damaged_tdb_is_refused():
         case("a foreign tdb (old hash)", lambda t: t.store(b"hello", b"world"),
              flags=TDB_NOLOCK, fresh=True)
         case("a wrong version", lambda t: t.store(b"#format", rstr(b"xenstored-db") + u32(99)))
-        # Version 1 kept the quotas by position (schema/schema.h).
-        case("the old version 1", lambda t: t.store(b"#format", rstr(b"xenstored-db") + u32(1)))
+        case("version 0", lambda t: t.store(b"#format", rstr(b"xenstored-db") + u32(0)))
         case("a wrong magic", lambda t: t.store(b"#format", rstr(b"xenstored-xx") + u32(1)))
         case("no format record", lambda t: t.delete(b"#format"))
 
@@ -1199,6 +1198,61 @@ def test_foreign_or_damaged_tdb_is_refused():
         case("two nodes of one generation",
              lambda t: t.store(b"/fid/b", t.fetch(b"/fid/a")))
         eq(wrong, [], "damaged databases the daemon did not refuse as it should")
+
+
+def test_version_1_file_is_read_and_rewritten_as_version_2():
+    """An upgrade (restart or live update onto this build) finds a file of
+    version 1, whose quotas were kept by position (schema/schema.h): the
+    state comes back, and the first commit rewrites it as version 2."""
+    with TmpDir() as dir:
+        dbf = make_valid_db(dir)
+        t = Tdb(dbf)
+        try:
+            t.store(b"#format", rstr(b"xenstored-db") + u32(1))
+            # nodes watches transactions outstanding transaction-nodes
+            # memory node-size path-max permissions; soft; domain 5 sets
+            # nodes (bit 0) and permissions (bit 8).
+            hard = [777, 128, 10, 20, 1024, 2621440, 2048, 2048, 5]
+            dom5 = [4, 0, 0, 0, 0, 0, 0, 0, 3]
+            t.store(b"#quotas", u32(9) + b"".join(map(u32, hard)) + u32(123456) + u32(1)
+                    + u32(5) + u32(1 | 1 << 8) + b"".join(map(u32, dom5)))
+        finally:
+            t.close()
+
+        def state_is_back(life):
+            d = Again(dir, life)
+            d.start()
+            try:
+                with RawClient(d.socket_path) as c:
+                    eq(c.read("/fid/a"), b"alpha", "a node, life %d" % life)
+                    eq(c.expect_ok(XS_GET_QUOTA, args("nodes")), b"777\0",
+                       "the global nodes quota, life %d" % life)
+                    eq(c.expect_ok(XS_GET_QUOTA, args("permissions")), b"5\0",
+                       "the global permissions quota, life %d" % life)
+                    soft = c.expect_ok(XS_CONTROL, args("quota-soft")).decode()
+                    check("123456" in soft, "quota-soft, life %d: %r" % (life, soft))
+                    c.write("/fid/after", "x")
+            finally:
+                d.stop()
+            return d
+
+        d = state_is_back(2)
+        log = open(d.log_path).read()
+        check("version 1 read" in log, "the log does not say the file was upgraded: %r" % log)
+        t = Tdb(dbf)
+        try:
+            eq(t.fetch(b"#format"), rstr(b"xenstored-db") + u32(2), "the format record after")
+            q = t.fetch(b"#quotas")
+            # Domain 5 is not running here (GET_QUOTA would answer ENOENT):
+            # its overrides are read in the rewritten record, by name.
+            check(q is not None and q.startswith(u32(123456))
+                  and u32(5) + rstr(b"nodes") + u32(4) in q
+                  and u32(5) + rstr(b"permissions") + u32(3) in q
+                  and u32(5) + rstr(b"watches") not in q,
+                  "#quotas is not version 2's with dom5's overrides: %r" % q)
+        finally:
+            t.close()
+        state_is_back(3)
 
 
 def test_empty_file_is_new_and_no_database_ignores_a_bad_one():

@@ -934,9 +934,9 @@ START_TEST(db_foreign_or_other_version_tdb_is_refused)
 	refused("a database of another version");
 
 	n = rec_str(fmt, "xenstored-db");
-	memcpy(fmt + n, "\x01\x00\x00\x00", 4);		/* quotas by position */
+	memcpy(fmt + n, "\x00\x00\x00\x00", 4);		/* before any */
 	raw_tdb("#format", fmt, n + 4, false);
-	refused("a database of the old version 1");
+	refused("a database of version 0");
 
 	n = rec_str(fmt, "xenstored-dc");
 	memcpy(fmt + n, "\x02\x00\x00\x00", 4);

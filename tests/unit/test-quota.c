@@ -135,7 +135,7 @@ START_TEST(saved_quotas_load_back)
 	ck_assert_int_eq(quota_set_domain(&q, 9, QUOTA_PERMS, 0), 0);
 	p = saved(&q, &len);
 	quotas_init(&back);
-	ck_assert_int_eq(quotas_load(&back, p, len), 0);
+	ck_assert_int_eq(quotas_load(&back, p, len, SCHEMA_DB_VERSION), 0);
 	for (int k = 0; k < QUOTA_KINDS; k++) {
 		ck_assert_uint_eq(back.hard[k], q.hard[k]);
 		for (unsigned int d = 4; d < 11; d++)
@@ -146,7 +146,7 @@ START_TEST(saved_quotas_load_back)
 	quotas_destroy(&back);
 	/* Cut short: refused, and nothing changes. */
 	quotas_init(&back);
-	ck_assert_int_eq(quotas_load(&back, p, len - 1), -1);
+	ck_assert_int_eq(quotas_load(&back, p, len - 1, SCHEMA_DB_VERSION), -1);
 	ck_assert_uint_eq(back.hard[QUOTA_MEMORY], 2621440);
 	ck_assert_uint_eq(back.soft_memory, 2097152);
 	ck_assert_uint_eq(quota_limit(&back, 5, QUOTA_NODES), 1000);
@@ -181,7 +181,7 @@ START_TEST(quotas_by_name_survive_a_new_kind)
 	ck_assert_ptr_nonnull(p);
 	evbuffer_copyout(b, p, len);
 	quotas_init(&q);
-	ck_assert_int_eq(quotas_load(&q, p, len), 0);
+	ck_assert_int_eq(quotas_load(&q, p, len, SCHEMA_DB_VERSION), 0);
 	ck_assert_uint_eq(q.hard[QUOTA_WATCHES], 7);
 	ck_assert_uint_eq(q.hard[QUOTA_NODES], 1000);
 	ck_assert_uint_eq(quota_limit(&q, 5, QUOTA_NODES), 2);

@@ -108,10 +108,16 @@ START_TEST(format_is_ours_or_says_which_version)
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
 	ck_assert_uint_eq(v, SCHEMA_DB_VERSION);
 	every_cut_refused(p, len, format_ok);
-	/* The version is the last four bytes. */
+	/* The version is the last four bytes.  1 is still read (an upgrade
+	 * keeps the host's state); 3 is a newer daemon's, 0 nobody's. */
 	p[len - 4] = 1;
-	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
 	ck_assert_uint_eq(v, 1);
+	p[len - 4] = 3;
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
+	ck_assert_uint_eq(v, 3);
+	p[len - 4] = 0;
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
 	p[4] = 'X';
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_FOREIGN);
 	free(p);
@@ -473,7 +479,7 @@ static bool quotas_ok(const void *p, size_t len)
 {
 	uint32_t soft;
 
-	return schema_decode_quotas(p, len, &soft, NULL, NULL) == 0;
+	return schema_decode_quotas(p, len, SCHEMA_DB_VERSION, &soft, NULL, NULL) == 0;
 }
 
 START_TEST(quotas_round_trip_by_name)
@@ -484,7 +490,7 @@ START_TEST(quotas_round_trip_by_name)
 	size_t len;
 
 	p = quotas_bytes(some_quotas, 3, &len);
-	ck_assert_int_eq(schema_decode_quotas(p, len, &soft, check_quota, &n),
+	ck_assert_int_eq(schema_decode_quotas(p, len, SCHEMA_DB_VERSION, &soft, check_quota, &n),
 			 0);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_uint_eq(soft, 2097152);
@@ -497,6 +503,81 @@ START_TEST(quotas_round_trip_by_name)
 	p = quotas_bytes(&(struct schema_quota){ 65536, "nodes", 1 }, 1, &len);
 	ck_assert(!quotas_ok(p, len));
 	free(p);
+}
+END_TEST
+
+/* Version 1's "#quotas": 9 kinds by position, then the soft limit, then
+ * per domain a mask of the kinds set and all 9 values. */
+static size_t v1_quotas(uint32_t *u, uint32_t kinds, uint32_t mask)
+{
+	size_t n = 0;
+
+	u[n++] = kinds;
+	for (uint32_t k = 0; k < 9; k++)
+		u[n++] = 100 + k;		/* global limits */
+	u[n++] = 777;				/* soft */
+	u[n++] = 1;				/* one domain */
+	u[n++] = 5;
+	u[n++] = mask;
+	for (uint32_t k = 0; k < 9; k++)
+		u[n++] = 50 + k;
+	return n * 4;		/* little-endian hosts only, as the daemon */
+}
+
+struct v1_seen {
+	unsigned int n;
+	char names[16][24];
+	uint32_t domid[16], value[16];
+};
+
+static int see_v1(const struct schema_quota *q, void *arg)
+{
+	struct v1_seen *s = arg;
+
+	ck_assert_uint_lt(s->n, 16);
+	snprintf(s->names[s->n], sizeof(s->names[0]), "%s", q->name);
+	s->domid[s->n] = q->domid;
+	s->value[s->n++] = q->value;
+	return 0;
+}
+
+static bool v1_ok(const void *p, size_t len)
+{
+	uint32_t soft;
+
+	return schema_decode_quotas(p, len, 1, &soft, NULL, NULL) == 0;
+}
+
+START_TEST(version_1_quotas_come_out_by_name)
+{
+	uint32_t u[32], soft = 0;
+	struct v1_seen s = { 0 };
+	size_t len = v1_quotas(u, 9, (1u << 0) | (1u << 8));
+
+	ck_assert_int_eq(schema_decode_quotas(u, len, 1, &soft, see_v1, &s), 0);
+	ck_assert_uint_eq(soft, 777);
+	ck_assert_uint_eq(s.n, 9 + 2);
+	/* The globals in version 1's order... */
+	ck_assert_str_eq(s.names[0], "nodes");
+	ck_assert_uint_eq(s.value[0], 100);
+	ck_assert_uint_eq(s.domid[0], SCHEMA_QUOTA_GLOBAL);
+	ck_assert_str_eq(s.names[4], "transaction-nodes");
+	ck_assert_str_eq(s.names[8], "permissions");
+	ck_assert_uint_eq(s.value[8], 108);
+	/* ... then only the kinds domain 5 had set. */
+	ck_assert_str_eq(s.names[9], "nodes");
+	ck_assert_uint_eq(s.domid[9], 5);
+	ck_assert_uint_eq(s.value[9], 50);
+	ck_assert_str_eq(s.names[10], "permissions");
+	ck_assert_uint_eq(s.value[10], 58);
+	every_cut_refused((const unsigned char *)u, len, v1_ok);
+	/* Another count of kinds, or a mask naming a tenth, is not version 1. */
+	len = v1_quotas(u, 10, 1);
+	ck_assert(!v1_ok(u, len));
+	len = v1_quotas(u, 9, 1u << 9);
+	ck_assert(!v1_ok(u, len));
+	/* Version 2 bytes are not read as version 1. */
+	ck_assert(!v1_ok(u, 8));
 }
 END_TEST
 
@@ -608,6 +689,7 @@ static Suite *schema_suite(void)
 	tcase_add_test(t, watches_round_trip);
 	tcase_add_test(t, watches_out_of_range_are_refused);
 	tcase_add_test(t, quotas_round_trip_by_name);
+	tcase_add_test(t, version_1_quotas_come_out_by_name);
 	tcase_add_test(t, image_head_round_trips_and_says_which_version);
 	tcase_add_test(t, queues_round_trip);
 	suite_add_tcase(s, t);
