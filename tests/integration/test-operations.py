@@ -512,9 +512,20 @@ def test_socket_activation_serves_the_passed_socket_and_leaves_it():
                               "--database", t.path("db")],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
+        clients = []
+
+        def connected():
+            # The path exists from bind(), a moment before listen().
+            try:
+                clients.append(RawClient(sock))
+            except (ConnectionRefusedError, FileNotFoundError):
+                return False
+            return True
+
         try:
-            wait_for(lambda: os.path.exists(sock), "the activated socket")
-            c = RawClient(sock)          # the first connection starts the daemon
+            # The first connection starts the daemon.
+            wait_for(connected, "the activated socket to listen")
+            c = clients[0]
             c.write("/activated", "yes")
             eq(c.read("/activated"), b"yes", "read back")
             c.close()
