@@ -94,10 +94,26 @@ static void node(const unsigned char *p, size_t len)
 	same(p, len, "node");
 }
 
+/* One queues record read from r and written again to w, through in and o
+ * as the daemon's buffers would hold it. */
+static bool queues_again(struct reader *r, struct evbuffer *in,
+			 struct evbuffer *o)
+{
+	struct schema_queues q;
+
+	if (!schema_read_queues(r, &q))
+		return false;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	evbuffer_drain(o, evbuffer_get_length(o));
+	evbuffer_add(in, q.in, q.in_len);
+	evbuffer_add(o, q.out, q.out_len);
+	schema_write_queues(&w, q.id, in, q.in_len, o, NULL, 0);
+	return true;
+}
+
 static void image(const unsigned char *p, size_t len)
 {
 	struct schema_lu_head h;
-	struct schema_queues q;
 	struct evbuffer *in = evbuffer_new(), *o = evbuffer_new();
 	struct reader r;
 	uint32_t version, n;
@@ -112,13 +128,8 @@ static void image(const unsigned char *p, size_t len)
 		goto out;
 	schema_write_queues_count(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		if (!schema_read_queues(&r, &q))
+		if (!queues_again(&r, in, o))
 			goto out;
-		evbuffer_drain(in, evbuffer_get_length(in));
-		evbuffer_drain(o, evbuffer_get_length(o));
-		evbuffer_add(in, q.in, q.in_len);
-		evbuffer_add(o, q.out, q.out_len);
-		schema_write_queues(&w, q.id, in, q.in_len, o, NULL, 0);
 		/* Its watch list: the count as read, then each watch. */
 		{
 			struct reader peek = r;
@@ -132,13 +143,8 @@ static void image(const unsigned char *p, size_t len)
 		goto out;
 	schema_write_queues_count(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		if (!schema_read_queues(&r, &q))
+		if (!queues_again(&r, in, o))
 			goto out;
-		evbuffer_drain(in, evbuffer_get_length(in));
-		evbuffer_drain(o, evbuffer_get_length(o));
-		evbuffer_add(in, q.in, q.in_len);
-		evbuffer_add(o, q.out, q.out_len);
-		schema_write_queues(&w, q.id, in, q.in_len, o, NULL, 0);
 	}
 	whole = rd_done(&r);
 out:

@@ -10,30 +10,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "tests/unit/unit.h"
+#include "tests/unit/server_rig.h"
 
 #include "log/trace.h"
-#include "ops/ops.h"
-#include "server/server.h"
 
-static struct event_base *base;
-static struct server srv;
-static struct unit_tp tp0, tp5;
-static struct conn *c0, *c5;
-static struct xsd_sockmsg rhdr;
-static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
-static uint32_t next_req_id = 1;
 static char dir[64];		/* a scratch directory, "" when none */
 
 static void setup(void)
 {
-	base = event_base_new();
-	ck_assert_ptr_nonnull(base);
-	ck_assert_int_eq(server_init(&srv, base, ops_dispatch), 0);
-	c0 = unit_server_conn(&srv, &tp0, 0, true);
-	c5 = unit_server_conn(&srv, &tp5, 5, false);
-	ck_assert_ptr_nonnull(c0);
-	ck_assert_ptr_nonnull(c5);
+	rig_setup();
 	dir[0] = '\0';
 }
 
@@ -43,8 +28,7 @@ static void teardown(void)
 	static const char *const files[] = { "trace", "mem" };
 
 	trace_stop();
-	server_destroy(&srv);
-	event_base_free(base);
+	rig_teardown();
 	if (!dir[0])
 		return;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -82,17 +66,6 @@ static bool file_has(const char *path, const char *s)
 	return memmem(buf, n, s, strlen(s)) != NULL;
 }
 
-static uint32_t xs(struct conn *c, uint32_t type, const void *p, size_t len)
-{
-	struct unit_req u;
-	uint32_t id = next_req_id++;
-
-	ops_dispatch(c, unit_request(&u, type, id, 0, p, len));
-	unit_take_packet(c->out, &rhdr, rbuf);
-	ck_assert_uint_eq(rhdr.req_id, id);
-	return rhdr.type;
-}
-
 /* CONTROL with the strings joined by their NULs (NULL-terminated list). */
 static uint32_t control(const char *first, ...)
 {
@@ -107,7 +80,7 @@ static uint32_t control(const char *first, ...)
 		len += strlen(s) + 1;
 	}
 	va_end(ap);
-	return xs(c0, XS_CONTROL, buf, len);
+	return rig_xs(c0, XS_CONTROL, buf, len);
 }
 
 #define CTL_OK(...) \
@@ -117,7 +90,7 @@ static uint32_t control(const char *first, ...)
 	ck_assert_str_eq(rbuf, (err)); \
 } while (0)
 #define OK(c, type, lit) \
-	ck_assert_msg(xs((c), (type), UNIT_BYTES(lit)) == (uint32_t)(type), \
+	ck_assert_msg(rig_xs((c), (type), UNIT_BYTES(lit)) == (uint32_t)(type), \
 		      "%s: %s", #lit, rbuf)
 
 static const char *const commands[] = {
@@ -147,7 +120,7 @@ START_TEST(unknown_empty_and_overlong_commands_are_einval)
 {
 	CTL_ERR("EINVAL", "nonsense");
 	CTL_ERR("EINVAL", "CHECK");
-	ck_assert_uint_eq(xs(c0, XS_CONTROL, "", 0), XS_ERROR);
+	ck_assert_uint_eq(rig_xs(c0, XS_CONTROL, "", 0), XS_ERROR);
 	ck_assert_str_eq(rbuf, "EINVAL");
 	/* Eight strings: more than any command takes. */
 	CTL_ERR("EINVAL", "print", "a", "b", "c", "d", "e", "f", "g");
@@ -161,11 +134,11 @@ START_TEST(a_guest_may_use_no_command)
 		size_t len = strlen(commands[i]) + 1;
 
 		memcpy(buf, commands[i], len);
-		ck_assert_uint_eq(xs(c5, XS_CONTROL, buf, len), XS_ERROR);
+		ck_assert_uint_eq(rig_xs(c5, XS_CONTROL, buf, len), XS_ERROR);
 		ck_assert_str_eq(rbuf, "EACCES");
 	}
 	/* Not even to change a quota. */
-	ck_assert_uint_eq(xs(c5, XS_CONTROL,
+	ck_assert_uint_eq(rig_xs(c5, XS_CONTROL,
 			     UNIT_BYTES("quota\0set\0nodes\0" "1\0")),
 			  XS_ERROR);
 	ck_assert_str_eq(rbuf, "EACCES");
@@ -267,9 +240,9 @@ START_TEST(quota_lists_and_sets_the_global_limits)
 		char buf[32];
 		int len = snprintf(buf, sizeof(buf), "n%d", i) + 1;
 
-		ck_assert_uint_eq(xs(c5, XS_WRITE, buf, (size_t)len), XS_WRITE);
+		ck_assert_uint_eq(rig_xs(c5, XS_WRITE, buf, (size_t)len), XS_WRITE);
 	}
-	ck_assert_uint_eq(xs(c5, XS_WRITE, UNIT_BYTES("n11\0")), XS_ERROR);
+	ck_assert_uint_eq(rig_xs(c5, XS_WRITE, UNIT_BYTES("n11\0")), XS_ERROR);
 	ck_assert_str_eq(rbuf, "ENOSPC");
 }
 END_TEST

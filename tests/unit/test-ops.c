@@ -7,59 +7,23 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "tests/unit/unit.h"
+#include "tests/unit/server_rig.h"
 
-#include "ops/ops.h"
 #include "ops/ops_impl.h"
 #include "store/path.h"
 
-static struct event_base *base;
-static struct server srv;
-static struct unit_tp tp0, tp5;
-static struct conn *c0, *c5;
 
-/* The last reply. */
-static struct xsd_sockmsg rhdr;
-static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
-static uint32_t next_req_id = 100;
-
-static void setup(void)
-{
-	base = event_base_new();
-	ck_assert_ptr_nonnull(base);
-	ck_assert_int_eq(server_init(&srv, base, ops_dispatch), 0);
-	c0 = unit_server_conn(&srv, &tp0, 0, true);
-	c5 = unit_server_conn(&srv, &tp5, 5, false);
-	ck_assert_ptr_nonnull(c0);
-	ck_assert_ptr_nonnull(c5);
-	ck_assert_uint_eq(srv.nconns, 2);
-}
-
-static void teardown(void)
-{
-	server_destroy(&srv);
-	ck_assert_uint_eq(tp0.frees, 1);
-	ck_assert_uint_eq(tp5.frees, 1);
-	event_base_free(base);
-}
-
-/*
- * Send one request on c with tx_id and take its reply into rhdr/rbuf.
- * Exactly one reply must be queued, echoing req_id and tx_id.
- */
+/* rig_xs_tx, on a connection with nothing queued before or after: no
+ * stray event or second reply. */
 static uint32_t xs_tx(struct conn *c, uint32_t type, uint32_t tx_id,
 		      const void *payload, size_t len)
 {
-	struct unit_req u;
-	uint32_t req_id = next_req_id++;
+	uint32_t t;
 
 	ck_assert_uint_eq(evbuffer_get_length(c->out), 0);
-	ops_dispatch(c, unit_request(&u, type, req_id, tx_id, payload, len));
-	unit_take_packet(c->out, &rhdr, rbuf);
+	t = rig_xs_tx(c, type, tx_id, payload, len);
 	ck_assert_uint_eq(evbuffer_get_length(c->out), 0);
-	ck_assert_uint_eq(rhdr.req_id, req_id);
-	ck_assert_uint_eq(rhdr.tx_id, tx_id);
-	return rhdr.type;
+	return t;
 }
 
 static uint32_t xs(struct conn *c, uint32_t type, const void *payload,
@@ -1162,7 +1126,7 @@ static Suite *ops_suite(void)
 	Suite *s = suite_create("ops");
 	TCase *t = tcase_create("nodes");
 
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, write_then_read_returns_value);
 	tcase_add_test(t, write_keeps_value_bytes_with_nuls);
 	tcase_add_test(t, write_replaces_value);
@@ -1182,7 +1146,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("listing");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, directory_lists_children_in_creation_order);
 	tcase_add_test(t, directory_of_initial_tree);
 	tcase_add_test(t, directory_of_missing_node_is_enoent);
@@ -1195,7 +1159,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("perms");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, get_perms_of_initial_nodes);
 	tcase_add_test(t, set_perms_then_get_perms);
 	tcase_add_test(t, set_perms_of_special_node);
@@ -1203,7 +1167,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("misc");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, get_domain_path_names_the_home);
 	tcase_add_test(t, control_check_by_dom0_is_ok);
 	tcase_add_test(t, control_check_reports_what_is_wrong);
@@ -1214,7 +1178,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("unprivileged");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, unprivileged_access_to_dom0_node_is_eacces);
 	tcase_add_test(t, missing_node_under_unreadable_parent_is_eacces);
 	tcase_add_test(t, missing_node_under_readable_parent_is_enoent);
@@ -1232,7 +1196,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("domains");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, introduce_without_xen_is_eio);
 	tcase_add_test(t, introduce_bad_arguments_are_einval);
 	tcase_add_test(t, domain_management_by_a_guest_is_eacces);
@@ -1247,7 +1211,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(t, new_domain_with_reused_id_inherits_no_access);
 	suite_add_tcase(s, t);
 	t = tcase_create("quotas");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, rig_setup, rig_teardown);
 	tcase_add_test(t, quota_nodes_stops_creation_and_rm_gives_room_back);
 	tcase_add_test(t, quota_nodes_counts_implicit_parents);
 	tcase_add_test(t, quota_nodes_in_a_transaction_and_at_commit);

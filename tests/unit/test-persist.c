@@ -29,29 +29,6 @@
 
 /* ------------------------------------------------------------ records */
 
-/* The bytes of b, as one malloc'd block of exactly their length. */
-static unsigned char *take_all(struct evbuffer *b, size_t *len)
-{
-	unsigned char *p;
-
-	*len = evbuffer_get_length(b);
-	p = malloc(*len ? *len : 1);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(evbuffer_remove(b, p, *len), (int)*len);
-	return p;
-}
-
-/* A copy of p[0..len) in a block of exactly len bytes. */
-static unsigned char *exact(const void *p, size_t len)
-{
-	unsigned char *q = malloc(len ? len : 1);
-
-	ck_assert_ptr_nonnull(q);
-	if (len)
-		memcpy(q, p, len);
-	return q;
-}
-
 START_TEST(record_round_trip)
 {
 	struct evbuffer *b = evbuffer_new(), *src = evbuffer_new();
@@ -87,7 +64,7 @@ START_TEST(record_round_trip)
 	ck_assert(wr_ok(&w));
 	ck_assert_uint_eq(evbuffer_get_length(src), 400);
 
-	p = take_all(b, &n);
+	p = unit_take(b, &n);
 	rd_init(&r, p, n);
 	ck_assert_uint_eq(rd_u8(&r), 0xAB);
 	ck_assert_uint_eq(rd_u32(&r), 0xDEADBEEF);
@@ -137,7 +114,7 @@ START_TEST(record_layout_is_little_endian)
 	wr_bytes(&w, "xy", 2);
 	wr_u8(&w, 0x7F);
 	ck_assert(wr_ok(&w));
-	p = take_all(b, &n);
+	p = unit_take(b, &n);
 	ck_assert_uint_eq(n, sizeof(want));
 	ck_assert_mem_eq(p, want, sizeof(want));
 	free(p);
@@ -185,11 +162,11 @@ START_TEST(record_every_truncation_is_detected)
 	wr_u64(&w, 1234567890123ULL);
 	wr_str(&w, "path");
 	wr_bytes(&w, "value", 5);
-	full = take_all(b, &n);
+	full = unit_take(b, &n);
 	ck_assert_uint_eq(n, 1 + 4 + 8 + (4 + 5) + (4 + 5));
 
 	for (size_t cut = 0; cut < n; cut++) {
-		unsigned char *p = exact(full, cut);
+		unsigned char *p = unit_exact(full, cut);
 		struct reader r;
 		uint8_t a;
 		uint32_t bb, blen = 99;
@@ -232,7 +209,7 @@ START_TEST(record_truncated_u64_is_zero)
 {
 	/* The low half is there, the high half is not: record.h promises
 	 * zeros for what cannot be read, not half a number. */
-	unsigned char *p = exact("\x11\x22\x33\x44\x55", 5);
+	unsigned char *p = unit_exact("\x11\x22\x33\x44\x55", 5);
 	struct reader r;
 	uint64_t v;
 
@@ -248,7 +225,7 @@ END_TEST
 START_TEST(record_error_flag_is_sticky)
 {
 	/* A failed u32 on 3 bytes: the u8 after it must not read byte 0. */
-	unsigned char *p = exact("\x01\x02\x03", 3);
+	unsigned char *p = unit_exact("\x01\x02\x03", 3);
 	struct reader r;
 
 	rd_init(&r, p, 3);
@@ -259,7 +236,7 @@ START_TEST(record_error_flag_is_sticky)
 	free(p);
 
 	/* rd_fail marks a record bad whatever is left. */
-	p = exact("\x05", 1);
+	p = unit_exact("\x05", 1);
 	rd_init(&r, p, 1);
 	rd_fail(&r);
 	ck_assert(!rd_ok(&r));
@@ -271,7 +248,7 @@ END_TEST
 START_TEST(record_length_beyond_the_end_is_refused)
 {
 	/* A length of 2^32 - 1 with 4 bytes behind it. */
-	unsigned char *p = exact("\xff\xff\xff\xff" "abcd", 8);
+	unsigned char *p = unit_exact("\xff\xff\xff\xff" "abcd", 8);
 	struct reader r;
 	uint32_t len = 7;
 
@@ -282,7 +259,7 @@ START_TEST(record_length_beyond_the_end_is_refused)
 	free(p);
 
 	/* One more than what is there. */
-	p = exact("\x05\x00\x00\x00" "abcd", 8);
+	p = unit_exact("\x05\x00\x00\x00" "abcd", 8);
 	rd_init(&r, p, 8);
 	ck_assert_ptr_null(rd_bytes(&r, &len));
 	ck_assert(!rd_ok(&r));

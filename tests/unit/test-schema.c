@@ -19,35 +19,12 @@ static struct writer *fresh(struct evbuffer *b)
 	return &w;
 }
 
-/* The bytes of b as one malloc'd block of exactly their length. */
-static unsigned char *take(struct evbuffer *b, size_t *len)
-{
-	unsigned char *p;
-
-	*len = evbuffer_get_length(b);
-	p = malloc(*len ? *len : 1);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(evbuffer_copyout(b, p, *len), (ssize_t)*len);
-	return p;
-}
-
-/* p[0..len) in a block of exactly len bytes. */
-static unsigned char *exact(const void *p, size_t len)
-{
-	unsigned char *q = malloc(len ? len : 1);
-
-	ck_assert_ptr_nonnull(q);
-	if (len)
-		memcpy(q, p, len);
-	return q;
-}
-
 /* decode refuses every proper prefix of p, and p with a byte more. */
 static void every_cut_refused(const unsigned char *p, size_t len,
 			      bool (*decode)(const void *p, size_t len))
 {
 	for (size_t cut = 0; cut < len; cut++) {
-		unsigned char *q = exact(p, cut);
+		unsigned char *q = unit_exact(p, cut);
 
 		ck_assert_msg(!decode(q, cut), "cut at %zu of %zu: accepted",
 			      cut, len);
@@ -104,7 +81,7 @@ START_TEST(format_is_ours_or_says_which_version)
 
 	schema_write_format(w);
 	ck_assert(wr_ok(w));
-	p = take(b, &len);
+	p = unit_take(b, &len);
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
 	ck_assert_uint_eq(v, SCHEMA_DB_VERSION);
 	every_cut_refused(p, len, format_ok);
@@ -145,7 +122,7 @@ static unsigned char *node_bytes(uint64_t born, const void *value,
 
 	schema_write_node(w, &n);
 	ck_assert(wr_ok(w));
-	p = take(b, len);
+	p = unit_take(b, len);
 	evbuffer_free(b);
 	return p;
 }
@@ -249,7 +226,7 @@ START_TEST(domain_round_trips)
 	size_t len;
 
 	schema_write_domain(w, &d);
-	p = take(b, &len);
+	p = unit_take(b, &len);
 	ck_assert_uint_eq(len, 4 + 8 + 4 + 4 + 4 + 1 + 1);
 	ck_assert(schema_decode_domain(p, len, &got));
 	ck_assert_uint_eq(got.domid, 7);
@@ -290,7 +267,7 @@ static unsigned char *input_bytes(uint32_t hdr_len, size_t n, size_t *len)
 	ck_assert_int_eq(evbuffer_add(src, raw, n), 0);
 	schema_write_input(w, 1234, src);
 	ck_assert_uint_eq(evbuffer_get_length(src), n);	/* src kept */
-	p = take(b, len);
+	p = unit_take(b, len);
 	evbuffer_free(src);
 	evbuffer_free(b);
 	return p;
@@ -345,7 +322,7 @@ static unsigned char *watches_bytes(const struct schema_watch *ws,
 	for (uint32_t i = 0; i < n; i++)
 		schema_write_watch(w, &ws[i]);
 	ck_assert(wr_ok(w));
-	p = take(b, len);
+	p = unit_take(b, len);
 	evbuffer_free(b);
 	return p;
 }
@@ -459,7 +436,7 @@ static unsigned char *quotas_bytes(const struct schema_quota *qs, uint32_t n,
 	for (uint32_t i = 0; i < n; i++)
 		schema_write_quota(w, &qs[i]);
 	ck_assert(wr_ok(w));
-	p = take(b, len);
+	p = unit_take(b, len);
 	evbuffer_free(b);
 	return p;
 }
@@ -594,14 +571,14 @@ START_TEST(image_head_round_trips_and_says_which_version)
 	size_t len;
 
 	schema_write_lu_head(w, &h);
-	p = take(b, &len);
+	p = unit_take(b, &len);
 	rd_init(&r, p, len);
 	ck_assert_int_eq(schema_read_lu_head(&r, &got, &v), SCHEMA_OURS);
 	ck_assert(rd_done(&r));
 	ck_assert_uint_eq(got.listen_fd, 9);
 	ck_assert_str_eq(got.listen_path, h.listen_path);
 	for (size_t cut = 0; cut < len; cut++) {
-		unsigned char *q = exact(p, cut);
+		unsigned char *q = unit_exact(p, cut);
 
 		rd_init(&r, q, cut);
 		ck_assert_int_ne(schema_read_lu_head(&r, &got, &v), SCHEMA_OURS);
@@ -617,7 +594,7 @@ START_TEST(image_head_round_trips_and_says_which_version)
 	evbuffer_drain(b, evbuffer_get_length(b));
 	schema_write_format(fresh(b));
 	free(p);
-	p = take(b, &len);
+	p = unit_take(b, &len);
 	rd_init(&r, p, len);
 	ck_assert_int_eq(schema_read_lu_head(&r, &got, &v), SCHEMA_FOREIGN);
 	free(p);
@@ -647,7 +624,7 @@ START_TEST(queues_round_trip)
 	/* More of in than it holds fails the writer. */
 	schema_write_queues(w, 5, in, 17, out, NULL, 0);
 	ck_assert(!wr_ok(w));
-	p = take(b, &len);
+	p = unit_take(b, &len);
 	rd_init(&r, p, len);
 	ck_assert(schema_read_queues_count(&r, &n));
 	ck_assert_uint_eq(n, 2);

@@ -9,19 +9,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "tests/unit/unit.h"
+#include "tests/unit/server_rig.h"
 
-#include "ops/ops.h"
 #include "persist/db.h"
-#include "server/server.h"
 
-static struct event_base *base;
-static struct server srv;
-static struct unit_tp tp0, tp5;
-static struct conn *c0, *c5;
-static struct xsd_sockmsg rhdr;
-static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
-static uint32_t next_req_id = 1;
 
 /* A dispatcher that only counts: the server must hand it every request. */
 static unsigned int dispatched;
@@ -32,49 +23,24 @@ static void count_dispatch(struct conn *c, const struct request *req)
 	conn_send(c, req->hdr.type, req->hdr.req_id, req->hdr.tx_id, "OK", 3);
 }
 
-static void setup_with(void (*dispatch)(struct conn *, const struct request *))
-{
-	base = event_base_new();
-	ck_assert_ptr_nonnull(base);
-	ck_assert_int_eq(server_init(&srv, base, dispatch), 0);
-	srv.master_domid = 0;
-	srv.priv_domid = 0;
-	c0 = unit_server_conn(&srv, &tp0, 0, true);
-	c5 = unit_server_conn(&srv, &tp5, 5, false);
-	ck_assert_ptr_nonnull(c0);
-	ck_assert_ptr_nonnull(c5);
-}
-
 static void setup(void)
 {
-	setup_with(ops_dispatch);
+	rig_setup();
 }
 
 static void setup_counting(void)
 {
 	dispatched = 0;
-	setup_with(count_dispatch);
+	rig_setup_with(count_dispatch);
 }
 
 static void teardown(void)
 {
-	server_destroy(&srv);
-	event_base_free(base);
-}
-
-static uint32_t xs(struct conn *c, uint32_t type, const void *p, size_t len)
-{
-	struct unit_req u;
-	uint32_t id = next_req_id++;
-
-	ops_dispatch(c, unit_request(&u, type, id, 0, p, len));
-	unit_take_packet(c->out, &rhdr, rbuf);
-	ck_assert_uint_eq(rhdr.req_id, id);
-	return rhdr.type;
+	rig_teardown();
 }
 
 #define OK(c, type, lit) \
-	ck_assert_msg(xs((c), (type), UNIT_BYTES(lit)) == (uint32_t)(type), \
+	ck_assert_msg(rig_xs((c), (type), UNIT_BYTES(lit)) == (uint32_t)(type), \
 		      "%s: %s", #lit, rbuf)
 
 /* ---- the server itself ---- */
@@ -145,7 +111,7 @@ START_TEST(forgetting_a_domain_removes_its_nodes_and_permissions)
 	ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
 	ck_assert_str_eq(rbuf, "/local/domain/5/mine");
 	/* /shared keeps its owner and dom7, not dom5. */
-	ck_assert_uint_eq(xs(c0, XS_GET_PERMS, UNIT_BYTES("/shared\0")),
+	ck_assert_uint_eq(rig_xs(c0, XS_GET_PERMS, UNIT_BYTES("/shared\0")),
 			  XS_GET_PERMS);
 	ck_assert_mem_eq(rbuf, "n0\0b7\0", 6);
 	ck_assert_uint_eq(rhdr.len, 6);

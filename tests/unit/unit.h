@@ -40,6 +40,30 @@ static inline int unit_main(Suite *s)
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* The bytes of b (left in it) as one malloc'd block of exactly their
+ * length, so a read past the end is ASan's to catch. */
+static inline unsigned char *unit_take(struct evbuffer *b, size_t *len)
+{
+	unsigned char *p;
+
+	*len = evbuffer_get_length(b);
+	p = malloc(*len ? *len : 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(evbuffer_copyout(b, p, *len), (ssize_t)*len);
+	return p;
+}
+
+/* A copy of p[0..len) in a block of exactly len bytes. */
+static inline unsigned char *unit_exact(const void *p, size_t len)
+{
+	unsigned char *q = malloc(len ? len : 1);
+
+	ck_assert_ptr_nonnull(q);
+	if (len)
+		memcpy(q, p, len);
+	return q;
+}
+
 /* Let the event loop run what is due now (zero-timeout timers: a closed
  * connection's free, a resume), without waiting. */
 static inline void unit_loop_once(struct event_base *b)
