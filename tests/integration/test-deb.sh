@@ -76,7 +76,7 @@ like "$(cat "$root/lib/systemd/system/xenstored.service")" $'\nExecStart=/usr/li
     "the packaged unit runs the packaged launch script"
 
 # The line the documentation gives an administrator names the packaged daemon.
-for doc in debian/README.Debian; do
+for doc in docs/operations.md debian/README.Debian; do
     grep -q '^ *XENSTORED=/usr/lib/xenstored/xenstored$' "$XS_REPO/$doc"
     ok $? "$doc tells to set XENSTORED=/usr/lib/xenstored/xenstored in /etc/default/xen"
 done
@@ -129,6 +129,17 @@ succeeds "a client writes (as xen-init-dom0 does)" xenstore-write /local/domain/
 prints "and reads back" $'Domain-0\n' xenstore-read /local/domain/0/name
 [ -S "$rundir/socket" ]
 ok $? "the socket is in the rundir, as /run/xenstored/socket would be"
+
+# The init script run again knows only Debian's daemons as running: it starts this one again,
+# which must refuse and leave the first serving (docs/operations.md says so).
+# shellcheck disable=SC2086
+run env -u XENSTORED_PATH XENSTORED_ROOTDIR="$rundir" XENSTORED_RUNDIR="$rundir" \
+    start-stop-daemon --start --quiet --pidfile "$pidfile" --exec /usr/bin/choom -- \
+    -n "$oom" "$XENSTORED" -- $XENSTORED_ARGS --pid-file "$pidfile"
+like "$RUN_RC:$RUN_ERR" "^1:xenstored: error: .*(another daemon is already serving|is locked)" \
+    "a second start the same way exits 1: a daemon is already serving"
+is "$(cat "$pidfile" 2>/dev/null):$(xenstore-read /local/domain/0/name 2>&1)" "$pid:Domain-0" \
+    "the first daemon goes on serving, its pid file intact"
 
 if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
     for ((i = 0; i < 100; i++)); do _alive "$pid" || break; sleep 0.1; done
