@@ -127,6 +127,31 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* systemd's STATUS= line: what we serve, refreshed while it changes. */
+#define STATUS_PERIOD_SEC 2
+
+static void notify_status(struct server *srv)
+{
+	static unsigned long last_conns = ULONG_MAX;
+	static unsigned int last_domains = UINT_MAX;
+	unsigned int ndomains = domains_count(srv->domains);
+
+	if (srv->nconns == last_conns && ndomains == last_domains)
+		return;
+	last_conns = srv->nconns;
+	last_domains = ndomains;
+	sd_notifyf(0, "STATUS=serving %lu connection%s, %u domain%s",
+		   srv->nconns, srv->nconns == 1 ? "" : "s", ndomains,
+		   ndomains == 1 ? "" : "s");
+}
+
+static void status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	notify_status(arg);
+}
+
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -175,23 +200,40 @@ static int setup_logging(const struct options *o)
 			  o->trace_file, strerror(errno));
 	free(path);
 	for (unsigned int i = 0; !err && i < o->n_trace_controls; i++) {
-		if (!trace_control(o->trace_controls[i])) {
-			log_error("--trace-control: no switch '%s' (io, conn)",
-				  o->trace_controls[i] + 1);
+		const char *sw = o->trace_controls[i];
+
+		if (!trace_control(sw)) {
+			log_error("--trace-control: no switch '%s' (io, conn, "
+				  "obj, wrl, acc, tdb)", sw + 1);
 			err = 1;
+		} else if (trace_switch_note(sw)) {
+			log_warn("--trace-control=%s: no effect: %s", sw,
+				 trace_switch_note(sw));
 		}
 	}
+	if (!err)
+		options_log_notes(o);
 	return err ? -1 : 0;
 }
 
-/* The database beside our socket, or in the run directory. */
+/*
+ * The database in $XENSTORED_ROOTDIR (where upstream kept its tdb, and
+ * what Debian's init script sets), else beside our socket, else in the
+ * run directory.
+ */
 static char *default_database(const char *socket_path, bool socket_ours)
 {
 	const char *dir = getenv("XENSTORED_RUNDIR");
+	const char *root = getenv("XENSTORED_ROOTDIR");
 	const char *slash = strrchr(socket_path, '/');
 	char *path;
 	int n;
 
+	if (root && *root) {
+		mkdir(root, 0755);
+		return asprintf(&path, "%s/xenstored.tdb", root) < 0 ? NULL
+								      : path;
+	}
 	if (socket_ours && slash)
 		return asprintf(&path, "%.*s/xenstored.tdb",
 				(int)(slash - socket_path), socket_path) < 0
@@ -275,6 +317,7 @@ int main(int argc, char **argv)
 	struct event_config *cfg;
 	struct event_base *base;
 	struct event *sig_ev[3] = { NULL };
+	struct event *status_ev = NULL;
 	struct listener *l;
 	struct server srv;
 	char *socket_path;
@@ -285,6 +328,9 @@ int main(int argc, char **argv)
 		return 2;
 	if (setup_logging(&o) != 0)
 		return 1;
+	/* libevent's complaints belong in our log, not on a closed stderr. */
+	event_set_log_callback(log_libevent);
+	event_set_fatal_callback(log_libevent_fatal);
 	socket_path = o.socket_path ? strdup(o.socket_path)
 				    : default_socket_path();
 	if (!socket_path)
@@ -364,6 +410,11 @@ int main(int argc, char **argv)
 
 	log_info("xenstored %s serving %s (%s backend)", PACKAGE_VERSION,
 		 socket_path, event_base_get_method(base));
+	/* -P: before detach_done() sends stdout to /dev/null. */
+	if (o.output_pid) {
+		printf("%ld\n", (long)getpid());
+		fflush(stdout);
+	}
 	if (!o.foreground) {
 		if (!o.live_update_image)
 			detach_done();
@@ -373,11 +424,21 @@ int main(int argc, char **argv)
 	/* The socket and the rings are up: a Type=notify unit is started. */
 	sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving %s",
 		   (unsigned long)getpid(), socket_path);
+	/* Only under systemd: elsewhere nobody reads it, so no wake-ups. */
+	if (getenv("NOTIFY_SOCKET")) {
+		static const struct timeval period = { STATUS_PERIOD_SEC, 0 };
+
+		status_ev = event_new(base, -1, EV_PERSIST, status_cb, &srv);
+		if (!status_ev || event_add(status_ev, &period) != 0)
+			log_warn("cannot refresh the systemd status line");
+	}
 	if (event_base_dispatch(base) < 0)
 		log_error("event loop failed");
 	else
 		status = 0;
 	sd_notify(0, "STOPPING=1");
+	if (status_ev)
+		event_free(status_ev);
 
 out_signals:
 	/* What shutting down undoes (connections, watches) stays saved. */

@@ -59,13 +59,14 @@ static void usage(FILE *out)
 "                          else $XENSTORED_RUNDIR/socket, else\n"
 "                          %s/socket); a socket passed by systemd\n"
 "                          (LISTEN_FDS) is used instead when there is one\n"
-"      --master-domid ID   the domain this daemon runs in (default 0): its\n"
+"  -m, --master-domid ID   the domain this daemon runs in (default 0): its\n"
 "                          socket clients and its own ring are that domain\n"
-"      --priv-domid ID     a domain, besides the master, with full access and\n"
+"  -p, --priv-domid ID     a domain, besides the master, with full access and\n"
 "                          the right to manage domains (default: the master)\n"
 "      --database FILE     keep the store in the tdb file FILE, so a restart\n"
 "                          (after a crash too) loads it and serves the guests\n"
-"                          again (default: xenstored.tdb beside the socket)\n"
+"                          again (default: xenstored.tdb in\n"
+"                          $XENSTORED_ROOTDIR if set, else beside the socket)\n"
 "      --no-database       keep the store in memory only (no live update)\n"
 "      --live-update-image FILE\n"
 "                          internal: continue the daemon that wrote FILE\n"
@@ -74,14 +75,23 @@ static void usage(FILE *out)
 "  -v, --verbose           log more (info; twice: debug)\n"
 "  -T, --trace-file FILE   trace every request, reply and connection to FILE\n"
 "      --trace-control=[+-]SWITCH\n"
-"                          turn a trace switch on or off: io, conn\n",
+"                          turn a trace switch on or off: io, conn, and\n"
+"                          upstream's obj (as conn), wrl, acc, tdb (logged\n"
+"                          as having no effect here)\n",
 		XS_DEFAULT_RUNDIR);
 	usage_quotas(out);
 	fprintf(out,
 "  -q, --quota-soft memory=N\n"
 "                          memory a domain may use before it is logged\n"
+"  -P, --output-pid        print the process id on stdout once serving\n"
+"  -V                      as --verbose (upstream's meaning)\n"
 "  -H, -h, --help          show this help and exit\n"
-"  -V, --version           show the version and exit\n"
+"      --version           show the version and exit\n"
+"\n"
+"Accepted for upstream's sake, each logged with why it changes nothing:\n"
+"  -D, --no-domain-init    -R, --no-recovery       -I, --internal-db [on|off]\n"
+"  -K, --keep-orphans      -w, --timeout watch-event=N   -e, --event PORT\n"
+"  -U, --live-update       (-m and -p are --master-domid and --priv-domid)\n"
 "\n"
 "Signals: SIGTERM and SIGINT stop the daemon; SIGHUP reopens the log and\n"
 "trace files.  Exit status: 0 after a clean stop, 1 on a start-up or\n"
@@ -190,19 +200,71 @@ static int parse_named_quota(struct options *o, const char *opt,
 	return set_quota_option(o, opt, kind, eq + 1);
 }
 
+/* -w watch-event=N, the one kind of timeout upstream 4.17 has. */
+static int parse_timeout(const char *arg, struct options *o)
+{
+	static const char kind[] = "watch-event=";
+	unsigned long v;
+
+	if (strncmp(arg, kind, sizeof(kind) - 1) != 0) {
+		fprintf(stderr, "xenstored: --timeout: unknown timeout '%s' "
+			"(watch-event=SECONDS)\n", arg);
+		return -1;
+	}
+	if (!wire_parse_uint(arg + sizeof(kind) - 1, INT_MAX, &v)) {
+		fprintf(stderr, "xenstored: --timeout: not a number of "
+			"seconds: '%s'\n", arg);
+		return -1;
+	}
+	o->watch_event_timeout = (unsigned int)v;
+	o->watch_event_timeout_set = true;
+	return 0;
+}
+
+void options_log_notes(const struct options *o)
+{
+	if (o->no_domain_init)
+		log_warn("--no-domain-init: ignored: the domain table is set "
+			 "up as always (without Xen only the socket is "
+			 "served, which is what -D is for upstream)");
+	if (o->no_recovery)
+		log_info("--no-recovery: nothing to turn off: this daemon "
+			 "never repairs the store on its own (xenstore-control "
+			 "check only reports)");
+	if (o->internal_db)
+		log_info("--internal-db %s: no effect: the store is always in "
+			 "memory; --database/--no-database choose the file "
+			 "every change is committed to", o->internal_db);
+	if (o->keep_orphans)
+		log_warn("--keep-orphans: not supported: a dead domain's nodes "
+			 "are deleted as always (keeping them for the next "
+			 "domain with that id is XSA-419's risk)");
+	if (o->watch_event_timeout_set)
+		log_warn("--timeout watch-event=%u: no effect: events are "
+			 "never dropped by age here; a watcher that stops "
+			 "reading gets one event per watch once it drains "
+			 "(docs/watches.md)", o->watch_event_timeout);
+	if (o->event_port_set)
+		log_warn("--event: ignored: it is the event channel of a "
+			 "xenstore stub domain, and this daemon runs in dom0");
+	if (o->live_update_flag && !o->live_update_image)
+		log_warn("--live-update: ignored: this daemon continues its "
+			 "predecessor from --live-update-image, not from "
+			 "upstream's state file");
+}
+
 int parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
-		OPT_SOCKET = 256, OPT_MASTER_DOMID, OPT_PRIV_DOMID,
-		OPT_LOG_LEVEL, OPT_TRACE_CONTROL, OPT_DATABASE,
-		OPT_NO_DATABASE, OPT_LIVE_UPDATE_IMAGE,
+		OPT_SOCKET = 256, OPT_LOG_LEVEL, OPT_TRACE_CONTROL, OPT_DATABASE,
+		OPT_NO_DATABASE, OPT_LIVE_UPDATE_IMAGE, OPT_VERSION,
 	};
 	static const struct option fixed[] = {
 		{ "no-fork", no_argument, NULL, 'N' },
 		{ "pid-file", required_argument, NULL, 'F' },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
-		{ "master-domid", required_argument, NULL, OPT_MASTER_DOMID },
-		{ "priv-domid", required_argument, NULL, OPT_PRIV_DOMID },
+		{ "master-domid", required_argument, NULL, 'm' },
+		{ "priv-domid", required_argument, NULL, 'p' },
 		{ "log-file", required_argument, NULL, 'L' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -215,11 +277,20 @@ int parse_options(int argc, char **argv, struct options *o)
 		{ "live-update-image", required_argument, NULL,
 		  OPT_LIVE_UPDATE_IMAGE },
 		{ "help", no_argument, NULL, 'H' },
-		{ "version", no_argument, NULL, 'V' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		/* upstream's, kept so its scripts start us unchanged */
+		{ "output-pid", no_argument, NULL, 'P' },
+		{ "no-domain-init", no_argument, NULL, 'D' },
+		{ "no-recovery", no_argument, NULL, 'R' },
+		{ "internal-db", optional_argument, NULL, 'I' },
+		{ "keep-orphans", no_argument, NULL, 'K' },
+		{ "timeout", required_argument, NULL, 'w' },
+		{ "event", required_argument, NULL, 'e' },
+		{ "live-update", no_argument, NULL, 'U' },
 	};
 	/* The fixed options, then each quota's (quota/quota.h). */
 	struct option longopts[sizeof(fixed) / sizeof(fixed[0]) + QUOTA_KINDS + 1];
-	char shortopts[64] = "NF:L:vT:Q:q:HhV";
+	char shortopts[64] = "NF:L:vT:Q:q:HhVPDRI::Kw:e:Um:p:";
 	size_t nlong = sizeof(fixed) / sizeof(fixed[0]), nshort = strlen(shortopts);
 	enum quota_kind kind;
 	int opt;
@@ -243,12 +314,12 @@ int parse_options(int argc, char **argv, struct options *o)
 		case 'N': o->foreground = true; break;
 		case 'F': o->pid_file = optarg; break;
 		case OPT_SOCKET: o->socket_path = optarg; break;
-		case OPT_MASTER_DOMID:
+		case 'm':
 			if (parse_domid_option("--master-domid", optarg,
 					       &o->master_domid) != 0)
 				return -1;
 			break;
-		case OPT_PRIV_DOMID:
+		case 'p':
 			if (parse_domid_option("--priv-domid", optarg,
 					       &o->priv_domid) != 0)
 				return -1;
@@ -266,7 +337,43 @@ int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->log_level_set = true;
 			break;
-		case 'v': o->verbose++; break;
+		case 'v':
+		case 'V': o->verbose++; break;	/* -V: upstream's --verbose */
+		case 'P': o->output_pid = true; break;
+		case 'D': o->no_domain_init = true; break;
+		case 'R': o->no_recovery = true; break;
+		case 'K': o->keep_orphans = true; break;
+		case 'U': o->live_update_flag = true; break;
+		case 'I':
+			/* Upstream documents "--internal-db off" with a space,
+			 * which getopt leaves as a stray argument: take it. */
+			if (!optarg && optind < argc &&
+			    (strcmp(argv[optind], "on") == 0 ||
+			     strcmp(argv[optind], "off") == 0))
+				optarg = argv[optind++];
+			if (optarg && strcmp(optarg, "on") != 0 &&
+			    strcmp(optarg, "off") != 0) {
+				fprintf(stderr, "xenstored: --internal-db: "
+					"expected on or off: '%s'\n", optarg);
+				return -1;
+			}
+			o->internal_db = optarg ? optarg : "on";
+			break;
+		case 'w':
+			if (parse_timeout(optarg, o) != 0)
+				return -1;
+			break;
+		case 'e': {
+			unsigned long port;
+
+			if (!wire_parse_uint(optarg, INT_MAX, &port)) {
+				fprintf(stderr, "xenstored: --event: not an "
+					"event channel port: '%s'\n", optarg);
+				return -1;
+			}
+			o->event_port_set = true;
+			break;
+		}
 		case 'T': o->trace_file = optarg; break;
 		case OPT_TRACE_CONTROL:
 			if (o->n_trace_controls == 8 ||
@@ -287,7 +394,9 @@ int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'H':
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("xenstored %s\n", PACKAGE_VERSION); exit(0);
+		case OPT_VERSION:
+			printf("xenstored %s\n", PACKAGE_VERSION);
+			exit(0);
 		default:
 			if (quota_parse_option(opt, &kind)) {
 				char opt_name[] = { '-', (char)opt, '\0' };
@@ -312,10 +421,3 @@ int parse_options(int argc, char **argv, struct options *o)
 			       : o->verbose == 1 ? LOG_LVL_INFO : LOG_LVL_WARN;
 	return 0;
 }
-
-/*
- * Detach from the terminal; returns in the grandchild only, which must
- * call detach_done() once it serves.  Until then the first process waits,
- * so its exit status says whether the daemon started (0) or not (1), and
- * start-up errors still reach stderr.
- */

@@ -30,6 +30,17 @@ struct options {
 	unsigned int quota_given;		/* bit per kind */
 	unsigned int soft_memory;
 	bool soft_memory_given;
+	/* Upstream's options that change nothing here (options_log_notes
+	 * says why), and -P, which does. */
+	bool output_pid;			/* -P: pid on stdout once up */
+	bool no_domain_init;			/* -D */
+	bool no_recovery;			/* -R */
+	const char *internal_db;		/* -I [on|off]: "on" when bare */
+	bool keep_orphans;			/* -K */
+	bool watch_event_timeout_set;		/* -w watch-event=N */
+	unsigned int watch_event_timeout;
+	bool event_port_set;			/* -e, --event */
+	bool live_update_flag;			/* -U */
 };
 
 /*
@@ -38,6 +49,12 @@ struct options {
  * with status 0 here.
  */
 int parse_options(int argc, char **argv, struct options *o);
+
+/*
+ * Log one line for each upstream option given that changes nothing here,
+ * saying why (after logging is set up).
+ */
+void options_log_notes(const struct options *o);
 
 /* $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else the built-in one
  * (malloc'd; NULL on ENOMEM). */

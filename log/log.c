@@ -6,10 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "log/log.h"
 
@@ -17,6 +20,7 @@ enum log_level log_current_level = LOG_LVL_WARN;
 static enum log_target log_target = LOG_TO_STDERR;
 static char *log_path;		/* LOG_TO_FILE: the file's name, owned */
 static FILE *log_file;		/* LOG_TO_FILE: the open file */
+static bool log_journal;	/* LOG_TO_STDERR: stderr is the journal */
 
 static const char *const level_names[] = {
 	[LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
@@ -43,9 +47,35 @@ FILE *log_open_append(const char *path, mode_t mode)
 	return f;
 }
 
+/*
+ * systemd.exec(5): JOURNAL_STREAM is "device:inode" of the stream it gave
+ * us; a redirected stderr (a pipe, a file, a terminal) no longer matches,
+ * and there a "<3>" would only be noise.
+ */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (!env || sscanf(env, "%llu:%llu%c", &dev, &ino, &end) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+bool log_to_journal(void)
+{
+	return log_target == LOG_TO_STDERR && log_journal;
+}
+
 int log_open(enum log_target target, const char *path, enum log_level level)
 {
 	log_close();
+	log_journal = target == LOG_TO_STDERR && stderr_is_journal();
 	if (target == LOG_TO_FILE) {
 		log_path = strdup(path);
 		if (!log_path)
@@ -140,10 +170,37 @@ void log_write(enum log_level level, const char *fmt, ...)
 			(long)getpid(), level_names[level]);
 		vfprintf(log_file, fmt, ap);
 		fputc('\n', log_file);
+	} else if (log_journal) {
+		/* journald adds our name and pid, and reads the priority. */
+		fprintf(stderr, "<%d>%s: ", prio[level], level_names[level]);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
 	} else {
 		fprintf(stderr, "xenstored: %s: ", level_names[level]);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	}
 	va_end(ap);
+}
+
+void log_libevent(int severity, const char *msg)
+{
+	enum log_level level = severity >= EVENT_LOG_ERR ? LOG_LVL_ERROR
+			       : severity == EVENT_LOG_WARN ? LOG_LVL_WARN
+			       : severity == EVENT_LOG_MSG ? LOG_LVL_INFO
+			       : LOG_LVL_DEBUG;
+
+	xs_log(level, "libevent: %s", msg);
+}
+
+/* libevent's code for a failed internal assertion (log-internal.h). */
+#define LIBEVENT_ERR_ABORT ((int)0xdeaddead)
+
+void log_libevent_fatal(int err)
+{
+	if (err == LIBEVENT_ERR_ABORT) {
+		log_write(LOG_LVL_ERROR, "libevent: internal error: aborting");
+		abort();
+	}
+	log_write(LOG_LVL_ERROR, "libevent: fatal error (%d): exiting", err);
 }

@@ -5,6 +5,9 @@
  * Messages below the current level cost one comparison.  Output goes to
  * stderr (foreground), syslog (daemonised) or a file named by the
  * administrator; log_reopen() reopens that file after a rotation (SIGHUP).
+ * When stderr is the journal (JOURNAL_STREAM names it), each line starts
+ * with its sd-daemon priority ("<3>" error ... "<7>" debug), so journald
+ * files it at that priority; elsewhere the lines stay plain.
  */
 #ifndef XS_LOG_H
 #define XS_LOG_H
@@ -43,6 +46,19 @@ const char *log_level_name(enum log_level level);
 
 void log_write(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Is stderr the journal's stream (decided at log_open)? */
+bool log_to_journal(void);
+
+/*
+ * libevent's own messages, for event_set_log_callback: its severities
+ * become our levels, "libevent: " before the text.  log_libevent_fatal,
+ * for event_set_fatal_callback, logs the error; for libevent's internal
+ * assertions it aborts (a core for the bug), otherwise it returns and
+ * libevent exits with err.
+ */
+void log_libevent(int severity, const char *msg);
+void log_libevent_fatal(int err);
 
 #define xs_log(level, ...) \
 	do { \

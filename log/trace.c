@@ -16,15 +16,29 @@ static unsigned int trace_switches = TRACE_IO | TRACE_CONN;
 static char *trace_path;	/* owned */
 static FILE *trace_file;
 
+/*
+ * Ours first (trace_describe lists those), then upstream's names: obj
+ * (its object lifetimes) is our conn; the others trace what this daemon
+ * has not got, so they are accepted with the reason they do nothing.
+ */
 static const struct {
 	const char *name;
 	unsigned int bit;
+	const char *note;	/* why it changes nothing, for a bit of 0 */
 } switch_names[] = {
-	{ "io", TRACE_IO },
-	{ "conn", TRACE_CONN },
+	{ "io", TRACE_IO, NULL },
+	{ "conn", TRACE_CONN, NULL },
+	{ "obj", TRACE_CONN, NULL },
+	{ "wrl", 0, "there is no write rate limiting here (quotas bound "
+		    "each guest instead)" },
+	{ "acc", 0, "quota accounting is exact and not traced; "
+		    "xenstore-control quota shows it" },
+	{ "tdb", 0, "the database's writes are not traced; every change "
+		    "in the io trace is committed to it" },
 };
 
 #define N_SWITCHES (sizeof(switch_names) / sizeof(switch_names[0]))
+#define N_OURS 2
 
 static void install(FILE *f)
 {
@@ -90,24 +104,37 @@ const char *trace_file_name(void)
 	return trace_path;
 }
 
+static int find_switch(const char *spec)
+{
+	if (*spec == '+' || *spec == '-')
+		spec++;
+	for (size_t i = 0; i < N_SWITCHES; i++)
+		if (strcmp(spec, switch_names[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *trace_switch_note(const char *spec)
+{
+	int i = find_switch(spec);
+
+	return i < 0 ? NULL : switch_names[i].note;
+}
+
 bool trace_control(const char *spec)
 {
 	bool on = *spec != '-';
+	int i = find_switch(spec);
 
-	if (*spec == '+' || *spec == '-')
-		spec++;
-	for (size_t i = 0; i < N_SWITCHES; i++) {
-		if (strcmp(spec, switch_names[i].name) != 0)
-			continue;
-		if (on)
-			trace_switches |= switch_names[i].bit;
-		else
-			trace_switches &= ~switch_names[i].bit;
-		if (trace_file)
-			trace_active = trace_switches;
-		return true;
-	}
-	return false;
+	if (i < 0)
+		return false;
+	if (on)
+		trace_switches |= switch_names[i].bit;
+	else
+		trace_switches &= ~switch_names[i].bit;
+	if (trace_file)
+		trace_active = trace_switches;
+	return true;
 }
 
 void trace_describe(char *buf, size_t len)
@@ -115,7 +142,7 @@ void trace_describe(char *buf, size_t len)
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < N_SWITCHES && used < len; i++) {
+	for (size_t i = 0; i < N_OURS && used < len; i++) {
 		int n = snprintf(buf + used, len - used, "%s%c%s",
 				 i ? " " : "",
 				 trace_switches & switch_names[i].bit ? '+' : '-',

@@ -36,8 +36,13 @@ int trace_reopen(void);
 /* The trace file's name, or NULL if none was given. */
 const char *trace_file_name(void);
 
-/* "+io", "-conn", "io": switch on or off; false for an unknown switch. */
+/*
+ * "+io", "-conn", "io": switch on or off; false for an unknown switch.
+ * Upstream's names are accepted too: obj is conn, and wrl, acc and tdb
+ * change nothing (trace_switch_note says why, NULL for a working one).
+ */
 bool trace_control(const char *spec);
+const char *trace_switch_note(const char *spec);
 /* The switches, e.g. "+io +conn", into buf. */
 void trace_describe(char *buf, size_t len);
 

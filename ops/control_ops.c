@@ -103,6 +103,9 @@ static int control_log(struct op_call *call, const char **argv,
 		} else if ((argv[i][0] != '+' && argv[i][0] != '-') ||
 			   !trace_control(argv[i])) {
 			return EINVAL;
+		} else if (trace_switch_note(argv[i])) {
+			log_warn("log %s: no effect: %s", argv[i],
+				 trace_switch_note(argv[i]));
 		}
 	}
 	if (argc)
@@ -257,8 +260,61 @@ static void domain_usage(struct op_call *call, unsigned int domid)
 }
 
 /*
+ * quota max [-r]: for each count, the most any one domain holds now.
+ * Upstream 4.19 keeps a high-water mark (and -r resets it); this daemon
+ * keeps none, so it shows the present maxima and -r has nothing to reset.
+ * (4.17 itself read "max" as domid 0.)  One pass over the connections.
+ */
+static int control_quota_max(struct op_call *call, const char **argv,
+			     unsigned int argc)
+{
+	struct server *srv = call->srv;
+	unsigned long *watches, *txns, *memory;
+	unsigned long max_nodes = 0, max_watches = 0, max_txns = 0;
+	unsigned long max_memory = 0;
+	struct conn *c;
+
+	if (argc > 1 || (argc == 1 && strcmp(argv[0], "-r") != 0))
+		return EINVAL;
+	watches = calloc(3 * (size_t)STORE_DOMIDS, sizeof(*watches));
+	if (!watches)
+		return ENOMEM;
+	txns = watches + STORE_DOMIDS;
+	memory = txns + STORE_DOMIDS;
+	LIST_FOREACH(c, &srv->conns, link) {
+		struct client *cl = c->owner_data;
+
+		if (c->closing || c->who.domid >= STORE_DOMIDS)
+			continue;
+		watches[c->who.domid] += cl->watcher.count;
+		txns[c->who.domid] += cl->txns.count;
+		memory[c->who.domid] += ops_conn_memory(c);
+	}
+	for (size_t d = 0; d < STORE_DOMIDS; d++) {
+		const struct store_domid_use *u = &srv->store.use[d];
+
+		if (u->owned > max_nodes)
+			max_nodes = u->owned;
+		if (watches[d] > max_watches)
+			max_watches = watches[d];
+		if (txns[d] > max_txns)
+			max_txns = txns[d];
+		if (memory[d] + u->bytes > max_memory)
+			max_memory = memory[d] + u->bytes;
+	}
+	free(watches);
+	reply_printf(call->reply, "Max. values held by a domain now:\n");
+	reply_printf(call->reply, "%-17s: %8lu\n", "nodes", max_nodes);
+	reply_printf(call->reply, "%-17s: %8lu\n", "watches", max_watches);
+	reply_printf(call->reply, "%-17s: %8lu\n", "transactions", max_txns);
+	reply_printf(call->reply, "%-17s: %8lu\n", "memory", max_memory);
+	reply_append(call->reply, "", 1);
+	return 0;
+}
+
+/*
  * quota: the global limits; quota set <name> <value>: change one;
- * quota <domid>: what that domain holds.
+ * quota <domid>: what that domain holds; quota max [-r]: see above.
  */
 static int control_quota(struct op_call *call, const char **argv,
 			 unsigned int argc)
@@ -267,6 +323,8 @@ static int control_quota(struct op_call *call, const char **argv,
 	enum quota_kind kind;
 	unsigned int domid, value;
 
+	if (argc >= 1 && strcmp(argv[0], "max") == 0)
+		return control_quota_max(call, argv + 1, argc - 1);
 	if (argc == 3 && strcmp(argv[0], "set") == 0) {
 		if (!quota_parse_name(argv[1], &kind) ||
 		    !op_parse_quota_value(argv[2], &value))
@@ -434,7 +492,7 @@ static const struct control_cmd control_cmds[] = {
 	{ "logfile", "<file>", control_logfile },
 	{ "memreport", "[<file>]", control_memreport },
 	{ "print", "<string>", control_print },
-	{ "quota", "[set <name> <val>|<domid>]", control_quota },
+	{ "quota", "[set <name> <val>|<domid>|max [-r]]", control_quota },
 	{ "quota-soft", "[set memory <val>]", control_quota_soft },
 };
 

@@ -62,9 +62,13 @@ int op_unwatch(struct op_call *call)
 	if (wire_count_strings(call->req) != 2 ||
 	    wire_split(call->req, argv, 2) != 2)
 		return EINVAL;
-	err = op_path(call, argv[0], true);
-	if (err || (err = watch_remove(&call->srv->watches, &cl->watcher,
-				       call->path, argv[1])))
+	/* No watch can have a path that is not valid: like both upstreams,
+	 * say there is none (ENOENT) rather than judge the path (EINVAL). */
+	if (op_path(call, argv[0], true) != 0)
+		return ENOENT;
+	err = watch_remove(&call->srv->watches, &cl->watcher, call->path,
+			   argv[1]);
+	if (err)
 		return err;
 	server_watches_changed(call->srv, call->c);
 	return op_ok(call);
