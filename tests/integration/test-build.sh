@@ -52,9 +52,9 @@ EOF
 chmod +x "$tmp/bin/dpkg-query"
 
 # smake ARGS...: make in the scratch copy, with nothing of this test pass's make (B=, SAN=,
-# WERROR=) or of the caller's flags leaking in.
+# WERROR=, which a make exports as variables too) or of the caller's flags leaking in.
 smake() {
-    (cd "$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CFLAGS -u CPPFLAGS -u LDFLAGS \
+    (cd "$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u B -u SAN -u WERROR -u CFLAGS -u CPPFLAGS -u LDFLAGS \
         XS_IN_BUILD_TEST=1 PATH="$tmp/bin:$PATH" make --no-print-directory "$@")
 }
 sh_in_src() { (cd "$src" && env PATH="$tmp/bin:$PATH" XS_IN_BUILD_TEST=1 "$@"); }
