@@ -1,12 +1,17 @@
-# xenstored: hand-written Makefile.  `make` configures itself on first use.
+# xenstored: hand-written Makefile.  `make` configures itself on first use
+# (autoreconf, ./configure with defaults) unless ./configure was run.
 #   make            build build/xenstored
 #   make run        install missing Debian packages, build, run in the foreground
-#   make check      unit + integration tests, then all again under ASan+UBSan,
-#                   then check-xen
+#   make check      install missing Debian packages, unit + integration tests
+#                   with -Werror, all again under ASan+UBSan, fuzz-smoke, check-xen
+#   make test-pass  one pass of the unit and integration tests
 #   make check-xen  real Xen 4.17 in QEMU, this daemon in dom0, real guests
-#   make install    install under $(DESTDIR)$(PREFIX) (and units, /etc); make uninstall
+#   make install    install into $(DESTDIR), where configure said; make uninstall
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS
 #   make bench      the benchmark (bench/README.md), against upstream where installed
 #   make clean / make distclean
+# Only `make run` and `make check` install Debian packages; the other goals
+# say which package they lack (configure looked for them) and stop.
 
 B ?= build
 SAN ?=
@@ -17,18 +22,55 @@ ifeq ($(filter clean distclean deps,$(MAKECMDGOALS)),)
 include config.mk
 endif
 
-config.mk: configure.ac config.mk.in scripts/debian-packages
-	@scripts/install-deps
-	autoreconf -fi
-	./configure
+# The README's two commands may install the Debian packages they need; a
+# plain `make` and ./configure never do.
+DEPS_GROUPS := $(if $(filter run,$(MAKECMDGOALS)),build run) \
+	$(if $(filter check,$(MAKECMDGOALS)),check)
+# install_deps GROUPS: install what is missing and configure again to see it.
+install_deps = scripts/install-deps --missing $(1) >/dev/null || \
+	{ scripts/install-deps $(1) && ./config.status --recheck && ./config.status; }
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-	-Wno-missing-field-initializers
+configure: configure.ac
+	@command -v autoreconf >/dev/null || { echo "autoreconf not found: install the" \
+		"Debian packages autoconf automake pkg-config (or run ./configure" \
+		"from a release tarball)" >&2; exit 1; }
+	autoreconf -fi
+	@touch $@
+
+# Configure again with the options it was first given (config.status keeps them).
+config.mk: configure config.mk.in
+	$(if $(strip $(DEPS_GROUPS)),@scripts/install-deps $(DEPS_GROUPS))
+	if [ -x config.status ]; then ./config.status --recheck && ./config.status; \
+	else ./configure; fi
+	@touch $@
+
+# Goals that need what configure found missing stop before building anything,
+# naming the Debian packages (configure looked for them).  `make check`
+# installs them first; its sub-makes then read the new config.mk.
+need = $(if $(strip $(2)),$(error make $(1) needs the Debian packages $(strip $(2)): \
+	apt-get install -y --no-install-recommends $(strip $(2)); then \
+	./config.status --recheck && ./config.status))
+ifneq ($(filter tests test-pass,$(MAKECMDGOALS)),)
+$(call need,$(filter tests test-pass,$(MAKECMDGOALS)),$(MISSING_TEST))
+endif
+ifneq ($(filter fuzz fuzz-smoke,$(MAKECMDGOALS)),)
+$(call need,$(filter fuzz fuzz-smoke,$(MAKECMDGOALS)),$(MISSING_FUZZ))
+endif
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+$(call need,bench,$(MISSING_BENCH))
+endif
+
+# -Werror only where the project judges its own code (make check, CI): a
+# packager's newer compiler must not fail the build over a new warning.
+WERROR ?=
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-missing-field-initializers $(if $(WERROR),-Werror)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-CFLAGS ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
-ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
+# CPPFLAGS, CFLAGS and LDFLAGS are configure's (config.mk) or the command line's.
+ALL_CFLAGS = -std=gnu11 $(WARN) -I. -include config.h -MMD -MP \
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) \
+	$(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+ALL_LDFLAGS = $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c (main()) and options.c (the command line)
 # are linked only into the binary.
@@ -49,21 +91,38 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
 CLIENT_SRCS := $(wildcard tests/integration/*.c)
 CLIENT_BINS := $(CLIENT_SRCS:tests/integration/%.c=$(B)/tests/%)
 
-# Installation: the usual variables, each overridable on the command line.
-PREFIX ?= /usr/local
-SBINDIR ?= $(PREFIX)/sbin
-LIBEXECDIR ?= $(PREFIX)/libexec/xenstored
-MANDIR ?= $(PREFIX)/share/man
-SYSCONFDIR ?= /etc
+# Installation: configure's directories (config.mk), each overridable on the
+# command line; PREFIX=DIR moves every one configure derived from the prefix.
+ifneq ($(filter command environment,$(origin PREFIX)),)
+prefix = $(PREFIX)
+endif
+SBINDIR ?= $(sbindir)
+LIBEXECDIR ?= $(libexecdir)/xenstored
+MANDIR ?= $(mandir)
+SYSCONFDIR ?= $(sysconfdir)
 UNITDIR ?= $(SYSTEMD_UNITDIR)
-RUNSTATEDIR ?= /run
+RUNSTATEDIR ?= $(runstatedir)
 
 INIT_FILES := $(B)/init/xenstored.service $(B)/init/xenstored.socket \
 	$(B)/init/launch-xenstore $(B)/init/xenstored.default
 
 all: $(B)/xenstored
 
-$(B)/%.o: %.c config.mk
+# What each build directory was compiled with: rewritten only when that
+# changes, so a new CPPFLAGS, or -Werror from make check, rebuilds what a
+# plain `make` built.  FLAGS is expanded once (:=), so no target's own
+# additions to the flags leak into it.
+define save_flags
+	@mkdir -p $(@D)
+	@echo '$(subst ','\'',$(FLAGS))' >$@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv -f $@.new $@; fi
+endef
+$(B)/flags: FLAGS := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+$(B)/flags: FORCE
+	$(save_flags)
+FORCE:
+
+$(B)/%.o: %.c config.mk $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -78,21 +137,22 @@ $(B)/tests/unit/core.a: $(CORE_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h
+$(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
 
-$(B)/tests/%: tests/integration/%.c config.mk
+$(B)/tests/%: tests/integration/%.c config.mk $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(XENSTORE_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(XENSTORE_LIBS)
 
 # The Xen test double (tests/fakexen/README.md): never sanitized, since it is
 # preloaded into the daemon ahead of the sanitizer runtime.
 FAKEXEN := $(B)/tests/fakexen/libfakexen.so
-$(FAKEXEN): tests/fakexen/fakexen.c config.mk
+$(FAKEXEN): tests/fakexen/fakexen.c config.mk $(B)/flags
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -fPIC -shared -I. $(XEN_CFLAGS) -o $@ $< -ldl
+	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -I. $(XEN_CFLAGS) \
+		$(LDFLAGS) -o $@ $< -ldl
 
 tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES)
 
@@ -150,7 +210,11 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=
 
-$(FUZZ_B)/%.o: %.c config.mk
+$(FUZZ_B)/flags: FLAGS := $(CLANG) $(FUZZ_CFLAGS)
+$(FUZZ_B)/flags: FORCE
+	$(save_flags)
+
+$(FUZZ_B)/%.o: %.c config.mk $(FUZZ_B)/flags
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) -c -o $@ $<
 
@@ -211,9 +275,16 @@ uninstall: init-files
 XENSTORED ?= ours
 XEN_OUT = $(B)/xen/$(XENSTORED)
 
+# The dom0 image (tests/xen/mkimage) expects the default layout, whatever
+# configure was told.
+XEN_LAYOUT := PREFIX=/usr/local SBINDIR=/usr/local/sbin \
+	LIBEXECDIR=/usr/local/libexec/xenstored MANDIR=/usr/local/share/man \
+	SYSCONFDIR=/etc RUNSTATEDIR=/run
+
 check-xen: $(B)/xenstored
 	rm -rf $(XEN_OUT)
-	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(XEN_OUT)/stage >/dev/null
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(XEN_OUT)/stage \
+		$(XEN_LAYOUT) >/dev/null
 	tests/xen/run --stage $(XEN_OUT)/stage --out $(XEN_OUT) --daemon $(XENSTORED)
 
 # The Debian package (debian/, debian/README.Debian): built from a copy of
@@ -236,7 +307,9 @@ bench: $(B)/xenstored $(BENCH_BINS)
 RUNDIR := $(CURDIR)/run
 
 # Foreground daemon on a socket under the checkout.
-run: all
+run:
+	@$(call install_deps,build run)
+	@$(MAKE) --no-print-directory all
 	@mkdir -p $(RUNDIR)
 	@echo "xenstored on $(RUNDIR)/socket; in another shell:"
 	@echo "  export XENSTORED_PATH=$(RUNDIR)/socket; xenstore-write /x 1; xenstore-ls"
@@ -247,28 +320,31 @@ run: all
 # the daemon keeps, not tdb's freed per-commit buffers.
 test-pass: tests
 	$(if $(SAN),ASAN_OPTIONS=quarantine_size_mb=16) \
-	XS_BUILD=$(CURDIR)/$(B) XS_MAKEFLAGS="B=$(B) SAN=$(SAN)" \
+	XS_BUILD=$(CURDIR)/$(B) XS_MAKEFLAGS="B=$(B) SAN=$(SAN) WERROR=$(WERROR)" \
 		CK_TAP_LOG_FILE_NAME=- CK_FORK=yes \
 		prove --failures --exec '' $(UNIT_BINS) tests/integration/test-*
 
-check: config.mk
+# The sub-makes read config.mk again, after the packages are installed.
+check:
+	@$(call install_deps,check)
 	scripts/include-graph
-	$(MAKE) test-pass
-	$(MAKE) test-pass B=build-san SAN=1
-	$(MAKE) fuzz-smoke
+	$(MAKE) test-pass WERROR=1
+	$(MAKE) test-pass B=build-san SAN=1 WERROR=1
+	$(MAKE) fuzz-smoke WERROR=1
 	$(MAKE) check-xen
 
+# Everything every goal needs (CI installs the same list).
 deps:
-	@scripts/install-deps
+	@scripts/install-deps all
 
 clean:
 	rm -rf build build-san build-fuzz run
 
 distclean: clean
-	rm -rf config.mk config.h config.h.in config.log config.status configure \
-		autom4te.cache
+	rm -rf config.mk config.h config.h.in config.h.in~ config.log config.status \
+		configure configure~ aclocal.m4 autom4te.cache
 
 .PHONY: all tests run test-pass check check-xen bench deps clean distclean install \
-	uninstall fuzz fuzz-smoke deb
+	uninstall fuzz fuzz-smoke deb FORCE
 
 -include $(shell find $(B) $(FUZZ_B) -name '*.d' 2>/dev/null)
