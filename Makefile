@@ -270,21 +270,15 @@ uninstall: init-files
 		rm -f $(DESTDIR)$(SYSCONFDIR)/default/xenstored; fi
 
 # Real Xen (docs/real-xen.md): Debian's Xen 4.17 booted in QEMU, this daemon
-# installed in dom0 as a host would have it, real Linux guests.
-# XENSTORED=upstream runs the same scenarios with Debian's C xenstored.
+# installed in dom0 from its Debian package (tests/xen/stage: make deb, then
+# its files), real Linux guests.  XENSTORED=upstream runs the same scenarios
+# with Debian's C xenstored.
 XENSTORED ?= ours
 XEN_OUT = $(B)/xen/$(XENSTORED)
 
-# The dom0 image (tests/xen/mkimage) expects the default layout, whatever
-# configure was told.
-XEN_LAYOUT := PREFIX=/usr/local SBINDIR=/usr/local/sbin \
-	LIBEXECDIR=/usr/local/libexec/xenstored MANDIR=/usr/local/share/man \
-	SYSCONFDIR=/etc RUNSTATEDIR=/run
-
-check-xen: $(B)/xenstored
+check-xen:
 	rm -rf $(XEN_OUT)
-	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(XEN_OUT)/stage \
-		$(XEN_LAYOUT) >/dev/null
+	tests/xen/stage $(XEN_OUT)
 	tests/xen/run --stage $(XEN_OUT)/stage --out $(XEN_OUT) --daemon $(XENSTORED)
 
 # The Debian package (debian/, debian/README.Debian): built from a copy of

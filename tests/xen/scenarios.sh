@@ -7,7 +7,7 @@
 
 XT_N=0
 XT_FAILED=0
-LAUNCH=/usr/local/libexec/xenstored/launch-xenstore
+LAUNCH=/usr/lib/xenstored/launch-xenstore	# from the .deb
 UPSTREAM=/usr/lib/xen-4.17/bin/xenstored
 CONTROL=/usr/lib/xen-4.17/bin/xenstore-control
 PIDFILE=/run/xenstored.pid
@@ -125,6 +125,10 @@ scenario_dom0() {
 	t0=$(uptime_s)
 	check "a: the daemon starts through launch-xenstore" start_daemon
 	diag "daemon pid $(daemon_pid), up in $(since "$t0") s"
+	if ours; then
+		check "a: the daemon runs from its Debian package's files" \
+			sh -c '[ "$(readlink /proc/'"$(daemon_pid)"'/exe)" = /usr/lib/xenstored/xenstored ]'
+	fi
 	check "a: socket client writes and reads" \
 		sh -c 'timeout 20 xenstore-write /xt/a socket && [ "$(timeout 20 xenstore-read /xt/a)" = socket ]'
 	# dom0's kernel reaches the daemon through xsd_kva: its xenbus device.
@@ -241,7 +245,7 @@ scenario_live_update() {
 	check "e: the guest writes in a loop" loop_start "$G1"
 	pid=$(daemon_pid)
 	before=$(counter "$G1")
-	bin=$(ours && echo /usr/local/sbin/xenstored || echo "$UPSTREAM")
+	bin=$(ours && echo /usr/lib/xenstored/xenstored || echo "$UPSTREAM")
 	if xs_control live-update "$bin" > /tmp/lu 2>&1; then
 		ok "e: xenstore-control live-update"
 	else
