@@ -9,8 +9,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 if [ "${XS_DAEMON:-}" = upstream-c ]; then
-    echo "1..0 # SKIP runs our own benchmark"
-    exit 0
+    skip_all "runs our own benchmark"
 fi
 tmp=$(mktemp -d /tmp/xsbench-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

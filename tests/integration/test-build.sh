@@ -9,17 +9,14 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 if [ "${XS_DAEMON:-}" = upstream-c ]; then
-    echo "1..0 # SKIP builds our own daemon"
-    exit 0
+    skip_all "builds our own daemon"
 fi
 # make check in the scratch copy (below) must never come back here.
 if [ -n "${XS_IN_BUILD_TEST:-}" ]; then
-    echo "1..0 # SKIP inside test-build.sh's own scratch copy"
-    exit 0
+    skip_all "inside test-build.sh's own scratch copy"
 fi
 if ! git -C "$XS_REPO" rev-parse --git-dir >/dev/null 2>&1; then
-    echo "1..0 # SKIP copies the tracked files of a git checkout"
-    exit 0
+    skip_all "copies the tracked files of a git checkout"
 fi
 
 tmp=$(mktemp -d /tmp/xsbuild-XXXXXX)

@@ -10,12 +10,10 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 if [ "${XS_DAEMON:-}" = upstream-c ]; then
-    echo "1..0 # SKIP packages our own daemon"
-    exit 0
+    skip_all "packages our own daemon"
 fi
 if [[ " ${XS_MAKEFLAGS:-} " == *" SAN=1 "* ]]; then
-    echo "1..0 # SKIP the package is built and tested in the pass without sanitizers"
-    exit 0
+    skip_all "the package is built and tested in the pass without sanitizers"
 fi
 missing=
 for tool in dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian start-stop-daemon:dpkg \
@@ -23,8 +21,7 @@ for tool in dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian start-stop-d
     command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
 done
 if [ -n "$missing" ]; then
-    echo "1..0 # SKIP the packaging tools are missing: install the Debian packages$missing"
-    exit 0
+    skip_all "the packaging tools are missing: install the Debian packages$missing"
 fi
 
 tmp=$(mktemp -d /tmp/xsdeb-XXXXXX)

@@ -7,8 +7,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 if [ "${XS_DAEMON:-}" = upstream-c ]; then
-    echo "1..0 # SKIP installs our own daemon"
-    exit 0
+    skip_all "installs our own daemon"
 fi
 # The build the test pass uses (B=..., SAN=...): already built, so make only copies.
 read -r -a make_args <<<"${XS_MAKEFLAGS:-}"
