@@ -159,29 +159,23 @@ is "$(cat "$tmp/apt.log")" "" "no goal so far called apt"
 # The README's two commands install what is missing, never recommended packages.  A safety net
 # should they not: include-graph fails at once, and the daemon cannot make its run directory.
 printf '#!/bin/sh\nexit 1\n' >"$src/scripts/include-graph"
-if [ "$(id -u)" -eq 0 ]; then
-    want_run="apt-get update
-apt-get install -y --no-install-recommends python3-pyxs"
-    want_check="apt-get update
-apt-get install -y --no-install-recommends check"
-fi
-: >"$tmp/apt.log"
-XS_FAKE_MISSING=python3-pyxs run smake run RUNDIR=/proc/xs-no-such-dir
-if [ "$(id -u)" -eq 0 ]; then
-    is "$RUN_RC:$(cat "$tmp/apt.log")" "2:$want_run" \
-        "make run installs a missing package without recommends (and stops when that fails)"
-else
-    like "$RUN_RC:$RUN_ERR" '^2:.*sudo apt-get install -y --no-install-recommends python3-pyxs' \
-        "make run names the command that installs a missing package, without recommends"
-fi
-: >"$tmp/apt.log"
-XS_FAKE_MISSING=check run smake check
-if [ "$(id -u)" -eq 0 ]; then
-    is "$RUN_RC:$(cat "$tmp/apt.log")" "2:$want_check" \
-        "make check installs a missing package without recommends (and stops when that fails)"
-else
-    like "$RUN_RC:$RUN_ERR" '^2:.*sudo apt-get install -y --no-install-recommends check' \
-        "make check names the command that installs a missing package, without recommends"
-fi
+# installs GOAL PACKAGE [MAKE ARGS...]: with PACKAGE missing, make GOAL installs it without
+# recommends as root (the fake apt-get fails, so it stops), or names that command otherwise.
+installs() {
+    local goal=$1 pkg=$2
+    shift 2
+    : >"$tmp/apt.log"
+    XS_FAKE_MISSING=$pkg run smake "$goal" "$@"
+    if [ "$(id -u)" -eq 0 ]; then
+        is "$RUN_RC:$(cat "$tmp/apt.log")" "2:apt-get update
+apt-get install -y --no-install-recommends $pkg" \
+            "make $goal installs a missing package without recommends (and stops when that fails)"
+    else
+        like "$RUN_RC:$RUN_ERR" "^2:.*sudo apt-get install -y --no-install-recommends $pkg" \
+            "make $goal names the command that installs a missing package, without recommends"
+    fi
+}
+installs run python3-pyxs RUNDIR=/proc/xs-no-such-dir
+installs check check
 
 done_testing

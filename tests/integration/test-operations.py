@@ -46,14 +46,6 @@ class Tmp:
         return os.path.join(self.dir, name)
 
 
-def serving(path):
-    try:
-        connect_unix(path, 0.2).close()
-        return True
-    except OSError:
-        return False
-
-
 def read_file(path):
     try:
         with open(path, "rb") as f:

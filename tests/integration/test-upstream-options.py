@@ -89,14 +89,6 @@ def starts_and_logs(args, expect, extra=("--no-database", "-v")):
         return log
 
 
-def serving(path):
-    try:
-        connect_unix(path, 0.2).close()
-        return True
-    except OSError:
-        return False
-
-
 # ------------------------------------------------------------------ options
 
 def test_each_upstream_option_is_accepted_with_its_reason():

@@ -370,6 +370,15 @@ def connect_unix(path, timeout=5.0):
             raise
 
 
+def serving(path):
+    """Does a daemon accept connections on the Unix socket at path?"""
+    try:
+        connect_unix(path, 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 class RawClient:
     """A raw wire-protocol client.
 
