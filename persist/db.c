@@ -235,12 +235,18 @@ static void encode_format(const void *unused, struct writer *w)
 	schema_write_format(w);
 }
 
-static int write_format(struct db *db)
+/* This version's format record, with the pending commit. */
+static int put_format(struct db *db)
 {
 	if (db_put_encoded(db, SCHEMA_KEY_FORMAT, encode_format, NULL) != 0)
 		return -1;
 	db->version = SCHEMA_DB_VERSION;
-	return db_commit(db);
+	return 0;
+}
+
+static int write_format(struct db *db)
+{
+	return put_format(db) != 0 ? -1 : db_commit(db);
 }
 
 uint32_t db_version(const struct db *db)
@@ -250,12 +256,13 @@ uint32_t db_version(const struct db *db)
 
 int db_upgraded(struct db *db)
 {
-	if (db_put_encoded(db, SCHEMA_KEY_FORMAT, encode_format, NULL) != 0)
+	uint32_t old = db->version;
+
+	if (put_format(db) != 0)
 		return -1;
 	/* A warning: from the next commit, an older daemon cannot read it. */
 	log_warn("database %s: version %u read; written as version %u from "
-		 "the next commit", db->path, db->version, SCHEMA_DB_VERSION);
-	db->version = SCHEMA_DB_VERSION;
+		 "the next commit", db->path, old, SCHEMA_DB_VERSION);
 	return 0;
 }
 

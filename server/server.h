@@ -108,8 +108,9 @@ void server_forget_domain(struct server *srv, unsigned int domid);
  * What outlives the process (server/state.c).  server_load: the tree and the
  * quotas saved in srv->db replace the initial ones; 0, or -1 after a log
  * message (the store is then the initial one).  The *_changed calls keep
- * the database in step (no-ops without one): the quotas, and the watches
- * of a guest's connection.  server_restore_conn: c serves a guest again
+ * the database in step (no-ops without one): the quotas (0, or -1 logged
+ * without memory to encode them), and the watches of a guest's
+ * connection.  server_restore_conn: c serves a guest again
  * after a restart: its saved watches come back (each firing once), and it
  * may replay requests and use transactions from before (ops/).
  * server_commit: make the
@@ -117,7 +118,7 @@ void server_forget_domain(struct server *srv, unsigned int domid);
  * the connections' batch_done hook, calls it after each batch of requests.
  */
 int server_load(struct server *srv);
-void server_quotas_changed(struct server *srv);
+int server_quotas_changed(struct server *srv);
 void server_watches_changed(struct server *srv, struct conn *c);
 void server_restore_conn(struct server *srv, struct conn *c, bool fire);
 void server_forget_watches(struct server *srv, unsigned int domid);

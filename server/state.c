@@ -31,10 +31,10 @@ static void save_quotas(const void *q, struct writer *w)
 	quotas_save(q, w);
 }
 
-void server_quotas_changed(struct server *srv)
+int server_quotas_changed(struct server *srv)
 {
-	if (srv->db)
-		db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas, &srv->quotas);
+	return srv->db ? db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas,
+					&srv->quotas) : 0;
 }
 
 static void save_watches(const void *wr, struct writer *w)
@@ -136,9 +136,7 @@ int server_load(struct server *srv)
 	/* A file of an older version: the records that differ put again in
 	 * this one's encoding, marked with it, all in the next commit. */
 	if (db_version(srv->db) != SCHEMA_DB_VERSION &&
-	    (db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas,
-			    &srv->quotas) != 0 ||
-	     db_upgraded(srv->db) != 0)) {
+	    (server_quotas_changed(srv) != 0 || db_upgraded(srv->db) != 0)) {
 		store_destroy(&loaded);
 		return -1;
 	}
