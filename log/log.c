@@ -67,11 +67,6 @@ static bool stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
-bool log_to_journal(void)
-{
-	return log_target == LOG_TO_STDERR && log_journal;
-}
-
 int log_open(enum log_target target, const char *path, enum log_level level)
 {
 	log_close();

@@ -47,9 +47,6 @@ const char *log_level_name(enum log_level level);
 void log_write(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Is stderr the journal's stream (decided at log_open)? */
-bool log_to_journal(void);
-
 /*
  * libevent's own messages, for event_set_log_callback: its severities
  * become our levels, "libevent: " before the text.  log_libevent_fatal,
