@@ -47,7 +47,9 @@
  * in the daemon) stay open on each daemon for the whole run.
  *
  * Each round measures every daemon in turn for MS milliseconds, the order
- * rotated and reversed from round to round; the table gives medians over
+ * rotated and reversed from round to round, and with -s SLICE each turn is
+ * cut into slices of about SLICE ms that the daemons take in turn (see
+ * run_rounds); the table gives medians over
  * rounds of ops/s (all clients' completed ops over the elapsed time), of
  * the round's p50 and p99 latency over every op, and of the daemon's RSS
  * after its turn (with @PID).  The label "noop" names a server answering
@@ -57,7 +59,7 @@
  * wrong one stops the run (exit 1), as does a reply missing for 10 s.
  *
  * Usage: load [-w WORKLOAD] [-m libxs|raw] [-c CLIENTS] [-d DEPTH]
- *             [-n NODES] [-i IDLE] [-W WATCHES] [-r ROUNDS] [-t MS]
+ *             [-n NODES] [-i IDLE] [-W WATCHES] [-r ROUNDS] [-t MS] [-s SLICE]
  *             [-F FILL_BUDGET_S] [-q] LABEL=SOCKET[@PID][%NODES] ...
  *
  * A daemon given %NODES is filled to that many nodes instead of -n's, and
@@ -114,7 +116,8 @@ static struct {
 	enum workload w;
 	bool raw;
 	unsigned long clients, depth, nodes, idle, watches, rounds, ms, budget;
-} opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60 };
+	unsigned long slice_ms;
+} opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60, 0 };
 
 struct daemon {
 	struct contender c;
@@ -735,6 +738,18 @@ struct measurement {
 };
 
 /*
+ * What a daemon did over one round's slices (see run_rounds): summed, and
+ * turned into the round's figures at its end.
+ */
+struct tally {
+	unsigned long ops, retries;
+	uint64_t ns;		/* the clients' time over the slices */
+	uint64_t cpu_ns;	/* the daemon's CPU time over them */
+	double *lat;		/* every op's latency, microseconds */
+	size_t nlat, cap;
+};
+
+/*
  * The CPU time the daemon has used, in nanoseconds: the first field of
  * /proc/PID/task/TID/schedstat (time on a CPU) summed over its threads.
  * /proc/PID/stat counts 10 ms ticks, too coarse for a round's share.
@@ -812,14 +827,12 @@ static void close_client(struct client *cl)
 		xs_close(cl->fe);
 }
 
-static struct measurement measure(struct daemon *d, unsigned long ms)
+/* Add a turn of d of MS milliseconds (all its clients at once) to t. */
+static void measure(struct daemon *d, unsigned long ms, struct tally *t)
 {
-	unsigned long n = opt.clients, saved_ms = opt.ms, ops = 0;
+	unsigned long n = opt.clients, saved_ms = opt.ms;
 	struct client *cls = calloc(n, sizeof(*cls));
-	struct measurement m = { .cpu_us = -1 };
 	uint64_t t0 = UINT64_MAX, t1 = 0, cpu0 = 0;
-	size_t total = 0;
-	double *all;
 	bool running = true;
 
 	if (!cls)
@@ -839,7 +852,7 @@ static struct measurement measure(struct daemon *d, unsigned long ms)
 	while (running) {
 		uint64_t now;
 
-		usleep(20000);
+		usleep(ms < 100 ? 5000 : 20000);
 		now = bench_now_ns();
 		running = false;
 		for (unsigned long k = 0; k < n; k++) {
@@ -854,32 +867,47 @@ static struct measurement measure(struct daemon *d, unsigned long ms)
 	}
 	for (unsigned long k = 0; k < n; k++) {
 		pthread_join(cls[k].th, NULL);
-		total += cls[k].nlat;
-		ops += cls[k].ops;
-		m.retries += cls[k].retries;
+		t->ops += cls[k].ops;
+		t->retries += cls[k].retries;
 		t0 = cls[k].t0 < t0 ? cls[k].t0 : t0;
 		t1 = cls[k].t1 > t1 ? cls[k].t1 : t1;
 	}
 	pthread_barrier_destroy(&start_line);
-	if (d->pid && ops)
-		m.cpu_us = (double)(daemon_cpu_ns(d) - cpu0) / 1e3 / (double)ops;
-	all = malloc(total * sizeof(*all));
-	if (!all || !total)
-		die(d, "no operation completed");
-	total = 0;
+	if (d->pid)
+		t->cpu_ns += daemon_cpu_ns(d) - cpu0;
+	t->ns += t1 - t0;
 	for (unsigned long k = 0; k < n; k++) {
+		if (t->nlat + cls[k].nlat > t->cap) {
+			t->cap = 2 * (t->nlat + cls[k].nlat);
+			t->lat = realloc(t->lat, t->cap * sizeof(*t->lat));
+			if (!t->lat)
+				die(d, "out of memory");
+		}
 		if (cls[k].nlat)
-			memcpy(all + total, cls[k].lat,
-			       cls[k].nlat * sizeof(*all));
-		total += cls[k].nlat;
+			memcpy(t->lat + t->nlat, cls[k].lat,
+			       cls[k].nlat * sizeof(*t->lat));
+		t->nlat += cls[k].nlat;
 		close_client(&cls[k]);
 	}
-	m.rate = (double)ops / ((double)(t1 - t0) / 1e9);
-	m.p50 = bench_percentile(all, total, 0.5);
-	m.p99 = bench_percentile(all, total, 0.99);
-	free(all);
 	free(cls);
 	opt.ms = saved_ms;
+}
+
+/* The round's figures of d from t, which starts afresh. */
+static struct measurement summed(const struct daemon *d, struct tally *t)
+{
+	struct measurement m = { .cpu_us = -1, .retries = t->retries };
+
+	if (!t->ops || !t->nlat || !t->ns)
+		die(d, "no operation completed");
+	if (d->pid)
+		m.cpu_us = (double)t->cpu_ns / 1e3 / (double)t->ops;
+	m.rate = (double)t->ops / ((double)t->ns / 1e9);
+	m.p50 = bench_percentile(t->lat, t->nlat, 0.5);
+	m.p99 = bench_percentile(t->lat, t->nlat, 0.99);
+	t->ops = t->retries = 0;
+	t->ns = t->cpu_ns = 0;
+	t->nlat = 0;
 	return m;
 }
 
@@ -1386,7 +1414,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: load [-w WORKLOAD] [-m libxs|raw] [-c CLIENTS] "
 		"[-d DEPTH] [-n NODES] [-i IDLE]\n"
-		"            [-W WATCHES] [-r ROUNDS] [-t MS] "
+		"            [-W WATCHES] [-r ROUNDS] [-t MS] [-s SLICE_MS] "
 		"[-F FILL_BUDGET_S] [-q]\n"
 		"            LABEL=SOCKET[@PID][%%NODES][+idle=N][+watches=N] ...\n"
 		"  WORKLOAD: read (default), write, directory, mkdir-rm, "
@@ -1404,7 +1432,7 @@ static int parse_args(int argc, char **argv)
 	bool quick = false, set_r = false, set_t = false, ok = true;
 	int c;
 
-	while ((c = getopt(argc, argv, "w:m:c:d:n:i:W:r:t:F:q")) != -1) {
+	while ((c = getopt(argc, argv, "w:m:c:d:n:i:W:r:t:s:F:q")) != -1) {
 		switch (c) {
 		case 'w':
 			ok = false;
@@ -1425,6 +1453,7 @@ static int parse_args(int argc, char **argv)
 		case 'W': ok = parse_num(optarg, &opt.watches); break;
 		case 'r': ok = set_r = parse_num(optarg, &opt.rounds); break;
 		case 't': ok = set_t = parse_num(optarg, &opt.ms); break;
+		case 's': ok = parse_num(optarg, &opt.slice_ms); break;
 		case 'F': ok = parse_num(optarg, &opt.budget); break;
 		case 'q': quick = true; break;
 		default: ok = false;
@@ -1497,18 +1526,43 @@ static int set_up(struct daemon *ds, int n)
 	return active;
 }
 
-/* The rounds over the active daemons act[0..n). */
+/*
+ * The rounds over the active daemons act[0..n).  A round gives each daemon
+ * MS milliseconds, cut into slices of about SLICE ms (-s; one slice when
+ * 0, and for boot, whose ops run longer than a slice): every daemon has
+ * its slice in turn, then the next slice, the order rotated and reversed
+ * from slice to slice and round to round.  A drift of the machine slower
+ * than a round of slices then weighs on every daemon alike.
+ */
 static void run_rounds(struct daemon **act, int n)
 {
+	unsigned long slices = 1, warm = opt.ms / 5 + 1;
+	struct tally *t = calloc((size_t)n, sizeof(*t));
+
+	if (!t)
+		die(NULL, "out of memory");
+	if (opt.slice_ms && opt.w != W_BOOT && opt.ms >= 2 * opt.slice_ms)
+		slices = opt.ms / opt.slice_ms;
 	/* Untimed warm-up, which also checks the replies once. */
-	for (int i = 0; i < n; i++)
-		measure(act[i], opt.ms / 5 + 1);
+	for (int i = 0; i < n; i++) {
+		measure(act[i], warm, &t[i]);
+		summed(act[i], &t[i]);
+	}
 	for (unsigned long r = 0; r < opt.rounds; r++) {
-		for (int k = 0; k < n; k++) {
-			/* Rotate by r / 2, reverse every other round. */
-			int pos = (int)((k + r / 2) % (unsigned int)n);
-			struct daemon *d = act[r % 2 ? n - 1 - pos : pos];
-			struct measurement m = measure(d, opt.ms);
+		for (unsigned long s = 0; s < slices; s++) {
+			unsigned long turn = r * slices + s;
+
+			for (int k = 0; k < n; k++) {
+				/* Rotate by turn / 2, reverse every other. */
+				int pos = (int)((k + turn / 2) % (unsigned int)n);
+				int i = turn % 2 ? n - 1 - pos : pos;
+
+				measure(act[i], opt.ms / slices, &t[i]);
+			}
+		}
+		for (int i = 0; i < n; i++) {
+			struct daemon *d = act[i];
+			struct measurement m = summed(d, &t[i]);
 
 			d->rate[r] = m.rate;
 			d->p50[r] = m.p50;
@@ -1522,6 +1576,9 @@ static void run_rounds(struct daemon **act, int n)
 			}
 		}
 	}
+	for (int i = 0; i < n; i++)
+		free(t[i].lat);
+	free(t);
 }
 
 int main(int argc, char **argv)
