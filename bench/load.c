@@ -1178,16 +1178,55 @@ static double mapped_kb(const struct daemon *d, ino_t ino)
 	return kb;
 }
 
+/* Add the tmpfs file at path, once per inode, to *kb. */
+static void count_file(const struct daemon *d, const char *path,
+		       ino_t *seen, unsigned int *nseen, double *kb)
+{
+	struct stat st;
+	struct statfs sf;
+
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || statfs(path, &sf) ||
+	    sf.f_type != TMPFS_MAGIC || *nseen == 64)
+		return;
+	for (unsigned int k = 0; k < *nseen; k++)
+		if (seen[k] == st.st_ino)
+			return;
+	seen[(*nseen)++] = st.st_ino;
+	*kb += (double)st.st_blocks * 512 / 1024 - mapped_kb(d, st.st_ino);
+}
+
+/* Count every file of dir whose name starts with stem. */
+static void count_siblings(const struct daemon *d, const char *dir,
+			   const char *stem, ino_t *seen, unsigned int *nseen,
+			   double *kb)
+{
+	char path[PATH_MAX + 272];
+	size_t n = strlen(stem);
+	struct dirent *e;
+	DIR *ents = opendir(dir);
+
+	while (ents && (e = readdir(ents))) {
+		if (strncmp(e->d_name, stem, n))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		count_file(d, path, seen, nseen, kb);
+	}
+	if (ents)
+		closedir(ents);
+}
+
 /*
- * The tmpfs files the daemon holds open (a database, which a host keeps on
- * the tmpfs /run), in kB, less the part of them it maps, which its RSS
- * counts already: a tmpfs file is RAM as much as the heap is.
+ * The tmpfs files the daemon holds open (a database and its journal, which
+ * a host keeps on the tmpfs /run), and their siblings named alike (the
+ * same name up to its first '.': a checkpoint or a journal it has closed
+ * for now), in kB, less the part of them it maps, which its RSS counts
+ * already: a tmpfs file is RAM as much as the heap is.
  */
 static double daemon_files_kb(const struct daemon *d)
 {
-	char dir[64], path[320];
-	ino_t seen[16];
-	unsigned int nseen = 0;
+	char dir[64], path[320], target[PATH_MAX];
+	ino_t seen[64];
+	unsigned int nseen = 0, held;
 	double kb = 0;
 	struct dirent *e;
 	DIR *fds;
@@ -1197,22 +1236,28 @@ static double daemon_files_kb(const struct daemon *d)
 	if (!fds)
 		die(d, "cannot read %s (did the daemon die?)", dir);
 	while ((e = readdir(fds))) {
-		struct stat st;
-		struct statfs sf;
-		bool dup = false;
+		char *slash, *dot;
+		ssize_t len;
 
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) || !S_ISREG(st.st_mode) ||
-		    statfs(path, &sf) || sf.f_type != TMPFS_MAGIC)
+		held = nseen;
+		count_file(d, path, seen, &nseen, &kb);
+		if (nseen == held)
+			continue;	/* not a tmpfs file, or counted */
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
 			continue;
-		for (unsigned int k = 0; k < nseen; k++)
-			dup = dup || seen[k] == st.st_ino;
-		if (dup || nseen == sizeof(seen) / sizeof(seen[0]))
+		target[len] = '\0';
+		slash = strrchr(target, '/');
+		if (!slash || slash == target)
 			continue;
-		seen[nseen++] = st.st_ino;
-		kb += (double)st.st_blocks * 512 / 1024 - mapped_kb(d, st.st_ino);
+		*slash = '\0';
+		dot = strchr(slash + 1, '.');
+		if (dot)
+			*dot = '\0';
+		count_siblings(d, target, slash + 1, seen, &nseen, &kb);
 	}
 	closedir(fds);
 	return kb;
