@@ -68,7 +68,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # CPPFLAGS, CFLAGS and LDFLAGS are configure's (config.mk) or the command line's.
 ALL_CFLAGS = -std=gnu11 $(WARN) -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) \
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(ZLIB_CFLAGS) \
 	$(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
@@ -83,7 +83,7 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(ZLIB_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -205,7 +205,8 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_B)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
-	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS)
+	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) \
+	$(TDB_CFLAGS) $(ZLIB_CFLAGS)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "protocol/wire.h"
 #include "schema/schema.h"
 #include "store/path.h"
@@ -12,7 +14,7 @@
 #define MIN_QUOTA (4 + 5 + 4)
 #define MIN_QUEUES (4 + 4 + 4)
 
-#define MAX_INPUT (WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX)
+#define INPUT_MAX (WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX)
 
 void schema_key_domain(char key[SCHEMA_KEY_MAX], unsigned int domid)
 {
@@ -181,7 +183,7 @@ bool schema_decode_input(const void *p, size_t len, struct schema_input *in)
 	rd_init(&r, p, len);
 	in->end = rd_u32(&r);
 	in->bytes = rd_bytes(&r, &in->len);
-	if (!rd_done(&r) || in->len == 0 || in->len >= MAX_INPUT)
+	if (!rd_done(&r) || in->len == 0 || in->len >= INPUT_MAX)
 		return false;
 	/* The start of one request: never its end, nor more. */
 	if (in->len >= WIRE_HDR_LEN) {
@@ -341,6 +343,151 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 		if (!read_quota(&r, &q) || (fn && fn(&q, arg) != 0))
 			return -1;
 	return rd_done(&r) ? 0 : -1;
+}
+
+/* ---- the journal ---- */
+
+#define CHANGE_PUT 1
+#define CHANGE_DELETE 2
+
+void schema_write_journal_head(struct writer *w)
+{
+	wr_str(w, SCHEMA_JOURNAL_MAGIC);
+	wr_u32(w, SCHEMA_JOURNAL_VERSION);
+}
+
+size_t schema_journal_head_len(void)
+{
+	return 4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4;
+}
+
+enum schema_format schema_read_journal_head(struct reader *r,
+					    uint32_t *version, bool *cut)
+{
+	unsigned char ours[4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4];
+	size_t n = schema_journal_head_len();
+
+	/* Our head, byte for byte, to tell one cut short from another. */
+	for (int i = 0; i < 4; i++)
+		ours[i] = (unsigned char)(sizeof(SCHEMA_JOURNAL_MAGIC) >> (8 * i));
+	memcpy(ours + 4, SCHEMA_JOURNAL_MAGIC, sizeof(SCHEMA_JOURNAL_MAGIC));
+	for (int i = 0; i < 4; i++)
+		ours[n - 4 + (size_t)i] =
+			(unsigned char)(SCHEMA_JOURNAL_VERSION >> (8 * i));
+	*cut = r->left < n && memcmp(r->p, ours, r->left) == 0;
+	if (*cut) {
+		rd_fail(r);
+		return SCHEMA_FOREIGN;
+	}
+	return read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION,
+			  version);
+}
+
+static uint32_t crc(const void *p, size_t len)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+
+	/* zlib takes a uInt length: feed a large payload in pieces. */
+	while (len) {
+		uInt n = len > (1u << 30) ? 1u << 30 : (uInt)len;
+
+		c = crc32(c, p, n);
+		p = (const unsigned char *)p + n;
+		len -= n;
+	}
+	return (uint32_t)c;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void schema_seal_frame(unsigned char *head, const void *payload,
+		       uint32_t len)
+{
+	put_le32(head, len);
+	put_le32(head + 4, crc(payload, len));
+	put_le32(head + 8, crc(head, 8));
+}
+
+enum schema_frame schema_read_frame(struct reader *r, const void **payload,
+				    uint32_t *len)
+{
+	const unsigned char *head = r->p;
+	uint32_t body_crc, head_crc;
+
+	*payload = NULL;
+	*len = 0;
+	if (r->left < SCHEMA_FRAME_HEAD)
+		return SCHEMA_FRAME_CUT;
+	*len = rd_u32(r);
+	body_crc = rd_u32(r);
+	head_crc = rd_u32(r);
+	if (head_crc != crc(head, 8) || *len == 0)
+		return SCHEMA_FRAME_BAD;
+	if (*len > r->left)
+		return SCHEMA_FRAME_CUT;
+	*payload = r->p;
+	r->p += *len;
+	r->left -= *len;
+	if (crc(*payload, *len) != body_crc)
+		return r->left ? SCHEMA_FRAME_BAD : SCHEMA_FRAME_BAD_LAST;
+	return SCHEMA_FRAME_WHOLE;
+}
+
+void schema_write_change(struct writer *w, const struct schema_change *c)
+{
+	wr_u8(w, c->put ? CHANGE_PUT : CHANGE_DELETE);
+	wr_bytes(w, c->key, c->key_len);
+	if (c->put)
+		wr_bytes(w, c->value, c->value_len);
+}
+
+void schema_write_put(struct writer *w, const char *key,
+		      struct evbuffer *value)
+{
+	wr_u8(w, CHANGE_PUT);
+	wr_bytes(w, key, strlen(key));
+	wr_evbuffer(w, value);
+}
+
+void schema_write_put_node(struct writer *w, const char *path,
+			   const struct schema_node *n)
+{
+	wr_u8(w, CHANGE_PUT);
+	wr_bytes(w, path, strlen(path));
+	/* The length of what schema_write_node writes. */
+	wr_u32(w, 8 + 4 + 8 * n->nperms + 4 + n->value_len);
+	schema_write_node(w, n);
+}
+
+void schema_write_delete(struct writer *w, const char *key)
+{
+	wr_u8(w, CHANGE_DELETE);
+	wr_bytes(w, key, strlen(key));
+}
+
+bool schema_read_change(struct reader *r, struct schema_change *c)
+{
+	struct schema_node n;
+	uint8_t op = rd_u8(r);
+
+	c->put = op == CHANGE_PUT;
+	c->key = rd_bytes(r, &c->key_len);
+	c->value = NULL;
+	c->value_len = 0;
+	if (c->put)
+		c->value = rd_bytes(r, &c->value_len);
+	if (!rd_ok(r) || (op != CHANGE_PUT && op != CHANGE_DELETE) ||
+	    !c->key_len || c->key_len > SCHEMA_JOURNAL_KEY_MAX ||
+	    memchr(c->key, '\0', c->key_len))
+		return false;
+	/* A node is checked as the tdb file's load checks it. */
+	return !c->put || !schema_key_is_node(c->key, c->key_len) ||
+	       schema_decode_node(c->key, c->key_len, c->value, c->value_len,
+				  &n);
 }
 
 /* ---- the live-update image ---- */
