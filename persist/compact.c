@@ -1,0 +1,126 @@
+/*
+ * Compaction: a journal applied to the tdb file, on a thread (compact.h).
+ *
+ * Only the last change of each key is applied (a fold), in one tdb
+ * transaction: the cost is one tdb_store or tdb_delete per key changed,
+ * plus libtdb's fixed cost of a transaction, once per journal.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "persist/compact.h"
+#include "persist/crash.h"
+#include "persist/journal.h"
+
+static int apply(const struct fold *f, struct tdb_context *tdb, char *why,
+		 size_t why_len)
+{
+	const struct fold_entry *e;
+
+	if (tdb_transaction_start(tdb) != 0) {
+		snprintf(why, why_len, "starting a transaction: %s",
+			 tdb_errorstr(tdb));
+		return -1;
+	}
+	for (e = f->by_key; e; e = e->hh.next) {
+		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
+		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
+		int rc = e->c.put ? tdb_store(tdb, k, v, TDB_REPLACE)
+				  : tdb_delete(tdb, k);
+
+		if (rc != 0 && (e->c.put || tdb_error(tdb) != TDB_ERR_NOEXIST)) {
+			snprintf(why, why_len, "writing a record: %s",
+				 tdb_errorstr(tdb));
+			tdb_transaction_cancel(tdb);
+			return -1;
+		}
+		CRASH_POINT("compact-record");
+	}
+	CRASH_POINT("compact-commit");
+	if (tdb_transaction_commit(tdb) != 0) {
+		snprintf(why, why_len, "committing: %s", tdb_errorstr(tdb));
+		return -1;
+	}
+	CRASH_POINT("compact-committed");
+	return 0;
+}
+
+int compact_file(struct tdb_context *tdb, const char *path, char *why,
+		 size_t why_len)
+{
+	struct journal_map m;
+	struct journal_scan s;
+	struct fold f;
+	const char *bad;
+	int rc;
+
+	fold_init(&f);
+	rc = journal_fold_file(path, &m, &f, &s, &bad);
+	if (rc < 0)
+		snprintf(why, why_len, "reading %s: %s (at byte %zu)", path,
+			 bad, s.at);
+	else if (rc == 0)
+		rc = apply(&f, tdb, why, why_len);
+	fold_free(&f);
+	journal_unmap(&m);
+	if (rc > 0)
+		return 0;		/* none: applied and removed before */
+	if (rc == 0 && unlink(path) != 0) {
+		snprintf(why, why_len, "removing %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (rc == 0)
+		CRASH_POINT("compact-unlinked");
+	return rc;
+}
+
+static void *run(void *arg)
+{
+	struct compaction *c = arg;
+
+	c->rc = compact_file(c->tdb, c->path, c->why, sizeof(c->why));
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+int compact_start(struct compaction *c, struct tdb_context *tdb,
+		  const char *path)
+{
+	sigset_t all, old;
+	int err;
+
+	if (c->running) {
+		errno = EBUSY;
+		return -1;
+	}
+	c->tdb = tdb;
+	c->path = path;
+	c->rc = 0;
+	c->why[0] = '\0';
+	atomic_store(&c->done, false);
+	/* Signals are the event loop's: the thread takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&c->thread, NULL, run, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	c->running = true;
+	return 0;
+}
+
+int compact_poll(struct compaction *c, bool wait, bool *failed)
+{
+	if (!c->running || (!wait && !atomic_load(&c->done)))
+		return 0;
+	pthread_join(c->thread, NULL);
+	c->running = false;
+	*failed = c->rc != 0;
+	return 1;
+}
