@@ -69,7 +69,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 # CPPFLAGS, CFLAGS and LDFLAGS are configure's (config.mk) or the command line's.
 # -pthread: compaction runs on a thread of its own (persist/compact.c).
 ALL_CFLAGS = -std=gnu11 $(WARN) -pthread -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(ZLIB_CFLAGS) \
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(XXHASH_CFLAGS) \
 	$(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = -pthread $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
@@ -85,7 +85,7 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(ZLIB_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -222,7 +222,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -pthread \
 	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) \
-	$(TDB_CFLAGS) $(ZLIB_CFLAGS)
+	$(TDB_CFLAGS) $(XXHASH_CFLAGS)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=

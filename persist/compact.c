@@ -6,10 +6,13 @@
  * plus libtdb's fixed cost of a transaction, once per journal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <tdb.h>
 
 #include "persist/compact.h"
 #include "persist/crash.h"
@@ -18,14 +21,13 @@
 static int apply(const struct fold *f, struct tdb_context *tdb, char *why,
 		 size_t why_len)
 {
-	const struct fold_entry *e;
-
 	if (tdb_transaction_start(tdb) != 0) {
 		snprintf(why, why_len, "starting a transaction: %s",
 			 tdb_errorstr(tdb));
 		return -1;
 	}
-	for (e = f->by_key; e; e = e->hh.next) {
+	for (size_t i = 0; i < f->count; i++) {
+		const struct fold_entry *e = &f->v[i];
 		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
 		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
 		int rc = e->c.put ? tdb_store(tdb, k, v, TDB_REPLACE)
@@ -48,8 +50,31 @@ static int apply(const struct fold *f, struct tdb_context *tdb, char *why,
 	return 0;
 }
 
-int compact_file(struct tdb_context *tdb, const char *path, char *why,
-		 size_t why_len)
+/* f to the file at tdb_path, opened and closed here. */
+static int apply_file(const struct fold *f, const char *tdb_path, char *why,
+		      size_t why_len)
+{
+	struct tdb_context *tdb;
+	int rc;
+
+	errno = 0;
+	tdb = tdb_open(tdb_path, 0, TDB_NOLOCK | TDB_NOSYNC |
+		       TDB_INCOMPATIBLE_HASH, O_RDWR | O_CLOEXEC, 0600);
+	if (!tdb) {
+		snprintf(why, why_len, "opening %s: %s", tdb_path,
+			 errno ? strerror(errno) : "not a tdb file");
+		return -1;
+	}
+	rc = apply(f, tdb, why, why_len);
+	if (tdb_close(tdb) != 0 && rc == 0) {
+		snprintf(why, why_len, "closing %s", tdb_path);
+		rc = -1;
+	}
+	return rc;
+}
+
+int compact_file(const char *tdb_path, const char *path, bool check,
+		 char *why, size_t why_len)
 {
 	struct journal_map m;
 	struct journal_scan s;
@@ -58,12 +83,12 @@ int compact_file(struct tdb_context *tdb, const char *path, char *why,
 	int rc;
 
 	fold_init(&f);
-	rc = journal_fold_file(path, &m, &f, &s, &bad);
+	rc = journal_fold_file(path, check, &m, &f, &s, &bad);
 	if (rc < 0)
 		snprintf(why, why_len, "reading %s: %s (at byte %zu)", path,
 			 bad, s.at);
-	else if (rc == 0)
-		rc = apply(&f, tdb, why, why_len);
+	else if (rc == 0 && f.count)
+		rc = apply_file(&f, tdb_path, why, why_len);
 	fold_free(&f);
 	journal_unmap(&m);
 	if (rc > 0)
@@ -82,13 +107,14 @@ static void *run(void *arg)
 {
 	struct compaction *c = arg;
 
-	c->rc = compact_file(c->tdb, c->path, c->why, sizeof(c->why));
+	c->rc = compact_file(c->tdb_path, c->path, c->check, c->why,
+			     sizeof(c->why));
 	atomic_store(&c->done, true);
 	return NULL;
 }
 
-int compact_start(struct compaction *c, struct tdb_context *tdb,
-		  const char *path)
+int compact_start(struct compaction *c, const char *tdb_path,
+		  const char *path, bool check)
 {
 	sigset_t all, old;
 	int err;
@@ -97,8 +123,9 @@ int compact_start(struct compaction *c, struct tdb_context *tdb,
 		errno = EBUSY;
 		return -1;
 	}
-	c->tdb = tdb;
+	c->tdb_path = tdb_path;
 	c->path = path;
+	c->check = check;
 	c->rc = 0;
 	c->why[0] = '\0';
 	atomic_store(&c->done, false);

@@ -73,7 +73,7 @@ static void db_fail(struct db *db, const char *what, const char *why)
 	db->jfd = -1;
 	if (db->tdb)
 		tdb_close(db->tdb);	/* unmapped before it shrinks */
-	db->tdb = NULL;
+	db->tdb = NULL;		/* compaction had its own, closed */
 	if (truncate(db->path, 0) != 0)
 		log_error("cannot empty %s: %s", db->path, strerror(errno));
 	for (int i = 0; i < JOURNALS; i++) {
@@ -177,6 +177,7 @@ static bool open_journal(struct db *db)
 	} else {
 		fd = journal_create(path);
 		db->jsize = schema_journal_head_len();
+		db->jfound[JOURNAL_LIVE] = false;
 	}
 	if (fd < 0) {
 		db_fail(db, "opening the journal", strerror(errno));
@@ -224,8 +225,8 @@ static int write_frame(struct db *db)
 
 static void start_compaction(struct db *db)
 {
-	if (compact_start(&db->compaction, db->tdb,
-			  db->jpath[JOURNAL_OLD]) != 0)
+	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
+			  db->jfound[JOURNAL_OLD]) != 0)
 		/* Tried again at the next commit; the journal meanwhile
 		 * grows on. */
 		log_warn("database %s: cannot start a compaction: %s",
@@ -264,7 +265,8 @@ static void rotate(struct db *db)
 		return;
 	}
 	db->jexists[JOURNAL_OLD] = true;
-	db->jexists[JOURNAL_LIVE] = false;
+	db->jfound[JOURNAL_OLD] = db->jfound[JOURNAL_LIVE];
+	db->jexists[JOURNAL_LIVE] = db->jfound[JOURNAL_LIVE] = false;
 	CRASH_POINT("rotate-renamed");
 	close(db->jfd);
 	db->jfd = -1;
@@ -325,7 +327,8 @@ int db_checkpoint(struct db *db)
 	for (int i = 0; i < JOURNALS; i++) {
 		if (!db->jexists[i])
 			continue;
-		if (compact_file(db->tdb, db->jpath[i], why, sizeof(why)) != 0) {
+		if (compact_file(db->path, db->jpath[i], db->jfound[i], why,
+				 sizeof(why)) != 0) {
 			db_fail(db, "bringing the database file up to date",
 				why);
 			return -1;
@@ -429,11 +432,9 @@ static void node_removed(const struct node *n, void *arg)
 
 void db_follow(struct db *db, struct store *s, bool save_all)
 {
-	/* From now on only compaction reads or writes the tdb file, by
-	 * pread and pwrite: mapped, its pages would count in the daemon's
-	 * memory.  The load before this read through the mapping, which is
-	 * faster for a traversal of every record. */
-	tdb_add_flags(db->tdb, TDB_NOMMAP);
+	/* From now on only compaction opens the tdb file (compact.h). */
+	tdb_close(db->tdb);
+	db->tdb = NULL;
 	db->followed = true;
 	db->observer.changed = node_changed;
 	db->observer.removed = node_removed;
@@ -551,7 +552,7 @@ static int read_journals(struct db *db)
 	for (int i = 0; i < JOURNALS; i++) {
 		struct journal_scan s;
 		const char *why;
-		int rc = journal_fold_file(db->jpath[i], &db->jmap[i],
+		int rc = journal_fold_file(db->jpath[i], true, &db->jmap[i],
 					   &db->fold, &s, &why);
 
 		if (rc > 0)
@@ -563,7 +564,7 @@ static int read_journals(struct db *db)
 				  db->jpath[i], why, s.at);
 			return -1;
 		}
-		db->jexists[i] = true;
+		db->jexists[i] = db->jfound[i] = true;
 		if (i == JOURNAL_LIVE)
 			db->jwhole = s.whole;
 		if (s.state == JOURNAL_TORN)

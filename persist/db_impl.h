@@ -27,8 +27,8 @@ struct side_record {
 enum { JOURNAL_OLD, JOURNAL_LIVE, JOURNALS };
 
 struct db {
-	/* The checkpoint.  After the start-up only compaction touches it,
-	 * and while one runs on its thread, only that thread. */
+	/* The checkpoint, open until db_follow; then only compaction opens
+	 * it, on a handle of its own (compact.h). */
 	struct tdb_context *tdb;
 	char *path;
 	char *jpath[JOURNALS];	/* <path>.journal.old, <path>.journal */
@@ -44,6 +44,8 @@ struct db {
 	int jfd;		/* the live journal, open to append; -1: not
 				 * open (there may be one from before) */
 	bool jexists[JOURNALS];	/* the file is there */
+	bool jfound[JOURNALS];	/* it was there at start (and is read
+				 * back checked, not trusted as ours) */
 	size_t jwhole;		/* found at start: where the live journal's
 				 * whole frames end (its torn tail is cut
 				 * there before anything is appended) */

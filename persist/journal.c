@@ -10,27 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Without memory, an entry is left out and marked, never exit(). */
-#define HASH_NONFATAL_OOM 1
-#define uthash_nonfatal_oom(e) ((e)->oom = true)
-
 #include "persist/journal.h"
-
-/* Check every change of a whole frame; false if one is malformed. */
-static bool frame_ok(const void *payload, uint32_t len, size_t *n)
-{
-	struct schema_change c;
-	struct reader r;
-
-	*n = 0;
-	rd_init(&r, payload, len);
-	while (r.left) {
-		if (!schema_read_change(&r, &c))
-			return false;
-		++*n;
-	}
-	return true;
-}
 
 static void bad(struct journal_scan *s, const char *why, size_t at)
 {
@@ -40,6 +20,7 @@ static void bad(struct journal_scan *s, const char *why, size_t at)
 }
 
 int journal_scan(const void *p, size_t len, struct journal_scan *s,
+		 bool check,
 		 int (*change)(const struct schema_change *c, void *arg),
 		 int (*frame)(const void *bytes, size_t len, void *arg),
 		 void *arg)
@@ -75,7 +56,8 @@ int journal_scan(const void *p, size_t len, struct journal_scan *s,
 		struct schema_change c;
 		int rc;
 
-		switch (schema_read_frame(&r, &payload, &plen)) {
+		n = 0;
+		switch (schema_read_frame(&r, check, &payload, &plen)) {
 		case SCHEMA_FRAME_CUT:
 			s->state = JOURNAL_TORN;
 			s->why = "its last frame is cut short";
@@ -94,15 +76,15 @@ int journal_scan(const void *p, size_t len, struct journal_scan *s,
 		case SCHEMA_FRAME_WHOLE:
 			break;
 		}
-		if (!frame_ok(payload, plen, &n)) {
-			bad(s, "a frame whose checksums hold has a malformed "
-			       "change", at);
-			return 0;
-		}
 		rd_init(&pr, payload, plen);
-		while (change && pr.left) {
-			schema_read_change(&pr, &c);
-			if ((rc = change(&c, arg)) != 0)
+		while (pr.left) {
+			if (!schema_read_change(&pr, &c, check)) {
+				bad(s, "a frame whose checksums hold has a "
+				       "malformed change", at);
+				return 0;
+			}
+			n++;
+			if (change && (rc = change(&c, arg)) != 0)
 				return rc;
 		}
 		if (frame && (rc = frame(start, (size_t)(r.p - start), arg)) != 0)
@@ -155,13 +137,54 @@ void journal_unmap(struct journal_map *m)
 
 /* ---- the fold ---- */
 
-#define FOLD_BLOCK 1024
+/* The keys, copied together: each lookup compares with its key's copy,
+ * not with bytes far back in a journal (a cache miss a change). */
+#define KEY_CHUNK (64 * 1024)
 
-struct fold_block {
-	struct fold_block *next;
-	size_t used;
-	struct fold_entry e[FOLD_BLOCK];
+struct key_chunk {
+	struct key_chunk *next;
+	size_t used, cap;
+	unsigned char bytes[];
 };
+
+static void *copy_key(struct fold *f, const void *key, size_t len)
+{
+	struct key_chunk *k = f->keys;
+
+	if (!k || k->cap - k->used < len) {
+		size_t cap = len > KEY_CHUNK ? len : KEY_CHUNK;
+
+		k = malloc(sizeof(*k) + cap);
+		if (!k)
+			return NULL;
+		k->next = f->keys;
+		k->used = 0;
+		k->cap = cap;
+		f->keys = k;
+	}
+	memcpy(k->bytes + k->used, key, len);
+	k->used += len;
+	return k->bytes + k->used - len;
+}
+
+/* Eight bytes at a time, each mixed by a multiply: a fold meets every
+ * change of a journal, and this is most of what it costs. */
+static uint64_t hash_key(const unsigned char *p, size_t len)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	if (len) {
+		w = 0;
+		memcpy(&w, p, len);
+		h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	}
+	return h ^ (h >> 29);
+}
 
 void fold_init(struct fold *f)
 {
@@ -170,42 +193,92 @@ void fold_init(struct fold *f)
 
 void fold_free(struct fold *f)
 {
-	HASH_CLEAR(hh, f->by_key);
-	while (f->blocks) {
-		struct fold_block *next = f->blocks->next;
+	free(f->v);
+	free(f->slots);
+	while (f->keys) {
+		struct key_chunk *next = f->keys->next;
 
-		free(f->blocks);
-		f->blocks = next;
+		free(f->keys);
+		f->keys = next;
 	}
-	f->count = 0;
+	fold_init(f);
+}
+
+/* The slot of key: its entry's, or the empty one it would take. */
+static uint32_t *slot_of(const struct fold *f, uint64_t h, const void *key,
+			 size_t len)
+{
+	for (size_t i = h & f->mask;; i = (i + 1) & f->mask) {
+		uint32_t *sl = &f->slots[i];
+		const struct fold_entry *e;
+
+		if (!*sl)
+			return sl;
+		e = &f->v[*sl - 1];
+		if (e->hash == h && e->c.key_len == len &&
+		    memcmp(e->c.key, key, len) == 0)
+			return sl;
+	}
+}
+
+/* Room for one more key: slots at most half full. */
+static int fold_grow(struct fold *f)
+{
+	uint32_t *slots;
+	size_t n;
+
+	if (f->count == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 256;
+		struct fold_entry *v;
+
+		if (cap >= UINT32_MAX)
+			return -1;
+		v = realloc(f->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		f->v = v;
+		f->cap = cap;
+	}
+	if (f->slots && 2 * (f->count + 1) <= f->mask + 1)
+		return 0;
+	n = f->slots ? 2 * (f->mask + 1) : 512;
+	slots = calloc(n, sizeof(*slots));
+	if (!slots)
+		return -1;
+	free(f->slots);
+	f->slots = slots;
+	f->mask = n - 1;
+	for (size_t i = 0; i < f->count; i++)
+		*slot_of(f, f->v[i].hash, f->v[i].c.key, f->v[i].c.key_len) =
+			(uint32_t)i + 1;
+	return 0;
 }
 
 int fold_add(struct fold *f, const struct schema_change *c)
 {
+	uint64_t h = hash_key(c->key, c->key_len);
 	struct fold_entry *e;
-	struct fold_block *b = f->blocks;
+	uint32_t *sl;
 
-	HASH_FIND(hh, f->by_key, c->key, c->key_len, e);
-	if (e) {
-		e->c = *c;
-		return 0;
+	if (f->slots) {
+		sl = slot_of(f, h, c->key, c->key_len);
+		if (*sl) {
+			e = &f->v[*sl - 1];
+			e->c.put = c->put;	/* the key stays the copy */
+			e->c.value = c->value;
+			e->c.value_len = c->value_len;
+			return 0;
+		}
 	}
-	if (!b || b->used == FOLD_BLOCK) {
-		b = malloc(sizeof(*b));
-		if (!b)
-			return -1;
-		b->next = f->blocks;
-		b->used = 0;
-		f->blocks = b;
-	}
-	e = &b->e[b->used];
-	memset(e, 0, sizeof(*e));
-	e->c = *c;
-	HASH_ADD_KEYPTR(hh, f->by_key, e->c.key, e->c.key_len, e);
-	if (e->oom)
+	if (fold_grow(f) != 0)
 		return -1;
-	b->used++;
-	f->count++;
+	e = &f->v[f->count];
+	e->hash = h;
+	e->c = *c;
+	e->c.key = copy_key(f, c->key, c->key_len);
+	if (!e->c.key)
+		return -1;
+	*slot_of(f, h, c->key, c->key_len) = (uint32_t)++f->count;
 	return 0;
 }
 
@@ -217,13 +290,15 @@ int fold_change(const struct schema_change *c, void *arg)
 const struct fold_entry *fold_find(const struct fold *f, const void *key,
 				   size_t len)
 {
-	struct fold_entry *e;
+	uint32_t *sl;
 
-	HASH_FIND(hh, f->by_key, key, len, e);
-	return e;
+	if (!f->slots)
+		return NULL;
+	sl = slot_of(f, hash_key(key, len), key, len);
+	return *sl ? &f->v[*sl - 1] : NULL;
 }
 
-int journal_fold_file(const char *path, struct journal_map *m,
+int journal_fold_file(const char *path, bool check, struct journal_map *m,
 		      struct fold *f, struct journal_scan *s,
 		      const char **why)
 {
@@ -231,7 +306,7 @@ int journal_fold_file(const char *path, struct journal_map *m,
 		*why = strerror(errno);
 		return errno == ENOENT ? 1 : -1;
 	}
-	if (journal_scan(m->p, m->len, s, fold_change, NULL, f) != 0) {
+	if (journal_scan(m->p, m->len, s, check, fold_change, NULL, f) != 0) {
 		*why = "out of memory";
 		return -1;
 	}

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <uthash.h>
+#include <stdint.h>
 
 #include "schema/schema.h"
 
@@ -33,12 +33,18 @@ struct journal_scan {
 };
 
 /*
- * Scan len bytes of a journal (an empty file is an empty journal).  Each
- * whole frame is checked before its changes go to change (which may be
- * NULL), and then its bytes, head included, to frame (NULL too).  A
- * nonzero result of either stops the scan, and is returned; else 0.
+ * Scan len bytes of a journal (an empty file is an empty journal).  The
+ * changes of each frame whose checksums hold (without check, only the
+ * frame heads' are: a journal this daemon wrote) go to change (which may
+ * be NULL) as they are read, each checked as schema_read_change does,
+ * then the frame's bytes, head included, to frame (NULL too).  A nonzero
+ * result of either stops the scan, and is returned; else 0.  A scan that
+ * ends JOURNAL_BAD may have handed over some changes of the bad frame:
+ * callers stage them (a fold) and drop them then; those of a torn tail
+ * are never handed over.
  */
 int journal_scan(const void *p, size_t len, struct journal_scan *s,
+		 bool check,
 		 int (*change)(const struct schema_change *c, void *arg),
 		 int (*frame)(const void *bytes, size_t len, void *arg),
 		 void *arg);
@@ -54,15 +60,18 @@ int journal_map(const char *path, struct journal_map *m);
 void journal_unmap(struct journal_map *m);
 
 struct fold_entry {
-	UT_hash_handle hh;
-	struct schema_change c;		/* the last change of its key */
-	bool oom;			/* could not be added */
+	uint64_t hash;			/* of the key */
+	struct schema_change c;		/* the last change of its key (the
+					 * key a copy the fold owns) */
 };
 
 struct fold {
-	struct fold_entry *by_key;
-	struct fold_block *blocks;	/* where the entries live (owned) */
-	size_t count;
+	struct fold_entry *v;		/* one a key, first seen first */
+	size_t count, cap;
+	uint32_t *slots;		/* open addressing: 0 empty, else
+					 * an index in v, plus 1 */
+	size_t mask;			/* slots - 1 (a power of two) */
+	struct key_chunk *keys;		/* the keys' copies (owned) */
 };
 
 void fold_init(struct fold *f);
@@ -71,16 +80,17 @@ void fold_free(struct fold *f);
 int fold_add(struct fold *f, const struct schema_change *c);
 /* journal_scan's change callback for a struct fold. */
 int fold_change(const struct schema_change *c, void *arg);
+/* The entry of key (valid until the next fold_add), or NULL. */
 const struct fold_entry *fold_find(const struct fold *f, const void *key,
 				   size_t len);
 
 /*
- * Scan the journal at path and fold it into f: 0 (*s says whether a tail
- * was cut), 1 when there is no such file, or -1 with *why set (the file
- * is damaged or unreadable, or memory ran out).  m keeps the bytes f
- * borrows.
+ * Scan the journal at path (check as for journal_scan) and fold it into
+ * f: 0 (*s says whether a tail was cut), 1 when there is no such file, or
+ * -1 with *why set (the file is damaged or unreadable, or memory ran
+ * out).  m keeps the values f borrows.
  */
-int journal_fold_file(const char *path, struct journal_map *m,
+int journal_fold_file(const char *path, bool check, struct journal_map *m,
 		      struct fold *f, struct journal_scan *s,
 		      const char **why);
 

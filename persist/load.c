@@ -209,8 +209,8 @@ static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
 /* What the journals put, after the file's records. */
 static int collect_journals(struct load_state *st)
 {
-	for (const struct fold_entry *e = st->journals->by_key; e;
-	     e = e->hh.next) {
+	for (size_t i = 0; i < st->journals->count; i++) {
+		const struct fold_entry *e = &st->journals->v[i];
 		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
 		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
 

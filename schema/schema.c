@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <zlib.h>
+#include <xxhash.h>
 
 #include "protocol/wire.h"
 #include "schema/schema.h"
@@ -90,15 +90,59 @@ enum schema_format schema_decode_format(const void *p, size_t len,
 
 /* ---- nodes ---- */
 
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+	return p + 4;
+}
+
+static size_t node_len(const struct schema_node *n)
+{
+	return 8 + 4 + 8 * (size_t)n->nperms + 4 + n->value_len;
+}
+
+/* The node's encoding at p (node_len bytes), as wr_u64 etc. would write
+ * it. */
+static void node_bytes(unsigned char *p, const struct schema_node *n)
+{
+	p = put_u32(p, (uint32_t)n->born);
+	p = put_u32(p, (uint32_t)(n->born >> 32));
+	p = put_u32(p, n->nperms);
+	for (uint32_t i = 0; i < n->nperms; i++) {
+		p = put_u32(p, n->perms[i].domid);
+		p = put_u32(p, n->perms[i].access);
+	}
+	p = put_u32(p, n->value_len);
+	if (n->value_len)
+		memcpy(p, n->value, n->value_len);
+}
+
+/*
+ * head (head_len bytes, then room for the node) followed by the node, by
+ * one wr_raw: a node is encoded at every write, and a dozen small
+ * evbuffer_add calls cost more than the rest of it.
+ */
+static void write_node_after(struct writer *w, const void *head,
+			     size_t head_len, const struct schema_node *n)
+{
+	unsigned char small[512], *p = small;
+	size_t len = head_len + node_len(n);
+
+	if (len > sizeof(small) && !(p = malloc(len))) {
+		w->failed = true;
+		return;
+	}
+	memcpy(p, head, head_len);
+	node_bytes(p + head_len, n);
+	wr_raw(w, p, len);
+	if (p != small)
+		free(p);
+}
+
 void schema_write_node(struct writer *w, const struct schema_node *n)
 {
-	wr_u64(w, n->born);
-	wr_u32(w, n->nperms);
-	for (uint32_t i = 0; i < n->nperms; i++) {
-		wr_u32(w, n->perms[i].domid);
-		wr_u32(w, n->perms[i].access);
-	}
-	wr_bytes(w, n->value, n->value_len);
+	write_node_after(w, NULL, 0, n);
 }
 
 struct perm schema_node_perm(const struct schema_node *n, uint32_t i)
@@ -383,56 +427,40 @@ enum schema_format schema_read_journal_head(struct reader *r,
 			  version);
 }
 
-static uint32_t crc(const void *p, size_t len)
+/* The low 32 bits of XXH3-64: what a torn or damaged frame needs. */
+static uint32_t checksum(const void *p, size_t len)
 {
-	uLong c = crc32(0L, Z_NULL, 0);
-
-	/* zlib takes a uInt length: feed a large payload in pieces. */
-	while (len) {
-		uInt n = len > (1u << 30) ? 1u << 30 : (uInt)len;
-
-		c = crc32(c, p, n);
-		p = (const unsigned char *)p + n;
-		len -= n;
-	}
-	return (uint32_t)c;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
+	return (uint32_t)XXH3_64bits(p, len);
 }
 
 void schema_seal_frame(unsigned char *head, const void *payload,
 		       uint32_t len)
 {
-	put_le32(head, len);
-	put_le32(head + 4, crc(payload, len));
-	put_le32(head + 8, crc(head, 8));
+	put_u32(put_u32(head, len), checksum(payload, len));
+	put_u32(head + 8, checksum(head, 8));
 }
 
-enum schema_frame schema_read_frame(struct reader *r, const void **payload,
-				    uint32_t *len)
+enum schema_frame schema_read_frame(struct reader *r, bool check,
+				    const void **payload, uint32_t *len)
 {
 	const unsigned char *head = r->p;
-	uint32_t body_crc, head_crc;
+	uint32_t body_sum, head_sum;
 
 	*payload = NULL;
 	*len = 0;
 	if (r->left < SCHEMA_FRAME_HEAD)
 		return SCHEMA_FRAME_CUT;
 	*len = rd_u32(r);
-	body_crc = rd_u32(r);
-	head_crc = rd_u32(r);
-	if (head_crc != crc(head, 8) || *len == 0)
+	body_sum = rd_u32(r);
+	head_sum = rd_u32(r);
+	if (head_sum != checksum(head, 8) || *len == 0)
 		return SCHEMA_FRAME_BAD;
 	if (*len > r->left)
 		return SCHEMA_FRAME_CUT;
 	*payload = r->p;
 	r->p += *len;
 	r->left -= *len;
-	if (crc(*payload, *len) != body_crc)
+	if (check && checksum(*payload, *len) != body_sum)
 		return r->left ? SCHEMA_FRAME_BAD : SCHEMA_FRAME_BAD_LAST;
 	return SCHEMA_FRAME_WHOLE;
 }
@@ -456,11 +484,21 @@ void schema_write_put(struct writer *w, const char *key,
 void schema_write_put_node(struct writer *w, const char *path,
 			   const struct schema_node *n)
 {
-	wr_u8(w, CHANGE_PUT);
-	wr_bytes(w, path, strlen(path));
-	/* The length of what schema_write_node writes. */
-	wr_u32(w, 8 + 4 + 8 * n->nperms + 4 + n->value_len);
-	schema_write_node(w, n);
+	size_t klen = strlen(path);
+	unsigned char small[1 + 4 + 256 + 4], *head = small, *p;
+
+	if (klen > 256 && !(head = malloc(1 + 4 + klen + 4))) {
+		w->failed = true;
+		return;
+	}
+	p = head;
+	*p++ = CHANGE_PUT;
+	p = put_u32(p, (uint32_t)klen);
+	memcpy(p, path, klen);
+	p = put_u32(p + klen, (uint32_t)node_len(n));
+	write_node_after(w, head, (size_t)(p - head), n);
+	if (head != small)
+		free(head);
 }
 
 void schema_write_delete(struct writer *w, const char *key)
@@ -469,7 +507,8 @@ void schema_write_delete(struct writer *w, const char *key)
 	wr_bytes(w, key, strlen(key));
 }
 
-bool schema_read_change(struct reader *r, struct schema_change *c)
+bool schema_read_change(struct reader *r, struct schema_change *c,
+			bool check)
 {
 	struct schema_node n;
 	uint8_t op = rd_u8(r);
@@ -481,13 +520,15 @@ bool schema_read_change(struct reader *r, struct schema_change *c)
 	if (c->put)
 		c->value = rd_bytes(r, &c->value_len);
 	if (!rd_ok(r) || (op != CHANGE_PUT && op != CHANGE_DELETE) ||
-	    !c->key_len || c->key_len > SCHEMA_JOURNAL_KEY_MAX ||
-	    memchr(c->key, '\0', c->key_len))
+	    !c->key_len || c->key_len > SCHEMA_JOURNAL_KEY_MAX)
 		return false;
+	if (!check)
+		return true;
 	/* A node is checked as the tdb file's load checks it. */
-	return !c->put || !schema_key_is_node(c->key, c->key_len) ||
-	       schema_decode_node(c->key, c->key_len, c->value, c->value_len,
-				  &n);
+	return !memchr(c->key, '\0', c->key_len) &&
+	       (!c->put || !schema_key_is_node(c->key, c->key_len) ||
+		schema_decode_node(c->key, c->key_len, c->value, c->value_len,
+				   &n));
 }
 
 /* ---- the live-update image ---- */

@@ -54,9 +54,10 @@
  *   head               str "xenstored-journal", u32 version
  *   then frames        one a commit, each written whole by one write():
  *     u32 length       of the payload (at least one change)
- *     u32 crc          CRC-32 (zlib's) of the payload
- *     u32 head crc     CRC-32 of the 8 bytes before it: a damaged length
- *                      is refused, not taken for a frame cut short
+ *     u32 sum          the payload's checksum: the low 32 bits of its
+ *                      XXH3-64 (libxxhash; seed 0)
+ *     u32 head sum     the same of the 8 bytes before it: a damaged
+ *                      length is refused, not taken for a frame cut short
  *     payload          changes, each a whole record of the tdb file:
  *       u8 1 (put), bytes key, bytes value      set key to value
  *       u8 2 (delete), bytes key                remove key (if there)
@@ -239,7 +240,7 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 
 /* ---- the journal ---- */
 
-#define SCHEMA_FRAME_HEAD 12		/* length, crc, head crc */
+#define SCHEMA_FRAME_HEAD 12		/* length, sum, head sum */
 #define SCHEMA_JOURNAL_KEY_MAX 4096	/* longer than any path */
 
 void schema_write_journal_head(struct writer *w);
@@ -260,10 +261,11 @@ enum schema_frame {
 	SCHEMA_FRAME_BAD,	/* damage */
 };
 
-/* The frame at r (r->left > 0).  A whole frame's changes are not looked
- * at: schema_read_change does that. */
-enum schema_frame schema_read_frame(struct reader *r, const void **payload,
-				    uint32_t *len);
+/* The frame at r (r->left > 0); its payload's checksum only with check
+ * (without, for a journal this daemon wrote).  A whole frame's changes
+ * are not looked at: schema_read_change does that. */
+enum schema_frame schema_read_frame(struct reader *r, bool check,
+				    const void **payload, uint32_t *len);
 /* Fill the SCHEMA_FRAME_HEAD bytes in front of a payload of len bytes. */
 void schema_seal_frame(unsigned char *head, const void *payload,
 		       uint32_t len);
@@ -283,8 +285,14 @@ void schema_write_put(struct writer *w, const char *key,
 void schema_write_put_node(struct writer *w, const char *path,
 			   const struct schema_node *n);
 void schema_write_delete(struct writer *w, const char *key);
-/* The next change of a payload: false if it is malformed. */
-bool schema_read_change(struct reader *r, struct schema_change *c);
+/*
+ * The next change of a payload: false if it is malformed.  Its op, its
+ * lengths and the key's are always checked; with check, also that the key
+ * has no NUL and that a node's value is a node record (without, for a
+ * journal this daemon wrote and whose frames' checksums hold).
+ */
+bool schema_read_change(struct reader *r, struct schema_change *c,
+			bool check);
 
 /* ---- the live-update image ---- */
 
