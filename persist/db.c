@@ -52,6 +52,7 @@ static const char *const journal_suffix[JOURNALS] = {
 };
 
 static void wait_compaction(struct db *db);
+static void release_tdb(struct db *db);
 
 /*
  * Persistence off for good: every file emptied or removed, so that no
@@ -71,9 +72,7 @@ static void db_fail(struct db *db, const char *what, const char *why)
 	if (db->jfd >= 0)
 		close(db->jfd);
 	db->jfd = -1;
-	if (db->tdb)
-		tdb_close(db->tdb);	/* unmapped before it shrinks */
-	db->tdb = NULL;		/* compaction had its own, closed */
+	release_tdb(db);	/* unmapped before it shrinks */
 	if (truncate(db->path, 0) != 0)
 		log_error("cannot empty %s: %s", db->path, strerror(errno));
 	for (int i = 0; i < JOURNALS; i++) {
@@ -223,8 +222,18 @@ static int write_frame(struct db *db)
 
 /* ---- compaction ---- */
 
+/* Compaction opens the tdb file for itself, and tdb refuses a second
+ * handle on a file in one process: the load's goes first. */
+static void release_tdb(struct db *db)
+{
+	if (db->tdb)
+		tdb_close(db->tdb);
+	db->tdb = NULL;
+}
+
 static void start_compaction(struct db *db)
 {
+	release_tdb(db);
 	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
 			  db->jfound[JOURNAL_OLD]) != 0)
 		/* Tried again at the next commit; the journal meanwhile
@@ -321,6 +330,7 @@ int db_checkpoint(struct db *db)
 	wait_compaction(db);
 	if (db->failed)
 		return -1;
+	release_tdb(db);
 	if (db->jfd >= 0)
 		close(db->jfd);
 	db->jfd = -1;
@@ -433,8 +443,7 @@ static void node_removed(const struct node *n, void *arg)
 void db_follow(struct db *db, struct store *s, bool save_all)
 {
 	/* From now on only compaction opens the tdb file (compact.h). */
-	tdb_close(db->tdb);
-	db->tdb = NULL;
+	release_tdb(db);
 	db->followed = true;
 	db->observer.changed = node_changed;
 	db->observer.removed = node_removed;
