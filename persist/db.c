@@ -440,8 +440,74 @@ static void node_removed(const struct node *n, void *arg)
 	db_delete(arg, n->path);
 }
 
+struct init_state {
+	struct db *db;
+	struct evbuffer *b;
+	bool ok;
+};
+
+static bool init_record(struct init_state *st, const char *key)
+{
+	TDB_DATA v = {
+		.dsize = evbuffer_get_length(st->b),
+		.dptr = evbuffer_pullup(st->b, -1),
+	};
+
+	return v.dptr && tdb_store(st->db->tdb, key_of(key), v,
+				   TDB_REPLACE) == 0;
+}
+
+static void init_node(const struct node *n, void *arg)
+{
+	struct init_state *st = arg;
+	struct schema_node rec = {
+		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
+		.value = n->value, .value_len = n->value_len,
+	};
+	struct writer w;
+
+	if (!st->ok)
+		return;
+	evbuffer_drain(st->b, evbuffer_get_length(st->b));
+	wr_init(&w, st->b);
+	schema_write_node(&w, &rec);
+	st->ok = wr_ok(&w) && init_record(st, n->path);
+}
+
+/*
+ * A new file's first state, s and the format record that makes it ours,
+ * in one tdb transaction (no daemon served from it yet, so no journal):
+ * a crash before the end leaves a file without a record, new again, not
+ * one that claims a state it does not hold.
+ */
+static void init_file(struct db *db, struct store *s)
+{
+	struct init_state st = { db, evbuffer_new(), false };
+	struct writer w;
+
+	if (st.b && tdb_transaction_start(db->tdb) == 0) {
+		wr_init(&w, st.b);
+		schema_write_format(&w);
+		st.ok = wr_ok(&w) && init_record(&st, SCHEMA_KEY_FORMAT);
+		store_each(s, init_node, &st);
+		if (st.ok && tdb_transaction_commit(db->tdb) == 0)
+			db->fresh = false;
+		else
+			tdb_transaction_cancel(db->tdb);
+	}
+	if (st.b)
+		evbuffer_free(st.b);
+	if (db->fresh)
+		db_fail(db, "writing the first state", db->tdb ?
+			tdb_errorstr(db->tdb) : "out of memory");
+}
+
 void db_follow(struct db *db, struct store *s, bool save_all)
 {
+	bool was_fresh = db->fresh;
+
+	if (was_fresh)
+		init_file(db, s);
 	/* From now on only compaction opens the tdb file (compact.h). */
 	release_tdb(db);
 	db->followed = true;
@@ -449,7 +515,8 @@ void db_follow(struct db *db, struct store *s, bool save_all)
 	db->observer.removed = node_removed;
 	db->observer.arg = db;
 	s->observer = &db->observer;
-	if (save_all) {
+	if (save_all && !was_fresh) {
+		/* A new file had it written above. */
 		store_each(s, node_changed, db);
 		db_commit(db);
 	} else if (evbuffer_get_length(db->pending) && db->commit_ev) {
@@ -492,36 +559,6 @@ static int put_format(struct db *db)
 		return -1;
 	db->version = SCHEMA_DB_VERSION;
 	return 0;
-}
-
-/* A new file: its format record goes straight into it (no daemon has
- * served from it yet, so there is no journal). */
-static int init_file(struct db *db)
-{
-	struct evbuffer *b = evbuffer_new();
-	struct writer w;
-	TDB_DATA v;
-	int rc = -1;
-
-	if (!b)
-		return -1;
-	wr_init(&w, b);
-	schema_write_format(&w);
-	v.dsize = evbuffer_get_length(b);
-	v.dptr = evbuffer_pullup(b, -1);
-	if (wr_ok(&w) && v.dptr && tdb_wipe_all(db->tdb) == 0 &&
-	    tdb_transaction_start(db->tdb) == 0) {
-		if (tdb_store(db->tdb, key_of(SCHEMA_KEY_FORMAT), v,
-			      TDB_REPLACE) == 0 &&
-		    tdb_transaction_commit(db->tdb) == 0)
-			rc = 0;
-		else
-			tdb_transaction_cancel(db->tdb);
-	}
-	evbuffer_free(b);
-	if (rc == 0)
-		db->version = SCHEMA_DB_VERSION;
-	return rc;
 }
 
 uint32_t db_version(const struct db *db)
@@ -722,11 +759,11 @@ struct db *db_open(const char *path, struct event_base *base,
 			goto fail;
 		}
 	}
+	/* A new database: its first state and format record go in at
+	 * db_follow, together. */
 	remove_stale_journals(db);
-	if (init_file(db) != 0) {
-		log_error("cannot initialise the database %s", path);
-		goto fail;
-	}
+	db->fresh = true;
+	db->version = SCHEMA_DB_VERSION;
 	return db;
 
 fail:

@@ -33,6 +33,7 @@ struct db {
 	char *path;
 	char *jpath[JOURNALS];	/* <path>.journal.old, <path>.journal */
 	bool failed;		/* a write failed: persistence is off */
+	bool fresh;		/* a new file, empty until db_follow */
 	bool followed;		/* db_follow was called: commits write */
 	bool started;		/* db_loaded_done: compactions may run */
 	uint32_t version;	/* the file's format (SCHEMA_DB_VERSION...) */

@@ -511,15 +511,22 @@ static void build(struct store *s)
 START_TEST(db_new_file_is_created_and_not_restorable)
 {
 	struct db *db = open_db(false);
+	struct store s;
 	struct stat st;
 
 	ck_assert_int_eq(stat(dbpath, &st), 0);
 	ck_assert_int_gt(st.st_size, 0);
 	ck_assert_str_eq(db_path(db), dbpath);
+	new_daemon_store(&s);
 	db_close(db);
-	/* Opened again: now it is a database, with nothing in it yet. */
+	/* Never followed, it holds no state and is new again: its first
+	 * state goes in with its format record. */
+	db = open_db(false);
+	db_follow(db, &s, true);
+	db_close(db);
 	db = open_db(true);
 	db_close(db);
+	store_destroy(&s);
 }
 END_TEST
 
