@@ -133,7 +133,8 @@ static void write_node_after(struct writer *w, const void *head,
 		w->failed = true;
 		return;
 	}
-	memcpy(p, head, head_len);
+	if (head_len)
+		memcpy(p, head, head_len);
 	node_bytes(p + head_len, n);
 	wr_raw(w, p, len);
 	if (p != small)
