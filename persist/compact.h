@@ -18,15 +18,16 @@
 #include <stddef.h>
 
 /*
- * Apply the journal at path to the tdb file at tdb_path in one tdb
- * transaction, then unlink it.  0 (also when there is no such file), or -1 with why filled: the
- * transaction is cancelled, and the journal is left.  A crash anywhere
- * leaves the tdb before or after the transaction with the journal still
- * there, and applying it again gives the same file: each change is a
- * whole record set or removed.  check: the journal is from before this
- * daemon started, and its frames' checksums and changes are checked
- * again (a torn tail is left out); without, this daemon wrote it, and
- * only read back (journal_scan).
+ * Apply the journal at path to the tdb file at tdb_path, in tdb
+ * transactions of a bounded number of keys (compact.c), then unlink it.
+ * 0 (also when there is no such file), or -1 with why filled: the
+ * transaction under way is cancelled, and the journal is left.  A crash
+ * anywhere leaves the tdb file between two transactions with the journal
+ * still there, which a restart puts on top; applying it again gives the
+ * same file: each change is a whole record set or removed.  check: the
+ * journal is from before this daemon started, and its frames' checksums
+ * and changes are checked again (a torn tail is left out); without, this
+ * daemon wrote it, and only reads it back (journal_scan).
  */
 int compact_file(const char *tdb_path, const char *path, bool check,
 		 char *why, size_t why_len);

@@ -115,6 +115,19 @@ class Life:
 
 # --------------------------------------------------------------- the load
 
+# Our nodes, in directories of at most 64 (a DIRECTORY reply holds 4 KiB).
+def plain_path(k):
+    return "/crash/b%d/n%d" % (k // 64, k)
+
+
+def txn_path(k, x):
+    return "/crash/x%d/t%d/%s" % (k // 64, k, x)
+
+
+def plain_index(path):
+    return int(path.rsplit("/n", 1)[1])
+
+
 class Writer:
     """Drives a daemon with a mix of changes and keeps what was
     acknowledged: acked maps each of our nodes to its value; inflight is
@@ -124,17 +137,17 @@ class Writer:
         self.acked = dict(acked or {})
         self.inflight = {}
         self.k = 0
-        self.plain = []         # /crash/n<k> written and not removed, oldest first
+        self.plain = []         # plain_path(k) written and not removed, oldest first
 
     def next_op(self):
         k = self.k
         self.k += 1
         if k % 5 == 4:
-            return ("txn", {"/crash/t%d/%s" % (k, x): "t%d-%s" % (k, x) for x in "abc"})
+            return ("txn", {txn_path(k, x): "t%d-%s" % (k, x) for x in "abc"})
         if k % 7 == 6 and len(self.plain) > 3:
             return ("rm", {self.plain[0]: None})
         if k % 2:
-            return ("write", {"/crash/n%d" % k: "n%d-%s" % (k, PAD)})
+            return ("write", {plain_path(k): "n%d-%s" % (k, PAD)})
         return ("write", {"/crash/hot%d" % (k % 6): "hot%d-%s" % (k, PAD)})
 
     def do(self, c, op):
@@ -160,7 +173,7 @@ class Writer:
                 self.plain.remove(path)
             else:
                 self.acked[path] = value
-                if kind == "write" and path.startswith("/crash/n"):
+                if kind == "write" and path.startswith("/crash/b"):
                     self.plain.append(path)
 
     def run_until_closed(self, sock, limit=5000):
@@ -190,20 +203,18 @@ class Writer:
 
 def our_nodes(c):
     """{path: value} of every node the Writer makes, as the daemon has
-    them (the /crash/t<k> directories are not ours)."""
+    them (the directories above them are not ours)."""
     out = {}
+    if not c.exists("/crash"):
+        return out
     todo = ["/crash"]
     while todo:
         p = todo.pop()
-        try:
-            kids = c.directory(p)
-        except XsError:
-            continue
-        for k in kids:
+        for k in c.directory(p):
             q = p + "/" + k.decode()
             todo.append(q)
             name = q.rsplit("/", 1)[1]
-            if name.startswith(("n", "hot")) or (q.count("/") == 3 and name in "abc"):
+            if name.startswith(("n", "hot")) or (q.count("/") == 4 and name in "abc"):
                 out[q] = c.read(q).decode()
     return out
 
@@ -229,19 +240,18 @@ def same_state(sock, w, what):
                              % (what, len(wrong), wrong[:5], sorted(w.inflight), half))
     w.acked = got
     w.inflight = {}
-    w.plain = sorted((p for p in got if p.startswith("/crash/n")),
-                     key=lambda p: int(p[len("/crash/n"):]))
+    w.plain = sorted((p for p in got if p.startswith("/crash/b")), key=plain_index)
 
 
 def journal_files(dir):
     return sorted(f for f in os.listdir(dir) if f.startswith(DB + ".journal"))
 
 
-def crash_and_recover(point, n, pre=0, at_stop=False):
+def crash_and_recover(point, n, at_stop=0):
     """Run the crash daemon on a new directory until POINT:N kills it,
     then check the normal daemon's view (see the module's docstring).
-    pre: operations before the crash point is armed; at_stop: the point
-    is reached by a SIGTERM's checkpoint, not by the load."""
+    at_stop: that many operations, then a SIGTERM, whose checkpoint
+    reaches the point (not the load)."""
     dir = tempfile.mkdtemp(prefix="xscrash-")
     ok = False
     try:
@@ -251,7 +261,7 @@ def crash_and_recover(point, n, pre=0, at_stop=False):
             # No compaction while serving: the stop applies the journal.
             env["XENSTORED_JOURNAL_LIMIT"] = "64M"
             life = Life(dir, 1, crash_binary(), env).start()
-            w.run(life.sock, 60)
+            w.run(life.sock, at_stop)
             life.proc.send_signal(signal.SIGTERM)
             st = life.died()
         else:
@@ -336,7 +346,11 @@ def test_crash_in_the_checkpoint_of_a_clean_stop():
         return
     for point, n in (("compact-record", 5), ("compact-commit", 1),
                      ("compact-committed", 1), ("compact-unlinked", 1)):
-        crash_and_recover(point, n, at_stop=True)
+        crash_and_recover(point, n, at_stop=60)
+    # Over 2,048 keys: transactions of 2,048 keys each (compact.c), a
+    # crash inside the second and between the two.
+    crash_and_recover("compact-record", 2100, at_stop=3000)
+    crash_and_recover("compact-committed", 1, at_stop=3000)
 
 
 def test_torn_tail_is_cut_with_a_warning():
