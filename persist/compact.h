@@ -16,6 +16,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>		/* tdb.h wants mode_t */
+
+#include <tdb.h>
 
 /*
  * Apply the journal at path to the tdb file at tdb_path, in tdb
@@ -31,6 +34,12 @@
  */
 int compact_file(const char *tdb_path, const char *path, bool check,
 		 char *why, size_t why_len);
+
+/*
+ * tdb_close, and then no mapping of the file left (libtdb leaks some:
+ * compact.c).  0, or tdb_close's -1.
+ */
+int compact_close_tdb(struct tdb_context *tdb);
 
 struct compaction {
 	pthread_t thread;

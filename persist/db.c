@@ -227,7 +227,7 @@ static int write_frame(struct db *db)
 static void release_tdb(struct db *db)
 {
 	if (db->tdb)
-		tdb_close(db->tdb);
+		compact_close_tdb(db->tdb);
 	db->tdb = NULL;
 }
 
@@ -674,8 +674,7 @@ static char *with_suffix(const char *path, const char *suffix)
 
 static void db_free(struct db *db)
 {
-	if (db->tdb)
-		tdb_close(db->tdb);
+	release_tdb(db);
 	if (db->jfd >= 0)
 		close(db->jfd);
 	drop_side_records(db);

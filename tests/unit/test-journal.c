@@ -731,6 +731,44 @@ START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
 }
 END_TEST
 
+/* Mappings of the tdb file in this process. */
+static int tdb_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, dbpath) && !strstr(line, ".journal"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+START_TEST(a_compaction_leaves_no_mapping_of_the_file)
+{
+	struct store s;
+	struct db *db = new_db(&s);
+	char path[64];
+
+	/* Compactions that grow the file: libtdb leaves part of its
+	 * mapping behind after such a transaction (compact.c). */
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 3000; i++) {
+			snprintf(path, sizeof(path), "/m/%d/%d", round, i);
+			put(&s, path, "a value of some forty bytes, or about so");
+		}
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		ck_assert_msg(tdb_mappings() == 0, "round %d: the tdb file is "
+			      "still mapped %d times", round, tdb_mappings());
+	}
+	s.observer = NULL;
+	db_close(db);
+	store_destroy(&s);
+}
+END_TEST
+
 /* Fails unless db_open refuses the files and leaves them as they were. */
 static void refused(const char *what)
 {
@@ -970,6 +1008,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
+	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
 	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
 	tcase_add_test(t, journals_beside_a_new_database_are_removed);
