@@ -420,13 +420,19 @@ void db_loaded_done(struct db *db)
 
 /* ---- nodes ---- */
 
-static void node_changed(const struct node *n, void *arg)
+/* A node as its record. */
+static struct schema_node node_rec(const struct node *n)
 {
-	struct db *db = arg;
-	struct schema_node rec = {
+	return (struct schema_node){
 		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
 		.value = n->value, .value_len = n->value_len,
 	};
+}
+
+static void node_changed(const struct node *n, void *arg)
+{
+	struct db *db = arg;
+	struct schema_node rec = node_rec(n);
 	struct writer w;
 
 	if (begin(db, &w)) {
@@ -460,10 +466,7 @@ static bool init_record(struct init_state *st, const char *key)
 static void init_node(const struct node *n, void *arg)
 {
 	struct init_state *st = arg;
-	struct schema_node rec = {
-		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
-		.value = n->value, .value_len = n->value_len,
-	};
+	struct schema_node rec = node_rec(n);
 	struct writer w;
 
 	if (!st->ok)

@@ -34,6 +34,7 @@
 #include "persist/compact.h"
 #include "persist/db.h"
 #include "persist/journal.h"
+#include "tests/unit/db_rig.h"
 #include "schema/schema.h"
 #include "store/store.h"
 
@@ -340,41 +341,6 @@ END_TEST
 
 /* ----------------------------------------------------------- database */
 
-static char top[64], dir[96], dbpath[128], jpath[160], oldpath[160];
-static struct event_base *base;
-
-static void make_top(void)
-{
-	snprintf(top, sizeof(top), "/tmp/xs-journal-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(top));
-}
-
-static void remove_top(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", top);
-}
-
-static void setup(void)
-{
-	snprintf(dir, sizeof(dir), "%s/XXXXXX", top);
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(dbpath, sizeof(dbpath), "%s/test.tdb", dir);
-	snprintf(jpath, sizeof(jpath), "%s.journal", dbpath);
-	snprintf(oldpath, sizeof(oldpath), "%s.journal.old", dbpath);
-	unsetenv("XENSTORED_JOURNAL_LIMIT");
-	base = event_base_new();
-	ck_assert_ptr_nonnull(base);
-}
-
-static void teardown(void)
-{
-	event_base_free(base);
-}
-
 static struct perms *perm0(void)
 {
 	struct perms *p = perms_alloc(1);
@@ -412,16 +378,6 @@ static void rm(struct store *s, const char *path)
 	ck_assert_int_eq(store_remove(s, store_lookup(s, path), NULL, NULL), 0);
 }
 
-static struct db *open_db(bool want_restorable)
-{
-	bool restorable = !want_restorable;
-	struct db *db = db_open(dbpath, base, &restorable);
-
-	ck_assert_msg(db != NULL, "db_open %s failed", dbpath);
-	ck_assert_int_eq(restorable, want_restorable);
-	return db;
-}
-
 /* A new database following a new daemon's store, started. */
 static struct db *new_db(struct store *s)
 {
@@ -430,6 +386,20 @@ static struct db *new_db(struct store *s)
 	new_store(s, true);
 	db_follow(db, s, true);
 	db_loaded_done(db);
+	return db;
+}
+
+/* A daemon started again on the files: s loaded and followed; with
+ * started, its start-up over (compactions may run). */
+static struct db *restarted(struct store *s, bool started)
+{
+	struct db *db = open_db(true);
+
+	new_store(s, false);
+	ck_assert_int_eq(db_load_nodes(db, s), 0);
+	db_follow(db, s, false);
+	if (started)
+		db_loaded_done(db);
 	return db;
 }
 
@@ -545,12 +515,8 @@ START_TEST(the_last_change_of_a_key_wins_over_the_file)
 	/* In the journals on top: /x changed three times, /gone removed. */
 	CRASHED({
 		struct store s;
-		struct db *db = open_db(true);
+		struct db *db = restarted(&s, true);
 
-		new_store(&s, false);
-		ck_assert_int_eq(db_load_nodes(db, &s), 0);
-		db_follow(db, &s, false);
-		db_loaded_done(db);
 		put(&s, "/x", "one");
 		ck_assert_int_eq(db_commit(db), 0);
 		put(&s, "/x", "two");
@@ -568,11 +534,9 @@ START_TEST(the_last_change_of_a_key_wins_over_the_file)
 	ck_assert_int_eq(rename(jpath, oldpath), 0);
 	CRASHED({
 		struct store s;
-		struct db *db = open_db(true);
+		struct db *db = restarted(&s, false);
 
-		new_store(&s, false);
-		ck_assert_int_eq(db_load_nodes(db, &s), 0);
-		db_follow(db, &s, false);
+		/* Not started: the old journal stays for the next start. */
 		put(&s, "/x", "newest");
 		ck_assert_int_eq(db_commit(db), 0);
 	});
@@ -823,15 +787,6 @@ static void some_commits(unsigned char **p, size_t *len)
 	journal_unmap(&m);
 }
 
-static void write_file(const char *path, const void *p, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(p, 1, len, f), len);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
 START_TEST(a_damaged_journal_stops_the_start)
 {
 	unsigned char *p;
@@ -867,12 +822,8 @@ START_TEST(a_torn_journal_is_cut_and_written_on)
 	 * first frame, so the journal reads whole. */
 	CRASHED({
 		struct store s;
-		struct db *db = open_db(true);
+		struct db *db = restarted(&s, true);
 
-		new_store(&s, false);
-		ck_assert_int_eq(db_load_nodes(db, &s), 0);
-		db_follow(db, &s, false);
-		db_loaded_done(db);
 		put(&s, "/four", "4");
 		ck_assert_int_eq(db_commit(db), 0);
 	});
@@ -1000,8 +951,8 @@ static Suite *journal_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("db");
-	tcase_add_unchecked_fixture(t, make_top, remove_top);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
+	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
 	tcase_set_timeout(t, 30);
 	tcase_add_test(t, a_commit_is_one_frame_and_nothing_when_nothing_changed);
 	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
