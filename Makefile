@@ -67,23 +67,25 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-missing-field-initializers $(if $(WERROR),-Werror)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # CPPFLAGS, CFLAGS and LDFLAGS are configure's (config.mk) or the command line's.
-ALL_CFLAGS = -std=gnu11 $(WARN) -I. -include config.h -MMD -MP \
-	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) \
+# -pthread: compaction runs on a thread of its own (persist/compact.c).
+ALL_CFLAGS = -std=gnu11 $(WARN) -pthread -I. -include config.h -MMD -MP \
+	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(XXHASH_CFLAGS) \
 	$(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
-ALL_LDFLAGS = $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
+ALL_LDFLAGS = -pthread $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c (main()) and options.c (the command line)
 # are linked only into the binary.
 CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace.c store/path.c \
 	store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
 	transactions/view.c \
-	watches/watch.c quota/quota.c persist/db.c persist/load.c domains/ring.c domains/xen.c \
+	watches/watch.c quota/quota.c persist/db.c persist/load.c persist/journal.c \
+	persist/compact.c persist/crash.c domains/ring.c domains/xen.c \
 	domains/domain.c domains/ring_conn.c domains/restore.c server/server.c \
 	server/forget.c server/state.c ops/ops.c ops/node_ops.c ops/control_ops.c \
 	ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -129,6 +131,19 @@ $(B)/%.o: %.c config.mk $(B)/flags
 $(B)/xenstored: $(B)/daemon/main.o $(B)/daemon/options.o $(CORE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
+# The daemon with crash points (persist/crash.h), for the crash tests only:
+# persist/ compiled again with XS_CRASH_POINTS, in objects of its own, so
+# the installed daemon has not even the code that reads the variable.
+CRASH_OBJS := $(patsubst %.c,$(B)/crash/%.o,$(filter persist/%.c,$(CORE_SRCS)))
+$(B)/crash/%.o: %.c config.mk $(B)/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DXS_CRASH_POINTS -c -o $@ $<
+
+$(B)/tests/xenstored-crash: $(B)/daemon/main.o $(B)/daemon/options.o \
+		$(filter-out $(B)/persist/%,$(CORE_OBJS)) $(CRASH_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
 # Unit suites link the modules from an archive, so a suite may stand in for
 # one of them by defining its functions (test-domain plays the hypervisor:
 # domains/xen.c is then never pulled in).
@@ -154,7 +169,8 @@ $(FAKEXEN): tests/fakexen/fakexen.c config.mk $(B)/flags
 	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -I. $(XEN_CFLAGS) \
 		$(LDFLAGS) -o $@ $< -ldl
 
-tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES)
+tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES) \
+	$(B)/tests/xenstored-crash
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o $(B)/bench/scratch.o
@@ -204,8 +220,9 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_B)/%)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
-FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
-	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS)
+FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -pthread \
+	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) \
+	$(TDB_CFLAGS) $(XXHASH_CFLAGS)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=
@@ -223,7 +240,7 @@ $(FUZZ_B)/%.o: %.c config.mk $(FUZZ_B)/flags
 $(FUZZ_B)/store/store.o: FUZZ_CFLAGS += -fno-sanitize-coverage=trace-cmp
 
 $(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_B)/tests/fuzz/%.o $(CORE_SRCS:%.c=$(FUZZ_B)/%.o)
-	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(CORE_LIBS)
 
 fuzz: $(FUZZ_BINS)
 	FUZZ_FLAGS="$(FUZZ_FLAGS)" tests/fuzz/run $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

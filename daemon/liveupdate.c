@@ -168,7 +168,10 @@ static const char *lu_exec(struct server *srv, struct conn *c,
 		       "runs with --no-database";
 	image_file(srv, path, sizeof(path));
 	ok_packet(req, ok);
-	if (db_commit(srv->db) != 0 || !write_image(srv, path, c, ok, sizeof(ok))) {
+	/* The tdb file takes the journals (a running compaction first): the
+	 * new program, even an older one, finds the state in it alone. */
+	if (db_checkpoint(srv->db) != 0 ||
+	    !write_image(srv, path, c, ok, sizeof(ok))) {
 		unlink(path);
 		return "cannot write the live-update image";
 	}

@@ -1,9 +1,17 @@
 /*
- * The tdb file: its records are schema/schema.h's.
+ * The database: a journal of commits in front of a tdb file, the
+ * checkpoint (db.h; the layouts are schema/schema.h's).
  *
- * The file is opened without locking (TDB_NOLOCK): the pid file and the
- * socket already keep a second daemon away, and every lock is a system
- * call on the path of each commit.
+ * A commit is one frame appended to <path>.journal by one write(): its
+ * cost follows what changed, not the size of the database.  Past
+ * journal_limit bytes the journal is renamed <path>.journal.old, a new
+ * one is started, and a thread applies the old one to the tdb file in one
+ * tdb transaction, then removes it (compact.c).  A restart reads the tdb
+ * file with both journals on top (load.c); a clean stop and a live update
+ * apply them first, so that the tdb file alone holds the state they leave.
+ *
+ * The tdb file is opened without locking (TDB_NOLOCK): the pid file and
+ * the socket already keep a second daemon away.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,80 +24,111 @@
 #include <tdb.h>
 
 #include "log/log.h"
+#include "persist/crash.h"
 #include "persist/db_impl.h"
 #include "schema/schema.h"
 
-/* Hash chains.  Every tdb transaction copies the whole table (4 bytes a
- * chain), so a larger one slows every commit; a smaller one makes the
- * chains a write walks longer (15 records each at a million nodes).
- * Measured on tmpfs, one record a commit: 22 us with 65521 chains, 63 us
- * with 262147, 43 us with 16381 at a million nodes (docs/durability.md). */
+/* Hash chains.  A tdb transaction copies the whole table (4 bytes a
+ * chain): now once per compaction rather than per commit, while shorter
+ * chains make each record's lookup cheaper (15 records a chain at a
+ * million nodes). */
 #define DB_HASH_SIZE 65521
 
-static void db_fail(struct db *db, const char *what)
+/*
+ * The size past which the journal is applied to the tdb file.  Both
+ * journals live on tmpfs beside it, so each may hold about this much
+ * (the live one a commit more), and a compaction maps the old one; a
+ * larger journal makes compactions rarer (their fixed cost is a copy of
+ * the chain table) and folds more writes of one key into one, but a
+ * restart after a crash reads it all.  XENSTORED_JOURNAL_LIMIT sets
+ * another (the tests make it small).
+ */
+#define JOURNAL_LIMIT_DEFAULT (4u << 20)
+#define JOURNAL_LIMIT_ENV "XENSTORED_JOURNAL_LIMIT"
+
+static const char *const journal_suffix[JOURNALS] = {
+	[JOURNAL_OLD] = ".journal.old",
+	[JOURNAL_LIVE] = ".journal",
+};
+
+static void wait_compaction(struct db *db);
+static void release_tdb(struct db *db);
+
+/*
+ * Persistence off for good: every file emptied or removed, so that no
+ * restart loads a state older than the one clients were told about.
+ */
+static void db_fail(struct db *db, const char *what, const char *why)
 {
 	if (db->failed)
 		return;
 	db->failed = true;
 	log_error("database %s: %s failed: %s; persistence is off until the "
-		  "daemon restarts, and the file is emptied so a restart does "
-		  "not load an older state", db->path, what,
-		  tdb_errorstr(db->tdb));
-	if (db->in_txn)
-		tdb_transaction_cancel(db->tdb);
-	db->in_txn = false;
-	/* Unmapped before it shrinks. */
-	tdb_close(db->tdb);
-	db->tdb = NULL;
+		  "daemon restarts, and the files are emptied so a restart "
+		  "does not load an older state", db->path, what, why);
+	/* The thread may hold the tdb: let it finish first. */
+	wait_compaction(db);
+	evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+	if (db->jfd >= 0)
+		close(db->jfd);
+	db->jfd = -1;
+	release_tdb(db);	/* unmapped before it shrinks */
 	if (truncate(db->path, 0) != 0)
 		log_error("cannot empty %s: %s", db->path, strerror(errno));
+	for (int i = 0; i < JOURNALS; i++) {
+		if (unlink(db->jpath[i]) != 0 && errno != ENOENT)
+			log_error("cannot remove %s: %s", db->jpath[i],
+				  strerror(errno));
+		db->jexists[i] = false;
+	}
 }
 
-/* Open the pending transaction on the first change. */
-static bool begin(struct db *db)
+/* ---- the pending commit ---- */
+
+/* A writer onto the pending frame, with its head room made at the first
+ * change; false when persistence is off. */
+static bool begin(struct db *db, struct writer *w)
 {
+	static const unsigned char room[SCHEMA_FRAME_HEAD];
+
 	if (db->failed)
 		return false;
-	if (db->in_txn)
-		return true;
-	if (tdb_transaction_start(db->tdb) != 0) {
-		db_fail(db, "starting a transaction");
-		return false;
+	if (!evbuffer_get_length(db->pending)) {
+		if (evbuffer_add(db->pending, room, sizeof(room)) != 0) {
+			db_fail(db, "recording a change", "out of memory");
+			return false;
+		}
+		if (db->commit_ev)
+			event_active(db->commit_ev, EV_TIMEOUT, 0);
 	}
-	db->in_txn = true;
-	if (db->commit_ev)
-		event_active(db->commit_ev, EV_TIMEOUT, 0);
+	wr_init(w, db->pending);
 	return true;
 }
 
-static void store_record(struct db *db, TDB_DATA key, const void *p,
-			 size_t len)
+static void end(struct db *db, const struct writer *w)
 {
-	TDB_DATA val = { .dptr = (unsigned char *)p, .dsize = len };
-
-	if (begin(db) && tdb_store(db->tdb, key, val, TDB_REPLACE) != 0)
-		db_fail(db, "writing a record");
-}
-
-static void delete_record(struct db *db, TDB_DATA key)
-{
-	if (begin(db) && tdb_delete(db->tdb, key) != 0 &&
-	    tdb_error(db->tdb) != TDB_ERR_NOEXIST)
-		db_fail(db, "deleting a record");
+	if (!wr_ok(w))
+		db_fail(db, "recording a change", "out of memory");
 }
 
 void db_put(struct db *db, const char *key, struct evbuffer *value)
 {
-	size_t len = evbuffer_get_length(value);
-	unsigned char *p = evbuffer_pullup(value, -1);
+	struct writer w;
 
-	if (!db)
-		return;
-	if (!p && len) {
-		db_fail(db, "copying a record (out of memory)");
-		return;
+	if (db && begin(db, &w)) {
+		schema_write_put(&w, key, value);
+		end(db, &w);
 	}
-	store_record(db, key_of(key), p, len);
+}
+
+void db_delete(struct db *db, const char *key)
+{
+	struct writer w;
+
+	if (db && begin(db, &w)) {
+		schema_write_delete(&w, key);
+		end(db, &w);
+	}
 }
 
 int db_put_encoded(struct db *db, const char *key,
@@ -117,108 +156,389 @@ int db_put_encoded(struct db *db, const char *key,
 	return ok ? 0 : -1;
 }
 
-int db_get(struct db *db, const char *key,
-	   int (*fn)(const void *data, size_t len, void *arg), void *arg)
-{
-	TDB_DATA v;
-	int rc;
+/* ---- the journal ---- */
 
-	if (!db || db->failed)
-		return 0;
-	v = tdb_fetch(db->tdb, key_of(key));
-	if (!v.dptr)
-		return 0;
-	rc = fn(v.dptr, v.dsize, arg);
-	free(v.dptr);
-	return rc;
+/* The live journal, open to append: the one found at start with its torn
+ * tail cut (logged when it was read), or a new one. */
+static bool open_journal(struct db *db)
+{
+	const char *path = db->jpath[JOURNAL_LIVE];
+	int fd = -1;
+
+	if (db->jexists[JOURNAL_LIVE] &&
+	    db->jwhole >= schema_journal_head_len()) {
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)db->jwhole) != 0) {
+			close(fd);
+			fd = -1;
+		}
+		db->jsize = db->jwhole;
+	} else {
+		fd = journal_create(path);
+		db->jsize = schema_journal_head_len();
+		db->jfound[JOURNAL_LIVE] = false;
+	}
+	if (fd < 0) {
+		db_fail(db, "opening the journal", strerror(errno));
+		return false;
+	}
+	db->jfd = fd;
+	db->jexists[JOURNAL_LIVE] = true;
+	return true;
 }
 
-void db_delete(struct db *db, const char *key)
+/* The pending frame, sealed, by one write() (another only if the kernel
+ * took part of it). */
+static int write_frame(struct db *db)
 {
-	if (db)
-		delete_record(db, key_of(key));
+	size_t len = evbuffer_get_length(db->pending), done = 0;
+	unsigned char *p = evbuffer_pullup(db->pending, -1);
+
+	if (!p || len - SCHEMA_FRAME_HEAD > UINT32_MAX) {
+		db_fail(db, "assembling a commit", "out of memory");
+		return -1;
+	}
+	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
+	CRASH_POINT("commit-write");
+	crash_point_write("commit-half", db->jfd, p, len);
+	while (done < len) {
+		ssize_t n = write(db->jfd, p + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			db_fail(db, "writing the journal",
+				n ? strerror(errno) : "nothing written");
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	CRASH_POINT("commit-written");
+	evbuffer_drain(db->pending, len);
+	db->jsize += len;
+	return 0;
+}
+
+/* ---- compaction ---- */
+
+/* Compaction opens the tdb file for itself, and tdb refuses a second
+ * handle on a file in one process: the load's goes first. */
+static void release_tdb(struct db *db)
+{
+	if (db->tdb)
+		compact_close_tdb(db->tdb);
+	db->tdb = NULL;
+}
+
+static void start_compaction(struct db *db)
+{
+	release_tdb(db);
+	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
+			  db->jfound[JOURNAL_OLD]) != 0)
+		/* Tried again at the next commit; the journal meanwhile
+		 * grows on. */
+		log_warn("database %s: cannot start a compaction: %s",
+			 db->path, strerror(errno));
+}
+
+/* The end of a compaction, when one has ended (or, wait, whenever it
+ * does): the old journal is gone, or persistence is off. */
+static void reap_compaction(struct db *db, bool wait)
+{
+	bool failed;
+
+	if (!compact_poll(&db->compaction, wait, &failed))
+		return;
+	if (failed) {
+		db_fail(db, "bringing the database file up to date",
+			db->compaction.why);
+		return;
+	}
+	db->jexists[JOURNAL_OLD] = false;
+}
+
+static void wait_compaction(struct db *db)
+{
+	reap_compaction(db, true);
+}
+
+/* The live journal becomes the old one, which a thread applies; a new
+ * one takes the next commit. */
+static void rotate(struct db *db)
+{
+	int fd;
+
+	if (rename(db->jpath[JOURNAL_LIVE], db->jpath[JOURNAL_OLD]) != 0) {
+		db_fail(db, "renaming the journal", strerror(errno));
+		return;
+	}
+	db->jexists[JOURNAL_OLD] = true;
+	db->jfound[JOURNAL_OLD] = db->jfound[JOURNAL_LIVE];
+	db->jexists[JOURNAL_LIVE] = db->jfound[JOURNAL_LIVE] = false;
+	CRASH_POINT("rotate-renamed");
+	close(db->jfd);
+	db->jfd = -1;
+	fd = journal_create(db->jpath[JOURNAL_LIVE]);
+	if (fd < 0) {
+		db_fail(db, "starting a journal", strerror(errno));
+		return;
+	}
+	db->jfd = fd;
+	db->jexists[JOURNAL_LIVE] = true;
+	db->jsize = schema_journal_head_len();
+	CRASH_POINT("rotate-created");
+	start_compaction(db);
+}
+
+/* After a commit: start what the journals' sizes call for, once the
+ * start-up is over (no thread before the daemon has forked). */
+static void maybe_compact(struct db *db)
+{
+	if (!db->started || db->failed || db->compaction.running)
+		return;
+	if (db->jexists[JOURNAL_OLD])
+		start_compaction(db);
+	else if (db->jfd >= 0 && db->jsize >= db->limit)
+		rotate(db);
 }
 
 int db_commit(struct db *db)
 {
-	if (!db || !db->in_txn)
-		return db && db->failed ? -1 : 0;
-	db->in_txn = false;
-	if (tdb_transaction_commit(db->tdb) != 0) {
-		db_fail(db, "committing");
+	if (!db)
+		return 0;
+	reap_compaction(db, false);
+	if (db->failed)
 		return -1;
+	/* Before db_follow, nothing is acknowledged: it waits. */
+	if (!evbuffer_get_length(db->pending) || !db->followed)
+		return 0;
+	if ((db->jfd < 0 && !open_journal(db)) || write_frame(db) != 0)
+		return -1;
+	maybe_compact(db);
+	return db->failed ? -1 : 0;
+}
+
+int db_checkpoint(struct db *db)
+{
+	char why[200];
+
+	if (!db)
+		return 0;
+	if (db_commit(db) != 0)
+		return -1;
+	wait_compaction(db);
+	if (db->failed)
+		return -1;
+	release_tdb(db);
+	if (db->jfd >= 0)
+		close(db->jfd);
+	db->jfd = -1;
+	for (int i = 0; i < JOURNALS; i++) {
+		if (!db->jexists[i])
+			continue;
+		if (compact_file(db->path, db->jpath[i], db->jfound[i], why,
+				 sizeof(why)) != 0) {
+			db_fail(db, "bringing the database file up to date",
+				why);
+			return -1;
+		}
+		db->jexists[i] = false;
 	}
 	return 0;
 }
 
+/* ---- reading ---- */
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(((const struct side_record *)a)->key,
+		      ((const struct side_record *)b)->key);
+}
+
+int db_get(struct db *db, const char *key,
+	   int (*fn)(const void *data, size_t len, void *arg), void *arg)
+{
+	struct side_record k = { .key = (char *)key }, *sr;
+
+	if (!db || db->failed || !db->side_loaded)
+		return 0;
+	sr = bsearch(&k, db->side, db->nside, sizeof(*db->side), by_key);
+	return sr ? fn(sr->data, sr->len, arg) : 0;
+}
+
+int db_each(struct db *db, const char *prefix,
+	    int (*fn)(const char *name, const void *data, size_t len,
+		      void *arg),
+	    void *arg)
+{
+	size_t plen = strlen(prefix);
+
+	if (db->failed)
+		return -1;
+	for (size_t i = 0; db->side_loaded && i < db->nside; i++) {
+		const struct side_record *sr = &db->side[i];
+		int rc;
+
+		if (strncmp(sr->key, prefix, plen) != 0)
+			continue;
+		if ((rc = fn(sr->key + plen, sr->data, sr->len, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* load.c's records, sorted for db_get. */
+void keep_side_records(struct db *db, struct side_record *v, size_t n)
+{
+	drop_side_records(db);
+	qsort(v, n, sizeof(*v), by_key);
+	db->side = v;
+	db->nside = n;
+	db->side_loaded = true;
+}
+
+void drop_side_records(struct db *db)
+{
+	for (size_t i = 0; i < db->nside; i++)
+		free(db->side[i].key);
+	free(db->side);
+	db->side = NULL;
+	db->nside = 0;
+	db->side_loaded = false;
+}
+
+void db_loaded_done(struct db *db)
+{
+	if (!db)
+		return;
+	drop_side_records(db);
+	drop_journal_reads(db);
+	db->started = true;
+	maybe_compact(db);
+}
+
 /* ---- nodes ---- */
+
+/* A node as its record. */
+static struct schema_node node_rec(const struct node *n)
+{
+	return (struct schema_node){
+		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
+		.value = n->value, .value_len = n->value_len,
+	};
+}
 
 static void node_changed(const struct node *n, void *arg)
 {
 	struct db *db = arg;
-	struct schema_node rec = {
-		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
-		.value = n->value, .value_len = n->value_len,
-	};
+	struct schema_node rec = node_rec(n);
 	struct writer w;
 
-	if (db->failed)
-		return;
-	evbuffer_drain(db->scratch, evbuffer_get_length(db->scratch));
-	wr_init(&w, db->scratch);
-	schema_write_node(&w, &rec);
-	if (!wr_ok(&w)) {
-		db_fail(db, "encoding a node (out of memory)");
-		return;
+	if (begin(db, &w)) {
+		schema_write_put_node(&w, n->path, &rec);
+		end(db, &w);
 	}
-	db_put(db, n->path, db->scratch);
 }
 
 static void node_removed(const struct node *n, void *arg)
 {
-	struct db *db = arg;
+	db_delete(arg, n->path);
+}
 
-	delete_record(db, key_of(n->path));
+struct init_state {
+	struct db *db;
+	struct evbuffer *b;
+	bool ok;
+};
+
+static bool init_record(struct init_state *st, const char *key)
+{
+	TDB_DATA v = {
+		.dsize = evbuffer_get_length(st->b),
+		.dptr = evbuffer_pullup(st->b, -1),
+	};
+
+	return v.dptr && tdb_store(st->db->tdb, key_of(key), v,
+				   TDB_REPLACE) == 0;
+}
+
+static void init_node(const struct node *n, void *arg)
+{
+	struct init_state *st = arg;
+	struct schema_node rec = node_rec(n);
+	struct writer w;
+
+	if (!st->ok)
+		return;
+	evbuffer_drain(st->b, evbuffer_get_length(st->b));
+	wr_init(&w, st->b);
+	schema_write_node(&w, &rec);
+	st->ok = wr_ok(&w) && init_record(st, n->path);
+}
+
+/*
+ * A new file's first state, s and the format record that makes it ours,
+ * in one tdb transaction (no daemon served from it yet, so no journal):
+ * a crash before the end leaves a file without a record, new again, not
+ * one that claims a state it does not hold.
+ */
+static void init_file(struct db *db, struct store *s)
+{
+	struct init_state st = { db, evbuffer_new(), false };
+	struct writer w;
+
+	if (st.b && tdb_transaction_start(db->tdb) == 0) {
+		wr_init(&w, st.b);
+		schema_write_format(&w);
+		st.ok = wr_ok(&w) && init_record(&st, SCHEMA_KEY_FORMAT);
+		store_each(s, init_node, &st);
+		if (st.ok && tdb_transaction_commit(db->tdb) == 0)
+			db->fresh = false;
+		else
+			tdb_transaction_cancel(db->tdb);
+	}
+	if (st.b)
+		evbuffer_free(st.b);
+	if (db->fresh)
+		db_fail(db, "writing the first state", db->tdb ?
+			tdb_errorstr(db->tdb) : "out of memory");
 }
 
 void db_follow(struct db *db, struct store *s, bool save_all)
 {
-	/* From now on, read and write with pread and pwrite: with the file
-	 * mapped, tdb unmaps and maps it again at every transaction start
-	 * and faults each page in anew, which costs more than the copies.
-	 * The load before this read through the mapping, which is faster
-	 * for a traversal of every record. */
-	tdb_add_flags(db->tdb, TDB_NOMMAP);
+	bool was_fresh = db->fresh;
+
+	if (was_fresh)
+		init_file(db, s);
+	/* From now on only compaction opens the tdb file (compact.h). */
+	release_tdb(db);
+	db->followed = true;
 	db->observer.changed = node_changed;
 	db->observer.removed = node_removed;
 	db->observer.arg = db;
 	s->observer = &db->observer;
-	if (save_all) {
+	if (save_all && !was_fresh) {
+		/* A new file had it written above. */
 		store_each(s, node_changed, db);
 		db_commit(db);
+	} else if (evbuffer_get_length(db->pending) && db->commit_ev) {
+		/* An upgrade's changes, made before: at the turn's end. */
+		event_active(db->commit_ev, EV_TIMEOUT, 0);
 	}
 }
 
-/* ---- the file ---- */
+/* ---- the files ---- */
 
-/* Whether the file's format record (if *present) is ours, of this
- * version; false after a log message naming what it is instead. */
-static bool format_ok(struct db *db, bool *present)
+/* Whether a format record (the file's, or a journal's newer one) is
+ * ours, of a version we read; false after a log message naming what it
+ * is instead. */
+static bool format_ok(struct db *db, const void *p, size_t len)
 {
-	TDB_DATA v = tdb_fetch(db->tdb, key_of(SCHEMA_KEY_FORMAT));
-	enum schema_format f;
 	uint32_t version = 0;
+	enum schema_format f = schema_decode_format(p, len, &version);
 
-	*present = v.dptr != NULL;
-	if (!v.dptr) {
-		if (tdb_error(db->tdb) == TDB_ERR_NOEXIST)
-			return true;
-		f = SCHEMA_FOREIGN;
-	} else {
-		f = schema_decode_format(v.dptr, v.dsize, &version);
-		free(v.dptr);
-		db->version = version;
-	}
+	db->version = version;
 	if (f == SCHEMA_OTHER_VERSION)
 		log_error("%s is a xenstored database of version %u, and this "
 			  "daemon reads version %u only; move it away to start "
@@ -244,11 +564,6 @@ static int put_format(struct db *db)
 	return 0;
 }
 
-static int write_format(struct db *db)
-{
-	return put_format(db) != 0 ? -1 : db_commit(db);
-}
-
 uint32_t db_version(const struct db *db)
 {
 	return db->version;
@@ -266,6 +581,81 @@ int db_upgraded(struct db *db)
 	return 0;
 }
 
+/* Journals beside a new (or emptied) file belong to no database: the
+ * one they followed was moved away, or persistence failed. */
+static void remove_stale_journals(struct db *db)
+{
+	for (int i = 0; i < JOURNALS; i++)
+		if (unlink(db->jpath[i]) == 0)
+			log_warn("database %s is new: removed %s, left from "
+				 "another one", db->path, db->jpath[i]);
+}
+
+/*
+ * Read both journals, oldest first, into db->fold for the load: 0, or -1
+ * after a log message when one is damaged (and nothing is changed).  A
+ * torn tail is only logged here; the first commit cuts it off.
+ */
+static int read_journals(struct db *db)
+{
+	for (int i = 0; i < JOURNALS; i++) {
+		struct journal_scan s;
+		const char *why;
+		int rc = journal_fold_file(db->jpath[i], true, &db->jmap[i],
+					   &db->fold, &s, &why);
+
+		if (rc > 0)
+			continue;
+		if (rc < 0) {
+			log_error("database %s: its journal %s is unusable: %s "
+				  "(at byte %zu); the daemon does not start "
+				  "rather than lose what it holds", db->path,
+				  db->jpath[i], why, s.at);
+			return -1;
+		}
+		db->jexists[i] = db->jfound[i] = true;
+		if (i == JOURNAL_LIVE)
+			db->jwhole = s.whole;
+		if (s.state == JOURNAL_TORN)
+			log_warn("database %s: journal %s: %s at byte %zu "
+				 "(a commit the daemon died writing, never "
+				 "acknowledged): it ends at byte %zu, after %zu "
+				 "whole commits", db->path, db->jpath[i], s.why,
+				 s.at, s.whole, s.frames);
+	}
+	return 0;
+}
+
+void drop_journal_reads(struct db *db)
+{
+	fold_free(&db->fold);
+	for (int i = 0; i < JOURNALS; i++)
+		journal_unmap(&db->jmap[i]);
+}
+
+/* The journal limit from the environment (bytes, or with k or M). */
+static uint64_t journal_limit(void)
+{
+	const char *v = getenv(JOURNAL_LIMIT_ENV);
+	unsigned long long n;
+	char *end;
+
+	if (!v)
+		return JOURNAL_LIMIT_DEFAULT;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*end == 'k' || *end == 'K')
+		n <<= 10, end++;
+	else if (*end == 'M')
+		n <<= 20, end++;
+	if (errno || end == v || *end || !n || n > (1ull << 40)) {
+		log_warn("%s=%s is not a size in bytes: %u used", JOURNAL_LIMIT_ENV,
+			 v, JOURNAL_LIMIT_DEFAULT);
+		return JOURNAL_LIMIT_DEFAULT;
+	}
+	return n;
+}
+
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -273,20 +663,58 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 	db_commit(arg);
 }
 
+static char *with_suffix(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), m = strlen(suffix);
+	char *s = malloc(n + m + 1);
+
+	if (s) {
+		memcpy(s, path, n);
+		memcpy(s + n, suffix, m + 1);
+	}
+	return s;
+}
+
+static void db_free(struct db *db)
+{
+	release_tdb(db);
+	if (db->jfd >= 0)
+		close(db->jfd);
+	drop_side_records(db);
+	drop_journal_reads(db);
+	if (db->pending)
+		evbuffer_free(db->pending);
+	if (db->commit_ev)
+		event_free(db->commit_ev);
+	for (int i = 0; i < JOURNALS; i++)
+		free(db->jpath[i]);
+	free(db->path);
+	free(db);
+}
+
 struct db *db_open(const char *path, struct event_base *base,
 		   bool *restorable)
 {
 	struct db *db = calloc(1, sizeof(*db));
+	const struct fold_entry *fe;
 	struct stat sb;
-	bool present, fresh;
+	TDB_DATA v;
+	bool fresh, ok;
 
 	*restorable = false;
+	if (db) {
+		db->jfd = -1;
+		fold_init(&db->fold);
+	}
 	if (!db || !(db->path = strdup(path)) ||
-	    !(db->scratch = evbuffer_new()) ||
+	    !(db->jpath[JOURNAL_OLD] = with_suffix(path, journal_suffix[JOURNAL_OLD])) ||
+	    !(db->jpath[JOURNAL_LIVE] = with_suffix(path, journal_suffix[JOURNAL_LIVE])) ||
+	    !(db->pending = evbuffer_new()) ||
 	    !(db->commit_ev = event_new(base, -1, 0, commit_cb, db))) {
 		log_error("database %s: out of memory", path);
 		goto fail;
 	}
+	db->limit = journal_limit();
 	fresh = stat(path, &sb) != 0 || sb.st_size == 0;
 	if (fresh)
 		unlink(path);	/* an empty file is not a tdb yet */
@@ -303,9 +731,27 @@ struct db *db_open(const char *path, struct event_base *base,
 			  "empty)");
 		goto fail;
 	}
-	if (!format_ok(db, &present))
+	v = tdb_fetch(db->tdb, key_of(SCHEMA_KEY_FORMAT));
+	if (!v.dptr && tdb_error(db->tdb) != TDB_ERR_NOEXIST) {
+		log_error("%s is not a xenstored database; move it away to "
+			  "start empty", path);
 		goto fail;
-	if (!present && !fresh) {
+	}
+	if (v.dptr) {
+		ok = format_ok(db, v.dptr, v.dsize);
+		free(v.dptr);
+		if (!ok || read_journals(db) != 0)
+			goto fail;
+		/* An upgrade's format record may be in a journal only. */
+		fe = fold_find(&db->fold, SCHEMA_KEY_FORMAT,
+			       strlen(SCHEMA_KEY_FORMAT));
+		if (fe && (!fe->c.put ||
+			   !format_ok(db, fe->c.value, fe->c.value_len)))
+			goto fail;
+		*restorable = true;
+		return db;
+	}
+	if (!fresh) {
 		TDB_DATA k = tdb_firstkey(db->tdb);
 
 		if (k.dptr) {
@@ -315,27 +761,16 @@ struct db *db_open(const char *path, struct event_base *base,
 			goto fail;
 		}
 	}
-	if (!present) {
-		if (tdb_wipe_all(db->tdb) != 0 || write_format(db) != 0) {
-			log_error("cannot initialise the database %s", path);
-			goto fail;
-		}
-	} else {
-		*restorable = true;
-	}
+	/* A new database: its first state and format record go in at
+	 * db_follow, together. */
+	remove_stale_journals(db);
+	db->fresh = true;
+	db->version = SCHEMA_DB_VERSION;
 	return db;
 
 fail:
-	if (db) {
-		if (db->tdb)
-			tdb_close(db->tdb);
-		if (db->scratch)
-			evbuffer_free(db->scratch);
-		if (db->commit_ev)
-			event_free(db->commit_ev);
-		free(db->path);
-		free(db);
-	}
+	if (db)
+		db_free(db);
 	return NULL;
 }
 
@@ -343,14 +778,15 @@ void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	db_commit(db);
-	drop_side_records(db);
-	if (db->tdb)
-		tdb_close(db->tdb);
-	evbuffer_free(db->scratch);
-	event_free(db->commit_ev);
-	free(db->path);
-	free(db);
+	/* Started (a daemon that served): the tdb file takes the journals,
+	 * so it alone holds the state.  Before that, only what is pending
+	 * goes to the journal (a start that failed changes nothing). */
+	if (db->started)
+		db_checkpoint(db);
+	else
+		db_commit(db);
+	wait_compaction(db);
+	db_free(db);
 }
 
 const char *db_path(const struct db *db)

@@ -1,18 +1,23 @@
 /*
- * db: the tdb file that makes every committed change survive a crash.
+ * db: the files that make every committed change survive a crash.
  *
- * Owns the tdb handle.  Each node is one record keyed by its path (value:
- * its creation generation, permissions and value; children are found by
- * path on load, ordered by creation).  Other state a restart needs (the
- * domain table, each guest's watches, the quotas) lives in records whose
- * keys start with '#', written by their owners through db_put.  Every
- * key and layout, and the version of the file, is schema/schema.h's.
+ * Each node is one record keyed by its path (value: its creation
+ * generation, permissions and value; children are found by path on load,
+ * ordered by creation).  Other state a restart needs (the domain table,
+ * each guest's watches, the quotas) lives in records whose keys start
+ * with '#', written by their owners through db_put.  Every key and
+ * layout, and the version of the files, is schema/schema.h's.
  *
- * Changes collect in one tdb transaction, opened at the first change and
- * made durable by db_commit, which the request loop calls before a reply
- * leaves: a crash leaves the old or the new state, never half of one.  The
- * file lives on tmpfs (it must not outlive a reboot, when every domain is
- * gone), so nothing is fsynced.
+ * Changes collect in memory and db_commit, which the request loop calls
+ * before a reply leaves, appends them to a journal beside the tdb file as
+ * one checksummed frame by one write(): a crash leaves the old or the new
+ * state, never half of one.  The tdb file is the checkpoint: a thread
+ * applies the journal to it when the journal has grown, a clean stop and
+ * a live update before they leave (db_checkpoint), and a restart reads
+ * the file with the journals on top.  After the start-up the daemon reads
+ * nothing back.  The files live on tmpfs (they must not outlive a reboot,
+ * when every domain is gone), so nothing is fsynced
+ * (docs/durability.md).
  */
 #ifndef XS_DB_H
 #define XS_DB_H
@@ -37,7 +42,8 @@ struct db;
  */
 struct db *db_open(const char *path, struct event_base *base,
 		   bool *restorable);
-/* Commit what is pending and close. */
+/* Commit what is pending and close; once the start-up is over
+ * (db_loaded_done), db_checkpoint first. */
 void db_close(struct db *db);
 const char *db_path(const struct db *db);
 
@@ -52,21 +58,23 @@ int db_load_nodes(struct db *db, struct store *s);
 /*
  * Call fn for every record whose key starts with prefix ('#...'), with
  * the rest of the key.  Stops at and returns fn's first nonzero result.
- * After db_load_nodes and until db_loaded_done, the records are the ones
- * the load found (kept from its pass over the file, so a restart reads
- * the file once), whatever was written since.
+ * The records are the ones db_load_nodes found (kept from its pass over
+ * the files, so a restart reads them once), whatever was written since;
+ * there are none before it and after db_loaded_done.
  */
 int db_each(struct db *db, const char *prefix,
 	    int (*fn)(const char *name, const void *data, size_t len,
 		      void *arg),
 	    void *arg);
 
-/* The start-up is over: forget the '#' records the load kept. */
+/* The start-up is over: forget the '#' records the load kept; from now
+ * on compactions may run (never before the daemon has forked). */
 void db_loaded_done(struct db *db);
 
 /*
- * The record under key ('#...'), given to fn: fn's result, or 0 when
- * there is no such record.  One lookup, not a traversal.
+ * The record under key ('#...') as db_load_nodes found it (as for
+ * db_each), given to fn: fn's result, or 0 when there is no such record.
+ * One lookup, not a traversal.
  */
 int db_get(struct db *db, const char *key,
 	   int (*fn)(const void *data, size_t len, void *arg), void *arg);
@@ -97,11 +105,22 @@ int db_put_encoded(struct db *db, const char *key,
 		   const void *obj);
 
 /*
- * Make every change since the last call durable.  0, or -1 when the file
- * could not be written (logged): it is then emptied, so no restart loads
- * a state older than the one clients were told about, and persistence
- * stays off.  A NULL db (persistence off) does nothing.
+ * Make every change since the last call durable: one frame, one write()
+ * to the journal; nothing at all when nothing changed (and nothing before
+ * db_follow: those changes wait for the first commit after it).  0, or -1
+ * when a file could not be written (logged): the files are then emptied,
+ * so no restart loads a state older than the one clients were told
+ * about, and persistence stays off.  A NULL db (persistence off) does
+ * nothing.
  */
 int db_commit(struct db *db);
+
+/*
+ * db_commit, then wait for a running compaction and apply what is left
+ * of the journals to the tdb file, which then holds the whole state on
+ * its own (live update runs this before the new program starts; an
+ * older daemon can read the file).  0, or -1 as db_commit.
+ */
+int db_checkpoint(struct db *db);
 
 #endif

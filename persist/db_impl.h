@@ -1,30 +1,64 @@
 /*
- * persist/ internals: struct db, shared by db.c (the file, writes and
- * commits) and load.c (reading it back at start-up).  Nothing else sees it.
+ * persist/ internals: struct db, shared by db.c (the files, writes and
+ * commits) and load.c (reading them back at start-up).  Nothing else sees
+ * it.
  */
 #ifndef XS_DB_IMPL_H
 #define XS_DB_IMPL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <tdb.h>
 
+#include "persist/compact.h"
 #include "persist/db.h"
+#include "persist/journal.h"
 
-struct side_record;
+/* A '#' record as the load found it (db_each, db_get). */
+struct side_record {
+	char *key;		/* owned; the data follows its NUL */
+	const unsigned char *data;
+	size_t len;
+};
+
+/* The journals, in the order they are replayed. */
+enum { JOURNAL_OLD, JOURNAL_LIVE, JOURNALS };
 
 struct db {
+	/* The checkpoint, open until db_follow; then only compaction opens
+	 * it, on a handle of its own (compact.h). */
 	struct tdb_context *tdb;
 	char *path;
-	bool in_txn;		/* a tdb transaction holds uncommitted changes */
+	char *jpath[JOURNALS];	/* <path>.journal.old, <path>.journal */
 	bool failed;		/* a write failed: persistence is off */
+	bool fresh;		/* a new file, empty until db_follow */
+	bool followed;		/* db_follow was called: commits write */
+	bool started;		/* db_loaded_done: compactions may run */
 	uint32_t version;	/* the file's format (SCHEMA_DB_VERSION...) */
-	struct evbuffer *scratch;	/* node encoding, reused */
+	/* The next frame: SCHEMA_FRAME_HEAD bytes of room, then the changes
+	 * since the last commit; empty when there are none. */
+	struct evbuffer *pending;
 	struct event *commit_ev;	/* zero-timeout: commit what is left */
 	struct store_observer observer;
-	/* The '#' records as db_load_nodes found them, for db_each until
-	 * db_loaded_done (owned). */
+	int jfd;		/* the live journal, open to append; -1: not
+				 * open (there may be one from before) */
+	bool jexists[JOURNALS];	/* the file is there */
+	bool jfound[JOURNALS];	/* it was there at start (and is read
+				 * back checked, not trusted as ours) */
+	size_t jwhole;		/* found at start: where the live journal's
+				 * whole frames end (its torn tail is cut
+				 * there before anything is appended) */
+	uint64_t jsize;		/* bytes of the live journal, once open */
+	uint64_t limit;		/* rotate the live journal past this */
+	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
+	/* The journals as db_open read them, until db_load_nodes: their
+	 * bytes, and the last change of each key they hold. */
+	struct journal_map jmap[JOURNALS];
+	struct fold fold;
+	/* The '#' records as db_load_nodes found them, sorted by key, for
+	 * db_each and db_get until db_loaded_done (owned). */
 	struct side_record *side;
 	size_t nside;
 	bool side_loaded;
@@ -35,7 +69,11 @@ static inline TDB_DATA key_of(const char *s)
 	return (TDB_DATA){ .dptr = (unsigned char *)s, .dsize = strlen(s) };
 }
 
-/* load.c: forget the '#' records the load kept (db_loaded_done, db_close). */
+/* db.c: the '#' records the load found (v, n owned from now on), sorted
+ * for db_get; forgetting them (db_loaded_done, db_close). */
+void keep_side_records(struct db *db, struct side_record *v, size_t n);
 void drop_side_records(struct db *db);
+/* db.c: forget the journals as db_open read them. */
+void drop_journal_reads(struct db *db);
 
 #endif

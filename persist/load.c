@@ -1,8 +1,11 @@
 /*
- * Reading the tdb file back at start-up: one pass over it (tdb_check, which
- * also refuses a damaged file), the nodes decoded into an arena, sorted by
- * creation and inserted parents first; the '#' records kept aside for
- * db_each until the start-up is over.
+ * Reading the database back at start-up: one pass over the tdb file
+ * (tdb_check, which also refuses a damaged file) with the journals on top
+ * (the last change of each key they hold, read by db_open, wins over the
+ * file's record), the nodes decoded into an arena, sorted by creation and
+ * inserted parents first; the '#' records kept aside for db_each and
+ * db_get until the start-up is over.  Nothing is written: a start that
+ * fails leaves the files as they were.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,14 +64,8 @@ static void arena_free(struct arena *a)
 	}
 }
 
-/* A '#' record as the load found it (db_each). */
-struct side_record {
-	char *key;		/* owned; the data follows its NUL */
-	const unsigned char *data;
-	size_t len;
-};
-
 struct load_state {
+	const struct fold *journals;	/* newer than the file */
 	struct saved_node *v;
 	size_t n, cap;
 	struct arena *arena;
@@ -174,10 +171,9 @@ static bool keep_side_record(struct load_state *st, const TDB_DATA *key,
 	return true;
 }
 
-static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
+static int collect_record(struct load_state *st, TDB_DATA key,
+			  TDB_DATA data)
 {
-	struct load_state *st = arg;
-
 	if (!schema_key_is_node(key.dptr, key.dsize)) {
 		if (keep_side_record(st, &key, &data))
 			return 0;
@@ -196,6 +192,31 @@ static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
 		return -1;
 	}
 	st->n++;
+	return 0;
+}
+
+static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
+{
+	struct load_state *st = arg;
+
+	/* A journal changed it since: its record is the one. */
+	if (st->journals->count &&
+	    fold_find(st->journals, key.dptr, key.dsize))
+		return 0;
+	return collect_record(st, key, data);
+}
+
+/* What the journals put, after the file's records. */
+static int collect_journals(struct load_state *st)
+{
+	for (size_t i = 0; i < st->journals->count; i++) {
+		const struct fold_entry *e = &st->journals->v[i];
+		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
+		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
+
+		if (e->c.put && collect_record(st, k, v) != 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -257,19 +278,9 @@ static bool recovery_area_whole(struct db *db)
 	       (uint64_t)start + 24 + len <= (uint64_t)sb.st_size;
 }
 
-void drop_side_records(struct db *db)
-{
-	for (size_t i = 0; i < db->nside; i++)
-		free(db->side[i].key);
-	free(db->side);
-	db->side = NULL;
-	db->nside = 0;
-	db->side_loaded = false;
-}
-
 int db_load_nodes(struct db *db, struct store *s)
 {
-	struct load_state st = { 0 };
+	struct load_state st = { .journals = &db->fold };
 	struct node *parent = NULL;
 	int rc = -1;
 
@@ -280,6 +291,8 @@ int db_load_nodes(struct db *db, struct store *s)
 		st.bad = "tdb's check of the file failed (truncated or damaged)";
 	if (!st.bad && !recovery_area_whole(db))
 		st.bad = "the file is shorter than its recovery area (truncated)";
+	if (!st.bad)
+		collect_journals(&st);	/* sets st.bad */
 	if (st.bad) {
 		log_error("database %s is unusable: %s%s%s", db->path, st.bad,
 			  st.bad_key[0] ? " at " : "", st.bad_key);
@@ -309,10 +322,7 @@ int db_load_nodes(struct db *db, struct store *s)
 			goto out;
 		}
 	}
-	drop_side_records(db);
-	db->side = st.side;
-	db->nside = st.nside;
-	db->side_loaded = true;
+	keep_side_records(db, st.side, st.nside);
 	st.side = NULL;
 	st.nside = 0;
 	rc = 0;
@@ -328,66 +338,4 @@ out:
 		free(st.side[i].key);
 	free(st.side);
 	return rc;
-}
-
-struct each_state {
-	const char *prefix;
-	size_t plen;
-	int (*fn)(const char *name, const void *data, size_t len, void *arg);
-	void *arg;
-	int rc;
-};
-
-static int each_one(struct each_state *st, const void *key, size_t klen,
-		    const void *data, size_t len)
-{
-	char name[128];
-
-	if (klen < st->plen || klen - st->plen >= sizeof(name) ||
-	    memcmp(key, st->prefix, st->plen) != 0)
-		return 0;
-	memcpy(name, (const char *)key + st->plen, klen - st->plen);
-	name[klen - st->plen] = '\0';
-	st->rc = st->fn(name, data, len, st->arg);
-	return st->rc ? -1 : 0;
-}
-
-static int each_record(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data,
-		       void *arg)
-{
-	(void)tdb;
-	return each_one(arg, key.dptr, key.dsize, data.dptr, data.dsize);
-}
-
-int db_each(struct db *db, const char *prefix,
-	    int (*fn)(const char *name, const void *data, size_t len,
-		      void *arg),
-	    void *arg)
-{
-	struct each_state st = { prefix, strlen(prefix), fn, arg, 0 };
-
-	if (db->failed)
-		return -1;
-	if (db->side_loaded) {
-		for (size_t i = 0; i < db->nside; i++) {
-			const struct side_record *sr = &db->side[i];
-
-			if (each_one(&st, sr->key, strlen(sr->key), sr->data,
-				     sr->len) != 0)
-				break;
-		}
-		return st.rc;
-	}
-	if (tdb_traverse_read(db->tdb, each_record, &st) < 0 && !st.rc) {
-		log_error("database %s: cannot read it: %s", db->path,
-			  tdb_errorstr(db->tdb));
-		return -1;
-	}
-	return st.rc;
-}
-
-void db_loaded_done(struct db *db)
-{
-	if (db)
-		drop_side_records(db);
 }

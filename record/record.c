@@ -16,6 +16,11 @@ static void put(struct writer *w, const void *p, size_t len)
 		w->failed = true;
 }
 
+void wr_raw(struct writer *w, const void *p, size_t len)
+{
+	put(w, p, len);
+}
+
 void wr_u8(struct writer *w, uint8_t v)
 {
 	put(w, &v, 1);

@@ -30,6 +30,8 @@ void wr_u32(struct writer *w, uint32_t v);
 void wr_u64(struct writer *w, uint64_t v);
 /* A u32 length, then the bytes. */
 void wr_bytes(struct writer *w, const void *p, size_t len);
+/* Bytes as they are, no length before them (an encoding made whole). */
+void wr_raw(struct writer *w, const void *p, size_t len);
 /* A string with its terminator (NULL is written as the empty string). */
 void wr_str(struct writer *w, const char *s);
 /* The bytes of an evbuffer, length first; src is not changed. */

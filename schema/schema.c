@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "protocol/wire.h"
 #include "schema/schema.h"
 #include "store/path.h"
@@ -12,7 +14,7 @@
 #define MIN_QUOTA (4 + 5 + 4)
 #define MIN_QUEUES (4 + 4 + 4)
 
-#define MAX_INPUT (WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX)
+#define INPUT_MAX (WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX)
 
 void schema_key_domain(char key[SCHEMA_KEY_MAX], unsigned int domid)
 {
@@ -88,15 +90,60 @@ enum schema_format schema_decode_format(const void *p, size_t len,
 
 /* ---- nodes ---- */
 
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+	return p + 4;
+}
+
+static size_t node_len(const struct schema_node *n)
+{
+	return 8 + 4 + 8 * (size_t)n->nperms + 4 + n->value_len;
+}
+
+/* The node's encoding at p (node_len bytes), as wr_u64 etc. would write
+ * it. */
+static void node_bytes(unsigned char *p, const struct schema_node *n)
+{
+	p = put_u32(p, (uint32_t)n->born);
+	p = put_u32(p, (uint32_t)(n->born >> 32));
+	p = put_u32(p, n->nperms);
+	for (uint32_t i = 0; i < n->nperms; i++) {
+		p = put_u32(p, n->perms[i].domid);
+		p = put_u32(p, n->perms[i].access);
+	}
+	p = put_u32(p, n->value_len);
+	if (n->value_len)
+		memcpy(p, n->value, n->value_len);
+}
+
+/*
+ * head (head_len bytes, then room for the node) followed by the node, by
+ * one wr_raw: a node is encoded at every write, and a dozen small
+ * evbuffer_add calls cost more than the rest of it.
+ */
+static void write_node_after(struct writer *w, const void *head,
+			     size_t head_len, const struct schema_node *n)
+{
+	unsigned char small[512], *p = small;
+	size_t len = head_len + node_len(n);
+
+	if (len > sizeof(small) && !(p = malloc(len))) {
+		w->failed = true;
+		return;
+	}
+	if (head_len)
+		memcpy(p, head, head_len);
+	node_bytes(p + head_len, n);
+	wr_raw(w, p, len);
+	if (p != small)
+		free(p);
+}
+
 void schema_write_node(struct writer *w, const struct schema_node *n)
 {
-	wr_u64(w, n->born);
-	wr_u32(w, n->nperms);
-	for (uint32_t i = 0; i < n->nperms; i++) {
-		wr_u32(w, n->perms[i].domid);
-		wr_u32(w, n->perms[i].access);
-	}
-	wr_bytes(w, n->value, n->value_len);
+	write_node_after(w, NULL, 0, n);
 }
 
 struct perm schema_node_perm(const struct schema_node *n, uint32_t i)
@@ -181,7 +228,7 @@ bool schema_decode_input(const void *p, size_t len, struct schema_input *in)
 	rd_init(&r, p, len);
 	in->end = rd_u32(&r);
 	in->bytes = rd_bytes(&r, &in->len);
-	if (!rd_done(&r) || in->len == 0 || in->len >= MAX_INPUT)
+	if (!rd_done(&r) || in->len == 0 || in->len >= INPUT_MAX)
 		return false;
 	/* The start of one request: never its end, nor more. */
 	if (in->len >= WIRE_HDR_LEN) {
@@ -341,6 +388,148 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 		if (!read_quota(&r, &q) || (fn && fn(&q, arg) != 0))
 			return -1;
 	return rd_done(&r) ? 0 : -1;
+}
+
+/* ---- the journal ---- */
+
+#define CHANGE_PUT 1
+#define CHANGE_DELETE 2
+
+void schema_write_journal_head(struct writer *w)
+{
+	wr_str(w, SCHEMA_JOURNAL_MAGIC);
+	wr_u32(w, SCHEMA_JOURNAL_VERSION);
+}
+
+size_t schema_journal_head_len(void)
+{
+	return 4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4;
+}
+
+enum schema_format schema_read_journal_head(struct reader *r,
+					    uint32_t *version, bool *cut)
+{
+	unsigned char ours[4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4];
+	size_t n = schema_journal_head_len();
+
+	/* Our head, byte for byte, to tell one cut short from another. */
+	for (int i = 0; i < 4; i++)
+		ours[i] = (unsigned char)(sizeof(SCHEMA_JOURNAL_MAGIC) >> (8 * i));
+	memcpy(ours + 4, SCHEMA_JOURNAL_MAGIC, sizeof(SCHEMA_JOURNAL_MAGIC));
+	for (int i = 0; i < 4; i++)
+		ours[n - 4 + (size_t)i] =
+			(unsigned char)(SCHEMA_JOURNAL_VERSION >> (8 * i));
+	*cut = r->left < n && memcmp(r->p, ours, r->left) == 0;
+	if (*cut) {
+		rd_fail(r);
+		return SCHEMA_FOREIGN;
+	}
+	return read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION,
+			  version);
+}
+
+/* The low 32 bits of XXH3-64: what a torn or damaged frame needs. */
+static uint32_t checksum(const void *p, size_t len)
+{
+	return (uint32_t)XXH3_64bits(p, len);
+}
+
+void schema_seal_frame(unsigned char *head, const void *payload,
+		       uint32_t len)
+{
+	put_u32(put_u32(head, len), checksum(payload, len));
+	put_u32(head + 8, checksum(head, 8));
+}
+
+enum schema_frame schema_read_frame(struct reader *r, bool check,
+				    const void **payload, uint32_t *len)
+{
+	const unsigned char *head = r->p;
+	uint32_t body_sum, head_sum;
+
+	*payload = NULL;
+	*len = 0;
+	if (r->left < SCHEMA_FRAME_HEAD)
+		return SCHEMA_FRAME_CUT;
+	*len = rd_u32(r);
+	body_sum = rd_u32(r);
+	head_sum = rd_u32(r);
+	if (head_sum != checksum(head, 8) || *len == 0)
+		return SCHEMA_FRAME_BAD;
+	if (*len > r->left)
+		return SCHEMA_FRAME_CUT;
+	*payload = r->p;
+	r->p += *len;
+	r->left -= *len;
+	if (check && checksum(*payload, *len) != body_sum)
+		return r->left ? SCHEMA_FRAME_BAD : SCHEMA_FRAME_BAD_LAST;
+	return SCHEMA_FRAME_WHOLE;
+}
+
+void schema_write_change(struct writer *w, const struct schema_change *c)
+{
+	wr_u8(w, c->put ? CHANGE_PUT : CHANGE_DELETE);
+	wr_bytes(w, c->key, c->key_len);
+	if (c->put)
+		wr_bytes(w, c->value, c->value_len);
+}
+
+void schema_write_put(struct writer *w, const char *key,
+		      struct evbuffer *value)
+{
+	wr_u8(w, CHANGE_PUT);
+	wr_bytes(w, key, strlen(key));
+	wr_evbuffer(w, value);
+}
+
+void schema_write_put_node(struct writer *w, const char *path,
+			   const struct schema_node *n)
+{
+	size_t klen = strlen(path);
+	unsigned char small[1 + 4 + 256 + 4], *head = small, *p;
+
+	if (klen > 256 && !(head = malloc(1 + 4 + klen + 4))) {
+		w->failed = true;
+		return;
+	}
+	p = head;
+	*p++ = CHANGE_PUT;
+	p = put_u32(p, (uint32_t)klen);
+	memcpy(p, path, klen);
+	p = put_u32(p + klen, (uint32_t)node_len(n));
+	write_node_after(w, head, (size_t)(p - head), n);
+	if (head != small)
+		free(head);
+}
+
+void schema_write_delete(struct writer *w, const char *key)
+{
+	wr_u8(w, CHANGE_DELETE);
+	wr_bytes(w, key, strlen(key));
+}
+
+bool schema_read_change(struct reader *r, struct schema_change *c,
+			bool check)
+{
+	struct schema_node n;
+	uint8_t op = rd_u8(r);
+
+	c->put = op == CHANGE_PUT;
+	c->key = rd_bytes(r, &c->key_len);
+	c->value = NULL;
+	c->value_len = 0;
+	if (c->put)
+		c->value = rd_bytes(r, &c->value_len);
+	if (!rd_ok(r) || (op != CHANGE_PUT && op != CHANGE_DELETE) ||
+	    !c->key_len || c->key_len > SCHEMA_JOURNAL_KEY_MAX)
+		return false;
+	if (!check)
+		return true;
+	/* A node is checked as the tdb file's load checks it. */
+	return !memchr(c->key, '\0', c->key_len) &&
+	       (!c->put || !schema_key_is_node(c->key, c->key_len) ||
+		schema_decode_node(c->key, c->key_len, c->value, c->value_len,
+				   &n));
 }
 
 /* ---- the live-update image ---- */

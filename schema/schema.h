@@ -47,6 +47,30 @@
  * upgrade by restart or live update keeps the host's state; a file of
  * any other version is refused at start with its version in the log.
  *
+ * The journal, <database>.journal (and <database>.journal.old while a
+ * compaction applies it to the tdb file), SCHEMA_JOURNAL_VERSION 1: the
+ * changes committed since the tdb file was brought up to date, in order.
+ *
+ *   head               str "xenstored-journal", u32 version
+ *   then frames        one a commit, each written whole by one write():
+ *     u32 length       of the payload (at least one change)
+ *     u32 sum          the payload's checksum: the low 32 bits of its
+ *                      XXH3-64 (libxxhash; seed 0)
+ *     u32 head sum     the same of the 8 bytes before it: a damaged
+ *                      length is refused, not taken for a frame cut short
+ *     payload          changes, each a whole record of the tdb file:
+ *       u8 1 (put), bytes key, bytes value      set key to value
+ *       u8 2 (delete), bytes key                remove key (if there)
+ *
+ * A key is 1 .. SCHEMA_JOURNAL_KEY_MAX bytes without a NUL (a node's
+ * path, or a '#' key); a node's value must be a node record.  Replaying
+ * a journal is idempotent: each change sets or removes a whole record.
+ * A file that ends inside a frame (a write cut short), or whose last
+ * frame fails its payload checksum and ends with the file, has a torn
+ * tail: the whole frames before it are the journal.  A frame head that
+ * fails its own check, a bad frame with more bytes after it, or a
+ * malformed change in a frame whose checksums hold is damage.
+ *
  * The live-update image, SCHEMA_LU_VERSION 1, one stream:
  *
  *   str "xenstored-lu", u32 version, u32 listening fd, str its path
@@ -74,6 +98,8 @@
 #define SCHEMA_DB_VERSION_OLDEST 1	/* still read, then rewritten */
 #define SCHEMA_LU_MAGIC "xenstored-lu"
 #define SCHEMA_LU_VERSION 1
+#define SCHEMA_JOURNAL_MAGIC "xenstored-journal"
+#define SCHEMA_JOURNAL_VERSION 1
 
 /* ---- keys ---- */
 
@@ -211,6 +237,62 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 			 uint32_t *soft_memory,
 			 int (*fn)(const struct schema_quota *q, void *arg),
 			 void *arg);
+
+/* ---- the journal ---- */
+
+#define SCHEMA_FRAME_HEAD 12		/* length, sum, head sum */
+#define SCHEMA_JOURNAL_KEY_MAX 4096	/* longer than any path */
+
+void schema_write_journal_head(struct writer *w);
+size_t schema_journal_head_len(void);
+/*
+ * The head at r: SCHEMA_OURS, or why not (*version as for the format).
+ * *cut: the bytes are a beginning of our head and end with the file (it
+ * was cut while being made): SCHEMA_FOREIGN then.
+ */
+enum schema_format schema_read_journal_head(struct reader *r,
+					    uint32_t *version, bool *cut);
+
+enum schema_frame {
+	SCHEMA_FRAME_WHOLE,	/* *payload, *len set; r past it */
+	SCHEMA_FRAME_CUT,	/* the file ends inside it */
+	SCHEMA_FRAME_BAD_LAST,	/* its payload fails the check; the file
+				 * ends with it */
+	SCHEMA_FRAME_BAD,	/* damage */
+};
+
+/* The frame at r (r->left > 0); its payload's checksum only with check
+ * (without, for a journal this daemon wrote).  A whole frame's changes
+ * are not looked at: schema_read_change does that. */
+enum schema_frame schema_read_frame(struct reader *r, bool check,
+				    const void **payload, uint32_t *len);
+/* Fill the SCHEMA_FRAME_HEAD bytes in front of a payload of len bytes. */
+void schema_seal_frame(unsigned char *head, const void *payload,
+		       uint32_t len);
+
+struct schema_change {
+	bool put;
+	const void *key;		/* borrowed; no NUL */
+	uint32_t key_len;
+	const void *value;		/* put only */
+	uint32_t value_len;
+};
+
+void schema_write_change(struct writer *w, const struct schema_change *c);
+/* A put of key whose value is all of value's bytes. */
+void schema_write_put(struct writer *w, const char *key,
+		      struct evbuffer *value);
+void schema_write_put_node(struct writer *w, const char *path,
+			   const struct schema_node *n);
+void schema_write_delete(struct writer *w, const char *key);
+/*
+ * The next change of a payload: false if it is malformed.  Its op, its
+ * lengths and the key's are always checked; with check, also that the key
+ * has no NUL and that a node's value is a node record (without, for a
+ * journal this daemon wrote and whose frames' checksums hold).
+ */
+bool schema_read_change(struct reader *r, struct schema_change *c,
+			bool check);
 
 /* ---- the live-update image ---- */
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write the seed corpus of the fuzz targets (tests/fuzz/README.md).
 
-    tests/fuzz/make-corpus.py      # rewrites tests/fuzz/corpus/{dispatch,ring,schema}/
+    tests/fuzz/make-corpus.py      # rewrites tests/fuzz/corpus/{dispatch,ring,schema,journal}/
 
 Every seed is a small, valid scenario in the input format the target's
 header comment describes: each message type, transactions, watches and
@@ -9,6 +9,7 @@ writes, permissions between guests, oversized and split packets; for the
 ring, requests through the ring page, wrap-around, and hostile indices.
 The files are committed; run this again after changing the seeds.
 """
+import ctypes
 import os
 import shutil
 import struct
@@ -455,6 +456,63 @@ def schema_seeds():
     return s
 
 
+# ---- fuzz-journal: a mode byte, then a journal file or a frame's payload ----
+
+def xxh3_low32(b):
+    """The frames' checksum (schema/schema.h): XXH3-64's low 32 bits, from
+    the libxxhash the daemon links."""
+    lib = ctypes.CDLL("libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return lib.XXH3_64bits(b, len(b)) & 0xffffffff
+
+
+def journal_head():
+    return rstr("xenstored-journal") + le32(1)
+
+
+def frame(*changes):
+    payload = b"".join(changes)
+    head = le32(len(payload)) + le32(xxh3_low32(payload))
+    return head + le32(xxh3_low32(head)) + payload
+
+
+def put(key, value):
+    return b"\x01" + rbytes(key.encode()) + rbytes(value)
+
+
+def delete(key):
+    return b"\x02" + rbytes(key.encode())
+
+
+def node(born, value, perms=((0, 0),)):
+    return struct.pack("<Q", born) + le32(len(perms)) + \
+        b"".join(le32(d) + le32(a) for d, a in perms) + rbytes(value)
+
+
+def journal_seeds():
+    s = {}
+    one = frame(put("/local/domain/5/name", node(9, b"guest", ((5, 0), (0, 1)))))
+    many = (frame(put("#domain/5", b"\x05\x00\x00\x00" + bytes(22)),
+                  put("/vm", node(3, b"")), delete("/old")) +
+            frame(put("/vm/1", node(4, b"a\0b")), put("/vm", node(3, b"x"))) +
+            frame(delete("#watches/5"), put("#quotas", le32(0) + le32(0))))
+    s["empty"] = b"\x00"
+    s["head"] = b"\x00" + journal_head()
+    s["head-cut"] = b"\x00" + journal_head()[:11]
+    s["one-frame"] = b"\x00" + journal_head() + one
+    s["frames"] = b"\x00" + journal_head() + many
+    s["torn-tail"] = b"\x00" + journal_head() + many + one[:len(one) // 2]
+    bad = bytearray(one)
+    bad[-1] ^= 1
+    s["bad-last"] = b"\x00" + journal_head() + many + bytes(bad)
+    s["bad-middle"] = b"\x00" + journal_head() + bytes(bad) + many
+    s["payload-node"] = b"\x01" + put("/a", node(7, b"value", ((0, 3),)))
+    s["payload-mixed"] = b"\x01" + put("#format", rstr("xenstored-db") + le32(2)) + \
+        delete("/a/b") + put("/a", node(1, b"", ((1, 0), (2, 4))))
+    return s
+
+
 def write_dir(name, seeds):
     d = os.path.join(HERE, "corpus", name)
     shutil.rmtree(d, ignore_errors=True)
@@ -468,7 +526,8 @@ def write_dir(name, seeds):
 def main():
     for name, seeds in (("dispatch", dispatch_seeds()),
                         ("ring", ring_seeds()),
-                        ("schema", schema_seeds())):
+                        ("schema", schema_seeds()),
+                        ("journal", journal_seeds())):
         n, size = write_dir(name, seeds)
         print("corpus/%s: %d seeds, %d bytes" % (name, n, size))
 

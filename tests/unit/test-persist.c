@@ -24,6 +24,7 @@
 #include <tdb.h>
 
 #include "persist/db.h"
+#include "tests/unit/db_rig.h"
 #include "record/record.h"
 #include "store/store.h"
 
@@ -305,46 +306,6 @@ END_TEST
 
 /* ----------------------------------------------------------- database */
 
-/*
- * Each test case's tests share a parent directory, made and removed in
- * the runner's own process (an unchecked fixture), so that a test that
- * fails, in its forked child, leaves nothing behind; each test works in a
- * fresh subdirectory of it.
- */
-static char top[64];
-static char dir[96];
-static char dbpath[128];
-static struct event_base *base;
-
-static void make_top(void)
-{
-	snprintf(top, sizeof(top), "/tmp/xs-persist-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(top));
-}
-
-static void remove_top(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", top);
-}
-
-static void setup(void)
-{
-	snprintf(dir, sizeof(dir), "%s/XXXXXX", top);
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(dbpath, sizeof(dbpath), "%s/test.tdb", dir);
-	base = event_base_new();
-	ck_assert_ptr_nonnull(base);
-}
-
-static void teardown(void)
-{
-	event_base_free(base);
-}
-
 static struct perms *mkperms(unsigned int n, const uint32_t *domids,
 			     const uint32_t *access)
 {
@@ -388,16 +349,6 @@ static void put(struct store *s, const char *path, const void *v, size_t len)
 
 	ck_assert_msg(store_write(s, path, p, v, len) != NULL, "write %s", path);
 	perms_unref(p);
-}
-
-static struct db *open_db(bool want_restorable)
-{
-	bool restorable = !want_restorable;
-	struct db *db = db_open(dbpath, base, &restorable);
-
-	ck_assert_msg(db != NULL, "db_open %s failed", dbpath);
-	ck_assert_int_eq(restorable, want_restorable);
-	return db;
 }
 
 /* Load the file into *s (a fresh store); returns db_load_nodes' result. */
@@ -448,32 +399,6 @@ static void same_store(const struct store *a, const struct store *b)
 	ck_assert_uint_eq(store_check(b, NULL, NULL), 0);
 }
 
-static void file_bytes(const char *path, unsigned char **p, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_ge(n, 0);
-	rewind(f);
-	*p = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(*p);
-	ck_assert_uint_eq(fread(*p, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-}
-
-static void write_file(const char *path, const void *p, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(p, 1, len, f), len);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
 /* A tree with every feature: values with NULs, shared and multi-entry
  * perms, children out of alphabetical order, a removal, a re-creation. */
 static void build(struct store *s)
@@ -511,15 +436,22 @@ static void build(struct store *s)
 START_TEST(db_new_file_is_created_and_not_restorable)
 {
 	struct db *db = open_db(false);
+	struct store s;
 	struct stat st;
 
 	ck_assert_int_eq(stat(dbpath, &st), 0);
 	ck_assert_int_gt(st.st_size, 0);
 	ck_assert_str_eq(db_path(db), dbpath);
+	new_daemon_store(&s);
 	db_close(db);
-	/* Opened again: now it is a database, with nothing in it yet. */
+	/* Never followed, it holds no state and is new again: its first
+	 * state goes in with its format record. */
+	db = open_db(false);
+	db_follow(db, &s, true);
+	db_close(db);
 	db = open_db(true);
 	db_close(db);
+	store_destroy(&s);
 }
 END_TEST
 
@@ -752,6 +684,10 @@ START_TEST(db_each_selects_by_prefix)
 	db_close(db);
 
 	db = open_db(true);
+	/* Nothing before the load: it reads the files. */
+	ck_assert_int_eq(db_each(db, "#", record_cb, &seen), 0);
+	ck_assert_uint_eq(seen.n, 0);
+	ck_assert_int_eq(load(db, &loaded), 0);
 	ck_assert_int_eq(db_each(db, "#watches/", record_cb, &seen), 0);
 	ck_assert_uint_eq(seen.n, 2);
 	ck_assert(seen_has(&seen, "5"));
@@ -774,7 +710,6 @@ START_TEST(db_each_selects_by_prefix)
 	ck_assert_int_eq(db_each(db, "#", record_cb, &seen), 0);
 	ck_assert(!seen_has(&seen, "/watches/5"));
 	ck_assert(!seen_has(&seen, "watches/6"));
-	ck_assert_int_eq(load(db, &loaded), 0);
 	ck_assert_ptr_nonnull(store_lookup(&loaded, "/watches/5"));
 	ck_assert_ptr_null(store_lookup(&loaded, "#quotas"));
 	same_store(&s, &loaded);
@@ -784,7 +719,8 @@ START_TEST(db_each_selects_by_prefix)
 }
 END_TEST
 
-/* A database with a few nodes, closed; its bytes in *p. */
+/* A database with a few nodes, all in the tdb file, closed; its bytes
+ * in *p. */
 static void valid_file(unsigned char **p, size_t *len)
 {
 	struct store s;
@@ -793,6 +729,7 @@ static void valid_file(unsigned char **p, size_t *len)
 	new_daemon_store(&s);
 	db_follow(db, &s, true);
 	build(&s);
+	ck_assert_int_eq(db_checkpoint(db), 0);
 	db_close(db);
 	store_destroy(&s);
 	file_bytes(dbpath, p, len);
@@ -977,8 +914,8 @@ static Suite *persist_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("db");
-	tcase_add_unchecked_fixture(t, make_top, remove_top);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
+	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
 	tcase_add_test(t, db_new_file_is_created_and_not_restorable);
 	tcase_add_test(t, db_empty_file_counts_as_new);
 	tcase_add_test(t, db_followed_store_loads_back_the_same);
@@ -990,8 +927,8 @@ static Suite *persist_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("bad files");
-	tcase_add_unchecked_fixture(t, make_top, remove_top);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
+	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
 	tcase_add_test(t, db_random_bytes_file_is_refused);
 	tcase_add_test(t, db_text_file_is_refused);
 	tcase_add_test(t, db_half_file_is_refused);

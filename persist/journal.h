@@ -1,0 +1,101 @@
+/*
+ * persist/ internals: the journal files (schema/schema.h has their layout).
+ *
+ * journal_scan reads a journal's bytes: it hands over the changes of each
+ * whole frame, in order, and says where the whole frames end (a torn tail
+ * is cut there) or why the file is damaged.  A fold keeps the last change
+ * of each key over one or more journals: what replaying them would leave,
+ * so a key written a thousand times is applied once.  Its entries borrow
+ * the journals' bytes (journal_map).
+ */
+#ifndef XS_JOURNAL_H
+#define XS_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <stdint.h>
+
+#include "schema/schema.h"
+
+enum journal_state {
+	JOURNAL_WHOLE,		/* every byte is the head or a whole frame */
+	JOURNAL_TORN,		/* whole up to .whole, a torn tail after */
+	JOURNAL_BAD,		/* damaged: .why, at byte .at */
+};
+
+struct journal_scan {
+	enum journal_state state;
+	size_t whole;		/* bytes of the head and the whole frames */
+	size_t frames, changes;
+	const char *why;
+	size_t at;
+};
+
+/*
+ * Scan len bytes of a journal (an empty file is an empty journal).  The
+ * changes of each frame whose checksums hold (without check, only the
+ * frame heads' are: a journal this daemon wrote) go to change (which may
+ * be NULL) as they are read, each checked as schema_read_change does,
+ * then the frame's bytes, head included, to frame (NULL too).  A nonzero
+ * result of either stops the scan, and is returned; else 0.  A scan that
+ * ends JOURNAL_BAD may have handed over some changes of the bad frame:
+ * callers stage them (a fold) and drop them then; those of a torn tail
+ * are never handed over.
+ */
+int journal_scan(const void *p, size_t len, struct journal_scan *s,
+		 bool check,
+		 int (*change)(const struct schema_change *c, void *arg),
+		 int (*frame)(const void *bytes, size_t len, void *arg),
+		 void *arg);
+
+/* A journal file mapped read-only (p NULL when it is empty). */
+struct journal_map {
+	void *p;
+	size_t len;
+};
+
+/* 0; -1 with errno (ENOENT: there is none). */
+int journal_map(const char *path, struct journal_map *m);
+void journal_unmap(struct journal_map *m);
+
+struct fold_entry {
+	uint64_t hash;			/* of the key */
+	struct schema_change c;		/* the last change of its key (the
+					 * key a copy the fold owns) */
+};
+
+struct fold {
+	struct fold_entry *v;		/* one a key, first seen first */
+	size_t count, cap;
+	uint32_t *slots;		/* open addressing: 0 empty, else
+					 * an index in v, plus 1 */
+	size_t mask;			/* slots - 1 (a power of two) */
+	struct key_chunk *keys;		/* the keys' copies (owned) */
+};
+
+void fold_init(struct fold *f);
+void fold_free(struct fold *f);
+/* Make c the last change of its key: 0, or -1 without memory. */
+int fold_add(struct fold *f, const struct schema_change *c);
+/* journal_scan's change callback for a struct fold. */
+int fold_change(const struct schema_change *c, void *arg);
+/* The entry of key (valid until the next fold_add), or NULL. */
+const struct fold_entry *fold_find(const struct fold *f, const void *key,
+				   size_t len);
+
+/*
+ * Scan the journal at path (check as for journal_scan) and fold it into
+ * f: 0 (*s says whether a tail was cut), 1 when there is no such file, or
+ * -1 with *why set (the file is damaged or unreadable, or memory ran
+ * out).  m keeps the values f borrows.
+ */
+int journal_fold_file(const char *path, bool check, struct journal_map *m,
+		      struct fold *f, struct journal_scan *s,
+		      const char **why);
+
+/* A new journal at path (replaced if there): its fd, open to append,
+ * with the head written; -1 with errno. */
+int journal_create(const char *path);
+
+#endif

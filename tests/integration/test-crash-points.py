@@ -1,0 +1,473 @@
+#!/usr/bin/python3
+"""Crash points: the daemon killed at every step of a commit and of a
+compaction, then the normal daemon on the same files (persist/, the
+journal and the tdb checkpoint; docs/durability.md).
+
+build/tests/xenstored-crash is the daemon with crash points compiled in
+(persist/crash.h); XENSTORED_CRASH_AT=POINT[:N] makes the Nth pass through
+POINT kill it with SIGKILL, as kill -9 would:
+
+  commit-write       a commit's frame is sealed, not written
+  commit-half        half of it written (a write cut short)
+  commit-written     written, the reply not yet sent
+  rotate-renamed     the full journal renamed .journal.old, no new one yet
+  rotate-created     the new journal made, the compaction not started
+  compact-record     inside the compaction's tdb transaction, after N records
+  compact-commit     every record applied, the transaction not committed
+  compact-committed  committed, the old journal not removed
+  compact-unlinked   removed
+
+A client writes (new nodes, the same few nodes again and again, removals,
+three-node transactions) and remembers each acknowledged change, with
+XENSTORED_JOURNAL_LIMIT small so that compactions come every few
+commits.  After the kill, the normal daemon must start and hold exactly
+the acknowledged state: every acknowledged change, and the one in flight
+either whole or not at all (never one node of a transaction).  It is
+killed and started once more (what the recovery wrote must itself be
+whole), then stopped cleanly: the tdb file alone then holds the state,
+and a last start reads it.
+
+Also: the installed daemon has no crash points; a damaged journal stops
+the start (status 1, files left as they were); a torn tail is cut with a
+warning; compaction keeps the journal near its limit under load.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xstest import *  # noqa: E402,F401,F403
+from xstest import RawClient, ConnectionClosed, REPO, connect_unix, daemon_binary  # noqa: E402
+
+DB = "xenstored.tdb"
+LIMIT = "2048"          # bytes: a compaction every dozen commits or so
+PAD = "p" * 100         # values long enough to fill journals quickly
+
+
+def build_dir():
+    return os.environ.get("XS_BUILD", os.path.join(REPO, "build"))
+
+
+def crash_binary():
+    return os.path.join(build_dir(), "tests", "xenstored-crash")
+
+
+class Life:
+    """One run of a daemon binary on dir (socket, pid file, database)."""
+
+    def __init__(self, dir, n, binary=None, env=None, extra=()):
+        self.dir = dir
+        self.sock = os.path.join(dir, "socket")
+        self.log_path = os.path.join(dir, "log.%d" % n)
+        self.binary = binary or daemon_binary()
+        self.env = dict(os.environ)
+        self.env.pop("XENSTORED_CRASH_AT", None)
+        self.env.update(env or {})
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-N", "--socket", self.sock,
+                 "--pid-file", os.path.join(self.dir, "pid")] + self.extra,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("the daemon exited at start (%s): %s"
+                                     % (self.proc.returncode, self.log()[-2000:]))
+            try:
+                connect_unix(self.sock, 0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.01)
+        self.proc.kill()
+        raise AssertionError("the daemon did not serve within 10 s")
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def term(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def died(self, timeout=10):
+        """Wait for the process to end (a crash point): its status."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("the daemon did not die within %d s" % timeout)
+
+
+# --------------------------------------------------------------- the load
+
+# Our nodes, in directories of at most 64 (a DIRECTORY reply holds 4 KiB).
+def plain_path(k):
+    return "/crash/b%d/n%d" % (k // 64, k)
+
+
+def txn_path(k, x):
+    return "/crash/x%d/t%d/%s" % (k // 64, k, x)
+
+
+def plain_index(path):
+    return int(path.rsplit("/n", 1)[1])
+
+
+class Writer:
+    """Drives a daemon with a mix of changes and keeps what was
+    acknowledged: acked maps each of our nodes to its value; inflight is
+    the change set of the operation under way ({path: value or None})."""
+
+    def __init__(self, acked=None):
+        self.acked = dict(acked or {})
+        self.inflight = {}
+        self.k = 0
+        self.plain = []         # plain_path(k) written and not removed, oldest first
+
+    def next_op(self):
+        k = self.k
+        self.k += 1
+        if k % 5 == 4:
+            return ("txn", {txn_path(k, x): "t%d-%s" % (k, x) for x in "abc"})
+        if k % 7 == 6 and len(self.plain) > 3:
+            return ("rm", {self.plain[0]: None})
+        if k % 2:
+            return ("write", {plain_path(k): "n%d-%s" % (k, PAD)})
+        return ("write", {"/crash/hot%d" % (k % 6): "hot%d-%s" % (k, PAD)})
+
+    def do(self, c, op):
+        kind, changes = op
+        if kind == "write":
+            (path, value), = changes.items()
+            c.write(path, value)
+        elif kind == "rm":
+            (path, _), = changes.items()
+            c.rm(path)
+        else:
+            tx = int(c.expect_ok(XS_TRANSACTION_START, b"\0").rstrip(b"\0"))
+            for path, value in changes.items():
+                c.expect_ack(XS_WRITE, path.encode() + b"\0" + value.encode(), tx_id=tx)
+            c.expect_ack(XS_TRANSACTION_END, b"T\0", tx_id=tx)
+
+    def acknowledged(self, op):
+        kind, changes = op
+        self.last = changes
+        for path, value in changes.items():
+            if value is None:
+                self.acked.pop(path, None)
+                self.plain.remove(path)
+            else:
+                self.acked[path] = value
+                if kind == "write" and path.startswith("/crash/b"):
+                    self.plain.append(path)
+
+    def run_until_closed(self, sock, limit=5000):
+        """Operations until the daemon goes away; the number done."""
+        c = RawClient(sock)
+        try:
+            for i in range(limit):
+                op = self.next_op()
+                self.inflight = op[1]
+                try:
+                    self.do(c, op)
+                except (ConnectionClosed, OSError):
+                    return i
+                self.acknowledged(op)
+                self.inflight = {}
+        finally:
+            c.close()
+        raise AssertionError("the daemon was still serving after %d operations" % limit)
+
+    def run(self, sock, n):
+        with RawClient(sock) as c:
+            for _ in range(n):
+                op = self.next_op()
+                self.do(c, op)
+                self.acknowledged(op)
+
+
+def our_nodes(c):
+    """{path: value} of every node the Writer makes, as the daemon has
+    them (the directories above them are not ours)."""
+    out = {}
+    if not c.exists("/crash"):
+        return out
+    todo = ["/crash"]
+    while todo:
+        p = todo.pop()
+        for k in c.directory(p):
+            q = p + "/" + k.decode()
+            todo.append(q)
+            name = q.rsplit("/", 1)[1]
+            if name.startswith(("n", "hot")) or (q.count("/") == 4 and name in "abc"):
+                out[q] = c.read(q).decode()
+    return out
+
+
+def same_state(sock, w, what):
+    """The daemon at sock holds w.acked, with w.inflight whole or not at
+    all; w then takes what it holds as acknowledged."""
+    with RawClient(sock) as c:
+        got = our_nodes(c)
+    before = dict(w.acked)
+    after = dict(w.acked)
+    for path, value in w.inflight.items():
+        if value is None:
+            after.pop(path, None)
+        else:
+            after[path] = value
+    if got != before and got != after:
+        wrong = sorted(p for p in set(got) | set(before) | set(after)
+                       if got.get(p) not in (before.get(p), after.get(p)))
+        half = sorted(p for p in w.inflight if got.get(p) != before.get(p))
+        raise AssertionError("%s: not the acknowledged state: %d nodes wrong (%s); "
+                             "in flight %s, of which changed %s"
+                             % (what, len(wrong), wrong[:5], sorted(w.inflight), half))
+    w.acked = got
+    w.inflight = {}
+    w.plain = sorted((p for p in got if p.startswith("/crash/b")), key=plain_index)
+
+
+def journal_files(dir):
+    return sorted(f for f in os.listdir(dir) if f.startswith(DB + ".journal"))
+
+
+def crash_and_recover(point, n, at_stop=0):
+    """Run the crash daemon on a new directory until POINT:N kills it,
+    then check the normal daemon's view (see the module's docstring).
+    at_stop: that many operations, then a SIGTERM, whose checkpoint
+    reaches the point (not the load)."""
+    dir = tempfile.mkdtemp(prefix="xscrash-")
+    ok = False
+    try:
+        w = Writer()
+        env = {"XENSTORED_CRASH_AT": "%s:%d" % (point, n)}
+        if at_stop:
+            # No compaction while serving: the stop applies the journal.
+            env["XENSTORED_JOURNAL_LIMIT"] = "64M"
+            life = Life(dir, 1, crash_binary(), env).start()
+            w.run(life.sock, at_stop)
+            life.proc.send_signal(signal.SIGTERM)
+            st = life.died()
+        else:
+            env["XENSTORED_JOURNAL_LIMIT"] = LIMIT
+            life = Life(dir, 1, crash_binary(), env).start()
+            w.run_until_closed(life.sock)
+            st = life.died()
+        eq(st, -signal.SIGKILL, "%s:%d: the crash daemon's end" % (point, n))
+        check("crash point %s:%d" % (point, n) in life.log(),
+              "%s:%d: the crash daemon died elsewhere: %s" % (point, n, life.log()[-500:]))
+        files = journal_files(dir)
+
+        # The normal daemon: the acknowledged state, exactly.
+        life = Life(dir, 2, env={"XENSTORED_JOURNAL_LIMIT": LIMIT}).start()
+        same_state(life.sock, w, "%s:%d, restart (files %s)" % (point, n, files))
+        if point == "commit-half":
+            check("cut short" in life.log(), "%s:%d: no warning of the torn tail: %s"
+                  % (point, n, life.log()))
+        # More changes, then a kill -9: what the recovery wrote is whole.
+        w.run(life.sock, 40)
+        life.kill9()
+        life = Life(dir, 3, env={"XENSTORED_JOURNAL_LIMIT": LIMIT}).start()
+        same_state(life.sock, w, "%s:%d, a second restart" % (point, n))
+        # A clean stop leaves it all in the tdb file.
+        eq(life.term(), 0, "%s:%d: exit status after SIGTERM" % (point, n))
+        eq(journal_files(dir), [], "%s:%d: journals after a clean stop" % (point, n))
+        life = Life(dir, 4).start()
+        same_state(life.sock, w, "%s:%d, from the tdb file alone" % (point, n))
+        eq(life.term(), 0, "%s:%d: exit status" % (point, n))
+        ok = True
+    finally:
+        if ok:
+            shutil.rmtree(dir, ignore_errors=True)
+        else:
+            print("# kept %s" % dir)
+
+
+class Scratch:
+    """A directory for one test's daemons, removed after it (kept and
+    named when the test fails)."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="xscrash-")
+        return self.dir
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("# kept %s" % self.dir)
+        return False
+
+
+def filled(dir, ops, limit="64M"):
+    """A daemon on dir that took ops operations of a Writer: (w, life)."""
+    w = Writer()
+    life = Life(dir, 1, env={"XENSTORED_JOURNAL_LIMIT": limit}).start()
+    w.run(life.sock, ops)
+    return w, life
+
+
+def killed(dir, ops):
+    """The same daemon killed: its Writer and the journal it left."""
+    w, life = filled(dir, ops)
+    life.kill9()
+    return w, os.path.join(dir, DB + ".journal")
+
+
+# ===================================================================== tests
+
+def test_installed_daemon_has_no_crash_points():
+    if skip_in_upstream_mode("our build's binaries"):
+        return
+    with open(os.path.join(build_dir(), "xenstored"), "rb") as f:
+        check(b"XENSTORED_CRASH_AT" not in f.read(), "build/xenstored reads XENSTORED_CRASH_AT")
+    with open(crash_binary(), "rb") as f:
+        check(b"XENSTORED_CRASH_AT" in f.read(), "the crash build has no crash points")
+
+
+def crash_at_each(points, **kw):
+    if skip_in_upstream_mode("crash points are ours"):
+        return
+    for point, n in points:
+        crash_and_recover(point, n, **kw)
+
+
+def test_crash_in_a_commit():
+    crash_at_each((p, n) for p in ("commit-write", "commit-half", "commit-written")
+                  for n in (1, 37))
+
+
+def test_crash_in_a_rotation():
+    crash_at_each((("rotate-renamed", 1), ("rotate-renamed", 3), ("rotate-created", 2)))
+
+
+def test_crash_in_a_compaction():
+    crash_at_each((("compact-record", 1), ("compact-record", 20),
+                   ("compact-commit", 1), ("compact-commit", 3)))
+
+
+def test_crash_after_a_compaction():
+    crash_at_each((("compact-committed", 1), ("compact-committed", 2),
+                   ("compact-unlinked", 1), ("compact-unlinked", 3)))
+
+
+def test_crash_in_the_checkpoint_of_a_clean_stop():
+    crash_at_each((("compact-record", 5), ("compact-commit", 1),
+                   ("compact-committed", 1), ("compact-unlinked", 1)), at_stop=60)
+    # Over 2,048 keys: transactions of 2,048 keys each (compact.c), a
+    # crash inside the second and between the two.
+    crash_at_each((("compact-record", 2100), ("compact-committed", 1)), at_stop=3000)
+
+
+def test_torn_tail_is_cut_with_a_warning():
+    if skip_in_upstream_mode("the journal is ours"):
+        return
+    with Scratch() as dir:
+        w, j = killed(dir, 30)
+        size = os.path.getsize(j)
+        with open(j, "r+b") as f:
+            f.truncate(size - 7)
+        life = Life(dir, 2).start()
+        check("cut short" in life.log(), "no warning of the torn tail: %r" % life.log())
+        # The last commit is gone with its frame; the rest is there.
+        with RawClient(life.sock) as c:
+            got = our_nodes(c)
+        lost = [p for p in w.acked if got.get(p) != w.acked[p]]
+        check(lost and set(lost) <= set(w.last),
+              "not exactly the last commit lost: %s (last: %s)" % (lost, sorted(w.last)))
+        # Written on: whole again after another crash.
+        c = RawClient(life.sock)
+        c.write("/crash/after", "x")
+        c.close()
+        life.kill9()
+        life = Life(dir, 3).start()
+        with RawClient(life.sock) as c:
+            eq(c.read("/crash/after"), b"x", "a write after the cut")
+        check("cut short" not in life.log(), "the cut journal is torn again: %r" % life.log())
+        eq(life.term(), 0, "exit status")
+
+
+def test_damaged_journal_stops_the_start():
+    if skip_in_upstream_mode("the journal is ours"):
+        return
+    with Scratch() as dir:
+        w, j = killed(dir, 30)
+        with open(j, "rb") as f:
+            good = f.read()
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0x40          # a frame in the middle
+        with open(j, "wb") as f:
+            f.write(bad)
+        before = {f: open(os.path.join(dir, f), "rb").read() for f in (DB, DB + ".journal")}
+        with open(os.path.join(dir, "log.fail"), "wb") as log:
+            p = subprocess.run([daemon_binary(), "-N", "--socket", os.path.join(dir, "socket"),
+                                "--pid-file", os.path.join(dir, "pid")],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               timeout=20)
+        eq(p.returncode, 1, "exit status on a damaged journal")
+        text = open(os.path.join(dir, "log.fail")).read()
+        check("journal" in text and "unusable" in text, "the log does not say why: %r" % text)
+        after = {f: open(os.path.join(dir, f), "rb").read() for f in (DB, DB + ".journal")}
+        check(after == before, "the files were changed")
+        # Put back, it starts and has everything.
+        with open(j, "wb") as f:
+            f.write(good)
+        life = Life(dir, 2).start()
+        same_state(life.sock, w, "the journal put back")
+        eq(life.term(), 0, "exit status")
+
+
+def test_compaction_keeps_the_journal_near_its_limit():
+    if skip_in_upstream_mode("the journal is ours"):
+        return
+    with Scratch() as dir:
+        w, life = filled(dir, 1500, limit="8k")
+        j = os.path.join(dir, DB + ".journal")
+        # While a compaction runs the journal grows on (a slow machine,
+        # a sanitizer build: any length); once it is done, the next
+        # commit starts another, and the journal is small again.
+        old = j + ".old"
+        for _ in range(2):
+            wait_for(lambda: not os.path.exists(old), "the compaction's end", timeout=20)
+            w.run(life.sock, 1)
+        wait_for(lambda: not os.path.exists(old), "the compaction's end", timeout=20)
+        check(os.path.getsize(j) < 16 * 1024,
+              "the journal is %d bytes with a limit of 8k" % os.path.getsize(j))
+        life.kill9()
+        # The tdb file alone (the journals set aside) has most of it:
+        # what the compactions applied.
+        aside = journal_files(dir)
+        for f in aside:
+            os.rename(os.path.join(dir, f), os.path.join(dir, "aside." + f))
+        life = Life(dir, 2).start()
+        with RawClient(life.sock) as c:
+            got = our_nodes(c)
+        same = sum(1 for p in w.acked if got.get(p) == w.acked[p])
+        check(same > len(w.acked) // 2, "the tdb file alone has %d of %d nodes"
+              % (same, len(w.acked)))
+        life.kill9()
+        for f in aside:
+            os.rename(os.path.join(dir, "aside." + f), os.path.join(dir, f))
+        life = Life(dir, 3).start()
+        same_state(life.sock, w, "after a kill")
+        eq(life.term(), 0, "exit status")
+
+
+if __name__ == "__main__":
+    run(globals())

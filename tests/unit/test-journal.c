@@ -1,0 +1,975 @@
+/*
+ * persist: the journal in front of the tdb file (journal.c, compact.c,
+ * db.c, load.c; the layout is schema/schema.h's).
+ *
+ * The reader: frames written by the schema's encoders are read back
+ * change by change; a tail cut anywhere inside the last frame, or a last
+ * frame that fails its checksum, is cut at the last whole frame; a frame
+ * head that fails its check, a bad frame with more after it, a malformed
+ * change in a whole frame, another magic or version are refused.  Every
+ * input is a heap block of exactly its length (ASan sees an overread).
+ *
+ * The database: a commit is one frame, nothing when nothing changed; a
+ * restart sees the tdb file with the journals on top, the last change of
+ * a key winning, the old journal before the live one; applying a journal
+ * twice gives the same file; a compaction (a small limit) brings the tdb
+ * file up to date and removes the old journal; a checkpoint leaves the
+ * state in the tdb file alone; a damaged journal stops the start and is
+ * left as it was; a torn one is cut and written on; a write that fails
+ * empties the files.
+ */
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <tdb.h>
+
+#include "persist/compact.h"
+#include "persist/db.h"
+#include "persist/journal.h"
+#include "tests/unit/db_rig.h"
+#include "schema/schema.h"
+#include "store/store.h"
+
+/* ------------------------------------------------------------ frames */
+
+/* Changes are given as "+key=value" (a put) or "-key" (a delete). */
+static void add_change(struct writer *w, const char *spec)
+{
+	struct schema_change c = { .put = spec[0] == '+' };
+	const char *eq = strchr(spec, '=');
+
+	c.key = spec + 1;
+	c.key_len = (uint32_t)(c.put ? (size_t)(eq - spec - 1)
+				     : strlen(spec + 1));
+	if (c.put) {
+		c.value = eq + 1;
+		c.value_len = (uint32_t)strlen(eq + 1);
+	}
+	schema_write_change(w, &c);
+}
+
+/* One frame of the NULL-terminated changes, appended to out. */
+static void add_frame(struct evbuffer *out, const char *const *changes)
+{
+	struct evbuffer *b = evbuffer_new();
+	unsigned char room[SCHEMA_FRAME_HEAD] = { 0 }, *p;
+	struct writer w;
+	size_t len;
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(evbuffer_add(b, room, sizeof(room)), 0);
+	wr_init(&w, b);
+	for (; *changes; changes++)
+		add_change(&w, *changes);
+	ck_assert(wr_ok(&w));
+	len = evbuffer_get_length(b);
+	p = evbuffer_pullup(b, -1);
+	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
+	ck_assert_int_eq(evbuffer_add(out, p, len), 0);
+	evbuffer_free(b);
+}
+
+static void add_head(struct evbuffer *out)
+{
+	struct writer w;
+
+	wr_init(&w, out);
+	schema_write_journal_head(&w);
+	ck_assert(wr_ok(&w));
+}
+
+#define FRAME(out, ...) add_frame(out, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* What a scan handed over, as "+key=value" / "-key", one a line. */
+struct seen {
+	char text[4096];
+	size_t frames;
+};
+
+static int seen_change(const struct schema_change *c, void *arg)
+{
+	struct seen *s = arg;
+	size_t n = strlen(s->text);
+
+	snprintf(s->text + n, sizeof(s->text) - n, "%c%.*s%s%.*s\n",
+		 c->put ? '+' : '-', (int)c->key_len, (const char *)c->key,
+		 c->put ? "=" : "", c->put ? (int)c->value_len : 0,
+		 c->put ? (const char *)c->value : "");
+	return 0;
+}
+
+static int seen_frame(const void *bytes, size_t len, void *arg)
+{
+	(void)bytes;
+	(void)len;
+	((struct seen *)arg)->frames++;
+	return 0;
+}
+
+/* Scan the first len bytes of b (a copy of exactly that length). */
+static enum journal_state scan(struct evbuffer *b, size_t len,
+			       struct journal_scan *s, struct seen *seen)
+{
+	unsigned char *all, *p;
+	size_t n;
+
+	all = unit_take(b, &n);
+	ck_assert_uint_le(len, n);
+	p = unit_exact(all, len);
+	memset(seen, 0, sizeof(*seen));
+	ck_assert_int_eq(journal_scan(p, len, s, true, seen_change,
+				      seen_frame, seen), 0);
+	free(p);
+	free(all);
+	return s->state;
+}
+
+START_TEST(frames_are_read_back_in_order)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct journal_scan s;
+	struct seen seen;
+
+	add_head(b);
+	FRAME(b, "+#a=1", "-#b");
+	FRAME(b, "+#a=2");
+	FRAME(b, "+#c=", "-#a", "+#d=xyz");
+	ck_assert_int_eq(scan(b, evbuffer_get_length(b), &s, &seen),
+			 JOURNAL_WHOLE);
+	ck_assert_str_eq(seen.text, "+#a=1\n-#b\n+#a=2\n+#c=\n-#a\n+#d=xyz\n");
+	ck_assert_uint_eq(seen.frames, 3);
+	ck_assert_uint_eq(s.frames, 3);
+	ck_assert_uint_eq(s.changes, 6);
+	ck_assert_uint_eq(s.whole, evbuffer_get_length(b));
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(an_empty_file_or_a_head_cut_short_is_an_empty_journal)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct journal_scan s;
+	struct seen seen;
+
+	add_head(b);
+	ck_assert_int_eq(scan(b, 0, &s, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(s.whole, 0);
+	for (size_t cut = 1; cut < schema_journal_head_len(); cut++) {
+		ck_assert_int_eq(scan(b, cut, &s, &seen), JOURNAL_TORN);
+		ck_assert_uint_eq(s.whole, 0);
+	}
+	ck_assert_int_eq(scan(b, schema_journal_head_len(), &s, &seen),
+			 JOURNAL_WHOLE);
+	ck_assert_uint_eq(s.whole, schema_journal_head_len());
+	ck_assert_uint_eq(s.frames, 0);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(a_tail_cut_anywhere_in_the_last_frame_is_cut_off)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct journal_scan s;
+	struct seen seen;
+	size_t first, all;
+
+	add_head(b);
+	FRAME(b, "+#kept=1");
+	first = evbuffer_get_length(b);
+	FRAME(b, "+#torn=2", "+/x=never");
+	all = evbuffer_get_length(b);
+	for (size_t cut = first + 1; cut < all; cut++) {
+		ck_assert_msg(scan(b, cut, &s, &seen) == JOURNAL_TORN,
+			      "cut at %zu of %zu: not torn", cut, all);
+		ck_assert_uint_eq(s.whole, first);
+		ck_assert_uint_eq(s.at, first);
+		/* Nothing of the torn frame is handed over. */
+		ck_assert_str_eq(seen.text, "+#kept=1\n");
+	}
+	evbuffer_free(b);
+}
+END_TEST
+
+/* b with byte at flipped. */
+static struct evbuffer *flipped(struct evbuffer *b, size_t at)
+{
+	struct evbuffer *c = evbuffer_new();
+	unsigned char *p;
+	size_t n;
+
+	p = unit_take(b, &n);
+	ck_assert_uint_lt(at, n);
+	p[at] ^= 0x20;
+	ck_assert_int_eq(evbuffer_add(c, p, n), 0);
+	free(p);
+	return c;
+}
+
+START_TEST(a_last_frame_failing_its_checksum_is_a_torn_tail)
+{
+	struct evbuffer *b = evbuffer_new(), *c;
+	struct journal_scan s;
+	struct seen seen;
+	size_t first;
+
+	add_head(b);
+	FRAME(b, "+#kept=1");
+	first = evbuffer_get_length(b);
+	FRAME(b, "+#bad=2");
+	/* A byte of the payload (a disk that kept the length, not the
+	 * bytes): the frame runs to the end of the file. */
+	c = flipped(b, evbuffer_get_length(b) - 1);
+	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
+			 JOURNAL_TORN);
+	ck_assert_uint_eq(s.whole, first);
+	ck_assert_str_eq(seen.text, "+#kept=1\n");
+	evbuffer_free(c);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(damage_before_the_end_is_refused)
+{
+	struct evbuffer *b = evbuffer_new(), *c;
+	struct journal_scan s;
+	struct seen seen;
+	size_t first, second;
+
+	add_head(b);
+	first = evbuffer_get_length(b);
+	FRAME(b, "+#a=1");
+	second = evbuffer_get_length(b);
+	FRAME(b, "+#b=2");
+	/* A payload byte of the first frame: a bad frame, more after it. */
+	c = flipped(b, second - 1);
+	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
+			 JOURNAL_BAD);
+	ck_assert_uint_eq(s.at, first);
+	evbuffer_free(c);
+	/* Each byte of a frame head, even of the last frame: its length
+	 * cannot be trusted, so it is not a torn tail. */
+	for (size_t i = 0; i < SCHEMA_FRAME_HEAD; i++) {
+		c = flipped(b, second + i);
+		ck_assert_msg(scan(c, evbuffer_get_length(c), &s, &seen) ==
+			      JOURNAL_BAD, "head byte %zu", i);
+		evbuffer_free(c);
+	}
+	/* The magic, the version. */
+	c = flipped(b, 5);
+	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
+			 JOURNAL_BAD);
+	evbuffer_free(c);
+	c = flipped(b, schema_journal_head_len() - 4);
+	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
+			 JOURNAL_BAD);
+	evbuffer_free(c);
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(a_malformed_change_in_a_whole_frame_is_refused)
+{
+	static const char *const bad[] = {
+		"+/no-node=not a node record",	/* a node's value */
+		"+=empty key",			/* an empty key */
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct evbuffer *b = evbuffer_new();
+		struct journal_scan s;
+		struct seen seen;
+
+		add_head(b);
+		FRAME(b, "+#a=1");
+		FRAME(b, "+#b=2", bad[i]);
+		ck_assert_msg(scan(b, evbuffer_get_length(b), &s, &seen) ==
+			      JOURNAL_BAD, "%s accepted", bad[i]);
+		evbuffer_free(b);
+	}
+}
+END_TEST
+
+START_TEST(a_fold_keeps_the_last_change_of_each_key)
+{
+	struct evbuffer *b = evbuffer_new();
+	const struct fold_entry *e;
+	struct journal_scan s;
+	unsigned char *p;
+	struct fold f;
+	size_t n;
+	char key[32];
+
+	add_head(b);
+	FRAME(b, "+#a=1", "+#b=1", "-#c");
+	FRAME(b, "+#a=2", "-#b", "+#c=3");
+	/* Enough keys to grow the table a few times. */
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "+#k%d=%d", i % 1500, i);
+		FRAME(b, key);
+	}
+	p = unit_take(b, &n);
+	fold_init(&f);
+	ck_assert_int_eq(journal_scan(p, n, &s, true, fold_change, NULL, &f),
+			 0);
+	ck_assert_int_eq(s.state, JOURNAL_WHOLE);
+	ck_assert_uint_eq(f.count, 3 + 1500);
+	e = fold_find(&f, "#a", 2);
+	ck_assert(e && e->c.put && e->c.value_len == 1 &&
+		  memcmp(e->c.value, "2", 1) == 0);
+	e = fold_find(&f, "#b", 2);
+	ck_assert(e && !e->c.put);
+	e = fold_find(&f, "#c", 2);
+	ck_assert(e && e->c.put);
+	e = fold_find(&f, "#k7", 3);
+	ck_assert(e && e->c.value_len == 4 && memcmp(e->c.value, "1507", 4) == 0);
+	ck_assert_ptr_null(fold_find(&f, "#k1500", 6));
+	ck_assert_ptr_null(fold_find(&f, "#", 1));
+	fold_free(&f);
+	free(p);
+	evbuffer_free(b);
+}
+END_TEST
+
+/* ----------------------------------------------------------- database */
+
+static struct perms *perm0(void)
+{
+	struct perms *p = perms_alloc(1);
+
+	ck_assert_ptr_nonnull(p);
+	p->e[0].domid = 0;
+	p->e[0].access = PERM_NONE;
+	return p;
+}
+
+/* The store every fresh daemon starts with. */
+static void new_store(struct store *s, bool special)
+{
+	struct perms *p = perm0();
+
+	store_init(s, p);
+	if (special) {
+		ck_assert_ptr_nonnull(store_create(s, "@introduceDomain", p));
+		ck_assert_ptr_nonnull(store_create(s, "@releaseDomain", p));
+	}
+	perms_unref(p);
+}
+
+static void put(struct store *s, const char *path, const char *value)
+{
+	struct perms *p = perm0();
+
+	ck_assert_msg(store_write(s, path, p, value, strlen(value)) != NULL,
+		      "write %s", path);
+	perms_unref(p);
+}
+
+static void rm(struct store *s, const char *path)
+{
+	ck_assert_int_eq(store_remove(s, store_lookup(s, path), NULL, NULL), 0);
+}
+
+/* A new database following a new daemon's store, started. */
+static struct db *new_db(struct store *s)
+{
+	struct db *db = open_db(false);
+
+	new_store(s, true);
+	db_follow(db, s, true);
+	db_loaded_done(db);
+	return db;
+}
+
+/* A daemon started again on the files: s loaded and followed; with
+ * started, its start-up over (compactions may run). */
+static struct db *restarted(struct store *s, bool started)
+{
+	struct db *db = open_db(true);
+
+	new_store(s, false);
+	ck_assert_int_eq(db_load_nodes(db, s), 0);
+	db_follow(db, s, false);
+	if (started)
+		db_loaded_done(db);
+	return db;
+}
+
+/* The value of path after a restart on the files (NULL: none), and the
+ * number of nodes. */
+static char *reload(const char *path, unsigned long *count)
+{
+	struct db *db = open_db(true);
+	struct store s;
+	struct node *n;
+	char *v = NULL;
+
+	new_store(&s, false);
+	ck_assert_int_eq(db_load_nodes(db, &s), 0);
+	n = store_lookup(&s, path);
+	if (n) {
+		v = malloc(n->value_len + 1);
+		ck_assert_ptr_nonnull(v);
+		memcpy(v, n->value, n->value_len);
+		v[n->value_len] = '\0';
+	}
+	if (count)
+		*count = s.count;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	store_destroy(&s);
+	db_close(db);		/* not started: changes nothing */
+	return v;
+}
+
+static bool exists(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0;
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat sb;
+
+	ck_assert_int_eq(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+/* Leave the files as a crash would: the process that has them dies. */
+#define CRASHED(...) do {						\
+		pid_t pid_ = fork();					\
+		int st_;						\
+									\
+		ck_assert_int_ge(pid_, 0);				\
+		if (pid_ == 0) {					\
+			__VA_ARGS__;					\
+			_exit(0);					\
+		}							\
+		ck_assert_int_eq(waitpid(pid_, &st_, 0), pid_);		\
+		ck_assert(WIFEXITED(st_) && WEXITSTATUS(st_) == 0);	\
+	} while (0)
+
+START_TEST(a_commit_is_one_frame_and_nothing_when_nothing_changed)
+{
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+		off_t after;
+		struct journal_map m;
+		struct journal_scan sc;
+
+		/* The first state is in the tdb file: no journal yet. */
+		ck_assert_int_eq(db_commit(db), 0);
+		ck_assert(!exists(jpath));
+		put(&s, "/a", "1");
+		put(&s, "/b", "2");
+		rm(&s, "/a");
+		ck_assert_int_eq(db_commit(db), 0);
+		after = size_of(jpath);
+		ck_assert_int_gt(after, (off_t)schema_journal_head_len());
+		ck_assert_int_eq(db_commit(db), 0);
+		ck_assert_int_eq(size_of(jpath), after);
+		ck_assert_int_eq(journal_map(jpath, &m), 0);
+		ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL,
+					      NULL, NULL), 0);
+		ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
+		ck_assert_uint_eq(sc.frames, 1);
+		journal_unmap(&m);
+		/* Nothing yet in the tdb file. */
+		ck_assert(!exists(oldpath));
+	});
+	{
+		char *v = reload("/b", NULL), *a = reload("/a", NULL);
+
+		ck_assert_str_eq(v, "2");
+		ck_assert_ptr_null(a);
+		free(v);
+	}
+}
+END_TEST
+
+START_TEST(the_last_change_of_a_key_wins_over_the_file)
+{
+	unsigned long count;
+	char *v;
+
+	/* In the tdb file: /x=file, /gone=1. */
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+
+		put(&s, "/x", "file");
+		put(&s, "/gone", "1");
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		ck_assert(!exists(jpath));
+	});
+	/* In the journals on top: /x changed three times, /gone removed. */
+	CRASHED({
+		struct store s;
+		struct db *db = restarted(&s, true);
+
+		put(&s, "/x", "one");
+		ck_assert_int_eq(db_commit(db), 0);
+		put(&s, "/x", "two");
+		rm(&s, "/gone");
+		ck_assert_int_eq(db_commit(db), 0);
+		put(&s, "/x", "three");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	ck_assert(exists(jpath));
+	v = reload("/x", &count);
+	ck_assert_str_eq(v, "three");
+	free(v);
+	ck_assert_ptr_null(reload("/gone", NULL));
+	/* The old journal is replayed before the live one. */
+	ck_assert_int_eq(rename(jpath, oldpath), 0);
+	CRASHED({
+		struct store s;
+		struct db *db = restarted(&s, false);
+
+		/* Not started: the old journal stays for the next start. */
+		put(&s, "/x", "newest");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	ck_assert(exists(oldpath) && exists(jpath));
+	v = reload("/x", NULL);
+	ck_assert_str_eq(v, "newest");
+	free(v);
+}
+END_TEST
+
+/* Every record of the tdb file at path, as "key=value-length;" in key
+ * order. */
+static int dump_one(struct tdb_context *t, TDB_DATA k, TDB_DATA v, void *arg)
+{
+	char line[256];
+
+	(void)t;
+	snprintf(line, sizeof(line), "%.*s=%zu;", (int)k.dsize,
+		 (const char *)k.dptr, v.dsize);
+	strncat(arg, line, 8191 - strlen(arg));
+	return 0;
+}
+
+static void dump_tdb(char out[8192])
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+
+	ck_assert_ptr_nonnull(t);
+	out[0] = '\0';
+	ck_assert_int_ge(tdb_traverse_read(t, dump_one, out), 0);
+	tdb_close(t);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(applying_a_journal_twice_gives_the_same_file)
+{
+	char once[8192], twice[8192], why[200], saved[200];
+	unsigned long c1, c2;
+	char *v;
+
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		put(&s, "/a/b", "1");
+		put(&s, "/a/c", "2");
+		ck_assert_int_eq(db_commit(db), 0);
+		rm(&s, "/a/b");
+		put(&s, "/a/c", "22");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	snprintf(saved, sizeof(saved), "%s.saved", jpath);
+	copy_file(jpath, saved);
+	ck_assert_int_eq(compact_file(dbpath, jpath, true, why, sizeof(why)), 0);
+	ck_assert(!exists(jpath));
+	dump_tdb(once);
+	ck_assert_ptr_nonnull(strstr(once, "/a/c="));
+	ck_assert_ptr_null(strstr(once, "/a/b="));
+	v = reload("/a/c", &c1);
+	ck_assert_str_eq(v, "22");
+	free(v);
+	/* A crash after the tdb commit, before the unlink: again. */
+	copy_file(saved, jpath);
+	ck_assert_int_eq(compact_file(dbpath, jpath, true, why, sizeof(why)), 0);
+	dump_tdb(twice);
+	ck_assert_str_eq(once, twice);
+	v = reload("/a/c", &c2);
+	ck_assert_str_eq(v, "22");
+	ck_assert_uint_eq(c1, c2);
+	free(v);
+	/* And a restart that finds it still there reads the same. */
+	copy_file(saved, jpath);
+	v = reload("/a/c", &c2);
+	ck_assert_str_eq(v, "22");
+	ck_assert_uint_eq(c1, c2);
+	free(v);
+}
+END_TEST
+
+START_TEST(a_compaction_brings_the_file_up_to_date)
+{
+	unsigned long count;
+	char *v;
+
+	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+		char path[64], val[64];
+		bool rotated = false;
+
+		for (int i = 0; i < 400; i++) {
+			snprintf(path, sizeof(path), "/c/%d", i % 50);
+			snprintf(val, sizeof(val), "value %d", i);
+			put(&s, path, val);
+			ck_assert_int_eq(db_commit(db), 0);
+			rotated |= exists(oldpath);
+			/* The journal stays near its limit: one frame more,
+			 * or what came while a compaction ran. */
+			ck_assert_int_lt(size_of(jpath), 64 * 1024);
+		}
+		ck_assert(rotated);
+		/* The last compaction done (a commit reaps it), without a
+		 * close: the compactions and the journals hold the state. */
+		for (int i = 0; i < 5000 && exists(oldpath); i++) {
+			usleep(1000);
+			ck_assert_int_eq(db_commit(db), 0);
+		}
+	});
+	v = reload("/c/49", &count);
+	ck_assert_str_eq(v, "value 399");
+	free(v);
+	ck_assert_uint_eq(count, 1 + 2 + 1 + 50);
+	/* The tdb file was written by compactions: it has /c/0 at least. */
+	{
+		char all[8192];
+
+		dump_tdb(all);
+		ck_assert_ptr_nonnull(strstr(all, "/c/0="));
+	}
+}
+END_TEST
+
+START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
+{
+	char *v;
+
+	setenv("XENSTORED_JOURNAL_LIMIT", "1k", 1);
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+
+		for (int i = 0; i < 100; i++)
+			put(&s, "/k", i % 2 ? "odd" : "even");
+		put(&s, "/last", "1");
+		/* A clean stop: the tdb file takes everything. */
+		s.observer = NULL;
+		db_close(db);
+		ck_assert(!exists(jpath));
+		ck_assert(!exists(oldpath));
+	});
+	v = reload("/k", NULL);
+	ck_assert_str_eq(v, "odd");
+	free(v);
+	v = reload("/last", NULL);
+	ck_assert_str_eq(v, "1");
+	free(v);
+}
+END_TEST
+
+/* Mappings of the tdb file in this process. */
+static int tdb_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, dbpath) && !strstr(line, ".journal"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+START_TEST(a_compaction_leaves_no_mapping_of_the_file)
+{
+	struct store s;
+	struct db *db = new_db(&s);
+	char path[64];
+
+	/* Compactions that grow the file: libtdb leaves part of its
+	 * mapping behind after such a transaction (compact.c). */
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 3000; i++) {
+			snprintf(path, sizeof(path), "/m/%d/%d", round, i);
+			put(&s, path, "a value of some forty bytes, or about so");
+		}
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		ck_assert_msg(tdb_mappings() == 0, "round %d: the tdb file is "
+			      "still mapped %d times", round, tdb_mappings());
+	}
+	s.observer = NULL;
+	db_close(db);
+	store_destroy(&s);
+}
+END_TEST
+
+/* Fails unless db_open refuses the files and leaves them as they were. */
+static void refused(const char *what)
+{
+	unsigned char *before[2], *after;
+	size_t blen[2], alen;
+	const char *paths[2] = { dbpath, jpath };
+	bool restorable;
+	FILE *f;
+
+	for (int i = 0; i < 2; i++) {
+		f = fopen(paths[i], "rb");
+		ck_assert_ptr_nonnull(f);
+		before[i] = malloc(1 << 20);
+		blen[i] = fread(before[i], 1, 1 << 20, f);
+		fclose(f);
+	}
+	ck_assert_msg(db_open(dbpath, base, &restorable) == NULL,
+		      "%s: opened", what);
+	for (int i = 0; i < 2; i++) {
+		f = fopen(paths[i], "rb");
+		ck_assert_ptr_nonnull(f);
+		after = malloc(1 << 20);
+		alen = fread(after, 1, 1 << 20, f);
+		fclose(f);
+		ck_assert_msg(alen == blen[i] &&
+			      memcmp(after, before[i], alen) == 0,
+			      "%s: %s changed", what, paths[i]);
+		free(after);
+		free(before[i]);
+	}
+}
+
+/* The journal of a database with a few commits, its bytes in *p. */
+static void some_commits(unsigned char **p, size_t *len)
+{
+	struct journal_map m;
+
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+
+		put(&s, "/one", "1");
+		ck_assert_int_eq(db_commit(db), 0);
+		put(&s, "/two", "2");
+		ck_assert_int_eq(db_commit(db), 0);
+		put(&s, "/three", "3");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	ck_assert_int_eq(journal_map(jpath, &m), 0);
+	*p = unit_exact(m.p, m.len);
+	*len = m.len;
+	journal_unmap(&m);
+}
+
+START_TEST(a_damaged_journal_stops_the_start)
+{
+	unsigned char *p;
+	size_t len;
+
+	some_commits(&p, &len);
+	/* A payload byte of the first frame, whole frames after it. */
+	p[schema_journal_head_len() + SCHEMA_FRAME_HEAD + 2] ^= 1;
+	write_file(jpath, p, len);
+	refused("a bad frame with more after it");
+	p[schema_journal_head_len() + SCHEMA_FRAME_HEAD + 2] ^= 1;
+	p[0] ^= 1;
+	write_file(jpath, p, len);
+	refused("another magic");
+	free(p);
+}
+END_TEST
+
+START_TEST(a_torn_journal_is_cut_and_written_on)
+{
+	unsigned char *p;
+	size_t len;
+	char *v;
+
+	some_commits(&p, &len);
+	/* The last commit (/three) half written. */
+	write_file(jpath, p, len - 5);
+	v = reload("/two", NULL);
+	ck_assert_str_eq(v, "2");
+	free(v);
+	ck_assert_ptr_null(reload("/three", NULL));
+	/* A daemon goes on from there: the torn bytes are cut before its
+	 * first frame, so the journal reads whole. */
+	CRASHED({
+		struct store s;
+		struct db *db = restarted(&s, true);
+
+		put(&s, "/four", "4");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	v = reload("/four", NULL);
+	ck_assert_str_eq(v, "4");
+	free(v);
+	{
+		struct journal_map m;
+		struct journal_scan sc;
+
+		ck_assert_int_eq(journal_map(jpath, &m), 0);
+		ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL,
+					      NULL, NULL), 0);
+		ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
+		journal_unmap(&m);
+	}
+	free(p);
+}
+END_TEST
+
+START_TEST(journals_beside_a_new_database_are_removed)
+{
+	unsigned char *p;
+	size_t len;
+	struct db *db;
+
+	some_commits(&p, &len);
+	copy_file(jpath, oldpath);
+	unlink(dbpath);
+	db = open_db(false);
+	ck_assert(!exists(jpath));
+	ck_assert(!exists(oldpath));
+	db_close(db);
+	free(p);
+}
+END_TEST
+
+/* db_get's fn: 7 for the value "journal". */
+static int journal_value(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	return len == 7 && memcmp(data, "journal", 7) == 0 ? 7 : -1;
+}
+
+START_TEST(db_get_reads_the_records_with_the_journals)
+{
+	struct store s;
+	struct db *db;
+
+	CRASHED({
+		struct store st;
+		struct db *d = new_db(&st);
+		struct evbuffer *b = evbuffer_new();
+
+		evbuffer_add(b, "file", 4);
+		db_put(d, "#domain/5", b);
+		ck_assert_int_eq(db_checkpoint(d), 0);
+		evbuffer_drain(b, 4);
+		evbuffer_add(b, "journal", 7);
+		db_put(d, "#domain/5", b);
+		db_put(d, "#domain/6", b);
+		db_delete(d, "#domain/7");
+		ck_assert_int_eq(db_commit(d), 0);
+		evbuffer_free(b);
+	});
+	db = open_db(true);
+	new_store(&s, false);
+	ck_assert_int_eq(db_load_nodes(db, &s), 0);
+	ck_assert_int_eq(db_get(db, "#domain/5", journal_value, NULL), 7);
+	ck_assert_int_eq(db_get(db, "#domain/6", journal_value, NULL), 7);
+	ck_assert_int_eq(db_get(db, "#domain/7", journal_value, NULL), 0);
+	db_loaded_done(db);
+	/* After the start-up, nothing is read back. */
+	ck_assert_int_eq(db_get(db, "#domain/5", journal_value, NULL), 0);
+	store_destroy(&s);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(a_journal_that_cannot_be_written_empties_the_files)
+{
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+		struct rlimit rl;
+		char big[4000];
+
+		/* A full file system, as far as this process can tell. */
+		signal(SIGXFSZ, SIG_IGN);
+		memset(big, 'x', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		put(&s, "/small", "1");
+		ck_assert_int_eq(db_commit(db), 0);
+		rl.rlim_cur = rl.rlim_max = (rlim_t)size_of(jpath) + 100;
+		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+		put(&s, "/big", big);
+		ck_assert_int_eq(db_commit(db), -1);
+		ck_assert_int_eq(size_of(dbpath), 0);
+		ck_assert(!exists(jpath));
+		/* Persistence stays off. */
+		put(&s, "/after", "1");
+		ck_assert_int_eq(db_commit(db), -1);
+	});
+	/* A restart starts empty rather than from an older state. */
+	{
+		struct db *db = open_db(false);
+
+		db_close(db);
+	}
+}
+END_TEST
+
+static Suite *journal_suite(void)
+{
+	Suite *s = suite_create("journal");
+	TCase *t = tcase_create("reader");
+
+	tcase_add_test(t, frames_are_read_back_in_order);
+	tcase_add_test(t, an_empty_file_or_a_head_cut_short_is_an_empty_journal);
+	tcase_add_test(t, a_tail_cut_anywhere_in_the_last_frame_is_cut_off);
+	tcase_add_test(t, a_last_frame_failing_its_checksum_is_a_torn_tail);
+	tcase_add_test(t, damage_before_the_end_is_refused);
+	tcase_add_test(t, a_malformed_change_in_a_whole_frame_is_refused);
+	tcase_add_test(t, a_fold_keeps_the_last_change_of_each_key);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("db");
+	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
+	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
+	tcase_set_timeout(t, 30);
+	tcase_add_test(t, a_commit_is_one_frame_and_nothing_when_nothing_changed);
+	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
+	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
+	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
+	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
+	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
+	tcase_add_test(t, a_damaged_journal_stops_the_start);
+	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
+	tcase_add_test(t, journals_beside_a_new_database_are_removed);
+	tcase_add_test(t, db_get_reads_the_records_with_the_journals);
+	tcase_add_test(t, a_journal_that_cannot_be_written_empties_the_files);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(journal_suite());
+}
