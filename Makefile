@@ -79,8 +79,8 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	transactions/view.c \
 	watches/watch.c quota/quota.c persist/db.c persist/load.c domains/ring.c domains/xen.c \
 	domains/domain.c domains/ring_conn.c domains/restore.c server/server.c \
-	server/forget.c server/state.c ops/ops.c ops/node_ops.c ops/control_ops.c \
-	ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
+	server/forget.c server/state.c server/turn.c ops/ops.c ops/node_ops.c \
+	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS)

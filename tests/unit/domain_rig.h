@@ -99,11 +99,19 @@ static inline void rig_teardown(void)
 	}
 }
 
+/* One turn as the daemon's loop has it: what is due now, then the turn's
+ * commit and the output it released. */
+static inline void turn(void)
+{
+	unit_loop_once(base);
+	server_turn_end(&srv);
+}
+
 /* Run what is due until the loop is quiet (a pass per turn at most). */
 static inline void settle(void)
 {
 	for (int i = 0; i < 8; i++)
-		unit_loop_once(base);
+		turn();
 }
 
 /* Strings joined with their NULs, as a request payload; returns the length. */

@@ -1,8 +1,8 @@
 /*
  * server: the owner of connections and state, without the handlers where it
- * can be (its hooks, forgetting a domain, firing watches, committing).  The
- * CONTROL commands have test-control.c; the domain table driving these
- * hooks, test-domain.c.
+ * can be (its hooks, forgetting a domain, firing watches, the turn's commit
+ * and release).  The CONTROL commands have test-control.c; the domain
+ * table driving these hooks, test-domain.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -147,7 +147,32 @@ static bool file_has(const char *path, const char *s)
 	return memmem(buf, n, s, strlen(s)) != NULL;
 }
 
-START_TEST(a_batch_is_durable_when_its_replies_are_queued)
+/* A transport whose kick looks at the database file and may queue more,
+ * as a socket's write does when the drained client gets coalesced events. */
+static const char *kick_file;		/* each kick looks (NULL: not) */
+static bool durable_at_kick;		/* it held "/durable" then */
+static unsigned int more_at_kick;	/* packets each kick queues */
+static struct conn_transport looking_tp;
+
+static void looking_kick(struct conn *c)
+{
+	unit_tp_kick(c);
+	if (kick_file)
+		durable_at_kick = file_has(kick_file, "/durable");
+	if (more_at_kick) {
+		more_at_kick--;
+		conn_send(c, XS_WATCH_EVENT, 0, 0, "/x\0t", 5);
+	}
+}
+
+static void look_at_kicks(struct conn *c)
+{
+	looking_tp = *unit_transport();
+	looking_tp.kick = looking_kick;
+	c->tp = &looking_tp;
+}
+
+START_TEST(a_turn_is_durable_before_its_replies_are_released)
 {
 	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64];
 	bool restorable;
@@ -159,20 +184,112 @@ START_TEST(a_batch_is_durable_when_its_replies_are_queued)
 	ck_assert_ptr_nonnull(db);
 	db_follow(db, &srv.store, true);
 	srv.db = db;
-	/* A batch through the connection: batch_done commits it. */
+	look_at_kicks(c0);
+	kick_file = path;
 	unit_add_packet(c0->in, XS_WRITE, 9, 0, "/durable\0yes", 12);
 	conn_handle_input(c0);
+	/* Queued, held: not to be sent, the transport not told. */
+	ck_assert_uint_gt(evbuffer_get_length(c0->out), 0);
+	ck_assert_uint_eq(conn_out_ready(c0), 0);
+	ck_assert_uint_eq(tp0.kicks, 0);
+	server_turn_end(&srv);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	/* Without closing, as a crash right now would leave it: the file
+	 * itself held the record when the transport was told to send. */
+	ck_assert_msg(durable_at_kick, "the reply was released before the "
+		      "change was in the file");
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
 	unit_take_packet(c0->out, &rhdr, rbuf);
 	ck_assert_uint_eq(rhdr.type, XS_WRITE);
-	/* Without closing, as a crash right now would leave it: the file
-	 * itself holds the record (a tdb transaction keeps what it has not
-	 * committed in memory, not in the file). */
-	ck_assert_msg(file_has(path, "/durable"), "the batch is not in the file");
+	kick_file = NULL;
 	srv.store.observer = NULL;
 	srv.db = NULL;
 	db_close(db);
 	unlink(path);
 	rmdir(dir);
+}
+END_TEST
+
+/* Every connection with output in the turn is released and kicked once at
+ * its end; one without is not touched. */
+START_TEST(the_turn_end_sends_every_held_connection_once)
+{
+	unit_add_packet(c0->in, XS_READ, 1, 0, "/x", 3);
+	unit_add_packet(c0->in, XS_READ, 2, 0, "/x", 3);
+	unit_add_packet(c5->in, XS_READ, 3, 0, "/x", 3);
+	conn_handle_input(c0);
+	conn_handle_input(c5);
+	ck_assert(c0->held && c5->held);
+	server_turn_end(&srv);
+	ck_assert(!c0->held && !c5->held);
+	ck_assert(LIST_EMPTY(&srv.held));
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(tp5.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+	ck_assert_uint_eq(conn_out_ready(c5), evbuffer_get_length(c5->out));
+	ck_assert_uint_eq(c0->in_released, c0->in_handled);
+	/* A turn with nothing queued kicks nobody. */
+	server_turn_end(&srv);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(tp5.kicks, 1);
+}
+END_TEST
+
+/* A commit in the middle of a turn (a ring's partial request) releases
+ * what was held; it is sent at the turn's end, with what came after. */
+START_TEST(a_commit_mid_turn_releases_and_the_turn_end_sends)
+{
+	size_t first;
+
+	OK(c0, XS_WRITE, "/a\0v");
+	unit_add_packet(c0->in, XS_READ, 1, 0, "/a", 3);
+	conn_handle_input(c0);
+	first = evbuffer_get_length(c0->out);
+	server_commit(&srv);
+	ck_assert_uint_eq(conn_out_ready(c0), first);
+	ck_assert_uint_eq(c0->in_released, c0->in_handled);
+	ck_assert(c0->held);
+	ck_assert_uint_eq(tp0.kicks, 0);
+	unit_add_packet(c0->in, XS_READ, 2, 0, "/a", 3);
+	conn_handle_input(c0);
+	ck_assert_uint_eq(conn_out_ready(c0), first);
+	ck_assert_uint_lt(c0->in_released, c0->in_handled);
+	server_turn_end(&srv);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+}
+END_TEST
+
+/* Output queued while the turn's output is sent (events a client gets
+ * once it reads again) goes in the same turn end, not a turn later. */
+START_TEST(output_queued_while_sending_goes_in_the_same_turn)
+{
+	look_at_kicks(c0);
+	more_at_kick = 2;
+	unit_add_packet(c0->in, XS_READ, 1, 0, "/x", 3);
+	conn_handle_input(c0);
+	server_turn_end(&srv);
+	ck_assert_uint_eq(more_at_kick, 0);
+	ck_assert_uint_eq(tp0.kicks, 3);
+	ck_assert(!c0->held);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+}
+END_TEST
+
+/* A connection closed and freed while held leaves the server's list. */
+START_TEST(a_connection_freed_while_held_is_not_sent)
+{
+	unit_add_packet(c5->in, XS_READ, 1, 0, "/x", 3);
+	conn_handle_input(c5);
+	ck_assert(c5->held);
+	conn_close(c5, "test");
+	unit_loop_once(base);
+	ck_assert_uint_eq(tp5.frees, 1);
+	server_turn_end(&srv);	/* the sanitizer build sees a use */
+	ck_assert_uint_eq(tp5.kicks, 0);
+	ck_assert(LIST_EMPTY(&srv.held));
+	c5 = unit_server_conn(&srv, &tp5, 5, false);	/* the teardown's */
+	ck_assert_ptr_nonnull(c5);
 }
 END_TEST
 
@@ -293,7 +410,11 @@ static Suite *server_suite(void)
 	tcase_add_test(t, a_closed_connection_loses_its_watches_and_transactions);
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
-	tcase_add_test(t, a_batch_is_durable_when_its_replies_are_queued);
+	tcase_add_test(t, a_turn_is_durable_before_its_replies_are_released);
+	tcase_add_test(t, the_turn_end_sends_every_held_connection_once);
+	tcase_add_test(t, a_commit_mid_turn_releases_and_the_turn_end_sends);
+	tcase_add_test(t, output_queued_while_sending_goes_in_the_same_turn);
+	tcase_add_test(t, a_connection_freed_while_held_is_not_sent);
 	tcase_add_test(t, a_guest_stops_being_read_at_its_outstanding_quota);
 	tcase_add_test(t, the_tree_and_quotas_come_back_from_the_database);
 	tcase_add_test(t, a_database_without_the_special_nodes_is_not_loaded);
