@@ -142,6 +142,10 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
 
+# test-turn records every commit: the database's calls are wrapped.
+$(B)/tests/unit/test-turn: ALL_LDFLAGS += \
+	-Wl,--wrap=db_commit,--wrap=db_put_encoded,--wrap=db_delete
+
 $(B)/tests/%: tests/integration/%.c config.mk $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(XENSTORE_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(XENSTORE_LIBS)
