@@ -249,30 +249,39 @@ START_TEST(a_watch_event_waits_for_the_commit_of_its_change)
 }
 END_TEST
 
+#define BIG 4000		/* a value whose READs fill a socket fast */
+
+/* Client i writes BIG bytes at /big, then asks for them n times in one
+ * write (each small write costs the socket far more room).  What the
+ * connection had handled before the READs. */
+static uint64_t read_big_n_times(int i, uint32_t n)
+{
+	static char buf[64 + BIG];
+	struct evbuffer *reqs = evbuffer_new();
+	size_t len = join(buf, "/big", NULL);
+	uint64_t before;
+
+	memset(buf + len, 'v', BIG);
+	csend(i, XS_WRITE, 1, buf, len + BIG);
+	settle();
+	creply(i, XS_WRITE, 1);
+	before = sconn[i]->in_handled;
+	for (uint32_t id = 1; id <= n; id++)
+		unit_add_packet(reqs, XS_READ, id, 0, "/big", 5);
+	ck_assert_int_eq(evbuffer_write(reqs, peer[i]),
+			 (int)(n * (WIRE_HDR_LEN + 5)));
+	evbuffer_free(reqs);
+	return before;
+}
+
 /* A client that stops reading stops being read once CONN_OUT_HIGH bytes
  * wait for it, and is read again once it drains them. */
 START_TEST(a_socket_that_does_not_read_is_paused_and_resumed)
 {
-	static char value[4000];
-	char buf[64 + sizeof(value)];
 	const uint32_t total = 300;
-	struct evbuffer *reqs = evbuffer_new();
-	uint64_t before;
+	uint64_t before = read_big_n_times(0, total);
 	uint32_t got = 0;
-	size_t len;
 
-	memset(value, 'v', sizeof(value));
-	len = join(buf, "/big", NULL);
-	memcpy(buf + len, value, sizeof(value));
-	csend(0, XS_WRITE, 1, buf, len + sizeof(value));
-	settle();
-	creply(0, XS_WRITE, 1);
-	before = sconn[0]->in_handled;
-	/* In one write: each small one costs the socket far more room. */
-	for (uint32_t id = 1; id <= total; id++)
-		unit_add_packet(reqs, XS_READ, id, 0, "/big", 5);
-	ck_assert_int_eq(evbuffer_write(reqs, peer[0]),
-			 (int)(total * (WIRE_HDR_LEN + 5)));
 	settle();
 	settle();
 	ck_assert(sconn[0]->output_full);
@@ -283,12 +292,11 @@ START_TEST(a_socket_that_does_not_read_is_paused_and_resumed)
 		while (crecv(0, &rhdr, rbuf)) {
 			ck_assert_uint_eq(rhdr.type, XS_READ);
 			ck_assert_uint_eq(rhdr.req_id, ++got);
-			ck_assert_uint_eq(rhdr.len, sizeof(value));
+			ck_assert_uint_eq(rhdr.len, BIG);
 		}
 		turn();
 	}
 	ck_assert(!sconn[0]->output_full);
-	evbuffer_free(reqs);
 }
 END_TEST
 
@@ -296,12 +304,9 @@ END_TEST
  * it has room, from the loop: only what was released goes then. */
 START_TEST(a_blocked_socket_writes_only_what_was_released)
 {
-	static char value[4000];
-	char buf[64 + sizeof(value)];
-	struct evbuffer *reqs = evbuffer_new(), *got = evbuffer_new();
+	struct evbuffer *got = evbuffer_new();
 	int sv[2], sz = 4096;
 	unsigned int replies = 0;
-	size_t len;
 
 	/* Client 0 again, over a socket that takes little at a time. */
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
@@ -312,15 +317,7 @@ START_TEST(a_blocked_socket_writes_only_what_was_released)
 	peer[0] = sv[1];
 	sconn[0] = socket_conn_resume(&srv, sv[0]);
 	ck_assert_ptr_nonnull(sconn[0]);
-	memset(value, 'v', sizeof(value));
-	len = join(buf, "/big", NULL);
-	memcpy(buf + len, value, sizeof(value));
-	csend(0, XS_WRITE, 1, buf, len + sizeof(value));
-	settle();
-	creply(0, XS_WRITE, 1);
-	for (uint32_t id = 1; id <= 4; id++)
-		unit_add_packet(reqs, XS_READ, id, 0, "/big", 5);
-	ck_assert_int_gt(evbuffer_write(reqs, peer[0]), 0);
+	read_big_n_times(0, 4);
 	settle();
 	ck_assert_uint_gt(conn_out_ready(sconn[0]), 0);	/* blocked */
 	/* Something held, as a watch firing mid-turn would queue. */
@@ -328,7 +325,7 @@ START_TEST(a_blocked_socket_writes_only_what_was_released)
 	/* The client reads all it can (the kernel frees room only for
 	 * whole writes taken), the loop runs, but no turn ends. */
 	for (int rounds = 0; evbuffer_get_length(got) < 4 * (WIRE_HDR_LEN +
-							       sizeof(value));
+							       BIG);
 	     rounds++) {
 		ck_assert_msg(rounds < 100, "%zu bytes",
 			      evbuffer_get_length(got));
@@ -347,7 +344,6 @@ START_TEST(a_blocked_socket_writes_only_what_was_released)
 	ck_assert(crecv(0, &rhdr, rbuf));
 	ck_assert_uint_eq(rhdr.type, XS_WATCH_EVENT);
 	ck_assert_str_eq(rbuf, "/held");
-	evbuffer_free(reqs);
 	evbuffer_free(got);
 }
 END_TEST
@@ -386,6 +382,24 @@ static void channel_pass(void)
 	unit_loop_once(base);
 }
 
+/* One commit, with a change, saw the guest's ring at cons and prod: no
+ * request taken off it, no reply put in. */
+static void one_commit_saw_the_ring_at(uint32_t cons, uint32_t prod)
+{
+	ck_assert_uint_eq(ncommits, 1);
+	ck_assert(seen[0].changes);
+	ck_assert_uint_eq(seen[0].req_cons, cons);
+	ck_assert_uint_eq(seen[0].rsp_prod, prod);
+}
+
+/* Every request left the ring; the next reply answers id. */
+static void ring_answered(uint32_t id)
+{
+	ck_assert_uint_eq(ring()->req_cons, ring()->req_prod);
+	ck_assert(xd_guest_recv(GUEST, &rhdr, rbuf));
+	ck_assert_uint_eq(rhdr.req_id, id);
+}
+
 /* A guest's request leaves its ring, and its reply enters it, only after
  * the commit; the guest is signalled once for both. */
 START_TEST(a_ring_request_leaves_the_ring_after_the_commit)
@@ -405,14 +419,9 @@ START_TEST(a_ring_request_leaves_the_ring_after_the_commit)
 	ck_assert_uint_eq(ring()->req_cons, cons);
 	ck_assert_uint_eq(ring()->rsp_prod, prod);
 	server_turn_end(&srv);
-	ck_assert_uint_eq(ncommits, 1);
-	ck_assert(seen[0].changes);
-	ck_assert_uint_eq(seen[0].req_cons, cons);
-	ck_assert_uint_eq(seen[0].rsp_prod, prod);
-	ck_assert_uint_eq(ring()->req_cons, ring()->req_prod);
-	ck_assert(xd_guest_recv(GUEST, &rhdr, rbuf));
+	one_commit_saw_the_ring_at(cons, prod);
+	ring_answered(7);
 	ck_assert_uint_eq(rhdr.type, XS_WRITE);
-	ck_assert_uint_eq(rhdr.req_id, 7);
 	ck_assert_uint_eq(xd.notified[GUEST], signals + 1);
 }
 END_TEST
@@ -463,29 +472,22 @@ START_TEST(a_partial_request_commits_mid_turn_before_it_leaves)
 	xd_guest_send(GUEST, GUEST_PORT, XS_WRITE, 8, 0, "a\0b", 3);
 	xd_guest_write(GUEST, &hdr, sizeof(hdr));
 	channel_pass();
-	/* The commit mid-turn saw the ring untouched... */
-	ck_assert_uint_eq(ncommits, 1);
-	ck_assert(seen[0].changes);
-	ck_assert_uint_eq(seen[0].req_cons, cons);
-	ck_assert_uint_eq(seen[0].rsp_prod, prod);
-	/* ... and after it both requests' bytes left, the reply came. */
-	ck_assert_uint_eq(ring()->req_cons, ring()->req_prod);
-	ck_assert(xd_guest_recv(GUEST, &rhdr, rbuf));
-	ck_assert_uint_eq(rhdr.req_id, 8);
+	/* The commit mid-turn saw the ring untouched; after it both
+	 * requests' bytes left, the reply came. */
+	one_commit_saw_the_ring_at(cons, prod);
+	ring_answered(8);
 	server_turn_end(&srv);
 	/* The rest of the second: answered after its own commit. */
-	ncommits = 0;
+	cons = ring()->req_cons;
+	prod = ring()->rsp_prod;
 	xd_guest_write(GUEST, "c\0d", 3);
 	xd_signal(xd_local_port(GUEST, GUEST_PORT));
-	prod = ring()->rsp_prod;
 	channel_pass();
+	ck_assert_uint_eq(ring()->req_cons, cons);
 	ck_assert_uint_eq(ring()->rsp_prod, prod);
 	server_turn_end(&srv);
-	ck_assert_uint_eq(ncommits, 1);
-	ck_assert(seen[0].changes);
-	ck_assert_uint_eq(seen[0].rsp_prod, prod);
-	ck_assert(xd_guest_recv(GUEST, &rhdr, rbuf));
-	ck_assert_uint_eq(rhdr.req_id, 9);
+	one_commit_saw_the_ring_at(cons, prod);
+	ring_answered(9);
 	ck_assert_uint_eq(rhdr.type, XS_WRITE);
 	ck_assert_ptr_nonnull(store_lookup(&srv.store, "/local/domain/3/c"));
 }
