@@ -211,9 +211,13 @@ void conn_handle_input(struct conn *c)
 		handled++;
 	}
 	c->in_progress = false;
-	/* Even a request without a reply leaves a ring only once durable. */
-	if (handled)
+	if (handled) {
+		/* Even a request without a reply leaves a ring only once
+		 * durable. */
 		conn_hold(c);
+		if (c->hooks->batch_done)
+			c->hooks->batch_done(c);
+	}
 }
 
 bool conn_input_partial(struct conn *c)

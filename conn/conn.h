@@ -64,6 +64,9 @@ struct conn_hooks {
 	 * does both once a loop turn, for every connection it holds).
 	 * NULL: nothing to wait for, each is released at once. */
 	void (*hold)(struct conn *c);
+	/* conn_handle_input handled a batch (held): the owner may release
+	 * it at once when it has nothing to commit. */
+	void (*batch_done)(struct conn *c);
 	/* The connection stopped: drop what refers to it (watches, txs). */
 	void (*closed)(struct conn *c);
 	/* The connection is about to be freed. */

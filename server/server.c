@@ -100,6 +100,7 @@ int server_init(struct server *srv, struct event_base *base,
 	srv->base = base;
 	srv->hooks.dispatch = dispatch;
 	srv->hooks.hold = server_hold;
+	srv->hooks.batch_done = server_batch_done;
 	srv->hooks.closed = server_conn_closed;
 	srv->hooks.freed = server_conn_freed;
 	srv->hooks.drained = server_conn_drained;

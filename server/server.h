@@ -130,11 +130,14 @@ void server_forget_watches(struct server *srv, unsigned int domid);
  * server_commit: make the changes so far durable now, releasing what was
  * held until then (a ring's partial request, a live update, the start-up
  * need that before the turn ends); the sending still waits for the turn's
- * end.  server_hold: the connections' hold hook.
+ * end.  server_hold and server_batch_done: the connections' hooks (the
+ * latter ends the turn early when there is no database: nothing to
+ * commit, so nothing to wait for).
  */
 void server_turn_end(struct server *srv);
 void server_commit(struct server *srv);
 void server_hold(struct conn *c);
+void server_batch_done(struct conn *c);
 
 /* Live update: a socket client's watches, saved / loaded without firing. */
 void server_save_conn_watches(struct server *srv, struct conn *c,

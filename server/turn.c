@@ -26,6 +26,21 @@ void server_commit(struct server *srv)
 		conn_release(c);
 }
 
+/*
+ * Without a database there is nothing to make durable: what a batch
+ * queued goes at its end, while the next connections' requests are
+ * handled, as the turn's end would send it after a commit that does
+ * nothing.  Holding it to the turn's end cost eight clients about 5% of
+ * their rate (each waited for the others' requests too).
+ */
+void server_batch_done(struct conn *c)
+{
+	struct server *srv = c->hooks->owner;
+
+	if (!srv->db)
+		server_turn_end(srv);
+}
+
 void server_turn_end(struct server *srv)
 {
 	struct conn *c;

@@ -39,6 +39,46 @@ static void teardown(void)
 	rig_teardown();
 }
 
+/* A database at path in dir, both made at first use (path empty). */
+static struct db *scratch_db(char *dir, char *path, size_t len,
+			     bool want_restorable)
+{
+	bool restorable;
+	struct db *db;
+
+	if (!path[0]) {
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		snprintf(path, len, "%s/db.tdb", dir);
+	}
+	db = db_open(path, base, &restorable);
+	ck_assert_ptr_nonnull(db);
+	ck_assert_int_eq(restorable, want_restorable);
+	return db;
+}
+
+/* For the turn's tests: the server with a database, so a turn has
+ * something to commit and its output waits for the turn's end. */
+static char turn_dir[] = "/tmp/xs-unit-server-XXXXXX", turn_path[64];
+
+static void setup_db(void)
+{
+	setup();
+	strcpy(turn_dir, "/tmp/xs-unit-server-XXXXXX");
+	turn_path[0] = '\0';
+	srv.db = scratch_db(turn_dir, turn_path, sizeof(turn_path), false);
+	db_follow(srv.db, &srv.store, true);
+}
+
+static void teardown_db(void)
+{
+	srv.store.observer = NULL;
+	db_close(srv.db);
+	srv.db = NULL;
+	unlink(turn_path);
+	rmdir(turn_dir);
+	teardown();
+}
+
 #define OK(c, type, lit) \
 	ck_assert_msg(rig_xs((c), (type), UNIT_BYTES(lit)) == (uint32_t)(type), \
 		      "%s: %s", #lit, rbuf)
@@ -174,18 +214,8 @@ static void look_at_kicks(struct conn *c)
 
 START_TEST(a_turn_is_durable_before_its_replies_are_released)
 {
-	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64];
-	bool restorable;
-	struct db *db;
-
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/db.tdb", dir);
-	db = db_open(path, base, &restorable);
-	ck_assert_ptr_nonnull(db);
-	db_follow(db, &srv.store, true);
-	srv.db = db;
 	look_at_kicks(c0);
-	kick_file = path;
+	kick_file = turn_path;
 	unit_add_packet(c0->in, XS_WRITE, 9, 0, "/durable\0yes", 12);
 	conn_handle_input(c0);
 	/* Queued, held: not to be sent, the transport not told. */
@@ -202,11 +232,27 @@ START_TEST(a_turn_is_durable_before_its_replies_are_released)
 	unit_take_packet(c0->out, &rhdr, rbuf);
 	ck_assert_uint_eq(rhdr.type, XS_WRITE);
 	kick_file = NULL;
-	srv.store.observer = NULL;
-	srv.db = NULL;
-	db_close(db);
-	unlink(path);
-	rmdir(dir);
+}
+END_TEST
+
+/* Without a database nothing is to be made durable: a batch's output and
+ * what it fired on others are sent at its end, not the turn's. */
+START_TEST(without_a_database_a_batch_is_sent_at_its_end)
+{
+	OK(c0, XS_MKDIR, "/p\0");
+	OK(c0, XS_SET_PERMS, "/p\0n5\0");
+	OK(c5, XS_WATCH, "/p\0tok\0");
+	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
+	server_turn_end(&srv);
+	tp0.kicks = tp5.kicks = 0;
+	unit_add_packet(c0->in, XS_WRITE, 1, 0, "/p/x\0v", 7);
+	conn_handle_input(c0);
+	ck_assert(!c0->held && !c5->held);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(tp5.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+	ck_assert_uint_eq(conn_out_ready(c5), evbuffer_get_length(c5->out));
+	ck_assert_uint_gt(evbuffer_get_length(c5->out), 0);	/* the event */
 }
 END_TEST
 
@@ -319,23 +365,6 @@ START_TEST(a_guest_stops_being_read_at_its_outstanding_quota)
 }
 END_TEST
 
-/* A database at path in dir, both made at first use (path empty). */
-static struct db *scratch_db(char *dir, char *path, size_t len,
-			     bool want_restorable)
-{
-	bool restorable;
-	struct db *db;
-
-	if (!path[0]) {
-		ck_assert_ptr_nonnull(mkdtemp(dir));
-		snprintf(path, len, "%s/db.tdb", dir);
-	}
-	db = db_open(path, base, &restorable);
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(restorable, want_restorable);
-	return db;
-}
-
 START_TEST(the_tree_and_quotas_come_back_from_the_database)
 {
 	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64] = "";
@@ -406,18 +435,23 @@ static Suite *server_suite(void)
 	suite_add_tcase(s, d);
 
 	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, without_a_database_a_batch_is_sent_at_its_end);
 	tcase_add_test(t, privileged_domains_are_master_priv_and_zero);
 	tcase_add_test(t, a_closed_connection_loses_its_watches_and_transactions);
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
+	tcase_add_test(t, a_guest_stops_being_read_at_its_outstanding_quota);
+	tcase_add_test(t, the_tree_and_quotas_come_back_from_the_database);
+	tcase_add_test(t, a_database_without_the_special_nodes_is_not_loaded);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("turn");
+	tcase_add_checked_fixture(t, setup_db, teardown_db);
 	tcase_add_test(t, a_turn_is_durable_before_its_replies_are_released);
 	tcase_add_test(t, the_turn_end_sends_every_held_connection_once);
 	tcase_add_test(t, a_commit_mid_turn_releases_and_the_turn_end_sends);
 	tcase_add_test(t, output_queued_while_sending_goes_in_the_same_turn);
 	tcase_add_test(t, a_connection_freed_while_held_is_not_sent);
-	tcase_add_test(t, a_guest_stops_being_read_at_its_outstanding_quota);
-	tcase_add_test(t, the_tree_and_quotas_come_back_from_the_database);
-	tcase_add_test(t, a_database_without_the_special_nodes_is_not_loaded);
 	suite_add_tcase(s, t);
 	return s;
 }
