@@ -125,7 +125,8 @@ static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	v.iov_len = (size_t)n;
 	evbuffer_commit_space(s->in, &v, 1);
-	/* The replies wait for the commit that makes them true (server/turn.c). */
+	/* Its replies wait for the commit that makes them true
+	 * (server/turn.c). */
 	conn_handle_input(c);
 }
 

@@ -7,9 +7,9 @@
  * (domains/) report through.  It holds every connection's output (replies,
  * watch events) until the loop turn's one commit made what it tells of
  * durable, fires the watches of changes and of the special nodes, and
- * forgets dead domains.  The requests themselves are
- * handled by the dispatcher given to server_init: the handlers (ops/) sit
- * above this module and see its state; it never calls them by name.
+ * forgets dead domains.  The requests themselves are handled by the
+ * dispatcher given to server_init: the handlers (ops/) sit above this
+ * module and see its state; it never calls them by name.
  */
 #ifndef XS_SERVER_H
 #define XS_SERVER_H
