@@ -366,9 +366,12 @@ void ring_release(struct domain *d, bool moved)
 	}
 	if (moved)
 		signal_guest(d);
-	/* Requests left in the ring for want of room, or written while
-	 * these waited: come back for them (the guest will not signal
-	 * again for bytes it already wrote). */
-	if (d->conn && d->reading && ring_readable(intf) > d->peeked)
+	/* Come back for requests left in the ring for want of room or
+	 * written while these waited, and for the start of one left behind
+	 * requests the connection handled on its own (its resume): the
+	 * guest signals no bytes while earlier ones are still there. */
+	if (d->conn && d->reading &&
+	    (ring_readable(intf) > d->peeked ||
+	     (d->peeked && conn_input_partial(d->conn))))
 		schedule_io(d);
 }

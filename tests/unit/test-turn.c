@@ -493,6 +493,46 @@ START_TEST(a_partial_request_commits_mid_turn_before_it_leaves)
 }
 END_TEST
 
+/*
+ * The start of a request behind requests handled later, by the
+ * connection's own resume rather than a pass of the ring (here: once the
+ * unread-replies quota let it go on): it too must leave the ring without
+ * another signal, which the guest does not send while its earlier bytes
+ * are still there.  (With the resume before the ring's pass in a turn,
+ * the turn's release once left it there: the guest then waited.)
+ */
+START_TEST(a_partial_request_left_behind_a_pause_still_leaves_the_ring)
+{
+	struct xsd_sockmsg hdr = { .type = XS_WRITE, .req_id = 9, .len = 3 };
+
+	guest_up(GUEST, GUEST_PORT);
+	srv.quotas.hard[QUOTA_OUTSTANDING] = 2;
+	settle();
+	for (uint32_t id = 1; id <= 3; id++) {
+		struct xsd_sockmsg whole = { .type = XS_WRITE, .req_id = id,
+					     .len = 3 };
+
+		xd_guest_write(GUEST, &whole, sizeof(whole));
+		xd_guest_write(GUEST, "a\0b", 3);
+	}
+	xd_guest_write(GUEST, &hdr, sizeof(hdr));
+	xd_signal(xd_local_port(GUEST, GUEST_PORT));
+	settle();
+	ck_assert_uint_eq(ring()->req_cons, ring()->req_prod);
+	for (uint32_t id = 1; id <= 3; id++) {
+		ck_assert(xd_guest_recv(GUEST, &rhdr, rbuf));
+		ck_assert_uint_eq(rhdr.req_id, id);
+	}
+	/* The rest: signalled, as Linux's xenbus does only when all it
+	 * wrote before had left the ring (checked above). */
+	xd_guest_write(GUEST, "c\0d", 3);
+	xd_signal(xd_local_port(GUEST, GUEST_PORT));
+	settle();
+	ck_assert(xd_guest_recv(GUEST, &rhdr, rbuf));
+	ck_assert_uint_eq(rhdr.req_id, 9);
+}
+END_TEST
+
 /* A guest that does not read its replies reaches its unread-replies quota
  * and is not read; once it reads, every request is answered in order. */
 START_TEST(a_guest_that_does_not_read_is_paused_and_resumed)
@@ -606,6 +646,7 @@ static Suite *turn_suite(void)
 	tcase_add_test(t, sockets_and_a_ring_share_the_turn_s_commit);
 	tcase_add_test(t, a_partial_request_commits_mid_turn_before_it_leaves);
 	tcase_add_test(t, a_guest_that_does_not_read_is_paused_and_resumed);
+	tcase_add_test(t, a_partial_request_left_behind_a_pause_still_leaves_the_ring);
 	tcase_add_test(t, a_live_update_takes_handled_requests_off_the_ring);
 	tcase_add_test(t, a_release_event_waits_for_the_commit_of_the_clean_up);
 	suite_add_tcase(s, t);
