@@ -81,8 +81,8 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	watches/watch.c quota/quota.c persist/db.c persist/load.c persist/journal.c \
 	persist/compact.c persist/crash.c domains/ring.c domains/xen.c \
 	domains/domain.c domains/ring_conn.c domains/restore.c server/server.c \
-	server/forget.c server/state.c ops/ops.c ops/node_ops.c ops/control_ops.c \
-	ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
+	server/forget.c server/state.c server/turn.c ops/ops.c ops/node_ops.c \
+	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
 CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS)
@@ -156,6 +156,10 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
+
+# test-turn records every commit: the database's calls are wrapped.
+$(B)/tests/unit/test-turn: ALL_LDFLAGS += \
+	-Wl,--wrap=db_commit,--wrap=db_put_encoded,--wrap=db_delete
 
 $(B)/tests/%: tests/integration/%.c config.mk $(B)/flags
 	@mkdir -p $(@D)

@@ -211,8 +211,13 @@ void conn_handle_input(struct conn *c)
 		handled++;
 	}
 	c->in_progress = false;
-	if (handled && c->hooks->batch_done)
-		c->hooks->batch_done(c);
+	if (handled) {
+		/* Even a request without a reply leaves a ring only once
+		 * durable. */
+		conn_hold(c);
+		if (c->hooks->batch_done)
+			c->hooks->batch_done(c);
+	}
 }
 
 bool conn_input_partial(struct conn *c)
@@ -301,7 +306,44 @@ void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
 	if (!c->who.privileged && type != XS_WATCH_EVENT && !push_reply_end(c))
 		log_warn("connection %lu: cannot track its replies: out of "
 			 "memory", c->id);
-	c->tp->kick(c);
+	conn_hold(c);
+}
+
+void conn_hold(struct conn *c)
+{
+	if (c->held || c->closing)
+		return;
+	if (!c->hooks->hold) {
+		conn_flush(c);
+		return;
+	}
+	c->held = true;
+	c->hooks->hold(c);
+}
+
+void conn_release(struct conn *c)
+{
+	c->out_released = c->out_total;
+	c->in_released = c->in_handled;
+}
+
+void conn_flush(struct conn *c)
+{
+	c->held = false;
+	conn_release(c);
+	if (!c->closing)
+		c->tp->kick(c);
+}
+
+size_t conn_out_ready(const struct conn *c)
+{
+	uint64_t sent;
+
+	if (!c->out)
+		return 0;	/* a closed socket's queues are gone */
+	sent = c->out_total - evbuffer_get_length(c->out);
+
+	return c->out_released > sent ? (size_t)(c->out_released - sent) : 0;
 }
 
 void conn_send_error(struct conn *c, const struct request *req, int err)

@@ -4,9 +4,18 @@
  * Owns the input and output byte queues, the framing of input bytes into
  * whole packets, the identity requests are checked with, and the per-turn
  * budget that keeps one busy client from starving the others.  A transport
- * (a Unix socket today, a guest ring later) moves bytes between its medium
+ * (a Unix socket or a guest's ring) moves bytes between its medium
  * and these queues and tells the connection when input arrived or output
  * drained; above this module nothing knows which transport is in use.
+ *
+ * Held output: what a connection queues (replies, watch events) and the
+ * requests it handles wait for the owner's next commit.  The first of them
+ * since the last release holds the connection (the hold hook); the owner's
+ * commit then releases it (conn_release: the bytes queued and requests
+ * handled so far may leave) and conn_flush has the transport send them.
+ * A transport never sends past out_released, and a ring gives back to the
+ * guest only the request bytes up to in_released: nothing leaves before
+ * the change it tells of is durable.
  *
  * Flow control: when more than CONN_OUT_HIGH bytes of replies are unsent
  * (a client that does not read), the connection stops taking requests until
@@ -34,7 +43,9 @@ struct conn;
 
 struct conn_transport {
 	const char *kind;
-	/* Replies were appended to c->out: make sure they get sent. */
+	/* c->out's bytes up to out_released may leave (and a ring's
+	 * requests up to in_released): send what the medium takes now, the
+	 * rest once it can.  Never handles requests. */
 	void (*kick)(struct conn *c);
 	/* Stop or resume taking bytes from the medium into c->in. */
 	void (*set_reading)(struct conn *c, bool on);
@@ -48,10 +59,13 @@ struct conn_transport {
 struct conn_hooks {
 	/* Handle one complete, length-checked request. */
 	void (*dispatch)(struct conn *c, const struct request *req);
-	/* The requests of one turn were dispatched; their replies sit in
-	 * c->out, and no transport sends them before this returns.  (The
-	 * server makes the batch's changes durable here: one commit for
-	 * all of them, before any client hears of one.) */
+	/* c queued output or handled requests since its last release: the
+	 * owner commits, then calls conn_release or conn_flush (the server
+	 * does both once a loop turn, for every connection it holds).
+	 * NULL: nothing to wait for, each is released at once. */
+	void (*hold)(struct conn *c);
+	/* conn_handle_input handled a batch (held): the owner may release
+	 * it at once when it has nothing to commit. */
 	void (*batch_done)(struct conn *c);
 	/* The connection stopped: drop what refers to it (watches, txs). */
 	void (*closed)(struct conn *c);
@@ -81,6 +95,8 @@ struct conn {
 	bool output_full;		/* paused until output drains */
 	bool outstanding_full;		/* paused: too many unread replies */
 	bool delayed;			/* paused by conn_delay until delay_ev */
+	bool held;			/* on the owner's list, from conn_hold
+					 * to conn_flush */
 	struct event *delay_ev;		/* owned */
 	bool owns_queues;		/* in and out were made by conn_new */
 	bool protocol_error;		/* closed for a malformed packet */
@@ -91,14 +107,18 @@ struct conn {
 	bool replaying;			/* its first requests since then may
 					 * be ones answered before the crash */
 	void *owner_data;		/* for the hooks' owner (watches, txs) */
+	/* Positions in the streams of bytes: how many were ever queued on
+	 * out (so the bytes sent are out_total - length of out) and how many
+	 * may leave; how many request bytes were taken from in, and how many
+	 * of those requests are durable. */
+	uint64_t out_total, out_released;
+	uint64_t in_handled, in_released;
 	/* Unread replies of an unprivileged connection: where each ends in
-	 * the stream of output bytes (a FIFO), and how many bytes were ever
-	 * queued, so the bytes sent are out_total - length of out. */
-	uint64_t out_total;
-	uint64_t in_handled;		/* bytes of requests taken from in */
+	 * the stream of output bytes (a FIFO). */
 	uint64_t *reply_ends;		/* owned */
 	unsigned int reply_head, nreplies, reply_cap;
 	LIST_ENTRY(conn) link;		/* in the owner's list of connections */
+	LIST_ENTRY(conn) held_link;	/* in the owner's list, while held */
 };
 
 /*
@@ -125,6 +145,20 @@ bool conn_input_partial(struct conn *c);
 
 /* The transport sent output; resume input if it was paused for it. */
 void conn_output_drained(struct conn *c);
+
+/* c has output or handled requests to release (conn_send and
+ * conn_handle_input call it; so may whoever appends to c->out). */
+void conn_hold(struct conn *c);
+
+/* The owner's commit made what c queued and handled so far durable: it
+ * may leave (the transport sends it when next kicked). */
+void conn_release(struct conn *c);
+
+/* conn_release, then kick the transport to send it now. */
+void conn_flush(struct conn *c);
+
+/* Bytes at the front of c->out that may be sent. */
+size_t conn_out_ready(const struct conn *c);
 
 /* Queue one message (header + payload) on the connection. */
 void conn_send(struct conn *c, uint32_t type, uint32_t req_id,

@@ -159,6 +159,26 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/*
+ * The loop: a turn runs the callbacks that are ready (EVLOOP_ONCE), then
+ * the server commits once what they all changed and sends what they
+ * queued.  The turn before the first sends what the start-up queued (a
+ * live update's output).  0 once a signal stopped it, -1 if it failed.
+ */
+static int serve(struct event_base *base, struct server *srv)
+{
+	int rc;
+
+	server_turn_end(srv);
+	do {
+		rc = event_base_loop(base, EVLOOP_ONCE);
+		if (rc < 0)
+			return -1;
+		server_turn_end(srv);
+	} while (rc == 0 && !event_base_got_break(base));
+	return 0;
+}
+
 /* SIGHUP: the administrator rotated the log or trace file. */
 static void reopen_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -432,7 +452,7 @@ int main(int argc, char **argv)
 		if (!status_ev || event_add(status_ev, &period) != 0)
 			log_warn("cannot refresh the systemd status line");
 	}
-	if (event_base_dispatch(base) < 0)
+	if (serve(base, &srv) < 0)
 		log_error("event loop failed");
 	else
 		status = 0;

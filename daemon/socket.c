@@ -28,17 +28,17 @@ static const struct timeval accept_pause = { 0, 100000 };
 
 /*
  * A socket client's transport: its fd, a persistent read event, a write
- * event armed only while the kernel refuses output, and the two byte
- * queues.  Leaner than a bufferevent, which costs an FIONREAD ioctl per
- * read and two epoll_ctl calls per reply (arming and disarming its write
- * event): here a request and its reply are one read and one write.
+ * event armed only while the kernel refuses output it may send, and the
+ * two byte queues.  Leaner than a bufferevent, which costs an FIONREAD
+ * ioctl per read and two epoll_ctl calls per reply (arming and disarming
+ * its write event): here a request and its reply are one read and one
+ * write, the write when the turn's commit released the reply.
  */
 struct sock {
 	evutil_socket_t fd;
 	struct conn *c;
 	struct event *rd;		/* EV_READ | EV_PERSIST */
 	struct event *wr;		/* EV_WRITE | EV_PERSIST, while blocked */
-	struct event *flush;		/* zero-timeout: write queued output */
 	struct evbuffer *in, *out;
 	struct evbuffer_cb_entry *in_cb;	/* sock_in_changed on in */
 	bool reading;			/* the connection wants input */
@@ -67,25 +67,27 @@ static void sock_update_rd(struct sock *s)
 		event_del(s->rd);
 }
 
-/* Write what is queued; arm wr for the rest.  Only ever called after the
- * batch that queued it was committed (read_cb, or from the loop). */
+/* Write what was released; arm wr while the kernel refuses some of it
+ * (what is still held waits for the release, which kicks). */
 static void sock_write(struct sock *s)
 {
 	struct conn *c = s->c;
+	size_t ready = conn_out_ready(c);
 
-	if (evbuffer_get_length(s->out)) {
-		int n = evbuffer_write(s->out, s->fd);
+	if (ready) {
+		int n = evbuffer_write_atmost(s->out, s->fd, (ev_ssize_t)ready);
 
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != EINTR) {
 			conn_close(c, strerror(errno));
 			return;
 		}
+		ready = conn_out_ready(c);
 	}
-	if (evbuffer_get_length(s->out) && !s->blocked) {
+	if (ready && !s->blocked) {
 		s->blocked = true;
 		event_add(s->wr, NULL);
-	} else if (!evbuffer_get_length(s->out) && s->blocked) {
+	} else if (!ready && s->blocked) {
 		s->blocked = false;
 		event_del(s->wr);
 	}
@@ -123,11 +125,9 @@ static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	v.iov_len = (size_t)n;
 	evbuffer_commit_space(s->in, &v, 1);
+	/* Its replies wait for the commit that makes them true
+	 * (server/turn.c). */
 	conn_handle_input(c);
-	/* The batch is committed: its replies go now, not a turn later.  (A
-	 * closed connection has released s; c lives until the loop frees it.) */
-	if (!c->closing)
-		sock_write(s);
 }
 
 /* Input was taken: read again once it is below SOCK_IN_MAX. */
@@ -144,23 +144,16 @@ static void sock_in_changed(struct evbuffer *buf,
 	}
 }
 
-static void sock_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sock *s = arg;
-
-	(void)fd;
-	(void)what;
-	if (!s->c->closing)
-		sock_write(s);
-}
-
 static void sock_kick(struct conn *c)
 {
 	struct sock *s = conn_sock(c);
 
-	/* From the loop, after the batch that queued it is committed. */
 	if (!s->blocked)
-		event_active(s->flush, EV_TIMEOUT, 0);
+		sock_write(s);
+	/* Bytes appended without conn_send (a live update's, which the
+	 * program before had committed) wait for the next release too. */
+	if (!c->closing && conn_out_ready(c) < evbuffer_get_length(c->out))
+		conn_hold(c);
 }
 
 static void sock_set_reading(struct conn *c, bool on)
@@ -177,8 +170,6 @@ static void sock_release(struct sock *s)
 		event_free(s->rd);
 	if (s->wr)
 		event_free(s->wr);
-	if (s->flush)
-		event_free(s->flush);
 	if (s->in_cb)
 		evbuffer_remove_cb_entry(s->in, s->in_cb);
 	if (s->in)
@@ -227,10 +218,9 @@ static struct conn *socket_conn_new(struct server *srv, int fd)
 	s->rd = event_new(srv->base, fd, EV_READ | EV_PERSIST, sock_read_cb, s);
 	s->wr = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, sock_write_cb,
 			  s);
-	s->flush = event_new(srv->base, -1, 0, sock_flush_cb, s);
 	if (s->in)
 		s->in_cb = evbuffer_add_cb(s->in, sock_in_changed, s);
-	if (!s->in || !s->out || !s->rd || !s->wr || !s->flush || !s->in_cb) {
+	if (!s->in || !s->out || !s->rd || !s->wr || !s->in_cb) {
 		sock_release(s);
 		return NULL;
 	}

@@ -3,8 +3,8 @@
  *
  * Every accepted client becomes a connection of the server, as dom0 with
  * privilege.  Bytes move through libevent buffers with non-blocking reads
- * and writes, so a slow reader never blocks the loop; a batch's replies
- * are written as soon as it is committed.
+ * and writes, so a slow reader never blocks the loop; what a loop turn
+ * queued is written as soon as the turn's commit releases it.
  */
 #ifndef XS_DAEMON_SOCKET_H
 #define XS_DAEMON_SOCKET_H

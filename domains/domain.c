@@ -207,9 +207,9 @@ static void check_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* The @releaseDomain events queued here leave after the turn's
+	 * commit, with the clean-up they tell of. */
 	domains_check(ds);
-	/* Before any @releaseDomain event queued here can be sent. */
-	ds->up->commit(ds->up->owner);
 }
 
 static void evtchn_cb(evutil_socket_t fd, short what, void *arg)

@@ -42,7 +42,8 @@ struct domain_hooks {
 	void (*forget)(void *owner, unsigned int domid);
 	/* Fire "@introduceDomain" or "@releaseDomain" for domid. */
 	void (*special)(void *owner, const char *name, unsigned int domid);
-	/* Make the changes so far durable (before events about them leave). */
+	/* Make the changes so far durable now, mid-turn (the turn's end
+	 * commits anyway before any reply or event leaves). */
 	void (*commit)(void *owner);
 	/* c serves a guest again after a restart (its watches come back). */
 	void (*restored)(void *owner, struct conn *c, bool fire);

@@ -98,6 +98,10 @@ void domain_disconnect(struct domain *d, const char *why);
 /* Serve the ring from scratch: reset, features, a fresh connection. */
 int start_ring(struct domain *d);
 void domain_io(evutil_socket_t fd, short what, void *arg);
+/* Send what the connection released: its handled requests off the ring,
+ * its replies into it, one signal if the ring moved (moved: the caller's
+ * pass moved it already). */
+void ring_release(struct domain *d, bool moved);
 /* After a restart: the saved start of a request that had left the ring. */
 void restore_input(struct domain *d);
 

@@ -220,6 +220,11 @@ void domains_save_conns(struct domains *ds, struct writer *w,
 	struct domain *d, *tmp;
 	unsigned int n = 0;
 
+	/* What the turn's end would send: the live update committed it, and
+	 * the requests it answers must leave the ring, or the new program
+	 * would take them again. */
+	HASH_ITER(hh, ds->by_id, d, tmp)
+		ring_release(d, false);
 	HASH_ITER(hh, ds->by_id, d, tmp)
 		n += d->conn != NULL;
 	schema_write_queues_count(w, n);
@@ -261,6 +266,9 @@ int domains_load_conns(struct domains *ds, struct reader *r)
 			return -1;
 		d->conn->out_total += q.out_len;
 		d->in_consumed = q.in_len;
+		/* The program before committed it: it goes at the first
+		 * turn's end. */
+		conn_hold(d->conn);
 		schedule_io(d);
 	}
 	return 0;

@@ -6,8 +6,11 @@
  * storm of signals costs one pass per loop turn, and every ready ring gets
  * its turn before any of them gets a second one.  A pass handles a
  * reconnection request, pulls the request bytes the ring holds into the
- * connection, lets it handle up to its batch of requests, pushes queued
- * replies into the free space, and signals the guest once.
+ * connection and lets it handle up to its batch of requests.  Their
+ * replies wait, and the requests stay in the ring, until the loop turn's
+ * commit: its release kicks the transport, which takes the handled
+ * requests off the ring, pushes the replies into the free space and
+ * signals the guest once.
  *
  * A guest that breaks the ring protocol (impossible indices, a packet
  * over 4096 bytes) gets the error indicator set and its connection
@@ -29,8 +32,9 @@ static void ring_kick(struct conn *c)
 {
 	struct domain *d = c->tp_data;
 
+	/* A pass on the stack sends at its end. */
 	if (d && !d->in_io)
-		schedule_io(d);
+		ring_release(d, false);
 }
 
 static void ring_set_reading(struct conn *c, bool on)
@@ -138,7 +142,7 @@ static void domain_reconnect(struct domain *d)
 }
 
 /*
- * Push queued output into the ring until one of them is empty or full.
+ * Push released output into the ring until one of them is empty or full.
  * false: the guest's indices are impossible.
  */
 static bool flush_output(struct domain *d, bool *moved)
@@ -146,7 +150,7 @@ static bool flush_output(struct domain *d, bool *moved)
 	struct conn *c;
 	size_t len;
 
-	while ((c = d->conn) && (len = evbuffer_get_length(c->out))) {
+	while ((c = d->conn) && (len = conn_out_ready(c))) {
 		size_t chunk = len < XENSTORE_RING_SIZE ? len
 							: XENSTORE_RING_SIZE;
 		unsigned char *p = evbuffer_pullup(c->out, (ssize_t)chunk);
@@ -167,14 +171,14 @@ static bool flush_output(struct domain *d, bool *moved)
 	return true;
 }
 
-/* Handled request bytes leave the ring (the connection may have handled
- * some from its own resume timer since the last pass). */
+/* Request bytes handled and committed leave the ring (the connection may
+ * have handled some from its own resume timer since the last pass). */
 static void consume_handled(struct domain *d, bool *moved)
 {
-	size_t bytes = (size_t)(d->conn->in_handled - d->handled_seen);
+	size_t bytes = (size_t)(d->conn->in_released - d->handled_seen);
 	size_t gone = bytes < d->in_consumed ? bytes : d->in_consumed;
 
-	d->handled_seen = d->conn->in_handled;
+	d->handled_seen = d->conn->in_released;
 	d->in_consumed -= gone;
 	bytes -= gone;
 	/* The saved start is handled: the record goes with the next
@@ -209,7 +213,7 @@ static void encode_input(const void *obj, struct writer *w)
  * database with the ring index they end at, so that a daemon that dies
  * before the rest arrives finds them again (restore_input).
  */
-static void release_partial(struct domain *d)
+static void release_partial(struct domain *d, bool *moved)
 {
 	struct xenstore_domain_interface *intf = intf_of(d);
 	struct held_input h = {
@@ -222,9 +226,13 @@ static void release_partial(struct domain *d)
 	if (ds->db) {
 		schema_key_input(key, d->domid);
 		db_put_encoded(ds->db, key, encode_input, &h);
-		ds->up->commit(ds->up->owner);
 		d->input_saved = true;
 	}
+	/* Mid-turn: the requests handled before it are durable now too, and
+	 * leave the ring first (without a database the commit is a no-op
+	 * and releases all the same). */
+	ds->up->commit(ds->up->owner);
+	consume_handled(d, moved);
 	ring_consume(intf, d->peeked);
 	d->in_consumed += d->peeked;
 	d->peeked = 0;
@@ -324,24 +332,46 @@ void domain_io(evutil_socket_t fd, short what, void *arg)
 		if (d->conn == c)
 			consume_handled(d, &moved);
 		if (d->conn == c && d->peeked && conn_input_partial(c)) {
-			release_partial(d);
+			release_partial(d, &moved);
 			moved = true;
 		}
 	}
-	if (d->conn)
-		consume_handled(d, &moved);
-	if (d->conn && !flush_output(d, &moved))
-		goto bad_index;
 	d->in_io = false;
-	if (moved)
-		signal_guest(d);
-	/* Requests left in the ring for want of room: come back for them
-	 * (the guest will not signal again for bytes it already wrote). */
-	if (d->conn && d->reading && ring_readable(intf) > d->peeked)
-		schedule_io(d);
+	ring_release(d, moved);
 	return;
 
 bad_index:
 	d->in_io = false;
 	domain_fail(d, XENSTORE_ERROR_RINGIDX, "impossible ring index");
+}
+
+/*
+ * What was released leaves: handled requests off the ring, replies into
+ * it, one signal if they or the pass before (moved) changed the ring.
+ * Handles no request, so the turn's end may call it after its commit.
+ */
+void ring_release(struct domain *d, bool moved)
+{
+	struct xenstore_domain_interface *intf = intf_of(d);
+
+	if (!d->conn) {
+		if (moved)
+			signal_guest(d);
+		return;
+	}
+	consume_handled(d, &moved);
+	if (!flush_output(d, &moved)) {
+		domain_fail(d, XENSTORE_ERROR_RINGIDX, "impossible ring index");
+		return;
+	}
+	if (moved)
+		signal_guest(d);
+	/* Come back for requests left in the ring for want of room or
+	 * written while these waited, and for the start of one left behind
+	 * requests the connection handled on its own (its resume): the
+	 * guest signals no bytes while earlier ones are still there. */
+	if (d->conn && d->reading &&
+	    (ring_readable(intf) > d->peeked ||
+	     (d->peeked && conn_input_partial(d->conn))))
+		schedule_io(d);
 }

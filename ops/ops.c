@@ -134,8 +134,8 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	if (!err && reply.overflow)
 		err = E2BIG;
 	charge_write(srv, c, req, call.tx);
-	/* Durable before the client hears of it: server_batch_done commits
-	 * once the turn's requests are all handled. */
+	/* Durable before the client hears of it: the reply waits on c until
+	 * the loop turn's commit (server_turn_end). */
 	if (err) {
 		log_debug("connection %lu: %s failed: %s", c->id,
 			  wire_type_name(req->hdr.type), wire_error_name(err));

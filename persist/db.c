@@ -319,6 +319,11 @@ int db_commit(struct db *db)
 	return db->failed ? -1 : 0;
 }
 
+bool db_pending(const struct db *db)
+{
+	return db && !db->failed && evbuffer_get_length(db->pending) > 0;
+}
+
 int db_checkpoint(struct db *db)
 {
 	char why[200];

@@ -115,6 +115,10 @@ int db_put_encoded(struct db *db, const char *key,
  */
 int db_commit(struct db *db);
 
+/* Changes wait for db_commit (false for a NULL db): replies that follow
+ * no pending change may leave before the next commit. */
+bool db_pending(const struct db *db);
+
 /*
  * db_commit, then wait for a running compaction and apply what is left
  * of the journals to the tdb file, which then holds the whole state on

@@ -39,6 +39,8 @@ static void server_conn_freed(struct conn *c)
 	struct server *srv = c->hooks->owner;
 
 	free(c->owner_data);
+	if (c->held)
+		LIST_REMOVE(c, held_link);
 	LIST_REMOVE(c, link);
 	srv->nconns--;
 }
@@ -97,6 +99,7 @@ int server_init(struct server *srv, struct event_base *base,
 	memset(srv, 0, sizeof(*srv));
 	srv->base = base;
 	srv->hooks.dispatch = dispatch;
+	srv->hooks.hold = server_hold;
 	srv->hooks.batch_done = server_batch_done;
 	srv->hooks.closed = server_conn_closed;
 	srv->hooks.freed = server_conn_freed;
@@ -110,6 +113,7 @@ int server_init(struct server *srv, struct event_base *base,
 		.restored = dom_restored, .owner = srv,
 	};
 	LIST_INIT(&srv->conns);
+	LIST_INIT(&srv->held);
 	quotas_init(&srv->quotas);
 	watch_registry_init(&srv->watches);
 	store_init(&srv->store, dom0_only);

@@ -4,11 +4,12 @@
  * Owns the store, the watch registry, the quotas and the set of live
  * connections, each with its struct client (its transactions and watches),
  * and fills in the hooks the connections (conn/) and the domain table
- * (domains/) report through.  It makes each batch of requests durable
- * before its replies leave, fires the watches of changes and of the
- * special nodes, and forgets dead domains.  The requests themselves are
- * handled by the dispatcher given to server_init: the handlers (ops/) sit
- * above this module and see its state; it never calls them by name.
+ * (domains/) report through.  It holds every connection's output (replies,
+ * watch events) until the loop turn's one commit made what it tells of
+ * durable, fires the watches of changes and of the special nodes, and
+ * forgets dead domains.  The requests themselves are handled by the
+ * dispatcher given to server_init: the handlers (ops/) sit above this
+ * module and see its state; it never calls them by name.
  */
 #ifndef XS_SERVER_H
 #define XS_SERVER_H
@@ -48,6 +49,8 @@ struct server {
 	struct conn_hooks hooks;	/* given to every connection */
 	struct domain_hooks domain_hooks; /* given to the domain table */
 	LIST_HEAD(, conn) conns;	/* every live connection, owned */
+	LIST_HEAD(, conn) held;		/* those with output or handled
+					 * requests waiting for the commit */
 	unsigned long nconns;
 	unsigned long open_txns;	/* transactions open, all connections */
 	/* CONTROL live-update: what -f and -c set, when -s was first tried,
@@ -113,17 +116,29 @@ void server_forget_domain(struct server *srv, unsigned int domid);
  * connection.  server_restore_conn: c serves a guest again
  * after a restart: its saved watches come back (each firing once), and it
  * may replay requests and use transactions from before (ops/).
- * server_commit: make the
- * changes so far durable (before their replies leave); server_batch_done,
- * the connections' batch_done hook, calls it after each batch of requests.
  */
 int server_load(struct server *srv);
 int server_quotas_changed(struct server *srv);
 void server_watches_changed(struct server *srv, struct conn *c);
 void server_restore_conn(struct server *srv, struct conn *c, bool fire);
 void server_forget_watches(struct server *srv, unsigned int domid);
+/*
+ * The loop turn (server/turn.c).  server_turn_end: the daemon calls it
+ * after each turn of the event loop (and once before the first): one
+ * commit for all the turn changed, then the output every connection
+ * queued, and the requests it handled, released and sent at once.
+ * server_commit: make the changes so far durable now, releasing what was
+ * held until then (a ring's partial request, a live update, the start-up
+ * need that before the turn ends); the sending still waits for the turn's
+ * end.  server_hold and server_batch_done: the connections' hooks (the
+ * latter ends the turn early when there is no database: nothing to
+ * commit, so nothing to wait for).
+ */
+void server_turn_end(struct server *srv);
 void server_commit(struct server *srv);
+void server_hold(struct conn *c);
 void server_batch_done(struct conn *c);
+
 /* Live update: a socket client's watches, saved / loaded without firing. */
 void server_save_conn_watches(struct server *srv, struct conn *c,
 			      struct writer *w);

@@ -14,18 +14,6 @@
 #include "persist/db.h"
 #include "schema/schema.h"
 
-void server_commit(struct server *srv)
-{
-	db_commit(srv->db);
-}
-
-/* One tdb transaction for a batch of requests: a commit costs tens of
- * microseconds whatever it holds, and no reply of the batch has left. */
-void server_batch_done(struct conn *c)
-{
-	server_commit(c->hooks->owner);
-}
-
 static void save_quotas(const void *q, struct writer *w)
 {
 	quotas_save(q, w);

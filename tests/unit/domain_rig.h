@@ -29,6 +29,8 @@ static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
 static uint32_t next_req_id = 1;
 static struct evbuffer *evq;	/* watch events c0 received, in order */
 static char dbdir[64], dbpath[96];
+static struct event_base *db_base;	/* the database's events (NULL:
+					 * base's) */
 
 /* The test's database file (made at first use); restorable as asked. */
 static inline struct db *open_db(bool want_restorable)
@@ -41,7 +43,7 @@ static inline struct db *open_db(bool want_restorable)
 		ck_assert_ptr_nonnull(mkdtemp(dbdir));
 		snprintf(dbpath, sizeof(dbpath), "%s/db.tdb", dbdir);
 	}
-	db = db_open(dbpath, base, &restorable);
+	db = db_open(dbpath, db_base ? db_base : base, &restorable);
 	ck_assert_ptr_nonnull(db);
 	ck_assert_int_eq(restorable, want_restorable);
 	return db;
@@ -99,11 +101,19 @@ static inline void rig_teardown(void)
 	}
 }
 
+/* One turn as the daemon's loop has it: what is due now, then the turn's
+ * commit and the output it released. */
+static inline void turn(void)
+{
+	unit_loop_once(base);
+	server_turn_end(&srv);
+}
+
 /* Run what is due until the loop is quiet (a pass per turn at most). */
 static inline void settle(void)
 {
 	for (int i = 0; i < 8; i++)
-		unit_loop_once(base);
+		turn();
 }
 
 /* Strings joined with their NULs, as a request payload; returns the length. */

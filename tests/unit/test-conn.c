@@ -1,6 +1,7 @@
 /*
- * conn: framing, batching and flow control of one connection, over a fake
- * in-memory transport (tests/unit/unit.h) and a dispatcher that records.
+ * conn: framing, batching, held output and flow control of one connection,
+ * over a fake in-memory transport (tests/unit/unit.h) and a dispatcher
+ * that records.
  */
 #include <errno.h>
 
@@ -19,8 +20,8 @@ struct recorder {
 	char first_payload[XENSTORE_PAYLOAD_MAX + 1];
 	unsigned int closed, freed;
 	unsigned int depth, max_depth;	/* nesting of dispatch calls */
-	unsigned int batches;		/* batch_done calls */
-	unsigned int dispatched_at_batch[MAX_SEEN];	/* per call */
+	unsigned int holds;		/* hold calls */
+	unsigned int dispatched_at_hold[MAX_SEEN];	/* per call */
 	/* Behaviour: */
 	uint32_t close_on_req_id;	/* 0: never */
 	size_t reply_bytes;		/* bytes to queue on c->out per request */
@@ -62,14 +63,15 @@ static void rec_dispatch(struct conn *conn, const struct request *req)
 	r->depth--;
 }
 
-static void rec_batch_done(struct conn *conn)
+/* The owner's side of holding: it would release c after its commit. */
+static void rec_hold(struct conn *conn)
 {
 	struct recorder *r = conn->hooks->owner;
 
-	ck_assert_uint_lt(r->batches, MAX_SEEN);
-	ck_assert_uint_eq(r->depth, 0);
-	r->dispatched_at_batch[r->batches] = r->dispatched;
-	r->batches++;
+	ck_assert_uint_lt(r->holds, MAX_SEEN);
+	ck_assert(conn->held);
+	r->dispatched_at_hold[r->holds] = r->dispatched;
+	r->holds++;
 }
 
 static void rec_closed(struct conn *conn)
@@ -88,7 +90,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(base);
 	memset(&rec, 0, sizeof(rec));
 	hooks = (struct conn_hooks){ .dispatch = rec_dispatch,
-				     .batch_done = rec_batch_done,
+				     .hold = rec_hold,
 				     .closed = rec_closed,
 				     .freed = rec_freed, .owner = &rec };
 	unit_tp_init(&tp);
@@ -294,33 +296,42 @@ START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
 }
 END_TEST
 
-/* The server commits its changes once per batch, in batch_done: it must
- * come after the batch's last request and before the next batch. */
-START_TEST(batch_done_follows_each_batch_of_requests)
+/* Handled requests hold the connection once, however many turns they
+ * take, until the owner's release; then the next ones hold it again. */
+START_TEST(handled_requests_hold_the_connection_until_flushed)
 {
 	const unsigned int total = 2 * CONN_BATCH + 5;
 
-	/* Nothing complete to handle: no batch. */
+	/* Nothing complete to handle: nothing to hold. */
 	ck_assert_int_eq(evbuffer_add(c->in, "\1\0", 2), 0);
 	conn_handle_input(c);
-	ck_assert_uint_eq(rec.batches, 0);
+	ck_assert_uint_eq(rec.holds, 0);
+	ck_assert(!c->held);
 	evbuffer_drain(c->in, 2);
 	for (unsigned int i = 1; i <= total; i++)
 		add_read(i);
 	conn_handle_input(c);
-	ck_assert_uint_eq(rec.batches, 1);
-	ck_assert_uint_eq(rec.dispatched_at_batch[0], CONN_BATCH);
-	for (unsigned int turns = 0; rec.dispatched < total; turns++) {
-		ck_assert_uint_lt(turns, 10);
-		loop_once();
-	}
-	ck_assert_uint_eq(rec.batches, 3);
-	ck_assert_uint_eq(rec.dispatched_at_batch[1], 2 * CONN_BATCH);
-	ck_assert_uint_eq(rec.dispatched_at_batch[2], total);
+	ck_assert_uint_eq(rec.holds, 1);
+	ck_assert_uint_eq(rec.dispatched_at_hold[0], CONN_BATCH);
+	ck_assert_uint_eq(c->in_released, 0);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH);
+	ck_assert_uint_eq(rec.holds, 1);	/* still held */
+	ck_assert_uint_eq(c->in_released, 0);
+	conn_flush(c);
+	ck_assert(!c->held);
+	ck_assert_uint_eq(c->in_released, c->in_handled);
+	ck_assert_uint_eq(tp.kicks, 1);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, total);
+	ck_assert_uint_eq(rec.holds, 2);
+	ck_assert_uint_eq(rec.dispatched_at_hold[1], total);
+	ck_assert_uint_lt(c->in_released, c->in_handled);
 }
 END_TEST
 
-START_TEST(batch_ending_in_a_protocol_error_still_ends)
+/* A connection closed by its input is not held: it sends nothing more. */
+START_TEST(closing_connection_is_not_held)
 {
 	struct xsd_sockmsg hdr = { .type = XS_READ, .req_id = 9,
 				   .len = XENSTORE_PAYLOAD_MAX + 1 };
@@ -331,9 +342,52 @@ START_TEST(batch_ending_in_a_protocol_error_still_ends)
 	conn_handle_input(c);
 	ck_assert(c->closing);
 	ck_assert_uint_eq(rec.dispatched, 2);
-	/* The two requests' changes are committed all the same. */
-	ck_assert_uint_eq(rec.batches, 1);
-	ck_assert_uint_eq(rec.dispatched_at_batch[0], 2);
+	ck_assert_uint_eq(rec.holds, 0);
+	conn_flush(c);
+	ck_assert_uint_eq(tp.kicks, 0);
+}
+END_TEST
+
+/* Queued output is not to be sent until released, then only up to what
+ * was queued by then; the transport is kicked by conn_flush only. */
+START_TEST(output_waits_for_its_release)
+{
+	conn_send(c, XS_READ, 1, 0, "a", 1);
+	ck_assert(c->held);
+	ck_assert_uint_eq(rec.holds, 1);
+	ck_assert_uint_eq(conn_out_ready(c), 0);
+	conn_send(c, XS_WATCH_EVENT, 0, 0, "b", 1);
+	ck_assert_uint_eq(rec.holds, 1);
+	conn_release(c);
+	ck_assert_uint_eq(conn_out_ready(c), 2 * (WIRE_HDR_LEN + 1));
+	ck_assert_uint_eq(tp.kicks, 0);
+	conn_send(c, XS_READ, 2, 0, "c", 1);
+	ck_assert_uint_eq(conn_out_ready(c), 2 * (WIRE_HDR_LEN + 1));
+	/* Sent by the transport: what is ready shrinks with it. */
+	evbuffer_drain(c->out, WIRE_HDR_LEN + 1);
+	ck_assert_uint_eq(conn_out_ready(c), WIRE_HDR_LEN + 1);
+	conn_flush(c);
+	ck_assert(!c->held);
+	ck_assert_uint_eq(tp.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c), 2 * (WIRE_HDR_LEN + 1));
+	ck_assert_uint_eq(conn_out_ready(c), evbuffer_get_length(c->out));
+	conn_send(c, XS_READ, 3, 0, "d", 1);
+	ck_assert_uint_eq(rec.holds, 2);
+}
+END_TEST
+
+/* With no owner to commit, output is released and kicked at once. */
+START_TEST(output_without_a_hold_hook_leaves_at_once)
+{
+	hooks.hold = NULL;
+	conn_send(c, XS_READ, 1, 0, "a", 1);
+	ck_assert(!c->held);
+	ck_assert_uint_eq(tp.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c), WIRE_HDR_LEN + 1);
+	add_read(2);
+	conn_handle_input(c);
+	ck_assert_uint_eq(c->in_released, c->in_handled);
+	ck_assert_uint_eq(tp.kicks, 2);
 }
 END_TEST
 
@@ -446,7 +500,6 @@ START_TEST(send_queues_header_and_payload)
 	char buf[XENSTORE_PAYLOAD_MAX + 1];
 
 	conn_send(c, XS_READ, 7, 3, "a\0c", 3);
-	ck_assert_uint_eq(tp.kicks, 1);
 	ck_assert_uint_eq(evbuffer_get_length(c->out), WIRE_HDR_LEN + 3);
 	unit_take_packet(c->out, &hdr, buf);
 	ck_assert_uint_eq(hdr.type, XS_READ);
@@ -456,7 +509,6 @@ START_TEST(send_queues_header_and_payload)
 	ck_assert_mem_eq(buf, "a\0c", 3);
 
 	conn_send(c, XS_WATCH_EVENT, 0, 0, NULL, 0);
-	ck_assert_uint_eq(tp.kicks, 2);
 	unit_take_packet(c->out, &hdr, buf);
 	ck_assert_uint_eq(hdr.type, XS_WATCH_EVENT);
 	ck_assert_uint_eq(hdr.len, 0);
@@ -539,8 +591,10 @@ static Suite *conn_suite(void)
 	t = tcase_create("flow");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, more_than_a_batch_is_handled_a_batch_per_turn);
-	tcase_add_test(t, batch_done_follows_each_batch_of_requests);
-	tcase_add_test(t, batch_ending_in_a_protocol_error_still_ends);
+	tcase_add_test(t, handled_requests_hold_the_connection_until_flushed);
+	tcase_add_test(t, closing_connection_is_not_held);
+	tcase_add_test(t, output_waits_for_its_release);
+	tcase_add_test(t, output_without_a_hold_hook_leaves_at_once);
 	tcase_add_test(t, full_output_pauses_input_until_drained);
 	tcase_add_test(t, drained_without_pause_does_nothing);
 	tcase_add_test(t, replies_filling_output_stop_the_batch);

@@ -1,8 +1,8 @@
 /*
  * server: the owner of connections and state, without the handlers where it
- * can be (its hooks, forgetting a domain, firing watches, committing).  The
- * CONTROL commands have test-control.c; the domain table driving these
- * hooks, test-domain.c.
+ * can be (its hooks, forgetting a domain, firing watches, the turn's commit
+ * and release).  The CONTROL commands have test-control.c; the domain
+ * table driving these hooks, test-domain.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +37,49 @@ static void setup_counting(void)
 static void teardown(void)
 {
 	rig_teardown();
+}
+
+/* A database at path in dir, both made at first use (path empty). */
+static struct db *scratch_db(char *dir, char *path, size_t len,
+			     bool want_restorable)
+{
+	bool restorable;
+	struct db *db;
+
+	if (!path[0]) {
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		snprintf(path, len, "%s/db.tdb", dir);
+	}
+	db = db_open(path, base, &restorable);
+	ck_assert_ptr_nonnull(db);
+	ck_assert_int_eq(restorable, want_restorable);
+	return db;
+}
+
+/* For the turn's tests: the server with a database, so a turn has
+ * something to commit and its output waits for the turn's end. */
+static char turn_dir[] = "/tmp/xs-unit-server-XXXXXX", turn_path[64];
+static char turn_journal[80];	/* where a commit goes (persist/db.h) */
+
+static void setup_db(void)
+{
+	setup();
+	strcpy(turn_dir, "/tmp/xs-unit-server-XXXXXX");
+	turn_path[0] = '\0';
+	srv.db = scratch_db(turn_dir, turn_path, sizeof(turn_path), false);
+	db_follow(srv.db, &srv.store, true);
+	snprintf(turn_journal, sizeof(turn_journal), "%s.journal", turn_path);
+}
+
+static void teardown_db(void)
+{
+	srv.store.observer = NULL;
+	db_close(srv.db);
+	srv.db = NULL;
+	unlink(turn_journal);
+	unlink(turn_path);
+	rmdir(turn_dir);
+	teardown();
 }
 
 #define OK(c, type, lit) \
@@ -147,33 +190,179 @@ static bool file_has(const char *path, const char *s)
 	return memmem(buf, n, s, strlen(s)) != NULL;
 }
 
-START_TEST(a_batch_is_durable_when_its_replies_are_queued)
-{
-	char dir[] = "/tmp/xs-unit-server-XXXXXX", path[64], journal[80];
-	bool restorable;
-	struct db *db;
+/* A transport whose kick looks at the database file and may queue more,
+ * as a socket's write does when the drained client gets coalesced events. */
+static const char *kick_file;		/* each kick looks (NULL: not) */
+static bool durable_at_kick;		/* it held "/durable" then */
+static unsigned int more_at_kick;	/* packets each kick queues */
+static struct conn_transport looking_tp;
 
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/db.tdb", dir);
-	db = db_open(path, base, &restorable);
-	ck_assert_ptr_nonnull(db);
-	db_follow(db, &srv.store, true);
-	srv.db = db;
-	/* A batch through the connection: batch_done commits it. */
+static void looking_kick(struct conn *c)
+{
+	unit_tp_kick(c);
+	if (kick_file)
+		durable_at_kick = file_has(kick_file, "/durable");
+	if (more_at_kick) {
+		more_at_kick--;
+		conn_send(c, XS_WATCH_EVENT, 0, 0, "/x\0t", 5);
+	}
+}
+
+static void look_at_kicks(struct conn *c)
+{
+	looking_tp = *unit_transport();
+	looking_tp.kick = looking_kick;
+	c->tp = &looking_tp;
+}
+
+START_TEST(a_turn_is_durable_before_its_replies_are_released)
+{
+	look_at_kicks(c0);
+	kick_file = turn_journal;
 	unit_add_packet(c0->in, XS_WRITE, 9, 0, "/durable\0yes", 12);
 	conn_handle_input(c0);
+	/* Queued, held: not to be sent, the transport not told. */
+	ck_assert_uint_gt(evbuffer_get_length(c0->out), 0);
+	ck_assert_uint_eq(conn_out_ready(c0), 0);
+	ck_assert_uint_eq(tp0.kicks, 0);
+	server_turn_end(&srv);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	/* Without closing, as a crash right now would leave it: the file
+	 * itself held the record when the transport was told to send. */
+	ck_assert_msg(durable_at_kick, "the reply was released before the "
+		      "change was in the file");
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
 	unit_take_packet(c0->out, &rhdr, rbuf);
 	ck_assert_uint_eq(rhdr.type, XS_WRITE);
-	/* Without closing, as a crash right now would leave it: the file
-	 * itself holds the record (the journal, persist/db.h). */
-	snprintf(journal, sizeof(journal), "%s.journal", path);
-	ck_assert_msg(file_has(journal, "/durable"), "the batch is not in the file");
-	srv.store.observer = NULL;
-	srv.db = NULL;
-	db_close(db);
-	unlink(journal);
-	unlink(path);
-	rmdir(dir);
+	kick_file = NULL;
+}
+END_TEST
+
+/* Without a database nothing is to be made durable: a batch's output and
+ * what it fired on others are sent at its end, not the turn's. */
+START_TEST(without_a_database_a_batch_is_sent_at_its_end)
+{
+	OK(c0, XS_MKDIR, "/p\0");
+	OK(c0, XS_SET_PERMS, "/p\0n5\0");
+	OK(c5, XS_WATCH, "/p\0tok\0");
+	evbuffer_drain(c5->out, evbuffer_get_length(c5->out));
+	server_turn_end(&srv);
+	tp0.kicks = tp5.kicks = 0;
+	unit_add_packet(c0->in, XS_WRITE, 1, 0, "/p/x\0v", 7);
+	conn_handle_input(c0);
+	ck_assert(!c0->held && !c5->held);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(tp5.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+	ck_assert_uint_eq(conn_out_ready(c5), evbuffer_get_length(c5->out));
+	ck_assert_uint_gt(evbuffer_get_length(c5->out), 0);	/* the event */
+}
+END_TEST
+
+/* Every connection with output in the turn is released and kicked once at
+ * its end; one without is not touched. */
+START_TEST(the_turn_end_sends_every_held_connection_once)
+{
+	unit_add_packet(c0->in, XS_WRITE, 1, 0, "/x\0v", 4);
+	unit_add_packet(c0->in, XS_READ, 2, 0, "/x", 3);
+	/* c5 reads after c0's change, before it is committed: held too. */
+	unit_add_packet(c5->in, XS_READ, 3, 0, "/x", 3);
+	conn_handle_input(c0);
+	conn_handle_input(c5);
+	ck_assert(c0->held && c5->held);
+	ck_assert_uint_eq(conn_out_ready(c5), 0);
+	server_turn_end(&srv);
+	ck_assert(!c0->held && !c5->held);
+	ck_assert(LIST_EMPTY(&srv.held));
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(tp5.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+	ck_assert_uint_eq(conn_out_ready(c5), evbuffer_get_length(c5->out));
+	ck_assert_uint_eq(c0->in_released, c0->in_handled);
+	/* A turn with nothing queued kicks nobody. */
+	server_turn_end(&srv);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(tp5.kicks, 1);
+}
+END_TEST
+
+/* A commit in the middle of a turn (a ring's partial request) releases
+ * what was held; it is sent at the turn's end, with what came after. */
+START_TEST(a_commit_mid_turn_releases_and_the_turn_end_sends)
+{
+	size_t first;
+
+	unit_add_packet(c0->in, XS_WRITE, 1, 0, "/a\0v", 4);
+	conn_handle_input(c0);
+	first = evbuffer_get_length(c0->out);
+	server_commit(&srv);
+	ck_assert_uint_eq(conn_out_ready(c0), first);
+	ck_assert_uint_eq(c0->in_released, c0->in_handled);
+	ck_assert(c0->held);
+	ck_assert_uint_eq(tp0.kicks, 0);
+	unit_add_packet(c0->in, XS_WRITE, 2, 0, "/b\0v", 4);
+	conn_handle_input(c0);
+	ck_assert_uint_eq(conn_out_ready(c0), first);
+	ck_assert_uint_lt(c0->in_released, c0->in_handled);
+	server_turn_end(&srv);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+}
+END_TEST
+
+/* Output queued while the turn's output is sent (events a client gets
+ * once it reads again) goes in the same turn end, not a turn later. */
+START_TEST(output_queued_while_sending_goes_in_the_same_turn)
+{
+	look_at_kicks(c0);
+	more_at_kick = 2;
+	unit_add_packet(c0->in, XS_READ, 1, 0, "/x", 3);
+	conn_handle_input(c0);
+	server_turn_end(&srv);
+	ck_assert_uint_eq(more_at_kick, 0);
+	ck_assert_uint_eq(tp0.kicks, 3);
+	ck_assert(!c0->held);
+	ck_assert_uint_eq(conn_out_ready(c0), evbuffer_get_length(c0->out));
+}
+END_TEST
+
+/* A batch that leaves no change waiting for a commit (reads) is sent at
+ * its end, without a commit; one after a change waits for it. */
+START_TEST(a_batch_with_nothing_to_commit_is_sent_at_its_end)
+{
+	unit_add_packet(c0->in, XS_READ, 1, 0, "/tool", 6);
+	conn_handle_input(c0);
+	ck_assert(!c0->held);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	ck_assert_uint_gt(conn_out_ready(c0), 0);
+	ck_assert(!db_pending(srv.db));
+	unit_add_packet(c0->in, XS_WRITE, 2, 0, "/y\0v", 4);
+	conn_handle_input(c0);
+	ck_assert(db_pending(srv.db));
+	ck_assert(c0->held);
+	ck_assert_uint_eq(tp0.kicks, 1);
+	server_turn_end(&srv);
+	ck_assert(!db_pending(srv.db));
+	ck_assert_uint_eq(tp0.kicks, 2);
+}
+END_TEST
+
+/* A connection closed and freed while held leaves the server's list. */
+START_TEST(a_connection_freed_while_held_is_not_sent)
+{
+	unit_add_packet(c0->in, XS_WRITE, 1, 0, "/x\0v", 4);
+	unit_add_packet(c5->in, XS_READ, 2, 0, "/x", 3);
+	conn_handle_input(c0);
+	conn_handle_input(c5);
+	ck_assert(c5->held);
+	conn_close(c5, "test");
+	unit_loop_once(base);
+	ck_assert_uint_eq(tp5.frees, 1);
+	server_turn_end(&srv);	/* the sanitizer build sees a use */
+	ck_assert_uint_eq(tp5.kicks, 0);
+	ck_assert(LIST_EMPTY(&srv.held));
+	c5 = unit_server_conn(&srv, &tp5, 5, false);	/* the teardown's */
+	ck_assert_ptr_nonnull(c5);
 }
 END_TEST
 
@@ -202,23 +391,6 @@ START_TEST(a_guest_stops_being_read_at_its_outstanding_quota)
 		unit_take_packet(c0->out, &rhdr, rbuf);
 }
 END_TEST
-
-/* A database at path in dir, both made at first use (path empty). */
-static struct db *scratch_db(char *dir, char *path, size_t len,
-			     bool want_restorable)
-{
-	bool restorable;
-	struct db *db;
-
-	if (!path[0]) {
-		ck_assert_ptr_nonnull(mkdtemp(dir));
-		snprintf(path, len, "%s/db.tdb", dir);
-	}
-	db = db_open(path, base, &restorable);
-	ck_assert_ptr_nonnull(db);
-	ck_assert_int_eq(restorable, want_restorable);
-	return db;
-}
 
 START_TEST(the_tree_and_quotas_come_back_from_the_database)
 {
@@ -290,14 +462,24 @@ static Suite *server_suite(void)
 	suite_add_tcase(s, d);
 
 	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, without_a_database_a_batch_is_sent_at_its_end);
 	tcase_add_test(t, privileged_domains_are_master_priv_and_zero);
 	tcase_add_test(t, a_closed_connection_loses_its_watches_and_transactions);
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
-	tcase_add_test(t, a_batch_is_durable_when_its_replies_are_queued);
 	tcase_add_test(t, a_guest_stops_being_read_at_its_outstanding_quota);
 	tcase_add_test(t, the_tree_and_quotas_come_back_from_the_database);
 	tcase_add_test(t, a_database_without_the_special_nodes_is_not_loaded);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("turn");
+	tcase_add_checked_fixture(t, setup_db, teardown_db);
+	tcase_add_test(t, a_turn_is_durable_before_its_replies_are_released);
+	tcase_add_test(t, the_turn_end_sends_every_held_connection_once);
+	tcase_add_test(t, a_commit_mid_turn_releases_and_the_turn_end_sends);
+	tcase_add_test(t, output_queued_while_sending_goes_in_the_same_turn);
+	tcase_add_test(t, a_connection_freed_while_held_is_not_sent);
+	tcase_add_test(t, a_batch_with_nothing_to_commit_is_sent_at_its_end);
 	suite_add_tcase(s, t);
 	return s;
 }
