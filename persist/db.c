@@ -353,66 +353,6 @@ int db_checkpoint(struct db *db)
 	return 0;
 }
 
-/* ---- reading ---- */
-
-static int by_key(const void *a, const void *b)
-{
-	return strcmp(((const struct side_record *)a)->key,
-		      ((const struct side_record *)b)->key);
-}
-
-int db_get(struct db *db, const char *key,
-	   int (*fn)(const void *data, size_t len, void *arg), void *arg)
-{
-	struct side_record k = { .key = (char *)key }, *sr;
-
-	if (!db || db->failed || !db->side_loaded)
-		return 0;
-	sr = bsearch(&k, db->side, db->nside, sizeof(*db->side), by_key);
-	return sr ? fn(sr->data, sr->len, arg) : 0;
-}
-
-int db_each(struct db *db, const char *prefix,
-	    int (*fn)(const char *name, const void *data, size_t len,
-		      void *arg),
-	    void *arg)
-{
-	size_t plen = strlen(prefix);
-
-	if (db->failed)
-		return -1;
-	for (size_t i = 0; db->side_loaded && i < db->nside; i++) {
-		const struct side_record *sr = &db->side[i];
-		int rc;
-
-		if (strncmp(sr->key, prefix, plen) != 0)
-			continue;
-		if ((rc = fn(sr->key + plen, sr->data, sr->len, arg)) != 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* load.c's records, sorted for db_get. */
-void keep_side_records(struct db *db, struct side_record *v, size_t n)
-{
-	drop_side_records(db);
-	qsort(v, n, sizeof(*v), by_key);
-	db->side = v;
-	db->nside = n;
-	db->side_loaded = true;
-}
-
-void drop_side_records(struct db *db)
-{
-	for (size_t i = 0; i < db->nside; i++)
-		free(db->side[i].key);
-	free(db->side);
-	db->side = NULL;
-	db->nside = 0;
-	db->side_loaded = false;
-}
-
 void db_loaded_done(struct db *db)
 {
 	if (!db)
@@ -584,58 +524,6 @@ int db_upgraded(struct db *db)
 	log_warn("database %s: version %u read; written as version %u from "
 		 "the next commit", db->path, old, SCHEMA_DB_VERSION);
 	return 0;
-}
-
-/* Journals beside a new (or emptied) file belong to no database: the
- * one they followed was moved away, or persistence failed. */
-static void remove_stale_journals(struct db *db)
-{
-	for (int i = 0; i < JOURNALS; i++)
-		if (unlink(db->jpath[i]) == 0)
-			log_warn("database %s is new: removed %s, left from "
-				 "another one", db->path, db->jpath[i]);
-}
-
-/*
- * Read both journals, oldest first, into db->fold for the load: 0, or -1
- * after a log message when one is damaged (and nothing is changed).  A
- * torn tail is only logged here; the first commit cuts it off.
- */
-static int read_journals(struct db *db)
-{
-	for (int i = 0; i < JOURNALS; i++) {
-		struct journal_scan s;
-		const char *why;
-		int rc = journal_fold_file(db->jpath[i], true, &db->jmap[i],
-					   &db->fold, &s, &why);
-
-		if (rc > 0)
-			continue;
-		if (rc < 0) {
-			log_error("database %s: its journal %s is unusable: %s "
-				  "(at byte %zu); the daemon does not start "
-				  "rather than lose what it holds", db->path,
-				  db->jpath[i], why, s.at);
-			return -1;
-		}
-		db->jexists[i] = db->jfound[i] = true;
-		if (i == JOURNAL_LIVE)
-			db->jwhole = s.whole;
-		if (s.state == JOURNAL_TORN)
-			log_warn("database %s: journal %s: %s at byte %zu "
-				 "(a commit the daemon died writing, never "
-				 "acknowledged): it ends at byte %zu, after %zu "
-				 "whole commits", db->path, db->jpath[i], s.why,
-				 s.at, s.whole, s.frames);
-	}
-	return 0;
-}
-
-void drop_journal_reads(struct db *db)
-{
-	fold_free(&db->fold);
-	for (int i = 0; i < JOURNALS; i++)
-		journal_unmap(&db->jmap[i]);
 }
 
 /* The journal limit from the environment (bytes, or with k or M). */

@@ -69,11 +69,14 @@ static inline TDB_DATA key_of(const char *s)
 	return (TDB_DATA){ .dptr = (unsigned char *)s, .dsize = strlen(s) };
 }
 
-/* db.c: the '#' records the load found (v, n owned from now on), sorted
+/* load.c: the '#' records the load found (v, n owned from now on), sorted
  * for db_get; forgetting them (db_loaded_done, db_close). */
 void keep_side_records(struct db *db, struct side_record *v, size_t n);
 void drop_side_records(struct db *db);
-/* db.c: forget the journals as db_open read them. */
+/* load.c: read both journals into db->fold (0, or -1 logged: damaged);
+ * forget them once loaded; remove journals left beside a new file. */
+int read_journals(struct db *db);
 void drop_journal_reads(struct db *db);
+void remove_stale_journals(struct db *db);
 
 #endif
