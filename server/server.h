@@ -131,8 +131,8 @@ void server_forget_watches(struct server *srv, unsigned int domid);
  * held until then (a ring's partial request, a live update, the start-up
  * need that before the turn ends); the sending still waits for the turn's
  * end.  server_hold and server_batch_done: the connections' hooks (the
- * latter ends the turn early when there is no database: nothing to
- * commit, so nothing to wait for).
+ * latter sends at once what is held when no change waits for a commit,
+ * db_pending: reads, or no database).
  */
 void server_turn_end(struct server *srv);
 void server_commit(struct server *srv);
