@@ -164,6 +164,12 @@ def test_output_pid_prints_the_daemons_pid():
 def test_capital_v_is_upstreams_verbose_and_version_stays():
     with Run(["-V", "--no-database"]) as r:
         r.wait_serving()
+        # The line comes just after the socket listens: wait for it.
+        try:
+            wait_for(lambda: "info: xenstored" in r.stderr() and "serving" in r.stderr(),
+                     "the info line")
+        except AssertionError:
+            pass
         check("info: xenstored" in r.stderr() and "serving" in r.stderr(),
               "-V did not log at info: %r" % r.stderr())
     r = subprocess.run([BINARY, "--version"], stdout=subprocess.PIPE, timeout=10)
