@@ -98,51 +98,11 @@ void rd_init(struct reader *r, const void *p, size_t len)
 	r->bad = false;
 }
 
-static const unsigned char *take(struct reader *r, size_t len)
-{
-	const unsigned char *p;
-
-	if (r->bad || len > r->left) {
-		r->bad = true;
-		return NULL;
-	}
-	p = r->p;
-	r->p += len;
-	r->left -= len;
-	return p;
-}
-
-uint8_t rd_u8(struct reader *r)
-{
-	const unsigned char *p = take(r, 1);
-
-	return p ? p[0] : 0;
-}
-
-uint32_t rd_u32(struct reader *r)
-{
-	const unsigned char *p = take(r, 4);
-	uint32_t v = 0;
-
-	for (int i = 3; p && i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 uint64_t rd_u64(struct reader *r)
 {
 	uint64_t lo = rd_u32(r), hi = rd_u32(r);
 
 	return r->bad ? 0 : lo | hi << 32;
-}
-
-const void *rd_bytes(struct reader *r, uint32_t *len)
-{
-	uint32_t n = rd_u32(r);
-	const unsigned char *p = take(r, n);
-
-	*len = p ? n : 0;
-	return p;
 }
 
 const char *rd_str(struct reader *r)

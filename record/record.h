@@ -51,11 +51,49 @@ struct reader {
 };
 
 void rd_init(struct reader *r, const void *p, size_t len);
-uint8_t rd_u8(struct reader *r);
-uint32_t rd_u32(struct reader *r);
+
+/* Inline: a compaction reads every change of a journal with these. */
+static inline const unsigned char *rd_take(struct reader *r, size_t len)
+{
+	const unsigned char *p;
+
+	if (r->bad || len > r->left) {
+		r->bad = true;
+		return NULL;
+	}
+	p = r->p;
+	r->p += len;
+	r->left -= len;
+	return p;
+}
+
+static inline uint8_t rd_u8(struct reader *r)
+{
+	const unsigned char *p = rd_take(r, 1);
+
+	return p ? p[0] : 0;
+}
+
+static inline uint32_t rd_u32(struct reader *r)
+{
+	const unsigned char *p = rd_take(r, 4);
+
+	return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+		   (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
+}
+
 uint64_t rd_u64(struct reader *r);
+
 /* Borrowed bytes of a wr_bytes field (NULL and 0 on error). */
-const void *rd_bytes(struct reader *r, uint32_t *len);
+static inline const void *rd_bytes(struct reader *r, uint32_t *len)
+{
+	uint32_t n = rd_u32(r);
+	const unsigned char *p = rd_take(r, n);
+
+	*len = p ? n : 0;
+	return p;
+}
+
 /* A wr_str string: present, NUL-terminated inside its length; "" on error. */
 const char *rd_str(struct reader *r);
 /* Mark the record bad (a value out of range, say). */
