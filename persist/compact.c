@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,6 +148,7 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 	struct journal_scan s;
 	struct fold f;
 	const char *bad;
+	size_t held;
 	int rc;
 
 	fold_init(&f);
@@ -156,8 +158,16 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 			 bad, s.at);
 	else if (rc == 0 && f.count)
 		rc = apply_file(&f, tdb_path, why, why_len);
+	held = f.cap * sizeof(*f.v) + (f.slots ? (f.mask + 1) * sizeof(*f.slots)
+					       : 0);
 	fold_free(&f);
 	journal_unmap(&m);
+	/* A big fold's memory (a journal of many keys: 100 MB for a million)
+	 * back to the system: glibc's dynamic mmap threshold keeps such
+	 * blocks in this thread's arena, in the daemon's RSS, until the
+	 * next compaction that large. */
+	if (held > (1u << 20))
+		malloc_trim(0);
 	if (rc > 0)
 		return 0;		/* none: applied and removed before */
 	if (rc == 0 && unlink(path) != 0) {
