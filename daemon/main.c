@@ -285,7 +285,7 @@ static int open_database(struct server *srv, const struct options *o,
 		log_error("out of memory");
 		return -1;
 	}
-	srv->db = db_open(path, srv->base, &restorable);
+	srv->db = db_open(path, &restorable);
 	free(path);
 	if (!srv->db)
 		return -1;

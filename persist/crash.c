@@ -38,12 +38,12 @@ bool crash_at(const char *point)
 	       atomic_fetch_add(&hits, 1) + 1 == nth;
 }
 
-void crash_point_write(const char *point, int fd, const void *p, size_t len)
+void crash_point_copy(const char *point, void *dst, const void *src,
+		      size_t len)
 {
 	if (!crash_at(point))
 		return;
-	if (write(fd, p, len / 2) < 0)
-		p = NULL;
+	memcpy(dst, src, len / 2);
 	crash_now();
 }
 

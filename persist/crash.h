@@ -20,13 +20,13 @@
 bool crash_at(const char *point);
 void crash_now(void) __attribute__((noreturn));
 #define CRASH_POINT(point) do { if (crash_at(point)) crash_now(); } while (0)
-/* At point, write the first half of p's len bytes to fd, then die: a
- * write cut short. */
-void crash_point_write(const char *point, int fd, const void *p,
-		       size_t len);
+/* At point, copy the first half of src's len bytes to dst, then die: a
+ * copy into a mapped file cut short. */
+void crash_point_copy(const char *point, void *dst, const void *src,
+		      size_t len);
 #else
 #define CRASH_POINT(point) do { } while (0)
-#define crash_point_write(point, fd, p, len) do { } while (0)
+#define crash_point_copy(point, dst, src, len) do { } while (0)
 #endif
 
 #endif

@@ -37,11 +37,10 @@ struct db;
  * Open path, creating it when missing or empty.  *restorable: it holds a
  * saved state to load.  NULL (after a log message) when it cannot be
  * opened or is not ours: the caller exits rather than overwrite it.
- * Changes made outside a request (a domain dying) are committed by an
- * event on base at the end of the loop turn that made them.
+ * Nothing is written until db_commit, which the server calls at the end
+ * of every loop turn (server/turn.c), whatever made the changes.
  */
-struct db *db_open(const char *path, struct event_base *base,
-		   bool *restorable);
+struct db *db_open(const char *path, bool *restorable);
 /* Commit what is pending and close; once the start-up is over
  * (db_loaded_done), db_checkpoint first. */
 void db_close(struct db *db);

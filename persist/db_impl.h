@@ -40,17 +40,15 @@ struct db {
 	/* The next frame: SCHEMA_FRAME_HEAD bytes of room, then the changes
 	 * since the last commit; empty when there are none. */
 	struct evbuffer *pending;
-	struct event *commit_ev;	/* zero-timeout: commit what is left */
 	struct store_observer observer;
-	int jfd;		/* the live journal, open to append; -1: not
-				 * open (there may be one from before) */
+	struct journal_out jout;	/* the live journal; fd -1: not
+					 * open (there may be one from before) */
 	bool jexists[JOURNALS];	/* the file is there */
 	bool jfound[JOURNALS];	/* it was there at start (and is read
 				 * back checked, not trusted as ours) */
 	size_t jwhole;		/* found at start: where the live journal's
 				 * whole frames end (its torn tail is cut
 				 * there before anything is appended) */
-	uint64_t jsize;		/* bytes of the live journal, once open */
 	uint64_t limit;		/* rotate the live journal past this */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
 	/* The journals as db_open read them, until db_load_nodes: their

@@ -52,7 +52,8 @@
  * changes committed since the tdb file was brought up to date, in order.
  *
  *   head               str "xenstored-journal", u32 version
- *   then frames        one a commit, each written whole by one write():
+ *   then frames        one a commit, appended whole (persist/journal.h),
+ *                      head first:
  *     u32 length       of the payload (at least one change)
  *     u32 sum          the payload's checksum: the low 32 bits of its
  *                      XXH3-64 (libxxhash; seed 0)
@@ -65,11 +66,14 @@
  * A key is 1 .. SCHEMA_JOURNAL_KEY_MAX bytes without a NUL (a node's
  * path, or a '#' key); a node's value must be a node record.  Replaying
  * a journal is idempotent: each change sets or removes a whole record.
- * A file that ends inside a frame (a write cut short), or whose last
- * frame fails its payload checksum and ends with the file, has a torn
- * tail: the whole frames before it are the journal.  A frame head that
- * fails its own check, a bad frame with more bytes after it, or a
- * malformed change in a frame whose checksums hold is damage.
+ * The live journal's file is allocated ahead of its last frame, so it
+ * may end in zeros: from a frame's start, zeros to the end of the file
+ * end the journal.  A file that ends inside a frame (a write cut short),
+ * or whose last frame fails its check with nothing but zeros after it
+ * (a copy cut short, or a payload checksum that fails), has a torn tail:
+ * the whole frames before it are the journal.  A bad frame with other
+ * bytes after it, or a malformed change in a frame whose checksums hold,
+ * is damage.
  *
  * The live-update image, SCHEMA_LU_VERSION 1, one stream:
  *

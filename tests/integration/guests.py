@@ -161,11 +161,14 @@ def guest_collect(g, barrier):
 
 
 def rss_kb(pid):
+    """The daemon's own resident memory, RssAnon: its heap and stacks,
+    without the pages of files it maps (its journal, up to the journal's
+    limit; guests' rings), which are the files' memory and bounded."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
+    raise AssertionError("no RssAnon for pid %d" % pid)
 
 
 def cpu_seconds(pid):

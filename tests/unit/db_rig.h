@@ -57,7 +57,7 @@ static inline void db_rig_teardown(void)
 static inline struct db *open_db(bool want_restorable)
 {
 	bool restorable = !want_restorable;
-	struct db *db = db_open(dbpath, base, &restorable);
+	struct db *db = db_open(dbpath, &restorable);
 
 	ck_assert_msg(db != NULL, "db_open %s failed", dbpath);
 	ck_assert_int_eq(restorable, want_restorable);

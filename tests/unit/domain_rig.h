@@ -29,8 +29,6 @@ static char rbuf[XENSTORE_PAYLOAD_MAX + 1];
 static uint32_t next_req_id = 1;
 static struct evbuffer *evq;	/* watch events c0 received, in order */
 static char dbdir[64], dbpath[96];
-static struct event_base *db_base;	/* the database's events (NULL:
-					 * base's) */
 
 /* The test's database file (made at first use); restorable as asked. */
 static inline struct db *open_db(bool want_restorable)
@@ -43,7 +41,7 @@ static inline struct db *open_db(bool want_restorable)
 		ck_assert_ptr_nonnull(mkdtemp(dbdir));
 		snprintf(dbpath, sizeof(dbpath), "%s/db.tdb", dbdir);
 	}
-	db = db_open(dbpath, db_base ? db_base : base, &restorable);
+	db = db_open(dbpath, &restorable);
 	ck_assert_ptr_nonnull(db);
 	ck_assert_int_eq(restorable, want_restorable);
 	return db;

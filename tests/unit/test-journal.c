@@ -4,7 +4,9 @@
  *
  * The reader: frames written by the schema's encoders are read back
  * change by change; a tail cut anywhere inside the last frame, or a last
- * frame that fails its checksum, is cut at the last whole frame; a frame
+ * frame that fails its checksum, is cut at the last whole frame; zeros
+ * after the frames (the space a live journal allocates ahead) are its
+ * end, and a frame copied in part before them is a torn tail; a frame
  * head that fails its check, a bad frame with more after it, a malformed
  * change in a whole frame, another magic or version are refused.  Every
  * input is a heap block of exactly its length (ASan sees an overread).
@@ -276,6 +278,76 @@ START_TEST(damage_before_the_end_is_refused)
 }
 END_TEST
 
+static void add_zeros(struct evbuffer *b, size_t n)
+{
+	unsigned char z[256] = { 0 };
+
+	for (; n; n -= n < sizeof(z) ? n : sizeof(z))
+		ck_assert_int_eq(evbuffer_add(b, z, n < sizeof(z) ? n
+							: sizeof(z)), 0);
+}
+
+/* The live journal is a mapping over space allocated ahead: zeros after
+ * the last frame are its end, and a copy cut short leaves the first
+ * bytes of a frame (its head first) with zeros after. */
+START_TEST(zeros_after_the_frames_are_the_end_and_a_copy_cut_short_is_torn)
+{
+	struct evbuffer *b = evbuffer_new(), *whole = evbuffer_new(), *c;
+	struct journal_scan s;
+	struct seen seen;
+	unsigned char *all;
+	size_t first, n;
+
+	add_head(b);
+	FRAME(b, "+#kept=1");
+	first = evbuffer_get_length(b);
+	FRAME(b, "+#torn=2", "+#more=3");
+	all = unit_take(b, &n);
+	/* Two whole frames, then zeros. */
+	ck_assert_int_eq(evbuffer_add(whole, all, n), 0);
+	add_zeros(whole, 3000);
+	ck_assert_int_eq(scan(whole, evbuffer_get_length(whole), &s, &seen),
+			 JOURNAL_WHOLE);
+	ck_assert_uint_eq(s.whole, n);
+	ck_assert_uint_eq(s.frames, 2);
+	/* The second frame's first k bytes, then zeros: torn at it. */
+	for (size_t k = 1; k < n - first; k++) {
+		c = evbuffer_new();
+		ck_assert_int_eq(evbuffer_add(c, all, first + k), 0);
+		add_zeros(c, n - first - k + 100);
+		ck_assert_msg(scan(c, evbuffer_get_length(c), &s, &seen) ==
+			      JOURNAL_TORN, "%zu bytes copied: not torn", k);
+		ck_assert_uint_eq(s.whole, first);
+		ck_assert_uint_eq(s.at, first);
+		ck_assert_str_eq(seen.text, "+#kept=1\n");
+		evbuffer_free(c);
+	}
+	/* A head and zeros alone: an empty journal. */
+	c = evbuffer_new();
+	ck_assert_int_eq(evbuffer_add(c, all, schema_journal_head_len()), 0);
+	add_zeros(c, 500);
+	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
+			 JOURNAL_WHOLE);
+	ck_assert_uint_eq(s.whole, schema_journal_head_len());
+	ck_assert_uint_eq(s.frames, 0);
+	evbuffer_free(c);
+	/* Half a frame, zeros, then a whole frame: not a copy cut short
+	 * (nothing is copied after one), so damage. */
+	c = evbuffer_new();
+	ck_assert_int_eq(evbuffer_add(c, all, first + 20), 0);
+	add_zeros(c, 64);
+	ck_assert_int_eq(evbuffer_add(c, all + schema_journal_head_len(),
+				      first - schema_journal_head_len()), 0);
+	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
+			 JOURNAL_BAD);
+	ck_assert_uint_eq(s.at, first);
+	evbuffer_free(c);
+	free(all);
+	evbuffer_free(whole);
+	evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(a_malformed_change_in_a_whole_frame_is_refused)
 {
 	static const char *const bad[] = {
@@ -483,6 +555,8 @@ START_TEST(a_commit_is_one_frame_and_nothing_when_nothing_changed)
 					      NULL, NULL), 0);
 		ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
 		ck_assert_uint_eq(sc.frames, 1);
+		/* Space is allocated ahead of the frame, zeros. */
+		ck_assert_uint_lt(sc.whole, m.len);
 		journal_unmap(&m);
 		/* Nothing yet in the tdb file. */
 		ck_assert(!exists(oldpath));
@@ -749,7 +823,7 @@ static void refused(const char *what)
 		blen[i] = fread(before[i], 1, 1 << 20, f);
 		fclose(f);
 	}
-	ck_assert_msg(db_open(dbpath, base, &restorable) == NULL,
+	ck_assert_msg(db_open(dbpath, &restorable) == NULL,
 		      "%s: opened", what);
 	for (int i = 0; i < 2; i++) {
 		f = fopen(paths[i], "rb");
@@ -769,7 +843,6 @@ static void refused(const char *what)
 static void some_commits(unsigned char **p, size_t *len)
 {
 	struct journal_map m;
-
 	CRASHED({
 		struct store s;
 		struct db *db = new_db(&s);
@@ -781,9 +854,15 @@ static void some_commits(unsigned char **p, size_t *len)
 		put(&s, "/three", "3");
 		ck_assert_int_eq(db_commit(db), 0);
 	});
+	struct journal_scan sc;
+
 	ck_assert_int_eq(journal_map(jpath, &m), 0);
-	*p = unit_exact(m.p, m.len);
-	*len = m.len;
+	/* What a write() of each frame would have left: no zeros after. */
+	ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL, NULL,
+				      NULL), 0);
+	ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
+	*p = unit_exact(m.p, sc.whole);
+	*len = sc.whole;
 	journal_unmap(&m);
 }
 
@@ -911,7 +990,9 @@ START_TEST(a_journal_that_cannot_be_written_empties_the_files)
 		struct rlimit rl;
 		char big[4000];
 
-		/* A full file system, as far as this process can tell. */
+		/* A full file system, as far as this process can tell: the
+		 * journal's space allocated ahead holds less than 200 big
+		 * values, so the commit needs more, and is refused it. */
 		signal(SIGXFSZ, SIG_IGN);
 		memset(big, 'x', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
@@ -919,7 +1000,12 @@ START_TEST(a_journal_that_cannot_be_written_empties_the_files)
 		ck_assert_int_eq(db_commit(db), 0);
 		rl.rlim_cur = rl.rlim_max = (rlim_t)size_of(jpath) + 100;
 		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-		put(&s, "/big", big);
+		for (int i = 0; i < 200; i++) {
+			char path[32];
+
+			snprintf(path, sizeof(path), "/big/%d", i);
+			put(&s, path, big);
+		}
 		ck_assert_int_eq(db_commit(db), -1);
 		ck_assert_int_eq(size_of(dbpath), 0);
 		ck_assert(!exists(jpath));
@@ -946,6 +1032,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_tail_cut_anywhere_in_the_last_frame_is_cut_off);
 	tcase_add_test(t, a_last_frame_failing_its_checksum_is_a_torn_tail);
 	tcase_add_test(t, damage_before_the_end_is_refused);
+	tcase_add_test(t, zeros_after_the_frames_are_the_end_and_a_copy_cut_short_is_torn);
 	tcase_add_test(t, a_malformed_change_in_a_whole_frame_is_refused);
 	tcase_add_test(t, a_fold_keeps_the_last_change_of_each_key);
 	suite_add_tcase(s, t);

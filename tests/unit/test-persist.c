@@ -598,34 +598,6 @@ START_TEST(db_uncommitted_changes_do_not_reach_the_file)
 }
 END_TEST
 
-START_TEST(db_loop_turn_commits_changes_made_outside_a_request)
-{
-	struct store s, loaded;
-	struct db *db = open_db(false);
-	pid_t pid;
-	int st;
-
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		new_daemon_store(&s);
-		db_follow(db, &s, true);
-		put(&s, "/by-event", "e", 1);
-		/* No db_commit: the commit event does it at the turn's end. */
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		_exit(0);
-	}
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	db_close(db);
-	db = open_db(true);
-	ck_assert_int_eq(load(db, &loaded), 0);
-	ck_assert_ptr_nonnull(store_lookup(&loaded, "/by-event"));
-	db_close(db);
-	store_destroy(&loaded);
-}
-END_TEST
-
 struct seen {
 	char names[8][32];
 	size_t lens[8];
@@ -744,7 +716,7 @@ static void refused(const char *what)
 	struct db *db;
 
 	file_bytes(dbpath, &before, &blen);
-	db = db_open(dbpath, base, &restorable);
+	db = db_open(dbpath, &restorable);
 	if (db) {
 		struct store s;
 
@@ -922,7 +894,6 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_save_all_saves_what_the_store_held);
 	tcase_add_test(t, db_nodes_made_after_a_load_follow_the_loaded_ones);
 	tcase_add_test(t, db_uncommitted_changes_do_not_reach_the_file);
-	tcase_add_test(t, db_loop_turn_commits_changes_made_outside_a_request);
 	tcase_add_test(t, db_each_selects_by_prefix);
 	suite_add_tcase(s, t);
 

@@ -50,7 +50,7 @@ static struct db *scratch_db(char *dir, char *path, size_t len,
 		ck_assert_ptr_nonnull(mkdtemp(dir));
 		snprintf(path, len, "%s/db.tdb", dir);
 	}
-	db = db_open(path, base, &restorable);
+	db = db_open(path, &restorable);
 	ck_assert_ptr_nonnull(db);
 	ck_assert_int_eq(restorable, want_restorable);
 	return db;

@@ -110,8 +110,6 @@ void __wrap_db_delete(struct db *db, const char *key)
 static void setup(void)
 {
 	xd_reset();
-	db_base = event_base_new();
-	ck_assert_ptr_nonnull(db_base);
 	start(true, false);
 	db_observer = srv.store.observer;
 	srv.store.observer = &spy;
@@ -137,8 +135,6 @@ static void teardown(void)
 	}
 	srv.store.observer = db_observer;
 	stop();
-	event_base_free(db_base);
-	db_base = NULL;
 	unlink(dbpath);
 	rmdir(dbdir);
 	dbpath[0] = '\0';
