@@ -8,10 +8,10 @@
  * with '#', written by their owners through db_put.  Every key and
  * layout, and the version of the files, is schema/schema.h's.
  *
- * Changes collect in memory and db_commit, which the request loop calls
- * before a reply leaves, appends them to a journal beside the tdb file as
- * one checksummed frame by one write(): a crash leaves the old or the new
- * state, never half of one.  The tdb file is the checkpoint: a thread
+ * Changes collect in memory and db_commit, which the server calls at the
+ * end of every loop turn before a reply leaves, appends them to a journal
+ * beside the tdb file as one checksummed frame (persist/journal.h): a
+ * crash leaves the old or the new state, never half of one.  The tdb file is the checkpoint: a thread
  * applies the journal to it when the journal has grown, a clean stop and
  * a live update before they leave (db_checkpoint), and a restart reads
  * the file with the journals on top.  After the start-up the daemon reads
@@ -104,8 +104,8 @@ int db_put_encoded(struct db *db, const char *key,
 		   const void *obj);
 
 /*
- * Make every change since the last call durable: one frame, one write()
- * to the journal; nothing at all when nothing changed (and nothing before
+ * Make every change since the last call durable: one frame appended to
+ * the journal; nothing at all when nothing changed (and nothing before
  * db_follow: those changes wait for the first commit after it).  0, or -1
  * when a file could not be written (logged): the files are then emptied,
  * so no restart loads a state older than the one clients were told

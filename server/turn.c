@@ -3,7 +3,7 @@
  * the output it held on every connection released and sent.  A client is
  * never told of a change before it is durable, and no client can read one
  * before: its reply waits for the same commit.  Busy clients share that
- * commit, one write() of the journal a turn (persist/db.h).
+ * commit, one frame of the journal a turn (persist/db.h).
  */
 #include "server/server.h"
 #include "persist/db.h"
