@@ -103,10 +103,7 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 	if (!err) {
 		if (keep_existing)
 			return 0;
-		err = check_write(call, n.perms, len, &n);
-		if (!err)
-			err = view_write(st, call->tx, call->path, n.perms,
-					 data, len);
+		perms = perms_ref(n.perms);
 	} else if (err == ENOENT) {
 		view_nearest_ancestor(st, call->tx, call->path, &anc);
 		perms = who->privileged
@@ -114,16 +111,17 @@ static int write_node(struct op_call *call, const void *data, size_t len,
 			: perms_with_owner(anc.perms, who->domid);
 		if (!perms)
 			return ENOMEM;
-		err = check_write(call, perms, len, NULL);
-		if (!err)
-			err = view_write(st, call->tx, call->path, perms,
-					 data, len);
-		perms_unref(perms);
+	} else {
+		return err;
 	}
-	/* Inside a transaction, the commit tells the watchers. */
+	err = check_write(call, perms, len, err ? NULL : &n);
+	if (!err)
+		err = view_write(st, call->tx, call->path, perms, data, len);
+	/* The node's permissions are those written.  Inside a transaction,
+	 * the commit tells the watchers. */
 	if (!err && !call->tx)
-		server_fire(call->srv, call->path, false,
-			store_lookup(st, call->path)->perms, NULL);
+		server_fire(call->srv, call->path, false, perms, NULL);
+	perms_unref(perms);
 	return err;
 }
 
