@@ -195,15 +195,15 @@ static int write_frame(struct db *db)
 		db_fail(db, "assembling a commit", "out of memory");
 		return -1;
 	}
-	len -= SCHEMA_FRAME_HEAD;
-	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD, (uint32_t)len);
+	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
 	CRASH_POINT("commit-write");
-	if (journal_append(&db->jout, p, p + SCHEMA_FRAME_HEAD, len) != 0) {
+	if (journal_append(&db->jout, p, len) != 0) {
 		db_fail(db, "writing the journal", strerror(errno));
 		return -1;
 	}
 	CRASH_POINT("commit-written");
-	evbuffer_drain(db->pending, SCHEMA_FRAME_HEAD + len);
+	evbuffer_drain(db->pending, len);
 	return 0;
 }
 

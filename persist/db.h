@@ -26,7 +26,6 @@
 #include <stddef.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "record/record.h"
 #include "store/store.h"

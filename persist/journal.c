@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "persist/crash.h"
@@ -340,7 +339,9 @@ int journal_fold_file(const char *path, bool check, struct journal_map *m,
 	return 0;
 }
 
-int journal_create(const char *path)
+/* A new journal at path (replaced if there): its fd, open to read and
+ * write, with the head written; -1 with errno. */
+static int journal_create(const char *path)
 {
 	unsigned char head[64];
 	struct evbuffer *b = evbuffer_new();
@@ -466,15 +467,15 @@ fail:
 
 /*
  * Frames up to this size are copied into the mapping, larger ones written
- * with pwritev.  A copy costs little a byte, but the first store to each
+ * with pwrite.  A copy costs little a byte, but the first store to each
  * page of a fresh mapping is dear where the hypervisor keeps shadow page
  * tables (about 8 us a page on the bench machines, against 2 us for a
  * small write()): past about 1.2 KiB the system call is cheaper.
  */
 #define JOURNAL_COPY_MAX 1024
 
-int journal_append(struct journal_out *j, const unsigned char *head,
-		   const void *payload, size_t len)
+int journal_append(struct journal_out *j, const unsigned char *frame,
+		   size_t len)
 {
 	unsigned char *at;
 
@@ -482,21 +483,17 @@ int journal_append(struct journal_out *j, const unsigned char *head,
 		errno = EBADF;
 		return -1;
 	}
-	if (journal_reserve(j, j->end + SCHEMA_FRAME_HEAD + len) != 0)
+	if (journal_reserve(j, j->end + len) != 0)
 		return -1;
 	at = j->map + j->end;
-	if (SCHEMA_FRAME_HEAD + len > JOURNAL_COPY_MAX) {
-		/* The kernel copies in order, head first, as below. */
-		struct iovec iov[2] = {
-			{ .iov_base = (void *)head, .iov_len = SCHEMA_FRAME_HEAD },
-			{ .iov_base = (void *)payload, .iov_len = len },
-		};
-		size_t done = 0, total = SCHEMA_FRAME_HEAD + len;
+	if (len > JOURNAL_COPY_MAX) {
+		size_t done = 0;
 
-		crash_point_copy("commit-half", at, head, SCHEMA_FRAME_HEAD);
-		while (done < total) {
-			ssize_t n = pwritev(j->fd, iov, 2,
-					    (off_t)(j->end + done));
+		/* The kernel copies in order, head first, as below. */
+		crash_point_copy("commit-half", at, frame, SCHEMA_FRAME_HEAD);
+		while (done < len) {
+			ssize_t n = pwrite(j->fd, frame + done, len - done,
+					   (off_t)(j->end + done));
 
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -509,26 +506,20 @@ int journal_append(struct journal_out *j, const unsigned char *head,
 				return -1;
 			}
 			done += (size_t)n;
-			for (int i = 0; i < 2; i++) {
-				size_t k = (size_t)n < iov[i].iov_len
-						   ? (size_t)n : iov[i].iov_len;
-
-				iov[i].iov_base = (char *)iov[i].iov_base + k;
-				iov[i].iov_len -= k;
-				n -= (ssize_t)k;
-			}
 		}
 	} else {
-		memcpy(at, head, SCHEMA_FRAME_HEAD);
+		memcpy(at, frame, SCHEMA_FRAME_HEAD);
 		/* The head's stores before the payload's: a copy cut short
 		 * is a frame whose checksum fails, never zeros read as the
 		 * end. */
 		__asm__ __volatile__("" ::: "memory");
 		crash_point_copy("commit-half", at + SCHEMA_FRAME_HEAD,
-				 payload, len);
-		memcpy(at + SCHEMA_FRAME_HEAD, payload, len);
+				 frame + SCHEMA_FRAME_HEAD,
+				 len - SCHEMA_FRAME_HEAD);
+		memcpy(at + SCHEMA_FRAME_HEAD, frame + SCHEMA_FRAME_HEAD,
+		       len - SCHEMA_FRAME_HEAD);
 	}
-	j->end += SCHEMA_FRAME_HEAD + len;
+	j->end += len;
 	return 0;
 }
 

@@ -94,15 +94,11 @@ int journal_fold_file(const char *path, bool check, struct journal_map *m,
 		      struct fold *f, struct journal_scan *s,
 		      const char **why);
 
-/* A new journal at path (replaced if there): its fd, open to append,
- * with the head written; -1 with errno. */
-int journal_create(const char *path);
-
 /*
  * The live journal, appended to through a shared mapping: a commit of up
  * to a kilobyte is a copy into the page cache, which a kill -9 keeps as
  * it keeps a write(), without the system call (1 to 2 us on a virtual
- * machine, a tenth of a request's cost); a larger one is a pwritev at
+ * machine, a tenth of a request's cost); a larger one is a pwrite at
  * the same place.  Space is allocated ahead with fallocate, so that a
  * full file system is an error here, never a SIGBUS at the copy; the
  * file therefore ends in zeros until journal_close cuts them, and
@@ -124,10 +120,10 @@ struct journal_out {
  * 0, or -1 with errno (nothing open). */
 int journal_open(struct journal_out *j, const char *path, size_t whole,
 		 size_t ahead);
-/* Append a frame: head (SCHEMA_FRAME_HEAD bytes, sealed), then len bytes
- * of payload: 0, or -1 with errno (nothing appended). */
-int journal_append(struct journal_out *j, const unsigned char *head,
-		   const void *payload, size_t len);
+/* Append a sealed frame of len bytes (its SCHEMA_FRAME_HEAD bytes of
+ * head, then the payload): 0, or -1 with errno (nothing appended). */
+int journal_append(struct journal_out *j, const unsigned char *frame,
+		   size_t len);
 /* With cut, cut the zeros after the last frame; unmap and close: 0, or
  * -1 with errno (closed all the same).  Closing a closed one does
  * nothing. */
