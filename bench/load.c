@@ -913,7 +913,29 @@ static struct measurement summed(const struct daemon *d, struct tally *t)
 
 /* ---- set-up ---- */
 
-/* Fill d to d->nodes nodes; false (with a note) when over the budget. */
+/*
+ * The file an fd of /proc/PID/fd (at fdpath) opens, split: its directory
+ * into target (PATH_MAX bytes), and the stem its siblings share (its name
+ * up to its first '.') returned, pointing into target; NULL when it is
+ * not a file in a directory below the root.
+ */
+static const char *held_dir_stem(const char *fdpath, char *target)
+{
+	ssize_t len = readlink(fdpath, target, PATH_MAX - 1);
+	char *slash, *dot;
+
+	if (len <= 0)
+		return NULL;
+	target[len] = '\0';
+	slash = strrchr(target, '/');
+	if (!slash || slash == target)
+		return NULL;
+	*slash = '\0';
+	if ((dot = strchr(slash + 1, '.')))
+		*dot = '\0';
+	return slash + 1;
+}
+
 /*
  * Whether a daemon's database has a journal being folded in: a file named
  * like one it holds open, ending ".old" (our daemon's compaction, which
@@ -925,30 +947,22 @@ static bool compaction_pending(const struct daemon *d)
 	char dir[64], path[320], target[PATH_MAX];
 	bool pending = false;
 	struct dirent *e, *f;
+	const char *stem;
 	DIR *fds;
 
 	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
 	fds = opendir(dir);
 	while (fds && !pending && (e = readdir(fds))) {
-		char *slash, *dot;
-		ssize_t len;
 		DIR *ents;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		len = readlink(path, target, sizeof(target) - 1);
-		if (len <= 0 || target[0] != '/')
+		if (!(stem = held_dir_stem(path, target)))
 			continue;
-		target[len] = '\0';
-		slash = strrchr(target, '/');
-		*slash = '\0';
-		if ((dot = strchr(slash + 1, '.')))
-			*dot = '\0';
-		ents = opendir(slash == target ? "/" : target);
+		ents = opendir(target);
 		while (ents && !pending && (f = readdir(ents))) {
 			size_t n = strlen(f->d_name);
 
-			pending = !strncmp(f->d_name, slash + 1,
-					   strlen(slash + 1)) &&
+			pending = !strncmp(f->d_name, stem, strlen(stem)) &&
 				  n > 4 && !strcmp(f->d_name + n - 4, ".old");
 		}
 		if (ents)
@@ -959,6 +973,7 @@ static bool compaction_pending(const struct daemon *d)
 	return pending;
 }
 
+/* Fill d to d->nodes nodes; false (with a note) when over the budget. */
 static bool fill(struct daemon *d)
 {
 	struct xs_handle *h = open_handle(d);
@@ -1286,8 +1301,7 @@ static double daemon_files_kb(const struct daemon *d)
 	if (!fds)
 		die(d, "cannot read %s (did the daemon die?)", dir);
 	while ((e = readdir(fds))) {
-		char *slash, *dot;
-		ssize_t len;
+		const char *stem;
 
 		if (e->d_name[0] == '.')
 			continue;
@@ -1296,18 +1310,8 @@ static double daemon_files_kb(const struct daemon *d)
 		count_file(d, path, seen, &nseen, &kb);
 		if (nseen == held)
 			continue;	/* not a tmpfs file, or counted */
-		len = readlink(path, target, sizeof(target) - 1);
-		if (len <= 0)
-			continue;
-		target[len] = '\0';
-		slash = strrchr(target, '/');
-		if (!slash || slash == target)
-			continue;
-		*slash = '\0';
-		dot = strchr(slash + 1, '.');
-		if (dot)
-			*dot = '\0';
-		count_siblings(d, target, slash + 1, seen, &nseen, &kb);
+		if ((stem = held_dir_stem(path, target)))
+			count_siblings(d, target, stem, seen, &nseen, &kb);
 	}
 	closedir(fds);
 	return kb;
