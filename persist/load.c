@@ -298,7 +298,7 @@ int db_load_nodes(struct db *db, struct store *s)
 			  st.bad_key[0] ? " at " : "", st.bad_key);
 		goto out;
 	}
-	if (!sort_by_born(&st.v, st.n)) {
+	if (!sort_by_born(&st.v, st.n) || store_reserve(s, st.n) != 0) {
 		log_error("database %s cannot be loaded: out of memory",
 			  db->path);
 		goto out;

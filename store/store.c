@@ -1,8 +1,8 @@
 /*
- * The node tree.  A hash of full paths gives O(1) lookup; each node keeps
- * its children on a list in creation order (upstream lists children in
- * that order too) with the byte size of their listing kept up to date, so
- * DIRECTORY is a walk of one list and its size check is free.
+ * The node tree.  A hash of full paths (index.h) gives O(1) lookup; each
+ * node keeps its children on a list in creation order (upstream lists
+ * children in that order too) with the byte size of their listing kept up
+ * to date, so DIRECTORY is a walk of one list and its size check is free.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -148,6 +148,11 @@ static void account(struct store *s, const struct node *n,
 		s->use[p->e[i].domid].named += (uint32_t)delta;
 }
 
+int store_reserve(struct store *s, size_t nodes)
+{
+	return index_reserve(&s->index, nodes);
+}
+
 bool store_domid_referenced(const struct store *s, uint32_t domid)
 {
 	return domid < STORE_DOMIDS &&
@@ -160,10 +165,11 @@ static void tell_changed(const struct store *s, const struct node *n)
 		s->observer->changed(n, s->observer->arg);
 }
 
+/* Into room reserved in the index before. */
 static void hash_insert(struct store *s, struct node *n)
 {
 	account(s, n, n->perms, 1);
-	HASH_ADD_KEYPTR(hh, s->nodes, n->path, strlen(n->path), n);
+	index_insert(&s->index, n);
 	s->count++;
 }
 
@@ -180,19 +186,20 @@ void store_init(struct store *s, struct perms *root_perms)
 	memset(s, 0, sizeof(*s));
 	s->use = calloc(STORE_DOMIDS, sizeof(*s->use));
 	root = node_new("/", 1, root_perms);
-	if (!root || !s->use)
+	if (!root || !s->use || index_init(&s->index) != 0 ||
+	    index_reserve(&s->index, 1) != 0)
 		abort();	/* start-up only: nothing can work without "/" */
 	hash_add(s, root);
 }
 
 void store_destroy(struct store *s)
 {
-	struct node *n, *tmp;
+	struct node *n;
+	size_t at = 0;
 
-	HASH_ITER(hh, s->nodes, n, tmp) {
-		HASH_DELETE(hh, s->nodes, n);
+	while ((n = index_next(&s->index, &at)))
 		node_free(n);
-	}
+	index_free(&s->index);
 	s->count = 0;
 	free(s->use);
 	s->use = NULL;
@@ -201,10 +208,7 @@ void store_destroy(struct store *s)
 static struct node *lookup_len(const struct store *s, const char *path,
 			      size_t len)
 {
-	struct node *n;
-
-	HASH_FIND(hh, s->nodes, path, len, n);
-	return n;
+	return index_find(&s->index, path, len);
 }
 
 struct node *store_lookup(const struct store *s, const char *path)
@@ -222,7 +226,8 @@ struct node *store_create(struct store *s, const char *path,
 	if (n)
 		return n;
 	if (path_is_special(path)) {
-		n = node_new(path, len, perms);
+		n = index_reserve(&s->index, 1) == 0 ? node_new(path, len, perms)
+						      : NULL;
 		if (!n)
 			goto nomem;
 		hash_add(s, n);
@@ -238,6 +243,8 @@ struct node *store_create(struct store *s, const char *path,
 	} while (!(parent = lookup_len(s, path, end)));
 
 	/* Allocate every missing node first, so a failure creates nothing. */
+	if (index_reserve(&s->index, missing) != 0)
+		goto nomem;
 	chain = calloc(missing, sizeof(*chain));
 	if (!chain)
 		goto nomem;
@@ -348,7 +355,7 @@ int store_remove(struct store *s, struct node *n,
 			s->observer->removed(cur, s->observer->arg);
 		if (cur->parent)
 			unlink_child(s, cur);
-		HASH_DELETE(hh, s->nodes, cur);
+		index_remove(&s->index, cur);
 		s->count--;
 		account(s, cur, cur->perms, -1);
 		node_free(cur);
@@ -381,8 +388,8 @@ struct node *store_restore(struct store *s, const char *path,
 		parent_len = plen > 1 ? path_parent_len_n(path, plen) : 0;
 		/* Saved in creation order, siblings mostly come together. */
 		if (parent_len && hint && *hint &&
-		    (*hint)->hh.keylen == parent_len &&
-		    memcmp((*hint)->path, path, parent_len) == 0)
+		    strncmp((*hint)->path, path, parent_len) == 0 &&
+		    (*hint)->path[parent_len] == '\0')
 			parent = *hint;
 		else if (parent_len &&
 			 !(parent = lookup_len(s, path, parent_len)))
@@ -390,8 +397,11 @@ struct node *store_restore(struct store *s, const char *path,
 		if (hint)
 			*hint = parent;
 	}
-	if (!copy_value(data, len, &copy))
+	if ((!n && index_reserve(&s->index, 1) != 0) ||
+	    !copy_value(data, len, &copy)) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	if (n) {
 		/* Only "/" exists before it is restored. */
 		account(s, n, n->perms, -1);
@@ -454,9 +464,10 @@ void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
 void store_each(const struct store *s,
 		void (*fn)(const struct node *n, void *arg), void *arg)
 {
-	const struct node *n, *tmp;
+	const struct node *n;
+	size_t at = 0;
 
-	HASH_ITER(hh, s->nodes, n, tmp)
+	while ((n = index_next(&s->index, &at)))
 		fn(n, arg);
 }
 
@@ -515,14 +526,15 @@ static bool check_node(struct node *n, void *arg)
 static void check_domid_use(const struct store *s, struct check_state *st)
 {
 	struct store_domid_use *count = calloc(STORE_DOMIDS, sizeof(*count));
-	struct node *n, *tmp;
+	const struct node *n;
+	size_t at = 0;
 	char what[64];
 
 	if (!count) {
 		problem(st, "no memory to recount the domains' nodes", "/");
 		return;
 	}
-	HASH_ITER(hh, s->nodes, n, tmp) {
+	while ((n = index_next(&s->index, &at))) {
 		count[n->perms->e[0].domid].owned++;
 		count[n->perms->e[0].domid].bytes += node_bytes(n);
 		for (unsigned int i = 1; i < n->perms->n; i++)
@@ -546,10 +558,11 @@ unsigned int store_check(const struct store *s,
 			 void *arg)
 {
 	struct check_state st = { .s = s, .report = report, .arg = arg };
-	struct node *n, *tmp;
+	struct node *n;
 	unsigned long specials = 0;
+	size_t at = 0;
 
-	HASH_ITER(hh, s->nodes, n, tmp) {
+	while ((n = index_next(&s->index, &at))) {
 		if (!n->parent && path_is_special(n->path)) {
 			specials++;
 			check_node(n, &st);
@@ -564,6 +577,8 @@ unsigned int store_check(const struct store *s,
 		store_walk(n, check_node, &st);
 	if (st.reached != s->count)
 		problem(&st, "nodes unreachable from the root", "/");
+	if (s->index.count != s->count)
+		problem(&st, "the path index and the node count differ", "/");
 	check_domid_use(s, &st);
 	return st.problems;
 }

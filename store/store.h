@@ -2,7 +2,8 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * Lookup of a path is one hash probe (a hash of full paths); children are
+ * Lookup of a path is one probe of a keyed hash of full paths (index.h),
+ * usually one slot; children are
  * kept in creation order on a list per node, so listing never scans the
  * tree.  Every change stamps the node with a new generation from a global
  * counter: gen for its value and permissions, cgen for its list of
@@ -20,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
+#include "store/index.h"
 
 /* Access bits of one permission entry. */
 enum {
@@ -55,7 +56,6 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 struct node {
-	UT_hash_handle hh;		/* in store.nodes, keyed by path */
 	struct node *parent;		/* NULL for "/" and the special nodes */
 	struct node *first_child, *last_child;
 	struct node *prev, *next;	/* siblings, in creation order */
@@ -95,7 +95,7 @@ struct store_observer {
 };
 
 struct store {
-	struct node *nodes;		/* uthash head: every node, owned */
+	struct path_index index;	/* every node, owned */
 	unsigned long count;
 	uint64_t gen;			/* last generation handed out */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
@@ -155,6 +155,12 @@ struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
 			   uint64_t born, uint64_t gen, uint64_t cgen,
 			   struct node **hint);
+
+/*
+ * Room in the index for that many more nodes, so that creating them
+ * never grows it (a load sizes it once): 0, or -1 with errno ENOMEM.
+ */
+int store_reserve(struct store *s, size_t nodes);
 
 /* Does any node's permission list name domid (as owner or entry)? */
 bool store_domid_referenced(const struct store *s, uint32_t domid);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uthash.h>
 #include <utlist.h>
 
 #include "log/log.h"

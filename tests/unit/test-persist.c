@@ -375,11 +375,12 @@ static void children(const struct node *n, char *buf, size_t size)
  * and b has no other node. */
 static void same_store(const struct store *a, const struct store *b)
 {
-	struct node *n, *tmp;
+	struct node *n;
 	char ca[4096], cb[4096];
+	size_t at = 0;
 
 	ck_assert_uint_eq(a->count, b->count);
-	HASH_ITER(hh, a->nodes, n, tmp) {
+	while ((n = index_next(&a->index, &at))) {
 		struct node *m = store_lookup(b, n->path);
 
 		ck_assert_msg(m != NULL, "%s is missing after the load", n->path);

@@ -1,0 +1,163 @@
+/*
+ * The path index (index.h).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/index.h"
+#include "store/store.h"
+
+/* The fewest slots an index has once it has any. */
+#define INDEX_MIN_SLOTS 64
+
+int index_init(struct path_index *ix)
+{
+	memset(ix, 0, sizeof(*ix));
+	if (sodium_init() < 0)
+		return -1;
+	crypto_shorthash_keygen(ix->key);
+	return 0;
+}
+
+void index_free(struct path_index *ix)
+{
+	free(ix->slots);
+	ix->slots = NULL;
+	ix->mask = 0;
+	ix->count = 0;
+}
+
+static uint64_t hash_path(const struct path_index *ix, const char *path,
+			  size_t len)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t h;
+
+	crypto_shorthash(out, (const unsigned char *)path, len, ix->key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
+/* n's path is the len bytes at path. */
+static bool same_path(const struct node *n, const char *path, size_t len)
+{
+	return strncmp(n->path, path, len) == 0 && n->path[len] == '\0';
+}
+
+/* Where the entry (hash, n) goes in slots of mask + 1: the first empty
+ * slot from its home. */
+static void place(struct index_slot *slots, size_t mask, uint64_t hash,
+		  struct node *n)
+{
+	size_t i = hash & mask;
+
+	while (slots[i].node)
+		i = (i + 1) & mask;
+	slots[i].hash = hash;
+	slots[i].node = n;
+}
+
+int index_reserve(struct path_index *ix, size_t more)
+{
+	size_t want = ix->count + more, cap = ix->slots ? ix->mask + 1 : 0;
+	struct index_slot *slots;
+
+	if (want < ix->count) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (ix->slots && want <= cap / 4 * 3)
+		return 0;
+	if (!cap)
+		cap = INDEX_MIN_SLOTS;
+	while (want > cap / 4 * 3) {
+		if (cap > SIZE_MAX / 2 / sizeof(*slots)) {
+			errno = ENOMEM;
+			return -1;
+		}
+		cap *= 2;
+	}
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; ix->slots && i <= ix->mask; i++)
+		if (ix->slots[i].node)
+			place(slots, cap - 1, ix->slots[i].hash,
+			      ix->slots[i].node);
+	free(ix->slots);
+	ix->slots = slots;
+	ix->mask = cap - 1;
+	return 0;
+}
+
+struct node *index_find(const struct path_index *ix, const char *path,
+			size_t len)
+{
+	uint64_t h;
+
+	if (!ix->slots)
+		return NULL;
+	h = hash_path(ix, path, len);
+	for (size_t i = h & ix->mask; ix->slots[i].node;
+	     i = (i + 1) & ix->mask) {
+		const struct index_slot *sl = &ix->slots[i];
+
+		if (sl->hash == h && same_path(sl->node, path, len))
+			return sl->node;
+	}
+	return NULL;
+}
+
+void index_insert(struct path_index *ix, struct node *n)
+{
+	/* Reserved before: never past three quarters full. */
+	if (!ix->slots || ix->count + 1 > (ix->mask + 1) / 4 * 3)
+		abort();
+	place(ix->slots, ix->mask, hash_path(ix, n->path, strlen(n->path)), n);
+	ix->count++;
+}
+
+/* Is slot i, whose entry's home is home, outside the run (gap, j]?  Then
+ * the entry may move back into gap (backward-shift deletion). */
+static bool may_fill(size_t gap, size_t j, size_t home)
+{
+	return gap <= j ? home <= gap || home > j : home <= gap && home > j;
+}
+
+void index_remove(struct path_index *ix, struct node *n)
+{
+	size_t i = hash_path(ix, n->path, strlen(n->path)) & ix->mask;
+
+	while (ix->slots[i].node != n) {
+		if (!ix->slots[i].node)
+			abort();	/* not in the index: a store bug */
+		i = (i + 1) & ix->mask;
+	}
+	/* No tombstones: later entries of the run move back over the gap,
+	 * so that a probe never stops short of them. */
+	for (size_t j = (i + 1) & ix->mask; ix->slots[j].node;
+	     j = (j + 1) & ix->mask) {
+		if (may_fill(i, j, ix->slots[j].hash & ix->mask)) {
+			ix->slots[i] = ix->slots[j];
+			i = j;
+		}
+	}
+	ix->slots[i].node = NULL;
+	ix->slots[i].hash = 0;
+	ix->count--;
+}
+
+struct node *index_next(const struct path_index *ix, size_t *at)
+{
+	while (ix->slots && *at <= ix->mask) {
+		struct node *n = ix->slots[(*at)++].node;
+
+		if (n)
+			return n;
+	}
+	return NULL;
+}

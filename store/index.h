@@ -1,0 +1,59 @@
+/*
+ * store/ internals: the path index, which finds a node by its full path.
+ *
+ * Open addressing with linear probing over slots of (hash, node), at most
+ * three quarters full.  The hash is SipHash-2-4 (libsodium's
+ * crypto_shorthash) under a key drawn at random when the index is made:
+ * guests choose their own paths, and against an unkeyed hash they could
+ * choose paths that collide, turning every lookup into a walk of them all.
+ *
+ * Only index_reserve allocates.  Callers reserve room before they change
+ * anything, so an insert cannot fail and running out of memory is an
+ * ENOMEM answer with nothing half done, never an exit.
+ */
+#ifndef XS_STORE_INDEX_H
+#define XS_STORE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+struct node;
+
+struct index_slot {
+	uint64_t hash;
+	struct node *node;		/* NULL: empty */
+};
+
+struct path_index {
+	struct index_slot *slots;	/* NULL until the first reserve */
+	size_t mask;			/* slots - 1 (a power of two) */
+	size_t count;
+	unsigned char key[crypto_shorthash_KEYBYTES];
+};
+
+/* An empty index with a fresh random key: 0, or -1 when libsodium
+ * cannot start (no source of randomness). */
+int index_init(struct path_index *ix);
+void index_free(struct path_index *ix);
+
+/* Room for more entries beyond count, so that that many inserts cannot
+ * fail: 0, or -1 with errno ENOMEM (the index unchanged). */
+int index_reserve(struct path_index *ix, size_t more);
+
+/* The node whose path is the len bytes at path, or NULL. */
+struct node *index_find(const struct path_index *ix, const char *path,
+			size_t len);
+
+/* Add n (whose path is not in the index yet), into room reserved. */
+void index_insert(struct path_index *ix, struct node *n);
+
+/* Take n out of the index (it must be in it). */
+void index_remove(struct path_index *ix, struct node *n);
+
+/* The first node at slot *at or after it, *at moved past it; NULL when
+ * there are no more.  Start at 0.  The index must not change meanwhile. */
+struct node *index_next(const struct path_index *ix, size_t *at);
+
+#endif

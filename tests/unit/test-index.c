@@ -1,0 +1,341 @@
+/*
+ * store/index: the path index, and the store's answer when the index
+ * cannot grow.  Linked with calloc wrapped (Makefile), so that a test can
+ * make the next allocation fail.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "tests/unit/unit.h"
+
+#include "store/index.h"
+#include "store/store.h"
+
+/* calloc fails once this many more calls have succeeded; -1: never. */
+static int calloc_fails_after = -1;
+
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (calloc_fails_after == 0) {
+		calloc_fails_after = -1;
+		return NULL;
+	}
+	if (calloc_fails_after > 0)
+		calloc_fails_after--;
+	return __real_calloc(n, size);
+}
+
+/* A node with nothing but its path, as the index sees it. */
+static struct node *fake_node(const char *path)
+{
+	size_t len = strlen(path);
+	struct node *n = __real_calloc(1, sizeof(*n) + len + 1);
+
+	ck_assert_ptr_nonnull(n);
+	memcpy(n->path, path, len + 1);
+	return n;
+}
+
+/* Where an entry of path makes its home in ix (what index.c computes). */
+static size_t home_of(const struct path_index *ix, const char *path)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t h;
+
+	crypto_shorthash(out, (const unsigned char *)path, strlen(path),
+			 ix->key);
+	memcpy(&h, out, sizeof(h));
+	return h & ix->mask;
+}
+
+static struct node *find(const struct path_index *ix, const char *path)
+{
+	return index_find(ix, path, strlen(path));
+}
+
+#define MANY 5000
+
+START_TEST(finds_what_was_inserted_and_nothing_else)
+{
+	static struct node *v[MANY];
+	struct path_index ix;
+	char path[64];
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	ck_assert_ptr_null(find(&ix, "/"));	/* no slots yet */
+	for (int i = 0; i < MANY; i++) {
+		snprintf(path, sizeof(path), "/local/domain/%d/name", i);
+		v[i] = fake_node(path);
+		ck_assert_int_eq(index_reserve(&ix, 1), 0);
+		index_insert(&ix, v[i]);
+	}
+	ck_assert_uint_eq(ix.count, MANY);
+	ck_assert_uint_le(ix.count, (ix.mask + 1) / 4 * 3);
+	for (int i = 0; i < MANY; i++)
+		ck_assert_ptr_eq(find(&ix, v[i]->path), v[i]);
+	/* A prefix, an extension and a near miss of stored paths. */
+	ck_assert_ptr_null(find(&ix, "/local/domain/1/nam"));
+	ck_assert_ptr_null(find(&ix, "/local/domain/1/names"));
+	ck_assert_ptr_null(find(&ix, "/local/domain/1/namf"));
+	/* Only the first len bytes count: "/local/domain/12" within a
+	 * longer buffer. */
+	ck_assert_ptr_eq(index_find(&ix, "/local/domain/12/name/x", 21), v[12]);
+	for (int i = 0; i < MANY; i++)
+		free(v[i]);
+	index_free(&ix);
+}
+END_TEST
+
+START_TEST(removal_in_any_order_keeps_the_rest_findable)
+{
+	static struct node *v[MANY];
+	static bool gone[MANY];
+	struct path_index ix;
+	char path[64];
+	unsigned int seed = 12345;
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	ck_assert_int_eq(index_reserve(&ix, MANY), 0);
+	for (int i = 0; i < MANY; i++) {
+		snprintf(path, sizeof(path), "/vm/%d", i);
+		v[i] = fake_node(path);
+		gone[i] = false;
+		index_insert(&ix, v[i]);
+	}
+	for (int k = 0; k < MANY / 2; k++) {
+		int i = (int)(rand_r(&seed) % MANY);
+
+		if (gone[i])
+			continue;
+		index_remove(&ix, v[i]);
+		gone[i] = true;
+		if (k % 97 == 0)	/* now and then, everything checked */
+			for (int j = 0; j < MANY; j++)
+				ck_assert_ptr_eq(find(&ix, v[j]->path),
+						 gone[j] ? NULL : v[j]);
+	}
+	for (int j = 0; j < MANY; j++)
+		ck_assert_ptr_eq(find(&ix, v[j]->path), gone[j] ? NULL : v[j]);
+	for (int i = 0; i < MANY; i++)
+		free(v[i]);
+	index_free(&ix);
+}
+END_TEST
+
+/*
+ * A run of entries that wraps from the table's last slots to its first,
+ * then its members removed one by one: each removal moves later members
+ * back over the gap across the wrap, or leaves them where a probe from
+ * their home still reaches them.
+ */
+START_TEST(removal_across_the_end_of_the_table)
+{
+	struct node *v[8];
+	struct path_index ix;
+	char path[64];
+	int found = 0;
+	size_t cap;
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	ck_assert_int_eq(index_reserve(&ix, 8), 0);
+	cap = ix.mask + 1;
+	/* Paths whose home is one of the last two slots, or the first. */
+	for (int i = 0; found < 8 && i < 100000; i++) {
+		size_t home;
+
+		snprintf(path, sizeof(path), "/wrap/%d", i);
+		home = home_of(&ix, path);
+		if (home >= cap - 2 || (home == 0 && found >= 5))
+			v[found++] = fake_node(path);
+	}
+	ck_assert_int_eq(found, 8);
+	for (int i = 0; i < 8; i++)
+		index_insert(&ix, v[i]);
+	for (int i = 0; i < 8; i++) {
+		index_remove(&ix, v[i]);
+		ck_assert_ptr_null(find(&ix, v[i]->path));
+		for (int j = i + 1; j < 8; j++)
+			ck_assert_ptr_eq(find(&ix, v[j]->path), v[j]);
+	}
+	ck_assert_uint_eq(ix.count, 0);
+	for (size_t i = 0; i < cap; i++)
+		ck_assert_ptr_null(ix.slots[i].node);
+	for (int i = 0; i < 8; i++)
+		free(v[i]);
+	index_free(&ix);
+}
+END_TEST
+
+START_TEST(next_visits_every_node_once)
+{
+	struct node *v[300], *n;
+	struct path_index ix;
+	int seen[300] = { 0 };
+	char path[32];
+	size_t at = 0;
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	at = 0;
+	ck_assert_ptr_null(index_next(&ix, &at));	/* empty, no slots */
+	ck_assert_int_eq(index_reserve(&ix, 300), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "/%d", i);
+		v[i] = fake_node(path);
+		index_insert(&ix, v[i]);
+	}
+	at = 0;
+	while ((n = index_next(&ix, &at)))
+		seen[atoi(n->path + 1)]++;
+	for (int i = 0; i < 300; i++) {
+		ck_assert_int_eq(seen[i], 1);
+		free(v[i]);
+	}
+	index_free(&ix);
+}
+END_TEST
+
+START_TEST(each_index_has_its_own_random_key)
+{
+	struct path_index a, b;
+
+	ck_assert_int_eq(index_init(&a), 0);
+	ck_assert_int_eq(index_init(&b), 0);
+	ck_assert(memcmp(a.key, b.key, sizeof(a.key)) != 0);
+	index_free(&a);
+	index_free(&b);
+}
+END_TEST
+
+START_TEST(reserve_beyond_memory_fails_and_changes_nothing)
+{
+	struct path_index ix;
+	struct node *n = fake_node("/a");
+	struct index_slot *slots;
+	size_t mask;
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	ck_assert_int_eq(index_reserve(&ix, 1), 0);
+	index_insert(&ix, n);
+	slots = ix.slots;
+	mask = ix.mask;
+	errno = 0;
+	ck_assert_int_eq(index_reserve(&ix, SIZE_MAX / 4), -1);
+	ck_assert_int_eq(errno, ENOMEM);
+	errno = 0;
+	ck_assert_int_eq(index_reserve(&ix, SIZE_MAX), -1);	/* wraps */
+	ck_assert_int_eq(errno, ENOMEM);
+	calloc_fails_after = 0;
+	errno = 0;
+	ck_assert_int_eq(index_reserve(&ix, 1000), -1);
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_ptr_eq(ix.slots, slots);
+	ck_assert_uint_eq(ix.mask, mask);
+	ck_assert_ptr_eq(find(&ix, "/a"), n);
+	free(n);
+	index_free(&ix);
+}
+END_TEST
+
+/* The store with its index full up to the point of growing. */
+static void full_store(struct store *s, struct perms **p)
+{
+	char path[32];
+
+	*p = perms_alloc(1);
+	ck_assert_ptr_nonnull(*p);
+	store_init(s, *p);
+	for (int i = 0; s->index.count < (s->index.mask + 1) / 4 * 3; i++) {
+		snprintf(path, sizeof(path), "/n%d", i);
+		ck_assert_ptr_nonnull(store_create(s, path, *p));
+	}
+}
+
+START_TEST(store_answers_enomem_when_the_index_cannot_grow)
+{
+	struct store s;
+	struct perms *p;
+	unsigned long count;
+	uint64_t gen;
+
+	full_store(&s, &p);
+	count = s.count;
+	gen = s.gen;
+	/* Its first allocation is the index's: it fails. */
+	calloc_fails_after = 0;
+	errno = 0;
+	ck_assert_ptr_null(store_create(&s, "/new/deeper/still", p));
+	ck_assert_int_eq(errno, ENOMEM);
+	calloc_fails_after = 0;
+	errno = 0;
+	ck_assert_ptr_null(store_write(&s, "/other", p, "v", 1));
+	ck_assert_int_eq(errno, ENOMEM);
+	calloc_fails_after = 0;
+	errno = 0;
+	ck_assert_ptr_null(store_restore(&s, "/restored", p, "v", 1, 0, 0, 0,
+					 NULL));
+	ck_assert_int_eq(errno, ENOMEM);
+	/* Nothing was made, and the tree is whole. */
+	ck_assert_uint_eq(s.count, count);
+	ck_assert_uint_eq(s.gen, gen);
+	ck_assert_ptr_null(store_lookup(&s, "/new"));
+	ck_assert_ptr_null(store_lookup(&s, "/other"));
+	ck_assert_ptr_null(store_lookup(&s, "/restored"));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* With memory again, the same request works. */
+	ck_assert_ptr_nonnull(store_create(&s, "/new/deeper/still", p));
+	ck_assert_uint_eq(s.count, count + 3);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	store_destroy(&s);
+	perms_unref(p);
+}
+END_TEST
+
+START_TEST(store_answers_enomem_when_a_node_cannot_be_made)
+{
+	struct store s;
+	struct perms *p;
+	unsigned long count;
+
+	full_store(&s, &p);
+	ck_assert_int_eq(index_reserve(&s.index, 10), 0);	/* grown */
+	count = s.count;
+	/* The index has room: the second of the three nodes fails (the
+	 * first calloc is the chain's, then one a node). */
+	calloc_fails_after = 2;
+	errno = 0;
+	ck_assert_ptr_null(store_create(&s, "/x/y/z", p));
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_eq(s.count, count);
+	ck_assert_ptr_null(store_lookup(&s, "/x"));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	store_destroy(&s);
+	perms_unref(p);
+}
+END_TEST
+
+static Suite *index_suite(void)
+{
+	Suite *s = suite_create("index");
+	TCase *t = tcase_create("index");
+
+	tcase_add_test(t, finds_what_was_inserted_and_nothing_else);
+	tcase_add_test(t, removal_in_any_order_keeps_the_rest_findable);
+	tcase_add_test(t, removal_across_the_end_of_the_table);
+	tcase_add_test(t, next_visits_every_node_once);
+	tcase_add_test(t, each_index_has_its_own_random_key);
+	tcase_add_test(t, reserve_beyond_memory_fails_and_changes_nothing);
+	suite_add_tcase(s, t);
+	t = tcase_create("store");
+	tcase_add_test(t, store_answers_enomem_when_the_index_cannot_grow);
+	tcase_add_test(t, store_answers_enomem_when_a_node_cannot_be_made);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return unit_main(index_suite());
+}
