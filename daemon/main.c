@@ -424,6 +424,9 @@ int main(int argc, char **argv)
 	if (restored)
 		domains_restore(srv.domains, !o.live_update_image);
 	db_loaded_done(srv.db);
+	if (db_notify(srv.db, base) != 0)
+		log_warn("database: compactions are learnt of at commits only: "
+			 "%s", strerror(errno));
 	if (o.live_update_image && live_update_finish(&srv) != 0)
 		log_error("live update: socket clients or queued bytes were "
 			  "lost; the store and the guests are served");

@@ -184,14 +184,19 @@ static void *run(void *arg)
 {
 	struct compaction *c = arg;
 
+	uint64_t one = 1;
+
 	c->rc = compact_file(c->tdb_path, c->path, c->check, c->why,
 			     sizeof(c->why));
 	atomic_store(&c->done, true);
+	/* An eventfd's counter cannot overflow from one add a compaction. */
+	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0)
+		(void)0;	/* the next commit polls all the same */
 	return NULL;
 }
 
 int compact_start(struct compaction *c, const char *tdb_path,
-		  const char *path, bool check)
+		  const char *path, bool check, int wake_fd)
 {
 	sigset_t all, old;
 	int err;
@@ -203,6 +208,7 @@ int compact_start(struct compaction *c, const char *tdb_path,
 	c->tdb_path = tdb_path;
 	c->path = path;
 	c->check = check;
+	c->wake_fd = wake_fd;
 	c->rc = 0;
 	c->why[0] = '\0';
 	atomic_store(&c->done, false);

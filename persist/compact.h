@@ -48,13 +48,16 @@ struct compaction {
 	const char *tdb_path;		/* borrowed */
 	const char *path;		/* borrowed */
 	bool check;
+	int wake_fd;			/* an eventfd the thread adds 1 to
+					 * once done, or -1 */
 	int rc;
 	char why[200];
 };
 
-/* 0, or -1 with errno when no thread could be made. */
+/* 0, or -1 with errno when no thread could be made.  wake_fd: as
+ * struct compaction's (the caller keeps it open). */
 int compact_start(struct compaction *c, const char *tdb_path,
-		  const char *path, bool check);
+		  const char *path, bool check, int wake_fd);
 /*
  * A compaction that has finished (any, with wait) is joined: 1 and
  * *failed (with c->why) says how it went; 0 when none is (or none ran).

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,7 +223,7 @@ static void start_compaction(struct db *db)
 {
 	release_tdb(db);
 	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
-			  db->jfound[JOURNAL_OLD]) != 0)
+			  db->jfound[JOURNAL_OLD], db->wake_fd) != 0)
 		/* Tried again at the next commit; the journal meanwhile
 		 * grows on. */
 		log_warn("database %s: cannot start a compaction: %s",
@@ -336,6 +337,41 @@ int db_checkpoint(struct db *db)
 			return -1;
 		}
 		db->jexists[i] = false;
+	}
+	return 0;
+}
+
+/* A compaction's thread has ended: reaped, and the next one started if
+ * the live journal has passed its limit meanwhile. */
+static void compaction_woke(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0)
+		(void)0;	/* EAGAIN: a wake-up already taken */
+	reap_compaction(db, false);
+	maybe_compact(db);
+}
+
+int db_notify(struct db *db, struct event_base *base)
+{
+	if (!db || db->wake_ev)
+		return 0;
+	db->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (db->wake_fd < 0)
+		return -1;
+	db->wake_ev = event_new(base, db->wake_fd, EV_READ | EV_PERSIST,
+				compaction_woke, db);
+	if (!db->wake_ev || event_add(db->wake_ev, NULL) != 0) {
+		if (db->wake_ev)
+			event_free(db->wake_ev);
+		db->wake_ev = NULL;
+		close(db->wake_fd);
+		db->wake_fd = -1;
+		errno = ENOMEM;
+		return -1;
 	}
 	return 0;
 }
@@ -548,6 +584,10 @@ static char *with_suffix(const char *path, const char *suffix)
 
 static void db_free(struct db *db)
 {
+	if (db->wake_ev)
+		event_free(db->wake_ev);
+	if (db->wake_fd >= 0)
+		close(db->wake_fd);
 	release_tdb(db);
 	/* Its zeros stay (a reader takes them for the end): another
 	 * process may have written after this one's last frame. */
@@ -573,6 +613,7 @@ struct db *db_open(const char *path, bool *restorable)
 	*restorable = false;
 	if (db) {
 		db->jout.fd = -1;
+		db->wake_fd = -1;
 		fold_init(&db->fold);
 	}
 	if (!db || !(db->path = strdup(path)) ||

@@ -70,6 +70,15 @@ int db_each(struct db *db, const char *prefix,
 void db_loaded_done(struct db *db);
 
 /*
+ * From now on the end of a compaction is learnt at once, on base, rather
+ * than at the next commit: a live journal that passed its limit meanwhile
+ * is then set aside and compacted too, also when no client writes again,
+ * so that an idle daemon holds journals of at most about the limit.  0,
+ * or -1 with errno (then as before).
+ */
+int db_notify(struct db *db, struct event_base *base);
+
+/*
  * The record under key ('#...') as db_load_nodes found it (as for
  * db_each), given to fn: fn's result, or 0 when there is no such record.
  * One lookup, not a traversal.

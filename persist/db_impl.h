@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <tdb.h>
 
 #include "persist/compact.h"
@@ -51,6 +52,10 @@ struct db {
 				 * there before anything is appended) */
 	uint64_t limit;		/* rotate the live journal past this */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
+	/* db_notify: an eventfd a compaction's thread adds to when it ends,
+	 * and the loop's event on it (-1, NULL: polled at commits only). */
+	int wake_fd;
+	struct event *wake_ev;
 	/* The journals as db_open read them, until db_load_nodes: their
 	 * bytes, and the last change of each key they hold. */
 	struct journal_map jmap[JOURNALS];

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <tdb.h>
 
 #include "persist/compact.h"
@@ -742,6 +743,76 @@ START_TEST(a_compaction_brings_the_file_up_to_date)
 }
 END_TEST
 
+/*
+ * What came while a compaction ran is compacted once it ends, with no
+ * commit to notice the end: db_notify's wake-up.  A batch of more than
+ * the limit is committed just after a rotation, while the thread works
+ * on the old journal, so the batch stays in the live journal; then no
+ * client writes again, and only the event loop runs.
+ */
+START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
+	CRASHED({
+		struct event_base *loop = event_base_new();
+		struct timeval tick = { 0, 10 * 1000 };
+		struct store s;
+		struct db *db = new_db(&s);
+		char path[64], val[128], all[8192];
+		bool held = false;
+
+		ck_assert_ptr_nonnull(loop);
+		ck_assert_int_eq(db_notify(db, loop), 0);
+		for (int round = 0; !held && round < 50; round++) {
+			/* Up to a rotation: a compaction starts. */
+			for (int i = 0; !exists(oldpath) && i < 1000; i++) {
+				snprintf(path, sizeof(path), "/r/%d", i % 20);
+				put(&s, path, "a value of some length");
+				ck_assert_int_eq(db_commit(db), 0);
+			}
+			ck_assert(exists(oldpath));
+			/* The batch: 100 nodes of 100 bytes, one frame. */
+			for (int i = 0; i < 100; i++) {
+				snprintf(path, sizeof(path), "/batch/%d/%d",
+					 round, i);
+				memset(val, 'v', 100);
+				val[100] = '\0';
+				put(&s, path, val);
+			}
+			ck_assert_int_eq(db_commit(db), 0);
+			/* Still in the live journal (past a new journal's
+			 * 8 KiB: its head, rounded up, and 4 KiB allocated
+			 * ahead), or try again. */
+			held = size_of(jpath) > 8192;
+			snprintf(path, sizeof(path), "/batch/%d/99=", round);
+			for (int i = 0; !held && i < 500 && exists(oldpath);
+			     i++) {
+				event_base_loopexit(loop, &tick);
+				event_base_dispatch(loop);
+			}
+		}
+		ck_assert_msg(held, "no batch was committed during a "
+			      "compaction in 50 tries");
+		/* Idle: only the loop runs, until both compactions are
+		 * done. */
+		for (int i = 0; i < 500 && (exists(oldpath) ||
+					    size_of(jpath) > 8192); i++) {
+			event_base_loopexit(loop, &tick);
+			event_base_dispatch(loop);
+		}
+		ck_assert(!exists(oldpath));
+		ck_assert_int_le(size_of(jpath), 8192);
+		/* The batch reached the tdb file. */
+		dump_tdb(all);
+		ck_assert_msg(strstr(all, path) != NULL, "%s is not in the "
+			      "file", path);
+		s.observer = NULL;
+		db_close(db);
+		event_base_free(loop);
+	});
+}
+END_TEST
+
 START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
 {
 	char *v;
@@ -1045,6 +1116,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
+	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
