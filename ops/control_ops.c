@@ -53,7 +53,7 @@ static int control_check(struct op_call *call, const char **argv,
 	problems = store_check(&call->srv->store, report_problem, &r);
 	if (!problems) {
 		log_info("store check: %lu nodes, no problems",
-			 call->srv->store.count);
+			 store_count(&call->srv->store));
 		return op_ok(call);
 	}
 	log_error("store check found %u problems", problems);
@@ -61,7 +61,7 @@ static int control_check(struct op_call *call, const char **argv,
 		reply_printf(call->reply, "... %u more\n",
 			     problems - CHECK_REPORT_MAX);
 	reply_printf(call->reply, "%u problems in %lu nodes\n", problems,
-		     call->srv->store.count);
+		     store_count(&call->srv->store));
 	reply_append(call->reply, "", 1);
 	return 0;
 }
@@ -191,7 +191,7 @@ static void memory_report(struct server *srv, struct reply *r)
 			socket_conns++;
 	}
 	reply_printf(r, "nodes: %lu (paths %lu bytes, values %lu bytes)\n",
-		     srv->store.count, sizes.names, sizes.values);
+		     store_count(&srv->store), sizes.names, sizes.values);
 	reply_printf(r, "connections: %lu (%lu sockets, %lu rings)\n",
 		     live, socket_conns, live - socket_conns);
 	reply_printf(r, "domains: %u\n", domains_count(srv->domains));

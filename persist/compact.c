@@ -183,7 +183,6 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 static void *run(void *arg)
 {
 	struct compaction *c = arg;
-
 	uint64_t one = 1;
 
 	c->rc = compact_file(c->tdb_path, c->path, c->check, c->why,

@@ -130,7 +130,7 @@ int server_load(struct server *srv)
 	}
 	store_destroy(&srv->store);
 	srv->store = loaded;
-	log_info("loaded %lu nodes from %s", srv->store.count,
+	log_info("loaded %lu nodes from %s", store_count(&srv->store),
 		 db_path(srv->db));
 	return 0;
 }

@@ -40,12 +40,6 @@ static uint64_t hash_path(const struct path_index *ix, const char *path,
 	return h;
 }
 
-/* n's path is the len bytes at path. */
-static bool same_path(const struct node *n, const char *path, size_t len)
-{
-	return strncmp(n->path, path, len) == 0 && n->path[len] == '\0';
-}
-
 /* Where the entry (hash, n) goes in slots of mask + 1: the first empty
  * slot from its home. */
 static void place(struct index_slot *slots, size_t mask, uint64_t hash,
@@ -106,7 +100,7 @@ struct node *index_find(const struct path_index *ix, const char *path,
 	     i = (i + 1) & ix->mask) {
 		const struct index_slot *sl = &ix->slots[i];
 
-		if (sl->hash == h && same_path(sl->node, path, len))
+		if (sl->hash == h && node_has_path(sl->node, path, len))
 			return sl->node;
 	}
 	return NULL;

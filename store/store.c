@@ -170,7 +170,6 @@ static void hash_insert(struct store *s, struct node *n)
 {
 	account(s, n, n->perms, 1);
 	index_insert(&s->index, n);
-	s->count++;
 }
 
 static void hash_add(struct store *s, struct node *n)
@@ -200,7 +199,6 @@ void store_destroy(struct store *s)
 	while ((n = index_next(&s->index, &at)))
 		node_free(n);
 	index_free(&s->index);
-	s->count = 0;
 	free(s->use);
 	s->use = NULL;
 }
@@ -356,7 +354,6 @@ int store_remove(struct store *s, struct node *n,
 		if (cur->parent)
 			unlink_child(s, cur);
 		index_remove(&s->index, cur);
-		s->count--;
 		account(s, cur, cur->perms, -1);
 		node_free(cur);
 		if (last)
@@ -388,8 +385,7 @@ struct node *store_restore(struct store *s, const char *path,
 		parent_len = plen > 1 ? path_parent_len_n(path, plen) : 0;
 		/* Saved in creation order, siblings mostly come together. */
 		if (parent_len && hint && *hint &&
-		    strncmp((*hint)->path, path, parent_len) == 0 &&
-		    (*hint)->path[parent_len] == '\0')
+		    node_has_path(*hint, path, parent_len))
 			parent = *hint;
 		else if (parent_len &&
 			 !(parent = lookup_len(s, path, parent_len)))
@@ -575,10 +571,8 @@ unsigned int store_check(const struct store *s,
 		problem(&st, "no root node", "/");
 	else
 		store_walk(n, check_node, &st);
-	if (st.reached != s->count)
+	if (st.reached != store_count(s))
 		problem(&st, "nodes unreachable from the root", "/");
-	if (s->index.count != s->count)
-		problem(&st, "the path index and the node count differ", "/");
 	check_domid_use(s, &st);
 	return st.problems;
 }

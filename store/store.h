@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store/index.h"
 
@@ -96,13 +97,25 @@ struct store_observer {
 
 struct store {
 	struct path_index index;	/* every node, owned */
-	unsigned long count;
 	uint64_t gen;			/* last generation handed out */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
 	const struct store_observer *observer;	/* NULL: nobody */
 };
 
 void store_init(struct store *s, struct perms *root_perms);
+
+/* The number of nodes, the special ones and "/" included. */
+static inline unsigned long store_count(const struct store *s)
+{
+	return (unsigned long)s->index.count;
+}
+
+/* n's path is the len bytes at path (which need not end there). */
+static inline bool node_has_path(const struct node *n, const char *path,
+				 size_t len)
+{
+	return strncmp(n->path, path, len) == 0 && n->path[len] == '\0';
+}
 void store_destroy(struct store *s);
 
 struct node *store_lookup(const struct store *s, const char *path);

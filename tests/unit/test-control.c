@@ -186,7 +186,7 @@ END_TEST
 
 START_TEST(memreport_counts_nodes_connections_and_watches)
 {
-	unsigned long nodes = srv.store.count;
+	unsigned long nodes = store_count(&srv.store);
 	char want[64];
 
 	OK(c5, XS_WATCH, "/local/domain/5/w\0t\0");

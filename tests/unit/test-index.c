@@ -261,7 +261,7 @@ START_TEST(store_answers_enomem_when_the_index_cannot_grow)
 	uint64_t gen;
 
 	full_store(&s, &p);
-	count = s.count;
+	count = store_count(&s);
 	gen = s.gen;
 	/* Its first allocation is the index's: it fails. */
 	calloc_fails_after = 0;
@@ -278,7 +278,7 @@ START_TEST(store_answers_enomem_when_the_index_cannot_grow)
 					 NULL));
 	ck_assert_int_eq(errno, ENOMEM);
 	/* Nothing was made, and the tree is whole. */
-	ck_assert_uint_eq(s.count, count);
+	ck_assert_uint_eq(store_count(&s), count);
 	ck_assert_uint_eq(s.gen, gen);
 	ck_assert_ptr_null(store_lookup(&s, "/new"));
 	ck_assert_ptr_null(store_lookup(&s, "/other"));
@@ -286,7 +286,7 @@ START_TEST(store_answers_enomem_when_the_index_cannot_grow)
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	/* With memory again, the same request works. */
 	ck_assert_ptr_nonnull(store_create(&s, "/new/deeper/still", p));
-	ck_assert_uint_eq(s.count, count + 3);
+	ck_assert_uint_eq(store_count(&s), count + 3);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	store_destroy(&s);
 	perms_unref(p);
@@ -301,14 +301,14 @@ START_TEST(store_answers_enomem_when_a_node_cannot_be_made)
 
 	full_store(&s, &p);
 	ck_assert_int_eq(index_reserve(&s.index, 10), 0);	/* grown */
-	count = s.count;
+	count = store_count(&s);
 	/* The index has room: the second of the three nodes fails (the
 	 * first calloc is the chain's, then one a node). */
 	calloc_fails_after = 2;
 	errno = 0;
 	ck_assert_ptr_null(store_create(&s, "/x/y/z", p));
 	ck_assert_int_eq(errno, ENOMEM);
-	ck_assert_uint_eq(s.count, count);
+	ck_assert_uint_eq(store_count(&s), count);
 	ck_assert_ptr_null(store_lookup(&s, "/x"));
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	store_destroy(&s);

@@ -495,7 +495,7 @@ static char *reload(const char *path, unsigned long *count)
 		v[n->value_len] = '\0';
 	}
 	if (count)
-		*count = s.count;
+		*count = store_count(&s);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	store_destroy(&s);
 	db_close(db);		/* not started: changes nothing */

@@ -379,7 +379,7 @@ static void same_store(const struct store *a, const struct store *b)
 	char ca[4096], cb[4096];
 	size_t at = 0;
 
-	ck_assert_uint_eq(a->count, b->count);
+	ck_assert_uint_eq(store_count(a), store_count(b));
 	while ((n = index_next(&a->index, &at))) {
 		struct node *m = store_lookup(b, n->path);
 

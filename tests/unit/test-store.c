@@ -177,7 +177,7 @@ START_TEST(init_creates_root)
 	ck_assert_uint_eq(root->value_len, 0);
 	ck_assert_ptr_eq(root->perms, p);
 	ck_assert_uint_eq(p->refs, 2);
-	ck_assert_uint_eq(s.count, 1);
+	ck_assert_uint_eq(store_count(&s), 1);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -211,7 +211,7 @@ START_TEST(create_makes_missing_ancestors_in_order)
 	b = store_lookup(&s, "/a/b");
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_uint_eq(s.count, 4);
+	ck_assert_uint_eq(store_count(&s), 4);
 	ck_assert_ptr_eq(a->parent, store_lookup(&s, "/"));
 	ck_assert_ptr_eq(b->parent, a);
 	ck_assert_ptr_eq(c->parent, b);
@@ -268,7 +268,7 @@ START_TEST(create_returns_existing_node_untouched)
 	ck_assert_mem_eq(n->value, "v", 1);
 	ck_assert_uint_eq(n->gen, gen);
 	ck_assert_uint_eq(s.gen, sgen);
-	ck_assert_uint_eq(s.count, 2);
+	ck_assert_uint_eq(store_count(&s), 2);
 	perms_unref(q);
 	free_store(&s, p);
 }
@@ -292,7 +292,7 @@ START_TEST(special_nodes_are_parentless)
 	n = must_create(&s, "@a/b", p);
 	ck_assert_ptr_null(n->parent);
 	ck_assert_ptr_null(store_lookup(&s, "@a"));
-	ck_assert_uint_eq(s.count, 3);
+	ck_assert_uint_eq(store_count(&s), 3);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -330,7 +330,7 @@ START_TEST(write_replaces_value)
 	ck_assert_ptr_eq(store_write(&s, "/v", p, NULL, 0), n);
 	ck_assert_uint_eq(n->value_len, 0);
 	ck_assert_ptr_null(n->value);
-	ck_assert_uint_eq(s.count, 2);
+	ck_assert_uint_eq(store_count(&s), 2);
 	free_store(&s, p);
 }
 END_TEST
@@ -573,7 +573,7 @@ START_TEST(remove_is_recursive)
 
 	new_store(&s, &p);
 	small_tree(&s, p);
-	ck_assert_uint_eq(s.count, 6);
+	ck_assert_uint_eq(store_count(&s), 6);
 	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/a"), NULL, NULL),
 			 0);
 	ck_assert_ptr_null(store_lookup(&s, "/a"));
@@ -581,7 +581,7 @@ START_TEST(remove_is_recursive)
 	ck_assert_ptr_null(store_lookup(&s, "/a/b/c"));
 	ck_assert_ptr_null(store_lookup(&s, "/a/d"));
 	ck_assert_ptr_nonnull(store_lookup(&s, "/x"));
-	ck_assert_uint_eq(s.count, 2);
+	ck_assert_uint_eq(store_count(&s), 2);
 	root = store_lookup(&s, "/");
 	ck_assert_uint_eq(root->nchildren, 1);
 	ck_assert_uint_eq(root->children_len, 2);
@@ -605,7 +605,7 @@ START_TEST(rm_of_root_is_refused)
 	ck_assert_uint_eq(t.total, 0);
 	ck_assert_ptr_eq(store_lookup(&s, "/"), root);
 	ck_assert_ptr_nonnull(store_lookup(&s, "/a/b/c"));
-	ck_assert_uint_eq(s.count, 6);
+	ck_assert_uint_eq(store_count(&s), 6);
 	ck_assert_uint_eq(root->nchildren, 2);
 	free_store(&s, p);
 }
@@ -621,7 +621,7 @@ START_TEST(remove_of_special_node_works)
 	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "@releaseDomain"),
 				      NULL, NULL), 0);
 	ck_assert_ptr_null(store_lookup(&s, "@releaseDomain"));
-	ck_assert_uint_eq(s.count, 1);
+	ck_assert_uint_eq(store_count(&s), 1);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -650,7 +650,7 @@ START_TEST(remove_calls_back_children_before_parent)
 				      t.paths[i], t.paths[j]);
 	}
 	ck_assert_str_eq(t.paths[t.n - 1], "/a");
-	ck_assert_uint_eq(s.count, 2);
+	ck_assert_uint_eq(store_count(&s), 2);
 	free_store(&s, p);
 }
 END_TEST
@@ -679,14 +679,14 @@ START_TEST(remove_of_deep_tree_works)
 
 	new_store(&s, &p);
 	leaf = must_create(&s, path, p);
-	ck_assert_uint_eq(s.count, DEEP + 1);
+	ck_assert_uint_eq(store_count(&s), DEEP + 1);
 	for (int i = 0; i < DEEP - 1; i++)
 		leaf = leaf->parent;
 	ck_assert_str_eq(leaf->path, "/n");
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	ck_assert_int_eq(store_remove(&s, leaf, trail_remove_cb, &t), 0);
 	ck_assert_uint_eq(t.total, DEEP);
-	ck_assert_uint_eq(s.count, 1);
+	ck_assert_uint_eq(store_count(&s), 1);
 	ck_assert_ptr_null(store_lookup(&s, path));
 	ck_assert_ptr_null(store_lookup(&s, "/n"));
 	ck_assert_ptr_null(store_lookup(&s, "/")->first_child);

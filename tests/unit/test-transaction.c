@@ -101,14 +101,14 @@ START_TEST(start_copies_nothing_and_ids_are_nonzero)
 	struct txn *a, *b;
 
 	live_write("/a", "1");
-	before = st.count;
+	before = store_count(&st);
 	a = txn_start(&set);
 	b = txn_start(&set);
 	ck_assert_uint_ne(txn_id(a), 0);
 	ck_assert_uint_ne(txn_id(a), txn_id(b));
 	ck_assert_ptr_eq(txn_find(&set, txn_id(b)), b);
 	ck_assert_uint_eq(set.count, 2);
-	ck_assert_uint_eq(st.count, before);
+	ck_assert_uint_eq(store_count(&st), before);
 }
 END_TEST
 
@@ -304,14 +304,14 @@ END_TEST
 START_TEST(create_then_delete_in_one_transaction_leaves_nothing)
 {
 	struct txn *t = txn_start(&set);
-	unsigned long before = st.count;
+	unsigned long before = store_count(&st);
 
 	tx_write(t, "/new/deep/node", "v");
 	ck_assert_int_eq(view_remove(&st, t, "/new"), 0);
 	ck_assert_ptr_null(tx_read(t, "/new/deep/node"));
 	ck_assert_int_eq(commit(t), 0);
 	ck_assert_ptr_null(store_lookup(&st, "/new"));
-	ck_assert_uint_eq(st.count, before);
+	ck_assert_uint_eq(store_count(&st), before);
 	ck_assert_uint_eq(store_check(&st, NULL, NULL), 0);
 }
 END_TEST
