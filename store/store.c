@@ -370,13 +370,15 @@ struct node *store_restore(struct store *s, const char *path,
 {
 	size_t plen = strlen(path);
 	bool special = path_is_special(path);
-	/* Only the root and the special nodes exist before their turn. */
-	struct node *n = plen == 1 || special ? lookup_len(s, path, plen)
-					       : NULL;
+	struct node *n = lookup_len(s, path, plen);
 	struct node *parent = NULL;
 	bool existed = n != NULL;
 	char *copy;
 
+	/* Only the root and the special nodes exist before their turn: any
+	 * other twice is a damaged file. */
+	if (n && plen > 1 && !special)
+		goto invalid;
 	if (!special) {
 		size_t parent_len;
 

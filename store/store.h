@@ -159,7 +159,8 @@ struct node *store_write(struct store *s, const char *path,
  * exist already (or the path is special), and it becomes the parent's last
  * child.  An existing node (the root) takes the saved value and perms.  The
  * generations are the saved ones (0: born).  The observer is not told.
- * NULL with errno: EINVAL (no parent, bad path), ENOMEM.  hint (or NULL):
+ * NULL with errno: EINVAL (no parent, a bad path, or a node other than the
+ * root or a special one restored twice), ENOMEM.  hint (or NULL):
  * where the caller keeps the parent of the last node restored, checked
  * before a lookup; no node may be removed between calls that share it.
  * The path must not exist yet, unless it is the root or special.
