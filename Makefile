@@ -70,7 +70,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 # -pthread: compaction runs on a thread of its own (persist/compact.c).
 ALL_CFLAGS = -std=gnu11 $(WARN) -pthread -I. -include config.h -MMD -MP \
 	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(XXHASH_CFLAGS) \
-	$(SODIUM_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+	$(SODIUM_CFLAGS) $(ZSTD_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = -pthread $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c (main()) and options.c (the command line)
@@ -79,13 +79,14 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	store/index.c store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
 	transactions/view.c \
 	watches/watch.c quota/quota.c persist/db.c persist/load.c persist/journal.c \
-	persist/compact.c persist/crash.c domains/ring.c domains/xen.c \
+	persist/compact.c persist/checkpoint.c persist/crash.c domains/ring.c domains/xen.c \
 	domains/domain.c domains/ring_conn.c domains/restore.c server/server.c \
 	server/forget.c server/state.c server/turn.c ops/ops.c ops/node_ops.c \
 	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS)
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) \
+	$(ZSTD_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
@@ -229,7 +230,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -pthread \
 	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) \
-	$(TDB_CFLAGS) $(XXHASH_CFLAGS) $(SODIUM_CFLAGS)
+	$(TDB_CFLAGS) $(XXHASH_CFLAGS) $(SODIUM_CFLAGS) $(ZSTD_CFLAGS)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=

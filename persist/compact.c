@@ -1,131 +1,57 @@
 /*
- * Compaction: a journal applied to the tdb file, on a thread (compact.h).
+ * Compaction: a journal merged into the checkpoint, on a thread
+ * (compact.h).
  *
- * Only the last change of each key is applied (a fold): the cost is one
- * tdb_store or tdb_delete per key changed, plus libtdb's fixed cost of a
- * transaction (about a tenth of a millisecond) per COMPACT_KEYS keys.
+ * Only the last change of each key counts (a fold).  The old checkpoint
+ * is read once, each of its records kept unless the journal changed it,
+ * then the journal's records are added, into a new checkpoint renamed
+ * over the old one (checkpoint.h): the cost is a pass over the
+ * checkpoint, compressed (about 11 bytes a node), plus the journal.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <tdb.h>
 
+#include "persist/checkpoint.h"
 #include "persist/compact.h"
 #include "persist/crash.h"
 #include "persist/journal.h"
 
-/*
- * Keys a tdb transaction at most.  Before it commits, libtdb copies every
- * 4 KiB block the transaction changed into the file's recovery area,
- * which stays as large as the largest transaction made it: one
- * transaction for a journal of scattered overwrites grew a file of a
- * million nodes from 200 MB to 437 MB, on tmpfs.  This bounds the area to
- * a few blocks a key (about 16 MiB).  A crash between two transactions
- * leaves part of the journal applied, and the journal there: a restart
- * puts the whole journal on top again, and applying it again changes
- * nothing, so that is as safe as one transaction.
- */
-#define COMPACT_KEYS 2048
+struct merge {
+	const struct fold *f;
+	struct ckpt_writer *w;
+};
 
-/* Entries [from, to) of f in one transaction. */
-static int apply_some(const struct fold *f, size_t from, size_t to,
-		      struct tdb_context *tdb, char *why, size_t why_len)
+/* A record of the old checkpoint, kept unless the journal changed it. */
+static int keep_old(const void *key, size_t klen, const void *val,
+		    size_t vlen, void *arg)
 {
-	if (tdb_transaction_start(tdb) != 0) {
-		snprintf(why, why_len, "starting a transaction: %s",
-			 tdb_errorstr(tdb));
-		return -1;
-	}
-	for (size_t i = from; i < to; i++) {
-		const struct fold_entry *e = &f->v[i];
-		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
-		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
-		int rc = e->c.put ? tdb_store(tdb, k, v, TDB_REPLACE)
-				  : tdb_delete(tdb, k);
+	struct merge *m = arg;
 
-		if (rc != 0 && (e->c.put || tdb_error(tdb) != TDB_ERR_NOEXIST)) {
-			snprintf(why, why_len, "writing a record: %s",
-				 tdb_errorstr(tdb));
-			tdb_transaction_cancel(tdb);
-			return -1;
-		}
-		CRASH_POINT("compact-record");
-	}
-	CRASH_POINT("compact-commit");
-	if (tdb_transaction_commit(tdb) != 0) {
-		snprintf(why, why_len, "committing: %s", tdb_errorstr(tdb));
-		return -1;
-	}
-	CRASH_POINT("compact-committed");
-	return 0;
+	if (fold_find(m->f, key, klen))
+		return 0;
+	return ckpt_add(m->w, key, klen, val, vlen);
 }
 
-static int apply(const struct fold *f, struct tdb_context *tdb, char *why,
+/* The checkpoint at tdb_path with f on top, as a new checkpoint. */
+static int merge(const struct fold *f, const char *tdb_path, char *why,
 		 size_t why_len)
 {
-	for (size_t i = 0; i < f->count; i += COMPACT_KEYS) {
-		size_t to = f->count - i > COMPACT_KEYS ? i + COMPACT_KEYS
-						       : f->count;
-
-		if (apply_some(f, i, to, tdb, why, why_len) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * libtdb (1.4) leaves part of its mapping behind when a transaction grew
- * the file: growing maps the file at its new size, and the commit sets
- * the size back to the old one before it maps the file again, so only
- * that much of the old mapping is unmapped.  The rest outlives tdb_close,
- * a few MiB of address space (and of RSS, where touched) per compaction.
- * Nothing else maps the tdb file, so once it is closed every mapping of
- * it left in /proc/self/maps is such a leftover, and goes.
- */
-int compact_close_tdb(struct tdb_context *tdb)
-{
-	struct { unsigned long start, end; } gone[64];
-	unsigned long start, end, ino;
-	unsigned int maj, min, n = 0;
-	char line[4096];
-	struct stat sb;
-	bool known = fstat(tdb_fd(tdb), &sb) == 0;
-	int rc = tdb_close(tdb);
-	FILE *f;
-
-	if (!known || !(f = fopen("/proc/self/maps", "re")))
-		return rc;
-	while (n < 64 && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end, &maj,
-			   &min, &ino) == 5 &&
-		    ino == (unsigned long)sb.st_ino &&
-		    makedev(maj, min) == sb.st_dev) {
-			gone[n].start = start;
-			gone[n++].end = end;
-		}
-	fclose(f);
-	/* Unmapped once the listing is read: it changes with them. */
-	for (unsigned int i = 0; i < n; i++)
-		munmap((void *)gone[i].start, gone[i].end - gone[i].start);
-	return rc;
-}
-
-/* f to the file at tdb_path, opened and closed here. */
-static int apply_file(const struct fold *f, const char *tdb_path, char *why,
-		      size_t why_len)
-{
+	struct merge m = { .f = f };
 	struct tdb_context *tdb;
+	uint32_t version = 0;
+	TDB_DATA v;
 	int rc;
 
 	errno = 0;
+	/* Read-write: a file of version 2 may need tdb's recovery first. */
 	tdb = tdb_open(tdb_path, 0, TDB_NOLOCK | TDB_NOSYNC |
 		       TDB_INCOMPATIBLE_HASH, O_RDWR | O_CLOEXEC, 0600);
 	if (!tdb) {
@@ -133,12 +59,32 @@ static int apply_file(const struct fold *f, const char *tdb_path, char *why,
 			 errno ? strerror(errno) : "not a tdb file");
 		return -1;
 	}
-	rc = apply(f, tdb, why, why_len);
-	if (compact_close_tdb(tdb) != 0 && rc == 0) {
-		snprintf(why, why_len, "closing %s", tdb_path);
+	v = tdb_fetch(tdb, (TDB_DATA){ (unsigned char *)SCHEMA_KEY_FORMAT,
+				       strlen(SCHEMA_KEY_FORMAT) });
+	rc = v.dptr && schema_decode_format(v.dptr, v.dsize, &version) ==
+		       SCHEMA_OURS ? 0 : -1;
+	free(v.dptr);
+	if (rc != 0)
+		snprintf(why, why_len, "%s has no format record of ours",
+			 tdb_path);
+	else if (!(m.w = ckpt_create(tdb_path, why, why_len)))
 		rc = -1;
+	else
+		rc = ckpt_read(tdb, version, keep_old, &m, why, why_len);
+	tdb_close(tdb);
+	/* Then what the journal put ("#format" is the writer's own). */
+	for (size_t i = 0; rc == 0 && i < f->count; i++) {
+		const struct schema_change *c = &f->v[i].c;
+
+		if (c->put && !(c->key_len == strlen(SCHEMA_KEY_FORMAT) &&
+				!memcmp(c->key, SCHEMA_KEY_FORMAT, c->key_len)))
+			rc = ckpt_add(m.w, c->key, c->key_len, c->value,
+				      c->value_len);
 	}
-	return rc;
+	if (rc == 0)
+		return ckpt_commit(m.w);
+	ckpt_abandon(m.w);
+	return -1;
 }
 
 int compact_file(const char *tdb_path, const char *path, bool check,
@@ -157,7 +103,7 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 		snprintf(why, why_len, "reading %s: %s (at byte %zu)", path,
 			 bad, s.at);
 	else if (rc == 0 && f.count)
-		rc = apply_file(&f, tdb_path, why, why_len);
+		rc = merge(&f, tdb_path, why, why_len);
 	held = f.cap * sizeof(*f.v) + (f.slots ? (f.mask + 1) * sizeof(*f.slots)
 					       : 0);
 	fold_free(&f);

@@ -1,13 +1,10 @@
 /*
- * persist/ internals: compaction, which brings the tdb file (the
- * checkpoint) up to date with a journal and then removes the journal.
+ * persist/ internals: compaction, which merges a journal into the
+ * checkpoint (a new one, checkpoint.h) and then removes the journal.
  *
  * compact_file does it in the calling thread.  compact_start runs it on a
- * thread of its own, so the event loop never waits for it.  Each opens
- * the tdb file for itself, mapped (a transaction reads the file many
- * times a record: by pread, a store cost ten times as much), and closes
- * it: the daemon holds no handle after the start-up, and the mapping
- * lasts as long as the compaction.  One at a time.
+ * thread of its own, so the event loop never waits for it.  One at a
+ * time.
  */
 #ifndef XS_COMPACT_H
 #define XS_COMPACT_H
@@ -16,30 +13,20 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/types.h>		/* tdb.h wants mode_t */
-
-#include <tdb.h>
 
 /*
- * Apply the journal at path to the tdb file at tdb_path, in tdb
- * transactions of a bounded number of keys (compact.c), then unlink it.
- * 0 (also when there is no such file), or -1 with why filled: the
- * transaction under way is cancelled, and the journal is left.  A crash
- * anywhere leaves the tdb file between two transactions with the journal
- * still there, which a restart puts on top; applying it again gives the
- * same file: each change is a whole record set or removed.  check: the
+ * Merge the journal at path into the checkpoint at tdb_path, then unlink
+ * the journal.  0 (also when there is no such file), or -1 with why
+ * filled: the checkpoint and the journal are left as they were.  A crash
+ * anywhere leaves the old checkpoint or the new one, with the journal
+ * still there, which a restart puts on top; merging it again gives the
+ * same state: each change is a whole record set or removed.  check: the
  * journal is from before this daemon started, and its frames' checksums
  * and changes are checked again (a torn tail is left out); without, this
  * daemon wrote it, and only reads it back (journal_scan).
  */
 int compact_file(const char *tdb_path, const char *path, bool check,
 		 char *why, size_t why_len);
-
-/*
- * tdb_close, and then no mapping of the file left (libtdb leaks some:
- * compact.c).  0, or tdb_close's -1.
- */
-int compact_close_tdb(struct tdb_context *tdb);
 
 struct compaction {
 	pthread_t thread;

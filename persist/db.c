@@ -6,10 +6,11 @@
  * mapping of it (journal.h): its cost follows what changed, not the size
  * of the database.  Past
  * journal_limit bytes the journal is renamed <path>.journal.old, a new
- * one is started, and a thread applies the old one to the tdb file in one
- * tdb transaction, then removes it (compact.c).  A restart reads the tdb
- * file with both journals on top (load.c); a clean stop and a live update
- * apply them first, so that the tdb file alone holds the state they leave.
+ * one is started, and a thread merges the old one into a new checkpoint
+ * renamed over the tdb file, then removes it (compact.c, checkpoint.c).
+ * A restart reads the tdb file with both journals on top (load.c); a
+ * clean stop and a live update merge them first, so that the tdb file
+ * alone holds the state they leave.
  *
  * The tdb file is opened without locking (TDB_NOLOCK): the pid file and
  * the socket already keep a second daemon away.
@@ -30,20 +31,18 @@
 #include "persist/db_impl.h"
 #include "schema/schema.h"
 
-/* Hash chains.  A tdb transaction copies the whole table (4 bytes a
- * chain): now once per compaction rather than per commit, while shorter
- * chains make each record's lookup cheaper (15 records a chain at a
- * million nodes). */
-#define DB_HASH_SIZE 65521
-
 /*
- * The size past which the journal is applied to the tdb file.  Both
+ * The size past which the journal is merged into a new checkpoint.  Both
  * journals live on tmpfs beside it, so each may hold about this much
- * (the live one a commit more), and a compaction maps the old one; a
- * larger journal makes compactions rarer (their fixed cost is a copy of
- * the chain table) and folds more writes of one key into one, but a
- * restart after a crash reads it all.  XENSTORED_JOURNAL_LIMIT sets
- * another (the tests make it small).
+ * (the live one a commit more).  A merge reads and writes the whole
+ * checkpoint, so the limit grows with it: at least the checkpoint's size
+ * (Redis rewrites its append-only file on the same rule), which bounds a
+ * merge's work per byte of journal whatever the store's size, at the
+ * cost of a journal as large as the checkpoint; and at least 4 MiB, so a
+ * small store is not merged at every few hundred writes.  A larger
+ * journal also folds more writes of one key into one, but a restart
+ * after a crash reads it all.  XENSTORED_JOURNAL_LIMIT sets a fixed one
+ * instead (the tests make it small).
  */
 #define JOURNAL_LIMIT_DEFAULT (4u << 20)
 #define JOURNAL_LIMIT_ENV "XENSTORED_JOURNAL_LIMIT"
@@ -156,6 +155,23 @@ int db_put_encoded(struct db *db, const char *key,
 
 /* ---- the journal ---- */
 
+/* The limit for a checkpoint of size bytes (see JOURNAL_LIMIT_DEFAULT). */
+static void follow_checkpoint_size(struct db *db, uint64_t size)
+{
+	if (!db->limit_fixed)
+		db->limit = size > JOURNAL_LIMIT_DEFAULT ? size
+							 : JOURNAL_LIMIT_DEFAULT;
+}
+
+static void checkpoint_written(struct db *db)
+{
+	struct stat sb;
+
+	if (stat(db->path, &sb) == 0)
+		follow_checkpoint_size(db, (uint64_t)sb.st_size);
+}
+
+
 /* Space allocated ahead of the live journal's last frame, a sixteenth
  * of its limit (256 KiB by default): a fallocate and a populate about
  * every 2,500 commits of 100 bytes, at about a hundred microseconds. */
@@ -215,7 +231,7 @@ static int write_frame(struct db *db)
 static void release_tdb(struct db *db)
 {
 	if (db->tdb)
-		compact_close_tdb(db->tdb);
+		tdb_close(db->tdb);
 	db->tdb = NULL;
 }
 
@@ -244,6 +260,7 @@ static void reap_compaction(struct db *db, bool wait)
 		return;
 	}
 	db->jexists[JOURNAL_OLD] = false;
+	checkpoint_written(db);
 }
 
 static void wait_compaction(struct db *db)
@@ -338,6 +355,7 @@ int db_checkpoint(struct db *db)
 		}
 		db->jexists[i] = false;
 	}
+	checkpoint_written(db);
 	return 0;
 }
 
@@ -383,6 +401,10 @@ void db_loaded_done(struct db *db)
 	drop_side_records(db);
 	drop_journal_reads(db);
 	db->started = true;
+	/* What the start-up changed (an upgrade's records put again, say)
+	 * reaches the live journal before a compaction merges an old one:
+	 * a crash then finds it on top of whatever that merge wrote. */
+	db_commit(db);
 	maybe_compact(db);
 }
 
@@ -415,62 +437,53 @@ static void node_removed(const struct node *n, void *arg)
 }
 
 struct init_state {
-	struct db *db;
+	struct ckpt_writer *w;
 	struct evbuffer *b;
 	bool ok;
 };
-
-static bool init_record(struct init_state *st, const char *key)
-{
-	TDB_DATA v = {
-		.dsize = evbuffer_get_length(st->b),
-		.dptr = evbuffer_pullup(st->b, -1),
-	};
-
-	return v.dptr && tdb_store(st->db->tdb, key_of(key), v,
-				   TDB_REPLACE) == 0;
-}
 
 static void init_node(const struct node *n, void *arg)
 {
 	struct init_state *st = arg;
 	struct schema_node rec = node_rec(n);
 	struct writer w;
+	unsigned char *p;
 
 	if (!st->ok)
 		return;
 	evbuffer_drain(st->b, evbuffer_get_length(st->b));
 	wr_init(&w, st->b);
 	schema_write_node(&w, &rec);
-	st->ok = wr_ok(&w) && init_record(st, n->path);
+	p = wr_ok(&w) ? evbuffer_pullup(st->b, -1) : NULL;
+	st->ok = p && ckpt_add(st->w, n->path, strlen(n->path), p,
+			       evbuffer_get_length(st->b)) == 0;
 }
 
 /*
- * A new file's first state, s and the format record that makes it ours,
- * in one tdb transaction (no daemon served from it yet, so no journal):
- * a crash before the end leaves a file without a record, new again, not
- * one that claims a state it does not hold.
+ * A new file's first state: s, as a checkpoint renamed into place (no
+ * daemon served from it yet, so no journal).  A crash before the rename
+ * leaves no file, new again, not one that claims a state it does not
+ * hold.
  */
 static void init_file(struct db *db, struct store *s)
 {
-	struct init_state st = { db, evbuffer_new(), false };
-	struct writer w;
+	char why[200] = "out of memory";
+	struct init_state st = { ckpt_create(db->path, why, sizeof(why)),
+				 evbuffer_new(), true };
 
-	if (st.b && tdb_transaction_start(db->tdb) == 0) {
-		wr_init(&w, st.b);
-		schema_write_format(&w);
-		st.ok = wr_ok(&w) && init_record(&st, SCHEMA_KEY_FORMAT);
+	if (st.w && st.b) {
 		store_each(s, init_node, &st);
-		if (st.ok && tdb_transaction_commit(db->tdb) == 0)
+		if (st.ok && ckpt_commit(st.w) == 0)
 			db->fresh = false;
-		else
-			tdb_transaction_cancel(db->tdb);
+		else if (!st.ok)
+			ckpt_abandon(st.w);
+	} else {
+		ckpt_abandon(st.w);
 	}
 	if (st.b)
 		evbuffer_free(st.b);
 	if (db->fresh)
-		db_fail(db, "writing the first state", db->tdb ?
-			tdb_errorstr(db->tdb) : "out of memory");
+		db_fail(db, "writing the first state", why);
 }
 
 void db_follow(struct db *db, struct store *s, bool save_all)
@@ -547,7 +560,8 @@ int db_upgraded(struct db *db)
 	return 0;
 }
 
-/* The journal limit from the environment (bytes, or with k or M). */
+/* The journal limit from the environment (bytes, or with k or M), or 0
+ * when it sets none. */
 static uint64_t journal_limit(void)
 {
 	const char *v = getenv(JOURNAL_LIMIT_ENV);
@@ -555,7 +569,7 @@ static uint64_t journal_limit(void)
 	char *end;
 
 	if (!v)
-		return JOURNAL_LIMIT_DEFAULT;
+		return 0;
 	errno = 0;
 	n = strtoull(v, &end, 10);
 	if (*end == 'k' || *end == 'K')
@@ -563,9 +577,9 @@ static uint64_t journal_limit(void)
 	else if (*end == 'M')
 		n <<= 20, end++;
 	if (errno || end == v || *end || !n || n > (1ull << 40)) {
-		log_warn("%s=%s is not a size in bytes: %u used", JOURNAL_LIMIT_ENV,
-			 v, JOURNAL_LIMIT_DEFAULT);
-		return JOURNAL_LIMIT_DEFAULT;
+		log_warn("%s=%s is not a size in bytes: ignored",
+			 JOURNAL_LIMIT_ENV, v);
+		return 0;
 	}
 	return n;
 }
@@ -602,6 +616,18 @@ static void db_free(struct db *db)
 	free(db);
 }
 
+/* A checkpoint that a crash cut short (checkpoint.h): the journals it
+ * was made of are still there. */
+static void remove_stale_next(struct db *db)
+{
+	char *next = with_suffix(db->path, CKPT_NEXT_SUFFIX);
+
+	if (next && unlink(next) == 0)
+		log_warn("database %s: removed %s, a checkpoint left unfinished",
+			 db->path, next);
+	free(next);
+}
+
 struct db *db_open(const char *path, bool *restorable)
 {
 	struct db *db = calloc(1, sizeof(*db));
@@ -624,20 +650,23 @@ struct db *db_open(const char *path, bool *restorable)
 		goto fail;
 	}
 	db->limit = journal_limit();
+	db->limit_fixed = db->limit != 0;
+	remove_stale_next(db);
 	fresh = stat(path, &sb) != 0 || sb.st_size == 0;
-	if (fresh)
+	follow_checkpoint_size(db, fresh ? 0 : (uint64_t)sb.st_size);
+	if (fresh) {
 		unlink(path);	/* an empty file is not a tdb yet */
-	/* Never O_CREAT over an existing file: tdb would replace one it
-	 * cannot read with a new, empty database. */
+		goto new_database;
+	}
+	/* Read-write, though nothing here writes: a file of version 2 may
+	 * need tdb's recovery of a transaction cut short. */
 	errno = 0;
-	db->tdb = tdb_open(path, DB_HASH_SIZE,
-			   TDB_NOLOCK | TDB_NOSYNC | TDB_INCOMPATIBLE_HASH,
-			   O_RDWR | O_CLOEXEC | (fresh ? O_CREAT : 0), 0600);
+	db->tdb = tdb_open(path, 0, TDB_NOLOCK | TDB_NOSYNC |
+			   TDB_INCOMPATIBLE_HASH, O_RDWR | O_CLOEXEC, 0600);
 	if (!db->tdb) {
-		log_error("cannot open the database %s: %s%s", path,
-			  errno ? strerror(errno) : "not a valid tdb file",
-			  fresh ? "" : " (corrupt? move it away to start "
-			  "empty)");
+		log_error("cannot open the database %s: %s (corrupt? move it "
+			  "away to start empty)", path,
+			  errno ? strerror(errno) : "not a valid tdb file");
 		goto fail;
 	}
 	v = tdb_fetch(db->tdb, key_of(SCHEMA_KEY_FORMAT));
@@ -649,6 +678,7 @@ struct db *db_open(const char *path, bool *restorable)
 	if (v.dptr) {
 		ok = format_ok(db, v.dptr, v.dsize);
 		free(v.dptr);
+		db->file_version = db->version;
 		if (!ok || read_journals(db) != 0)
 			goto fail;
 		/* An upgrade's format record may be in a journal only. */
@@ -660,7 +690,7 @@ struct db *db_open(const char *path, bool *restorable)
 		*restorable = true;
 		return db;
 	}
-	if (!fresh) {
+	{
 		TDB_DATA k = tdb_firstkey(db->tdb);
 
 		if (k.dptr) {
@@ -670,6 +700,9 @@ struct db *db_open(const char *path, bool *restorable)
 			goto fail;
 		}
 	}
+	/* An empty tdb: as new (its first state replaces it). */
+	release_tdb(db);
+new_database:
 	/* A new database: its first state and format record go in at
 	 * db_follow, together. */
 	remove_stale_journals(db);

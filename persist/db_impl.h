@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <tdb.h>
 
+#include "persist/checkpoint.h"
 #include "persist/compact.h"
 #include "persist/db.h"
 #include "persist/journal.h"
@@ -37,7 +38,10 @@ struct db {
 	bool fresh;		/* a new file, empty until db_follow */
 	bool followed;		/* db_follow was called: commits write */
 	bool started;		/* db_loaded_done: compactions may run */
-	uint32_t version;	/* the file's format (SCHEMA_DB_VERSION...) */
+	uint32_t version;	/* the format (SCHEMA_DB_VERSION...): the
+				 * file's, or a journal's newer one */
+	uint32_t file_version;	/* the tdb file's own, which says how its
+				 * nodes are kept */
 	/* The next frame: SCHEMA_FRAME_HEAD bytes of room, then the changes
 	 * since the last commit; empty when there are none. */
 	struct evbuffer *pending;
@@ -51,6 +55,8 @@ struct db {
 				 * whole frames end (its torn tail is cut
 				 * there before anything is appended) */
 	uint64_t limit;		/* rotate the live journal past this */
+	bool limit_fixed;	/* set by the environment, not by the
+				 * checkpoint's size */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */

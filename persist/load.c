@@ -1,6 +1,6 @@
 /*
- * Reading the database back at start-up: one pass over the tdb file
- * (tdb_check, which also refuses a damaged file) with the journals on top
+ * Reading the database back at start-up: one pass over the checkpoint
+ * (ckpt_read, which also refuses a damaged file) with the journals on top
  * (the last change of each key they hold, read by db_open, wins over the
  * file's record), the nodes decoded into an arena, sorted by creation and
  * inserted parents first; the '#' records kept aside for db_each and
@@ -195,13 +195,15 @@ static int collect_record(struct load_state *st, TDB_DATA key,
 	return 0;
 }
 
-static int collect_node(TDB_DATA key, TDB_DATA data, void *arg)
+static int collect_checkpoint(const void *kp, size_t klen, const void *vp,
+			      size_t vlen, void *arg)
 {
 	struct load_state *st = arg;
+	TDB_DATA key = { (unsigned char *)kp, klen };
+	TDB_DATA data = { (unsigned char *)vp, vlen };
 
 	/* A journal changed it since: its record is the one. */
-	if (st->journals->count &&
-	    fold_find(st->journals, key.dptr, key.dsize))
+	if (fold_find(st->journals, kp, klen))
 		return 0;
 	return collect_record(st, key, data);
 }
@@ -282,13 +284,14 @@ int db_load_nodes(struct db *db, struct store *s)
 {
 	struct load_state st = { .journals = &db->fold };
 	struct node *parent = NULL;
+	char why[160];
 	int rc = -1;
 
-	/* tdb_check reads the file in order, which is faster than following
-	 * the hash chains, and proves it whole: a truncated or damaged file
-	 * fails here, not at some later write. */
-	if (tdb_check(db->tdb, collect_node, &st) != 0 && !st.bad)
-		st.bad = "tdb's check of the file failed (truncated or damaged)";
+	/* One pass, which proves the file whole too: a truncated or damaged
+	 * file fails here, not at some later compaction. */
+	if (ckpt_read(db->tdb, db->file_version, collect_checkpoint, &st, why,
+		      sizeof(why)) != 0 && !st.bad)
+		st.bad = why;
 	if (!st.bad && !recovery_area_whole(db))
 		st.bad = "the file is shorter than its recovery area (truncated)";
 	if (!st.bad)
@@ -318,7 +321,8 @@ int db_load_nodes(struct db *db, struct store *s)
 			log_error("database %s is unusable: node %s %s",
 				  db->path, v->path, errno == ENOMEM
 				  ? "cannot be loaded: out of memory"
-				  : "has no parent or a bad path");
+				  : "has no parent, a bad path, or is there "
+				  "twice");
 			goto out;
 		}
 	}

@@ -1,4 +1,5 @@
 /* The persisted records: see schema.h, which describes each of them. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,6 +184,81 @@ bool schema_decode_node(const void *key, size_t key_len, const void *p,
 	}
 	n->value = rd_bytes(&r, &n->value_len);
 	return rd_done(&r) && n->value_len <= XENSTORE_PAYLOAD_MAX;
+}
+
+/* ---- the checkpoint's node blocks ---- */
+
+void schema_write_nodes_head(struct writer *w, uint32_t blocks,
+			     uint64_t nodes)
+{
+	wr_u32(w, blocks);
+	wr_u64(w, nodes);
+}
+
+bool schema_decode_nodes_head(const void *p, size_t len, uint32_t *blocks,
+			      uint64_t *nodes)
+{
+	struct reader r;
+
+	rd_init(&r, p, len);
+	*blocks = rd_u32(&r);
+	*nodes = rd_u64(&r);
+	/* Every block holds a node at least. */
+	return rd_done(&r) && *nodes >= *blocks;
+}
+
+void schema_key_block(char key[SCHEMA_KEY_MAX], uint32_t i)
+{
+	snprintf(key, SCHEMA_KEY_MAX, SCHEMA_PREFIX_BLOCK "%" PRIu32, i);
+}
+
+bool schema_key_is_block(const void *key, size_t len, uint32_t *i)
+{
+	const size_t plen = sizeof(SCHEMA_PREFIX_BLOCK) - 1;
+	const char *k = key;
+	uint64_t v = 0;
+
+	if (len <= plen || len > plen + 10 || memcmp(k, SCHEMA_PREFIX_BLOCK, plen))
+		return false;
+	if (k[plen] == '0' && len > plen + 1)
+		return false;		/* one spelling a number */
+	for (size_t at = plen; at < len; at++) {
+		if (k[at] < '0' || k[at] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(k[at] - '0');
+	}
+	if (v > UINT32_MAX)
+		return false;
+	*i = (uint32_t)v;
+	return true;
+}
+
+unsigned char *schema_put_block_entry(unsigned char *out, uint32_t shared,
+				      const void *rest, uint32_t rest_len,
+				      const void *node, uint32_t node_len)
+{
+	out = put_u32(out, shared);
+	out = put_u32(out, rest_len);
+	memcpy(out, rest, rest_len);
+	out = put_u32(out + rest_len, node_len);
+	memcpy(out, node, node_len);
+	return out + node_len;
+}
+
+bool schema_read_block_entry(struct reader *r, char *path, size_t *path_len,
+			     const void **node, uint32_t *node_len)
+{
+	uint32_t shared = rd_u32(r), rest_len;
+	const void *rest = rd_bytes(r, &rest_len);
+
+	*node = rd_bytes(r, node_len);
+	if (!rd_ok(r) || shared > *path_len || !rest_len ||
+	    rest_len > SCHEMA_JOURNAL_KEY_MAX - shared ||
+	    memchr(rest, '\0', rest_len))
+		return false;
+	memcpy(path + shared, rest, rest_len);
+	*path_len = shared + rest_len;
+	return schema_key_is_node(path, *path_len);
 }
 
 /* ---- domains ---- */

@@ -16,10 +16,22 @@
  * reads past its end.  What depends on live state (a domid Xen may use,
  * a feature this daemon offers, a quota name it knows) its owner checks.
  *
- * The database, SCHEMA_DB_VERSION 2.  One tdb record per key:
+ * The database, SCHEMA_DB_VERSION 3: a tdb file, the checkpoint, holding
+ * the '#' records one a key, and the nodes packed into blocks:
  *
  *   "#format"          str "xenstored-db", u32 version
- *   "/path", "@name"   a node: u64 born (its creation generation, > 0),
+ *   "#nodes"           u32 blocks, u64 nodes (in all the blocks)
+ *   "#nodes/<i>"       block i (decimal, from 0 to blocks - 1, no leading
+ *                      zero): a zstd frame with its content size and
+ *                      checksum, whose content (1 .. SCHEMA_BLOCK_MAX
+ *                      bytes) is node entries, each
+ *                        u32 shared   bytes of the previous entry's path
+ *                                     (in this block) it starts with
+ *                        bytes rest   the rest of its path (at least 1)
+ *                        bytes node   its node record, below
+ *                      The blocks' order says nothing: a load orders the
+ *                      nodes by birth.  Each path is in one entry only.
+ *   node record        u64 born (its creation generation, > 0),
  *                      u32 n (>= 1), n x (u32 domid (< STORE_DOMIDS),
  *                      u32 access (PERM_READ | PERM_WRITE | PERM_IGNORE)),
  *                      bytes value (at most XENSTORE_PAYLOAD_MAX)
@@ -38,14 +50,20 @@
  *                      path's length), u32 depth (as int32, >= -1), u8 an
  *                      event held back (0 or 1))
  *
+ * Versions 1 and 2 kept each node as a tdb record of its own, keyed by
+ * its path ("/path", "@name"), its value the node record: a million nodes
+ * took 200 MB, and libtdb's stores made compaction slow (persist/).  They
+ * are read, and the first compaction writes version 3.
+ *
  * Version 1 kept the quotas by position (u32 kinds (9), the 9 global
  * limits, the soft limit, u32 n, n x (u32 domid, u32 bit mask of the
  * kinds set, the 9 values)), in the order of SCHEMA_V1_QUOTAS, so a new
  * quota kind changed the meaning of the old records; version 2 names
  * them.  A version-1 file is read (its records are version 2's but for
- * "#quotas") and rewritten as version 2 with the first commit, so an
- * upgrade by restart or live update keeps the host's state; a file of
- * any other version is refused at start with its version in the log.
+ * "#quotas"), and its "#quotas" and "#format" put again with the first
+ * commit, so an upgrade by restart or live update keeps the host's state;
+ * a file of any other version is refused at start with its version in
+ * the log.
  *
  * The journal, <database>.journal (and <database>.journal.old while a
  * compaction applies it to the tdb file), SCHEMA_JOURNAL_VERSION 1: the
@@ -98,8 +116,9 @@
 #include "store/store.h"
 
 #define SCHEMA_DB_MAGIC "xenstored-db"
-#define SCHEMA_DB_VERSION 2
+#define SCHEMA_DB_VERSION 3
 #define SCHEMA_DB_VERSION_OLDEST 1	/* still read, then rewritten */
+#define SCHEMA_DB_VERSION_BLOCKS 3	/* the first with node blocks */
 #define SCHEMA_LU_MAGIC "xenstored-lu"
 #define SCHEMA_LU_VERSION 1
 #define SCHEMA_JOURNAL_MAGIC "xenstored-journal"
@@ -109,6 +128,8 @@
 
 #define SCHEMA_KEY_FORMAT "#format"
 #define SCHEMA_KEY_QUOTAS "#quotas"
+#define SCHEMA_KEY_NODES "#nodes"
+#define SCHEMA_PREFIX_BLOCK "#nodes/"
 /* Prefixes of the per-domain keys, for db_each; the domid follows. */
 #define SCHEMA_PREFIX_DOMAIN "#domain/"
 #define SCHEMA_PREFIX_INPUT "#input/"
@@ -164,6 +185,40 @@ static inline size_t schema_node_perms_len(const struct schema_node *n)
 }
 /* Entry i (< nperms) of a decoded node. */
 struct perm schema_node_perm(const struct schema_node *n, uint32_t i);
+
+/* ---- the checkpoint's node blocks (version 3) ---- */
+
+#define SCHEMA_BLOCK_MAX (1u << 20)	/* a block's content, at most */
+
+void schema_write_nodes_head(struct writer *w, uint32_t blocks,
+			     uint64_t nodes);
+bool schema_decode_nodes_head(const void *p, size_t len, uint32_t *blocks,
+			      uint64_t *nodes);
+/* The key of block i (at most SCHEMA_KEY_MAX bytes with its NUL). */
+void schema_key_block(char key[SCHEMA_KEY_MAX], uint32_t i);
+/* *i of a "#nodes/<i>" key, spelt as schema_key_block does: false for any
+ * other key. */
+bool schema_key_is_block(const void *key, size_t len, uint32_t *i);
+
+/* An entry's bytes, at most: what schema_put_block_entry writes. */
+static inline size_t schema_block_entry_len(size_t rest_len, size_t node_len)
+{
+	return 12 + rest_len + node_len;
+}
+/* The entry at out (schema_block_entry_len bytes): the end of it. */
+unsigned char *schema_put_block_entry(unsigned char *out, uint32_t shared,
+				      const void *rest, uint32_t rest_len,
+				      const void *node, uint32_t node_len);
+/*
+ * The next entry at r: its path made in path (SCHEMA_JOURNAL_KEY_MAX
+ * bytes, holding the previous entry's path of *path_len bytes, or 0 for
+ * a block's first), *path_len updated, *node and *node_len borrowed from
+ * r.  false when the entry is malformed (shared longer than the previous
+ * path, no rest, a path too long or not a node's key); the node record
+ * itself is left to schema_decode_node.
+ */
+bool schema_read_block_entry(struct reader *r, char *path, size_t *path_len,
+			     const void **node, uint32_t *node_len);
 
 /* ---- domains ---- */
 

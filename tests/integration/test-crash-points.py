@@ -12,10 +12,13 @@ POINT kill it with SIGKILL, as kill -9 would:
   commit-written     written, the reply not yet sent
   rotate-renamed     the full journal renamed .journal.old, no new one yet
   rotate-created     the new journal made, the compaction not started
-  compact-record     inside the compaction's tdb transaction, after N records
-  compact-commit     every record applied, the transaction not committed
-  compact-committed  committed, the old journal not removed
+  checkpoint-block   a new checkpoint (.next) has N blocks of nodes so far
+  checkpoint-written the new checkpoint is whole, not renamed over the old
+  checkpoint-renamed renamed, the old journal not removed
   compact-unlinked   removed
+
+The checkpoint points are passed first by a new database's first state,
+at start-up (N = 1): the compaction cases count from 2.
 
 A client writes (new nodes, the same few nodes again and again, removals,
 three-node transactions) and remembers each acknowledged change, with
@@ -368,21 +371,57 @@ def test_crash_in_a_rotation():
 
 
 def test_crash_in_a_compaction():
-    crash_at_each((("compact-record", 1), ("compact-record", 20),
-                   ("compact-commit", 1), ("compact-commit", 3)))
+    crash_at_each((("checkpoint-block", 2), ("checkpoint-block", 5),
+                   ("checkpoint-written", 2), ("checkpoint-written", 4)))
 
 
 def test_crash_after_a_compaction():
-    crash_at_each((("compact-committed", 1), ("compact-committed", 2),
+    crash_at_each((("checkpoint-renamed", 2), ("checkpoint-renamed", 3),
                    ("compact-unlinked", 1), ("compact-unlinked", 3)))
 
 
 def test_crash_in_the_checkpoint_of_a_clean_stop():
-    crash_at_each((("compact-record", 5), ("compact-commit", 1),
-                   ("compact-committed", 1), ("compact-unlinked", 1)), at_stop=60)
-    # Over 2,048 keys: transactions of 2,048 keys each (compact.c), a
-    # crash inside the second and between the two.
-    crash_at_each((("compact-record", 2100), ("compact-committed", 1)), at_stop=3000)
+    crash_at_each((("checkpoint-block", 2), ("checkpoint-written", 2),
+                   ("checkpoint-renamed", 2), ("compact-unlinked", 1)), at_stop=60)
+    # Nodes enough for two blocks: a crash between the two, and after.
+    crash_at_each((("checkpoint-block", 3), ("checkpoint-written", 2)), at_stop=3000)
+
+
+def test_crash_in_the_first_state_leaves_a_new_database():
+    """Killed while it writes a new database's first state (the first
+    pass through each checkpoint point): the next start finds no
+    database, only perhaps the unfinished .next, which it removes."""
+    if skip_in_upstream_mode("crash points are ours"):
+        return
+    for point in ("checkpoint-block", "checkpoint-written", "checkpoint-renamed"):
+        dir = tempfile.mkdtemp(prefix="xscrash-")
+        try:
+            life = Life(dir, 1, crash_binary(), {"XENSTORED_CRASH_AT": point})
+            try:
+                life.start()    # it may listen before it loads
+            except AssertionError:
+                pass
+            eq(life.died(), -signal.SIGKILL, "%s: the crash daemon's end" % point)
+            check("crash point %s:1" % point in life.log(),
+                  "%s: the crash daemon died elsewhere: %s" % (point, life.log()[-500:]))
+            had_next = os.path.exists(os.path.join(dir, DB + ".next"))
+            eq(had_next, point != "checkpoint-renamed", "%s: a .next file" % point)
+            life = Life(dir, 2).start()
+            with RawClient(life.sock) as c:
+                eq(c.read("/"), b"", "%s: the root after the restart" % point)
+                c.write("/after", "x")
+            if had_next:
+                check(life.logged("a checkpoint left unfinished"),
+                      "%s: no word of the .next removed: %s" % (point, life.log()))
+            check(not os.path.exists(os.path.join(dir, DB + ".next")),
+                  "%s: the .next file is still there" % point)
+            eq(life.term(), 0, "%s: exit status" % point)
+            life = Life(dir, 3).start()
+            with RawClient(life.sock) as c:
+                eq(c.read("/after"), b"x", "%s: a node after the restart" % point)
+            eq(life.term(), 0, "%s: exit status" % point)
+        finally:
+            shutil.rmtree(dir, ignore_errors=True)
 
 
 def test_torn_tail_is_cut_with_a_warning():

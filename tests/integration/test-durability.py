@@ -296,6 +296,53 @@ def rstr(s):
     return u32(len(s) + 1) + s + b"\0"
 
 
+_libzstd = None
+
+
+def unzstd(frame):
+    """A zstd frame's content, by libzstd (as the daemon reads a block)."""
+    global _libzstd
+    if _libzstd is None:
+        _libzstd = ctypes.CDLL("libzstd.so.1")
+        _libzstd.ZSTD_getFrameContentSize.restype = ctypes.c_ulonglong
+        _libzstd.ZSTD_getFrameContentSize.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        _libzstd.ZSTD_decompress.restype = ctypes.c_size_t
+        _libzstd.ZSTD_decompress.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                             ctypes.c_char_p, ctypes.c_size_t]
+    size = _libzstd.ZSTD_getFrameContentSize(frame, len(frame))
+    out = ctypes.create_string_buffer(size)
+    eq(_libzstd.ZSTD_decompress(out, size, frame, len(frame)), size, "a block's size")
+    return out.raw
+
+
+def block_nodes(content):
+    """The (path, node record) entries of a block's content (schema.h)."""
+    at, prev = 0, b""
+    while at < len(content):
+        shared, rest_len = struct.unpack_from("<II", content, at)
+        at += 8
+        path = prev[:shared] + content[at:at + rest_len]
+        at += rest_len
+        (rec_len,) = struct.unpack_from("<I", content, at)
+        at += 4
+        yield path, content[at:at + rec_len]
+        at += rec_len
+        prev = path
+
+
+def unpack_to_per_node(t, version):
+    """Rewrite the version-3 tdb t as an older daemon kept it: a record a
+    node, keyed by its path, and #format saying version."""
+    blocks, _ = struct.unpack("<IQ", t.fetch(b"#nodes"))
+    for i in range(blocks):
+        key = b"#nodes/%d" % i
+        for path, rec in block_nodes(unzstd(t.fetch(key))):
+            t.store(path, rec)
+        t.delete(key)
+    t.delete(b"#nodes")
+    t.store(b"#format", rstr(b"xenstored-db") + u32(version))
+
+
 # --------------------------------------------------- start-up that fails
 
 def read_bytes(path):
@@ -1187,28 +1234,44 @@ def test_foreign_or_damaged_tdb_is_refused():
         case("no format record", lambda t: t.delete(b"#format"))
 
         def check_layout(t):
-            check(t.fetch(b"/fid/a") is not None, "no record /fid/a in the daemon's file")
-            check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(2),
+            check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(3),
                   "the format record is %r" % t.fetch(b"#format"))
-        case("a malformed node record",
-             lambda t: (check_layout(t), t.store(b"/fid/a", b"\x01\x02")))
-        case("a node without its parent", lambda t: t.delete(b"/fid/c"))
-        case("special nodes missing", lambda t: t.delete(b"@releaseDomain"))
+            paths = [p for p, _ in block_nodes(unzstd(t.fetch(b"#nodes/0")))]
+            check(b"/fid/a" in paths, "no node /fid/a in the daemon's first block")
+
+        def flip(t, key):
+            b = bytearray(t.fetch(key))
+            b[len(b) // 2] ^= 0x10
+            t.store(key, bytes(b))
+        case("a node block with a byte changed",
+             lambda t: (check_layout(t), flip(t, b"#nodes/0")))
+        case("a node block missing", lambda t: t.delete(b"#nodes/0"))
         case("a malformed quota record", lambda t: t.store(b"#quotas", b"\x05"))
+        # The nodes' own damage, in a file kept as version 2 did (a
+        # record a node), which is still read: the same decoders judge
+        # the nodes of either layout.
+        v2 = lambda t, f: (unpack_to_per_node(t, 2), f(t))
+        case("a malformed node record",
+             lambda t: v2(t, lambda t: t.store(b"/fid/a", b"\x01\x02")))
+        case("a node without its parent",
+             lambda t: v2(t, lambda t: t.delete(b"/fid/c")))
+        case("special nodes missing",
+             lambda t: v2(t, lambda t: t.delete(b"@releaseDomain")))
         case("two nodes of one generation",
-             lambda t: t.store(b"/fid/b", t.fetch(b"/fid/a")))
+             lambda t: v2(t, lambda t: t.store(b"/fid/b", t.fetch(b"/fid/a"))))
         eq(wrong, [], "damaged databases the daemon did not refuse as it should")
 
 
-def test_version_1_file_is_read_and_rewritten_as_version_2():
+def test_version_1_file_is_read_and_rewritten_as_version_3():
     """An upgrade (restart or live update onto this build) finds a file of
-    version 1, whose quotas were kept by position (schema/schema.h): the
-    state comes back, and the first commit rewrites it as version 2."""
+    version 1, a record a node, whose quotas were kept by position
+    (schema/schema.h): the state comes back, and the file is version 3
+    after a clean stop (its nodes in blocks)."""
     with TmpDir() as dir:
         dbf = make_valid_db(dir)
         t = Tdb(dbf)
         try:
-            t.store(b"#format", rstr(b"xenstored-db") + u32(1))
+            unpack_to_per_node(t, 1)
             # nodes watches transactions outstanding transaction-nodes
             # memory node-size path-max permissions; soft; domain 5 sets
             # nodes (bit 0) and permissions (bit 8).
@@ -1241,7 +1304,9 @@ def test_version_1_file_is_read_and_rewritten_as_version_2():
         check("version 1 read" in log, "the log does not say the file was upgraded: %r" % log)
         t = Tdb(dbf)
         try:
-            eq(t.fetch(b"#format"), rstr(b"xenstored-db") + u32(2), "the format record after")
+            eq(t.fetch(b"#format"), rstr(b"xenstored-db") + u32(3), "the format record after")
+            check(t.fetch(b"/fid/a") is None and t.fetch(b"#nodes") is not None,
+                  "the nodes are not in blocks after the upgrade")
             q = t.fetch(b"#quotas")
             # Domain 5 is not running here (GET_QUOTA would answer ENOENT):
             # its overrides are read in the rewritten record, by name.

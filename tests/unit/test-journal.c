@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <tdb.h>
 
+#include "persist/checkpoint.h"
 #include "persist/compact.h"
 #include "persist/db.h"
 #include "persist/journal.h"
@@ -622,27 +623,46 @@ START_TEST(the_last_change_of_a_key_wins_over_the_file)
 }
 END_TEST
 
-/* Every record of the tdb file at path, as "key=value-length;" in key
- * order. */
-static int dump_one(struct tdb_context *t, TDB_DATA k, TDB_DATA v, void *arg)
-{
-	char line[256];
+/* Every record of the checkpoint at dbpath (nodes out of their blocks),
+ * as "key=value-length;" in key order. */
+struct dump {
+	char *lines[512];
+	size_t n;
+};
 
-	(void)t;
-	snprintf(line, sizeof(line), "%.*s=%zu;", (int)k.dsize,
-		 (const char *)k.dptr, v.dsize);
-	strncat(arg, line, 8191 - strlen(arg));
+static int dump_one(const void *k, size_t klen, const void *v, size_t vlen,
+		    void *arg)
+{
+	struct dump *d = arg;
+
+	(void)v;
+	ck_assert_uint_lt(d->n, 512);
+	ck_assert_int_gt(asprintf(&d->lines[d->n++], "%.*s=%zu;", (int)klen,
+				  (const char *)k, vlen), 0);
 	return 0;
+}
+
+static int by_line(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void dump_tdb(char out[8192])
 {
 	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	struct dump d = { .n = 0 };
+	char why[200];
 
 	ck_assert_ptr_nonnull(t);
-	out[0] = '\0';
-	ck_assert_int_ge(tdb_traverse_read(t, dump_one, out), 0);
+	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, dump_one, &d, why,
+				   sizeof(why)), 0);
 	tdb_close(t);
+	qsort(d.lines, d.n, sizeof(*d.lines), by_line);
+	out[0] = '\0';
+	for (size_t i = 0; i < d.n; i++) {
+		strncat(out, d.lines[i], 8191 - strlen(out));
+		free(d.lines[i]);
+	}
 }
 
 static void copy_file(const char *from, const char *to)

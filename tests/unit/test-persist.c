@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,9 +24,11 @@
 
 #include <tdb.h>
 
+#include "persist/checkpoint.h"
 #include "persist/db.h"
 #include "tests/unit/db_rig.h"
 #include "record/record.h"
+#include "schema/schema.h"
 #include "store/store.h"
 
 /* ------------------------------------------------------------ records */
@@ -440,8 +443,8 @@ START_TEST(db_new_file_is_created_and_not_restorable)
 	struct store s;
 	struct stat st;
 
-	ck_assert_int_eq(stat(dbpath, &st), 0);
-	ck_assert_int_gt(st.st_size, 0);
+	/* Nothing is written before the first state is there to write. */
+	ck_assert_int_ne(stat(dbpath, &st), 0);
 	ck_assert_str_eq(db_path(db), dbpath);
 	new_daemon_store(&s);
 	db_close(db);
@@ -449,6 +452,8 @@ START_TEST(db_new_file_is_created_and_not_restorable)
 	 * state goes in with its format record. */
 	db = open_db(false);
 	db_follow(db, &s, true);
+	ck_assert_int_eq(stat(dbpath, &st), 0);
+	ck_assert_int_gt(st.st_size, 0);
 	db_close(db);
 	db = open_db(true);
 	db_close(db);
@@ -832,6 +837,87 @@ START_TEST(db_foreign_or_other_version_tdb_is_refused)
 }
 END_TEST
 
+/*
+ * The checkpoint at dbpath written again with key's record set to val
+ * (removed when val is NULL; added when it was not there), its nodes in
+ * blocks as the daemon writes them: a file damaged in what it says, not
+ * in how it is packed.
+ */
+struct rewrite {
+	struct ckpt_writer *w;
+	const char *key;
+	const void *val;
+	size_t vlen;
+	bool twice;		/* keep key's record, and add val too */
+	bool done;
+};
+
+static int rewrite_one(const void *k, size_t klen, const void *v, size_t vlen,
+		       void *arg)
+{
+	struct rewrite *r = arg;
+
+	if (klen == strlen(r->key) && !memcmp(k, r->key, klen)) {
+		r->done = true;
+		if (r->twice && ckpt_add(r->w, k, klen, v, vlen) != 0)
+			return -1;
+		if (!r->val)
+			return 0;
+		v = r->val;
+		vlen = r->vlen;
+	}
+	return ckpt_add(r->w, k, klen, v, vlen);
+}
+
+static void rewrite(const char *key, const void *val, size_t vlen,
+		    bool twice)
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	struct rewrite r = { .key = key, .val = val, .vlen = vlen,
+			     .twice = twice };
+	char why[200];
+
+	ck_assert_ptr_nonnull(t);
+	r.w = ckpt_create(dbpath, why, sizeof(why));
+	ck_assert_ptr_nonnull(r.w);
+	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, rewrite_one, &r, why,
+				   sizeof(why)), 0);
+	tdb_close(t);
+	if (!r.done && val)
+		ck_assert_int_eq(ckpt_add(r.w, key, strlen(key), val, vlen), 0);
+	ck_assert_int_eq(ckpt_commit(r.w), 0);
+}
+
+static void rewrite_record(const char *key, const void *val, size_t vlen)
+{
+	rewrite(key, val, vlen, false);
+}
+
+/* The record under key in the tdb file at dbpath, through libtdb. */
+static TDB_DATA fetch_raw(const char *key)
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	TDB_DATA v;
+
+	ck_assert_ptr_nonnull(t);
+	v = tdb_fetch(t, (TDB_DATA){ (unsigned char *)key, strlen(key) });
+	tdb_close(t);
+	ck_assert_ptr_nonnull(v.dptr);
+	return v;
+}
+
+static void delete_raw(const char *key)
+{
+	struct tdb_context *t = tdb_open(dbpath, 0,
+					 TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
+					 O_RDWR, 0600);
+	TDB_DATA k = { (unsigned char *)key, strlen(key) };
+
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(tdb_delete(t, k), 0);
+	tdb_close(t);
+}
+
 START_TEST(db_malformed_node_records_are_refused)
 {
 	unsigned char *p, rec[64];
@@ -839,34 +925,154 @@ START_TEST(db_malformed_node_records_are_refused)
 
 	valid_file(&p, &len);
 	/* Too short for its header. */
-	raw_tdb("/order/mid", "\x01\x02", 2, true);
+	rewrite_record("/order/mid", "\x01\x02", 2);
 	refused("a node record of two bytes");
 	/* Zero permissions. */
 	write_file(dbpath, p, len);
 	memset(rec, 0, sizeof(rec));
 	rec[0] = 77;				/* born 77, n 0, value "" */
-	raw_tdb("/order/mid", rec, 8 + 4 + 4, true);
+	rewrite_record("/order/mid", rec, 8 + 4 + 4);
 	refused("a node without permissions");
 	/* Trailing bytes after the value. */
 	write_file(dbpath, p, len);
 	memset(rec, 0, sizeof(rec));
 	rec[0] = 78;
 	rec[8] = 1;				/* one perm: domid 0, none */
-	raw_tdb("/order/mid", rec, 8 + 4 + 8 + 4 + 3, true);
+	rewrite_record("/order/mid", rec, 8 + 4 + 8 + 4 + 3);
 	refused("a node record with bytes left over");
 	/* A parent missing. */
 	write_file(dbpath, p, len);
-	{
-		struct tdb_context *t = tdb_open(dbpath, 0,
-						 TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
-						 O_RDWR, 0600);
-		TDB_DATA k = { (unsigned char *)"/order", 6 };
-
-		ck_assert_ptr_nonnull(t);
-		ck_assert_int_eq(tdb_delete(t, k), 0);
-		tdb_close(t);
-	}
+	rewrite_record("/order", NULL, 0);
 	refused("a node without its parent");
+	/* A node twice (another generation, so only its path repeats). */
+	write_file(dbpath, p, len);
+	memset(rec, 0, sizeof(rec));
+	rec[0] = 1;
+	rec[7] = 0x40;				/* born far after the rest */
+	rec[8] = 1;
+	rewrite("/order/mid", rec, 8 + 4 + 8 + 4, true);
+	refused("a node twice");
+	free(p);
+}
+END_TEST
+
+/* The blocks' packing damaged: each is refused, the file left as it is. */
+START_TEST(db_damaged_node_blocks_are_refused)
+{
+	unsigned char *p, head[12] = { 0 };
+	TDB_DATA block;
+	size_t len;
+
+	valid_file(&p, &len);
+	block = fetch_raw(SCHEMA_PREFIX_BLOCK "0");
+	/* A byte of the compressed block changed: its checksum fails. */
+	block.dptr[block.dsize / 2] ^= 0x10;
+	raw_tdb(SCHEMA_PREFIX_BLOCK "0", block.dptr, block.dsize, true);
+	refused("a node block with a byte changed");
+	/* Cut short. */
+	write_file(dbpath, p, len);
+	raw_tdb(SCHEMA_PREFIX_BLOCK "0", block.dptr, block.dsize - 3, true);
+	refused("a node block cut short");
+	/* Missing. */
+	write_file(dbpath, p, len);
+	delete_raw(SCHEMA_PREFIX_BLOCK "0");
+	refused("a node block missing");
+	/* Numbered past the count, or spelt with a leading zero. */
+	write_file(dbpath, p, len);
+	delete_raw(SCHEMA_PREFIX_BLOCK "0");
+	block.dptr[block.dsize / 2] ^= 0x10;	/* whole again */
+	raw_tdb(SCHEMA_PREFIX_BLOCK "1", block.dptr, block.dsize, true);
+	refused("a node block past the count");
+	write_file(dbpath, p, len);
+	raw_tdb(SCHEMA_PREFIX_BLOCK "00", block.dptr, block.dsize, true);
+	refused("a second block 0");
+	/* The count says one node more. */
+	write_file(dbpath, p, len);
+	free(block.dptr);
+	block = fetch_raw(SCHEMA_KEY_NODES);
+	ck_assert_uint_eq(block.dsize, sizeof(head));
+	memcpy(head, block.dptr, sizeof(head));
+	head[4]++;
+	raw_tdb(SCHEMA_KEY_NODES, head, sizeof(head), true);
+	refused("a node count that is wrong");
+	/* No count at all. */
+	write_file(dbpath, p, len);
+	delete_raw(SCHEMA_KEY_NODES);
+	refused("no node count");
+	/* A node as a record of its own, outside the blocks. */
+	write_file(dbpath, p, len);
+	memset(head, 0, sizeof(head));
+	head[0] = 99;
+	raw_tdb("/order/extra", head, sizeof(head), true);
+	refused("a node record outside the blocks");
+	free(block.dptr);
+	free(p);
+}
+END_TEST
+
+/* The valid file as version 2 wrote it: a tdb record a node. */
+static int to_v2(const void *k, size_t klen, const void *v, size_t vlen,
+		 void *arg)
+{
+	struct tdb_context *t = arg;
+
+	return tdb_store(t, (TDB_DATA){ (unsigned char *)k, klen },
+			 (TDB_DATA){ (unsigned char *)v, vlen }, TDB_INSERT);
+}
+
+START_TEST(db_version_2_file_is_read_and_compacted_to_version_3)
+{
+	unsigned char *p, fmt[64];
+	struct tdb_context *in, *out;
+	struct store s, loaded, ref;
+	const struct node *after;
+	struct db *db;
+	char path[PATH_MAX], why[200];
+	size_t len, n;
+
+	valid_file(&p, &len);
+	snprintf(path, sizeof(path), "%s.v2", dbpath);
+	in = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	out = tdb_open(path, 0, TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
+		       O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_ptr_nonnull(in);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(ckpt_read(in, SCHEMA_DB_VERSION, to_v2, out, why,
+				   sizeof(why)), 0);
+	n = rec_str(fmt, "xenstored-db");
+	memcpy(fmt + n, "\x02\x00\x00\x00", 4);
+	ck_assert_int_eq(to_v2(SCHEMA_KEY_FORMAT, strlen(SCHEMA_KEY_FORMAT),
+			       fmt, n + 4, out), 0);
+	tdb_close(in);
+	tdb_close(out);
+	ck_assert_int_eq(rename(path, dbpath), 0);
+
+	/* Read as it is, the same state as the version 3 file. */
+	db = open_db(true);
+	ck_assert_uint_eq(db_version(db), 2);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	new_daemon_store(&ref);
+	build(&ref);
+	same_store(&ref, &loaded);
+	store_destroy(&ref);
+	/* A change, then a checkpoint: the file is version 3 since. */
+	db_follow(db, &loaded, false);
+	ck_assert_int_eq(db_upgraded(db), 0);
+	db_loaded_done(db);
+	put(&loaded, "/order/after", "v3", 2);
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	db_close(db);
+	free(fetch_raw(SCHEMA_KEY_NODES).dptr);
+	db = open_db(true);
+	ck_assert_uint_eq(db_version(db), SCHEMA_DB_VERSION);
+	ck_assert_int_eq(load(db, &s), 0);
+	after = store_lookup(&s, "/order/after");
+	ck_assert_ptr_nonnull(after);
+	ck_assert_uint_eq(after->value_len, 2);
+	ck_assert_int_eq(memcmp(after->value, "v3", 2), 0);
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
 	free(p);
 }
 END_TEST
@@ -906,6 +1112,8 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_half_file_is_refused);
 	tcase_add_test(t, db_header_only_file_is_refused);
 	tcase_add_test(t, db_foreign_or_other_version_tdb_is_refused);
+	tcase_add_test(t, db_damaged_node_blocks_are_refused);
+	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_3);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
 	suite_add_tcase(s, t);
 	return s;

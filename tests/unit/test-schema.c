@@ -85,14 +85,18 @@ START_TEST(format_is_ours_or_says_which_version)
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
 	ck_assert_uint_eq(v, SCHEMA_DB_VERSION);
 	every_cut_refused(p, len, format_ok);
-	/* The version is the last four bytes.  1 is still read (an upgrade
-	 * keeps the host's state); 3 is a newer daemon's, 0 nobody's. */
+	/* The version is the last four bytes.  1 and 2 are still read (an
+	 * upgrade keeps the host's state); 4 is a newer daemon's, 0
+	 * nobody's. */
 	p[len - 4] = 1;
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
 	ck_assert_uint_eq(v, 1);
-	p[len - 4] = 3;
+	p[len - 4] = 2;
+	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
+	ck_assert_uint_eq(v, 2);
+	p[len - 4] = 4;
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
-	ck_assert_uint_eq(v, 3);
+	ck_assert_uint_eq(v, 4);
 	p[len - 4] = 0;
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
 	p[4] = 'X';

@@ -1,0 +1,491 @@
+/*
+ * The checkpoint file (checkpoint.h): written whole beside the old one
+ * and renamed over it; read back through tdb_check.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "persist/checkpoint.h"
+#include "persist/crash.h"
+#include "record/record.h"
+#include "schema/schema.h"
+
+/*
+ * zstd's fastest level: a block compresses at several hundred MB/s, and
+ * the nodes of a host (paths and values that repeat from domain to
+ * domain) shrink about fivefold already; higher levels cost more time
+ * than they save bytes on a tmpfs.
+ */
+#define CKPT_LEVEL 1
+/* Hash chains of the new file: it holds the '#' records (three a guest)
+ * and one a block. */
+#define CKPT_HASH_SIZE 1021
+
+struct ckpt_writer {
+	struct tdb_context *tdb;
+	char *path, *next;
+	char *why;
+	size_t why_len;
+	ZSTD_CCtx *cctx;
+	unsigned char *block, *packed;
+	size_t used, cap, packed_cap;
+	char prev[SCHEMA_JOURNAL_KEY_MAX];	/* the block's last path */
+	size_t prev_len;
+	uint32_t blocks;
+	uint64_t nodes;
+};
+
+static int fail(struct ckpt_writer *w, const char *what, const char *detail)
+{
+	snprintf(w->why, w->why_len, "%s %s: %s", what, w->next, detail);
+	return -1;
+}
+
+static int store(struct ckpt_writer *w, const char *what, const void *key,
+		 size_t klen, const void *val, size_t vlen)
+{
+	TDB_DATA k = { (unsigned char *)key, klen };
+	TDB_DATA v = { (unsigned char *)val, vlen };
+
+	if (tdb_store(w->tdb, k, v, TDB_INSERT) == 0)
+		return 0;
+	return fail(w, what, tdb_errorstr(w->tdb));
+}
+
+static void writer_free(struct ckpt_writer *w)
+{
+	if (w->tdb)
+		tdb_close(w->tdb);
+	ZSTD_freeCCtx(w->cctx);
+	free(w->block);
+	free(w->packed);
+	free(w->path);
+	free(w->next);
+	free(w);
+}
+
+struct ckpt_writer *ckpt_create(const char *path, char *why, size_t why_len)
+{
+	struct ckpt_writer *w = calloc(1, sizeof(*w));
+	size_t n = strlen(path);
+
+	if (!w || !(w->path = strdup(path)) ||
+	    !(w->next = malloc(n + sizeof(CKPT_NEXT_SUFFIX))) ||
+	    !(w->cctx = ZSTD_createCCtx()) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx,
+						ZSTD_c_compressionLevel,
+						CKPT_LEVEL)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag,
+						1))) {
+		snprintf(why, why_len, "starting a checkpoint of %s: out of "
+			 "memory", path);
+		if (w)
+			writer_free(w);
+		return NULL;
+	}
+	memcpy(w->next, path, n);
+	memcpy(w->next + n, CKPT_NEXT_SUFFIX, sizeof(CKPT_NEXT_SUFFIX));
+	w->why = why;
+	w->why_len = why_len;
+	/* O_TRUNC alone would keep a stale file's inode, which a reader
+	 * may still map; a new one is cleaner. */
+	if (unlink(w->next) != 0 && errno != ENOENT) {
+		fail(w, "removing", strerror(errno));
+		writer_free(w);
+		return NULL;
+	}
+	errno = 0;
+	w->tdb = tdb_open(w->next, CKPT_HASH_SIZE, TDB_NOLOCK | TDB_NOSYNC |
+			  TDB_INCOMPATIBLE_HASH,
+			  O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (!w->tdb) {
+		fail(w, "creating", errno ? strerror(errno) : "tdb_open failed");
+		writer_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* The block so far, compressed, as the next "#nodes/<i>" record. */
+static int flush_block(struct ckpt_writer *w)
+{
+	size_t bound = ZSTD_compressBound(w->used), len;
+	char key[SCHEMA_KEY_MAX];
+
+	if (!w->used)
+		return 0;
+	if (w->packed_cap < bound) {
+		unsigned char *p = realloc(w->packed, bound);
+
+		if (!p)
+			return fail(w, "writing", "out of memory");
+		w->packed = p;
+		w->packed_cap = bound;
+	}
+	len = ZSTD_compress2(w->cctx, w->packed, w->packed_cap, w->block,
+			     w->used);
+	if (ZSTD_isError(len))
+		return fail(w, "compressing a block of", ZSTD_getErrorName(len));
+	schema_key_block(key, w->blocks);
+	if (store(w, "writing", key, strlen(key), w->packed, len) != 0)
+		return -1;
+	CRASH_POINT("checkpoint-block");
+	w->blocks++;
+	w->used = 0;
+	w->prev_len = 0;
+	return 0;
+}
+
+static int add_node(struct ckpt_writer *w, const char *path, size_t plen,
+		    const void *val, size_t vlen)
+{
+	size_t shared = 0, len, limit;
+
+	if (plen > SCHEMA_JOURNAL_KEY_MAX || vlen > SCHEMA_BLOCK_MAX)
+		return fail(w, "writing", "a node record too long");
+	len = schema_block_entry_len(plen, vlen);
+	if (w->used && w->used + len > CKPT_BLOCK && flush_block(w) != 0)
+		return -1;
+	if (len > SCHEMA_BLOCK_MAX)
+		return fail(w, "writing", "a node record too long");
+	if (w->cap - w->used < len) {
+		size_t cap = w->used + len > CKPT_BLOCK ? w->used + len
+							 : CKPT_BLOCK;
+		unsigned char *b = realloc(w->block, cap);
+
+		if (!b)
+			return fail(w, "writing", "out of memory");
+		w->block = b;
+		w->cap = cap;
+	}
+	limit = plen - 1 < w->prev_len ? plen - 1 : w->prev_len;
+	while (shared < limit && path[shared] == w->prev[shared])
+		shared++;
+	w->used = (size_t)(schema_put_block_entry(w->block + w->used,
+						  (uint32_t)shared,
+						  path + shared,
+						  (uint32_t)(plen - shared),
+						  val, (uint32_t)vlen) -
+			   w->block);
+	memcpy(w->prev + shared, path + shared, plen - shared);
+	w->prev_len = plen;
+	w->nodes++;
+	return 0;
+}
+
+int ckpt_add(struct ckpt_writer *w, const void *key, size_t klen,
+	     const void *val, size_t vlen)
+{
+	uint32_t i;
+
+	if (!klen)
+		return fail(w, "writing", "an empty key");
+	if (schema_key_is_node(key, klen))
+		return add_node(w, key, klen, val, vlen);
+	if ((klen == strlen(SCHEMA_KEY_FORMAT) &&
+	     !memcmp(key, SCHEMA_KEY_FORMAT, klen)) ||
+	    (klen == strlen(SCHEMA_KEY_NODES) &&
+	     !memcmp(key, SCHEMA_KEY_NODES, klen)) ||
+	    schema_key_is_block(key, klen, &i))
+		return fail(w, "writing", "a record of the checkpoint's own");
+	return store(w, "writing", key, klen, val, vlen);
+}
+
+/* A record of what enc writes, stored under key. */
+static int store_encoded(struct ckpt_writer *w, const char *key,
+			 void (*enc)(struct ckpt_writer *w, struct writer *wr))
+{
+	struct evbuffer *b = evbuffer_new();
+	struct writer wr;
+	unsigned char *p;
+	int rc = -1;
+
+	if (b) {
+		wr_init(&wr, b);
+		enc(w, &wr);
+		p = wr_ok(&wr) ? evbuffer_pullup(b, -1) : NULL;
+		if (p)
+			rc = store(w, "writing", key, strlen(key), p,
+				   evbuffer_get_length(b));
+		else
+			fail(w, "writing", "out of memory");
+		evbuffer_free(b);
+	} else {
+		fail(w, "writing", "out of memory");
+	}
+	return rc;
+}
+
+static void enc_nodes(struct ckpt_writer *w, struct writer *wr)
+{
+	schema_write_nodes_head(wr, w->blocks, w->nodes);
+}
+
+static void enc_format(struct ckpt_writer *w, struct writer *wr)
+{
+	(void)w;
+	schema_write_format(wr);
+}
+
+int ckpt_commit(struct ckpt_writer *w)
+{
+	int rc = -1;
+
+	if (flush_block(w) != 0 ||
+	    store_encoded(w, SCHEMA_KEY_NODES, enc_nodes) != 0 ||
+	    store_encoded(w, SCHEMA_KEY_FORMAT, enc_format) != 0)
+		goto out;
+	rc = tdb_close(w->tdb);
+	w->tdb = NULL;
+	if (rc != 0) {
+		fail(w, "closing", strerror(errno));
+		goto out;
+	}
+	CRASH_POINT("checkpoint-written");
+	if (rename(w->next, w->path) != 0) {
+		rc = fail(w, "renaming", strerror(errno));
+		goto out;
+	}
+	CRASH_POINT("checkpoint-renamed");
+out:
+	if (rc != 0)
+		unlink(w->next);
+	writer_free(w);
+	return rc;
+}
+
+void ckpt_abandon(struct ckpt_writer *w)
+{
+	if (!w)
+		return;
+	unlink(w->next);
+	writer_free(w);
+}
+
+/* ---- reading ---- */
+
+struct block_reader {
+	ZSTD_DCtx *dctx;
+	unsigned char *plain;
+	size_t plain_cap;
+	char path[SCHEMA_JOURNAL_KEY_MAX];
+};
+
+/* The frame's header says it ends with its content's checksum (RFC 8878:
+ * bit 2 of the descriptor after the magic); zstd checks it when told. */
+static bool has_checksum(const unsigned char *p, size_t len)
+{
+	return len > 4 && (p[4] & 0x04);
+}
+
+static int read_block(struct block_reader *br, const void *p, size_t len,
+		      ckpt_record_fn *fn, void *arg, uint64_t *count,
+		      const char **why)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(p, len);
+	struct reader r;
+	size_t path_len = 0, got;
+
+	*count = 0;
+	*why = NULL;
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    !has_checksum(p, len) ||
+	    ZSTD_findFrameCompressedSize(p, len) != len) {
+		*why = "a node block that is not one whole zstd frame with its "
+		       "size and checksum";
+		return -1;
+	}
+	if (size == 0 || size > SCHEMA_BLOCK_MAX) {
+		*why = "a node block of a size out of bounds";
+		return -1;
+	}
+	if (!br->dctx && !(br->dctx = ZSTD_createDCtx())) {
+		*why = "out of memory";
+		return -1;
+	}
+	if (br->plain_cap < size) {
+		unsigned char *b = realloc(br->plain, size);
+
+		if (!b) {
+			*why = "out of memory";
+			return -1;
+		}
+		br->plain = b;
+		br->plain_cap = size;
+	}
+	got = ZSTD_decompressDCtx(br->dctx, br->plain, size, p, len);
+	if (ZSTD_isError(got) || got != size) {
+		*why = "a node block that does not decompress (damaged)";
+		return -1;
+	}
+	rd_init(&r, br->plain, size);
+	while (r.left) {
+		const void *node;
+		uint32_t node_len;
+		int rc;
+
+		if (!schema_read_block_entry(&r, br->path, &path_len, &node,
+					     &node_len)) {
+			*why = "a malformed entry in a node block";
+			return -1;
+		}
+		if ((rc = fn(br->path, path_len, node, node_len, arg)) != 0)
+			return rc;
+		++*count;
+	}
+	return 0;
+}
+
+static void block_reader_free(struct block_reader *br)
+{
+	ZSTD_freeDCtx(br->dctx);
+	free(br->plain);
+}
+
+int ckpt_read_block(const void *p, size_t len, ckpt_record_fn *fn,
+		    void *arg, uint64_t *count, const char **why)
+{
+	struct block_reader br = { 0 };
+	int rc = read_block(&br, p, len, fn, arg, count, why);
+
+	block_reader_free(&br);
+	return rc;
+}
+
+struct read_state {
+	uint32_t version;
+	ckpt_record_fn *fn;
+	void *arg;
+	struct block_reader br;
+	bool *seen;			/* blocks seen, by number */
+	size_t seen_cap;
+	uint32_t blocks_seen;
+	uint64_t nodes_seen;
+	bool head;			/* the "#nodes" record was there */
+	uint32_t blocks;
+	uint64_t nodes;
+	int rc;				/* fn's, when it stopped the read */
+	const char *bad;
+};
+
+static bool is_key(const TDB_DATA *k, const char *key)
+{
+	return k->dsize == strlen(key) && !memcmp(k->dptr, key, k->dsize);
+}
+
+/* Block i was there: false when it was already. */
+static bool mark_block(struct read_state *st, uint32_t i)
+{
+	if (i >= st->seen_cap) {
+		size_t cap = st->seen_cap ? st->seen_cap : 64;
+		bool *v;
+
+		while (cap <= i)
+			cap *= 2;
+		if (!(v = realloc(st->seen, cap * sizeof(*v)))) {
+			st->bad = "out of memory";
+			return false;
+		}
+		memset(v + st->seen_cap, 0, (cap - st->seen_cap) * sizeof(*v));
+		st->seen = v;
+		st->seen_cap = cap;
+	}
+	if (st->seen[i]) {
+		st->bad = "a node block stored twice";
+		return false;
+	}
+	st->seen[i] = true;
+	st->blocks_seen++;
+	return true;
+}
+
+static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
+{
+	struct read_state *st = arg;
+	uint64_t count;
+	uint32_t i;
+	int rc;
+
+	if (is_key(&key, SCHEMA_KEY_FORMAT))
+		return 0;
+	if (st->version >= SCHEMA_DB_VERSION_BLOCKS) {
+		if (is_key(&key, SCHEMA_KEY_NODES)) {
+			st->head = true;
+			if (schema_decode_nodes_head(data.dptr, data.dsize,
+						     &st->blocks, &st->nodes))
+				return 0;
+			st->bad = "a malformed \"#nodes\" record";
+			return -1;
+		}
+		if (schema_key_is_block(key.dptr, key.dsize, &i)) {
+			if (!mark_block(st, i))
+				return -1;
+			rc = read_block(&st->br, data.dptr, data.dsize, st->fn,
+					st->arg, &count, &st->bad);
+			st->nodes_seen += count;
+			if (rc != 0 && !st->bad)
+				st->rc = rc;
+			return rc ? -1 : 0;
+		}
+		if (schema_key_is_node(key.dptr, key.dsize)) {
+			st->bad = "a node record outside the node blocks";
+			return -1;
+		}
+		if (key.dsize >= strlen(SCHEMA_PREFIX_BLOCK) &&
+		    !memcmp(key.dptr, SCHEMA_PREFIX_BLOCK,
+			    strlen(SCHEMA_PREFIX_BLOCK))) {
+			st->bad = "a node block's key misspelt";
+			return -1;
+		}
+	}
+	if ((rc = st->fn(key.dptr, key.dsize, data.dptr, data.dsize,
+			 st->arg)) != 0) {
+		st->rc = rc;
+		return -1;
+	}
+	return 0;
+}
+
+/* Blocks 0 to st->blocks - 1 were there, and no other. */
+static bool blocks_whole(const struct read_state *st)
+{
+	if (st->blocks_seen != st->blocks)
+		return false;
+	for (uint32_t i = 0; i < st->blocks; i++)
+		if (i >= st->seen_cap || !st->seen[i])
+			return false;
+	return true;
+}
+
+int ckpt_read(struct tdb_context *tdb, uint32_t version, ckpt_record_fn *fn,
+	      void *arg, char *why, size_t why_len)
+{
+	struct read_state st = { .version = version, .fn = fn, .arg = arg };
+	int rc = tdb_check(tdb, read_record, &st);
+
+	if (st.rc)
+		rc = st.rc;
+	else if (rc != 0 && !st.bad)
+		st.bad = "tdb's check of the file failed (truncated or damaged)";
+	else if (version >= SCHEMA_DB_VERSION_BLOCKS && !st.bad) {
+		if (!st.head)
+			st.bad = "no \"#nodes\" record";
+		else if (!blocks_whole(&st))
+			st.bad = "node blocks missing, or past their count";
+		else if (st.nodes_seen != st.nodes)
+			st.bad = "fewer or more nodes than \"#nodes\" counts";
+	}
+	if (st.bad) {
+		snprintf(why, why_len, "%s", st.bad);
+		rc = -1;
+	}
+	block_reader_free(&st.br);
+	free(st.seen);
+	return rc;
+}

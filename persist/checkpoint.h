@@ -1,0 +1,78 @@
+/*
+ * persist/ internals: the checkpoint, the tdb file that holds the whole
+ * state as of the last compaction (schema/schema.h, version 3).
+ *
+ * It is never changed in place: a checkpoint is written whole into a new
+ * file beside it, <database>.next, and renamed over the old one, so a
+ * crash leaves the old file or the new one, and a stale .next that the
+ * next start removes.  Its '#' records are tdb records of their own; its
+ * nodes are packed into zstd-compressed blocks of about CKPT_BLOCK bytes,
+ * each entry keeping only what its path does not share with the one
+ * before.  A million nodes of a host's shape take about 11 MB this way,
+ * against 200 MB as a tdb record a node (version 2).
+ */
+#ifndef XS_CHECKPOINT_H
+#define XS_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>		/* tdb.h wants mode_t */
+
+#include <tdb.h>
+
+/* A block's content is cut once it passes this many bytes. */
+#define CKPT_BLOCK (128u << 10)
+#define CKPT_NEXT_SUFFIX ".next"
+
+struct ckpt_writer;
+
+/*
+ * Start a checkpoint for the database at path, in path.next (replacing
+ * any left there).  NULL with why filled when it cannot be made.  why
+ * (why_len bytes) is where every later failure of the writer is told.
+ */
+struct ckpt_writer *ckpt_create(const char *path, char *why, size_t why_len);
+/*
+ * Add a record: a node's (key a path, val its node record) to the
+ * blocks, a '#' one to the file.  Each key once; "#format" and the
+ * blocks' keys are the writer's own and are refused.  0, or -1 with why.
+ */
+int ckpt_add(struct ckpt_writer *w, const void *key, size_t klen,
+	     const void *val, size_t vlen);
+/*
+ * Write what is left and the "#nodes" and "#format" records, close the
+ * file and rename it over path: 0, or -1 with why (the new file removed,
+ * the old one untouched).  w is freed either way.
+ */
+int ckpt_commit(struct ckpt_writer *w);
+/* Give up: the new file is removed, w freed. */
+void ckpt_abandon(struct ckpt_writer *w);
+
+/* A record of a checkpoint: 0 to go on, anything else stops the read
+ * and is its result.  key and val are valid during the call only. */
+typedef int ckpt_record_fn(const void *key, size_t klen, const void *val,
+			   size_t vlen, void *arg);
+
+/*
+ * Every record of the checkpoint open at tdb, whose "#format" says
+ * version, to fn, but "#format": the nodes (out of their blocks, from
+ * version 3) and the '#' records, in no particular order.  It reads the
+ * file with tdb_check, which proves the file whole too.  0; fn's nonzero
+ * result; or -1 with why filled when the file is damaged (a missing or
+ * repeated block, a block or entry malformed, counts that disagree, a
+ * node record outside the blocks from version 3) or memory ran out.
+ */
+int ckpt_read(struct tdb_context *tdb, uint32_t version, ckpt_record_fn *fn,
+	      void *arg, char *why, size_t why_len);
+
+/*
+ * One block's bytes (a "#nodes/<i>" record), each node to fn, *count
+ * set to how many there were: 0; fn's nonzero result (*why NULL); or -1
+ * with *why saying what is malformed.  For ckpt_read and the fuzz
+ * target.
+ */
+int ckpt_read_block(const void *p, size_t len, ckpt_record_fn *fn,
+		    void *arg, uint64_t *count, const char **why);
+
+#endif
