@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write the seed corpus of the fuzz targets (tests/fuzz/README.md).
 
-    tests/fuzz/make-corpus.py      # rewrites tests/fuzz/corpus/{dispatch,ring,schema,journal}/
+    tests/fuzz/make-corpus.py      # rewrites tests/fuzz/corpus/{dispatch,ring,schema,journal,checkpoint}/
 
 Every seed is a small, valid scenario in the input format the target's
 header comment describes: each message type, transactions, watches and
@@ -513,6 +513,59 @@ def journal_seeds():
     return s
 
 
+# ---- fuzz-checkpoint: a mode byte, then a block as stored or its content ----
+
+def zstd_frame(content):
+    """A block as the daemon stores it: one zstd frame with its content's
+    size and checksum, from the libzstd the daemon links."""
+    lib = ctypes.CDLL("libzstd.so.1")
+    lib.ZSTD_createCCtx.restype = ctypes.c_void_p
+    lib.ZSTD_CCtx_setParameter.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    lib.ZSTD_compressBound.restype = ctypes.c_size_t
+    lib.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_compress2.restype = ctypes.c_size_t
+    lib.ZSTD_compress2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                   ctypes.c_char_p, ctypes.c_size_t]
+    lib.ZSTD_freeCCtx.argtypes = [ctypes.c_void_p]
+    cctx = lib.ZSTD_createCCtx()
+    lib.ZSTD_CCtx_setParameter(cctx, 201, 1)    # ZSTD_c_checksumFlag
+    bound = lib.ZSTD_compressBound(len(content))
+    out = ctypes.create_string_buffer(bound)
+    n = lib.ZSTD_compress2(cctx, out, bound, content, len(content))
+    lib.ZSTD_freeCCtx(cctx)
+    return out.raw[:n]
+
+
+def block_content(*nodes):
+    """Entries as schema/schema.h lays them out: each path after what it
+    shares with the one before."""
+    out, prev = b"", b""
+    for path, rec in nodes:
+        path = path.encode()
+        shared = 0
+        while shared < min(len(prev), len(path) - 1) and prev[shared] == path[shared]:
+            shared += 1
+        out += le32(shared) + rbytes(path[shared:]) + rbytes(rec)
+        prev = path
+    return out
+
+
+def checkpoint_seeds():
+    s = {}
+    host = block_content(("/local", node(2, b"")),
+                         ("/local/domain", node(3, b"")),
+                         ("/local/domain/5", node(9, b"", ((5, 0), (0, 1)))),
+                         ("/local/domain/5/name", node(10, b"guest", ((5, 0), (0, 1)))),
+                         ("/local/domain/5/device/vif/0/mac", node(11, b"00:16:3e:00:00:05")),
+                         ("@releaseDomain", node(1, b"")))
+    s["content-host"] = b"\x01" + host
+    s["content-one"] = b"\x01" + block_content(("/a", node(7, b"value", ((0, 3),))))
+    s["content-bad-shared"] = b"\x01" + le32(3) + rbytes(b"x") + rbytes(node(1, b""))
+    s["block-host"] = b"\x00" + zstd_frame(host)
+    s["block-cut"] = b"\x00" + zstd_frame(host)[:-5]
+    return s
+
+
 def write_dir(name, seeds):
     d = os.path.join(HERE, "corpus", name)
     shutil.rmtree(d, ignore_errors=True)
@@ -527,7 +580,8 @@ def main():
     for name, seeds in (("dispatch", dispatch_seeds()),
                         ("ring", ring_seeds()),
                         ("schema", schema_seeds()),
-                        ("journal", journal_seeds())):
+                        ("journal", journal_seeds()),
+                        ("checkpoint", checkpoint_seeds())):
         n, size = write_dir(name, seeds)
         print("corpus/%s: %d seeds, %d bytes" % (name, n, size))
 
