@@ -31,6 +31,8 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 struct compaction {
 	pthread_t thread;
 	bool running;			/* started and not joined yet */
+	bool hurried;			/* at the loop's priority (else
+					 * SCHED_IDLE: compact_start) */
 	atomic_bool done;		/* the thread is about to return */
 	const char *tdb_path;		/* borrowed */
 	const char *path;		/* borrowed */
@@ -45,6 +47,11 @@ struct compaction {
  * struct compaction's (the caller keeps it open). */
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, bool check, int wake_fd);
+/* The journal grows faster than the compaction drains it (a loop that
+ * leaves its CPU no idle time): from now on it runs at the loop's
+ * priority, so that the journals stay bounded. */
+void compact_hurry(struct compaction *c);
+
 /*
  * A compaction that has finished (any, with wait) is joined: 1 and
  * *failed (with c->why) says how it went; 0 when none is (or none ran).

@@ -265,6 +265,8 @@ static void reap_compaction(struct db *db, bool wait)
 
 static void wait_compaction(struct db *db)
 {
+	/* Whoever waits for it, it is the loop's whole work now. */
+	compact_hurry(&db->compaction);
 	reap_compaction(db, true);
 }
 
@@ -299,8 +301,15 @@ static void rotate(struct db *db)
  * start-up is over (no thread before the daemon has forked). */
 static void maybe_compact(struct db *db)
 {
-	if (!db->started || db->failed || db->compaction.running)
+	if (!db->started || db->failed)
 		return;
+	if (db->compaction.running) {
+		/* The live journal at twice its limit: the compaction
+		 * starves (compact.h). */
+		if (db->jout.end >= 2 * db->limit)
+			compact_hurry(&db->compaction);
+		return;
+	}
 	if (db->jexists[JOURNAL_OLD])
 		start_compaction(db);
 	else if (db->jout.fd >= 0 && db->jout.end >= db->limit)

@@ -24,6 +24,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -770,6 +772,41 @@ END_TEST
  * on the old journal, so the batch stays in the live journal; then no
  * client writes again, and only the event loop runs.
  */
+/*
+ * A compaction runs at SCHED_IDLE, the loop's requests first, until
+ * compact_hurry puts it at the loop's priority.  Its thread is kept alive
+ * meanwhile by the wake-up it ends with: a write to a pipe already full.
+ */
+START_TEST(a_compaction_runs_idle_until_hurried)
+{
+	struct compaction c = { 0 };
+	struct sched_param sp;
+	char why[200], buf[4096];
+	int fds[2], policy = -1;
+	bool failed;
+
+	ck_assert_int_eq(pipe2(fds, O_NONBLOCK), 0);
+	while (write(fds[1], buf, sizeof(buf)) > 0)
+		;
+	ck_assert_int_eq(fcntl(fds[1], F_SETFL, 0), 0);
+	snprintf(why, sizeof(why), "%s.none", jpath);
+	ck_assert_int_eq(compact_start(&c, dbpath, why, false, fds[1]), 0);
+	ck_assert_int_eq(pthread_getschedparam(c.thread, &policy, &sp), 0);
+	ck_assert_int_eq(policy, SCHED_IDLE);
+	compact_hurry(&c);
+	ck_assert(c.hurried);
+	ck_assert_int_eq(pthread_getschedparam(c.thread, &policy, &sp), 0);
+	ck_assert_int_eq(policy, SCHED_OTHER);
+	while (read(fds[0], buf, sizeof(buf)) == (ssize_t)sizeof(buf))
+		if (atomic_load(&c.done))
+			break;
+	ck_assert_int_eq(compact_poll(&c, true, &failed), 1);
+	ck_assert(!failed);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 {
 	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
@@ -1137,6 +1174,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
+	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
