@@ -179,20 +179,28 @@ static int add_node(struct ckpt_writer *w, const char *path, size_t plen,
 	return 0;
 }
 
+static bool same_key(const void *key, size_t klen, const char *s)
+{
+	return klen == strlen(s) && !memcmp(key, s, klen);
+}
+
+bool ckpt_key_is_own(const void *key, size_t klen)
+{
+	const size_t plen = strlen(SCHEMA_PREFIX_BLOCK);
+
+	return same_key(key, klen, SCHEMA_KEY_FORMAT) ||
+	       same_key(key, klen, SCHEMA_KEY_NODES) ||
+	       (klen >= plen && !memcmp(key, SCHEMA_PREFIX_BLOCK, plen));
+}
+
 int ckpt_add(struct ckpt_writer *w, const void *key, size_t klen,
 	     const void *val, size_t vlen)
 {
-	uint32_t i;
-
 	if (!klen)
 		return fail(w, "writing", "an empty key");
 	if (schema_key_is_node(key, klen))
 		return add_node(w, key, klen, val, vlen);
-	if ((klen == strlen(SCHEMA_KEY_FORMAT) &&
-	     !memcmp(key, SCHEMA_KEY_FORMAT, klen)) ||
-	    (klen == strlen(SCHEMA_KEY_NODES) &&
-	     !memcmp(key, SCHEMA_KEY_NODES, klen)) ||
-	    schema_key_is_block(key, klen, &i))
+	if (ckpt_key_is_own(key, klen))
 		return fail(w, "writing", "a record of the checkpoint's own");
 	return store(w, "writing", key, klen, val, vlen);
 }
@@ -374,11 +382,6 @@ struct read_state {
 	const char *bad;
 };
 
-static bool is_key(const TDB_DATA *k, const char *key)
-{
-	return k->dsize == strlen(key) && !memcmp(k->dptr, key, k->dsize);
-}
-
 /* Block i was there: false when it was already. */
 static bool mark_block(struct read_state *st, uint32_t i)
 {
@@ -412,10 +415,10 @@ static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
 	uint32_t i;
 	int rc;
 
-	if (is_key(&key, SCHEMA_KEY_FORMAT))
+	if (same_key(key.dptr, key.dsize, SCHEMA_KEY_FORMAT))
 		return 0;
 	if (st->version >= SCHEMA_DB_VERSION_BLOCKS) {
-		if (is_key(&key, SCHEMA_KEY_NODES)) {
+		if (same_key(key.dptr, key.dsize, SCHEMA_KEY_NODES)) {
 			st->head = true;
 			if (schema_decode_nodes_head(data.dptr, data.dsize,
 						     &st->blocks, &st->nodes))
@@ -437,12 +440,12 @@ static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
 			st->bad = "a node record outside the node blocks";
 			return -1;
 		}
-		if (key.dsize >= strlen(SCHEMA_PREFIX_BLOCK) &&
-		    !memcmp(key.dptr, SCHEMA_PREFIX_BLOCK,
-			    strlen(SCHEMA_PREFIX_BLOCK))) {
+		if (ckpt_key_is_own(key.dptr, key.dsize)) {
 			st->bad = "a node block's key misspelt";
 			return -1;
 		}
+	} else if (ckpt_key_is_own(key.dptr, key.dsize)) {
+		return 0;	/* meant nothing before version 3 */
 	}
 	if ((rc = st->fn(key.dptr, key.dsize, data.dptr, data.dsize,
 			 st->arg)) != 0) {

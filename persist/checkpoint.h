@@ -33,6 +33,9 @@ struct ckpt_writer;
  * (why_len bytes) is where every later failure of the writer is told.
  */
 struct ckpt_writer *ckpt_create(const char *path, char *why, size_t why_len);
+/* "#format", "#nodes" and the blocks' keys: the writer's own, which it
+ * writes itself (a merge leaves out any a journal holds). */
+bool ckpt_key_is_own(const void *key, size_t klen);
 /*
  * Add a record: a node's (key a path, val its node record) to the
  * blocks, a '#' one to the file.  Each key once; "#format" and the

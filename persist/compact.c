@@ -73,12 +73,12 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 	else
 		rc = ckpt_read(tdb, version, keep_old, &m, why, why_len);
 	tdb_close(tdb);
-	/* Then what the journal put ("#format" is the writer's own). */
+	/* Then what the journal put ("#format", say, is the writer's own:
+	 * its version is this daemon's). */
 	for (size_t i = 0; rc == 0 && i < f->count; i++) {
 		const struct schema_change *c = &f->v[i].c;
 
-		if (c->put && !(c->key_len == strlen(SCHEMA_KEY_FORMAT) &&
-				!memcmp(c->key, SCHEMA_KEY_FORMAT, c->key_len)))
+		if (c->put && !ckpt_key_is_own(c->key, c->key_len))
 			rc = ckpt_add(m.w, c->key, c->key_len, c->value,
 				      c->value_len);
 	}

@@ -357,7 +357,7 @@ int db_get(struct db *db, const char *key,
 {
 	struct side_record k = { .key = (char *)key }, *sr;
 
-	if (!db || db->failed || !db->side_loaded)
+	if (!db || db->failed || !db->side_loaded || !db->nside)
 		return 0;
 	sr = bsearch(&k, db->side, db->nside, sizeof(*db->side), by_key);
 	return sr ? fn(sr->data, sr->len, arg) : 0;
@@ -388,7 +388,8 @@ int db_each(struct db *db, const char *prefix,
 void keep_side_records(struct db *db, struct side_record *v, size_t n)
 {
 	drop_side_records(db);
-	qsort(v, n, sizeof(*v), by_key);
+	if (n)			/* v may be NULL then */
+		qsort(v, n, sizeof(*v), by_key);
 	db->side = v;
 	db->nside = n;
 	db->side_loaded = true;

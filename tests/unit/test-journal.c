@@ -870,6 +870,40 @@ START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 }
 END_TEST
 
+/* A journal that puts the checkpoint's own keys ("#nodes/3": no daemon
+ * writes one, a damaged or foreign journal may): the merge leaves them
+ * out, rather than fail and turn persistence off. */
+START_TEST(a_journal_putting_the_checkpoints_own_keys_is_merged_without_them)
+{
+	struct evbuffer *b = evbuffer_new();
+	char why[200], all[8192];
+	struct store s;
+	struct db *db = new_db(&s);
+	unsigned long count;
+	char *v;
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(evbuffer_add(b, "junk", 4), 0);
+	put(&s, "/kept", "1");
+	db_put(db, SCHEMA_PREFIX_BLOCK "3", b);
+	db_put(db, SCHEMA_KEY_NODES, b);
+	db_put(db, "#extra", b);
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(compact_file(dbpath, jpath, false, why, sizeof(why)),
+			 0);
+	dump_tdb(all);
+	ck_assert_ptr_nonnull(strstr(all, "#extra=4;"));
+	ck_assert_ptr_nonnull(strstr(all, "/kept="));
+	v = reload("/kept", &count);
+	ck_assert_str_eq(v, "1");
+	free(v);
+	evbuffer_free(b);
+	s.observer = NULL;
+	db_close(db);
+	store_destroy(&s);
+}
+END_TEST
+
 START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
 {
 	char *v;
@@ -1176,6 +1210,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
+	tcase_add_test(t, a_journal_putting_the_checkpoints_own_keys_is_merged_without_them);
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
 	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
