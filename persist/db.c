@@ -171,7 +171,6 @@ static void checkpoint_written(struct db *db)
 		follow_checkpoint_size(db, (uint64_t)sb.st_size);
 }
 
-
 /* Space allocated ahead of the live journal's last frame, a sixteenth
  * of its limit (256 KiB by default): a fallocate and a populate about
  * every 2,500 commits of 100 bytes, at about a hundred microseconds. */
