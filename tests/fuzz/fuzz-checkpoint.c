@@ -109,10 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	len = size - 1;
-	p = malloc(len ? len : 1);
-	CHECK(p, "out of memory");
-	memcpy(p, data + 1, len);
+	p = after_mode_byte(data, size, &len);
 	if (data[0] % 2 == 0) {
 		rc = ckpt_read_block(p, len, on_node, &count, &told, &why);
 	} else {
