@@ -142,6 +142,20 @@ static int flush_block(struct ckpt_writer *w)
 	return 0;
 }
 
+int ckpt_add_block(struct ckpt_writer *w, const void *packed, size_t len,
+		   uint64_t nodes)
+{
+	char key[SCHEMA_KEY_MAX];
+
+	schema_key_block(key, w->blocks);
+	if (store(w, "writing", key, strlen(key), packed, len) != 0)
+		return -1;
+	CRASH_POINT("checkpoint-block");
+	w->blocks++;
+	w->nodes += nodes;
+	return 0;
+}
+
 static int add_node(struct ckpt_writer *w, const char *path, size_t plen,
 		    const void *val, size_t vlen)
 {
@@ -293,8 +307,8 @@ static bool has_checksum(const unsigned char *p, size_t len)
 }
 
 static int read_block(struct block_reader *br, const void *p, size_t len,
-		      ckpt_record_fn *fn, void *arg, uint64_t *count,
-		      const char **why)
+		      ckpt_record_fn *fn, const struct ckpt_block_ops *ops,
+		      void *arg, uint64_t *count, const char **why)
 {
 	unsigned long long size = ZSTD_getFrameContentSize(p, len);
 	struct reader r;
@@ -332,6 +346,29 @@ static int read_block(struct block_reader *br, const void *p, size_t len,
 		*why = "a node block that does not decompress (damaged)";
 		return -1;
 	}
+	if (ops) {
+		/* A first pass: is any of its paths touched? */
+		bool touched = false;
+
+		rd_init(&r, br->plain, size);
+		while (r.left) {
+			const void *node;
+			uint32_t node_len;
+
+			if (!schema_read_block_entry(&r, br->path, &path_len,
+						     &node, &node_len)) {
+				*why = "a malformed entry in a node block";
+				return -1;
+			}
+			++*count;
+			if (!touched)
+				touched = ops->touched(br->path, path_len, arg);
+		}
+		if (!touched)
+			return ops->whole(p, len, *count, arg);
+		*count = 0;
+		path_len = 0;
+	}
 	rd_init(&r, br->plain, size);
 	while (r.left) {
 		const void *node;
@@ -360,7 +397,7 @@ int ckpt_read_block(const void *p, size_t len, ckpt_record_fn *fn,
 		    void *arg, uint64_t *count, const char **why)
 {
 	struct block_reader br = { 0 };
-	int rc = read_block(&br, p, len, fn, arg, count, why);
+	int rc = read_block(&br, p, len, fn, NULL, arg, count, why);
 
 	block_reader_free(&br);
 	return rc;
@@ -369,6 +406,7 @@ int ckpt_read_block(const void *p, size_t len, ckpt_record_fn *fn,
 struct read_state {
 	uint32_t version;
 	ckpt_record_fn *fn;
+	const struct ckpt_block_ops *ops;
 	void *arg;
 	struct block_reader br;
 	bool *seen;			/* blocks seen, by number */
@@ -430,7 +468,7 @@ static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
 			if (!mark_block(st, i))
 				return -1;
 			rc = read_block(&st->br, data.dptr, data.dsize, st->fn,
-					st->arg, &count, &st->bad);
+					st->ops, st->arg, &count, &st->bad);
 			st->nodes_seen += count;
 			if (rc != 0 && !st->bad)
 				st->rc = rc;
@@ -469,7 +507,15 @@ static bool blocks_whole(const struct read_state *st)
 int ckpt_read(struct tdb_context *tdb, uint32_t version, ckpt_record_fn *fn,
 	      void *arg, char *why, size_t why_len)
 {
-	struct read_state st = { .version = version, .fn = fn, .arg = arg };
+	return ckpt_read_merging(tdb, version, fn, NULL, arg, why, why_len);
+}
+
+int ckpt_read_merging(struct tdb_context *tdb, uint32_t version,
+		      ckpt_record_fn *fn, const struct ckpt_block_ops *ops,
+		      void *arg, char *why, size_t why_len)
+{
+	struct read_state st = { .version = version, .fn = fn, .ops = ops,
+				 .arg = arg };
 	int rc = tdb_check(tdb, read_record, &st);
 
 	if (st.rc)

@@ -44,6 +44,13 @@ bool ckpt_key_is_own(const void *key, size_t klen);
 int ckpt_add(struct ckpt_writer *w, const void *key, size_t klen,
 	     const void *val, size_t vlen);
 /*
+ * Add a block as it was stored in another checkpoint (packed, len bytes,
+ * holding nodes nodes), under the next block number: its nodes are not
+ * unpacked.  0, or -1 with why.
+ */
+int ckpt_add_block(struct ckpt_writer *w, const void *packed, size_t len,
+		   uint64_t nodes);
+/*
  * Write what is left and the "#nodes" and "#format" records, close the
  * file and rename it over path: 0, or -1 with why (the new file removed,
  * the old one untouched).  w is freed either way.
@@ -68,6 +75,24 @@ typedef int ckpt_record_fn(const void *key, size_t klen, const void *val,
  */
 int ckpt_read(struct tdb_context *tdb, uint32_t version, ckpt_record_fn *fn,
 	      void *arg, char *why, size_t why_len);
+
+/*
+ * A merge's view of the blocks (ckpt_read_merging): a block none of
+ * whose paths is touched goes to whole as it is stored, with its number
+ * of nodes (0 to go on, else a failure), instead of node by node to fn.
+ * So a merge copies the blocks a journal left alone without packing
+ * them again.
+ */
+struct ckpt_block_ops {
+	bool (*touched)(const void *path, size_t len, void *arg);
+	int (*whole)(const void *packed, size_t len, uint64_t nodes,
+		     void *arg);
+};
+
+/* ckpt_read, with ops (or NULL: the same as ckpt_read). */
+int ckpt_read_merging(struct tdb_context *tdb, uint32_t version,
+		      ckpt_record_fn *fn, const struct ckpt_block_ops *ops,
+		      void *arg, char *why, size_t why_len);
 
 /*
  * One block's bytes (a "#nodes/<i>" record), each node to fn, *count

@@ -41,6 +41,29 @@ static int keep_old(const void *key, size_t klen, const void *val,
 	return ckpt_add(m->w, key, klen, val, vlen);
 }
 
+static bool touched(const void *path, size_t len, void *arg)
+{
+	const struct merge *m = arg;
+
+	return fold_find(m->f, path, len) != NULL;
+}
+
+/* A block the journal left alone, copied as it is: a merge then costs
+ * a block's decompression and lookups, not its packing again, where the
+ * journal changed nothing. */
+static int keep_block(const void *packed, size_t len, uint64_t nodes,
+		      void *arg)
+{
+	struct merge *m = arg;
+
+	return ckpt_add_block(m->w, packed, len, nodes);
+}
+
+static const struct ckpt_block_ops keep_untouched = {
+	.touched = touched,
+	.whole = keep_block,
+};
+
 /* The checkpoint at tdb_path with f on top, as a new checkpoint. */
 static int merge(const struct fold *f, const char *tdb_path, char *why,
 		 size_t why_len)
@@ -71,7 +94,8 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 	else if (!(m.w = ckpt_create(tdb_path, why, why_len)))
 		rc = -1;
 	else
-		rc = ckpt_read(tdb, version, keep_old, &m, why, why_len);
+		rc = ckpt_read_merging(tdb, version, keep_old, &keep_untouched,
+				       &m, why, why_len);
 	tdb_close(tdb);
 	/* Then what the journal put ("#format", say, is the writer's own:
 	 * its version is this daemon's). */

@@ -1236,8 +1236,10 @@ def test_foreign_or_damaged_tdb_is_refused():
         def check_layout(t):
             check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(3),
                   "the format record is %r" % t.fetch(b"#format"))
-            paths = [p for p, _ in block_nodes(unzstd(t.fetch(b"#nodes/0")))]
-            check(b"/fid/a" in paths, "no node /fid/a in the daemon's first block")
+            blocks, _ = struct.unpack("<IQ", t.fetch(b"#nodes"))
+            paths = [p for i in range(blocks)
+                     for p, _ in block_nodes(unzstd(t.fetch(b"#nodes/%d" % i)))]
+            check(b"/fid/a" in paths, "no node /fid/a in the daemon's blocks")
 
         def flip(t, key):
             b = bytearray(t.fetch(key))

@@ -904,6 +904,77 @@ START_TEST(a_journal_putting_the_checkpoints_own_keys_is_merged_without_them)
 }
 END_TEST
 
+/* The stored bytes of every node block of the checkpoint at dbpath. */
+static size_t raw_blocks(TDB_DATA *out, size_t max)
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	char key[SCHEMA_KEY_MAX];
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(t);
+	for (;;) {
+		schema_key_block(key, (uint32_t)n);
+		out[n] = tdb_fetch(t, (TDB_DATA){ (unsigned char *)key,
+						 strlen(key) });
+		if (!out[n].dptr)
+			break;
+		ck_assert_uint_lt(++n, max);
+	}
+	tdb_close(t);
+	return n;
+}
+
+/* A merge copies the blocks its journal did not touch as they were
+ * stored, and packs again only the one holding the node it changed. */
+START_TEST(a_merge_copies_the_blocks_its_journal_left_alone)
+{
+	TDB_DATA before[64], after[64];
+	char path[64], why[200], value[101];
+	size_t nb, na, same = 0;
+	unsigned long count;
+	struct store s;
+	struct db *db = new_db(&s);
+	char *v;
+
+	memset(value, 'v', 100);
+	value[100] = '\0';
+	for (int i = 0; i < 6000; i++) {
+		snprintf(path, sizeof(path), "/big/%d", i);
+		put(&s, path, value);
+	}
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	nb = raw_blocks(before, 64);
+	ck_assert_uint_ge(nb, 4);
+	put(&s, "/big/3000", "changed");
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(compact_file(dbpath, jpath, false, why, sizeof(why)),
+			 0);
+	na = raw_blocks(after, 64);
+	for (size_t i = 0; i < nb; i++)
+		for (size_t j = 0; j < na; j++)
+			if (before[i].dsize == after[j].dsize &&
+			    !memcmp(before[i].dptr, after[j].dptr,
+				    before[i].dsize)) {
+				same++;
+				break;
+			}
+	ck_assert_uint_eq(same, nb - 1);
+	v = reload("/big/3000", &count);
+	ck_assert_str_eq(v, "changed");
+	free(v);
+	v = reload("/big/5999", &count);
+	ck_assert_str_eq(v, value);
+	free(v);
+	for (size_t i = 0; i < nb; i++)
+		free(before[i].dptr);
+	for (size_t i = 0; i < na; i++)
+		free(after[i].dptr);
+	s.observer = NULL;
+	db_close(db);
+	store_destroy(&s);
+}
+END_TEST
+
 START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
 {
 	char *v;
@@ -1210,6 +1281,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
+	tcase_add_test(t, a_merge_copies_the_blocks_its_journal_left_alone);
 	tcase_add_test(t, a_journal_putting_the_checkpoints_own_keys_is_merged_without_them);
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
