@@ -112,11 +112,23 @@ struct ckpt_writer *ckpt_create(const char *path, char *why, size_t why_len)
 	return w;
 }
 
+/* packed (a block's stored bytes) as the next "#nodes/<i>" record. */
+static int store_block(struct ckpt_writer *w, const void *packed, size_t len)
+{
+	char key[SCHEMA_KEY_MAX];
+
+	schema_key_block(key, w->blocks);
+	if (store(w, "writing", key, strlen(key), packed, len) != 0)
+		return -1;
+	CRASH_POINT("checkpoint-block");
+	w->blocks++;
+	return 0;
+}
+
 /* The block so far, compressed, as the next "#nodes/<i>" record. */
 static int flush_block(struct ckpt_writer *w)
 {
 	size_t bound = ZSTD_compressBound(w->used), len;
-	char key[SCHEMA_KEY_MAX];
 
 	if (!w->used)
 		return 0;
@@ -132,11 +144,8 @@ static int flush_block(struct ckpt_writer *w)
 			     w->used);
 	if (ZSTD_isError(len))
 		return fail(w, "compressing a block of", ZSTD_getErrorName(len));
-	schema_key_block(key, w->blocks);
-	if (store(w, "writing", key, strlen(key), w->packed, len) != 0)
+	if (store_block(w, w->packed, len) != 0)
 		return -1;
-	CRASH_POINT("checkpoint-block");
-	w->blocks++;
 	w->used = 0;
 	w->prev_len = 0;
 	return 0;
@@ -145,13 +154,8 @@ static int flush_block(struct ckpt_writer *w)
 int ckpt_add_block(struct ckpt_writer *w, const void *packed, size_t len,
 		   uint64_t nodes)
 {
-	char key[SCHEMA_KEY_MAX];
-
-	schema_key_block(key, w->blocks);
-	if (store(w, "writing", key, strlen(key), packed, len) != 0)
+	if (store_block(w, packed, len) != 0)
 		return -1;
-	CRASH_POINT("checkpoint-block");
-	w->blocks++;
 	w->nodes += nodes;
 	return 0;
 }
@@ -306,13 +310,62 @@ static bool has_checksum(const unsigned char *p, size_t len)
 	return len > 4 && (p[4] & 0x04);
 }
 
+/*
+ * Each entry of the size bytes decompressed in br to fn, *count of them:
+ * 0, fn's nonzero result (*why NULL), or -1 with *why when an entry is
+ * malformed.
+ */
+static int each_entry(struct block_reader *br, size_t size,
+		      ckpt_record_fn *fn, void *arg, uint64_t *count,
+		      const char **why)
+{
+	struct reader r;
+	size_t path_len = 0;
+
+	*count = 0;
+	rd_init(&r, br->plain, size);
+	while (r.left) {
+		const void *node;
+		uint32_t node_len;
+		int rc;
+
+		if (!schema_read_block_entry(&r, br->path, &path_len, &node,
+					     &node_len)) {
+			*why = "a malformed entry in a node block";
+			return -1;
+		}
+		if ((rc = fn(br->path, path_len, node, node_len, arg)) != 0)
+			return rc;
+		++*count;
+	}
+	return 0;
+}
+
+/* each_entry's fn for a merge's first look at a block: stops at the
+ * first path the merge touches. */
+struct first_touch {
+	const struct ckpt_block_ops *ops;
+	void *arg;
+};
+
+#define TOUCHED 1
+
+static int first_touch(const void *path, size_t len, const void *node,
+		       size_t node_len, void *arg)
+{
+	const struct first_touch *ft = arg;
+
+	(void)node;
+	(void)node_len;
+	return ft->ops->touched(path, len, ft->arg) ? TOUCHED : 0;
+}
+
 static int read_block(struct block_reader *br, const void *p, size_t len,
 		      ckpt_record_fn *fn, const struct ckpt_block_ops *ops,
 		      void *arg, uint64_t *count, const char **why)
 {
 	unsigned long long size = ZSTD_getFrameContentSize(p, len);
-	struct reader r;
-	size_t path_len = 0, got;
+	size_t got;
 
 	*count = 0;
 	*why = NULL;
@@ -347,44 +400,17 @@ static int read_block(struct block_reader *br, const void *p, size_t len,
 		return -1;
 	}
 	if (ops) {
-		/* A first pass: is any of its paths touched? */
-		bool touched = false;
+		/* A first look, up to the first path touched: none, and the
+		 * block goes whole; else node by node, below. */
+		struct first_touch ft = { ops, arg };
+		int rc = each_entry(br, size, first_touch, &ft, count, why);
 
-		rd_init(&r, br->plain, size);
-		while (r.left) {
-			const void *node;
-			uint32_t node_len;
-
-			if (!schema_read_block_entry(&r, br->path, &path_len,
-						     &node, &node_len)) {
-				*why = "a malformed entry in a node block";
-				return -1;
-			}
-			++*count;
-			if (!touched)
-				touched = ops->touched(br->path, path_len, arg);
-		}
-		if (!touched)
+		if (rc == 0)
 			return ops->whole(p, len, *count, arg);
-		*count = 0;
-		path_len = 0;
-	}
-	rd_init(&r, br->plain, size);
-	while (r.left) {
-		const void *node;
-		uint32_t node_len;
-		int rc;
-
-		if (!schema_read_block_entry(&r, br->path, &path_len, &node,
-					     &node_len)) {
-			*why = "a malformed entry in a node block";
-			return -1;
-		}
-		if ((rc = fn(br->path, path_len, node, node_len, arg)) != 0)
+		if (rc != TOUCHED)
 			return rc;
-		++*count;
 	}
-	return 0;
+	return each_entry(br, size, fn, arg, count, why);
 }
 
 static void block_reader_free(struct block_reader *br)

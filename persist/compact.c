@@ -6,7 +6,7 @@
  * is read once, each of its records kept unless the journal changed it,
  * then the journal's records are added, into a new checkpoint renamed
  * over the old one (checkpoint.h): the cost is a pass over the
- * checkpoint, compressed (about 11 bytes a node), plus the journal.
+ * checkpoint, compressed (about 9 bytes a node), plus the journal.
  */
 #include <errno.h>
 #include <fcntl.h>
