@@ -76,7 +76,7 @@ ALL_LDFLAGS = -pthread $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 # The daemon's modules; main.c (main()) and options.c (the command line)
 # are linked only into the binary.
 CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace.c store/path.c \
-	store/index.c store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
+	store/index.c store/pool.c store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
 	transactions/view.c \
 	watches/watch.c quota/quota.c persist/db.c persist/load.c persist/journal.c \
 	persist/compact.c persist/checkpoint.c persist/crash.c domains/ring.c domains/xen.c \
@@ -159,7 +159,7 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
 
 # test-index makes allocations fail: calloc is wrapped.
-$(B)/tests/unit/test-index: ALL_LDFLAGS += -Wl,--wrap=calloc
+$(B)/tests/unit/test-index: ALL_LDFLAGS += -Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc
 
 # test-turn records every commit: the database's calls are wrapped.
 $(B)/tests/unit/test-turn: ALL_LDFLAGS += \

@@ -161,11 +161,12 @@ struct node_sizes {
 	unsigned long names, values;
 };
 
-static void count_node(const struct node *n, void *arg)
+static void count_node(const struct node *n, const char *path, void *arg)
 {
 	struct node_sizes *sz = arg;
 
-	sz->names += strlen(n->path) + 1;
+	(void)path;
+	sz->names += n->name_len + 1;
 	sz->values += n->value_len;
 }
 
@@ -190,7 +191,7 @@ static void memory_report(struct server *srv, struct reply *r)
 		if (strcmp(c->tp->kind, "socket") == 0)
 			socket_conns++;
 	}
-	reply_printf(r, "nodes: %lu (paths %lu bytes, values %lu bytes)\n",
+	reply_printf(r, "nodes: %lu (names %lu bytes, values %lu bytes)\n",
 		     store_count(&srv->store), sizes.names, sizes.values);
 	reply_printf(r, "connections: %lu (%lu sockets, %lu rings)\n",
 		     live, socket_conns, live - socket_conns);

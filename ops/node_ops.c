@@ -80,8 +80,8 @@ static int check_write(struct op_call *call, const struct perms *perms,
 			an.value_len, children_len(call, anc) +
 			strlen(child) - strlen(anc))))
 		return ENOSPC;
-	/* What the store will charge (store.c node_bytes), a bound for
-	 * the parents, which have shorter paths. */
+	/* What the store will charge (store.c node_bytes): a record and
+	 * a name each, no name longer than the path. */
 	return op_check_memory(call, len + (size_t)created *
 			       (sizeof(struct node) + strlen(call->path) + 1));
 }

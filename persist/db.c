@@ -423,25 +423,26 @@ static struct schema_node node_rec(const struct node *n)
 {
 	return (struct schema_node){
 		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
-		.value = n->value, .value_len = n->value_len,
+		.value = node_value(n), .value_len = n->value_len,
 	};
 }
 
-static void node_changed(const struct node *n, void *arg)
+static void node_changed(const struct node *n, const char *path, void *arg)
 {
 	struct db *db = arg;
 	struct schema_node rec = node_rec(n);
 	struct writer w;
 
 	if (begin(db, &w)) {
-		schema_write_put_node(&w, n->path, &rec);
+		schema_write_put_node(&w, path, &rec);
 		end(db, &w);
 	}
 }
 
-static void node_removed(const struct node *n, void *arg)
+static void node_removed(const struct node *n, const char *path, void *arg)
 {
-	db_delete(arg, n->path);
+	(void)n;
+	db_delete(arg, path);
 }
 
 struct init_state {
@@ -450,7 +451,7 @@ struct init_state {
 	bool ok;
 };
 
-static void init_node(const struct node *n, void *arg)
+static void init_node(const struct node *n, const char *path, void *arg)
 {
 	struct init_state *st = arg;
 	struct schema_node rec = node_rec(n);
@@ -463,7 +464,7 @@ static void init_node(const struct node *n, void *arg)
 	wr_init(&w, st->b);
 	schema_write_node(&w, &rec);
 	p = wr_ok(&w) ? evbuffer_pullup(st->b, -1) : NULL;
-	st->ok = p && ckpt_add(st->w, n->path, strlen(n->path), p,
+	st->ok = p && ckpt_add(st->w, path, strlen(path), p,
 			       evbuffer_get_length(st->b)) == 0;
 }
 

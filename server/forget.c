@@ -43,18 +43,18 @@ static bool names_domid(const struct perms *p, unsigned int domid)
 	return false;
 }
 
-static bool collect(struct node *n, void *arg)
+static bool collect(struct node *n, const char *path, void *arg)
 {
 	struct forget *f = arg;
 	bool owned = n->perms->e[0].domid == f->domid;
 
 	/* A special node is never deleted, only stripped. */
-	if (owned && n->parent) {
-		f->nomem |= !push(&f->remove, &f->nremove, n->path);
+	if (owned && n->parent_id) {
+		f->nomem |= !push(&f->remove, &f->nremove, path);
 		return false;	/* its subtree goes with it */
 	}
 	if (owned || names_domid(n->perms, f->domid))
-		f->nomem |= !push(&f->strip, &f->nstrip, n->path);
+		f->nomem |= !push(&f->strip, &f->nstrip, path);
 	return true;
 }
 

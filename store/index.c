@@ -29,28 +29,28 @@ void index_free(struct path_index *ix)
 	ix->count = 0;
 }
 
-static uint64_t hash_path(const struct path_index *ix, const char *path,
+static uint32_t hash_path(const struct path_index *ix, const char *path,
 			  size_t len)
 {
 	unsigned char out[crypto_shorthash_BYTES];
-	uint64_t h;
+	uint32_t h;
 
 	crypto_shorthash(out, (const unsigned char *)path, len, ix->key);
 	memcpy(&h, out, sizeof(h));
 	return h;
 }
 
-/* Where the entry (hash, n) goes in slots of mask + 1: the first empty
+/* Where the entry (hash, id) goes in slots of mask + 1: the first empty
  * slot from its home. */
-static void place(struct index_slot *slots, size_t mask, uint64_t hash,
-		  struct node *n)
+static void place(struct index_slot *slots, size_t mask, uint32_t hash,
+		  uint32_t id)
 {
 	size_t i = hash & mask;
 
-	while (slots[i].node)
+	while (slots[i].id)
 		i = (i + 1) & mask;
 	slots[i].hash = hash;
-	slots[i].node = n;
+	slots[i].id = id;
 }
 
 int index_reserve(struct path_index *ix, size_t more)
@@ -67,7 +67,8 @@ int index_reserve(struct path_index *ix, size_t more)
 	if (!cap)
 		cap = INDEX_MIN_SLOTS;
 	while (want > cap / 4 * 3) {
-		if (cap > SIZE_MAX / 2 / sizeof(*slots)) {
+		if (cap > ((size_t)1 << 31) ||
+		    cap > SIZE_MAX / 2 / sizeof(*slots)) {
 			errno = ENOMEM;
 			return -1;
 		}
@@ -79,9 +80,9 @@ int index_reserve(struct path_index *ix, size_t more)
 		return -1;
 	}
 	for (size_t i = 0; ix->slots && i <= ix->mask; i++)
-		if (ix->slots[i].node)
+		if (ix->slots[i].id)
 			place(slots, cap - 1, ix->slots[i].hash,
-			      ix->slots[i].node);
+			      ix->slots[i].id);
 	free(ix->slots);
 	ix->slots = slots;
 	ix->mask = cap - 1;
@@ -91,27 +92,30 @@ int index_reserve(struct path_index *ix, size_t more)
 struct node *index_find(const struct path_index *ix, const char *path,
 			size_t len)
 {
-	uint64_t h;
+	uint32_t h;
 
 	if (!ix->slots)
 		return NULL;
 	h = hash_path(ix, path, len);
-	for (size_t i = h & ix->mask; ix->slots[i].node;
+	for (size_t i = h & ix->mask; ix->slots[i].id;
 	     i = (i + 1) & ix->mask) {
 		const struct index_slot *sl = &ix->slots[i];
+		struct node *n;
 
-		if (sl->hash == h && node_has_path(sl->node, path, len))
-			return sl->node;
+		if (sl->hash == h && node_has_path(n = pool_node(sl->id), path,
+						   len))
+			return n;
 	}
 	return NULL;
 }
 
-void index_insert(struct path_index *ix, struct node *n)
+void index_insert(struct path_index *ix, struct node *n, const char *path,
+		  size_t len)
 {
 	/* Reserved before: never past three quarters full. */
 	if (!ix->slots || ix->count + 1 > (ix->mask + 1) / 4 * 3)
 		abort();
-	place(ix->slots, ix->mask, hash_path(ix, n->path, strlen(n->path)), n);
+	place(ix->slots, ix->mask, hash_path(ix, path, len), n->id);
 	ix->count++;
 }
 
@@ -122,25 +126,26 @@ static bool may_fill(size_t gap, size_t j, size_t home)
 	return gap <= j ? home <= gap || home > j : home <= gap && home > j;
 }
 
-void index_remove(struct path_index *ix, struct node *n)
+void index_remove(struct path_index *ix, const struct node *n,
+		  const char *path, size_t len)
 {
-	size_t i = hash_path(ix, n->path, strlen(n->path)) & ix->mask;
+	size_t i = hash_path(ix, path, len) & ix->mask;
 
-	while (ix->slots[i].node != n) {
-		if (!ix->slots[i].node)
+	while (ix->slots[i].id != n->id) {
+		if (!ix->slots[i].id)
 			abort();	/* not in the index: a store bug */
 		i = (i + 1) & ix->mask;
 	}
 	/* No tombstones: later entries of the run move back over the gap,
 	 * so that a probe never stops short of them. */
-	for (size_t j = (i + 1) & ix->mask; ix->slots[j].node;
+	for (size_t j = (i + 1) & ix->mask; ix->slots[j].id;
 	     j = (j + 1) & ix->mask) {
 		if (may_fill(i, j, ix->slots[j].hash & ix->mask)) {
 			ix->slots[i] = ix->slots[j];
 			i = j;
 		}
 	}
-	ix->slots[i].node = NULL;
+	ix->slots[i].id = 0;
 	ix->slots[i].hash = 0;
 	ix->count--;
 }
@@ -148,10 +153,10 @@ void index_remove(struct path_index *ix, struct node *n)
 struct node *index_next(const struct path_index *ix, size_t *at)
 {
 	while (ix->slots && *at <= ix->mask) {
-		struct node *n = ix->slots[(*at)++].node;
+		uint32_t id = ix->slots[(*at)++].id;
 
-		if (n)
-			return n;
+		if (id)
+			return pool_node(id);
 	}
 	return NULL;
 }

@@ -1,8 +1,11 @@
 /*
  * store/ internals: the path index, which finds a node by its full path.
  *
- * Open addressing with linear probing over slots of (hash, node), at most
- * three quarters full.  The hash is SipHash-2-4 (libsodium's
+ * Open addressing with linear probing over 8-byte slots of (hash, node
+ * id), at most three quarters full.  A slot keeps 32 bits of the path's
+ * hash, which place it and rule out nearly every other path; a candidate
+ * is confirmed by comparing the path with its node's name and those of its
+ * ancestors (node_has_path), since nodes keep names, not paths.  The hash is SipHash-2-4 (libsodium's
  * crypto_shorthash) under a key drawn at random when the index is made:
  * guests choose their own paths, and against an unkeyed hash they could
  * choose paths that collide, turning every lookup into a walk of them all.
@@ -22,8 +25,8 @@
 struct node;
 
 struct index_slot {
-	uint64_t hash;
-	struct node *node;		/* NULL: empty */
+	uint32_t hash;			/* its home is hash & mask */
+	uint32_t id;			/* the node's pool id; 0: empty */
 };
 
 struct path_index {
@@ -46,11 +49,14 @@ int index_reserve(struct path_index *ix, size_t more);
 struct node *index_find(const struct path_index *ix, const char *path,
 			size_t len);
 
-/* Add n (whose path is not in the index yet), into room reserved. */
-void index_insert(struct path_index *ix, struct node *n);
+/* Add n, whose path (len bytes; not in the index yet) is given, into
+ * room reserved. */
+void index_insert(struct path_index *ix, struct node *n, const char *path,
+		  size_t len);
 
-/* Take n out of the index (it must be in it). */
-void index_remove(struct path_index *ix, struct node *n);
+/* Take n, whose path is given, out of the index (it must be in it). */
+void index_remove(struct path_index *ix, const struct node *n,
+		  const char *path, size_t len);
 
 /* The first node at slot *at or after it, *at moved past it; NULL when
  * there are no more.  Start at 0.  The index must not change meanwhile. */

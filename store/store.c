@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "store/path.h"
+#include "store/pool.h"
 #include "store/store.h"
 
 struct perms *perms_alloc(unsigned int n)
@@ -41,20 +42,78 @@ bool perms_equal(const struct perms *a, const struct perms *b)
 	       memcmp(a->e, b->e, a->n * sizeof(a->e[0])) == 0;
 }
 
-const char *node_name(const struct node *n)
+size_t node_path(const struct node *n, char *buf, size_t size)
 {
-	return n->parent ? path_basename(n->path) : n->path;
+	const struct node *m;
+	size_t len = 0, at;
+
+	for (m = n; m->parent_id; m = node_parent(m))
+		len += m->name_len + 1;
+	if (!len) {
+		/* "/" or a special node: its name is its path. */
+		len = m->name_len;
+		if (len < size)
+			memcpy(buf, m->data, len + 1);
+		return len;
+	}
+	if (len >= size) {
+		if (size)
+			buf[0] = '\0';
+		return len;
+	}
+	buf[len] = '\0';
+	at = len;
+	for (m = n; m->parent_id; m = node_parent(m)) {
+		at -= m->name_len;
+		memcpy(buf + at, m->data, m->name_len);
+		buf[--at] = '/';
+	}
+	return len;
 }
 
-static struct node *node_new(const char *path, size_t len,
-			     struct perms *perms)
+bool node_has_path(const struct node *n, const char *path, size_t len)
 {
-	struct node *n = calloc(1, sizeof(*n) + len + 1);
+	for (;;) {
+		const struct node *parent = node_parent(n);
+
+		if (!parent)
+			return len == n->name_len &&
+			       memcmp(path, n->data, len) == 0;
+		/* "/" then the name, at the end of what is left. */
+		if (len < n->name_len + 1)
+			return false;
+		len -= n->name_len;
+		if (path[len - 1] != '/' ||
+		    memcmp(path + len, n->data, n->name_len) != 0)
+			return false;
+		len--;
+		if (!parent->parent_id)
+			return len == 0;	/* the parent is "/" */
+		n = parent;
+	}
+}
+
+/*
+ * A node of the given name (len bytes) with room for a value of
+ * value_len bytes, not linked anywhere yet; NULL (errno ENOMEM) when
+ * memory runs out.
+ */
+static struct node *node_new(const char *name, size_t len,
+			     struct perms *perms, size_t value_len)
+{
+	struct node *n = pool_alloc();
 
 	if (!n)
 		return NULL;
-	memcpy(n->path, path, len);
-	n->path[len] = '\0';
+	n->data = malloc(len + 1 + value_len);
+	if (!n->data) {
+		pool_free(n);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(n->data, name, len);
+	n->data[len] = '\0';
+	n->name_len = (uint32_t)len;
 	n->perms = perms_ref(perms);
 	return n;
 }
@@ -62,74 +121,111 @@ static struct node *node_new(const char *path, size_t len,
 static void node_free(struct node *n)
 {
 	perms_unref(n->perms);
-	free(n->value);
-	free(n->listing);
-	free(n);
+	free(n->data);
+	pool_free(n);
 }
 
-static void forget_listing(struct node *n)
+/* A new value of len bytes for n: false (errno ENOMEM) without memory,
+ * n unchanged. */
+static bool set_value(struct node *n, const void *data, size_t len)
 {
-	free(n->listing);
-	n->listing = NULL;
+	if (len != n->value_len) {
+		char *d = realloc(n->data, n->name_len + 1 + len);
+
+		if (!d) {
+			errno = ENOMEM;
+			return false;
+		}
+		n->data = d;
+		n->value_len = (uint32_t)len;
+	}
+	if (len)
+		memcpy(n->data + n->name_len + 1, data, len);
+	return true;
 }
 
-const char *store_listing(struct node *n)
+/* The value of a node made with room for it (node_new). */
+static void put_value(struct node *n, const void *data, size_t len)
 {
+	n->value_len = (uint32_t)len;
+	if (len)
+		memcpy(n->data + n->name_len + 1, data, len);
+}
+
+static void forget_listing(struct store *s, const struct node *n)
+{
+	struct store_listing *l = &s->listings[n->id % STORE_LISTINGS];
+
+	if (l->id == n->id) {
+		free(l->names);
+		l->names = NULL;
+		l->id = 0;
+	}
+}
+
+const char *store_listing(struct store *s, const struct node *n)
+{
+	struct store_listing *l = &s->listings[n->id % STORE_LISTINGS];
 	char *p;
 
-	if (n->listing || !n->children_len)
-		return n->listing;
-	p = n->listing = malloc(n->children_len);
+	if (!n->children_len)
+		return NULL;
+	if (l->id == n->id)
+		return l->names;
+	p = malloc(n->children_len);
 	if (!p)
 		return NULL;
-	for (struct node *c = n->first_child; c; c = c->next) {
-		const char *name = node_name(c);
-		size_t len = strlen(name) + 1;
-
-		memcpy(p, name, len);
-		p += len;
+	free(l->names);
+	l->names = p;
+	l->id = n->id;
+	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
+		memcpy(p, c->data, c->name_len + 1);
+		p += c->name_len + 1;
 	}
-	return n->listing;
+	return l->names;
 }
 
 static void link_child(struct store *s, struct node *parent, struct node *n)
 {
-	n->parent = parent;
-	n->prev = parent->last_child;
-	if (parent->last_child)
-		parent->last_child->next = n;
+	struct node *last = pool_node(parent->last_child_id);
+
+	n->parent_id = parent->id;
+	n->prev_id = parent->last_child_id;
+	if (last)
+		last->next_id = n->id;
 	else
-		parent->first_child = n;
-	parent->last_child = n;
+		parent->first_child_id = n->id;
+	parent->last_child_id = n->id;
 	parent->nchildren++;
-	parent->children_len += (uint32_t)strlen(node_name(n)) + 1;
-	forget_listing(parent);
+	parent->children_len += n->name_len + 1;
+	forget_listing(s, parent);
 	parent->cgen = ++s->gen;
 }
 
 static void unlink_child(struct store *s, struct node *n)
 {
-	struct node *parent = n->parent;
+	struct node *parent = node_parent(n);
+	struct node *prev = pool_node(n->prev_id), *next = node_next(n);
 
-	if (n->prev)
-		n->prev->next = n->next;
+	if (prev)
+		prev->next_id = n->next_id;
 	else
-		parent->first_child = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
+		parent->first_child_id = n->next_id;
+	if (next)
+		next->prev_id = n->prev_id;
 	else
-		parent->last_child = n->prev;
+		parent->last_child_id = n->prev_id;
 	parent->nchildren--;
-	parent->children_len -= (uint32_t)strlen(node_name(n)) + 1;
-	forget_listing(parent);
+	parent->children_len -= n->name_len + 1;
+	forget_listing(s, parent);
 	parent->cgen = ++s->gen;
-	n->parent = n->prev = n->next = NULL;
+	n->parent_id = n->prev_id = n->next_id = 0;
 }
 
 /* What a node costs its owner in memory (for the memory quota). */
 static size_t node_bytes(const struct node *n)
 {
-	return sizeof(*n) + strlen(n->path) + 1 + n->value_len;
+	return sizeof(*n) + n->name_len + 1 + n->value_len;
 }
 
 /* Count (delta 1) or uncount (-1) the domids n's perms name and charge
@@ -161,20 +257,26 @@ bool store_domid_referenced(const struct store *s, uint32_t domid)
 
 static void tell_changed(const struct store *s, const struct node *n)
 {
-	if (s->observer)
-		s->observer->changed(n, s->observer->arg);
+	char path[NODE_PATH_BUF];
+
+	if (s->observer) {
+		node_path(n, path, sizeof(path));
+		s->observer->changed(n, path, s->observer->arg);
+	}
 }
 
 /* Into room reserved in the index before. */
-static void hash_insert(struct store *s, struct node *n)
+static void hash_insert(struct store *s, struct node *n, const char *path,
+			size_t len)
 {
 	account(s, n, n->perms, 1);
-	index_insert(&s->index, n);
+	index_insert(&s->index, n, path, len);
 }
 
-static void hash_add(struct store *s, struct node *n)
+static void hash_add(struct store *s, struct node *n, const char *path,
+		     size_t len)
 {
-	hash_insert(s, n);
+	hash_insert(s, n, path, len);
 	n->born = n->gen = n->cgen = ++s->gen;
 }
 
@@ -184,11 +286,11 @@ void store_init(struct store *s, struct perms *root_perms)
 
 	memset(s, 0, sizeof(*s));
 	s->use = calloc(STORE_DOMIDS, sizeof(*s->use));
-	root = node_new("/", 1, root_perms);
+	root = node_new("/", 1, root_perms, 0);
 	if (!root || !s->use || index_init(&s->index) != 0 ||
 	    index_reserve(&s->index, 1) != 0)
 		abort();	/* start-up only: nothing can work without "/" */
-	hash_add(s, root);
+	hash_add(s, root, "/", 1);
 }
 
 void store_destroy(struct store *s)
@@ -199,6 +301,9 @@ void store_destroy(struct store *s)
 	while ((n = index_next(&s->index, &at)))
 		node_free(n);
 	index_free(&s->index);
+	for (unsigned int i = 0; i < STORE_LISTINGS; i++)
+		free(s->listings[i].names);
+	memset(s->listings, 0, sizeof(s->listings));
 	free(s->use);
 	s->use = NULL;
 }
@@ -214,21 +319,36 @@ struct node *store_lookup(const struct store *s, const char *path)
 	return lookup_len(s, path, strlen(path));
 }
 
-struct node *store_create(struct store *s, const char *path,
-			  struct perms *perms)
+/*
+ * Create path (len bytes) and its missing ancestors; the node itself
+ * holds the value_len bytes at data (the ancestors nothing).  The node
+ * must not exist.  NULL with errno ENOMEM, nothing created, when memory
+ * runs out.
+ */
+static struct node *create(struct store *s, const char *path, size_t len,
+			   struct perms *perms, const void *data,
+			   size_t value_len)
 {
-	size_t len = strlen(path), end;
-	struct node *n = lookup_len(s, path, len), *parent, **chain;
+	struct node *n, *parent;
+	struct made {
+		struct node *n;
+		size_t path_len;
+	} *chain;
 	unsigned int missing = 0;
+	size_t end;
 
-	if (n)
-		return n;
+	if (len >= NODE_PATH_BUF) {
+		errno = EINVAL;	/* longer than any valid path */
+		return NULL;
+	}
 	if (path_is_special(path)) {
-		n = index_reserve(&s->index, 1) == 0 ? node_new(path, len, perms)
-						      : NULL;
+		n = index_reserve(&s->index, 1) == 0
+			    ? node_new(path, len, perms, value_len)
+			    : NULL;
 		if (!n)
 			goto nomem;
-		hash_add(s, n);
+		put_value(n, data, value_len);
+		hash_add(s, n, path, len);
 		tell_changed(s, n);
 		return n;
 	}
@@ -249,23 +369,29 @@ struct node *store_create(struct store *s, const char *path,
 	for (unsigned int i = 0; i < missing; i++) {
 		size_t start = end == 1 ? 1 : end + 1;
 		const char *slash = memchr(path + start, '/', len - start);
+		bool last = i + 1 == missing;
 
 		end = slash ? (size_t)(slash - path) : len;
-		chain[i] = node_new(path, end, perms);
-		if (!chain[i]) {
+		chain[i].n = node_new(path + start, end - start, perms,
+				      last ? value_len : 0);
+		chain[i].path_len = end;
+		if (!chain[i].n) {
 			while (i--)
-				node_free(chain[i]);
+				node_free(chain[i].n);
 			free(chain);
 			goto nomem;
 		}
+		if (last)
+			put_value(chain[i].n, data, value_len);
 	}
 	for (unsigned int i = 0; i < missing; i++) {
-		hash_add(s, chain[i]);
-		link_child(s, parent, chain[i]);
-		tell_changed(s, chain[i]);
-		parent = chain[i];
+		/* Each node's path is a prefix of the one asked for. */
+		hash_add(s, chain[i].n, path, chain[i].path_len);
+		link_child(s, parent, chain[i].n);
+		tell_changed(s, chain[i].n);
+		parent = chain[i].n;
 	}
-	n = chain[missing - 1];
+	n = chain[missing - 1].n;
 	free(chain);
 	return n;
 
@@ -274,40 +400,33 @@ nomem:
 	return NULL;
 }
 
-/* A node's own copy of a value: false (errno ENOMEM) without memory.
- * An empty value is NULL. */
-static bool copy_value(const void *data, size_t len, char **copy)
+struct node *store_create(struct store *s, const char *path,
+			  struct perms *perms)
 {
-	*copy = NULL;
-	if (!len)
-		return true;
-	*copy = malloc(len);
-	if (!*copy) {
-		errno = ENOMEM;
-		return false;
-	}
-	memcpy(*copy, data, len);
-	return true;
+	size_t len = strlen(path);
+	struct node *n = lookup_len(s, path, len);
+
+	return n ? n : create(s, path, len, perms, NULL, 0);
 }
 
 struct node *store_write(struct store *s, const char *path,
 			 struct perms *perms, const void *data, size_t len)
 {
-	char *copy;
-	struct node *n;
+	size_t plen = strlen(path);
+	struct node *n = lookup_len(s, path, plen);
 
-	if (!copy_value(data, len, &copy))
-		return NULL;
-	n = store_create(s, path, perms);
 	if (!n) {
-		free(copy);
+		n = create(s, path, plen, perms, data, len);
+		if (n)
+			n->gen = ++s->gen;
+		return n;
+	}
+	account(s, n, n->perms, -1);
+	if (!set_value(n, data, len)) {
+		account(s, n, n->perms, 1);
 		return NULL;
 	}
-	s->use[n->perms->e[0].domid].bytes -= n->value_len;
-	free(n->value);
-	n->value = copy;
-	n->value_len = (uint32_t)len;
-	s->use[n->perms->e[0].domid].bytes += n->value_len;
+	account(s, n, n->perms, 1);
 	n->gen = ++s->gen;
 	tell_changed(s, n);
 	return n;
@@ -327,34 +446,39 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 /* Deepest first descendant of n (n itself when it has no children). */
 static struct node *deepest_first(struct node *n)
 {
-	while (n->first_child)
-		n = n->first_child;
+	while (n->first_child_id)
+		n = node_first_child(n);
 	return n;
 }
 
 int store_remove(struct store *s, struct node *n,
-		 void (*each)(struct node *n, void *arg), void *arg)
+		 void (*each)(struct node *n, const char *path, void *arg),
+		 void *arg)
 {
 	struct node *top = n, *cur, *next;
+	char path[NODE_PATH_BUF];
 
-	if (!n->parent && !path_is_special(n->path))
-		return -EINVAL;
+	if (!n->parent_id && n->data[0] != '@')
+		return -EINVAL;		/* the root */
 
 	/* Post-order walk: free a node once all of its children are gone. */
 	cur = deepest_first(top);
 	for (;;) {
 		bool last = cur == top;
+		size_t len;
 
-		next = last ? NULL : (cur->next ? deepest_first(cur->next)
-						: cur->parent);
+		next = last ? NULL : (cur->next_id ? deepest_first(node_next(cur))
+						   : node_parent(cur));
+		len = node_path(cur, path, sizeof(path));
 		if (each)
-			each(cur, arg);
+			each(cur, path, arg);
 		if (s->observer)
-			s->observer->removed(cur, s->observer->arg);
-		if (cur->parent)
+			s->observer->removed(cur, path, s->observer->arg);
+		if (cur->parent_id)
 			unlink_child(s, cur);
-		index_remove(&s->index, cur);
+		index_remove(&s->index, cur, path, len);
 		account(s, cur, cur->perms, -1);
+		forget_listing(s, cur);
 		node_free(cur);
 		if (last)
 			break;
@@ -372,16 +496,13 @@ struct node *store_restore(struct store *s, const char *path,
 	bool special = path_is_special(path);
 	struct node *n = lookup_len(s, path, plen);
 	struct node *parent = NULL;
-	bool existed = n != NULL;
-	char *copy;
+	size_t parent_len = 0;
 
 	/* Only the root and the special nodes exist before their turn: any
 	 * other twice is a damaged file. */
 	if (n && plen > 1 && !special)
 		goto invalid;
 	if (!special) {
-		size_t parent_len;
-
 		if (!path_is_valid(path))
 			goto invalid;
 		parent_len = plen > 1 ? path_parent_len_n(path, plen) : 0;
@@ -395,24 +516,25 @@ struct node *store_restore(struct store *s, const char *path,
 		if (hint)
 			*hint = parent;
 	}
-	if ((!n && index_reserve(&s->index, 1) != 0) ||
-	    !copy_value(data, len, &copy)) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	if (n) {
-		/* Only "/" exists before it is restored. */
+		/* Only "/" and special nodes exist before they are restored. */
 		account(s, n, n->perms, -1);
+		if (!set_value(n, data, len)) {
+			account(s, n, n->perms, 1);
+			return NULL;
+		}
 		perms_unref(n->perms);
 		n->perms = perms_ref(perms);
-		free(n->value);
+		account(s, n, n->perms, 1);
 	} else {
-		n = node_new(path, plen, perms);
-		if (!n) {
-			free(copy);
+		size_t start = special ? 0 : parent_len == 1 ? 1 : parent_len + 1;
+
+		if (index_reserve(&s->index, 1) != 0 ||
+		    !(n = node_new(path + start, plen - start, perms, len))) {
 			errno = ENOMEM;
 			return NULL;
 		}
+		put_value(n, data, len);
 		if (parent) {
 			/* The parent keeps its saved generations. */
 			uint64_t cgen_saved = parent->cgen, gen_saved = s->gen;
@@ -421,13 +543,8 @@ struct node *store_restore(struct store *s, const char *path,
 			parent->cgen = cgen_saved;
 			s->gen = gen_saved;
 		}
+		hash_insert(s, n, path, plen);
 	}
-	n->value = copy;
-	n->value_len = (uint32_t)len;
-	if (existed)
-		account(s, n, n->perms, 1);
-	else
-		hash_insert(s, n);
 	n->born = born;
 	n->gen = gen ? gen : born;
 	n->cgen = cgen ? cgen : born;
@@ -442,31 +559,67 @@ invalid:
 	return NULL;
 }
 
-void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
+/* The path (len bytes in path) of n's parent, made n's. */
+static size_t enter(char *path, size_t len, const struct node *n)
+{
+	if (len > 1)
+		path[len++] = '/';
+	if (len + n->name_len >= NODE_PATH_BUF)
+		abort();	/* deeper than any valid path: a store bug */
+	memcpy(path + len, n->data, n->name_len + 1);
+	return len + n->name_len;
+}
+
+/* The path of n (len bytes in path) made its parent's. */
+static size_t leave(char *path, size_t len, const struct node *n)
+{
+	len -= n->name_len;
+	if (len > 1)
+		len--;
+	path[len] = '\0';
+	return len;
+}
+
+void store_walk(struct node *n,
+		bool (*fn)(struct node *n, const char *path, void *arg),
 		void *arg)
 {
 	struct node *top = n, *cur = n;
+	char path[NODE_PATH_BUF];
+	size_t len = node_path(top, path, sizeof(path));
 
+	/* The path follows the walk: a name added going down, taken off
+	 * going up or across. */
 	while (cur) {
-		if (fn(cur, arg) && cur->first_child) {
-			cur = cur->first_child;
+		if (fn(cur, path, arg) && cur->first_child_id) {
+			cur = node_first_child(cur);
+			len = enter(path, len, cur);
 			continue;
 		}
-		/* Next sibling, or the sibling of the nearest ancestor. */
-		while (cur != top && !cur->next)
-			cur = cur->parent;
-		cur = cur == top ? NULL : cur->next;
+		while (cur != top && !cur->next_id) {
+			len = leave(path, len, cur);
+			cur = node_parent(cur);
+		}
+		if (cur == top)
+			break;
+		len = leave(path, len, cur);
+		cur = node_next(cur);
+		len = enter(path, len, cur);
 	}
 }
 
 void store_each(const struct store *s,
-		void (*fn)(const struct node *n, void *arg), void *arg)
+		void (*fn)(const struct node *n, const char *path, void *arg),
+		void *arg)
 {
 	const struct node *n;
+	char path[NODE_PATH_BUF];
 	size_t at = 0;
 
-	while ((n = index_next(&s->index, &at)))
-		fn(n, arg);
+	while ((n = index_next(&s->index, &at))) {
+		node_path(n, path, sizeof(path));
+		fn(n, path, arg);
+	}
 }
 
 struct check_state {
@@ -485,38 +638,47 @@ static void problem(struct check_state *st, const char *what,
 		st->report(what, path, st->arg);
 }
 
-static bool check_node(struct node *n, void *arg)
+static bool check_node(struct node *n, const char *path, void *arg)
 {
 	struct check_state *st = arg;
+	const struct store_listing *l =
+		&st->s->listings[n->id % STORE_LISTINGS];
+	const char *listing = l->id == n->id ? l->names : NULL;
 	uint32_t count = 0, bytes = 0;
 	bool stale = false;
+	char child[NODE_PATH_BUF];
 
 	st->reached++;
-	if (lookup_len(st->s, n->path, strlen(n->path)) != n)
-		problem(st, "node missing from the path index", n->path);
-	for (struct node *c = n->first_child; c; c = c->next) {
-		const char *name = node_name(c);
-		size_t len = strlen(name) + 1;
+	if (pool_node(n->id) != n)
+		problem(st, "node with a wrong pool id", path);
+	if (lookup_len(st->s, path, strlen(path)) != n)
+		problem(st, "node missing from the path index", path);
+	if (strlen(n->data) != n->name_len)
+		problem(st, "name of the wrong length", path);
+	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
+		size_t len = c->name_len + 1;
 
-		if (c->parent != n)
-			problem(st, "child with a wrong parent", c->path);
-		if (!c->next && c != n->last_child)
-			problem(st, "broken child list", n->path);
-		if (n->listing && bytes + len <= n->children_len &&
-		    memcmp(n->listing + bytes, name, len) != 0)
+		if (c->parent_id != n->id) {
+			node_path(c, child, sizeof(child));
+			problem(st, "child with a wrong parent", child);
+		}
+		if (!c->next_id && c->id != n->last_child_id)
+			problem(st, "broken child list", path);
+		if (listing && bytes + len <= n->children_len &&
+		    memcmp(listing + bytes, c->data, len) != 0)
 			stale = true;
 		count++;
 		bytes += (uint32_t)len;
 	}
 	if (count != n->nchildren || bytes != n->children_len)
-		problem(st, "child count or listing size is wrong", n->path);
+		problem(st, "child count or listing size is wrong", path);
 	if (stale)
 		problem(st, "the cached listing differs from the children",
-			n->path);
+			path);
 	if (!n->perms || n->perms->n == 0)
-		problem(st, "node without permissions", n->path);
+		problem(st, "node without permissions", path);
 	if (node_generation(n) > st->s->gen)
-		problem(st, "generation from the future", n->path);
+		problem(st, "generation from the future", path);
 	return true;
 }
 
@@ -561,11 +723,11 @@ unsigned int store_check(const struct store *s,
 	size_t at = 0;
 
 	while ((n = index_next(&s->index, &at))) {
-		if (!n->parent && path_is_special(n->path)) {
+		if (!n->parent_id && path_is_special(n->data)) {
 			specials++;
-			check_node(n, &st);
-		} else if (!n->parent && strcmp(n->path, "/") != 0) {
-			problem(&st, "node without a parent", n->path);
+			check_node(n, n->data, &st);
+		} else if (!n->parent_id && strcmp(n->data, "/") != 0) {
+			problem(&st, "node without a parent", n->data);
 		}
 	}
 	n = lookup_len(s, "/", 1);

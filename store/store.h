@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "store/index.h"
+#include "store/pool.h"
 
 /* Access bits of one permission entry. */
 enum {
@@ -56,26 +57,85 @@ struct perms *perms_ref(struct perms *p);
 void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
+/*
+ * One node: a record of the node pool (store/pool.h), linked to its
+ * parent, children and siblings by 32-bit pool ids (0: none).  It holds
+ * its name, not its path: node_path() builds the path from the names of
+ * its ancestors, and the path index (store/index.h) finds a node from a
+ * path.  Name and value share one allocation.
+ */
 struct node {
-	struct node *parent;		/* NULL for "/" and the special nodes */
-	struct node *first_child, *last_child;
-	struct node *prev, *next;	/* siblings, in creation order */
-	struct perms *perms;		/* one reference, owned */
-	char *value;			/* owned; NULL when value_len is 0 */
-	uint32_t value_len;
+	uint32_t id;			/* its own pool id */
+	uint32_t parent_id;		/* 0 for "/" and the special nodes */
+	uint32_t first_child_id, last_child_id;
+	uint32_t prev_id, next_id;	/* siblings, in creation order */
 	uint32_t nchildren;
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
-	char *listing;			/* owned cache of that reply's names
-					 * (children_len bytes), or NULL */
+	uint32_t value_len;
+	uint32_t name_len;		/* bytes of the name, without its NUL */
+	struct perms *perms;		/* one reference, owned */
+	char *data;			/* owned: the name, a NUL, the value */
 	uint64_t gen;			/* last change of value or perms, or creation */
 	uint64_t cgen;			/* last change of the children list */
 	uint64_t born;			/* generation it was created with: a
 					 * parent's is lower than its children's,
 					 * siblings' follow their order */
-	char path[];			/* canonical path, NUL-terminated */
 };
 
-#define STORE_DOMIDS 65536		/* domids a permission entry can name */
+/* The node of a pool id (0: NULL). */
+static inline struct node *pool_node(uint32_t id)
+{
+	return id ? &node_pool.chunks[id >> POOL_CHUNK_BITS]
+				     [id & (POOL_CHUNK - 1)]
+		  : NULL;
+}
+
+static inline struct node *node_parent(const struct node *n)
+{
+	return pool_node(n->parent_id);
+}
+
+static inline struct node *node_first_child(const struct node *n)
+{
+	return pool_node(n->first_child_id);
+}
+
+static inline struct node *node_next(const struct node *n)
+{
+	return pool_node(n->next_id);
+}
+
+/*
+ * The last component of a node's path: its entry in the parent's listing
+ * ("/" for the root, the whole path for a special node), NUL-terminated.
+ */
+static inline const char *node_name(const struct node *n)
+{
+	return n->data;
+}
+
+/* Its value: value_len bytes (not NUL-terminated). */
+static inline const char *node_value(const struct node *n)
+{
+	return n->data + n->name_len + 1;
+}
+
+/* Room for any node's path and its NUL. */
+#define NODE_PATH_BUF 4096
+
+/*
+ * Write n's path into buf (size bytes, NODE_PATH_BUF always enough),
+ * NUL-terminated; returns its length.
+ */
+size_t node_path(const struct node *n, char *buf, size_t size);
+
+/* n's path is the len bytes at path (which need not end there). */
+bool node_has_path(const struct node *n, const char *path, size_t len);
+
+#define STORE_DOMIDS 65536
+/* Directory listings the store keeps ready (a node's own slot is its id
+ * modulo this): few directories are listed again and again. */
+#define STORE_LISTINGS 64		/* domids a permission entry can name */
 
 /* How the nodes of the store refer to one domid. */
 struct store_domid_use {
@@ -90,8 +150,8 @@ struct store_domid_use {
  * a node about to be freed by a removal.
  */
 struct store_observer {
-	void (*changed)(const struct node *n, void *arg);
-	void (*removed)(const struct node *n, void *arg);
+	void (*changed)(const struct node *n, const char *path, void *arg);
+	void (*removed)(const struct node *n, const char *path, void *arg);
 	void *arg;
 };
 
@@ -100,6 +160,10 @@ struct store {
 	uint64_t gen;			/* last generation handed out */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
 	const struct store_observer *observer;	/* NULL: nobody */
+	struct store_listing {		/* listings kept, by node id */
+		uint32_t id;		/* 0: none */
+		char *names;
+	} listings[STORE_LISTINGS];
 };
 
 void store_init(struct store *s, struct perms *root_perms);
@@ -110,12 +174,6 @@ static inline unsigned long store_count(const struct store *s)
 	return (unsigned long)s->index.count;
 }
 
-/* n's path is the len bytes at path (which need not end there). */
-static inline bool node_has_path(const struct node *n, const char *path,
-				 size_t len)
-{
-	return strncmp(n->path, path, len) == 0 && n->path[len] == '\0';
-}
 void store_destroy(struct store *s);
 
 struct node *store_lookup(const struct store *s, const char *path);
@@ -126,8 +184,6 @@ static inline uint64_t node_generation(const struct node *n)
 	return n->gen > n->cgen ? n->gen : n->cgen;
 }
 
-/* The last component of a node's path: its entry in the parent's listing. */
-const char *node_name(const struct node *n);
 /*
  * The names of n's children as DIRECTORY sends them (each NUL-terminated,
  * in order; n->children_len bytes): built on first use and kept until the
@@ -135,13 +191,14 @@ const char *node_name(const struct node *n);
  * than a walk over every child.  NULL when n has no children or there is
  * no memory (the caller walks the children instead).
  */
-const char *store_listing(struct node *n);
+const char *store_listing(struct store *s, const struct node *n);
 
 /*
  * Create path and every missing ancestor, each with perms (shared) and an
  * empty value.  Returns the node; an existing node is returned untouched.
  * A path starting with '@' creates a parentless special node.
- * NULL with errno = ENOMEM on allocation failure (nothing half-created).
+ * NULL with errno = ENOMEM on allocation failure (nothing half-created),
+ * or EINVAL for a path of NODE_PATH_BUF bytes or more.
  */
 struct node *store_create(struct store *s, const char *path,
 			  struct perms *perms);
@@ -184,17 +241,20 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms);
 
 /*
  * Delete n and its subtree, children before parents, without recursion.
- * each(node, arg) runs for every node just before it is freed.
+ * each(node, its path, arg) runs for every node just before it is freed.
  * The root "/" cannot be removed (returns -EINVAL).
  */
 int store_remove(struct store *s, struct node *n,
-		 void (*each)(struct node *n, void *arg), void *arg);
+		 void (*each)(struct node *n, const char *path, void *arg),
+		 void *arg);
 
 /*
- * Walk the subtree of n in pre-order without recursion.  fn returns false
- * to skip the children of the node it was given.
+ * Walk the subtree of n in pre-order without recursion, telling fn each
+ * node's path.  fn returns false to skip the children of the node it was
+ * given.
  */
-void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
+void store_walk(struct node *n,
+		bool (*fn)(struct node *n, const char *path, void *arg),
 		void *arg);
 
 /*
@@ -203,7 +263,8 @@ void store_walk(struct node *n, bool (*fn)(struct node *n, void *arg),
  * store reaches into its index.
  */
 void store_each(const struct store *s,
-		void (*fn)(const struct node *n, void *arg), void *arg);
+		void (*fn)(const struct node *n, const char *path, void *arg),
+		void *arg);
 
 /*
  * Verify the invariants (every node reachable from its parent, child lists

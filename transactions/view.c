@@ -31,7 +31,7 @@ static bool hidden_by_ancestor(const struct txn *t, const char *path)
 
 static void fill_live(const struct node *n, struct view_node *out)
 {
-	out->value = n->value;
+	out->value = node_value(n);
 	out->value_len = n->value_len;
 	out->perms = n->perms;
 	out->gen = node_generation(n);
@@ -66,7 +66,7 @@ static struct entry *load(struct store *s, struct txn *t, const char *path)
 			t->failed = true;
 			return e;
 		}
-		memcpy(e->value, live->value, live->value_len);
+		memcpy(e->value, node_value(live), live->value_len);
 		e->value_len = live->value_len;
 		t->bytes += e->value_len;
 	}
@@ -144,7 +144,7 @@ static int snapshot_kids(struct store *s, struct txn *t, struct entry *e)
 	e->kids = calloc(live->nchildren, sizeof(*e->kids));
 	if (!e->kids)
 		goto nomem;
-	for (struct node *c = live->first_child; c; c = c->next) {
+	for (struct node *c = node_first_child(live); c; c = node_next(c)) {
 		e->kids[e->nkids] = strdup(node_name(c));
 		if (!e->kids[e->nkids])
 			goto nomem;
@@ -168,7 +168,7 @@ int view_list_block(struct store *s, struct txn *t, const char *path,
 	if (!n)
 		return ENOENT;
 	*len = n->children_len;
-	*names = store_listing(n);
+	*names = store_listing(s, n);
 	return *len && !*names ? EAGAIN : 0;
 }
 
@@ -184,7 +184,7 @@ int view_list(struct store *s, struct txn *t, const char *path,
 
 		if (!n)
 			return ENOENT;
-		for (struct node *c = n->first_child; c; c = c->next)
+		for (struct node *c = node_first_child(n); c; c = node_next(c))
 			if ((ret = fn(node_name(c), arg)))
 				return ret;
 		return 0;
@@ -333,10 +333,10 @@ struct removal {
 
 /* A live node going with the removal: count it if it is the owner's and
  * the transaction has not already removed or replaced it. */
-static bool count_live(struct node *n, void *arg)
+static bool count_live(struct node *n, const char *path, void *arg)
 {
 	struct removal *r = arg;
-	struct entry *e = entry_find(r->t, n->path);
+	struct entry *e = entry_find(r->t, path);
 
 	if (e && (e->flags & E_FRESH))
 		return false;

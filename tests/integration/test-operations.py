@@ -429,7 +429,7 @@ def test_control_help_check_print_and_memreport():
             c.recv_packet()
             tid = int(c.expect_ok(XS_TRANSACTION_START, b"\0").rstrip(b"\0"))
             report = control_ok(sock, "memreport")
-            m = re.search(r"^nodes: (\d+) \(paths \d+ bytes, values (\d+) bytes\)$", report, re.M)
+            m = re.search(r"^nodes: (\d+) \(names \d+ bytes, values (\d+) bytes\)$", report, re.M)
             check(m, report)
             check(int(m.group(1)) >= 21 and int(m.group(2)) >= 200, report)
             for line in ("watches: 1", "transactions: 1", "domains: 0",

@@ -1,14 +1,17 @@
 /*
- * store/index: the path index, and the store's answer when the index
- * cannot grow.  Linked with calloc wrapped (Makefile), so that a test can
- * make the next allocation fail.
+ * store/index: the path index, and the store's answer when the index,
+ * the node pool or a node's name cannot get memory.  Linked with calloc,
+ * malloc and realloc wrapped (Makefile), so that a test can make an allocation
+ * fail.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "tests/unit/unit.h"
 
 #include "store/index.h"
+#include "store/pool.h"
 #include "store/store.h"
 
 /* calloc fails once this many more calls have succeeded; -1: never. */
@@ -28,15 +31,63 @@ void *__wrap_calloc(size_t n, size_t size)
 	return __real_calloc(n, size);
 }
 
-/* A node with nothing but its path, as the index sees it. */
+/* malloc or realloc fails once this many more calls of either have
+ * succeeded; -1: never. */
+static int malloc_fails_after = -1;
+
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+void *__real_realloc(void *p, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+
+static bool malloc_fails(void)
+{
+	if (malloc_fails_after == 0) {
+		malloc_fails_after = -1;
+		return true;
+	}
+	if (malloc_fails_after > 0)
+		malloc_fails_after--;
+	return false;
+}
+
+void *__wrap_malloc(size_t size)
+{
+	return malloc_fails() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+	return malloc_fails() ? NULL : __real_realloc(p, size);
+}
+
+/* A parentless node whose name is the whole path (as a special node's
+ * is), which is all the index needs to confirm a match. */
 static struct node *fake_node(const char *path)
 {
-	size_t len = strlen(path);
-	struct node *n = __real_calloc(1, sizeof(*n) + len + 1);
+	struct node *n = pool_alloc();
 
 	ck_assert_ptr_nonnull(n);
-	memcpy(n->path, path, len + 1);
+	n->data = strdup(path);
+	ck_assert_ptr_nonnull(n->data);
+	n->name_len = (uint32_t)strlen(path);
 	return n;
+}
+
+static void drop(struct node *n)
+{
+	free(n->data);
+	pool_free(n);
+}
+
+static void insert(struct path_index *ix, struct node *n)
+{
+	index_insert(ix, n, n->data, n->name_len);
+}
+
+static void take_out(struct path_index *ix, struct node *n)
+{
+	index_remove(ix, n, n->data, n->name_len);
 }
 
 /* Where an entry of path makes its home in ix (what index.c computes). */
@@ -70,12 +121,12 @@ START_TEST(finds_what_was_inserted_and_nothing_else)
 		snprintf(path, sizeof(path), "/local/domain/%d/name", i);
 		v[i] = fake_node(path);
 		ck_assert_int_eq(index_reserve(&ix, 1), 0);
-		index_insert(&ix, v[i]);
+		insert(&ix, v[i]);
 	}
 	ck_assert_uint_eq(ix.count, MANY);
 	ck_assert_uint_le(ix.count, (ix.mask + 1) / 4 * 3);
 	for (int i = 0; i < MANY; i++)
-		ck_assert_ptr_eq(find(&ix, v[i]->path), v[i]);
+		ck_assert_ptr_eq(find(&ix, node_name(v[i])), v[i]);
 	/* A prefix, an extension and a near miss of stored paths. */
 	ck_assert_ptr_null(find(&ix, "/local/domain/1/nam"));
 	ck_assert_ptr_null(find(&ix, "/local/domain/1/names"));
@@ -84,7 +135,7 @@ START_TEST(finds_what_was_inserted_and_nothing_else)
 	 * longer buffer. */
 	ck_assert_ptr_eq(index_find(&ix, "/local/domain/12/name/x", 21), v[12]);
 	for (int i = 0; i < MANY; i++)
-		free(v[i]);
+		drop(v[i]);
 	index_free(&ix);
 }
 END_TEST
@@ -103,24 +154,24 @@ START_TEST(removal_in_any_order_keeps_the_rest_findable)
 		snprintf(path, sizeof(path), "/vm/%d", i);
 		v[i] = fake_node(path);
 		gone[i] = false;
-		index_insert(&ix, v[i]);
+		insert(&ix, v[i]);
 	}
 	for (int k = 0; k < MANY / 2; k++) {
 		int i = (int)(rand_r(&seed) % MANY);
 
 		if (gone[i])
 			continue;
-		index_remove(&ix, v[i]);
+		take_out(&ix, v[i]);
 		gone[i] = true;
 		if (k % 97 == 0)	/* now and then, everything checked */
 			for (int j = 0; j < MANY; j++)
-				ck_assert_ptr_eq(find(&ix, v[j]->path),
+				ck_assert_ptr_eq(find(&ix, node_name(v[j])),
 						 gone[j] ? NULL : v[j]);
 	}
 	for (int j = 0; j < MANY; j++)
-		ck_assert_ptr_eq(find(&ix, v[j]->path), gone[j] ? NULL : v[j]);
+		ck_assert_ptr_eq(find(&ix, node_name(v[j])), gone[j] ? NULL : v[j]);
 	for (int i = 0; i < MANY; i++)
-		free(v[i]);
+		drop(v[i]);
 	index_free(&ix);
 }
 END_TEST
@@ -153,18 +204,18 @@ START_TEST(removal_across_the_end_of_the_table)
 	}
 	ck_assert_int_eq(found, 8);
 	for (int i = 0; i < 8; i++)
-		index_insert(&ix, v[i]);
+		insert(&ix, v[i]);
 	for (int i = 0; i < 8; i++) {
-		index_remove(&ix, v[i]);
-		ck_assert_ptr_null(find(&ix, v[i]->path));
+		take_out(&ix, v[i]);
+		ck_assert_ptr_null(find(&ix, node_name(v[i])));
 		for (int j = i + 1; j < 8; j++)
-			ck_assert_ptr_eq(find(&ix, v[j]->path), v[j]);
+			ck_assert_ptr_eq(find(&ix, node_name(v[j])), v[j]);
 	}
 	ck_assert_uint_eq(ix.count, 0);
 	for (size_t i = 0; i < cap; i++)
-		ck_assert_ptr_null(ix.slots[i].node);
+		ck_assert_uint_eq(ix.slots[i].id, 0);
 	for (int i = 0; i < 8; i++)
-		free(v[i]);
+		drop(v[i]);
 	index_free(&ix);
 }
 END_TEST
@@ -184,14 +235,14 @@ START_TEST(next_visits_every_node_once)
 	for (int i = 0; i < 300; i++) {
 		snprintf(path, sizeof(path), "/%d", i);
 		v[i] = fake_node(path);
-		index_insert(&ix, v[i]);
+		insert(&ix, v[i]);
 	}
 	at = 0;
 	while ((n = index_next(&ix, &at)))
-		seen[atoi(n->path + 1)]++;
+		seen[atoi(node_name(n) + 1)]++;
 	for (int i = 0; i < 300; i++) {
 		ck_assert_int_eq(seen[i], 1);
-		free(v[i]);
+		drop(v[i]);
 	}
 	index_free(&ix);
 }
@@ -218,7 +269,7 @@ START_TEST(reserve_beyond_memory_fails_and_changes_nothing)
 
 	ck_assert_int_eq(index_init(&ix), 0);
 	ck_assert_int_eq(index_reserve(&ix, 1), 0);
-	index_insert(&ix, n);
+	insert(&ix, n);
 	slots = ix.slots;
 	mask = ix.mask;
 	errno = 0;
@@ -234,7 +285,7 @@ START_TEST(reserve_beyond_memory_fails_and_changes_nothing)
 	ck_assert_ptr_eq(ix.slots, slots);
 	ck_assert_uint_eq(ix.mask, mask);
 	ck_assert_ptr_eq(find(&ix, "/a"), n);
-	free(n);
+	drop(n);
 	index_free(&ix);
 }
 END_TEST
@@ -302,15 +353,58 @@ START_TEST(store_answers_enomem_when_a_node_cannot_be_made)
 	full_store(&s, &p);
 	ck_assert_int_eq(index_reserve(&s.index, 10), 0);	/* grown */
 	count = store_count(&s);
-	/* The index has room: the second of the three nodes fails (the
-	 * first calloc is the chain's, then one a node). */
-	calloc_fails_after = 2;
+	/* The index has room: the second of the three nodes' names fails
+	 * (the first is the chain's calloc, then one malloc a node). */
+	malloc_fails_after = 1;
 	errno = 0;
 	ck_assert_ptr_null(store_create(&s, "/x/y/z", p));
 	ck_assert_int_eq(errno, ENOMEM);
 	ck_assert_uint_eq(store_count(&s), count);
 	ck_assert_ptr_null(store_lookup(&s, "/x"));
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* A new value that cannot be had leaves the old one. */
+	ck_assert_ptr_nonnull(store_write(&s, "/x", p, "old", 3));
+	count = store_count(&s);
+	malloc_fails_after = 0;
+	errno = 0;
+	ck_assert_ptr_null(store_write(&s, "/x", p, "a longer value", 14));
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_eq(store_lookup(&s, "/x")->value_len, 3);
+	ck_assert_mem_eq(node_value(store_lookup(&s, "/x")), "old", 3);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	store_destroy(&s);
+	perms_unref(p);
+}
+END_TEST
+
+START_TEST(store_answers_enomem_when_the_pool_cannot_grow)
+{
+	static struct node *extra[POOL_CHUNK];
+	unsigned int nextra = 0;
+	struct store s;
+	struct perms *p;
+	unsigned long count;
+
+	full_store(&s, &p);
+	ck_assert_int_eq(index_reserve(&s.index, 10), 0);
+	/* Use up the pool, so that the next node needs a new chunk. */
+	while (node_pool.free_head ||
+	       node_pool.fresh < node_pool.nchunks * POOL_CHUNK) {
+		ck_assert_uint_lt(nextra, POOL_CHUNK);
+		extra[nextra++] = fake_node("/extra");
+	}
+	count = store_count(&s);
+	calloc_fails_after = 1;	/* the chain's calloc, then the chunk's */
+	errno = 0;
+	ck_assert_ptr_null(store_create(&s, "/x/y", p));
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_eq(store_count(&s), count);
+	ck_assert_ptr_null(store_lookup(&s, "/x"));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	ck_assert_ptr_nonnull(store_create(&s, "/x/y", p));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	while (nextra)
+		drop(extra[--nextra]);
 	store_destroy(&s);
 	perms_unref(p);
 }
@@ -331,6 +425,7 @@ static Suite *index_suite(void)
 	t = tcase_create("store");
 	tcase_add_test(t, store_answers_enomem_when_the_index_cannot_grow);
 	tcase_add_test(t, store_answers_enomem_when_a_node_cannot_be_made);
+	tcase_add_test(t, store_answers_enomem_when_the_pool_cannot_grow);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -494,7 +494,7 @@ static char *reload(const char *path, unsigned long *count)
 	if (n) {
 		v = malloc(n->value_len + 1);
 		ck_assert_ptr_nonnull(v);
-		memcpy(v, n->value, n->value_len);
+		memcpy(v, node_value(n), n->value_len);
 		v[n->value_len] = '\0';
 	}
 	if (count)

@@ -366,7 +366,7 @@ static void children(const struct node *n, char *buf, size_t size)
 	size_t len = 0;
 
 	buf[0] = '\0';
-	for (const struct node *c = n->first_child; c; c = c->next) {
+	for (const struct node *c = node_first_child(n); c; c = node_next(c)) {
 		int w = snprintf(buf + len, size - len, ",%s", node_name(c));
 
 		ck_assert(w > 0 && (size_t)w < size - len);
@@ -384,19 +384,23 @@ static void same_store(const struct store *a, const struct store *b)
 
 	ck_assert_uint_eq(store_count(a), store_count(b));
 	while ((n = index_next(&a->index, &at))) {
-		struct node *m = store_lookup(b, n->path);
+		char path[NODE_PATH_BUF];
+		struct node *m;
 
-		ck_assert_msg(m != NULL, "%s is missing after the load", n->path);
+		node_path(n, path, sizeof(path));
+		m = store_lookup(b, path);
+
+		ck_assert_msg(m != NULL, "%s is missing after the load", path);
 		ck_assert_uint_eq(n->value_len, m->value_len);
 		if (n->value_len)
-			ck_assert_msg(memcmp(n->value, m->value, n->value_len) == 0,
-				      "value of %s", n->path);
+			ck_assert_msg(memcmp(node_value(n), node_value(m), n->value_len) == 0,
+				      "value of %s", path);
 		ck_assert_msg(perms_equal(n->perms, m->perms), "perms of %s",
-			      n->path);
+			      path);
 		children(n, ca, sizeof(ca));
 		children(m, cb, sizeof(cb));
 		ck_assert_msg(strcmp(ca, cb) == 0, "children of %s: %s, loaded %s",
-			      n->path, ca, cb);
+			      path, ca, cb);
 		ck_assert_uint_eq(n->nchildren, m->nchildren);
 		ck_assert_uint_eq(n->children_len, m->children_len);
 	}
@@ -493,7 +497,7 @@ START_TEST(db_followed_store_loads_back_the_same)
 		ck_assert_ptr_null(store_lookup(&loaded, "/gone"));
 		ck_assert_ptr_null(store_lookup(&loaded, "/gone/a/b"));
 		ck_assert_uint_eq(store_lookup(&loaded, "/bin")->value_len, 5);
-		ck_assert_mem_eq(store_lookup(&loaded, "/bin")->value,
+		ck_assert_mem_eq(node_value(store_lookup(&loaded, "/bin")),
 				 "a\0b\0\xff", 5);
 		/* XSA-322's ignore bit is kept. */
 		ck_assert_uint_eq(store_lookup(&loaded, "/bin")->perms->e[1].access,
@@ -595,7 +599,7 @@ START_TEST(db_uncommitted_changes_do_not_reach_the_file)
 	db = open_db(true);
 	ck_assert_int_eq(load(db, &loaded), 0);
 	ck_assert_ptr_nonnull(store_lookup(&loaded, "/committed"));
-	ck_assert_mem_eq(store_lookup(&loaded, "/committed")->value, "c", 1);
+	ck_assert_mem_eq(node_value(store_lookup(&loaded, "/committed")), "c", 1);
 	ck_assert_uint_eq(store_lookup(&loaded, "/committed")->value_len, 1);
 	ck_assert_ptr_null(store_lookup(&loaded, "/uncommitted"));
 	ck_assert_ptr_nonnull(store_lookup(&loaded, "/second"));
@@ -1069,7 +1073,7 @@ START_TEST(db_version_2_file_is_read_and_compacted_to_version_3)
 	after = store_lookup(&s, "/order/after");
 	ck_assert_ptr_nonnull(after);
 	ck_assert_uint_eq(after->value_len, 2);
-	ck_assert_int_eq(memcmp(after->value, "v3", 2), 0);
+	ck_assert_int_eq(memcmp(node_value(after), "v3", 2), 0);
 	db_close(db);
 	store_destroy(&s);
 	store_destroy(&loaded);

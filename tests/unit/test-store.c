@@ -37,8 +37,11 @@ static struct node *must_create(struct store *s, const char *path,
 {
 	struct node *n = store_create(s, path, p);
 
+	char got[NODE_PATH_BUF];
+
 	ck_assert_msg(n != NULL, "store_create(%s) failed", path);
-	ck_assert_str_eq(n->path, path);
+	node_path(n, got, sizeof(got));
+	ck_assert_str_eq(got, path);
 	return n;
 }
 
@@ -48,7 +51,7 @@ static void list_children(const struct node *n, char *buf, size_t size)
 	size_t len = 0;
 
 	buf[0] = '\0';
-	for (const struct node *c = n->first_child; c; c = c->next) {
+	for (const struct node *c = node_first_child(n); c; c = node_next(c)) {
 		int w = snprintf(buf + len, size - len, ",%s", node_name(c));
 
 		ck_assert(w > 0 && (size_t)w < size - len);
@@ -73,17 +76,24 @@ static void trail_add(struct trail *t, const char *path)
 	}
 }
 
-static void trail_remove_cb(struct node *n, void *arg)
+static void trail_remove_cb(struct node *n, const char *path, void *arg)
 {
-	trail_add(arg, n->path);
+	char own[NODE_PATH_BUF];
+
+	node_path(n, own, sizeof(own));
+	ck_assert_str_eq(own, path);	/* told the node's own path */
+	trail_add(arg, path);
 }
 
-static bool trail_walk_cb(struct node *n, void *arg)
+static bool trail_walk_cb(struct node *n, const char *path, void *arg)
 {
 	struct trail *t = arg;
+	char own[NODE_PATH_BUF];
 
-	trail_add(t, n->path);
-	return !(t->stop_at && strcmp(n->path, t->stop_at) == 0);
+	node_path(n, own, sizeof(own));
+	ck_assert_str_eq(own, path);
+	trail_add(t, path);
+	return !(t->stop_at && strcmp(path, t->stop_at) == 0);
 }
 
 static void assert_trail(const struct trail *t, const char *const *want,
@@ -170,9 +180,9 @@ START_TEST(init_creates_root)
 	new_store(&s, &p);
 	root = store_lookup(&s, "/");
 	ck_assert_ptr_nonnull(root);
-	ck_assert_str_eq(root->path, "/");
-	ck_assert_ptr_null(root->parent);
-	ck_assert_ptr_null(root->first_child);
+	ck_assert_str_eq(node_name(root), "/");
+	ck_assert_ptr_null(node_parent(root));
+	ck_assert_ptr_null(node_first_child(root));
 	ck_assert_uint_eq(root->nchildren, 0);
 	ck_assert_uint_eq(root->value_len, 0);
 	ck_assert_ptr_eq(root->perms, p);
@@ -212,16 +222,16 @@ START_TEST(create_makes_missing_ancestors_in_order)
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_uint_eq(store_count(&s), 4);
-	ck_assert_ptr_eq(a->parent, store_lookup(&s, "/"));
-	ck_assert_ptr_eq(b->parent, a);
-	ck_assert_ptr_eq(c->parent, b);
-	ck_assert_ptr_eq(a->first_child, b);
-	ck_assert_ptr_eq(b->first_child, c);
+	ck_assert_ptr_eq(node_parent(a), store_lookup(&s, "/"));
+	ck_assert_ptr_eq(node_parent(b), a);
+	ck_assert_ptr_eq(node_parent(c), b);
+	ck_assert_ptr_eq(node_first_child(a), b);
+	ck_assert_ptr_eq(node_first_child(b), c);
 	/* Created top-down: each ancestor is older than its child. */
 	ck_assert_uint_lt(a->gen, b->gen);
 	ck_assert_uint_lt(b->gen, c->gen);
 	ck_assert_uint_eq(c->value_len, 0);
-	ck_assert_ptr_null(c->value);
+	/* an empty value: no bytes */
 	ck_assert_str_eq(node_name(c), "c");
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	perms_unref(q);
@@ -265,7 +275,7 @@ START_TEST(create_returns_existing_node_untouched)
 	ck_assert_ptr_eq(n->perms, p);
 	ck_assert_uint_eq(q->refs, 1);
 	ck_assert_uint_eq(n->value_len, 1);
-	ck_assert_mem_eq(n->value, "v", 1);
+	ck_assert_mem_eq(node_value(n), "v", 1);
 	ck_assert_uint_eq(n->gen, gen);
 	ck_assert_uint_eq(s.gen, sgen);
 	ck_assert_uint_eq(store_count(&s), 2);
@@ -283,14 +293,14 @@ START_TEST(special_nodes_are_parentless)
 	new_store(&s, &p);
 	n = must_create(&s, "@introduceDomain", p);
 	root = store_lookup(&s, "/");
-	ck_assert_ptr_null(n->parent);
+	ck_assert_ptr_null(node_parent(n));
 	ck_assert_uint_eq(root->nchildren, 0);
-	ck_assert_ptr_null(root->first_child);
+	ck_assert_ptr_null(node_first_child(root));
 	ck_assert_str_eq(node_name(n), "@introduceDomain");
 	ck_assert_ptr_eq(store_lookup(&s, "@introduceDomain"), n);
 	/* A '/' inside a special path makes no ancestors. */
 	n = must_create(&s, "@a/b", p);
-	ck_assert_ptr_null(n->parent);
+	ck_assert_ptr_null(node_parent(n));
 	ck_assert_ptr_null(store_lookup(&s, "@a"));
 	ck_assert_uint_eq(store_count(&s), 3);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
@@ -309,8 +319,8 @@ START_TEST(write_stores_value_bytes_with_nuls)
 	n = store_write(&s, "/v", p, value, sizeof(value));
 	ck_assert_ptr_nonnull(n);
 	ck_assert_uint_eq(n->value_len, sizeof(value));
-	ck_assert_mem_eq(n->value, value, sizeof(value));
-	ck_assert_ptr_ne(n->value, value);	/* a copy */
+	ck_assert_mem_eq(node_value(n), value, sizeof(value));
+	ck_assert_ptr_ne(node_value(n), value);	/* a copy */
 	free_store(&s, p);
 }
 END_TEST
@@ -326,10 +336,10 @@ START_TEST(write_replaces_value)
 	ck_assert_ptr_nonnull(n);
 	ck_assert_ptr_eq(store_write(&s, "/v", p, UNIT_BYTES("xy")), n);
 	ck_assert_uint_eq(n->value_len, 2);
-	ck_assert_mem_eq(n->value, "xy", 2);
+	ck_assert_mem_eq(node_value(n), "xy", 2);
 	ck_assert_ptr_eq(store_write(&s, "/v", p, NULL, 0), n);
 	ck_assert_uint_eq(n->value_len, 0);
-	ck_assert_ptr_null(n->value);
+	/* an empty value: no bytes */
 	ck_assert_uint_eq(store_count(&s), 2);
 	free_store(&s, p);
 }
@@ -471,9 +481,10 @@ START_TEST(children_are_kept_in_creation_order)
 	ck_assert_str_eq(list, ",ccc,a,bb");
 	ck_assert_uint_eq(par->nchildren, 3);
 	ck_assert_uint_eq(par->children_len, 4 + 2 + 3);
-	ck_assert_str_eq(par->last_child->path, "/p/bb");
-	ck_assert_ptr_null(par->first_child->prev);
-	ck_assert_ptr_eq(par->last_child->prev->prev, par->first_child);
+	ck_assert_str_eq(node_name(pool_node(par->last_child_id)), "bb");
+	ck_assert_uint_eq(node_first_child(par)->prev_id, 0);
+	ck_assert_uint_eq(pool_node(pool_node(par->last_child_id)->prev_id)
+				  ->prev_id, par->first_child_id);
 	free_store(&s, p);
 }
 END_TEST
@@ -489,28 +500,43 @@ START_TEST(listing_is_cached_until_the_children_change)
 
 	new_store(&s, &p);
 	par = must_create(&s, "/p", p);
-	ck_assert_ptr_null(store_listing(par));
+	ck_assert_ptr_null(store_listing(&s, par));
 	must_create(&s, "/p/a", p);
 	must_create(&s, "/p/bb", p);
-	l = store_listing(par);
+	l = store_listing(&s, par);
 	ck_assert_ptr_nonnull(l);
 	ck_assert_mem_eq(l, "a\0bb\0", par->children_len);
-	ck_assert_ptr_eq(store_listing(par), l);
+	ck_assert_ptr_eq(store_listing(&s, par), l);
 	must_create(&s, "/p/ccc", p);
 	ck_assert_uint_eq(par->children_len, 9);
-	ck_assert_mem_eq(store_listing(par), "a\0bb\0ccc\0", 9);
+	ck_assert_mem_eq(store_listing(&s, par), "a\0bb\0ccc\0", 9);
 	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/p/a"), NULL,
 				      NULL), 0);
-	ck_assert_mem_eq(store_listing(par), "bb\0ccc\0", 7);
+	ck_assert_mem_eq(store_listing(&s, par), "bb\0ccc\0", 7);
 	/* A value change is not a children change: the cache stays. */
-	l = store_listing(par);
+	l = store_listing(&s, par);
 	ck_assert_ptr_nonnull(store_write(&s, "/p/bb", p, "v", 1));
-	ck_assert_ptr_eq(store_listing(par), l);
+	ck_assert_ptr_eq(store_listing(&s, par), l);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	/* A cache that went stale is something check reports. */
-	par->listing[0] = 'x';
+	((char *)l)[0] = 'x';
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 1);
-	par->listing[0] = 'b';
+	((char *)l)[0] = 'b';
+	/* Listings of other directories do not push this one out, unless
+	 * they share its slot. */
+	for (int i = 0; i < 10; i++) {
+		char dir[32];
+		struct node *d;
+
+		snprintf(dir, sizeof(dir), "/d%d/c", i);
+		must_create(&s, dir, p);
+		d = store_lookup(&s, dir);
+		d = node_parent(d);
+		ck_assert_ptr_nonnull(store_listing(&s, d));
+		if (d->id % STORE_LISTINGS != par->id % STORE_LISTINGS)
+			ck_assert_ptr_eq(store_listing(&s, par), l);
+	}
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
 END_TEST
@@ -533,13 +559,16 @@ START_TEST(children_counts_follow_removal)
 	ck_assert_str_eq(list, ",ccc,bb");
 	ck_assert_uint_eq(par->nchildren, 2);
 	ck_assert_uint_eq(par->children_len, 4 + 3);
-	ck_assert_ptr_eq(par->first_child->next, par->last_child);
-	ck_assert_ptr_eq(par->last_child->prev, par->first_child);
+	ck_assert_uint_eq(node_first_child(par)->next_id, par->last_child_id);
+	ck_assert_uint_eq(pool_node(par->last_child_id)->prev_id,
+			  par->first_child_id);
 	/* Removing the first and last children too. */
-	ck_assert_int_eq(store_remove(&s, par->first_child, NULL, NULL), 0);
-	ck_assert_int_eq(store_remove(&s, par->last_child, NULL, NULL), 0);
-	ck_assert_ptr_null(par->first_child);
-	ck_assert_ptr_null(par->last_child);
+	ck_assert_int_eq(store_remove(&s, node_first_child(par), NULL, NULL),
+			 0);
+	ck_assert_int_eq(store_remove(&s, pool_node(par->last_child_id), NULL,
+				      NULL), 0);
+	ck_assert_uint_eq(par->first_child_id, 0);
+	ck_assert_uint_eq(par->last_child_id, 0);
 	ck_assert_uint_eq(par->nchildren, 0);
 	ck_assert_uint_eq(par->children_len, 0);
 	/* A child added afterwards is the only one. */
@@ -681,15 +710,16 @@ START_TEST(remove_of_deep_tree_works)
 	leaf = must_create(&s, path, p);
 	ck_assert_uint_eq(store_count(&s), DEEP + 1);
 	for (int i = 0; i < DEEP - 1; i++)
-		leaf = leaf->parent;
-	ck_assert_str_eq(leaf->path, "/n");
+		leaf = node_parent(leaf);
+	ck_assert_str_eq(node_name(leaf), "n");
+	ck_assert_ptr_eq(node_parent(leaf), store_lookup(&s, "/"));
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	ck_assert_int_eq(store_remove(&s, leaf, trail_remove_cb, &t), 0);
 	ck_assert_uint_eq(t.total, DEEP);
 	ck_assert_uint_eq(store_count(&s), 1);
 	ck_assert_ptr_null(store_lookup(&s, path));
 	ck_assert_ptr_null(store_lookup(&s, "/n"));
-	ck_assert_ptr_null(store_lookup(&s, "/")->first_child);
+	ck_assert_ptr_null(node_first_child(store_lookup(&s, "/")));
 	free(path);
 	free_store(&s, p);
 }
@@ -848,8 +878,8 @@ START_TEST(check_reports_unreachable_node)
 	/* Cut /a/d out of /a's list, leaving it in the index. */
 	a = store_lookup(&s, "/a");
 	d = store_lookup(&s, "/a/d");
-	a->last_child = d->prev;
-	d->prev->next = NULL;
+	a->last_child_id = d->prev_id;
+	pool_node(d->prev_id)->next_id = 0;
 	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_ge(r.n, 1);
 	free_store(&s, p);
@@ -868,7 +898,7 @@ START_TEST(check_reports_node_missing_from_tree)
 	/* /a forgets its only child consistently: counts agree, but /a/b is
 	 * still indexed and names /a as its parent. */
 	a = store_lookup(&s, "/a");
-	a->first_child = a->last_child = NULL;
+	a->first_child_id = a->last_child_id = 0;
 	a->nchildren = 0;
 	a->children_len = 0;
 	ck_assert_uint_eq(store_check(&s, report_cb, &r), 1);

@@ -50,18 +50,18 @@ static bool pending;
 
 static const struct store_observer *db_observer;
 
-static void spy_changed(const struct node *n, void *arg)
+static void spy_changed(const struct node *n, const char *path, void *arg)
 {
 	(void)arg;
 	pending = true;
-	db_observer->changed(n, db_observer->arg);
+	db_observer->changed(n, path, db_observer->arg);
 }
 
-static void spy_removed(const struct node *n, void *arg)
+static void spy_removed(const struct node *n, const char *path, void *arg)
 {
 	(void)arg;
 	pending = true;
-	db_observer->removed(n, db_observer->arg);
+	db_observer->removed(n, path, db_observer->arg);
 }
 
 static const struct store_observer spy = { spy_changed, spy_removed, NULL };
