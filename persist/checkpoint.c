@@ -399,7 +399,7 @@ static int read_block(struct block_reader *br, const void *p, size_t len,
 		*why = "a node block that does not decompress (damaged)";
 		return -1;
 	}
-	if (ops) {
+	if (ops && ops->touched) {
 		/* A first look, up to the first path touched: none, and the
 		 * block goes whole; else node by node, below. */
 		struct first_touch ft = { ops, arg };
@@ -475,7 +475,6 @@ static bool mark_block(struct read_state *st, uint32_t i)
 static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
 {
 	struct read_state *st = arg;
-	uint64_t count;
 	uint32_t i;
 	int rc;
 
@@ -490,16 +489,8 @@ static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
 			st->bad = "a malformed \"#nodes\" record";
 			return -1;
 		}
-		if (schema_key_is_block(key.dptr, key.dsize, &i)) {
-			if (!mark_block(st, i))
-				return -1;
-			rc = read_block(&st->br, data.dptr, data.dsize, st->fn,
-					st->ops, st->arg, &count, &st->bad);
-			st->nodes_seen += count;
-			if (rc != 0 && !st->bad)
-				st->rc = rc;
-			return rc ? -1 : 0;
-		}
+		if (schema_key_is_block(key.dptr, key.dsize, &i))
+			return mark_block(st, i) ? 0 : -1;	/* read after */
 		if (schema_key_is_node(key.dptr, key.dsize)) {
 			st->bad = "a node record outside the node blocks";
 			return -1;
@@ -515,6 +506,40 @@ static int read_record(TDB_DATA key, TDB_DATA data, void *arg)
 			 st->arg)) != 0) {
 		st->rc = rc;
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The blocks, by number: the order they were written in, so a node comes
+ * after its parent as in the tree it was written from (tdb's traversal
+ * would hand them over in the order of its hash chains).
+ */
+static int read_blocks(struct tdb_context *tdb, struct read_state *st)
+{
+	char key[SCHEMA_KEY_MAX];
+
+	for (uint32_t i = 0; i < st->blocks; i++) {
+		TDB_DATA data;
+		uint64_t count;
+		int rc;
+
+		schema_key_block(key, i);
+		data = tdb_fetch(tdb, (TDB_DATA){ (unsigned char *)key,
+						  strlen(key) });
+		if (!data.dptr) {
+			st->bad = "a node block that cannot be read again";
+			return -1;
+		}
+		rc = read_block(&st->br, data.dptr, data.dsize, st->fn,
+				st->ops, st->arg, &count, &st->bad);
+		free(data.dptr);
+		st->nodes_seen += count;
+		if (rc != 0) {
+			if (!st->bad)
+				st->rc = rc;
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -553,6 +578,11 @@ int ckpt_read_merging(struct tdb_context *tdb, uint32_t version,
 			st.bad = "no \"#nodes\" record";
 		else if (!blocks_whole(&st))
 			st.bad = "node blocks missing, or past their count";
+		else if (ops && ops->counted &&
+			 (rc = ops->counted(st.nodes, arg)) != 0)
+			;
+		else if (read_blocks(tdb, &st) != 0)
+			rc = st.rc ? st.rc : -1;
 		else if (st.nodes_seen != st.nodes)
 			st.bad = "fewer or more nodes than \"#nodes\" counts";
 	}

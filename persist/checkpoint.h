@@ -67,9 +67,11 @@ typedef int ckpt_record_fn(const void *key, size_t klen, const void *val,
 
 /*
  * Every record of the checkpoint open at tdb, whose "#format" says
- * version, to fn, but "#format": the nodes (out of their blocks, from
- * version 3) and the '#' records, in no particular order.  It reads the
- * file with tdb_check, which proves the file whole too.  0; fn's nonzero
+ * version, to fn, but "#format": the '#' records, then from version 3
+ * the nodes out of their blocks, block by block in the order they were
+ * written (before version 3, nodes and '#' records in no particular
+ * order).  It reads the file with tdb_check, which proves the file whole
+ * too.  0; fn's nonzero
  * result; or -1 with why filled when the file is damaged (a missing or
  * repeated block, a block or entry malformed, counts that disagree, a
  * node record outside the blocks from version 3) or memory ran out.
@@ -78,16 +80,19 @@ int ckpt_read(struct tdb_context *tdb, uint32_t version, ckpt_record_fn *fn,
 	      void *arg, char *why, size_t why_len);
 
 /*
- * A merge's view of the blocks (ckpt_read_merging): a block none of
- * whose paths is touched goes to whole as it is stored, with its number
- * of nodes (0 to go on, else a failure), instead of node by node to fn.
- * So a merge copies the blocks a journal left alone without packing
- * them again.
+ * More say over the blocks (ckpt_read_merging), each member optional.
+ * A merge's view: a block none of whose paths is touched goes to whole
+ * as it is stored, with its number of nodes (0 to go on, else a
+ * failure), instead of node by node to fn; so a merge copies the blocks
+ * a journal left alone without packing them again.  A load's: counted
+ * is told how many nodes the blocks hold before they are read (0 to go
+ * on, else the read's result), to make room for them.
  */
 struct ckpt_block_ops {
 	bool (*touched)(const void *path, size_t len, void *arg);
 	int (*whole)(const void *packed, size_t len, uint64_t nodes,
 		     void *arg);
+	int (*counted)(uint64_t nodes, void *arg);
 };
 
 /* ckpt_read, with ops (or NULL: the same as ckpt_read). */

@@ -1,11 +1,16 @@
 /*
  * Reading the database back at start-up: one pass over the checkpoint
  * (ckpt_read, which also refuses a damaged file) with the journals on top
- * (the last change of each key they hold, read by db_open, wins over the
- * file's record), the nodes decoded into an arena, sorted by creation and
- * inserted parents first; the '#' records kept aside for db_each and
- * db_get until the start-up is over.  Nothing is written: a start that
- * fails leaves the files as they were.
+ * (the last change of each key they hold, read by db_open, takes the
+ * place of the file's record), each node put into the store as it is
+ * read.  A checkpoint holds its nodes parents first (written from a walk
+ * of the tree, and merges add new nodes in the order they were made), so
+ * nearly every node finds its parent there already; the few that do not,
+ * and the nodes only the journals hold, wait in an arena, sorted by
+ * creation, for the end of the pass.  store_restore_done then puts in
+ * order of birth any children that came out of it.  The '#' records are
+ * kept aside for db_each and db_get until the start-up is over.  Nothing
+ * is written: a start that fails leaves the files as they were.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -65,8 +70,13 @@ static void arena_free(struct arena *a)
 }
 
 struct load_state {
+	struct store *s;
 	const struct fold *journals;	/* newer than the file */
-	struct saved_node *v;
+	unsigned char *taken;		/* [journals->count]: a journal's
+					 * change already used in the file's
+					 * pass, in place of its record */
+	struct node *last;		/* the last node restored */
+	struct saved_node *v;		/* nodes waiting for their parent */
 	size_t n, cap;
 	struct arena *arena;
 	/* Siblings mostly share their permissions: the last list decoded,
@@ -171,6 +181,38 @@ static bool keep_side_record(struct load_state *st, const TDB_DATA *key,
 	return true;
 }
 
+/* A node record: into the store now when its parent is there, else
+ * kept for the end of the pass. */
+static int take_node(struct load_state *st, const TDB_DATA *key,
+		     const TDB_DATA *data)
+{
+	struct schema_node rec;
+	struct perms *perms;
+	char path[NODE_PATH_BUF];
+	struct node *n;
+
+	if (key->dsize >= sizeof(path) ||
+	    !schema_decode_node(key->dptr, key->dsize, data->dptr,
+				data->dsize, &rec))
+		return -1;
+	memcpy(path, key->dptr, key->dsize);
+	path[key->dsize] = '\0';
+	if (!(perms = node_perms(st, &rec)))
+		return -1;
+	n = store_restore(st->s, path, perms, rec.value, rec.value_len,
+			  rec.born, 0, 0, &st->last);
+	perms_unref(perms);
+	if (n)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	if (!grow(&st->v, &st->cap, st->n, sizeof(*st->v)) ||
+	    !decode_node(st, key, data, &st->v[st->n]))
+		return -1;
+	st->n++;
+	return 0;
+}
+
 static int collect_record(struct load_state *st, TDB_DATA key,
 			  TDB_DATA data)
 {
@@ -180,18 +222,16 @@ static int collect_record(struct load_state *st, TDB_DATA key,
 		st->bad = "out of memory";
 		return -1;
 	}
-	if (!grow(&st->v, &st->cap, st->n, sizeof(*st->v))) {
-		st->bad = "out of memory";
-		return -1;
-	}
-	if (!decode_node(st, &key, &data, &st->v[st->n])) {
-		st->bad = "a malformed node record (or no memory for it)";
+	if (take_node(st, &key, &data) != 0) {
+		st->bad = errno == ENOMEM
+			? "out of memory"
+			: "a malformed node record, a bad path, a path twice, "
+			  "or two nodes of one generation";
 		snprintf(st->bad_key, sizeof(st->bad_key), "%.*s",
 			 (int)(key.dsize < 48 ? key.dsize : 48),
 			 (const char *)key.dptr);
 		return -1;
 	}
-	st->n++;
 	return 0;
 }
 
@@ -201,14 +241,34 @@ static int collect_checkpoint(const void *kp, size_t klen, const void *vp,
 	struct load_state *st = arg;
 	TDB_DATA key = { (unsigned char *)kp, klen };
 	TDB_DATA data = { (unsigned char *)vp, vlen };
+	const struct fold_entry *e = fold_find(st->journals, kp, klen);
 
-	/* A journal changed it since: its record is the one. */
-	if (fold_find(st->journals, kp, klen))
-		return 0;
+	/* A journal changed it since: its change is the one, here, so that
+	 * the node still comes before its children. */
+	if (e) {
+		st->taken[e - st->journals->v] = 1;
+		if (!e->c.put)
+			return 0;
+		data = (TDB_DATA){ (unsigned char *)e->c.value,
+				   e->c.value_len };
+	}
 	return collect_record(st, key, data);
 }
 
-/* What the journals put, after the file's records. */
+/* Room for the file's nodes and the journals', made once. */
+static int reserve(uint64_t nodes, void *arg)
+{
+	struct load_state *st = arg;
+
+	if (store_reserve(st->s, nodes + st->journals->count) == 0)
+		return 0;
+	st->bad = "out of memory";
+	return -1;
+}
+
+static const struct ckpt_block_ops make_room = { .counted = reserve };
+
+/* What the journals put that the file's pass did not use. */
 static int collect_journals(struct load_state *st)
 {
 	for (size_t i = 0; i < st->journals->count; i++) {
@@ -216,7 +276,7 @@ static int collect_journals(struct load_state *st)
 		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
 		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
 
-		if (e->c.put && collect_record(st, k, v) != 0)
+		if (e->c.put && !st->taken[i] && collect_record(st, k, v) != 0)
 			return -1;
 	}
 	return 0;
@@ -282,15 +342,21 @@ static bool recovery_area_whole(struct db *db)
 
 int db_load_nodes(struct db *db, struct store *s)
 {
-	struct load_state st = { .journals = &db->fold };
-	struct node *parent = NULL;
+	struct load_state st = { .s = s, .journals = &db->fold };
 	char why[160];
 	int rc = -1;
 
+	st.taken = calloc(db->fold.count ? db->fold.count : 1, 1);
+	if (!st.taken) {
+		log_error("database %s cannot be loaded: out of memory",
+			  db->path);
+		goto out;
+	}
 	/* One pass, which proves the file whole too: a truncated or damaged
 	 * file fails here, not at some later compaction. */
-	if (ckpt_read(db->tdb, db->file_version, collect_checkpoint, &st, why,
-		      sizeof(why)) != 0 && !st.bad)
+	if (ckpt_read_merging(db->tdb, db->file_version, collect_checkpoint,
+			      &make_room, &st, why, sizeof(why)) != 0 &&
+	    !st.bad)
 		st.bad = why;
 	if (!st.bad && !recovery_area_whole(db))
 		st.bad = "the file is shorter than its recovery area (truncated)";
@@ -301,23 +367,18 @@ int db_load_nodes(struct db *db, struct store *s)
 			  st.bad_key[0] ? " at " : "", st.bad_key);
 		goto out;
 	}
-	if (!sort_by_born(&st.v, st.n) || store_reserve(s, st.n) != 0) {
+	if (!sort_by_born(&st.v, st.n)) {
 		log_error("database %s cannot be loaded: out of memory",
 			  db->path);
 		goto out;
 	}
+	/* The nodes that waited: by creation, each parent comes first. */
 	for (size_t i = 0; i < st.n; i++) {
 		struct saved_node *v = &st.v[i];
 
-		if (i && v->born == st.v[i - 1].born) {
-			log_error("database %s is unusable: two nodes share "
-				  "generation %llu (%s)", db->path,
-				  (unsigned long long)v->born, v->path);
-			goto out;
-		}
 		if (!store_restore(s, v->path, v->perms,
 				   v->path + strlen(v->path) + 1,
-				   v->value_len, v->born, 0, 0, &parent)) {
+				   v->value_len, v->born, 0, 0, &st.last)) {
 			log_error("database %s is unusable: node %s %s",
 				  db->path, v->path, errno == ENOMEM
 				  ? "cannot be loaded: out of memory"
@@ -325,6 +386,12 @@ int db_load_nodes(struct db *db, struct store *s)
 				  "twice");
 			goto out;
 		}
+	}
+	if (store_restore_done(s) != 0) {
+		log_error("database %s %s", db->path, errno == ENOMEM
+			  ? "cannot be loaded: out of memory"
+			  : "is unusable: two nodes share a generation");
+		goto out;
 	}
 	keep_side_records(db, st.side, st.nside);
 	st.side = NULL;
@@ -334,6 +401,7 @@ out:
 	for (size_t i = 0; i < st.n; i++)
 		perms_unref(st.v[i].perms);
 	free(st.v);
+	free(st.taken);
 	arena_free(st.arena);
 	if (st.last_perms)
 		perms_unref(st.last_perms);

@@ -7,10 +7,14 @@
 #include <string.h>
 
 #include "store/index.h"
+#include "store/pool.h"
 #include "store/store.h"
 
 /* The fewest slots an index has once it has any. */
 #define INDEX_MIN_SLOTS 64
+/* A table of more slots than this is about to be written all over (a
+ * rehash, or a load's inserts): its pages are made at once. */
+#define INDEX_POPULATE 65536
 
 int index_init(struct path_index *ix)
 {
@@ -79,6 +83,8 @@ int index_reserve(struct path_index *ix, size_t more)
 		errno = ENOMEM;
 		return -1;
 	}
+	if (cap > INDEX_POPULATE)
+		populate(slots, cap * sizeof(*slots));
 	for (size_t i = 0; ix->slots && i <= ix->mask; i++)
 		if (ix->slots[i].id)
 			place(slots, cap - 1, ix->slots[i].hash,
@@ -117,6 +123,27 @@ void index_insert(struct path_index *ix, struct node *n, const char *path,
 		abort();
 	place(ix->slots, ix->mask, hash_path(ix, path, len), n->id);
 	ix->count++;
+}
+
+struct node *index_insert_unique(struct path_index *ix, struct node *n,
+				 const char *path, size_t len)
+{
+	uint32_t h = hash_path(ix, path, len);
+	size_t i;
+
+	if (!ix->slots || ix->count + 1 > (ix->mask + 1) / 4 * 3)
+		abort();
+	for (i = h & ix->mask; ix->slots[i].id; i = (i + 1) & ix->mask) {
+		struct node *m;
+
+		if (ix->slots[i].hash == h &&
+		    node_has_path(m = pool_node(ix->slots[i].id), path, len))
+			return m;
+	}
+	ix->slots[i].hash = h;
+	ix->slots[i].id = n->id;
+	ix->count++;
+	return NULL;
 }
 
 /* Is slot i, whose entry's home is home, outside the run (gap, j]?  Then

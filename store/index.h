@@ -54,6 +54,11 @@ struct node *index_find(const struct path_index *ix, const char *path,
 void index_insert(struct path_index *ix, struct node *n, const char *path,
 		  size_t len);
 
+/* As index_insert, unless a node of that path is there already: then
+ * that node, and n is not added (one probe for both). */
+struct node *index_insert_unique(struct path_index *ix, struct node *n,
+				 const char *path, size_t len);
+
 /* Take n, whose path is given, out of the index (it must be in it). */
 void index_remove(struct path_index *ix, const struct node *n,
 		  const char *path, size_t len);

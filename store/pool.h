@@ -28,6 +28,7 @@ struct node_pool {
 	uint32_t nchunks;
 	uint32_t fresh;			/* ids below it have been handed out */
 	uint32_t free_head;		/* a freed record's id, or 0 */
+	uint32_t nfree;			/* records on that list */
 	uint32_t live;			/* records in use */
 };
 
@@ -35,6 +36,17 @@ extern struct node_pool node_pool;
 
 /* A zeroed record with its id set, or NULL with errno ENOMEM. */
 struct node *pool_alloc(void);
+
+/* Room for more records, so that that many pool_alloc cannot fail: 0,
+ * or -1 with errno ENOMEM. */
+int pool_reserve(size_t more);
+
+/*
+ * The whole pages of [p, p + len) made resident now, where the kernel
+ * can (MADV_POPULATE_WRITE, Linux 5.14): for a large allocation about to
+ * be written all over, cheaper than a fault for each page.
+ */
+void populate(void *p, size_t len);
 
 /* Give a record back (it may be handed out again at once). */
 void pool_free(struct node *n);

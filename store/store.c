@@ -222,6 +222,31 @@ static void unlink_child(struct store *s, struct node *n)
 	n->parent_id = n->prev_id = n->next_id = 0;
 }
 
+/* The special nodes hang off the store, linked by their sibling links. */
+static void link_special(struct store *s, struct node *n)
+{
+	struct node *first = pool_node(s->specials_id);
+
+	n->next_id = s->specials_id;
+	n->prev_id = 0;
+	if (first)
+		first->prev_id = n->id;
+	s->specials_id = n->id;
+}
+
+static void unlink_special(struct store *s, struct node *n)
+{
+	struct node *prev = pool_node(n->prev_id), *next = node_next(n);
+
+	if (prev)
+		prev->next_id = n->next_id;
+	else
+		s->specials_id = n->next_id;
+	if (next)
+		next->prev_id = n->prev_id;
+	n->prev_id = n->next_id = 0;
+}
+
 /* What a node costs its owner in memory (for the memory quota). */
 static size_t node_bytes(const struct node *n)
 {
@@ -246,7 +271,8 @@ static void account(struct store *s, const struct node *n,
 
 int store_reserve(struct store *s, size_t nodes)
 {
-	return index_reserve(&s->index, nodes);
+	return index_reserve(&s->index, nodes) ||
+	       pool_reserve(nodes) ? -1 : 0;
 }
 
 bool store_domid_referenced(const struct store *s, uint32_t domid)
@@ -301,6 +327,9 @@ void store_destroy(struct store *s)
 	while ((n = index_next(&s->index, &at)))
 		node_free(n);
 	index_free(&s->index);
+	free(s->misordered);
+	s->misordered = NULL;
+	s->nmisordered = s->misordered_cap = 0;
 	for (unsigned int i = 0; i < STORE_LISTINGS; i++)
 		free(s->listings[i].names);
 	memset(s->listings, 0, sizeof(s->listings));
@@ -349,6 +378,7 @@ static struct node *create(struct store *s, const char *path, size_t len,
 			goto nomem;
 		put_value(n, data, value_len);
 		hash_add(s, n, path, len);
+		link_special(s, n);
 		tell_changed(s, n);
 		return n;
 	}
@@ -476,6 +506,8 @@ int store_remove(struct store *s, struct node *n,
 			s->observer->removed(cur, path, s->observer->arg);
 		if (cur->parent_id)
 			unlink_child(s, cur);
+		else
+			unlink_special(s, cur);
 		index_remove(&s->index, cur, path, len);
 		account(s, cur, cur->perms, -1);
 		forget_listing(s, cur);
@@ -487,6 +519,133 @@ int store_remove(struct store *s, struct node *n,
 	return 0;
 }
 
+/*
+ * The node whose path is the len bytes at path, when it is near: last or
+ * one of its ancestors (the parent of a node restored in creation order
+ * is mostly one of them).  Compares names, no hashing; NULL when it is
+ * not one of them.
+ */
+static struct node *near_ancestor(struct node *last, const char *path,
+				  size_t len)
+{
+	size_t at = 0;
+
+	for (struct node *m = last; m->parent_id; m = node_parent(m))
+		at += m->name_len + 1;
+	/* at: the length of last's path (0 for "/"). */
+	for (struct node *m = last; m; m = node_parent(m)) {
+		if (at == len || (at == 0 && len == 1))
+			return node_has_path(m, path, len) ? m : NULL;
+		if (at < len || !m->parent_id)
+			return NULL;
+		at -= m->name_len + 1;
+	}
+	return NULL;
+}
+
+/* A child born at born is to be parent's last: unless it is younger than
+ * the last one, note that parent's children need putting in order.
+ * false with errno ENOMEM without memory for the note, EINVAL when the
+ * last one was born at the same generation (a damaged file). */
+static bool note_order(struct store *s, const struct node *parent,
+		       uint64_t born)
+{
+	const struct node *last = pool_node(parent->last_child_id);
+
+	if (!last || last->born < born)
+		return true;
+	if (last->born == born) {
+		errno = EINVAL;	/* two nodes of one generation */
+		return false;
+	}
+	if (s->nmisordered && s->misordered[s->nmisordered - 1] == parent->id)
+		return true;	/* noted just before */
+	if (s->nmisordered == s->misordered_cap) {
+		size_t cap = s->misordered_cap ? 2 * s->misordered_cap : 16;
+		uint32_t *v = realloc(s->misordered, cap * sizeof(*v));
+
+		if (!v) {
+			errno = ENOMEM;
+			return false;
+		}
+		s->misordered = v;
+		s->misordered_cap = cap;
+	}
+	s->misordered[s->nmisordered++] = parent->id;
+	return true;
+}
+
+static int by_birth(const void *a, const void *b)
+{
+	uint64_t x = pool_node(*(const uint32_t *)a)->born;
+	uint64_t y = pool_node(*(const uint32_t *)b)->born;
+
+	return x < y ? -1 : x > y;
+}
+
+/* n's children, put in order of birth: 0, or -1 with errno ENOMEM, or
+ * EINVAL when two were born at one generation (a damaged file). */
+static int order_children(struct store *s, struct node *n)
+{
+	uint32_t *ids = malloc(n->nchildren * sizeof(*ids));
+	uint32_t k = 0, prev = 0;
+
+	if (!ids) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (struct node *c = node_first_child(n); c; c = node_next(c))
+		ids[k++] = c->id;
+	qsort(ids, k, sizeof(*ids), by_birth);
+	for (uint32_t i = 1; i < k; i++) {
+		if (by_birth(&ids[i - 1], &ids[i]) == 0) {
+			free(ids);
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	n->first_child_id = k ? ids[0] : 0;
+	for (uint32_t i = 0; i < k; i++) {
+		struct node *c = pool_node(ids[i]);
+
+		c->prev_id = prev;
+		c->next_id = i + 1 < k ? ids[i + 1] : 0;
+		prev = c->id;
+	}
+	n->last_child_id = prev;
+	forget_listing(s, n);
+	free(ids);
+	return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int store_restore_done(struct store *s)
+{
+	/* A parent may have been noted more than once: each is put in order
+	 * once. */
+	qsort(s->misordered, s->nmisordered, sizeof(*s->misordered), by_id);
+	while (s->nmisordered) {
+		uint32_t id = s->misordered[--s->nmisordered];
+
+		if (s->nmisordered && s->misordered[s->nmisordered - 1] == id)
+			continue;
+		if (order_children(s, pool_node(id)) != 0) {
+			s->nmisordered++;
+			return -1;
+		}
+	}
+	free(s->misordered);
+	s->misordered = NULL;
+	s->misordered_cap = 0;
+	return 0;
+}
+
 struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
 			   uint64_t born, uint64_t gen, uint64_t cgen,
@@ -494,30 +653,25 @@ struct node *store_restore(struct store *s, const char *path,
 {
 	size_t plen = strlen(path);
 	bool special = path_is_special(path);
-	struct node *n = lookup_len(s, path, plen);
-	struct node *parent = NULL;
+	struct node *n = NULL, *parent = NULL;
 	size_t parent_len = 0;
 
-	/* Only the root and the special nodes exist before their turn: any
-	 * other twice is a damaged file. */
-	if (n && plen > 1 && !special)
-		goto invalid;
-	if (!special) {
+	if (special || plen == 1) {
+		/* Only these may exist already (start-up made them). */
+		n = lookup_len(s, path, plen);
+	} else {
 		if (!path_is_valid(path))
 			goto invalid;
-		parent_len = plen > 1 ? path_parent_len_n(path, plen) : 0;
-		/* Saved in creation order, siblings mostly come together. */
-		if (parent_len && hint && *hint &&
-		    node_has_path(*hint, path, parent_len))
-			parent = *hint;
-		else if (parent_len &&
-			 !(parent = lookup_len(s, path, parent_len)))
-			goto invalid;
-		if (hint)
-			*hint = parent;
+		parent_len = path_parent_len_n(path, plen);
+		if (!hint || !*hint ||
+		    !(parent = near_ancestor(*hint, path, parent_len)))
+			parent = lookup_len(s, path, parent_len);
+		if (!parent) {
+			errno = ENOENT;
+			return NULL;
+		}
 	}
 	if (n) {
-		/* Only "/" and special nodes exist before they are restored. */
 		account(s, n, n->perms, -1);
 		if (!set_value(n, data, len)) {
 			account(s, n, n->perms, 1);
@@ -529,12 +683,30 @@ struct node *store_restore(struct store *s, const char *path,
 	} else {
 		size_t start = special ? 0 : parent_len == 1 ? 1 : parent_len + 1;
 
+		if (!special && plen == 1)
+			goto invalid;	/* no root: cannot happen */
 		if (index_reserve(&s->index, 1) != 0 ||
 		    !(n = node_new(path + start, plen - start, perms, len))) {
 			errno = ENOMEM;
 			return NULL;
 		}
 		put_value(n, data, len);
+		if (parent && !note_order(s, parent, born)) {
+			int err = errno;
+
+			node_free(n);
+			errno = err;
+			return NULL;
+		}
+		/* The check that the path is new and the insert, in one probe:
+		 * a path twice is a damaged file. */
+		if (index_insert_unique(&s->index, n, path, plen)) {
+			node_free(n);
+			goto invalid;
+		}
+		account(s, n, n->perms, 1);
+		if (!parent)
+			link_special(s, n);
 		if (parent) {
 			/* The parent keeps its saved generations. */
 			uint64_t cgen_saved = parent->cgen, gen_saved = s->gen;
@@ -543,8 +715,9 @@ struct node *store_restore(struct store *s, const char *path,
 			parent->cgen = cgen_saved;
 			s->gen = gen_saved;
 		}
-		hash_insert(s, n, path, plen);
 	}
+	if (hint)
+		*hint = n;
 	n->born = born;
 	n->gen = gen ? gen : born;
 	n->cgen = cgen ? cgen : born;
@@ -580,6 +753,19 @@ static size_t leave(char *path, size_t len, const struct node *n)
 	return len;
 }
 
+struct each_state {
+	void (*fn)(const struct node *n, const char *path, void *arg);
+	void *arg;
+};
+
+static bool each_node(struct node *n, const char *path, void *arg)
+{
+	const struct each_state *st = arg;
+
+	st->fn(n, path, st->arg);
+	return true;
+}
+
 void store_walk(struct node *n,
 		bool (*fn)(struct node *n, const char *path, void *arg),
 		void *arg)
@@ -612,14 +798,11 @@ void store_each(const struct store *s,
 		void (*fn)(const struct node *n, const char *path, void *arg),
 		void *arg)
 {
-	const struct node *n;
-	char path[NODE_PATH_BUF];
-	size_t at = 0;
+	struct each_state st = { fn, arg };
 
-	while ((n = index_next(&s->index, &at))) {
-		node_path(n, path, sizeof(path));
-		fn(n, path, arg);
-	}
+	store_walk(lookup_len(s, "/", 1), each_node, &st);
+	for (struct node *n = pool_node(s->specials_id); n; n = node_next(n))
+		fn(n, n->data, arg);
 }
 
 struct check_state {
@@ -730,6 +913,14 @@ unsigned int store_check(const struct store *s,
 			problem(&st, "node without a parent", n->data);
 		}
 	}
+	for (n = pool_node(s->specials_id); n; n = node_next(n)) {
+		if (n->parent_id || !path_is_special(n->data))
+			problem(&st, "a node on the special list that is not "
+				"special", n->data);
+		specials--;
+	}
+	if (specials)
+		problem(&st, "special nodes missing from their list", "@");
 	n = lookup_len(s, "/", 1);
 	if (!n)
 		problem(&st, "no root node", "/");

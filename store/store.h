@@ -160,6 +160,11 @@ struct store {
 	uint64_t gen;			/* last generation handed out */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
 	const struct store_observer *observer;	/* NULL: nobody */
+	uint32_t specials_id;		/* the special nodes, linked by their
+					 * sibling links (they have no parent) */
+	uint32_t *misordered;		/* ids of parents restored with their
+					 * children out of order (a restore) */
+	size_t nmisordered, misordered_cap;
 	struct store_listing {		/* listings kept, by node id */
 		uint32_t id;		/* 0: none */
 		char *names;
@@ -214,18 +219,29 @@ struct node *store_write(struct store *s, const char *path,
 /*
  * Put back one node saved earlier (start-up, live update): its parent must
  * exist already (or the path is special), and it becomes the parent's last
- * child.  An existing node (the root) takes the saved value and perms.  The
- * generations are the saved ones (0: born).  The observer is not told.
- * NULL with errno: EINVAL (no parent, a bad path, or a node other than the
- * root or a special one restored twice), ENOMEM.  hint (or NULL):
- * where the caller keeps the parent of the last node restored, checked
- * before a lookup; no node may be removed between calls that share it.
+ * child (store_restore_done puts children restored out of order back in
+ * order of birth).  An existing node (the root) takes the saved value and
+ * perms.  The generations are the saved ones (0: born).  The observer is
+ * not told.  NULL with errno: ENOENT (no parent yet), EINVAL (a bad path,
+ * a node other than the root or a special one restored twice, or a
+ * sibling born at the same generation), ENOMEM.  hint (or NULL):
+ * where the caller keeps the last node restored, whose ancestors are
+ * tried as the parent before a lookup; no node may be removed between
+ * calls that share it.
  * The path must not exist yet, unless it is the root or special.
  */
 struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
 			   uint64_t born, uint64_t gen, uint64_t cgen,
 			   struct node **hint);
+
+/*
+ * After the nodes are restored: every list of children that was restored
+ * out of order, put in order of birth (DIRECTORY lists children in the
+ * order they were made).  0, or -1 with errno ENOMEM, or EINVAL when two
+ * children of a node were born at one generation (a damaged file).
+ */
+int store_restore_done(struct store *s);
 
 /*
  * Room in the index for that many more nodes, so that creating them
@@ -258,9 +274,9 @@ void store_walk(struct node *n,
 		void *arg);
 
 /*
- * Call fn for every node, in no particular order (faster than a walk: the
- * index, not the tree); fn must not change the store.  Nobody outside the
- * store reaches into its index.
+ * Call fn for every node with its path: the tree from "/" in pre-order
+ * (parents before children, siblings in order), then the special nodes.
+ * fn must not change the store.
  */
 void store_each(const struct store *s,
 		void (*fn)(const struct node *n, const char *path, void *arg),

@@ -922,6 +922,84 @@ static void delete_raw(const char *key)
 	tdb_close(t);
 }
 
+/* Every record of a checkpoint, copied, in the order read. */
+struct records {
+	char *key[256];
+	unsigned char *val[256];
+	size_t klen[256], vlen[256];
+	unsigned int n, nodes;
+};
+
+static int keep_record(const void *k, size_t klen, const void *v,
+		       size_t vlen, void *arg)
+{
+	struct records *r = arg;
+
+	ck_assert_uint_lt(r->n, 256);
+	r->key[r->n] = malloc(klen ? klen : 1);
+	r->val[r->n] = malloc(vlen ? vlen : 1);
+	ck_assert(r->key[r->n] && r->val[r->n]);
+	memcpy(r->key[r->n], k, klen);
+	memcpy(r->val[r->n], v, vlen);
+	r->klen[r->n] = klen;
+	r->vlen[r->n] = vlen;
+	r->nodes += schema_key_is_node(k, klen);
+	r->n++;
+	return 0;
+}
+
+/* The checkpoint at dbpath written again with its records in reverse:
+ * every child before its parent, every younger sibling first. */
+static void reverse_checkpoint(void)
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	struct records r = { .n = 0 };
+	struct ckpt_writer *w;
+	char why[200];
+
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, keep_record, &r, why,
+				   sizeof(why)), 0);
+	tdb_close(t);
+	ck_assert_uint_gt(r.nodes, 10);
+	w = ckpt_create(dbpath, why, sizeof(why));
+	ck_assert_ptr_nonnull(w);
+	while (r.n--) {
+		ck_assert_int_eq(ckpt_add(w, r.key[r.n], r.klen[r.n],
+					  r.val[r.n], r.vlen[r.n]), 0);
+		free(r.key[r.n]);
+		free(r.val[r.n]);
+	}
+	ck_assert_int_eq(ckpt_commit(w), 0);
+}
+
+/* A load puts nodes in as it reads them, those without their parent yet
+ * later, and children out of order back in order of birth: a checkpoint
+ * in any order gives the same tree. */
+START_TEST(db_checkpoint_in_any_order_loads_the_same)
+{
+	struct store s, loaded;
+	struct db *db = open_db(false);
+	char buf[256];
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	build(&s);
+	ck_assert_int_eq(db_checkpoint(db), 0);	/* all in the file */
+	db_close(db);
+	reverse_checkpoint();
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	children(store_lookup(&loaded, "/order"), buf, sizeof(buf));
+	ck_assert_str_eq(buf, ",zeta,mid,beta,alpha");
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
+}
+END_TEST
+
 START_TEST(db_malformed_node_records_are_refused)
 {
 	unsigned char *p, rec[64];
@@ -1118,6 +1196,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_foreign_or_other_version_tdb_is_refused);
 	tcase_add_test(t, db_damaged_node_blocks_are_refused);
 	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_3);
+	tcase_add_test(t, db_checkpoint_in_any_order_loads_the_same);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
 	suite_add_tcase(s, t);
 	return s;

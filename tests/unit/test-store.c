@@ -922,6 +922,97 @@ START_TEST(check_reports_generation_from_future)
 }
 END_TEST
 
+/* Restores in any order: a node whose parent is not there yet is told
+ * ENOENT, children restored out of order are put in order of birth, a
+ * second node of a sibling's generation is refused. */
+START_TEST(restore_out_of_order_is_put_in_order_of_birth)
+{
+	struct store s;
+	struct perms *p;
+	struct node *hint = NULL;
+	char list[64];
+
+	new_store(&s, &p);
+	errno = 0;
+	ck_assert_ptr_null(store_restore(&s, "/d/c", p, "", 0, 20, 0, 0,
+					 &hint));
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_ptr_nonnull(store_restore(&s, "/d", p, "", 0, 10, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/d/c", p, "v", 1, 40, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/d/a", p, "", 0, 20, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/d/b", p, "", 0, 30, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/d/a/x", p, "", 0, 50, 0, 0,
+					    &hint));
+	errno = 0;
+	ck_assert_ptr_null(store_restore(&s, "/d/e", p, "", 0, 30, 0, 0,
+					 &hint));
+	ck_assert_int_eq(errno, EINVAL);	/* born with /d/b */
+	errno = 0;
+	ck_assert_ptr_null(store_restore(&s, "/d/c", p, "", 0, 60, 0, 0,
+					 &hint));
+	ck_assert_int_eq(errno, EINVAL);	/* there already */
+	list_children(store_lookup(&s, "/d"), list, sizeof(list));
+	ck_assert_str_eq(list, ",c,a,b");	/* as restored, for now */
+	ck_assert_int_eq(store_restore_done(&s), 0);
+	list_children(store_lookup(&s, "/d"), list, sizeof(list));
+	ck_assert_str_eq(list, ",a,b,c");
+	ck_assert_mem_eq(store_listing(&s, store_lookup(&s, "/d")),
+			 "a\0b\0c\0", 6);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* Two siblings of one generation, found only when put in order. */
+	ck_assert_ptr_nonnull(store_restore(&s, "/e", p, "", 0, 70, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/e/y", p, "", 0, 90, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/e/z", p, "", 0, 95, 0, 0,
+					    &hint));
+	ck_assert_ptr_nonnull(store_restore(&s, "/e/x", p, "", 0, 90, 0, 0,
+					    &hint));
+	errno = 0;
+	ck_assert_int_eq(store_restore_done(&s), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	free_store(&s, p);
+}
+END_TEST
+
+static void trail_each_cb(const struct node *n, const char *path, void *arg)
+{
+	char own[NODE_PATH_BUF];
+
+	node_path(n, own, sizeof(own));
+	ck_assert_str_eq(own, path);
+	trail_add(arg, path);
+}
+
+/* store_each: the tree parents first, siblings in order, then the
+ * special nodes (a checkpoint is written in that order). */
+START_TEST(each_goes_parents_first_then_special_nodes)
+{
+	static const char *const want[] = { "/", "/b", "/a", "/a/x", "/c",
+					    "@two", "@one" };
+	struct store s;
+	struct perms *p;
+	struct trail t = { 0 };
+
+	new_store(&s, &p);
+	must_create(&s, "/b", p);
+	must_create(&s, "@one", p);
+	must_create(&s, "/a/x", p);
+	must_create(&s, "@two", p);
+	must_create(&s, "/c", p);
+	store_each(&s, trail_each_cb, &t);
+	assert_trail(&t, want, 7);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "@two"), NULL,
+				      NULL), 0);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -980,6 +1071,8 @@ static Suite *store_suite(void)
 	tcase_add_test(t, check_reports_unreachable_node);
 	tcase_add_test(t, check_reports_node_missing_from_tree);
 	tcase_add_test(t, check_reports_generation_from_future);
+	tcase_add_test(t, restore_out_of_order_is_put_in_order_of_birth);
+	tcase_add_test(t, each_goes_parents_first_then_special_nodes);
 	suite_add_tcase(s, t);
 	return s;
 }
