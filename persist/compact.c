@@ -3,10 +3,11 @@
  * (compact.h).
  *
  * Only the last change of each key counts (a fold).  The old checkpoint
- * is read once, each of its records kept unless the journal changed it,
- * then the journal's records are added, into a new checkpoint renamed
- * over the old one (checkpoint.h): the cost is a pass over the
- * checkpoint, compressed (about 9 bytes a node), plus the journal.
+ * is read once, each of its records kept unless the journal changed it
+ * (a changed node's new record takes its place), then the journal's
+ * other records are added, into a new checkpoint renamed over the old
+ * one (checkpoint.h): the cost is a pass over the checkpoint, compressed
+ * (about 9 bytes a node), plus the journal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,17 +29,42 @@
 struct merge {
 	const struct fold *f;
 	struct ckpt_writer *w;
+	unsigned char *taken;	/* [f->count]: written in an old record's
+				 * place */
 };
 
-/* A record of the old checkpoint, kept unless the journal changed it. */
+/* The journal's record for key is the same node as the old one (the
+ * same generation of birth), changed, or not a node at all. */
+static bool same_node(const void *key, size_t klen, const void *old,
+		      size_t old_len, const struct schema_change *c)
+{
+	struct schema_node a, b;
+
+	if (!schema_key_is_node(key, klen))
+		return true;
+	return schema_decode_node(key, klen, old, old_len, &a) &&
+	       schema_decode_node(key, klen, c->value, c->value_len, &b) &&
+	       a.born == b.born;
+}
+
+/*
+ * A record of the old checkpoint: kept unless the journal changed it,
+ * and then the journal's record in its place when it is the same node
+ * changed, so that the file keeps every node after its parent and a
+ * load finds the parents first (load.c).
+ */
 static int keep_old(const void *key, size_t klen, const void *val,
 		    size_t vlen, void *arg)
 {
 	struct merge *m = arg;
+	const struct fold_entry *e = fold_find(m->f, key, klen);
 
-	if (fold_find(m->f, key, klen))
+	if (!e)
+		return ckpt_add(m->w, key, klen, val, vlen);
+	if (!e->c.put || !same_node(key, klen, val, vlen, &e->c))
 		return 0;
-	return ckpt_add(m->w, key, klen, val, vlen);
+	m->taken[e - m->f->v] = 1;
+	return ckpt_add(m->w, key, klen, e->c.value, e->c.value_len);
 }
 
 static bool touched(const void *path, size_t len, void *arg)
@@ -91,21 +117,28 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 	if (rc != 0)
 		snprintf(why, why_len, "%s has no format record of ours",
 			 tdb_path);
-	else if (!(m.w = ckpt_create(tdb_path, why, why_len)))
+	else if (!(m.taken = calloc(f->count ? f->count : 1, 1)) ||
+		 !(m.w = ckpt_create(tdb_path, why, why_len))) {
+		if (!m.taken)
+			snprintf(why, why_len, "out of memory");
 		rc = -1;
+	}
 	else
 		rc = ckpt_read_merging(tdb, version, keep_old, &keep_untouched,
 				       &m, why, why_len);
 	tdb_close(tdb);
-	/* Then what the journal put ("#format", say, is the writer's own:
-	 * its version is this daemon's). */
+	/* Then what else the journal put, in the order it first named each
+	 * key: parents first ("#format", say, is the writer's own: its
+	 * version is this daemon's). */
 	for (size_t i = 0; rc == 0 && i < f->count; i++) {
 		const struct schema_change *c = &f->v[i].c;
 
-		if (c->put && !ckpt_key_is_own(c->key, c->key_len))
+		if (c->put && !m.taken[i] &&
+		    !ckpt_key_is_own(c->key, c->key_len))
 			rc = ckpt_add(m.w, c->key, c->key_len, c->value,
 				      c->value_len);
 	}
+	free(m.taken);
 	if (rc == 0)
 		return ckpt_commit(m.w);
 	ckpt_abandon(m.w);

@@ -765,6 +765,69 @@ START_TEST(a_compaction_brings_the_file_up_to_date)
 }
 END_TEST
 
+/* The checkpoint's node paths, in the order a load reads them. */
+static int order_one(const void *k, size_t klen, const void *v, size_t vlen,
+		     void *arg)
+{
+	char *out = arg;
+
+	(void)v;
+	(void)vlen;
+	if (schema_key_is_node(k, klen))
+		snprintf(out + strlen(out), 4096 - strlen(out), "%.*s,",
+			 (int)klen, (const char *)k);
+	return 0;
+}
+
+static void checkpoint_order(char out[4096])
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	char why[200];
+
+	ck_assert_ptr_nonnull(t);
+	out[0] = '\0';
+	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, order_one, out, why,
+				   sizeof(why)), 0);
+	tdb_close(t);
+}
+
+/*
+ * A merge writes a node the journal changed in its old record's place
+ * and new nodes after, in the order they were made: the file keeps every
+ * parent before its children, which a load reads straight into the
+ * store.  A node made again (a new generation) goes after the others.
+ */
+START_TEST(a_merge_keeps_parents_before_their_children)
+{
+	char order[4096];
+
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+
+		put(&s, "/p", "1");
+		put(&s, "/p/c", "2");
+		put(&s, "/q", "3");
+		put(&s, "/r", "4");
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		put(&s, "/p", "changed");
+		put(&s, "/p/d", "5");
+		rm(&s, "/q");
+		put(&s, "/q", "again");
+		ck_assert_int_eq(db_checkpoint(db), 0);
+	});
+	checkpoint_order(order);
+	ck_assert_str_eq(order, "/,@releaseDomain,@introduceDomain,/p,/p/c,/r,"
+				"/p/d,/q,");
+	{
+		char *v = reload("/p", NULL);
+
+		ck_assert_str_eq(v, "changed");
+		free(v);
+	}
+}
+END_TEST
+
 /*
  * What came while a compaction ran is compacted once it ends, with no
  * commit to notice the end: db_notify's wake-up.  A batch of more than
@@ -1282,6 +1345,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
 	tcase_add_test(t, a_merge_copies_the_blocks_its_journal_left_alone);
+	tcase_add_test(t, a_merge_keeps_parents_before_their_children);
 	tcase_add_test(t, a_journal_putting_the_checkpoints_own_keys_is_merged_without_them);
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
