@@ -2,10 +2,12 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * Lookup of a path is one probe of a keyed hash of full paths (index.h),
- * usually one slot; children are
- * kept in creation order on a list per node, so listing never scans the
- * tree.  Every change stamps the node with a new generation from a global
+ * A node is an 80-byte record of the node pool (pool.h) holding its name,
+ * not its path, linked to its relatives by 32-bit ids; its name and value
+ * share one allocation.  Lookup of a path is one probe of a keyed hash of
+ * full paths (index.h), usually one slot, confirmed by comparing the
+ * names up the parent chain; children are kept in creation order on a
+ * list per node, so listing never scans the tree.  Every change stamps the node with a new generation from a global
  * counter: gen for its value and permissions, cgen for its list of
  * children.  Transactions compare them to detect conflicts (keeping the two
  * apart lets two transactions add different children to one parent);
