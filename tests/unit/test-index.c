@@ -1,8 +1,8 @@
 /*
  * store/index: the path index, and the store's answer when the index,
  * the node pool or a node's name cannot get memory.  Linked with calloc,
- * malloc and realloc wrapped (Makefile), so that a test can make an allocation
- * fail.
+ * malloc and realloc wrapped (Makefile), so that a test can make an
+ * allocation fail.
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -922,6 +922,22 @@ START_TEST(check_reports_generation_from_future)
 }
 END_TEST
 
+/* Restore path, born at born, with no value: true if it was. */
+static bool restored(struct store *s, struct perms *p, const char *path,
+		     uint64_t born, struct node **hint)
+{
+	return store_restore(s, path, p, "", 0, born, 0, 0, hint) != NULL;
+}
+
+/* Restore path, which must fail with err. */
+static void restore_fails(struct store *s, struct perms *p, const char *path,
+			  uint64_t born, struct node **hint, int err)
+{
+	errno = 0;
+	ck_assert_msg(!restored(s, p, path, born, hint), "%s restored", path);
+	ck_assert_int_eq(errno, err);
+}
+
 /* Restores in any order: a node whose parent is not there yet is told
  * ENOENT, children restored out of order are put in order of birth, a
  * second node of a sibling's generation is refused. */
@@ -933,28 +949,14 @@ START_TEST(restore_out_of_order_is_put_in_order_of_birth)
 	char list[64];
 
 	new_store(&s, &p);
-	errno = 0;
-	ck_assert_ptr_null(store_restore(&s, "/d/c", p, "", 0, 20, 0, 0,
-					 &hint));
-	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_ptr_nonnull(store_restore(&s, "/d", p, "", 0, 10, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/d/c", p, "v", 1, 40, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/d/a", p, "", 0, 20, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/d/b", p, "", 0, 30, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/d/a/x", p, "", 0, 50, 0, 0,
-					    &hint));
-	errno = 0;
-	ck_assert_ptr_null(store_restore(&s, "/d/e", p, "", 0, 30, 0, 0,
-					 &hint));
-	ck_assert_int_eq(errno, EINVAL);	/* born with /d/b */
-	errno = 0;
-	ck_assert_ptr_null(store_restore(&s, "/d/c", p, "", 0, 60, 0, 0,
-					 &hint));
-	ck_assert_int_eq(errno, EINVAL);	/* there already */
+	restore_fails(&s, p, "/d/c", 20, &hint, ENOENT);
+	ck_assert(restored(&s, p, "/d", 10, &hint));
+	ck_assert(restored(&s, p, "/d/c", 40, &hint));
+	ck_assert(restored(&s, p, "/d/a", 20, &hint));
+	ck_assert(restored(&s, p, "/d/b", 30, &hint));
+	ck_assert(restored(&s, p, "/d/a/x", 50, &hint));
+	restore_fails(&s, p, "/d/e", 30, &hint, EINVAL);  /* born with /d/b */
+	restore_fails(&s, p, "/d/c", 60, &hint, EINVAL);  /* there already */
 	list_children(store_lookup(&s, "/d"), list, sizeof(list));
 	ck_assert_str_eq(list, ",c,a,b");	/* as restored, for now */
 	ck_assert_int_eq(store_restore_done(&s), 0);
@@ -964,14 +966,10 @@ START_TEST(restore_out_of_order_is_put_in_order_of_birth)
 			 "a\0b\0c\0", 6);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	/* Two siblings of one generation, found only when put in order. */
-	ck_assert_ptr_nonnull(store_restore(&s, "/e", p, "", 0, 70, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/e/y", p, "", 0, 90, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/e/z", p, "", 0, 95, 0, 0,
-					    &hint));
-	ck_assert_ptr_nonnull(store_restore(&s, "/e/x", p, "", 0, 90, 0, 0,
-					    &hint));
+	ck_assert(restored(&s, p, "/e", 70, &hint));
+	ck_assert(restored(&s, p, "/e/y", 90, &hint));
+	ck_assert(restored(&s, p, "/e/z", 95, &hint));
+	ck_assert(restored(&s, p, "/e/x", 90, &hint));
 	errno = 0;
 	ck_assert_int_eq(store_restore_done(&s), -1);
 	ck_assert_int_eq(errno, EINVAL);
