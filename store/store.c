@@ -629,7 +629,9 @@ int store_restore_done(struct store *s)
 {
 	/* A parent may have been noted more than once: each is put in order
 	 * once. */
-	qsort(s->misordered, s->nmisordered, sizeof(*s->misordered), by_id);
+	if (s->nmisordered)	/* qsort's array may not be NULL */
+		qsort(s->misordered, s->nmisordered, sizeof(*s->misordered),
+		      by_id);
 	while (s->nmisordered) {
 		uint32_t id = s->misordered[--s->nmisordered];
 
