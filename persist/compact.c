@@ -146,7 +146,7 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 }
 
 int compact_file(const char *tdb_path, const char *path, bool check,
-		 char *why, size_t why_len)
+		 const struct jindex *ix, char *why, size_t why_len)
 {
 	struct journal_map m;
 	struct journal_scan s;
@@ -156,7 +156,19 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 	int rc;
 
 	fold_init(&f);
-	rc = journal_fold_file(path, check, &m, &f, &s, &bad);
+	if (ix && !ix->off && !check) {
+		/* Only the changes the index points at (jindex.h). */
+		memset(&s, 0, sizeof(s));
+		rc = journal_map(path, false, &m);
+		if (rc != 0) {
+			bad = strerror(errno);
+			rc = errno == ENOENT ? 1 : -1;
+		} else {
+			rc = jindex_fold(ix, m.p, m.len, &f, &bad);
+		}
+	} else {
+		rc = journal_fold_file(path, check, &m, &f, &s, &bad);
+	}
 	if (rc < 0)
 		snprintf(why, why_len, "reading %s: %s (at byte %zu)", path,
 			 bad, s.at);
@@ -189,8 +201,8 @@ static void *run(void *arg)
 	struct compaction *c = arg;
 	uint64_t one = 1;
 
-	c->rc = compact_file(c->tdb_path, c->path, c->check, c->why,
-			     sizeof(c->why));
+	c->rc = compact_file(c->tdb_path, c->path, c->check, &c->index,
+			     c->why, sizeof(c->why));
 	atomic_store(&c->done, true);
 	/* An eventfd's counter cannot overflow from one add a compaction. */
 	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0)
@@ -199,16 +211,21 @@ static void *run(void *arg)
 }
 
 int compact_start(struct compaction *c, const char *tdb_path,
-		  const char *path, bool check, int wake_fd)
+		  const char *path, bool check, struct jindex *ix, int wake_fd)
 {
 	struct sched_param idle = { .sched_priority = 0 };
 	sigset_t all, old;
 	int err;
 
 	if (c->running) {
+		jindex_free(ix);
 		errno = EBUSY;
 		return -1;
 	}
+	jindex_free(&c->index);
+	c->index = *ix;
+	jindex_init(ix);
+	ix->off = true;
 	c->tdb_path = tdb_path;
 	c->path = path;
 	c->check = check;
@@ -256,6 +273,7 @@ int compact_poll(struct compaction *c, bool wait, bool *failed)
 		return 0;
 	pthread_join(c->thread, NULL);
 	c->running = false;
+	jindex_free(&c->index);
 	*failed = c->rc != 0;
 	return 1;
 }

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "persist/jindex.h"
+
 /*
  * Merge the journal at path into the checkpoint at tdb_path, then unlink
  * the journal.  0 (also when there is no such file), or -1 with why
@@ -23,10 +25,12 @@
  * same state: each change is a whole record set or removed.  check: the
  * journal is from before this daemon started, and its frames' checksums
  * and changes are checked again (a torn tail is left out); without, this
- * daemon wrote it, and only reads it back (journal_scan).
+ * daemon wrote it, and only reads it back (journal_scan).  ix, when not
+ * NULL, says where the journal's last changes are (jindex.h): only those
+ * are read.
  */
 int compact_file(const char *tdb_path, const char *path, bool check,
-		 char *why, size_t why_len);
+		 const struct jindex *ix, char *why, size_t why_len);
 
 struct compaction {
 	pthread_t thread;
@@ -37,6 +41,7 @@ struct compaction {
 	const char *tdb_path;		/* borrowed */
 	const char *path;		/* borrowed */
 	bool check;
+	struct jindex index;		/* the journal's, owned (off: none) */
 	int wake_fd;			/* an eventfd the thread adds 1 to
 					 * once done, or -1 */
 	int rc;
@@ -44,9 +49,12 @@ struct compaction {
 };
 
 /* 0, or -1 with errno when no thread could be made.  wake_fd: as
- * struct compaction's (the caller keeps it open). */
+ * struct compaction's (the caller keeps it open).  *ix (off when the
+ * journal has none) is the compaction's from now on, and *ix is left
+ * off, whatever the result. */
 int compact_start(struct compaction *c, const char *tdb_path,
-		  const char *path, bool check, int wake_fd);
+		  const char *path, bool check, struct jindex *ix,
+		  int wake_fd);
 /* The journal grows faster than the compaction drains it (a loop that
  * leaves its CPU no idle time): from now on it runs at the loop's
  * priority, so that the journals stay bounded. */

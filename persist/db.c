@@ -108,24 +108,55 @@ static void end(struct db *db, const struct writer *w)
 		db_fail(db, "recording a change", "out of memory");
 }
 
+/*
+ * Where the change begin() made room for lands in the live journal: at
+ * the journal's end, after what is pending.  The journal opened at the
+ * next commit is a new one unless one from before is continued, whose
+ * earlier changes no index of this daemon's holds.
+ */
+static uint64_t journal_offset(struct db *db)
+{
+	uint64_t base;
+
+	if (db->jout.fd >= 0)
+		base = db->jout.end;
+	else if (db->jexists[JOURNAL_LIVE]) {
+		jindex_give_up(&db->jindex);
+		return 0;
+	} else
+		base = schema_journal_head_len();
+	return base + evbuffer_get_length(db->pending);
+}
+
 void db_put(struct db *db, const char *key, struct evbuffer *value)
 {
 	struct writer w;
 
 	if (db && begin(db, &w)) {
+		jindex_other(&db->jindex, journal_offset(db));
 		schema_write_put(&w, key, value);
+		end(db, &w);
+	}
+}
+
+/* A delete of key; of node id's record when id is not 0. */
+static void delete_record(struct db *db, const char *key, uint32_t id)
+{
+	struct writer w;
+
+	if (db && begin(db, &w)) {
+		if (id)
+			jindex_removed(&db->jindex, id, journal_offset(db));
+		else
+			jindex_other(&db->jindex, journal_offset(db));
+		schema_write_delete(&w, key);
 		end(db, &w);
 	}
 }
 
 void db_delete(struct db *db, const char *key)
 {
-	struct writer w;
-
-	if (db && begin(db, &w)) {
-		schema_write_delete(&w, key);
-		end(db, &w);
-	}
+	delete_record(db, key, 0);
 }
 
 int db_put_encoded(struct db *db, const char *key,
@@ -188,8 +219,11 @@ static bool open_journal(struct db *db)
 	size_t whole = 0;
 
 	if (db->jexists[JOURNAL_LIVE] &&
-	    db->jwhole >= schema_journal_head_len())
+	    db->jwhole >= schema_journal_head_len()) {
 		whole = db->jwhole;
+		/* Its changes from before are in no index. */
+		jindex_give_up(&db->jindex);
+	}
 	else
 		db->jfound[JOURNAL_LIVE] = false;
 	if (journal_open(&db->jout, db->jpath[JOURNAL_LIVE], whole,
@@ -238,7 +272,8 @@ static void start_compaction(struct db *db)
 {
 	release_tdb(db);
 	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
-			  db->jfound[JOURNAL_OLD], db->wake_fd) != 0)
+			  db->jfound[JOURNAL_OLD], &db->old_jindex,
+			  db->wake_fd) != 0)
 		/* Tried again at the next commit; the journal meanwhile
 		 * grows on. */
 		log_warn("database %s: cannot start a compaction: %s",
@@ -284,6 +319,10 @@ static void rotate(struct db *db)
 	}
 	db->jexists[JOURNAL_OLD] = true;
 	db->jfound[JOURNAL_OLD] = db->jfound[JOURNAL_LIVE];
+	/* The index goes with its journal, to the compaction. */
+	jindex_free(&db->old_jindex);
+	db->old_jindex = db->jindex;
+	jindex_init(&db->jindex);
 	db->jexists[JOURNAL_LIVE] = db->jfound[JOURNAL_LIVE] = false;
 	CRASH_POINT("rotate-renamed");
 	if (journal_open(&db->jout, db->jpath[JOURNAL_LIVE], 0,
@@ -311,7 +350,11 @@ static void maybe_compact(struct db *db)
 	}
 	if (db->jexists[JOURNAL_OLD])
 		start_compaction(db);
-	else if (db->jout.fd >= 0 && db->jout.end >= db->limit)
+	/* Not with changes pending (a compaction that ends in the middle of
+	 * a turn): the index has them at offsets of this journal.  The
+	 * turn's commit comes back here. */
+	else if (db->jout.fd >= 0 && db->jout.end >= db->limit &&
+		 !evbuffer_get_length(db->pending))
 		rotate(db);
 }
 
@@ -355,14 +398,18 @@ int db_checkpoint(struct db *db)
 	for (int i = 0; i < JOURNALS; i++) {
 		if (!db->jexists[i])
 			continue;
-		if (compact_file(db->path, db->jpath[i], db->jfound[i], why,
-				 sizeof(why)) != 0) {
+		if (compact_file(db->path, db->jpath[i], db->jfound[i],
+				 NULL, why, sizeof(why)) != 0) {
 			db_fail(db, "bringing the database file up to date",
 				why);
 			return -1;
 		}
 		db->jexists[i] = false;
 	}
+	/* The next commit starts a new journal, a new index with it. */
+	jindex_free(&db->jindex);
+	jindex_free(&db->old_jindex);
+	jindex_init(&db->jindex);
 	checkpoint_written(db);
 	return 0;
 }
@@ -434,6 +481,7 @@ static void node_changed(const struct node *n, const char *path, void *arg)
 	struct writer w;
 
 	if (begin(db, &w)) {
+		jindex_put(&db->jindex, n->id, journal_offset(db));
 		schema_write_put_node(&w, path, &rec);
 		end(db, &w);
 	}
@@ -441,8 +489,7 @@ static void node_changed(const struct node *n, const char *path, void *arg)
 
 static void node_removed(const struct node *n, const char *path, void *arg)
 {
-	(void)n;
-	db_delete(arg, path);
+	delete_record(arg, path, n->id);
 }
 
 struct init_state {
@@ -617,6 +664,8 @@ static void db_free(struct db *db)
 	journal_close(&db->jout, false);
 	drop_side_records(db);
 	drop_journal_reads(db);
+	jindex_free(&db->jindex);
+	jindex_free(&db->old_jindex);
 	if (db->pending)
 		evbuffer_free(db->pending);
 	for (int i = 0; i < JOURNALS; i++)
@@ -650,6 +699,9 @@ struct db *db_open(const char *path, bool *restorable)
 		db->jout.fd = -1;
 		db->wake_fd = -1;
 		fold_init(&db->fold);
+		jindex_init(&db->jindex);
+		jindex_init(&db->old_jindex);
+		db->old_jindex.off = true;
 	}
 	if (!db || !(db->path = strdup(path)) ||
 	    !(db->jpath[JOURNAL_OLD] = with_suffix(path, journal_suffix[JOURNAL_OLD])) ||

@@ -16,6 +16,7 @@
 #include "persist/checkpoint.h"
 #include "persist/compact.h"
 #include "persist/db.h"
+#include "persist/jindex.h"
 #include "persist/journal.h"
 
 /* A '#' record as the load found it (db_each, db_get). */
@@ -51,12 +52,17 @@ struct db {
 	bool jexists[JOURNALS];	/* the file is there */
 	bool jfound[JOURNALS];	/* it was there at start (and is read
 				 * back checked, not trusted as ours) */
+	struct jindex jindex;	/* where the live journal holds each node's
+				 * last change (off: it was not written
+				 * from its start by this daemon) */
 	size_t jwhole;		/* found at start: where the live journal's
 				 * whole frames end (its torn tail is cut
 				 * there before anything is appended) */
 	uint64_t limit;		/* rotate the live journal past this */
 	bool limit_fixed;	/* set by the environment, not by the
 				 * checkpoint's size */
+	struct jindex old_jindex;	/* the old journal's, until its
+					 * compaction starts (off: none) */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */

@@ -116,7 +116,7 @@ int journal_scan(const void *p, size_t len, struct journal_scan *s,
 	return 0;
 }
 
-int journal_map(const char *path, struct journal_map *m)
+int journal_map(const char *path, bool through, struct journal_map *m)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
@@ -130,10 +130,11 @@ int journal_map(const char *path, struct journal_map *m)
 		goto fail;
 	m->len = (size_t)sb.st_size;
 	if (m->len) {
-		/* Populated at once: read through, a fault a few pages costs
-		 * more than the scan (a trap to the hypervisor each). */
-		m->p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
-			    fd, 0);
+		/* Populated at once when read through: a fault a few pages
+		 * costs more than the scan (a trap to the hypervisor each).
+		 * Not for a few changes here and there (jindex.h). */
+		m->p = mmap(NULL, m->len, PROT_READ,
+			    MAP_PRIVATE | (through ? MAP_POPULATE : 0), fd, 0);
 		if (m->p == MAP_FAILED) {
 			m->p = NULL;
 			m->len = 0;
@@ -324,7 +325,7 @@ int journal_fold_file(const char *path, bool check, struct journal_map *m,
 		      struct fold *f, struct journal_scan *s,
 		      const char **why)
 {
-	if (journal_map(path, m) != 0) {
+	if (journal_map(path, true, m) != 0) {
 		*why = strerror(errno);
 		return errno == ENOENT ? 1 : -1;
 	}
@@ -416,16 +417,26 @@ static int journal_reserve(struct journal_out *j, size_t need)
 	if (fallocate(j->fd, 0, (off_t)j->allocated,
 		      (off_t)(size - j->allocated)) != 0)
 		return -1;
-	/* Page tables filled now rather than by a fault a page; an older
-	 * kernel faults instead.  From the page that holds the last byte
-	 * allocated before (madvise wants a page's start). */
-	{
-		size_t from = j->allocated / 4096 * 4096;
-
-		(void)madvise(j->map + from, size - from, MADV_POPULATE_WRITE);
-	}
 	j->allocated = size;
 	return 0;
+}
+
+/* The mapping's page tables filled up to the allocated end, before a
+ * copy reaches past what was: a fault a page otherwise.  Only copies
+ * need it: frames written with pwrite never touch the mapping.  An
+ * older kernel faults instead. */
+static void journal_populate(struct journal_out *j, size_t need)
+{
+	size_t from;
+
+	if (need <= j->populated)
+		return;
+	/* From the page that holds the last byte populated before
+	 * (madvise wants a page's start). */
+	from = j->populated / 4096 * 4096;
+	(void)madvise(j->map + from, j->allocated - from,
+		      MADV_POPULATE_WRITE);
+	j->populated = j->allocated;
 }
 
 int journal_open(struct journal_out *j, const char *path, size_t whole,
@@ -435,7 +446,7 @@ int journal_open(struct journal_out *j, const char *path, size_t whole,
 
 	j->fd = -1;
 	j->map = NULL;
-	j->mapped = j->allocated = 0;
+	j->mapped = j->allocated = j->populated = 0;
 	j->ahead = round_up(ahead ? ahead : 1, 4096);
 	if (whole) {
 		j->fd = open(path, O_RDWR | O_CLOEXEC);
@@ -447,7 +458,7 @@ int journal_open(struct journal_out *j, const char *path, size_t whole,
 	}
 	if (j->fd < 0)
 		return -1;
-	j->end = j->allocated = whole;
+	j->end = j->allocated = j->populated = whole;
 	j->mapped = round_up(whole, JOURNAL_MAP_MIN);
 	j->map = mmap(NULL, j->mapped, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      j->fd, 0);
@@ -508,6 +519,7 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 			done += (size_t)n;
 		}
 	} else {
+		journal_populate(j, j->end + len);
 		memcpy(at, frame, SCHEMA_FRAME_HEAD);
 		/* The head's stores before the payload's: a copy cut short
 		 * is a frame whose checksum fails, never zeros read as the

@@ -55,8 +55,9 @@ struct journal_map {
 	size_t len;
 };
 
-/* 0; -1 with errno (ENOENT: there is none). */
-int journal_map(const char *path, struct journal_map *m);
+/* 0; -1 with errno (ENOENT: there is none).  through: it will be read
+ * from start to end (its pages are mapped at once). */
+int journal_map(const char *path, bool through, struct journal_map *m);
 void journal_unmap(struct journal_map *m);
 
 struct fold_entry {
@@ -111,6 +112,7 @@ struct journal_out {
 	unsigned char *map;	/* MAP_SHARED, mapped bytes of address */
 	size_t mapped;
 	size_t allocated;	/* bytes of the file, allocated */
+	size_t populated;	/* bytes of the mapping, page tables filled */
 	size_t end;		/* the head and the whole frames */
 	size_t ahead;		/* allocated ahead of end, at least */
 };

@@ -554,7 +554,7 @@ START_TEST(a_commit_is_one_frame_and_nothing_when_nothing_changed)
 		ck_assert_int_gt(after, (off_t)schema_journal_head_len());
 		ck_assert_int_eq(db_commit(db), 0);
 		ck_assert_int_eq(size_of(jpath), after);
-		ck_assert_int_eq(journal_map(jpath, &m), 0);
+		ck_assert_int_eq(journal_map(jpath, true, &m), 0);
 		ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL,
 					      NULL, NULL), 0);
 		ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
@@ -695,7 +695,7 @@ START_TEST(applying_a_journal_twice_gives_the_same_file)
 	});
 	snprintf(saved, sizeof(saved), "%s.saved", jpath);
 	copy_file(jpath, saved);
-	ck_assert_int_eq(compact_file(dbpath, jpath, true, why, sizeof(why)), 0);
+	ck_assert_int_eq(compact_file(dbpath, jpath, true, NULL, why, sizeof(why)), 0);
 	ck_assert(!exists(jpath));
 	dump_tdb(once);
 	ck_assert_ptr_nonnull(strstr(once, "/a/c="));
@@ -705,7 +705,7 @@ START_TEST(applying_a_journal_twice_gives_the_same_file)
 	free(v);
 	/* A crash after the tdb commit, before the unlink: again. */
 	copy_file(saved, jpath);
-	ck_assert_int_eq(compact_file(dbpath, jpath, true, why, sizeof(why)), 0);
+	ck_assert_int_eq(compact_file(dbpath, jpath, true, NULL, why, sizeof(why)), 0);
 	dump_tdb(twice);
 	ck_assert_str_eq(once, twice);
 	v = reload("/a/c", &c2);
@@ -761,6 +761,74 @@ START_TEST(a_compaction_brings_the_file_up_to_date)
 
 		dump_tdb(all);
 		ck_assert_ptr_nonnull(strstr(all, "/c/0="));
+	}
+}
+END_TEST
+
+/*
+ * Compactions read only the last change of each node (the live journal's
+ * index, jindex.h): nodes written many times, removed, created again
+ * under ids used again, across many rotations, come back as the last
+ * change left them.
+ */
+START_TEST(compactions_through_the_index_keep_the_last_state)
+{
+	enum { PATHS = 24, OPS = 3000 };
+	char want[PATHS][32];
+	bool alive[PATHS] = { false };
+	unsigned int seed = 7;
+
+	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
+	/* The model: the same choices, made again outside the child. */
+	for (int i = 0; i < OPS; i++) {
+		int k = rand_r(&seed) % PATHS;
+
+		if (alive[k] && rand_r(&seed) % 4 == 0)
+			alive[k] = false;
+		else {
+			snprintf(want[k], sizeof(want[k]), "v%d", i);
+			alive[k] = true;
+		}
+	}
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+		bool on[PATHS] = { false };
+		unsigned int seed2 = 7;
+		char path[64], val[32];
+
+		for (int i = 0; i < OPS; i++) {
+			int k = rand_r(&seed2) % PATHS;
+
+			snprintf(path, sizeof(path), "/r/%d", k);
+			if (on[k] && rand_r(&seed2) % 4 == 0) {
+				rm(&s, path);
+				on[k] = false;
+			} else {
+				snprintf(val, sizeof(val), "v%d", i);
+				put(&s, path, val);
+				on[k] = true;
+			}
+			ck_assert_int_eq(db_commit(db), 0);
+		}
+		for (int i = 0; i < 5000 && exists(oldpath); i++) {
+			usleep(1000);
+			ck_assert_int_eq(db_commit(db), 0);
+		}
+		ck_assert(!exists(oldpath));
+	});
+	for (int k = 0; k < PATHS; k++) {
+		char path[64], *v;
+
+		snprintf(path, sizeof(path), "/r/%d", k);
+		v = reload(path, NULL);
+		if (alive[k]) {
+			ck_assert_msg(v != NULL, "%s lost", path);
+			ck_assert_str_eq(v, want[k]);
+		} else {
+			ck_assert_msg(v == NULL, "%s came back", path);
+		}
+		free(v);
 	}
 }
 END_TEST
@@ -843,6 +911,7 @@ END_TEST
 START_TEST(a_compaction_runs_idle_until_hurried)
 {
 	struct compaction c = { 0 };
+	struct jindex none;
 	struct sched_param sp;
 	char why[200], buf[4096];
 	int fds[2], policy = -1;
@@ -853,7 +922,10 @@ START_TEST(a_compaction_runs_idle_until_hurried)
 		;
 	ck_assert_int_eq(fcntl(fds[1], F_SETFL, 0), 0);
 	snprintf(why, sizeof(why), "%s.none", jpath);
-	ck_assert_int_eq(compact_start(&c, dbpath, why, false, fds[1]), 0);
+	jindex_init(&none);
+	none.off = true;
+	ck_assert_int_eq(compact_start(&c, dbpath, why, false, &none, fds[1]),
+			 0);
 	ck_assert_int_eq(pthread_getschedparam(c.thread, &policy, &sp), 0);
 	ck_assert_int_eq(policy, SCHED_IDLE);
 	compact_hurry(&c);
@@ -933,6 +1005,69 @@ START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 }
 END_TEST
 
+/*
+ * A compaction that ends in the middle of a turn, with changes pending
+ * and the live journal past its limit: the journal is not rotated under
+ * them (the index has them at offsets of that journal), the turn's
+ * commit writes them there, and the next compaction applies them.
+ */
+START_TEST(a_compaction_ending_with_changes_pending_leaves_them_in_place)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
+	CRASHED({
+		struct event_base *loop = event_base_new();
+		struct timeval tick = { 0, 10 * 1000 };
+		struct store s;
+		struct db *db = new_db(&s);
+		char path[64];
+		int round;
+
+		ck_assert_ptr_nonnull(loop);
+		ck_assert_int_eq(db_notify(db, loop), 0);
+		for (round = 0; round < 20; round++) {
+			/* Up to a rotation, then on past the limit while
+			 * the compaction runs. */
+			for (int i = 0; !exists(oldpath) && i < 1000; i++) {
+				snprintf(path, sizeof(path), "/p/%d", i % 20);
+				put(&s, path, "a value of some length");
+				ck_assert_int_eq(db_commit(db), 0);
+			}
+			for (int i = 0; i < 40; i++) {
+				snprintf(path, sizeof(path), "/p/%d", i % 20);
+				put(&s, path, "a value written on");
+				ck_assert_int_eq(db_commit(db), 0);
+			}
+			/* Changes pending as the compaction's end is
+			 * learnt. */
+			snprintf(path, sizeof(path), "/pending/%d", round);
+			put(&s, path, "pending");
+			for (int i = 0; i < 500 && exists(oldpath); i++) {
+				event_base_loopexit(loop, &tick);
+				event_base_dispatch(loop);
+			}
+			ck_assert_int_eq(db_commit(db), 0);
+		}
+		for (int i = 0; i < 500 && exists(oldpath); i++) {
+			event_base_loopexit(loop, &tick);
+			event_base_dispatch(loop);
+		}
+		ck_assert_int_eq(db_commit(db), 0);
+		s.observer = NULL;
+		db_close(db);
+		event_base_free(loop);
+	});
+	for (int round = 0; round < 20; round++) {
+		char path[64], *v;
+
+		snprintf(path, sizeof(path), "/pending/%d", round);
+		v = reload(path, NULL);
+		ck_assert_msg(v != NULL, "%s lost", path);
+		ck_assert_str_eq(v, "pending");
+		free(v);
+	}
+}
+END_TEST
+
 /* A journal that puts the checkpoint's own keys ("#nodes/3": no daemon
  * writes one, a damaged or foreign journal may): the merge leaves them
  * out, rather than fail and turn persistence off. */
@@ -952,7 +1087,7 @@ START_TEST(a_journal_putting_the_checkpoints_own_keys_is_merged_without_them)
 	db_put(db, SCHEMA_KEY_NODES, b);
 	db_put(db, "#extra", b);
 	ck_assert_int_eq(db_commit(db), 0);
-	ck_assert_int_eq(compact_file(dbpath, jpath, false, why, sizeof(why)),
+	ck_assert_int_eq(compact_file(dbpath, jpath, false, NULL, why, sizeof(why)),
 			 0);
 	dump_tdb(all);
 	ck_assert_ptr_nonnull(strstr(all, "#extra=4;"));
@@ -1010,7 +1145,7 @@ START_TEST(a_merge_copies_the_blocks_its_journal_left_alone)
 	ck_assert_uint_ge(nb, 4);
 	put(&s, "/big/3000", "changed");
 	ck_assert_int_eq(db_commit(db), 0);
-	ck_assert_int_eq(compact_file(dbpath, jpath, false, why, sizeof(why)),
+	ck_assert_int_eq(compact_file(dbpath, jpath, false, NULL, why, sizeof(why)),
 			 0);
 	na = raw_blocks(after, 64);
 	for (size_t i = 0; i < nb; i++)
@@ -1152,7 +1287,7 @@ static void some_commits(unsigned char **p, size_t *len)
 	});
 	struct journal_scan sc;
 
-	ck_assert_int_eq(journal_map(jpath, &m), 0);
+	ck_assert_int_eq(journal_map(jpath, true, &m), 0);
 	/* What a write() of each frame would have left: no zeros after. */
 	ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL, NULL,
 				      NULL), 0);
@@ -1209,7 +1344,7 @@ START_TEST(a_torn_journal_is_cut_and_written_on)
 		struct journal_map m;
 		struct journal_scan sc;
 
-		ck_assert_int_eq(journal_map(jpath, &m), 0);
+		ck_assert_int_eq(journal_map(jpath, true, &m), 0);
 		ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL,
 					      NULL, NULL), 0);
 		ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
@@ -1341,7 +1476,9 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
+	tcase_add_test(t, compactions_through_the_index_keep_the_last_state);
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
+	tcase_add_test(t, a_compaction_ending_with_changes_pending_leaves_them_in_place);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
 	tcase_add_test(t, a_merge_copies_the_blocks_its_journal_left_alone);
