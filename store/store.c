@@ -291,6 +291,15 @@ static void tell_changed(const struct store *s, const struct node *n)
 	}
 }
 
+/* The same, where the caller holds the node's path already (the one it
+ * was found by): no walk up its ancestors to build it again. */
+static void tell_changed_at(const struct store *s, const struct node *n,
+			    const char *path)
+{
+	if (s->observer)
+		s->observer->changed(n, path, s->observer->arg);
+}
+
 /* Into room reserved in the index before. */
 static void hash_insert(struct store *s, struct node *n, const char *path,
 			size_t len)
@@ -458,7 +467,7 @@ struct node *store_write(struct store *s, const char *path,
 	}
 	account(s, n, n->perms, 1);
 	n->gen = ++s->gen;
-	tell_changed(s, n);
+	tell_changed_at(s, n, path);
 	return n;
 }
 
