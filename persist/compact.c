@@ -217,15 +217,18 @@ int compact_start(struct compaction *c, const char *tdb_path,
 	sigset_t all, old;
 	int err;
 
-	if (c->running) {
-		jindex_free(ix);
+	if (c->running) {	/* its index is the running thread's */
+		if (ix)
+			jindex_free(ix);
 		errno = EBUSY;
 		return -1;
 	}
-	jindex_free(&c->index);
-	c->index = *ix;
-	jindex_init(ix);
-	ix->off = true;
+	jindex_free(&c->index);		/* off: the journal is read whole */
+	if (ix) {
+		c->index = *ix;
+		jindex_init(ix);
+		ix->off = true;
+	}
 	c->tdb_path = tdb_path;
 	c->path = path;
 	c->check = check;

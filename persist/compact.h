@@ -49,9 +49,9 @@ struct compaction {
 };
 
 /* 0, or -1 with errno when no thread could be made.  wake_fd: as
- * struct compaction's (the caller keeps it open).  *ix (off when the
- * journal has none) is the compaction's from now on, and *ix is left
- * off, whatever the result. */
+ * struct compaction's (the caller keeps it open).  ix: the journal's
+ * index (NULL: none, it is read whole), the compaction's from now on;
+ * *ix is left off, whatever the result. */
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, bool check, struct jindex *ix,
 		  int wake_fd);

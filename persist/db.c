@@ -110,21 +110,15 @@ static void end(struct db *db, const struct writer *w)
 
 /*
  * Where the change begin() made room for lands in the live journal: at
- * the journal's end, after what is pending.  The journal opened at the
- * next commit is a new one unless one from before is continued, whose
- * earlier changes no index of this daemon's holds.
+ * the journal's end, after what is pending; before the journal is open,
+ * after a new one's head (open_journal gives the index up when it
+ * continues one from before instead).
  */
-static uint64_t journal_offset(struct db *db)
+static uint64_t journal_offset(const struct db *db)
 {
-	uint64_t base;
+	uint64_t base = db->jout.fd >= 0 ? db->jout.end
+					 : schema_journal_head_len();
 
-	if (db->jout.fd >= 0)
-		base = db->jout.end;
-	else if (db->jexists[JOURNAL_LIVE]) {
-		jindex_give_up(&db->jindex);
-		return 0;
-	} else
-		base = schema_journal_head_len();
 	return base + evbuffer_get_length(db->pending);
 }
 
@@ -222,7 +216,7 @@ static bool open_journal(struct db *db)
 	    db->jwhole >= schema_journal_head_len()) {
 		whole = db->jwhole;
 		/* Its changes from before are in no index. */
-		jindex_give_up(&db->jindex);
+		jindex_free(&db->jindex);
 	}
 	else
 		db->jfound[JOURNAL_LIVE] = false;
@@ -268,12 +262,12 @@ static void release_tdb(struct db *db)
 	db->tdb = NULL;
 }
 
-static void start_compaction(struct db *db)
+/* ix: the old journal's index, which the compaction takes; NULL: none. */
+static void start_compaction(struct db *db, struct jindex *ix)
 {
 	release_tdb(db);
 	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
-			  db->jfound[JOURNAL_OLD], &db->old_jindex,
-			  db->wake_fd) != 0)
+			  db->jfound[JOURNAL_OLD], ix, db->wake_fd) != 0)
 		/* Tried again at the next commit; the journal meanwhile
 		 * grows on. */
 		log_warn("database %s: cannot start a compaction: %s",
@@ -308,6 +302,8 @@ static void wait_compaction(struct db *db)
  * one takes the next commit. */
 static void rotate(struct db *db)
 {
+	struct jindex old;
+
 	/* Its zeros cut before the rename: the old journal is its frames. */
 	if (journal_close(&db->jout, true) != 0) {
 		db_fail(db, "closing the journal", strerror(errno));
@@ -319,10 +315,6 @@ static void rotate(struct db *db)
 	}
 	db->jexists[JOURNAL_OLD] = true;
 	db->jfound[JOURNAL_OLD] = db->jfound[JOURNAL_LIVE];
-	/* The index goes with its journal, to the compaction. */
-	jindex_free(&db->old_jindex);
-	db->old_jindex = db->jindex;
-	jindex_init(&db->jindex);
 	db->jexists[JOURNAL_LIVE] = db->jfound[JOURNAL_LIVE] = false;
 	CRASH_POINT("rotate-renamed");
 	if (journal_open(&db->jout, db->jpath[JOURNAL_LIVE], 0,
@@ -332,7 +324,11 @@ static void rotate(struct db *db)
 	}
 	db->jexists[JOURNAL_LIVE] = true;
 	CRASH_POINT("rotate-created");
-	start_compaction(db);
+	/* The index goes with its journal, to the compaction; the new
+	 * journal starts one of its own. */
+	old = db->jindex;
+	jindex_init(&db->jindex);
+	start_compaction(db, &old);
 }
 
 /* After a commit: start what the journals' sizes call for, once the
@@ -349,7 +345,7 @@ static void maybe_compact(struct db *db)
 		return;
 	}
 	if (db->jexists[JOURNAL_OLD])
-		start_compaction(db);
+		start_compaction(db, NULL);
 	/* Not with changes pending (a compaction that ends in the middle of
 	 * a turn): the index has them at offsets of this journal.  The
 	 * turn's commit comes back here. */
@@ -408,7 +404,6 @@ int db_checkpoint(struct db *db)
 	}
 	/* The next commit starts a new journal, a new index with it. */
 	jindex_free(&db->jindex);
-	jindex_free(&db->old_jindex);
 	jindex_init(&db->jindex);
 	checkpoint_written(db);
 	return 0;
@@ -665,7 +660,6 @@ static void db_free(struct db *db)
 	drop_side_records(db);
 	drop_journal_reads(db);
 	jindex_free(&db->jindex);
-	jindex_free(&db->old_jindex);
 	if (db->pending)
 		evbuffer_free(db->pending);
 	for (int i = 0; i < JOURNALS; i++)
@@ -700,8 +694,6 @@ struct db *db_open(const char *path, bool *restorable)
 		db->wake_fd = -1;
 		fold_init(&db->fold);
 		jindex_init(&db->jindex);
-		jindex_init(&db->old_jindex);
-		db->old_jindex.off = true;
 	}
 	if (!db || !(db->path = strdup(path)) ||
 	    !(db->jpath[JOURNAL_OLD] = with_suffix(path, journal_suffix[JOURNAL_OLD])) ||

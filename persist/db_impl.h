@@ -61,8 +61,6 @@ struct db {
 	uint64_t limit;		/* rotate the live journal past this */
 	bool limit_fixed;	/* set by the environment, not by the
 				 * checkpoint's size */
-	struct jindex old_jindex;	/* the old journal's, until its
-					 * compaction starts (off: none) */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */

@@ -20,11 +20,6 @@ void jindex_free(struct jindex *ix)
 	ix->off = true;
 }
 
-void jindex_give_up(struct jindex *ix)
-{
-	jindex_free(ix);
-}
-
 static size_t slot_of(const struct jindex *ix, uint32_t id)
 {
 	/* Ids are dense: a multiply spreads neighbours apart. */
@@ -80,7 +75,7 @@ static bool room(struct jindex *ix, bool node)
 	return true;
 
 give_up:
-	jindex_give_up(ix);
+	jindex_free(ix);
 	return false;
 }
 
@@ -90,7 +85,7 @@ static bool noted(struct jindex *ix, uint64_t at)
 	if (ix->off)
 		return false;
 	if (at >= JINDEX_DEAD) {
-		jindex_give_up(ix);
+		jindex_free(ix);
 		return false;
 	}
 	ix->changes++;

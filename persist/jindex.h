@@ -48,10 +48,8 @@ struct jindex {
 
 /* An empty index, taking notes. */
 void jindex_init(struct jindex *ix);
-/* Free it; it is off then. */
+/* Free it, or give it up: it is off then (its journal is read whole). */
 void jindex_free(struct jindex *ix);
-/* Give it up (free, off): the journal is read whole. */
-void jindex_give_up(struct jindex *ix);
 
 /* A put of node id at offset at. */
 void jindex_put(struct jindex *ix, uint32_t id, uint64_t at);
