@@ -281,23 +281,24 @@ bool store_domid_referenced(const struct store *s, uint32_t domid)
 	       (s->use[domid].owned || s->use[domid].named);
 }
 
+/* The observer told of n, whose path the caller holds (the one it was
+ * found by). */
+static void tell_changed_at(const struct store *s, const struct node *n,
+			    const char *path)
+{
+	if (s->observer)
+		s->observer->changed(n, path, s->observer->arg);
+}
+
+/* The same, the path built from n's ancestors. */
 static void tell_changed(const struct store *s, const struct node *n)
 {
 	char path[NODE_PATH_BUF];
 
 	if (s->observer) {
 		node_path(n, path, sizeof(path));
-		s->observer->changed(n, path, s->observer->arg);
+		tell_changed_at(s, n, path);
 	}
-}
-
-/* The same, where the caller holds the node's path already (the one it
- * was found by): no walk up its ancestors to build it again. */
-static void tell_changed_at(const struct store *s, const struct node *n,
-			    const char *path)
-{
-	if (s->observer)
-		s->observer->changed(n, path, s->observer->arg);
 }
 
 /* Into room reserved in the index before. */
