@@ -158,8 +158,9 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
 
-# test-index makes allocations fail: calloc is wrapped.
-$(B)/tests/unit/test-index: ALL_LDFLAGS += -Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc
+# test-index and test-watch make allocations fail: the allocator is wrapped.
+$(B)/tests/unit/test-index $(B)/tests/unit/test-watch: ALL_LDFLAGS += \
+	-Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc
 
 # test-turn records every commit: the database's calls are wrapped.
 $(B)/tests/unit/test-turn: ALL_LDFLAGS += \

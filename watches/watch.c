@@ -1,9 +1,29 @@
 /* The watch engine: registration, matching by path, event delivery. */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * uthash out of memory: a table that cannot be allocated leaves the item
+ * out and says so here (the default would exit); one that cannot grow
+ * stays as it is, only slower.  Every key comparison is counted, so a
+ * test can bound the work a request does (watch_compares).
+ */
+static bool table_oom;
+static unsigned long key_compares;
+
+static int count_cmp(const void *a, const void *b, size_t len)
+{
+	key_compares++;
+	return memcmp(a, b, len);
+}
+
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (table_oom = true)
+#define HASH_KEYCMP(a, b, n) count_cmp(a, b, n)
 
 #include <uthash.h>
 #include <utlist.h>
@@ -19,13 +39,16 @@ struct watch {
 	struct watch *prev, *next;		/* in watcher.watches */
 	struct watch *bprev, *bnext;		/* in its bucket */
 	struct watch *cnext;			/* in watcher.coalesced */
+	UT_hash_handle kh;			/* in watcher.by_key */
 	bool coalesced;
 	struct watcher *owner;
 	struct watch_bucket *bucket;
 	int depth;				/* -1: no limit */
 	size_t strip;				/* relative watches: home + '/' */
-	char *token;				/* owned */
-	char path[];
+	const char *token;			/* in path[], after the path */
+	char path[];				/* "<path>\0<token>\0": the key
+						 * of by_key, without the last
+						 * NUL */
 };
 
 /* The watches on one path. */
@@ -118,17 +141,30 @@ static int below_inc(struct watch_registry *reg, const char *path)
 
 		if (!c) {
 			c = calloc(1, sizeof(*c) + len + 1);
+			if (c) {
+				memcpy(c->path, path, len);
+				table_oom = false;
+				HASH_ADD_KEYPTR(hh, reg->below, c->path, len,
+						c);
+				if (table_oom) {
+					free(c);
+					c = NULL;
+				}
+			}
 			if (!c) {
 				below_dec(reg, path, done);
 				return ENOMEM;
 			}
-			memcpy(c->path, path, len);
-			HASH_ADD_KEYPTR(hh, reg->below, c->path, len, c);
 		}
 		c->n++;
 		done++;
 	}
 	return 0;
+}
+
+unsigned long watch_compares(void)
+{
+	return key_compares;
 }
 
 /* What a watch costs its domain (memory quota). */
@@ -137,41 +173,79 @@ static size_t watch_bytes(const struct watch *w)
 	return sizeof(*w) + strlen(w->path) + strlen(w->token) + 2;
 }
 
+/* The key of w in its watcher's by_key: path, NUL, token. */
+static size_t key_len(const struct watch *w)
+{
+	return (size_t)(w->token - w->path) + strlen(w->token);
+}
+
+/* The bucket of path, made if there is none; NULL without memory. */
+static struct watch_bucket *bucket_get(struct watch_registry *reg,
+				       const char *path, size_t len)
+{
+	struct watch_bucket *b = bucket_find(reg, path, len);
+
+	if (b)
+		return b;
+	b = calloc(1, sizeof(*b) + len + 1);
+	if (!b)
+		return NULL;
+	memcpy(b->path, path, len + 1);
+	b->depth = path_is_special(path) ? 0 : path_depth(path);
+	table_oom = false;
+	HASH_ADD_KEYPTR(hh, reg->by_path, b->path, len, b);
+	if (table_oom) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Drop b from the registry once it holds no watch. */
+static void bucket_put(struct watch_registry *reg, struct watch_bucket *b)
+{
+	if (!b->watches) {
+		HASH_DELETE(hh, reg->by_path, b);
+		free(b);
+	}
+}
+
 struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
 			const char *path, size_t strip, const char *token,
 			int depth)
 {
-	size_t len = strlen(path);
+	size_t len = strlen(path), tlen = strlen(token);
 	struct watch_bucket *b;
-	struct watch *w;
+	struct watch *w, *dup;
 
-	DL_FOREACH(wr->watches, w) {
-		if (strcmp(w->path, path) == 0 && strcmp(w->token, token) == 0) {
-			errno = EEXIST;
-			return NULL;
-		}
-	}
-	w = calloc(1, sizeof(*w) + len + 1);
-	if (!w || !(w->token = strdup(token)))
+	w = calloc(1, sizeof(*w) + len + 1 + tlen + 1);
+	if (!w)
 		goto nomem;
 	memcpy(w->path, path, len + 1);
+	memcpy(w->path + len + 1, token, tlen + 1);
+	w->token = w->path + len + 1;
+	HASH_FIND(kh, wr->by_key, w->path, key_len(w), dup);
+	if (dup) {
+		free(w);
+		errno = EEXIST;
+		return NULL;
+	}
 	w->owner = wr;
 	w->depth = depth;
 	w->strip = strip;
-	b = bucket_find(reg, path, len);
-	if (!b) {
-		b = calloc(1, sizeof(*b) + len + 1);
-		if (!b)
-			goto nomem;
-		memcpy(b->path, path, len + 1);
-		b->depth = path_is_special(path) ? 0 : path_depth(path);
-		HASH_ADD_KEYPTR(hh, reg->by_path, b->path, len, b);
-	}
+	b = bucket_get(reg, path, len);
+	if (!b)
+		goto nomem;
 	if (below_inc(reg, path)) {
-		if (!b->watches) {
-			HASH_DELETE(hh, reg->by_path, b);
-			free(b);
-		}
+		bucket_put(reg, b);
+		goto nomem;
+	}
+	table_oom = false;
+	HASH_ADD_KEYPTR(kh, wr->by_key, w->path, key_len(w), w);
+	if (table_oom) {
+		if (!path_is_special(path))
+			below_dec(reg, path, UINT_MAX);
+		bucket_put(reg, b);
 		goto nomem;
 	}
 	w->bucket = b;
@@ -183,8 +257,6 @@ struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
 	return w;
 
 nomem:
-	if (w)
-		free(w->token);
 	free(w);
 	errno = ENOMEM;
 	return NULL;
@@ -196,34 +268,37 @@ static void watch_free(struct watch_registry *reg, struct watch *w)
 	struct watch_bucket *b = w->bucket;
 
 	DL_DELETE2(b->watches, w, bprev, bnext);
-	if (!b->watches) {
-		HASH_DELETE(hh, reg->by_path, b);
-		free(b);
-	}
+	bucket_put(reg, b);
 	if (!path_is_special(w->path))
 		below_dec(reg, w->path, UINT_MAX);
+	HASH_DELETE(kh, wr->by_key, w);
 	DL_DELETE(wr->watches, w);
 	if (w->coalesced)
 		LL_DELETE2(wr->coalesced, w, cnext);
 	wr->count--;
 	wr->bytes -= watch_bytes(w);
 	reg->count--;
-	free(w->token);
 	free(w);
 }
 
 int watch_remove(struct watch_registry *reg, struct watcher *wr,
 		 const char *path, const char *token)
 {
+	size_t plen = strlen(path), tlen = strlen(token), len = plen + 1 + tlen;
+	char stack[512], *key = len <= sizeof(stack) ? stack : malloc(len);
 	struct watch *w;
 
-	DL_FOREACH(wr->watches, w) {
-		if (strcmp(w->path, path) == 0 && strcmp(w->token, token) == 0) {
-			watch_free(reg, w);
-			return 0;
-		}
-	}
-	return ENOENT;
+	if (!key)
+		return ENOMEM;
+	memcpy(key, path, plen + 1);
+	memcpy(key + plen + 1, token, tlen);
+	HASH_FIND(kh, wr->by_key, key, len, w);
+	if (key != stack)
+		free(key);
+	if (!w)
+		return ENOENT;
+	watch_free(reg, w);
+	return 0;
 }
 
 void watcher_clear(struct watch_registry *reg, struct watcher *wr)

@@ -42,7 +42,9 @@ struct watch_registry {
 /* The watches of one connection (part of its per-connection state). */
 struct watcher {
 	struct conn *conn;
-	struct watch *watches;		/* utlist, owned */
+	struct watch *watches;		/* utlist, owned, in registration
+					 * order */
+	struct watch *by_key;		/* uthash: (path, token) -> watch */
 	struct watch *coalesced;	/* watches with an event held back */
 	unsigned int count;
 	size_t bytes;			/* memory of its watches */
@@ -67,7 +69,7 @@ struct watch *watch_add(struct watch_registry *reg, struct watcher *wr,
 			int depth);
 /* Queue the event every new watch fires once, with its own path. */
 void watch_fire_initial(struct watch *w);
-/* 0, or ENOENT when wr has no watch on (path, token). */
+/* 0, ENOENT when wr has no watch on (path, token), or ENOMEM. */
 int watch_remove(struct watch_registry *reg, struct watcher *wr,
 		 const char *path, const char *token);
 
@@ -95,6 +97,10 @@ void watch_fire_removed(struct watch_registry *reg, const char *path,
  */
 void watch_fire_special(struct watch_registry *reg, const char *name,
 			unsigned int domid, const struct perms *perms);
+
+/* For tests: the key comparisons this module's hash tables have made so
+ * far (a count of work that does not depend on the machine's speed). */
+unsigned long watch_compares(void);
 
 /* wr's connection has drained its output: send the coalesced events. */
 void watcher_drained(struct watcher *wr);

@@ -1,7 +1,49 @@
-/* watches: matching by path and depth, removals, specials, slow readers. */
+/*
+ * watches: matching by path and depth, removals, specials, slow readers,
+ * the work of registering, and running out of memory.  Linked with
+ * calloc, malloc and realloc wrapped (Makefile), so that a test can make
+ * an allocation fail.
+ */
 #include "tests/unit/unit.h"
 
 #include <errno.h>
+
+/* The next allocation of any kind fails once this many more have
+ * succeeded; -1: never. */
+static int allocs_fail_after = -1;
+
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+void *__real_realloc(void *p, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+
+static bool alloc_fails(void)
+{
+	if (allocs_fail_after == 0) {
+		allocs_fail_after = -1;
+		return true;
+	}
+	if (allocs_fail_after > 0)
+		allocs_fail_after--;
+	return false;
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_malloc(size_t size)
+{
+	return alloc_fails() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+	return alloc_fails() ? NULL : __real_realloc(p, size);
+}
 
 #include "watches/watch.h"
 
@@ -278,6 +320,84 @@ START_TEST(ten_thousand_watches_are_matched_by_path)
 }
 END_TEST
 
+/*
+ * WATCH and UNWATCH cost the same with 1 or 40,000 watches on the
+ * connection: counted in key comparisons, not time.  Half the watches
+ * are on distinct paths, half on one path with distinct tokens (a
+ * toolstack watching one node for every guest).
+ */
+START_TEST(watch_and_unwatch_do_constant_work_whatever_the_count)
+{
+	enum { N = 20000 };
+	char path[32], token[32];
+	unsigned long before;
+
+	before = watch_compares();
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		add(&w0, path, "t", -1);
+		snprintf(token, sizeof(token), "t%d", i);
+		add(&w0, "/same", token, -1);
+	}
+	ck_assert_uint_le(watch_compares() - before, 6UL * 2 * N);
+
+	/* The duplicate is still found, at the same cost. */
+	before = watch_compares();
+	ck_assert_ptr_null(watch_add(&reg, &w0, "/same", 0, "t777", -1));
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_ptr_null(watch_add(&reg, &w0, "/w/n777", 0, "t", -1));
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_uint_le(watch_compares() - before, 2 * 6UL);
+
+	before = watch_compares();
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		ck_assert_int_eq(watch_remove(&reg, &w0, path, "t"), 0);
+		snprintf(token, sizeof(token), "t%d", i);
+		ck_assert_int_eq(watch_remove(&reg, &w0, "/same", token), 0);
+	}
+	ck_assert_uint_le(watch_compares() - before, 6UL * 2 * N);
+	ck_assert_uint_eq(w0.count, 0);
+	ck_assert_uint_eq(reg.count, 0);
+}
+END_TEST
+
+/* Every allocation of a WATCH failing in turn: ENOMEM and the registry
+ * as before (the teardown checks that no count is left behind), until
+ * enough succeed and the watch is there. */
+START_TEST(a_watch_without_memory_is_enomem_and_registers_nothing)
+{
+	size_t bytes;
+	int n;
+
+	add(&w5, "/local/domain/5/x", "other", -1);
+	bytes = w5.bytes;
+	for (n = 0;; n++) {
+		struct watch *w;
+
+		allocs_fail_after = n;
+		w = watch_add(&reg, &w0, "/local/domain/5/device/vif/0", 0,
+			      "t", -1);
+		allocs_fail_after = -1;
+		if (w)
+			break;
+		ck_assert_int_eq(errno, ENOMEM);
+		ck_assert_uint_eq(reg.count, 1);
+		ck_assert_uint_eq(w0.count, 0);
+		ck_assert_uint_eq(w0.bytes, 0);
+		ck_assert_uint_eq(w5.bytes, bytes);
+		changed("/local/domain/5/device/vif/0");
+		ck_assert_str_eq(events(c0), "");
+	}
+	ck_assert_int_ge(n, 4);	/* watch, bucket, counts, w0's table */
+	ck_assert_uint_eq(reg.count, 2);
+	changed("/local/domain/5/device/vif/0");
+	ck_assert_str_eq(events(c0), "/local/domain/5/device/vif/0|t ");
+	ck_assert_int_eq(watch_remove(&reg, &w0, "/local/domain/5/device/vif/0",
+				      "t"), 0);
+}
+END_TEST
+
 static Suite *watch_suite(void)
 {
 	Suite *s = suite_create("watch");
@@ -300,6 +420,8 @@ static Suite *watch_suite(void)
 	tcase_add_test(tc, slow_reader_gets_one_coalesced_event_after_draining);
 	tcase_add_test(tc, clear_removes_every_watch_of_a_connection);
 	tcase_add_test(tc, ten_thousand_watches_are_matched_by_path);
+	tcase_add_test(tc, watch_and_unwatch_do_constant_work_whatever_the_count);
+	tcase_add_test(tc, a_watch_without_memory_is_enomem_and_registers_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
