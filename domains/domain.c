@@ -337,16 +337,18 @@ void domains_free(struct domains *ds)
 
 /* ---- the management operations ---- */
 
-/* INTRODUCE of a domain already served: new channel, fresh connection. */
+/*
+ * INTRODUCE of a domain already served: new channel, fresh connection.
+ * The channel is the one INTRODUCE names, never the page's evtchn_port:
+ * that field counts at the first introduction only (as upstream), when
+ * Xen has just written it; by now the guest has had the page to itself.
+ */
 static int reintroduce(struct domain *d, unsigned int port)
 {
-	struct xenstore_domain_interface *intf = intf_of(d);
 	int p;
 
 	/* A remote port is bound once: release ours before binding again. */
 	set_port(d, 0);
-	if (ring_evtchn_port(intf))
-		port = ring_evtchn_port(intf);
 	p = xen_evtchn_bind(d->ds->xen, d->domid, port);
 	if (p < 0)
 		log_warn("cannot bind the channel of domain %u again: %s",

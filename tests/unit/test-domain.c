@@ -84,6 +84,25 @@ START_TEST(introduce_again_rebinds_and_resets_the_connection)
 }
 END_TEST
 
+/* The page's dom0less channel field counts at the first INTRODUCE
+ * only: once the guest runs it may write anything there, so a second
+ * INTRODUCE binds the port it names. */
+START_TEST(introduce_again_ignores_the_page_channel_field)
+{
+	uint32_t *field;
+
+	guest_up(5, 77);
+	field = (uint32_t *)((char *)xd.page[5] + RING_EVTCHN_PORT_OFFSET);
+	*field = 99;		/* the guest's doing */
+	ck_assert_uint_eq(introduce(5, 78), XS_INTRODUCE);
+	ck_assert_int_gt(xd_local_port(5, 78), 0);
+	ck_assert_int_eq(xd_local_port(5, 99), 0);
+	GOK(5, 78, XS_WRITE, "y\0on 78");
+	OK(XS_READ, "/local/domain/5/y\0");
+	ck_assert_str_eq(rbuf, "on 78");
+}
+END_TEST
+
 START_TEST(introduce_refuses_bad_arguments_and_guests)
 {
 	struct unit_tp tp7;
@@ -394,6 +413,7 @@ static Suite *domain_suite(void)
 	tcase_add_test(intro, introduce_serves_the_ring_and_fires_introduce_domain);
 	tcase_add_test(intro, introduce_of_a_privileged_domain_fires_nothing);
 	tcase_add_test(intro, introduce_again_rebinds_and_resets_the_connection);
+	tcase_add_test(intro, introduce_again_ignores_the_page_channel_field);
 	tcase_add_test(intro, introduce_refuses_bad_arguments_and_guests);
 	tcase_add_test(intro, introduce_that_cannot_bind_leaves_nothing_behind);
 	tcase_add_test(intro, introduce_without_xen_is_eio);
