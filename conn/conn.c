@@ -294,11 +294,21 @@ void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
 		return;
 	if (trace_active & TRACE_IO)
 		trace_packet(c->id, c->who.domid, true, &hdr, payload);
-	/* evbuffer_add copies; on ENOMEM the client sees a lost reply. */
-	if (evbuffer_add(c->out, &hdr, sizeof(hdr)) != 0 ||
+	/*
+	 * Room for the whole packet first, so that the two copies cannot
+	 * fail between them: a header queued without its payload would
+	 * desynchronise the client for good.  Without memory, an event is
+	 * lost (logged), but a client must never wait for a reply that will
+	 * not come: its connection is closed instead.
+	 */
+	if (evbuffer_expand(c->out, sizeof(hdr) + len) != 0 ||
+	    evbuffer_add(c->out, &hdr, sizeof(hdr)) != 0 ||
 	    evbuffer_add(c->out, payload, len) != 0) {
-		log_error("connection %lu: out of memory queueing a reply",
-			  c->id);
+		log_error("connection %lu: out of memory queueing %s", c->id,
+			  type == XS_WATCH_EVENT ? "a watch event"
+						 : "a reply");
+		if (type != XS_WATCH_EVENT)
+			conn_close(c, "out of memory for a reply");
 		return;
 	}
 	c->out_total += sizeof(hdr) + len;

@@ -160,7 +160,12 @@ void conn_flush(struct conn *c);
 /* Bytes at the front of c->out that may be sent. */
 size_t conn_out_ready(const struct conn *c);
 
-/* Queue one message (header + payload) on the connection. */
+/*
+ * Queue one message (header + payload) on the connection, whole or not
+ * at all.  Without memory for it, an event is dropped (and logged) and a
+ * reply closes the connection (conn_close: its closed hook runs now), as
+ * its client would otherwise wait for it for ever.
+ */
 void conn_send(struct conn *c, uint32_t type, uint32_t req_id,
 	       uint32_t tx_id, const void *payload, size_t len);
 

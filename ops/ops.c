@@ -144,7 +144,8 @@ void ops_dispatch(struct conn *c, const struct request *req)
 	}
 	conn_send(c, req->hdr.type, req->hdr.req_id, req->hdr.tx_id,
 		  reply.buf, reply.len);
-	if (call.new_watch)
+	/* Not if the reply closed c (no memory): its watches are gone. */
+	if (call.new_watch && !c->closing)
 		watch_fire_initial(call.new_watch);
 }
 

@@ -11,6 +11,31 @@
 
 #define MAX_SEEN 512
 
+/* libevent's next allocation fails once this many more have succeeded
+ * (-1: never): its allocator is ours (main). */
+static int ev_allocs_fail_after = -1;
+
+static bool ev_alloc_fails(void)
+{
+	if (ev_allocs_fail_after == 0) {
+		ev_allocs_fail_after = -1;
+		return true;
+	}
+	if (ev_allocs_fail_after > 0)
+		ev_allocs_fail_after--;
+	return false;
+}
+
+static void *ev_malloc(size_t n)
+{
+	return ev_alloc_fails() ? NULL : malloc(n);
+}
+
+static void *ev_realloc(void *p, size_t n)
+{
+	return ev_alloc_fails() ? NULL : realloc(p, n);
+}
+
 /* What the fake dispatcher saw, and what it should do. */
 struct recorder {
 	unsigned int dispatched;
@@ -516,6 +541,35 @@ START_TEST(send_queues_header_and_payload)
 }
 END_TEST
 
+/* Without memory for a packet, nothing of it is queued (never a header
+ * without its payload): each of libevent's allocations fails in turn.
+ * A reply's connection is then closed, since its client would wait for
+ * ever; an event is only lost. */
+START_TEST(send_without_memory_queues_all_or_nothing_and_closes_for_a_reply)
+{
+	char big[2000] = "x";
+
+	for (int n = 0; n < 3; n++) {
+		ev_allocs_fail_after = n;
+		conn_send(c, XS_WATCH_EVENT, 0, 0, big, sizeof(big));
+		ev_allocs_fail_after = -1;
+		ck_assert(!c->closing);
+		if (evbuffer_get_length(c->out)) {
+			ck_assert_uint_eq(evbuffer_get_length(c->out),
+					  WIRE_HDR_LEN + sizeof(big));
+			evbuffer_drain(c->out, WIRE_HDR_LEN + sizeof(big));
+		}
+	}
+	ev_allocs_fail_after = 0;
+	conn_send(c, XS_READ, 7, 0, big, sizeof(big));
+	ev_allocs_fail_after = -1;
+	ck_assert_uint_eq(evbuffer_get_length(c->out), 0);
+	ck_assert(c->closing);
+	ck_assert_uint_eq(rec.closed, 1);
+	loop_once();
+}
+END_TEST
+
 /* A transport with no queues of its own: nothing to free. */
 static void bare_free(struct conn *conn)
 {
@@ -606,6 +660,7 @@ static Suite *conn_suite(void)
 	tcase_add_test(t, close_from_dispatch_stops_input_and_frees_from_loop);
 	tcase_add_test(t, send_after_close_queues_nothing);
 	tcase_add_test(t, send_queues_header_and_payload);
+	tcase_add_test(t, send_without_memory_queues_all_or_nothing_and_closes_for_a_reply);
 	tcase_add_test(t, send_error_payload_is_error_name);
 	tcase_add_test(t, null_queues_are_made_and_freed_by_the_connection);
 	suite_add_tcase(s, t);
@@ -614,5 +669,6 @@ static Suite *conn_suite(void)
 
 int main(void)
 {
+	event_set_mem_functions(ev_malloc, ev_realloc, free);
 	return unit_main(conn_suite());
 }
