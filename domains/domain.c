@@ -43,6 +43,12 @@ struct domain *domain_alloc(struct domains *ds, unsigned int domid)
 	d->target = DOMID_NONE;
 	d->features = DOMAIN_FEATURES_ALL;
 	HASH_ADD(hh, ds->by_id, domid, sizeof(d->domid), d);
+	if (!ds->by_id) {
+		/* uthash could not make the table (HASH_NONFATAL_OOM). */
+		event_free(d->io);
+		free(d);
+		return NULL;
+	}
 	return d;
 }
 
@@ -72,7 +78,7 @@ static struct domain *find_or_alloc_existing(struct domains *ds,
 	}
 }
 
-void set_port(struct domain *d, int port)
+int set_port(struct domain *d, int port)
 {
 	struct domains *ds = d->ds;
 
@@ -81,8 +87,16 @@ void set_port(struct domain *d, int port)
 		xen_evtchn_unbind(ds->xen, d->port);
 	}
 	d->port = port > 0 ? port : 0;
-	if (d->port)
+	if (d->port) {
 		HASH_ADD(hh_port, ds->by_port, port, sizeof(d->port), d);
+		if (!ds->by_port) {
+			/* No table for the first port (HASH_NONFATAL_OOM). */
+			xen_evtchn_unbind(ds->xen, d->port);
+			d->port = 0;
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 void signal_guest(struct domain *d)
@@ -259,7 +273,10 @@ static void dom0_ring_init(struct domains *ds)
 		domain_destroy(d, false);
 		return;
 	}
-	set_port(d, p);
+	if (set_port(d, p) != 0) {
+		domain_destroy(d, false);
+		goto nomem;
+	}
 	intf_of(d)->server_features = d->features;
 	if (domain_connect(d) != 0) {
 		domain_destroy(d, false);
@@ -353,7 +370,8 @@ static int reintroduce(struct domain *d, unsigned int port)
 	if (p < 0)
 		log_warn("cannot bind the channel of domain %u again: %s",
 			 d->domid, strerror(-p));
-	set_port(d, p);
+	if (p >= 0 && set_port(d, p) != 0)
+		p = -ENOMEM;
 	d->remote_port = port;
 	save_domain(d);
 	domain_disconnect(d, "domain introduced again");
@@ -398,8 +416,7 @@ int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,
 		xen_unmap_ring(ds->xen, &d->ring);
 		goto fail;
 	}
-	set_port(d, p);
-	if (start_ring(d) != 0) {
+	if (set_port(d, p) != 0 || start_ring(d) != 0) {
 		set_port(d, 0);
 		xen_unmap_ring(ds->xen, &d->ring);
 		err = -ENOMEM;

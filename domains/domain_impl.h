@@ -84,7 +84,9 @@ struct domain *find_domain(struct domains *ds, unsigned int domid);
 struct domain *domain_alloc(struct domains *ds, unsigned int domid);
 /* Free a domain never served (a failed INTRODUCE or dom0 ring). */
 void domain_discard(struct domain *d);
-void set_port(struct domain *d, int port);
+/* Bind d to local port (0 or less: none), releasing the one it had.
+ * 0, or -ENOMEM: port released, d has none. */
+int set_port(struct domain *d, int port);
 void signal_guest(struct domain *d);
 void set_error(struct domain *d, uint32_t error);
 bool domain_privileged(const struct domains *ds, unsigned int domid);

@@ -83,8 +83,7 @@ static void resume_domain(struct domain *d, bool fire)
 		xen_unmap_ring(ds->xen, &d->ring);
 		return;
 	}
-	set_port(d, p);
-	if (domain_connect(d) != 0) {
+	if (set_port(d, p) != 0 || domain_connect(d) != 0) {
 		log_error("domain %u: out of memory to serve it again",
 			  d->domid);
 		return;

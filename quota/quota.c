@@ -117,6 +117,11 @@ int quota_set_domain(struct quotas *q, unsigned int domid,
 			return ENOMEM;
 		d->domid = domid;
 		HASH_ADD(hh, q->domains, domid, sizeof(d->domid), d);
+		if (!q->domains) {
+			/* No table for it (HASH_NONFATAL_OOM). */
+			free(d);
+			return ENOMEM;
+		}
 	}
 	d->set |= 1u << kind;
 	d->value[kind] = value;

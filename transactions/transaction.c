@@ -169,6 +169,12 @@ struct entry *entry_add(struct txn *t, const char *path)
 	}
 	memcpy(e->path, path, len + 1);
 	HASH_ADD_KEYPTR(hh, t->entries, e->path, len, e);
+	if (!t->entries) {
+		/* uthash could not make the table (HASH_NONFATAL_OOM). */
+		free(e);
+		t->failed = true;
+		return NULL;
+	}
 	t->bytes += sizeof(*e) + len + 1;
 	return e;
 }

@@ -7,8 +7,8 @@
 #include <string.h>
 
 /*
- * uthash out of memory: a table that cannot be allocated leaves the item
- * out and says so here (the default would exit); one that cannot grow
+ * uthash out of memory (HASH_NONFATAL_OOM, Makefile): a table that cannot
+ * be allocated leaves the item out and says so here; one that cannot grow
  * stays as it is, only slower.  Every key comparison is counted, so a
  * test can bound the work a request does (watch_compares).
  */
@@ -21,7 +21,6 @@ static int count_cmp(const void *a, const void *b, size_t len)
 	return memcmp(a, b, len);
 }
 
-#define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(obj) (table_oom = true)
 #define HASH_KEYCMP(a, b, n) count_cmp(a, b, n)
 

@@ -1,6 +1,10 @@
 /* quota: names, defaults, options and per-domain overrides, and their
- * record by name. */
+ * record by name.  Linked with the allocator wrapped (fail_alloc.h). */
 #include "tests/unit/unit.h"
+
+#include <errno.h>
+
+#include "tests/unit/fail_alloc.h"
 
 #include "quota/quota.h"
 #include "schema/schema.h"
@@ -193,12 +197,36 @@ START_TEST(quotas_by_name_survive_a_new_kind)
 }
 END_TEST
 
+/* A per-domain quota that cannot get memory (its record, or the table
+ * the first one needs) is ENOMEM and changes nothing; never an exit. */
+START_TEST(an_override_without_memory_is_enomem)
+{
+	struct quotas q;
+	int n, err;
+
+	quotas_init(&q);
+	for (n = 0;; n++) {
+		fail_alloc_after = n;
+		err = quota_set_domain(&q, 7, QUOTA_NODES, 5);
+		fail_alloc_after = -1;
+		if (!err)
+			break;
+		ck_assert_int_eq(err, ENOMEM);
+		ck_assert_uint_eq(quota_limit(&q, 7, QUOTA_NODES), 1000);
+	}
+	ck_assert_int_ge(n, 2);		/* the record, the table */
+	ck_assert_uint_eq(quota_limit(&q, 7, QUOTA_NODES), 5);
+	quotas_destroy(&q);
+}
+END_TEST
+
 static Suite *quota_suite(void)
 {
 	Suite *s = suite_create("quota");
 	TCase *t = tcase_create("quota");
 
 	tcase_add_test(t, defaults_are_upstreams);
+	tcase_add_test(t, an_override_without_memory_is_enomem);
 	tcase_add_test(t, names_round_trip_and_upstream_aliases);
 	tcase_add_test(t, short_options_are_upstreams);
 	tcase_add_test(t, saved_quotas_load_back);

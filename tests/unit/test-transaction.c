@@ -3,6 +3,7 @@
 
 #include <errno.h>
 
+#include "tests/unit/fail_alloc.h"
 #include "transactions/transaction.h"
 
 static struct store st;
@@ -476,6 +477,36 @@ START_TEST(clear_discards_every_open_transaction)
 }
 END_TEST
 
+/* Each allocation of a transaction's write failing in turn: the write
+ * or else the commit answers ENOMEM, and then nothing is applied nor
+ * reported; never an exit. */
+START_TEST(a_write_without_memory_fails_the_commit_and_applies_nothing)
+{
+	int n;
+
+	live_write("/d", "x");
+	for (n = 0;; n++) {
+		struct txn *t = txn_start(&set);
+		int err, cerr;
+
+		ck_assert_ptr_nonnull(t);
+		fail_alloc_after = n;
+		err = view_write(&st, t, "/d/new/deep", dom0, "v", 1);
+		fail_alloc_after = -1;
+		cerr = commit(t);
+		if (!err && !cerr)
+			break;
+		ck_assert(err == ENOMEM || err == 0);
+		ck_assert_int_eq(cerr, ENOMEM);
+		ck_assert_ptr_null(store_lookup(&st, "/d/new"));
+		ck_assert_str_eq(changes, "");
+	}
+	ck_assert_int_ge(n, 2);
+	ck_assert_ptr_nonnull(store_lookup(&st, "/d/new/deep"));
+	ck_assert_str_eq(changes, "+/d/new/deep\n");
+}
+END_TEST
+
 static Suite *transaction_suite(void)
 {
 	Suite *s = suite_create("transaction");
@@ -505,6 +536,7 @@ static Suite *transaction_suite(void)
 	tcase_add_test(tc, commit_reports_changed_paths_in_first_change_order);
 	tcase_add_test(tc, nodes_that_never_existed_outside_are_not_reported);
 	tcase_add_test(tc, failed_commit_reports_no_changes);
+	tcase_add_test(tc, a_write_without_memory_fails_the_commit_and_applies_nothing);
 	tcase_add_test(tc, commit_cost_does_not_touch_unrelated_nodes);
 	tcase_add_test(tc, clear_discards_every_open_transaction);
 	suite_add_tcase(s, tc);

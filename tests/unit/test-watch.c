@@ -8,42 +8,7 @@
 
 #include <errno.h>
 
-/* The next allocation of any kind fails once this many more have
- * succeeded; -1: never. */
-static int allocs_fail_after = -1;
-
-void *__real_calloc(size_t n, size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__real_malloc(size_t size);
-void *__wrap_malloc(size_t size);
-void *__real_realloc(void *p, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-
-static bool alloc_fails(void)
-{
-	if (allocs_fail_after == 0) {
-		allocs_fail_after = -1;
-		return true;
-	}
-	if (allocs_fail_after > 0)
-		allocs_fail_after--;
-	return false;
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-	return alloc_fails() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_malloc(size_t size)
-{
-	return alloc_fails() ? NULL : __real_malloc(size);
-}
-
-void *__wrap_realloc(void *p, size_t size)
-{
-	return alloc_fails() ? NULL : __real_realloc(p, size);
-}
+#include "tests/unit/fail_alloc.h"
 
 #include "watches/watch.h"
 
@@ -375,10 +340,10 @@ START_TEST(a_watch_without_memory_is_enomem_and_registers_nothing)
 	for (n = 0;; n++) {
 		struct watch *w;
 
-		allocs_fail_after = n;
+		fail_alloc_after = n;
 		w = watch_add(&reg, &w0, "/local/domain/5/device/vif/0", 0,
 			      "t", -1);
-		allocs_fail_after = -1;
+		fail_alloc_after = -1;
 		if (w)
 			break;
 		ck_assert_int_eq(errno, ENOMEM);
