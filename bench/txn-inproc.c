@@ -87,7 +87,7 @@ static double round_of(struct subject *s, struct perms *perms,
 			       (size_t)vlen))
 			die("view_write failed");
 		/* Nothing else writes: any error here is a bug. */
-		if (txn_commit(&s->txns, t, &s->store, NULL, NULL))
+		if (txn_commit(&s->txns, t, &s->store, NULL, NULL, NULL))
 			die("txn_commit failed");
 	}
 	return (double)(bench_now_ns() - t0) / (double)count;

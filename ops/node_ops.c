@@ -174,6 +174,8 @@ int op_rm(struct op_call *call)
 	if (strcmp(call->path, "/") == 0)
 		return EINVAL;
 	perms = perms_ref(n.perms);	/* for the watchers, after removal */
+	if (!call->tx)
+		server_removing(call->srv, call->path);
 	err = view_remove(st, call->tx, call->path);
 	if (!err && !call->tx)
 		server_fire(call->srv, call->path, true, perms, NULL);
@@ -388,6 +390,11 @@ int op_transaction_start(struct op_call *call)
 	return 0;
 }
 
+static void fire_removing(const char *path, void *arg)
+{
+	server_removing(arg, path);
+}
+
 static void fire_change(const char *path, bool removed,
 			const struct perms *perms, void *arg)
 {
@@ -417,7 +424,7 @@ int op_transaction_end(struct op_call *call)
 		txn_discard(&cl->txns, call->tx);
 		return ENOSPC;
 	}
-	err = txn_commit(&cl->txns, call->tx, &call->srv->store, fire_change,
-			 call->srv);
+	err = txn_commit(&cl->txns, call->tx, &call->srv->store, fire_removing,
+			 fire_change, call->srv);
 	return err ? err : op_ok(call);
 }

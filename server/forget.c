@@ -114,6 +114,7 @@ void server_forget_domain(struct server *srv, unsigned int domid)
 		if (view_get(st, NULL, f.remove[i], &vn)) {
 			struct perms *p = perms_ref(vn.perms);
 
+			server_removing(srv, f.remove[i]);
 			if (view_remove(st, NULL, f.remove[i]) == 0)
 				server_fire(srv, f.remove[i], true, p, NULL);
 			perms_unref(p);

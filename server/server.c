@@ -174,6 +174,27 @@ void server_destroy(struct server *srv)
 	free(srv->live_update.cmdline);
 }
 
+/* The permissions of the node at path and of its parent, if it exists. */
+static bool live_perms(const char *path, struct perms **perms,
+		       struct perms **parent_perms, void *arg)
+{
+	struct server *srv = arg;
+	struct node *n = store_lookup(&srv->store, path), *p;
+
+	if (!n)
+		return false;
+	p = node_parent(n);
+	*perms = n->perms;
+	*parent_perms = p ? p->perms : NULL;
+	return true;
+}
+
+void server_removing(struct server *srv, const char *path)
+{
+	if (srv->watches.count)
+		watch_removing(&srv->watches, path, live_perms, srv);
+}
+
 void server_fire(struct server *srv, const char *path, bool removed,
 		 const struct perms *perms, const struct perms *old_perms)
 {

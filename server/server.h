@@ -86,6 +86,13 @@ struct conn *server_new_conn(struct server *srv,
 			     uint32_t domid, bool privileged);
 
 /*
+ * The live subtree at path is about to be removed (its server_fire
+ * follows): the watchers below it will be told by the permissions of
+ * the nodes there now.
+ */
+void server_removing(struct server *srv, const char *path);
+
+/*
  * Tell the watchers that path changed (removed: it and its subtree are
  * gone).  perms: the node's permissions now (or before removal); old_perms
  * those it had before a SET_PERMS, else NULL.

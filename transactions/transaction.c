@@ -254,8 +254,16 @@ static int apply(struct store *s, struct txn *t)
 	return err;
 }
 
+/* Whether the commit reports e as removed (see txn_commit). */
+static bool reported_removed(const struct entry *e)
+{
+	/* A node that never existed outside is no news. */
+	return !(e->flags & E_EXISTS) && (e->flags & E_REMOVED) &&
+	       !((e->flags & E_CHECK_NODE) && e->gen == 0);
+}
+
 int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
-	       txn_changed_fn *changed, void *arg)
+	       txn_removing_fn *removing, txn_changed_fn *changed, void *arg)
 {
 	struct entry *e, *tmp;
 	int err = 0;
@@ -274,6 +282,10 @@ int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
 			goto out;
 		}
 	}
+	if (removing)
+		for (e = t->changes; e; e = e->next_change)
+			if (reported_removed(e))
+				removing(e->path, arg);
 	err = apply(s, t);
 	if (err)
 		goto out;
@@ -284,11 +296,9 @@ int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
 			if (e->flags & E_EXISTS) {
 				if (!(e->flags & E_IMPLICIT))
 					changed(e->path, false, e->perms, arg);
-			}
-			/* A node that never existed outside is no news. */
-			else if ((e->flags & E_REMOVED) &&
-				 !((e->flags & E_CHECK_NODE) && e->gen == 0))
+			} else if (reported_removed(e)) {
 				changed(e->path, true, e->gone_perms, arg);
+			}
 		}
 	}
 out:

@@ -80,15 +80,20 @@ size_t txn_set_bytes(const struct txn_set *set);
 typedef void txn_changed_fn(const char *path, bool removed,
 			    const struct perms *perms, void *arg);
 
+/* A node about to be removed with its subtree by a commit (still live). */
+typedef void txn_removing_fn(const char *path, void *arg);
+
 /*
  * Commit t into s and free it, whatever the outcome.  0: applied, and
  * changed() was called for each changed path, in the order the transaction
- * first changed them; EAGAIN: a node it read or listed changed since,
- * nothing applied; ENOMEM: the transaction failed earlier for lack of
- * memory, nothing applied.
+ * first changed them (and before anything was applied, removing() for
+ * each path changed() will report removed); EAGAIN: a node it read or
+ * listed changed since, nothing applied; ENOMEM: the transaction failed
+ * earlier for lack of memory, nothing applied.  Either callback may be
+ * NULL.
  */
 int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
-	       txn_changed_fn *changed, void *arg);
+	       txn_removing_fn *removing, txn_changed_fn *changed, void *arg);
 
 /* Does path exist?  Fills out when it does.  Records the read in t. */
 bool view_get(struct store *s, struct txn *t, const char *path,

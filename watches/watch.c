@@ -55,6 +55,11 @@ struct watch_bucket {
 	UT_hash_handle hh;
 	struct watch *watches;			/* utlist via bprev/bnext */
 	unsigned int depth;			/* path_depth of path */
+	/* Between watch_removing and watch_fire_removed: whether a node
+	 * is about to go at path, and its permissions and its parent's
+	 * (references held). */
+	bool gone;
+	struct perms *gone_perms, *gone_parent_perms;
 	char path[];
 };
 
@@ -72,12 +77,15 @@ void watch_registry_init(struct watch_registry *reg)
 	memset(reg, 0, sizeof(*reg));
 }
 
+static void bucket_ungone(struct watch_bucket *b);
+
 void watch_registry_destroy(struct watch_registry *reg)
 {
 	struct watch_bucket *b, *btmp;
 	struct watch_count *c, *ctmp;
 
 	HASH_ITER(hh, reg->by_path, b, btmp) {
+		bucket_ungone(b);
 		HASH_DELETE(hh, reg->by_path, b);
 		free(b);
 	}
@@ -200,10 +208,22 @@ static struct watch_bucket *bucket_get(struct watch_registry *reg,
 	return b;
 }
 
+/* Forget what watch_removing kept for b. */
+static void bucket_ungone(struct watch_bucket *b)
+{
+	if (b->gone_perms)
+		perms_unref(b->gone_perms);
+	if (b->gone_parent_perms)
+		perms_unref(b->gone_parent_perms);
+	b->gone = false;
+	b->gone_perms = b->gone_parent_perms = NULL;
+}
+
 /* Drop b from the registry once it holds no watch. */
 static void bucket_put(struct watch_registry *reg, struct watch_bucket *b)
 {
 	if (!b->watches) {
+		bucket_ungone(b);
 		HASH_DELETE(hh, reg->by_path, b);
 		free(b);
 	}
@@ -399,6 +419,36 @@ void watch_fire_changed(struct watch_registry *reg, const char *path,
 	}
 }
 
+/* Whether the watched path of b lies strictly below path (len bytes). */
+static bool bucket_below(const struct watch_bucket *b, const char *path,
+			 size_t len)
+{
+	return !path_is_special(b->path) && !strncmp(b->path, path, len) &&
+	       (len == 1 || b->path[len] == '/') && b->path[len] != '\0';
+}
+
+void watch_removing(struct watch_registry *reg, const char *path,
+		    watch_perms_fn *perms_of, void *arg)
+{
+	size_t len = strlen(path);
+	struct watch_bucket *b, *tmp;
+
+	if (path_is_special(path) || !count_find(reg, path, len))
+		return;
+	HASH_ITER(hh, reg->by_path, b, tmp) {
+		struct perms *p = NULL, *pp = NULL;
+
+		if (!bucket_below(b, path, len))
+			continue;
+		bucket_ungone(b);
+		if (perms_of(b->path, &p, &pp, arg)) {
+			b->gone = true;
+			b->gone_perms = p ? perms_ref(p) : NULL;
+			b->gone_parent_perms = pp ? perms_ref(pp) : NULL;
+		}
+	}
+}
+
 void watch_fire_removed(struct watch_registry *reg, const char *path,
 			const struct perms *perms,
 			const struct perms *parent_perms)
@@ -412,14 +462,21 @@ void watch_fire_removed(struct watch_registry *reg, const char *path,
 	watch_fire_changed(reg, path, perms, NULL, parent_perms);
 	if (!count_find(reg, path, len))
 		return;
-	/* Watches below the removed node learn that their path is gone. */
+	/* Watches below the removed node learn that their path is gone:
+	 * filtered by the permissions of the node that was there and of
+	 * its parent (as upstream's XSA-115 fix), or, for a path that
+	 * never existed, by the removed node's. */
 	HASH_ITER(hh, reg->by_path, b, tmp) {
-		if (path_is_special(b->path) || strncmp(b->path, path, len) ||
-		    (len > 1 && b->path[len] != '/') || b->path[len] == '\0')
+		const struct perms *p = perms, *pp = parent_perms;
+
+		if (!bucket_below(b, path, len))
 			continue;
+		if (b->gone)
+			p = b->gone_perms, pp = b->gone_parent_perms;
 		DL_FOREACH2(b->watches, w, bnext)
-			if (permitted(w, perms, NULL, parent_perms))
+			if (permitted(w, p, NULL, pp))
 				send_event(w, w->path);
+		bucket_ungone(b);
 	}
 }
 

@@ -83,8 +83,22 @@ void watch_fire_changed(struct watch_registry *reg, const char *path,
 			const struct perms *parent_perms);
 
 /*
+ * The node at path and its subtree are about to be removed: for each
+ * watched path below it, perms_of tells whether a node is there (true)
+ * and gives its permissions and its parent's (which the registry keeps,
+ * referenced, for watch_fire_removed).
+ */
+typedef bool watch_perms_fn(const char *path, struct perms **perms,
+			    struct perms **parent_perms, void *arg);
+void watch_removing(struct watch_registry *reg, const char *path,
+		    watch_perms_fn *perms_of, void *arg);
+
+/*
  * The node at path and its subtree were removed.  Watches on it and its
- * ancestors get path; watches below it get their own path.
+ * ancestors get path, filtered by perms and parent_perms (the removed
+ * node's and its parent's); watches below it get their own path,
+ * filtered by the permissions watch_removing found there (a node's, and
+ * its parent's), or, where no node was, by perms and parent_perms.
  */
 void watch_fire_removed(struct watch_registry *reg, const char *path,
 			const struct perms *perms,

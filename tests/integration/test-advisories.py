@@ -181,6 +181,66 @@ def test_xsa115_guest_watch_sees_only_readable_changes_and_its_loss_of_access():
         r.check_alive()
 
 
+def test_xsa115_rm_tells_each_watch_below_by_its_own_nodes_permissions():
+    """A watch below a removed node is told when the guest may read the
+    node that was at its path or that node's parent, whatever the removed
+    node's own permissions (upstream's delnode_sub): a frontend learns
+    that its backend's node is gone when the toolstack removes a
+    directory it may not read, and learns nothing of nodes it could not
+    read.  The same from a transaction and from a domain's death."""
+    if no_test_double():
+        return
+    with Rig(domids=(5, 6)) as r:
+        c, g = r.c, r.g[5]
+
+        def make(top):
+            c.write(top + "/5/0/state", "4")          # n0 all the way
+            c.set_perms(top + "/5/0", ["n0", "r5"])
+            c.set_perms(top + "/5/0/state", ["n0", "r5"])
+            c.write(top + "/5/hidden", "h")
+            g.watch(top + "/5/0/state", "state")
+            g.watch(top + "/5/hidden", "hidden")
+            g.watch(top + "/5", "top")
+            t = top.encode()
+            eq(guest_collect(g, BARRIER), [(t + b"/5/0/state", b"state"),
+                                           (t + b"/5/hidden", b"hidden"),
+                                           (t + b"/5", b"top")],
+               "initial events under " + top)
+
+        make("/be")
+        c.rm("/be/5")
+        eq(guest_collect(g, BARRIER), [(b"/be/5/0/state", b"state")],
+           "RM of a node dom5 may not read: the readable node below is told")
+
+        make("/tx")
+        tx = int(c.expect_ok(XS_TRANSACTION_START, b"\0").rstrip(b"\0"))
+        c.expect_ack(XS_RM, b"/tx/5\0", tx_id=tx)
+        c.expect_ack(XS_TRANSACTION_END, b"T\0", tx_id=tx)
+        eq(guest_collect(g, BARRIER), [(b"/tx/5/0/state", b"state")],
+           "the same RM committed by a transaction")
+
+        # Nodes owned by a dying domain go as an RM does.
+        c.write("/dd/6/x/y", "1")
+        c.set_perms("/dd/6", ["n6"])
+        c.set_perms("/dd/6/x", ["n6"])
+        c.set_perms("/dd/6/x/y", ["n6", "r5"])
+        g.watch("/dd/6/x/y", "y")
+        g.watch("/dd/6/x", "x")
+        eq(guest_collect(g, BARRIER), [(b"/dd/6/x/y", b"y"), (b"/dd/6/x", b"x")],
+           "initial events under /dd")
+        c.watch_initial("@releaseDomain", "rel")
+        r.fx.set_state(6, "dying")
+        r.fx.virq()
+        deadline = time.monotonic() + 5
+        while c.next_event(max(0.1, deadline - time.monotonic()),
+                           "@releaseDomain") != ev("@releaseDomain", "rel"):
+            pass
+        eq(guest_collect(g, BARRIER), [(b"/dd/6/x/y", b"y")],
+           "a dead domain's nodes: only the readable one below is told")
+        r.store_check()
+        r.check_alive()
+
+
 # ================================================================ XSA-206
 
 def _hammer(g, paths, seconds):

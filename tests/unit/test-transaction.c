@@ -93,7 +93,7 @@ static const char *tx_list(struct txn *t, const char *path)
 
 static int commit(struct txn *t)
 {
-	return txn_commit(&set, t, &st, record_change, NULL);
+	return txn_commit(&set, t, &st, NULL, record_change, NULL);
 }
 
 START_TEST(start_copies_nothing_and_ids_are_nonzero)

@@ -189,6 +189,55 @@ START_TEST(removal_tells_ancestors_the_path_and_descendants_their_own)
 }
 END_TEST
 
+/* The nodes watch_removing is told about, by path: their permissions
+ * and their parents' (1: readable by domain 5, 0: dom0's only).  Below
+ * /v (dom0's): /v/5 (dom0's), /v/5/0 (readable).  Below /u (readable):
+ * /u/a and /u/a/s (dom0's).  Any other path: no node. */
+static const struct {
+	const char *path;
+	bool readable, parent_readable;
+} gone[] = {
+	{ "/v/5", false, false }, { "/v/5/0", true, false },
+	{ "/u/a", false, true }, { "/u/a/s", false, false },
+};
+
+static bool removed_nodes(const char *path, struct perms **perms,
+			  struct perms **parent_perms, void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+		if (strcmp(path, gone[i].path))
+			continue;
+		*perms = gone[i].readable ? readable_by5 : dom0_only;
+		*parent_perms = gone[i].parent_readable ? readable_by5
+							: dom0_only;
+		return true;
+	}
+	return false;
+}
+
+/* As upstream (XSA-115): a watch below a removed node is told when its
+ * watcher may read the node that was at its path, or that node's parent,
+ * whatever the removed node's own permissions; a path where no node was
+ * goes by the removed node's. */
+START_TEST(removal_filters_each_watch_below_by_its_own_nodes_permissions)
+{
+	add(&w5, "/v/5/0", "readable", -1);
+	add(&w5, "/v/5", "unreadable", -1);
+	add(&w5, "/v/never", "never", -1);
+	watch_removing(&reg, "/v", removed_nodes, NULL);
+	watch_fire_removed(&reg, "/v", dom0_only, dom0_only);
+	ck_assert_str_eq(events(c5), "/v/5/0|readable ");
+
+	add(&w5, "/u/a/s", "hidden", -1);
+	add(&w5, "/u/a", "parent-readable", -1);
+	add(&w5, "/u/never", "never", -1);
+	watch_removing(&reg, "/u", removed_nodes, NULL);
+	watch_fire_removed(&reg, "/u", readable_by5, dom0_only);
+	ck_assert_str_eq(events(c5), "/u/a|parent-readable /u/never|never ");
+}
+END_TEST
+
 START_TEST(relative_watch_gets_relative_paths)
 {
 	struct watch *w = watch_add(&reg, &w0, "/local/domain/0/rel", 16, "r",
@@ -378,6 +427,7 @@ static Suite *watch_suite(void)
 	tcase_add_test(tc, every_matching_watch_gets_one_event);
 	tcase_add_test(tc, unreadable_changes_are_not_told_to_unprivileged);
 	tcase_add_test(tc, removal_tells_ancestors_the_path_and_descendants_their_own);
+	tcase_add_test(tc, removal_filters_each_watch_below_by_its_own_nodes_permissions);
 	tcase_add_test(tc, relative_watch_gets_relative_paths);
 	tcase_add_test(tc, special_events_in_plain_depth_and_per_domain_forms);
 	tcase_add_test(tc, special_events_need_read_on_the_special_node);
