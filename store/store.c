@@ -472,6 +472,70 @@ struct node *store_write(struct store *s, const char *path,
 	return n;
 }
 
+struct node *store_prepare(const char *path, struct perms *perms,
+			   const void *data, size_t len)
+{
+	/* Named as store_put's node would be: a special node and the root
+	 * by their whole path, others by their last component. */
+	const char *name = path_is_special(path) || !strcmp(path, "/")
+				   ? path
+				   : path_basename(path);
+	struct node *n = node_new(name, strlen(name), perms, len);
+
+	if (n)
+		put_value(n, data, len);
+	return n;
+}
+
+void store_unprepare(struct node *prep)
+{
+	node_free(prep);
+}
+
+struct node *store_put(struct store *s, const char *path, struct node *prep)
+{
+	size_t plen = strlen(path);
+	struct node *n = lookup_len(s, path, plen), *parent;
+	char *old;
+
+	if (!n) {
+		parent = path_is_special(path)
+				 ? NULL
+				 : lookup_len(s, path,
+					      path_parent_len_n(path, plen));
+		if (!parent && !path_is_special(path)) {
+			/* Not as promised: make the ancestors, which may
+			 * fail (NULL, ENOMEM) after all. */
+			n = create(s, path, plen, prep->perms,
+				   prep->data + prep->name_len + 1,
+				   prep->value_len);
+			if (n)
+				n->gen = ++s->gen;
+			node_free(prep);
+			return n;
+		}
+		hash_add(s, prep, path, plen);
+		if (parent)
+			link_child(s, parent, prep);
+		else
+			link_special(s, prep);
+		tell_changed_at(s, prep, path);
+		return prep;
+	}
+	/* The live node takes the prepared value; the record goes, with
+	 * the old value. */
+	account(s, n, n->perms, -1);
+	old = n->data;
+	n->data = prep->data;
+	n->value_len = prep->value_len;
+	prep->data = old;
+	account(s, n, n->perms, 1);
+	node_free(prep);
+	n->gen = ++s->gen;
+	tell_changed_at(s, n, path);
+	return n;
+}
+
 void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 {
 	perms_ref(perms);

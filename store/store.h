@@ -219,6 +219,23 @@ struct node *store_write(struct store *s, const char *path,
 			 struct perms *perms, const void *data, size_t len);
 
 /*
+ * A write in two steps, for a commit that must apply all or nothing:
+ * store_prepare makes, linked nowhere, the record a write of path with
+ * (perms, data, len) needs: its one allocation (NULL with errno ENOMEM,
+ * nothing changed).  store_put then writes it, and cannot fail: it
+ * creates path, whose parent must exist by then (or which is special),
+ * from the prepared record, or gives the live node the prepared value
+ * (its permissions stay: store_set_perms).  (A parent missing after all
+ * is made as store_write would, which may fail: NULL, ENOMEM.)  store_put takes the record;
+ * store_unprepare frees one that will not be put.  Reserve room for the
+ * puts that may create first (store_reserve).
+ */
+struct node *store_prepare(const char *path, struct perms *perms,
+			   const void *data, size_t len);
+struct node *store_put(struct store *s, const char *path, struct node *prep);
+void store_unprepare(struct node *prep);
+
+/*
  * Put back one node saved earlier (start-up, live update): its parent must
  * exist already (or the path is special), and it becomes the parent's last
  * child (store_restore_done puts children restored out of order back in

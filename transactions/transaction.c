@@ -216,42 +216,62 @@ static int by_depth(const void *a, const void *b)
 	return ea->seq < eb->seq ? -1 : ea->seq > eb->seq;
 }
 
-/* Write the transaction's changes into the live store. */
+/*
+ * Write the transaction's changes into the live store, all or nothing:
+ * every allocation is made before the first change (the nodes' records
+ * prepared, room reserved), so ENOMEM leaves the store as it was.
+ */
 static int apply(struct store *s, struct txn *t)
 {
-	struct entry **order = calloc(t->nchanges ? t->nchanges : 1,
-				      sizeof(*order));
-	unsigned int n = 0;
-	int err = 0;
+	size_t cap = t->nchanges ? t->nchanges : 1;
+	struct entry **order = calloc(cap, sizeof(*order));
+	struct node **prep = calloc(cap, sizeof(*prep));
+	unsigned int n = 0, i;
 
-	if (!order)
-		return ENOMEM;
-	/* First drop the live subtrees this transaction replaced. */
+	if (!order || !prep)
+		goto nomem;
+	for (struct entry *e = t->changes; e; e = e->next_change)
+		if (e->flags & E_EXISTS)
+			order[n++] = e;
+	/* Parents before children. */
+	qsort(order, n, sizeof(*order), by_depth);
+	if (store_reserve(s, n) != 0)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		prep[i] = store_prepare(order[i]->path, order[i]->perms,
+					order[i]->value, order[i]->value_len);
+		if (!prep[i]) {
+			while (i--)
+				store_unprepare(prep[i]);
+			goto nomem;
+		}
+	}
+	/* From here nothing can fail.  First drop the live subtrees this
+	 * transaction replaced, then write what exists. */
 	for (struct entry *e = t->changes; e; e = e->next_change) {
 		struct node *live;
 
 		if ((e->flags & E_FRESH) && (live = store_lookup(s, e->path)))
 			store_remove(s, live, NULL, NULL);
-		if (e->flags & E_EXISTS)
-			order[n++] = e;
 	}
-	/* Then write what exists, parents before children. */
-	qsort(order, n, sizeof(*order), by_depth);
-	for (unsigned int i = 0; i < n; i++) {
-		struct entry *e = order[i];
-		struct node *live = store_write(s, e->path, e->perms, e->value,
-						e->value_len);
+	for (i = 0; i < n; i++) {
+		struct node *live = store_put(s, order[i]->path, prep[i]);
 
-		if (!live) {
-			log_error("commit: out of memory writing %s", e->path);
-			err = ENOMEM;
-			break;
-		}
-		if (!perms_equal(live->perms, e->perms))
-			store_set_perms(s, live, e->perms);
+		if (!live)	/* only if its parent was missing after all */
+			log_error("commit: out of memory writing %s",
+				  order[i]->path);
+		else if (!perms_equal(live->perms, order[i]->perms))
+			store_set_perms(s, live, order[i]->perms);
 	}
 	free(order);
-	return err;
+	free(prep);
+	return 0;
+
+nomem:
+	log_error("commit: out of memory: nothing applied");
+	free(order);
+	free(prep);
+	return ENOMEM;
 }
 
 /* Whether the commit reports e as removed (see txn_commit). */

@@ -88,9 +88,9 @@ typedef void txn_removing_fn(const char *path, void *arg);
  * changed() was called for each changed path, in the order the transaction
  * first changed them (and before anything was applied, removing() for
  * each path changed() will report removed); EAGAIN: a node it read or
- * listed changed since, nothing applied; ENOMEM: the transaction failed
- * earlier for lack of memory, nothing applied.  Either callback may be
- * NULL.
+ * listed changed since, nothing applied; ENOMEM: no memory, earlier in
+ * the transaction or for applying it, nothing applied.  Either callback
+ * may be NULL.
  */
 int txn_commit(struct txn_set *set, struct txn *t, struct store *s,
 	       txn_removing_fn *removing, txn_changed_fn *changed, void *arg);

@@ -507,6 +507,71 @@ START_TEST(a_write_without_memory_fails_the_commit_and_applies_nothing)
 }
 END_TEST
 
+/* The whole tree as "path=value(owner,gen) ..." for comparing states. */
+static bool dump_one(struct node *n, const char *path, void *arg)
+{
+	char *out = arg;
+	size_t used = strlen(out);
+
+	snprintf(out + used, 4096 - used, "%s=%.*s(%u) ", path,
+		 (int)n->value_len, n->data + n->name_len + 1,
+		 (unsigned int)n->perms->e[0].domid);
+	return true;
+}
+
+static const char *dump(char *out)
+{
+	out[0] = '\0';
+	store_walk(store_lookup(&st, "/"), dump_one, out);
+	return out;
+}
+
+static void count_change(const char *path, bool removed,
+			 const struct perms *perms, void *arg)
+{
+	(void)path, (void)removed, (void)perms;
+	++*(unsigned int *)arg;		/* no Check call: it allocates */
+}
+
+/* A commit that runs out of memory at any of its allocations applies
+ * nothing and reports nothing (transaction.h), though it would have
+ * removed a subtree before writing: every allocation fails in turn. */
+START_TEST(a_commit_without_memory_applies_nothing)
+{
+	char before[4096], after[4096];
+	int n;
+
+	live_write("/a/x", "1");
+	live_write("/a/y", "2");
+	live_write("/keep", "k");
+	dump(before);
+	for (n = 0;; n++) {
+		struct txn *t = txn_start(&set);
+		unsigned int told = 0;
+		int err;
+
+		ck_assert_ptr_nonnull(t);
+		ck_assert_int_eq(view_remove(&st, t, "/a"), 0);
+		tx_write(t, "/a/new/deep", "v");
+		tx_write(t, "/keep", "k2");
+		tx_write(t, "/b/c", "w");
+		fail_alloc_after = n;
+		err = txn_commit(&set, t, &st, NULL, count_change, &told);
+		fail_alloc_after = -1;
+		if (!err) {
+			ck_assert_uint_eq(told, 3);
+			break;
+		}
+		ck_assert_int_eq(err, ENOMEM);
+		ck_assert_str_eq(dump(after), before);
+		ck_assert_uint_eq(told, 0);
+	}
+	ck_assert_int_ge(n, 3);
+	ck_assert_str_eq(dump(after), "/=(0) /keep=k2(0) /a=(0) /a/new=(0) "
+				      "/a/new/deep=v(0) /b=(0) /b/c=w(0) ");
+}
+END_TEST
+
 static Suite *transaction_suite(void)
 {
 	Suite *s = suite_create("transaction");
@@ -537,6 +602,7 @@ static Suite *transaction_suite(void)
 	tcase_add_test(tc, nodes_that_never_existed_outside_are_not_reported);
 	tcase_add_test(tc, failed_commit_reports_no_changes);
 	tcase_add_test(tc, a_write_without_memory_fails_the_commit_and_applies_nothing);
+	tcase_add_test(tc, a_commit_without_memory_applies_nothing);
 	tcase_add_test(tc, commit_cost_does_not_touch_unrelated_nodes);
 	tcase_add_test(tc, clear_discards_every_open_transaction);
 	suite_add_tcase(s, tc);
