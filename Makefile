@@ -148,6 +148,16 @@ $(B)/tests/xenstored-crash: $(B)/daemon/main.o $(B)/daemon/options.o \
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
+# The daemon whose allocations can be made to fail, for the failure-
+# injection tests only (tests/failalloc/failalloc.c): the same objects,
+# with the allocator and the request dispatcher wrapped at link time.
+FAILALLOC_WRAPS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+	-Wl,--wrap=strdup,--wrap=strndup,--wrap=ops_dispatch
+$(B)/tests/xenstored-failalloc: $(B)/daemon/main.o $(B)/daemon/options.o \
+		$(CORE_OBJS) $(B)/tests/failalloc/failalloc.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $(FAILALLOC_WRAPS) -o $@ $^ $(CORE_LIBS)
+
 # Unit suites link the modules from an archive, so a suite may stand in for
 # one of them by defining its functions (test-domain plays the hypervisor:
 # domains/xen.c is then never pulled in).
@@ -184,7 +194,7 @@ $(FAKEXEN): tests/fakexen/fakexen.c config.mk $(B)/flags
 		$(LDFLAGS) -o $@ $< -ldl
 
 tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES) \
-	$(B)/tests/xenstored-crash
+	$(B)/tests/xenstored-crash $(B)/tests/xenstored-failalloc
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o $(B)/bench/scratch.o

@@ -1,0 +1,133 @@
+/*
+ * The allocator of the failure-injection build (build/tests/
+ * xenstored-failalloc, tests/integration/test-failalloc.py): the daemon
+ * with malloc, calloc, realloc, strdup and strndup wrapped (-Wl,--wrap,
+ * Makefile), and libevent's allocations routed here too, so that one
+ * chosen allocation fails.
+ *
+ * Driven through CONTROL, which this build answers itself (ops_dispatch
+ * is wrapped as well; the daemon's sources know nothing of it):
+ *   CONTROL failalloc <n>  the request dispatched next (on any connection)
+ *                          and what it sets off (its commit, its events)
+ *                          may make n allocations; the one after fails.
+ *                          Answers "OK".
+ *   CONTROL failalloc      "fired" or "not fired": whether that failure
+ *                          happened (a request that needs n allocations
+ *                          or fewer never meets it).  Disarms.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conn/conn.h"
+#include "protocol/wire.h"
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t size);
+char *__real_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+void __real_ops_dispatch(struct conn *c, const struct request *req);
+
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+char *__wrap_strdup(const char *s);
+char *__wrap_strndup(const char *s, size_t n);
+void __wrap_ops_dispatch(struct conn *c, const struct request *req);
+
+static long pending = -1;	/* armed at the next dispatch; -1: none */
+static long left = -1;		/* allocations before the failing one */
+static bool fired;
+
+static bool fail_now(void)
+{
+	if (left < 0)
+		return false;
+	if (left-- > 0)
+		return false;
+	fired = true;
+	errno = ENOMEM;
+	return true;
+}
+
+void *__wrap_malloc(size_t size)
+{
+	return fail_now() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return fail_now() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+	return fail_now() ? NULL : __real_realloc(p, size);
+}
+
+char *__wrap_strdup(const char *s)
+{
+	return fail_now() ? NULL : __real_strdup(s);
+}
+
+char *__wrap_strndup(const char *s, size_t n)
+{
+	return fail_now() ? NULL : __real_strndup(s, n);
+}
+
+/* libevent's own allocations (its buffers, events) go through here. */
+static void *ev_malloc(size_t size)
+{
+	return __wrap_malloc(size);
+}
+
+static void *ev_realloc(void *p, size_t size)
+{
+	return __wrap_realloc(p, size);
+}
+
+__attribute__((constructor)) static void route_libevent(void)
+{
+	event_set_mem_functions(ev_malloc, ev_realloc, free);
+}
+
+static void answer(struct conn *c, const struct request *req, const char *s)
+{
+	conn_send(c, req->hdr.type, req->hdr.req_id, req->hdr.tx_id, s,
+		  strlen(s) + 1);
+}
+
+void __wrap_ops_dispatch(struct conn *c, const struct request *req)
+{
+	static const char cmd[] = "failalloc";
+
+	if (req->hdr.type == XS_CONTROL && req->hdr.len >= sizeof(cmd) &&
+	    !memcmp(req->payload, cmd, sizeof(cmd))) {
+		const char *arg = req->payload + sizeof(cmd);
+		char *end;
+
+		if (req->hdr.len == sizeof(cmd)) {
+			bool was = fired;
+
+			pending = left = -1;	/* before the answer's own */
+			fired = false;
+			answer(c, req, was ? "fired" : "not fired");
+			return;
+		}
+		pending = strtol(arg, &end, 10);
+		fired = false;
+		left = -1;
+		answer(c, req, pending >= 0 && *end == '\0' ? "OK" : "EINVAL");
+		return;
+	}
+	if (pending >= 0) {
+		left = pending;
+		pending = -1;
+	}
+	__real_ops_dispatch(c, req);
+}
