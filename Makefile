@@ -199,7 +199,8 @@ tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES) \
 # Benchmark (bench/README.md): numbers are reported, never asserted.
 BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/results.o $(B)/bench/scratch.o
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
-	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/durability \
+	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/watch-register \
+	$(B)/bench/durability \
 	$(B)/bench/load $(B)/bench/noop-server $(B)/bench/guests
 
 $(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
@@ -220,6 +221,8 @@ $(B)/bench/watch-latency: $(B)/bench/watch-latency.o $(B)/bench/rawconn.o $(BENC
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 $(B)/bench/watch-writes: $(B)/bench/watch-writes.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+$(B)/bench/watch-register: $(B)/bench/watch-register.o $(B)/bench/rawconn.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 $(B)/bench/durability: $(B)/bench/durability.o $(B)/bench/rawconn.o $(B)/bench/populate.o \

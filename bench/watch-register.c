@@ -1,0 +1,232 @@
+/*
+ * watch-register: how long one connection takes to register many watches,
+ * and what a neighbour feels meanwhile.
+ *
+ * Per daemon, in turn: connection B (the neighbour) READs one node, one
+ * request at a time, for a second alone (its latency before); then
+ * connection A registers WATCHES watches on distinct paths
+ * (/bench-wr/w/<i>, as a toolstack watching every guest's nodes would),
+ * DEPTH requests in flight, while B goes on reading (its latency during).
+ * A's watches go when it closes.  Registration stops at the budget
+ * (-b seconds): a daemon whose WATCH costs grow with the connection's
+ * watches (upstream's do) is reported with what it managed.
+ *
+ * Both connections are raw sockets in one poll(2) loop, so no library
+ * thread stands between the daemon and the clock.
+ *
+ * Usage: watch-register [-w WATCHES] [-d DEPTH] [-b BUDGET_S] LABEL=SOCKET...
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/contender.h"
+#include "bench/rawconn.h"
+#include "bench/results.h"
+#include "bench/timing.h"
+
+#define NODE "/bench-wr/node"
+#define ALONE_NS 1000000000ull	/* the neighbour's second alone */
+#define PKT_MAX 128
+
+struct neighbour {
+	struct raw_conn *rc;
+	uint32_t req;
+	uint64_t sent;		/* 0: nothing in flight */
+	double *lat;		/* microseconds */
+	size_t n, cap;
+};
+
+static void die(const char *label, const char *what)
+{
+	fprintf(stderr, "watch-register: %s: %s\n", label, what);
+	exit(1);
+}
+
+static void nb_send(struct neighbour *nb, const char *label)
+{
+	char pkt[PKT_MAX];
+
+	if (raw_send(nb->rc, pkt, raw_pack(pkt, XS_READ, ++nb->req, NODE,
+					   sizeof(NODE))) < 0)
+		die(label, "sending READ failed");
+	nb->sent = bench_now_ns();
+}
+
+/* Take B's replies; one in flight at a time, the next sent at once. */
+static void nb_take(struct neighbour *nb, const char *label)
+{
+	struct xsd_sockmsg hdr;
+	const char *body;
+	int got;
+
+	while ((got = raw_take(nb->rc, &hdr, &body)) == 1) {
+		if (hdr.type != XS_READ || hdr.req_id != nb->req)
+			die(label, "unexpected reply to READ");
+		if (nb->n == nb->cap) {
+			nb->cap = nb->cap ? 2 * nb->cap : 4096;
+			nb->lat = realloc(nb->lat, nb->cap * sizeof(double));
+			if (!nb->lat)
+				die(label, "out of memory");
+		}
+		nb->lat[nb->n++] = (double)(bench_now_ns() - nb->sent) / 1e3;
+		nb_send(nb, label);
+	}
+	if (got < 0)
+		die(label, "bad packet on the neighbour's connection");
+}
+
+static void nb_stats(struct neighbour *nb, double *p50, double *p99)
+{
+	*p50 = nb->n ? bench_percentile(nb->lat, nb->n, 0.5) : 0;
+	*p99 = nb->n ? bench_percentile(nb->lat, nb->n, 0.99) : 0;
+	nb->n = 0;
+}
+
+static void one(const struct contender *c, unsigned long watches,
+		unsigned long depth, double budget_s)
+{
+	struct raw_conn *a = malloc(sizeof(*a));
+	struct neighbour nb = { .rc = malloc(sizeof(*nb.rc)) };
+	unsigned long sent = 0, done = 0, events = 0;
+	double p50_alone, p99_alone, p50_during, p99_during, secs;
+	uint64_t t0, deadline;
+	char pkt[PKT_MAX], body[64], error[32] = "";
+
+	if (!a || !nb.rc || raw_connect(a, c->path) < 0 ||
+	    raw_connect(nb.rc, c->path) < 0)
+		die(c->label, "cannot connect");
+	/* The node B reads, written through A. */
+	if (raw_send(a, pkt, raw_pack(pkt, XS_WRITE, 1, NODE "\0x",
+				      sizeof(NODE) + 1)) < 0)
+		die(c->label, "sending WRITE failed");
+	{
+		struct xsd_sockmsg hdr;
+		const char *rb;
+
+		if (raw_recv(a, &hdr, &rb) < 0 || hdr.type != XS_WRITE)
+			die(c->label, "WRITE failed");
+	}
+
+	/* B alone. */
+	nb_send(&nb, c->label);
+	for (t0 = bench_now_ns(); bench_now_ns() - t0 < ALONE_NS;) {
+		if (raw_fill(nb.rc) < 0)
+			die(c->label, "neighbour connection lost");
+		nb_take(&nb, c->label);
+	}
+	nb_stats(&nb, &p50_alone, &p99_alone);
+
+	/* A registers, B reads. */
+	t0 = bench_now_ns();
+	deadline = t0 + (uint64_t)(budget_s * 1e9);
+	while (done < watches && !error[0] && bench_now_ns() < deadline) {
+		struct pollfd pfd[2] = {
+			{ .fd = a->fd, .events = POLLIN },
+			{ .fd = nb.rc->fd, .events = POLLIN },
+		};
+		struct xsd_sockmsg hdr;
+		const char *rb;
+		int got;
+
+		while (sent < watches && sent - done < depth) {
+			int blen = snprintf(body, sizeof(body),
+					    "/bench-wr/w/%lu%ct", sent, '\0');
+
+			if (raw_send(a, pkt, raw_pack(pkt, XS_WATCH,
+						      (uint32_t)(sent + 2),
+						      body,
+						      (size_t)blen + 1)) < 0)
+				die(c->label, "sending WATCH failed");
+			sent++;
+		}
+		if (poll(pfd, 2, 100) < 0) {
+			if (errno == EINTR)
+				continue;
+			die(c->label, "poll failed");
+		}
+		if (pfd[0].revents && raw_fill(a) < 0)
+			die(c->label, "registering connection lost");
+		while ((got = raw_take(a, &hdr, &rb)) == 1) {
+			if (hdr.type == XS_WATCH_EVENT)
+				events++;
+			else if (hdr.type == XS_WATCH)
+				done++;
+			else
+				snprintf(error, sizeof(error), "%.*s",
+					 (int)hdr.len, rb);
+		}
+		if (got < 0)
+			die(c->label, "bad packet on the registering connection");
+		if (pfd[1].revents) {
+			if (raw_fill(nb.rc) < 0)
+				die(c->label, "neighbour connection lost");
+			nb_take(&nb, c->label);
+		}
+	}
+	secs = (double)(bench_now_ns() - t0) / 1e9;
+	nb_stats(&nb, &p50_during, &p99_during);
+	printf("  %-12s %7lu of %-7lu %8.2f s %9.0f /s   %7.1f %7.1f   "
+	       "%7.1f %7.1f%s%s\n", c->label, done, watches, secs,
+	       done / secs, p50_alone, p99_alone, p50_during, p99_during,
+	       error[0] ? "  refused: " : "", error);
+	bench_result("watch_register daemon=%s watches=%lu registered=%lu "
+		     "seconds=%.3f budget_s=%.0f depth=%lu nb_p50_alone_us=%.1f "
+		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
+		     "nb_p99_during_us=%.1f%s%s", c->label, watches, done,
+		     secs, budget_s, depth, p50_alone, p99_alone, p50_during,
+		     p99_during, error[0] ? " error=" : "", error);
+	(void)events;
+	raw_close(a);
+	raw_close(nb.rc);
+	free(a);
+	free(nb.rc);
+	free(nb.lat);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long watches = 100000, depth = 64;
+	double budget = 20;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "w:d:b:")) != -1) {
+		switch (opt) {
+		case 'w':
+			watches = strtoul(optarg, NULL, 10);
+			break;
+		case 'd':
+			depth = strtoul(optarg, NULL, 10);
+			break;
+		case 'b':
+			budget = strtod(optarg, NULL);
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind >= argc || !watches || !depth || depth > 1024 || budget <= 0)
+		goto usage;
+	printf("Registering %lu watches from one connection (%lu in flight) "
+	       "while a neighbour READs; budget %.0f s\n", watches, depth,
+	       budget);
+	printf("  %-12s %-18s %10s %11s   %-15s   %-15s\n", "daemon",
+	       "registered", "time", "rate", "nb alone p50/99",
+	       "nb during p50/99 (us)");
+	for (int i = optind; i < argc; i++) {
+		struct contender c;
+
+		if (!contender_parse(&c, argv[i]))
+			goto usage;
+		one(&c, watches, depth, budget);
+	}
+	return 0;
+usage:
+	fprintf(stderr, "usage: watch-register [-w WATCHES] [-d DEPTH] "
+			"[-b BUDGET_S] LABEL=SOCKET...\n");
+	return 2;
+}
