@@ -362,6 +362,13 @@ test-pass: tests
 		CK_TAP_LOG_FILE_NAME=- CK_FORK=yes \
 		prove --failures --exec '' $(UNIT_BINS) tests/integration/test-*
 
+# The soak (tests/soak/soak.py): SOAK_MINUTES of a host's life at speed,
+# every reply checked against a model; its summary in $(B)/soak-summary.md.
+SOAK_MINUTES ?= 10
+soak: tests
+	XS_BUILD=$(CURDIR)/$(B) SOAK_MINUTES=$(SOAK_MINUTES) \
+		/usr/bin/python3 tests/soak/soak.py --summary $(B)/soak-summary.md
+
 # The sub-makes read config.mk again, after the packages are installed.
 check:
 	@$(call install_deps,check)
@@ -382,7 +389,7 @@ distclean: clean
 	rm -rf config.mk config.h config.h.in config.h.in~ config.log config.status \
 		configure configure~ aclocal.m4 autom4te.cache
 
-.PHONY: all tests run test-pass check check-xen bench deps clean distclean install \
+.PHONY: all tests run test-pass check check-xen bench soak deps clean distclean install \
 	uninstall fuzz fuzz-smoke deb FORCE
 
 -include $(shell find $(B) $(FUZZ_B) -name '*.d' 2>/dev/null)
