@@ -3,7 +3,9 @@
  *
  * Owns the input and output byte queues, the framing of input bytes into
  * whole packets, the identity requests are checked with, and the per-turn
- * budget that keeps one busy client from starving the others.  A transport
+ * budget that keeps one busy client from starving the others: a batch of
+ * requests a loop turn, or only a slice of it while other connections are
+ * ready in the same turn.  A transport
  * (a Unix socket or a guest's ring) moves bytes between its medium
  * and these queues and tells the connection when input arrived or output
  * drained; above this module nothing knows which transport is in use.
@@ -36,6 +38,8 @@
 #include "protocol/wire.h"
 
 #define CONN_BATCH 64			/* requests handled per loop turn */
+#define CONN_SLICE 8			/* ... or this many, when other
+					 * connections are ready too */
 #define CONN_OUT_HIGH (256 * 1024)	/* stop reading requests above this */
 #define CONN_OUT_LOW (64 * 1024)	/* ... until output drains below this */
 

@@ -70,6 +70,15 @@ struct watch_count {
 	char path[];
 };
 
+/* An event queued on a watcher's connection, until its bytes are sent. */
+struct queued_event {
+	UT_hash_handle hh;			/* in watcher.queued */
+	struct queued_event *next;		/* the next one queued */
+	int64_t end;				/* where it ends in the stream
+						 * of the connection's output */
+	char payload[];				/* "<path>\0<token>\0" */
+};
+
 #define PATH_BUF (PATH_ABS_MAX + 64)
 
 void watch_registry_init(struct watch_registry *reg)
@@ -320,10 +329,57 @@ int watch_remove(struct watch_registry *reg, struct watcher *wr,
 	return 0;
 }
 
+/* Forget the queued events sent since (all of them when all). */
+static void forget_sent(struct watcher *wr, bool all)
+{
+	const struct conn *c = wr->conn;
+	struct queued_event *q;
+	int64_t sent = 0;
+
+	if (!wr->queued_head)
+		return;
+	/* Signed: a restore queues bytes out_total does not count.  (A
+	 * closed connection may have no queue left: all is all.) */
+	if (!all)
+		sent = (int64_t)c->out_total -
+		       (int64_t)evbuffer_get_length(c->out);
+	while ((q = wr->queued_head) && (all || q->end <= sent)) {
+		wr->queued_head = q->next;
+		HASH_DELETE(hh, wr->queued, q);
+		free(q);
+	}
+	if (!wr->queued_head)
+		wr->queued_tail = NULL;
+}
+
 void watcher_clear(struct watch_registry *reg, struct watcher *wr)
 {
 	while (wr->watches)
 		watch_free(reg, wr->watches);
+	forget_sent(wr, true);
+}
+
+/* Remember an event just queued (no memory: it is only not deduplicated). */
+static void note_queued(struct watcher *wr, const char *payload, size_t len)
+{
+	struct queued_event *q = malloc(sizeof(*q) + len);
+
+	if (!q)
+		return;
+	memcpy(q->payload, payload, len);
+	q->end = (int64_t)wr->conn->out_total;
+	q->next = NULL;
+	table_oom = false;
+	HASH_ADD_KEYPTR(hh, wr->queued, q->payload, len, q);
+	if (table_oom) {
+		free(q);
+		return;
+	}
+	if (wr->queued_tail)
+		wr->queued_tail->next = q;
+	else
+		wr->queued_head = q;
+	wr->queued_tail = q;
 }
 
 /* Queue "<path>\0<token>\0" on w's connection, or hold it back. */
@@ -332,6 +388,7 @@ static void send_event(struct watch *w, const char *path)
 	struct conn *c = w->owner->conn;
 	char buf[XENSTORE_PAYLOAD_MAX];
 	size_t plen, tlen;
+	uint64_t before;
 
 	if (c->closing)
 		return;
@@ -354,7 +411,22 @@ static void send_event(struct watch *w, const char *path)
 	}
 	memcpy(buf, path, plen);
 	memcpy(buf + plen, w->token, tlen);
+	if (path[0] == '@') {		/* special events: always */
+		conn_send(c, XS_WATCH_EVENT, 0, 0, buf, plen + tlen);
+		return;
+	}
+	forget_sent(w->owner, false);
+	if (w->owner->queued) {
+		struct queued_event *q;
+
+		HASH_FIND(hh, w->owner->queued, buf, plen + tlen, q);
+		if (q)
+			return;	/* the same event is still queued */
+	}
+	before = c->out_total;
 	conn_send(c, XS_WATCH_EVENT, 0, 0, buf, plen + tlen);
+	if (c->out_total != before)
+		note_queued(w->owner, buf, plen + tlen);
 }
 
 void watch_fire_initial(struct watch *w)

@@ -9,6 +9,10 @@
  * read-permission check of the watcher on the node (or its parent, or the
  * node's old permissions).
  *
+ * An event identical to one still queued, unsent, on the connection (the
+ * same path and token) is dropped, as upstream does since XSA-326; events
+ * of the special watches are always queued.
+ *
  * Slow readers: once a connection has more than WATCH_QUEUE_MAX bytes of
  * output waiting, its further events are coalesced per watch instead of
  * queued: when its queue drains below CONN_OUT_LOW, each such watch gets
@@ -31,6 +35,7 @@
 struct watch;
 struct watch_bucket;
 struct watch_count;
+struct queued_event;
 
 /* Every watch of the daemon. */
 struct watch_registry {
@@ -46,6 +51,9 @@ struct watcher {
 					 * order */
 	struct watch *by_key;		/* uthash: (path, token) -> watch */
 	struct watch *coalesced;	/* watches with an event held back */
+	/* The events queued on the connection and not yet sent: uthash by
+	 * payload, and oldest first (an identical one is dropped). */
+	struct queued_event *queued, *queued_head, *queued_tail;
 	unsigned int count;
 	size_t bytes;			/* memory of its watches */
 };
@@ -55,7 +63,8 @@ void watch_registry_init(struct watch_registry *reg);
 void watch_registry_destroy(struct watch_registry *reg);
 
 void watcher_init(struct watcher *wr, struct conn *c);
-/* Remove every watch of wr (RESET_WATCHES, connection closed). */
+/* Remove every watch of wr (RESET_WATCHES, connection closed), and
+ * forget its queued events (a duplicate of one is then queued again). */
 void watcher_clear(struct watch_registry *reg, struct watcher *wr);
 
 /*

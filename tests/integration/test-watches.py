@@ -14,8 +14,9 @@ generated when the WATCH is handled.  So WClient.collect() registers a
 throw-away "barrier" watch and returns every event that arrived before the
 barrier's initial event: exactly the events generated so far.
 
-4.17 drops an event identical to one still queued for the connection (same
-path and token), so no test leaves two identical events pending at once.
+Both 4.17 and this daemon drop an event identical to one still queued for
+the connection (same path and token), so no test leaves two identical
+events pending at once.
 
 With XS_DAEMON=upstream-c the tests run against Xen 4.17's C daemon, except
 those pinning what ours adds: the depth argument (4.17 answers EINVAL to any

@@ -76,7 +76,8 @@ class Soak:
         self.model = {}         # path -> value (bytes) of acknowledged state
         self.counter = 0
         self.guests = {}        # domid -> guest
-        self.next_domid = 10
+        self.free_domids = list(range(10, 60))   # a domid comes back after
+                                                  # its domain died
         self.steps = {k: 0 for k in list(WEIGHTS) + ["live_update", "kill9"]}
         self.retries = 0
         self.samples = []       # (life, t, rss_kb, fds)
@@ -172,8 +173,7 @@ class Soak:
     def step_boot(self):
         if len(self.guests) >= GUESTS_MAX:
             return self.step_teardown()
-        domid = self.next_domid
-        self.next_domid += 1
+        domid = self.free_domids.pop(self.rng.randrange(len(self.free_domids)))
         g = self.b.guest(domid)
         self.b.introduce_with_home(g)
         home = "/local/domain/%d" % domid
@@ -208,6 +208,8 @@ class Soak:
         eq(self.read_socket(home), None, "a dead domain's home")
         eq(self.b.c.introduced(domid), b"F\0", "a dead domain is released")
         g.close()
+        self.b._made.remove(g)      # the rig closes the others at its end
+        self.free_domids.append(domid)
 
     def step_guest_op(self):
         if not self.guests:

@@ -298,6 +298,38 @@ START_TEST(zero_length_packet_is_dispatched_at_once)
 }
 END_TEST
 
+static void nothing(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+}
+
+/* While another callback is ready in the same turn, a connection yields
+ * after a slice of requests instead of a whole batch, so its neighbour
+ * waits for a few of them; alone, it keeps its batch. */
+START_TEST(a_connection_yields_a_slice_while_others_are_ready)
+{
+	struct event *other = event_new(base, -1, 0, nothing, NULL);
+
+	ck_assert_ptr_nonnull(other);
+	for (unsigned int i = 1; i <= 2 * CONN_BATCH; i++)
+		add_read(i);
+	event_active(other, 0, 0);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, CONN_SLICE);
+	loop_once();		/* runs other, and c's next slice */
+	ck_assert_uint_ge(rec.dispatched, 2 * CONN_SLICE);
+	/* Nobody else ready: a whole batch. */
+	while (rec.dispatched < 2 * CONN_BATCH) {
+		unsigned int before = rec.dispatched;
+
+		loop_once();
+		ck_assert(rec.dispatched - before == CONN_BATCH ||
+			  rec.dispatched == 2 * CONN_BATCH);
+	}
+	event_free(other);
+}
+END_TEST
+
 START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
 {
 	const unsigned int total = 3 * CONN_BATCH + 10;
@@ -645,6 +677,7 @@ static Suite *conn_suite(void)
 	t = tcase_create("flow");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, more_than_a_batch_is_handled_a_batch_per_turn);
+	tcase_add_test(t, a_connection_yields_a_slice_while_others_are_ready);
 	tcase_add_test(t, handled_requests_hold_the_connection_until_flushed);
 	tcase_add_test(t, closing_connection_is_not_held);
 	tcase_add_test(t, output_waits_for_its_release);

@@ -238,6 +238,29 @@ START_TEST(removal_filters_each_watch_below_by_its_own_nodes_permissions)
 }
 END_TEST
 
+/* As upstream since XSA-326: an event identical to one still queued on
+ * the connection is dropped; once that one is sent, it is queued again.
+ * Another token, another path or a special event is never dropped. */
+START_TEST(an_event_identical_to_one_still_queued_is_dropped)
+{
+	add(&w0, "/d", "t", -1);
+	add(&w0, "/d", "u", -1);
+	changed("/d/x");
+	changed("/d/x");
+	changed("/d/y");
+	changed("/d/x");
+	ck_assert_str_eq(events(c0), "/d/x|t /d/x|u /d/y|t /d/y|u ");
+	/* Sent (taken off the queue): the same event is news again. */
+	changed("/d/x");
+	ck_assert_str_eq(events(c0), "/d/x|t /d/x|u ");
+
+	add(&w0, "@releaseDomain", "r", -1);
+	watch_fire_special(&reg, "@releaseDomain", 3, dom0_only);
+	watch_fire_special(&reg, "@releaseDomain", 3, dom0_only);
+	ck_assert_str_eq(events(c0), "@releaseDomain|r @releaseDomain|r ");
+}
+END_TEST
+
 START_TEST(relative_watch_gets_relative_paths)
 {
 	struct watch *w = watch_add(&reg, &w0, "/local/domain/0/rel", 16, "r",
@@ -428,6 +451,7 @@ static Suite *watch_suite(void)
 	tcase_add_test(tc, unreadable_changes_are_not_told_to_unprivileged);
 	tcase_add_test(tc, removal_tells_ancestors_the_path_and_descendants_their_own);
 	tcase_add_test(tc, removal_filters_each_watch_below_by_its_own_nodes_permissions);
+	tcase_add_test(tc, an_event_identical_to_one_still_queued_is_dropped);
 	tcase_add_test(tc, relative_watch_gets_relative_paths);
 	tcase_add_test(tc, special_events_in_plain_depth_and_per_domain_forms);
 	tcase_add_test(tc, special_events_need_read_on_the_special_node);
