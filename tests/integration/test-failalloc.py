@@ -111,8 +111,9 @@ def connect(d):
 
 
 def one_case(d, c, setup, act, n):
-    """Arm N, act; returns (outcome, client): outcome is "ok", "enomem" or
-    "closed", and the client a working connection."""
+    """Arm N, act; returns (outcome, fired, before, client): outcome is
+    "ok", "enomem" or "closed", fired whether the failure happened, before
+    the tree before the request, and client a working connection."""
     # A fresh connection per case: a transaction or watch of the last one
     # would linger otherwise.
     c.close()

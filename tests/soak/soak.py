@@ -34,7 +34,6 @@ import argparse
 import importlib.machinery
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -43,9 +42,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from xstest import *  # noqa: E402,F401,F403
-from xstest import _diag as diag  # noqa: E402
 from fakexen import *  # noqa: E402,F401,F403
-import guests  # noqa: E402
 
 # The kill -9 rig of the durability tests (a daemon that can be killed and
 # started again on the same directory, with the same FakeXen world).
