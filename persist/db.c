@@ -47,6 +47,23 @@
 #define JOURNAL_LIMIT_DEFAULT (4u << 20)
 #define JOURNAL_LIMIT_ENV "XENSTORED_JOURNAL_LIMIT"
 
+/*
+ * The quiet rule: a live journal that no commit has added to for a whole
+ * period (so for one to two of them) is compacted at once, if it holds at
+ * least QUIET_MIN bytes and a quarter of the checkpoint's size.  Most of
+ * a host's life is quiet, and the journal is RAM on the tmpfs: after a
+ * burst (a fill, guests booting) the host should not keep up to the
+ * limit's 4 MiB of changes it already has in memory and could hold as a
+ * tenth of that in the checkpoint.  The quarter bounds the work: a merge
+ * rewrites the checkpoint, and this rule rewrites it for at least a
+ * quarter of its size in new changes, as the limit's rule does for the
+ * whole of it; and no more often than once a period.
+ * XENSTORED_JOURNAL_QUIET_MS sets the period (0: no quiet rule).
+ */
+#define QUIET_MS_DEFAULT 1000
+#define QUIET_MIN (64u << 10)
+#define QUIET_ENV "XENSTORED_JOURNAL_QUIET_MS"
+
 static const char *const journal_suffix[JOURNALS] = {
 	[JOURNAL_OLD] = ".journal.old",
 	[JOURNAL_LIVE] = ".journal",
@@ -183,6 +200,7 @@ int db_put_encoded(struct db *db, const char *key,
 /* The limit for a checkpoint of size bytes (see JOURNAL_LIMIT_DEFAULT). */
 static void follow_checkpoint_size(struct db *db, uint64_t size)
 {
+	db->checkpoint_size = size;
 	if (!db->limit_fixed)
 		db->limit = size > JOURNAL_LIMIT_DEFAULT ? size
 							 : JOURNAL_LIMIT_DEFAULT;
@@ -354,6 +372,41 @@ static void maybe_compact(struct db *db)
 		rotate(db);
 }
 
+static void arm_quiet(struct db *db)
+{
+	struct timeval tv = { .tv_sec = (time_t)(db->quiet_ms / 1000),
+			      .tv_usec = (suseconds_t)(db->quiet_ms % 1000) * 1000 };
+
+	/* Without the timer the journal waits for its limit, as before. */
+	db->quiet_armed = event_add(db->quiet_ev, &tv) == 0;
+	db->quiet_seen = db->commits;
+}
+
+/* The quiet rule (QUIET_MS_DEFAULT): a period has passed since the timer
+ * was armed at a commit. */
+static void quiet_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+	uint64_t enough = db->checkpoint_size / 4;
+
+	(void)fd;
+	(void)what;
+	db->quiet_armed = false;
+	if (db->commits != db->quiet_seen) {
+		/* Commits since: a whole period from now, then. */
+		arm_quiet(db);
+		return;
+	}
+	if (enough < QUIET_MIN)
+		enough = QUIET_MIN;
+	reap_compaction(db, false);
+	if (!db->started || db->failed || db->compaction.running ||
+	    db->jexists[JOURNAL_OLD] || db->jout.fd < 0 ||
+	    db->jout.end < enough || evbuffer_get_length(db->pending))
+		return;
+	rotate(db);
+}
+
 int db_commit(struct db *db)
 {
 	if (!db)
@@ -366,6 +419,9 @@ int db_commit(struct db *db)
 		return 0;
 	if ((db->jout.fd < 0 && !open_journal(db)) || write_frame(db) != 0)
 		return -1;
+	db->commits++;
+	if (db->quiet_ev && !db->quiet_armed)
+		arm_quiet(db);
 	maybe_compact(db);
 	return db->failed ? -1 : 0;
 }
@@ -423,6 +479,24 @@ static void compaction_woke(evutil_socket_t fd, short what, void *arg)
 	maybe_compact(db);
 }
 
+/* The quiet rule's period from the environment, in ms (0: none). */
+static uint64_t quiet_period(void)
+{
+	const char *v = getenv(QUIET_ENV);
+	unsigned long long n;
+	char *end;
+
+	if (!v)
+		return QUIET_MS_DEFAULT;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || end == v || *end || n > 3600u * 1000u) {
+		log_warn("%s=%s is not a period in ms: ignored", QUIET_ENV, v);
+		return QUIET_MS_DEFAULT;
+	}
+	return n;
+}
+
 int db_notify(struct db *db, struct event_base *base)
 {
 	if (!db || db->wake_ev)
@@ -440,6 +514,16 @@ int db_notify(struct db *db, struct event_base *base)
 		db->wake_fd = -1;
 		errno = ENOMEM;
 		return -1;
+	}
+	db->quiet_ms = quiet_period();
+	if (db->quiet_ms) {
+		db->quiet_ev = evtimer_new(base, quiet_check, db);
+		if (!db->quiet_ev)
+			log_warn("database %s: no memory for the quiet rule's "
+				 "timer: journals wait for their limit",
+				 db->path);
+		else if (db->commits)
+			arm_quiet(db);
 	}
 	return 0;
 }
@@ -649,6 +733,8 @@ static char *with_suffix(const char *path, const char *suffix)
 
 static void db_free(struct db *db)
 {
+	if (db->quiet_ev)
+		event_free(db->quiet_ev);
 	if (db->wake_ev)
 		event_free(db->wake_ev);
 	if (db->wake_fd >= 0)

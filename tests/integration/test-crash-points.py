@@ -329,9 +329,12 @@ class Scratch:
 
 
 def filled(dir, ops, limit="64M"):
-    """A daemon on dir that took ops operations of a Writer: (w, life)."""
+    """A daemon on dir that took ops operations of a Writer: (w, life).
+    Without the quiet rule: its journal stays however long the test
+    looks at it."""
     w = Writer()
-    life = Life(dir, 1, env={"XENSTORED_JOURNAL_LIMIT": limit}).start()
+    life = Life(dir, 1, env={"XENSTORED_JOURNAL_LIMIT": limit,
+                             "XENSTORED_JOURNAL_QUIET_MS": "0"}).start()
     w.run(life.sock, ops)
     return w, life
 
@@ -520,6 +523,35 @@ def test_compaction_keeps_the_journal_near_its_limit():
             os.rename(os.path.join(dir, "aside." + f), os.path.join(dir, f))
         life = Life(dir, 3).start()
         same_state(life.sock, w, "after a kill")
+        eq(life.term(), 0, "exit status")
+
+
+def test_a_quiet_journal_is_compacted_and_a_busy_one_is_not():
+    if skip_in_upstream_mode("the journal is ours"):
+        return
+    with Scratch() as dir:
+        db = os.path.join(dir, DB)
+        w = Writer()
+        life = Life(dir, 1, env={"XENSTORED_JOURNAL_QUIET_MS": "400"}).start()
+        w.run(life.sock, 1500)          # about 200 KiB of journal
+        first = os.stat(db).st_ino      # the new database's first state
+        # Writes every 100 ms: never a quiet period, no compaction.
+        for _ in range(15):
+            w.run(life.sock, 1)
+            time.sleep(0.1)
+        eq(os.stat(db).st_ino, first, "the checkpoint while writes go on")
+        check(not os.path.exists(db + ".journal.old"), "a journal set aside")
+        # Quiet: compacted (a new checkpoint renamed over the old) and
+        # the journal then is a new one.
+        wait_for(lambda: os.stat(db).st_ino != first, "a new checkpoint", timeout=10)
+        wait_for(lambda: not os.path.exists(db + ".journal.old"),
+                 "the compaction's end", timeout=10)
+        life.kill9()
+        # The tdb file alone has every node.
+        for f in journal_files(dir):
+            os.rename(os.path.join(dir, f), os.path.join(dir, "aside." + f))
+        life = Life(dir, 2).start()
+        same_state(life.sock, w, "the checkpoint alone")
         eq(life.term(), 0, "exit status")
 
 
