@@ -179,9 +179,10 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 	fold_free(&f);
 	journal_unmap(&m);
 	/* A big fold's memory (a journal of many keys: 100 MB for a million)
-	 * back to the system: glibc's dynamic mmap threshold keeps such
-	 * blocks in this thread's arena, in the daemon's RSS, until the
-	 * next compaction that large. */
+	 * back to the system: its large blocks have mappings of their own
+	 * (daemon/main.c's thresholds), but its keys' chunks sit in this
+	 * thread's arena, whose free pages below its top stay resident
+	 * until trimmed. */
 	if (held > (1u << 20))
 		malloc_trim(0);
 	if (rc > 0)
