@@ -80,7 +80,7 @@ bool node_has_path(const struct node *n, const char *path, size_t len)
 			return len == n->name_len &&
 			       memcmp(path, n->data, len) == 0;
 		/* "/" then the name, at the end of what is left. */
-		if (len < n->name_len + 1)
+		if (len < (size_t)n->name_len + 1)
 			return false;
 		len -= n->name_len;
 		if (path[len - 1] != '/' ||
@@ -96,13 +96,18 @@ bool node_has_path(const struct node *n, const char *path, size_t len)
 /*
  * A node of the given name (len bytes) with room for a value of
  * value_len bytes, not linked anywhere yet; NULL (errno ENOMEM) when
- * memory runs out.
+ * memory runs out, EINVAL for a value longer than a node holds.
  */
 static struct node *node_new(const char *name, size_t len,
 			     struct perms *perms, size_t value_len)
 {
-	struct node *n = pool_alloc();
+	struct node *n;
 
+	if (value_len > NODE_VALUE_MAX || len >= NODE_PATH_BUF) {
+		errno = EINVAL;
+		return NULL;
+	}
+	n = pool_alloc();
 	if (!n)
 		return NULL;
 	n->data = malloc(len + 1 + value_len);
@@ -113,7 +118,7 @@ static struct node *node_new(const char *name, size_t len,
 	}
 	memcpy(n->data, name, len);
 	n->data[len] = '\0';
-	n->name_len = (uint32_t)len;
+	n->name_len = len & 0xffff;
 	n->perms = perms_ref(perms);
 	return n;
 }
@@ -126,9 +131,13 @@ static void node_free(struct node *n)
 }
 
 /* A new value of len bytes for n: false (errno ENOMEM) without memory,
- * n unchanged. */
+ * EINVAL when longer than a node holds), n unchanged. */
 static bool set_value(struct node *n, const void *data, size_t len)
 {
+	if (len > NODE_VALUE_MAX) {
+		errno = EINVAL;
+		return false;
+	}
 	if (len != n->value_len) {
 		char *d = realloc(n->data, n->name_len + 1 + len);
 
@@ -137,7 +146,7 @@ static bool set_value(struct node *n, const void *data, size_t len)
 			return false;
 		}
 		n->data = d;
-		n->value_len = (uint32_t)len;
+		n->value_len = len & 0xffff;
 	}
 	if (len)
 		memcpy(n->data + n->name_len + 1, data, len);
@@ -147,7 +156,7 @@ static bool set_value(struct node *n, const void *data, size_t len)
 /* The value of a node made with room for it (node_new). */
 static void put_value(struct node *n, const void *data, size_t len)
 {
-	n->value_len = (uint32_t)len;
+	n->value_len = len & 0xffff;	/* node_new checked it */
 	if (len)
 		memcpy(n->data + n->name_len + 1, data, len);
 }
@@ -185,18 +194,22 @@ const char *store_listing(struct store *s, const struct node *n)
 	return l->names;
 }
 
+/* n becomes parent's last child (store.h: the first child's prev_id
+ * names the last). */
 static void link_child(struct store *s, struct node *parent, struct node *n)
 {
-	struct node *last = pool_node(parent->last_child_id);
+	struct node *first = node_first_child(parent);
 
 	n->parent_id = parent->id;
-	n->prev_id = parent->last_child_id;
-	if (last)
-		last->next_id = n->id;
-	else
+	n->next_id = 0;
+	if (first) {
+		pool_node(first->prev_id)->next_id = n->id;
+		n->prev_id = first->prev_id;
+		first->prev_id = n->id;
+	} else {
 		parent->first_child_id = n->id;
-	parent->last_child_id = n->id;
-	parent->nchildren++;
+		n->prev_id = n->id;
+	}
 	parent->children_len += n->name_len + 1;
 	forget_listing(s, parent);
 	parent->cgen = ++s->gen;
@@ -205,17 +218,18 @@ static void link_child(struct store *s, struct node *parent, struct node *n)
 static void unlink_child(struct store *s, struct node *n)
 {
 	struct node *parent = node_parent(n);
-	struct node *prev = pool_node(n->prev_id), *next = node_next(n);
+	struct node *first = node_first_child(parent), *next = node_next(n);
 
-	if (prev)
-		prev->next_id = n->next_id;
-	else
+	if (n == first)
 		parent->first_child_id = n->next_id;
+	else
+		pool_node(n->prev_id)->next_id = n->next_id;
+	/* The next one, or (n the last) the first, takes n's prev: the
+	 * first child's is the last one. */
 	if (next)
 		next->prev_id = n->prev_id;
-	else
-		parent->last_child_id = n->prev_id;
-	parent->nchildren--;
+	else if (n != first)
+		first->prev_id = n->prev_id;
 	parent->children_len -= n->name_len + 1;
 	forget_listing(s, parent);
 	parent->cgen = ++s->gen;
@@ -362,7 +376,7 @@ struct node *store_lookup(const struct store *s, const char *path)
  * Create path (len bytes) and its missing ancestors; the node itself
  * holds the value_len bytes at data (the ancestors nothing).  The node
  * must not exist.  NULL with errno ENOMEM, nothing created, when memory
- * runs out.
+ * runs out (EINVAL: a path or value longer than a node holds).
  */
 static struct node *create(struct store *s, const char *path, size_t len,
 			   struct perms *perms, const void *data,
@@ -376,8 +390,8 @@ static struct node *create(struct store *s, const char *path, size_t len,
 	unsigned int missing = 0;
 	size_t end;
 
-	if (len >= NODE_PATH_BUF) {
-		errno = EINVAL;	/* longer than any valid path */
+	if (len >= NODE_PATH_BUF || value_len > NODE_VALUE_MAX) {
+		errno = EINVAL;	/* longer than any valid path or value */
 		return NULL;
 	}
 	if (path_is_special(path)) {
@@ -624,7 +638,7 @@ static struct node *near_ancestor(struct node *last, const char *path,
 static bool note_order(struct store *s, const struct node *parent,
 		       uint64_t born)
 {
-	const struct node *last = pool_node(parent->last_child_id);
+	const struct node *last = node_last_child(parent);
 
 	if (!last || last->born < born)
 		return true;
@@ -661,13 +675,14 @@ static int by_birth(const void *a, const void *b)
  * EINVAL when two were born at one generation (a damaged file). */
 static int order_children(struct store *s, struct node *n)
 {
-	uint32_t *ids = malloc(n->nchildren * sizeof(*ids));
-	uint32_t k = 0, prev = 0;
+	uint32_t k = node_count_children(n);
+	uint32_t *ids = malloc((k ? k : 1) * sizeof(*ids));
 
 	if (!ids) {
 		errno = ENOMEM;
 		return -1;
 	}
+	k = 0;
 	for (struct node *c = node_first_child(n); c; c = node_next(c))
 		ids[k++] = c->id;
 	qsort(ids, k, sizeof(*ids), by_birth);
@@ -682,11 +697,9 @@ static int order_children(struct store *s, struct node *n)
 	for (uint32_t i = 0; i < k; i++) {
 		struct node *c = pool_node(ids[i]);
 
-		c->prev_id = prev;
+		c->prev_id = ids[i ? i - 1 : k - 1];
 		c->next_id = i + 1 < k ? ids[i + 1] : 0;
-		prev = c->id;
 	}
-	n->last_child_id = prev;
 	forget_listing(s, n);
 	free(ids);
 	return 0;
@@ -732,6 +745,8 @@ struct node *store_restore(struct store *s, const char *path,
 	struct node *n = NULL, *parent = NULL;
 	size_t parent_len = 0;
 
+	if (born > NODE_GEN_MAX || gen > NODE_GEN_MAX || cgen > NODE_GEN_MAX)
+		goto invalid;	/* none of ours: a damaged file */
 	if (special || plen == 1) {
 		/* Only these may exist already (start-up made them). */
 		n = lookup_len(s, path, plen);
@@ -903,7 +918,7 @@ static bool check_node(struct node *n, const char *path, void *arg)
 	const struct store_listing *l =
 		&st->s->listings[n->id % STORE_LISTINGS];
 	const char *listing = l->id == n->id ? l->names : NULL;
-	uint32_t count = 0, bytes = 0;
+	uint32_t bytes = 0;
 	bool stale = false;
 	char child[NODE_PATH_BUF];
 
@@ -921,16 +936,16 @@ static bool check_node(struct node *n, const char *path, void *arg)
 			node_path(c, child, sizeof(child));
 			problem(st, "child with a wrong parent", child);
 		}
-		if (!c->next_id && c->id != n->last_child_id)
+		if (c->next_id ? node_next(c)->prev_id != c->id
+			       : c != node_last_child(n))
 			problem(st, "broken child list", path);
 		if (listing && bytes + len <= n->children_len &&
 		    memcmp(listing + bytes, c->data, len) != 0)
 			stale = true;
-		count++;
 		bytes += (uint32_t)len;
 	}
-	if (count != n->nchildren || bytes != n->children_len)
-		problem(st, "child count or listing size is wrong", path);
+	if (bytes != n->children_len)
+		problem(st, "listing size is wrong", path);
 	if (stale)
 		problem(st, "the cached listing differs from the children",
 			path);

@@ -2,7 +2,7 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is an 80-byte record of the node pool (pool.h) holding its name,
+ * A node is a 64-byte record of the node pool (pool.h) holding its name,
  * not its path, linked to its relatives by 32-bit ids; its name and value
  * share one allocation.  Lookup of a path is one probe of a keyed hash of
  * full paths (index.h), usually one slot, confirmed by comparing the
@@ -60,29 +60,44 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a record of the node pool (store/pool.h), linked to its
- * parent, children and siblings by 32-bit pool ids (0: none).  It holds
- * its name, not its path: node_path() builds the path from the names of
- * its ancestors, and the path index (store/index.h) finds a node from a
- * path.  Name and value share one allocation.
+ * One node: a 64-byte record of the node pool (store/pool.h), linked to
+ * its parent, children and siblings by 32-bit pool ids (0: none).  It
+ * holds its name, not its path: node_path() builds the path from the
+ * names of its ancestors, and the path index (store/index.h) finds a node
+ * from a path.  Name and value share one allocation.
+ *
+ * The children are a list in creation order, singly linked forward and
+ * doubly backward: next_id ends at the last child (0), and prev_id of the
+ * first child names the last one, so appending and unlinking stay O(1)
+ * without a last-child link.  Generations are 48 bits (NODE_GEN_MAX: at
+ * a million changes a second, nine years of them; they carry over
+ * restarts), packed with the two lengths.
  */
+#define NODE_GEN_MAX ((UINT64_C(1) << 48) - 1)
+#define NODE_VALUE_MAX UINT16_MAX	/* a request's payload is 4 KiB */
+
 struct node {
 	uint32_t id;			/* its own pool id */
 	uint32_t parent_id;		/* 0 for "/" and the special nodes */
-	uint32_t first_child_id, last_child_id;
-	uint32_t prev_id, next_id;	/* siblings, in creation order */
-	uint32_t nchildren;
+	uint32_t first_child_id;
+	uint32_t prev_id;		/* the previous sibling (the first
+					 * child's: the last child) */
+	uint32_t next_id;		/* the next sibling (0: the last) */
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
-	uint32_t value_len;
-	uint32_t name_len;		/* bytes of the name, without its NUL */
 	struct perms *perms;		/* one reference, owned */
 	char *data;			/* owned: the name, a NUL, the value */
-	uint64_t gen;			/* last change of value or perms, or creation */
-	uint64_t cgen;			/* last change of the children list */
-	uint64_t born;			/* generation it was created with: a
+	uint64_t gen : 48;		/* last change of value or perms, or
+					 * creation */
+	uint64_t name_len : 16;		/* bytes of the name, without its NUL */
+	uint64_t cgen : 48;		/* last change of the children list */
+	uint64_t value_len : 16;
+	uint64_t born : 48;		/* generation it was created with: a
 					 * parent's is lower than its children's,
 					 * siblings' follow their order */
+	uint64_t : 16;
 };
+
+_Static_assert(sizeof(struct node) == 64, "a node is one 64-byte record");
 
 /* The node of a pool id (0: NULL). */
 static inline struct node *pool_node(uint32_t id)
@@ -105,6 +120,23 @@ static inline struct node *node_first_child(const struct node *n)
 static inline struct node *node_next(const struct node *n)
 {
 	return pool_node(n->next_id);
+}
+
+static inline struct node *node_last_child(const struct node *n)
+{
+	const struct node *first = node_first_child(n);
+
+	return first ? pool_node(first->prev_id) : NULL;
+}
+
+/* How many children n has: a walk over them. */
+static inline uint32_t node_count_children(const struct node *n)
+{
+	uint32_t k = 0;
+
+	for (const struct node *c = node_first_child(n); c; c = node_next(c))
+		k++;
+	return k;
 }
 
 /*
@@ -213,7 +245,8 @@ struct node *store_create(struct store *s, const char *path,
 /*
  * Set the value of path, creating it and its missing ancestors (with
  * perms, as store_create) when needed.  All or nothing: NULL with errno =
- * ENOMEM leaves the tree as it was.
+ * ENOMEM, or EINVAL for a value of more than NODE_VALUE_MAX bytes, leaves
+ * the tree as it was.
  */
 struct node *store_write(struct store *s, const char *path,
 			 struct perms *perms, const void *data, size_t len);

@@ -139,9 +139,9 @@ static int snapshot_kids(struct store *s, struct txn *t, struct entry *e)
 	if (!live)
 		return 0;
 	e->cgen = live->cgen;
-	if (!live->nchildren)
+	if (!live->first_child_id)
 		return 0;
-	e->kids = calloc(live->nchildren, sizeof(*e->kids));
+	e->kids = calloc(node_count_children(live), sizeof(*e->kids));
 	if (!e->kids)
 		goto nomem;
 	for (struct node *c = node_first_child(live); c; c = node_next(c)) {

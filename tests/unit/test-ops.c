@@ -475,11 +475,11 @@ START_TEST(control_check_reports_what_is_wrong)
 	struct node *n = store_lookup(&srv.store, "/tool");
 
 	ck_assert_ptr_nonnull(n);
-	n->nchildren++;		/* a count that no longer matches the list */
+	n->children_len++;	/* a size that no longer matches the list */
 	ck_assert_uint_eq(xs(c0, XS_CONTROL, UNIT_BYTES("check\0")), XS_CONTROL);
 	ck_assert_msg(strstr(rbuf, "/tool: ") != NULL, "report: %s", rbuf);
 	ck_assert_msg(strstr(rbuf, "1 problems in ") != NULL, "report: %s", rbuf);
-	n->nchildren--;
+	n->children_len--;
 	EXPECT_OK(c0, XS_CONTROL, "check\0");
 }
 END_TEST

@@ -401,7 +401,8 @@ static void same_store(const struct store *a, const struct store *b)
 		children(m, cb, sizeof(cb));
 		ck_assert_msg(strcmp(ca, cb) == 0, "children of %s: %s, loaded %s",
 			      path, ca, cb);
-		ck_assert_uint_eq(n->nchildren, m->nchildren);
+		ck_assert_uint_eq(node_count_children(n),
+				  node_count_children(m));
 		ck_assert_uint_eq(n->children_len, m->children_len);
 	}
 	ck_assert_uint_eq(store_check(b, NULL, NULL), 0);

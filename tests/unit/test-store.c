@@ -183,7 +183,7 @@ START_TEST(init_creates_root)
 	ck_assert_str_eq(node_name(root), "/");
 	ck_assert_ptr_null(node_parent(root));
 	ck_assert_ptr_null(node_first_child(root));
-	ck_assert_uint_eq(root->nchildren, 0);
+	ck_assert_uint_eq(node_count_children(root), 0);
 	ck_assert_uint_eq(root->value_len, 0);
 	ck_assert_ptr_eq(root->perms, p);
 	ck_assert_uint_eq(p->refs, 2);
@@ -294,7 +294,7 @@ START_TEST(special_nodes_are_parentless)
 	n = must_create(&s, "@introduceDomain", p);
 	root = store_lookup(&s, "/");
 	ck_assert_ptr_null(node_parent(n));
-	ck_assert_uint_eq(root->nchildren, 0);
+	ck_assert_uint_eq(node_count_children(root), 0);
 	ck_assert_ptr_null(node_first_child(root));
 	ck_assert_str_eq(node_name(n), "@introduceDomain");
 	ck_assert_ptr_eq(store_lookup(&s, "@introduceDomain"), n);
@@ -479,12 +479,15 @@ START_TEST(children_are_kept_in_creation_order)
 	must_create(&s, "/p/a", p);	/* exists: no second entry */
 	list_children(par, list, sizeof(list));
 	ck_assert_str_eq(list, ",ccc,a,bb");
-	ck_assert_uint_eq(par->nchildren, 3);
+	ck_assert_uint_eq(node_count_children(par), 3);
 	ck_assert_uint_eq(par->children_len, 4 + 2 + 3);
-	ck_assert_str_eq(node_name(pool_node(par->last_child_id)), "bb");
-	ck_assert_uint_eq(node_first_child(par)->prev_id, 0);
-	ck_assert_uint_eq(pool_node(pool_node(par->last_child_id)->prev_id)
-				  ->prev_id, par->first_child_id);
+	ck_assert_str_eq(node_name(node_last_child(par)), "bb");
+	/* The first child's prev is the last child. */
+	ck_assert_uint_eq(node_first_child(par)->prev_id,
+			  node_last_child(par)->id);
+	ck_assert_uint_eq(pool_node(node_last_child(par)->prev_id)->prev_id,
+			  par->first_child_id);
+	ck_assert_uint_eq(node_last_child(par)->next_id, 0);
 	free_store(&s, p);
 }
 END_TEST
@@ -557,19 +560,22 @@ START_TEST(children_counts_follow_removal)
 				      NULL), 0);
 	list_children(par, list, sizeof(list));
 	ck_assert_str_eq(list, ",ccc,bb");
-	ck_assert_uint_eq(par->nchildren, 2);
+	ck_assert_uint_eq(node_count_children(par), 2);
 	ck_assert_uint_eq(par->children_len, 4 + 3);
-	ck_assert_uint_eq(node_first_child(par)->next_id, par->last_child_id);
-	ck_assert_uint_eq(pool_node(par->last_child_id)->prev_id,
-			  par->first_child_id);
+	ck_assert_uint_eq(node_first_child(par)->next_id,
+			  node_last_child(par)->id);
+	ck_assert_uint_eq(node_last_child(par)->prev_id, par->first_child_id);
+	ck_assert_uint_eq(node_first_child(par)->prev_id,
+			  node_last_child(par)->id);
 	/* Removing the first and last children too. */
 	ck_assert_int_eq(store_remove(&s, node_first_child(par), NULL, NULL),
 			 0);
-	ck_assert_int_eq(store_remove(&s, pool_node(par->last_child_id), NULL,
-				      NULL), 0);
+	ck_assert_uint_eq(node_first_child(par)->prev_id, par->first_child_id);
+	ck_assert_int_eq(store_remove(&s, node_last_child(par), NULL, NULL),
+			 0);
 	ck_assert_uint_eq(par->first_child_id, 0);
-	ck_assert_uint_eq(par->last_child_id, 0);
-	ck_assert_uint_eq(par->nchildren, 0);
+	ck_assert_ptr_null(node_last_child(par));
+	ck_assert_uint_eq(node_count_children(par), 0);
 	ck_assert_uint_eq(par->children_len, 0);
 	/* A child added afterwards is the only one. */
 	must_create(&s, "/p/new", p);
@@ -612,7 +618,7 @@ START_TEST(remove_is_recursive)
 	ck_assert_ptr_nonnull(store_lookup(&s, "/x"));
 	ck_assert_uint_eq(store_count(&s), 2);
 	root = store_lookup(&s, "/");
-	ck_assert_uint_eq(root->nchildren, 1);
+	ck_assert_uint_eq(node_count_children(root), 1);
 	ck_assert_uint_eq(root->children_len, 2);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	ck_assert_uint_eq(p->refs, 3);	/* ours, "/" and "/x" */
@@ -635,7 +641,7 @@ START_TEST(rm_of_root_is_refused)
 	ck_assert_ptr_eq(store_lookup(&s, "/"), root);
 	ck_assert_ptr_nonnull(store_lookup(&s, "/a/b/c"));
 	ck_assert_uint_eq(store_count(&s), 6);
-	ck_assert_uint_eq(root->nchildren, 2);
+	ck_assert_uint_eq(node_count_children(root), 2);
 	free_store(&s, p);
 }
 END_TEST
@@ -828,23 +834,28 @@ START_TEST(check_of_healthy_tree_finds_nothing)
 }
 END_TEST
 
-START_TEST(check_reports_wrong_nchildren)
+START_TEST(check_reports_broken_back_link)
 {
 	struct store s;
 	struct perms *p;
 	struct reports r = { 0 };
-	struct node *a;
+	struct node *a, *first;
+	uint32_t last_id;
 
 	new_store(&s, &p);
 	small_tree(&s, p);
 	a = store_lookup(&s, "/a");
-	a->nchildren++;
+	first = node_first_child(a);
+	ck_assert_ptr_nonnull(first->next_id ? first : NULL);
+	/* The first child no longer names the last one. */
+	last_id = first->prev_id;
+	first->prev_id = first->id;
 	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_ge(r.n, 1);
 	ck_assert_str_eq(r.last_path, "/a");
 	/* Without a report function the count is the same. */
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), r.n);
-	a->nchildren--;
+	first->prev_id = last_id;
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -878,7 +889,8 @@ START_TEST(check_reports_unreachable_node)
 	/* Cut /a/d out of /a's list, leaving it in the index. */
 	a = store_lookup(&s, "/a");
 	d = store_lookup(&s, "/a/d");
-	a->last_child_id = d->prev_id;
+	ck_assert_uint_eq(d->next_id, 0);	/* the last */
+	node_first_child(a)->prev_id = d->prev_id;
 	pool_node(d->prev_id)->next_id = 0;
 	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_ge(r.n, 1);
@@ -898,8 +910,7 @@ START_TEST(check_reports_node_missing_from_tree)
 	/* /a forgets its only child consistently: counts agree, but /a/b is
 	 * still indexed and names /a as its parent. */
 	a = store_lookup(&s, "/a");
-	a->first_child_id = a->last_child_id = 0;
-	a->nchildren = 0;
+	a->first_child_id = 0;
 	a->children_len = 0;
 	ck_assert_uint_eq(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_eq(r.n, 1);
@@ -973,6 +984,113 @@ START_TEST(restore_out_of_order_is_put_in_order_of_birth)
 	errno = 0;
 	ck_assert_int_eq(store_restore_done(&s), -1);
 	ck_assert_int_eq(errno, EINVAL);
+	free_store(&s, p);
+}
+END_TEST
+
+/* Generations are 48 bits (store.h): a file naming a larger one is
+ * damaged, and nothing of it is restored. */
+START_TEST(restore_refuses_a_generation_past_48_bits)
+{
+	struct store s;
+	struct perms *p;
+	struct node *hint = NULL;
+
+	new_store(&s, &p);
+	restore_fails(&s, p, "/big", NODE_GEN_MAX + 1, &hint, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(store_restore(&s, "/big", p, "", 0, 5,
+					 NODE_GEN_MAX + 1, 0, &hint));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_ptr_null(store_lookup(&s, "/big"));
+	ck_assert(restored(&s, p, "/big", NODE_GEN_MAX, &hint));
+	ck_assert_uint_eq(store_lookup(&s, "/big")->born, NODE_GEN_MAX);
+	ck_assert_uint_eq(s.gen, NODE_GEN_MAX);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+/* A value longer than a node holds (NODE_VALUE_MAX: no request carries
+ * one) is refused whole, new node or old. */
+START_TEST(value_longer_than_a_node_holds_is_einval)
+{
+	struct store s;
+	struct perms *p;
+	size_t big = (size_t)NODE_VALUE_MAX + 1;
+	char *v = calloc(1, big);
+	struct node *n;
+
+	ck_assert_ptr_nonnull(v);
+	new_store(&s, &p);
+	errno = 0;
+	ck_assert_ptr_null(store_write(&s, "/a/b", p, v, big));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_ptr_null(store_lookup(&s, "/a"));
+	n = store_write(&s, "/a", p, v, NODE_VALUE_MAX);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_uint_eq(n->value_len, NODE_VALUE_MAX);
+	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "", 0));
+	errno = 0;
+	ck_assert_ptr_null(store_write(&s, "/a", p, v, big));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_uint_eq(store_lookup(&s, "/a")->value_len, 0);
+	ck_assert_ptr_null(store_prepare("/a", p, v, big));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+	free(v);
+}
+END_TEST
+
+/* The child list (next links forward, the first child's prev naming the
+ * last) against a model, through random appends and removals of the
+ * first, the last and middle children. */
+START_TEST(child_list_follows_a_model_through_random_changes)
+{
+	struct store s;
+	struct perms *p;
+	char model[64][8], list[1024], want[1024], path[NODE_PATH_BUF];
+	unsigned int n = 0, next = 0, seed = 12345;
+
+	new_store(&s, &p);
+	must_create(&s, "/p", p);
+	for (int step = 0; step < 2000; step++) {
+		seed = seed * 1103515245u + 12345u;
+		if (n < 64 && (n == 0 || (seed >> 16) % 3 != 0)) {
+			snprintf(model[n], sizeof(model[n]), "c%u", next++ % 100000);
+			snprintf(path, sizeof(path), "/p/%s", model[n]);
+			if (store_lookup(&s, path))
+				continue;
+			must_create(&s, path, p);
+			n++;
+		} else {
+			unsigned int k = (seed >> 8) % 4 == 0 ? 0
+				       : (seed >> 8) % 4 == 1 ? n - 1
+				       : (seed >> 10) % n;
+
+			snprintf(path, sizeof(path), "/p/%s", model[k]);
+			ck_assert_int_eq(store_remove(&s, store_lookup(&s, path),
+						      NULL, NULL), 0);
+			memmove(model[k], model[k + 1],
+				(n - k - 1) * sizeof(model[0]));
+			n--;
+		}
+		want[0] = '\0';
+		for (unsigned int i = 0; i < n; i++) {
+			strcat(want, ",");
+			strcat(want, model[i]);
+		}
+		list_children(store_lookup(&s, "/p"), list, sizeof(list));
+		ck_assert_str_eq(list, want);
+		ck_assert_uint_eq(node_count_children(store_lookup(&s, "/p")), n);
+		if (n)
+			ck_assert_str_eq(node_name(node_last_child(
+						 store_lookup(&s, "/p"))),
+					 model[n - 1]);
+		if (step % 64 == 0)	/* a whole check is slow */
+			ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	}
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
 END_TEST
@@ -1064,12 +1182,15 @@ static Suite *store_suite(void)
 
 	t = tcase_create("check");
 	tcase_add_test(t, check_of_healthy_tree_finds_nothing);
-	tcase_add_test(t, check_reports_wrong_nchildren);
+	tcase_add_test(t, check_reports_broken_back_link);
 	tcase_add_test(t, check_reports_wrong_children_len);
 	tcase_add_test(t, check_reports_unreachable_node);
 	tcase_add_test(t, check_reports_node_missing_from_tree);
 	tcase_add_test(t, check_reports_generation_from_future);
 	tcase_add_test(t, restore_out_of_order_is_put_in_order_of_birth);
+	tcase_add_test(t, restore_refuses_a_generation_past_48_bits);
+	tcase_add_test(t, value_longer_than_a_node_holds_is_einval);
+	tcase_add_test(t, child_list_follows_a_model_through_random_changes);
 	tcase_add_test(t, each_goes_parents_first_then_special_nodes);
 	suite_add_tcase(s, t);
 	return s;
