@@ -13,6 +13,7 @@
 
 #include "persist/checkpoint.h"
 #include "persist/crash.h"
+#include "persist/tdb_space.h"
 #include "record/record.h"
 #include "schema/schema.h"
 
@@ -273,6 +274,8 @@ int ckpt_commit(struct ckpt_writer *w)
 		fail(w, "closing", strerror(errno));
 		goto out;
 	}
+	/* Never written again: its free space need not be RAM. */
+	tdb_release_free_space(w->next);
 	CRASH_POINT("checkpoint-written");
 	if (rename(w->next, w->path) != 0) {
 		rc = fail(w, "renaming", strerror(errno));

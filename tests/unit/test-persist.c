@@ -26,6 +26,7 @@
 
 #include "persist/checkpoint.h"
 #include "persist/db.h"
+#include "persist/tdb_space.h"
 #include "tests/unit/db_rig.h"
 #include "record/record.h"
 #include "schema/schema.h"
@@ -1160,6 +1161,148 @@ START_TEST(db_version_2_file_is_read_and_compacted_to_version_3)
 }
 END_TEST
 
+/* ---- a checkpoint's free space (persist/tdb_space.h) ---- */
+
+/* Record i's value: len bytes that depend on i. */
+static void space_value(unsigned int i, unsigned char *v, size_t len)
+{
+	unsigned int x = i * 2654435761u + 1;
+
+	for (size_t k = 0; k < len; k++) {
+		x = x * 1103515245u + 12345u;
+		v[k] = (unsigned char)(x >> 16);
+	}
+}
+
+#define SPACE_RECORDS 300
+#define SPACE_LEN 20000
+
+/* Records 0..SPACE_RECORDS-1 as space_value made them, but every third
+ * deleted: 1 when they all are so and tdb_check passes. */
+static void space_check(const char *path)
+{
+	static unsigned char want[SPACE_LEN];
+	struct tdb_context *t = tdb_open(path, 0, TDB_NOLOCK |
+					 TDB_INCOMPATIBLE_HASH, O_RDWR, 0600);
+
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(tdb_check(t, NULL, NULL), 0);
+	for (unsigned int i = 0; i < SPACE_RECORDS; i++) {
+		TDB_DATA k = { (unsigned char *)&i, sizeof(i) };
+		TDB_DATA v = tdb_fetch(t, k);
+
+		if (i % 3 == 0) {
+			ck_assert_ptr_null(v.dptr);
+			continue;
+		}
+		space_value(i, want, sizeof(want));
+		ck_assert_uint_eq(v.dsize, SPACE_LEN);
+		ck_assert_mem_eq(v.dptr, want, SPACE_LEN);
+		free(v.dptr);
+	}
+	tdb_close(t);
+}
+
+/* A tdb grown by libtdb, with free records at its end and (deletions)
+ * in its middle: their pages are punched, every record reads back, and
+ * the file still takes writes. */
+START_TEST(tdb_space_punches_free_records_only)
+{
+	static unsigned char v[SPACE_LEN];
+	struct tdb_context *t = tdb_open(dbpath, 131, TDB_NOLOCK |
+					 TDB_INCOMPATIBLE_HASH,
+					 O_RDWR | O_CREAT | O_EXCL, 0600);
+	struct stat before, after;
+	size_t released;
+
+	ck_assert_ptr_nonnull(t);
+	for (unsigned int i = 0; i < SPACE_RECORDS; i++) {
+		TDB_DATA k = { (unsigned char *)&i, sizeof(i) };
+
+		space_value(i, v, sizeof(v));
+		ck_assert_int_eq(tdb_store(t, k, (TDB_DATA){ v, SPACE_LEN },
+					   TDB_INSERT), 0);
+	}
+	for (unsigned int i = 0; i < SPACE_RECORDS; i += 3)
+		ck_assert_int_eq(tdb_delete(t, (TDB_DATA){ (unsigned char *)&i,
+							   sizeof(i) }), 0);
+	ck_assert_int_eq(tdb_close(t), 0);
+	ck_assert_int_eq(stat(dbpath, &before), 0);
+	released = tdb_release_free_space(dbpath);
+	ck_assert_int_eq(stat(dbpath, &after), 0);
+	/* A hundred deleted records of 20 KB, and libtdb's room ahead. */
+	ck_assert_uint_ge(released, 100 * (SPACE_LEN - 8192));
+	ck_assert_int_eq(after.st_size, before.st_size);
+	/* (A disk's file system may keep a block of its own.) */
+	ck_assert_int_le(after.st_blocks * 512,
+			 before.st_blocks * 512 - (off_t)released + 65536);
+	space_check(dbpath);
+	/* Written again: libtdb reuses the punched space. */
+	t = tdb_open(dbpath, 0, TDB_NOLOCK | TDB_INCOMPATIBLE_HASH, O_RDWR,
+		     0600);
+	ck_assert_ptr_nonnull(t);
+	for (unsigned int i = 0; i < SPACE_RECORDS; i += 3) {
+		TDB_DATA k = { (unsigned char *)&i, sizeof(i) };
+
+		space_value(i, v, sizeof(v));
+		ck_assert_int_eq(tdb_store(t, k, (TDB_DATA){ v, SPACE_LEN },
+					   TDB_INSERT), 0);
+	}
+	ck_assert_int_eq(tdb_check(t, NULL, NULL), 0);
+	for (unsigned int i = 0; i < SPACE_RECORDS; i += 3)
+		ck_assert_int_eq(tdb_delete(t, (TDB_DATA){ (unsigned char *)&i,
+							   sizeof(i) }), 0);
+	tdb_close(t);
+	space_check(dbpath);
+}
+END_TEST
+
+static void same_file(const char *path, const unsigned char *p, size_t len,
+		      const char *what)
+{
+	unsigned char *now;
+	size_t now_len;
+
+	file_bytes(path, &now, &now_len);
+	ck_assert_msg(now_len == len && memcmp(now, p, len) == 0,
+		      "%s: the file was changed", what);
+	free(now);
+}
+
+/* Anything but a tdb file as expected is left as it is. */
+START_TEST(tdb_space_leaves_other_files_alone)
+{
+	unsigned char junk[65536], *p;
+	size_t len;
+	uint32_t bad = 0xfffffff0u;
+	struct tdb_context *t;
+	int fd;
+
+	ck_assert_uint_eq(tdb_release_free_space(dbpath), 0);	/* none */
+	memset(junk, 0x42, sizeof(junk));
+	memcpy(junk, "TDB file\n", 10);
+	write_file(dbpath, junk, sizeof(junk));
+	ck_assert_uint_eq(tdb_release_free_space(dbpath), 0);
+	same_file(dbpath, junk, sizeof(junk), "pad bytes");
+	/* A real tdb whose free list's head points out of the file. */
+	unlink(dbpath);
+	t = tdb_open(dbpath, 131, TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
+		     O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(tdb_store(t, (TDB_DATA){ junk, 4 },
+				   (TDB_DATA){ junk, 30000 }, TDB_INSERT), 0);
+	tdb_close(t);
+	fd = open(dbpath, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, &bad, sizeof(bad), 168), sizeof(bad));
+	close(fd);
+	file_bytes(dbpath, &p, &len);
+	ck_assert_uint_eq(tdb_release_free_space(dbpath), 0);
+	same_file(dbpath, p, len, "a broken free list");
+	free(p);
+}
+END_TEST
+
 static Suite *persist_suite(void)
 {
 	Suite *s = suite_create("persist");
@@ -1199,6 +1342,13 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_3);
 	tcase_add_test(t, db_checkpoint_in_any_order_loads_the_same);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("free space");
+	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
+	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
+	tcase_add_test(t, tdb_space_punches_free_records_only);
+	tcase_add_test(t, tdb_space_leaves_other_files_alone);
 	suite_add_tcase(s, t);
 	return s;
 }
