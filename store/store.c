@@ -11,6 +11,7 @@
 
 #include "store/path.h"
 #include "store/pool.h"
+#include "store/slab.h"
 #include "store/store.h"
 
 struct perms *perms_alloc(unsigned int n)
@@ -110,7 +111,7 @@ static struct node *node_new(const char *name, size_t len,
 	n = pool_alloc();
 	if (!n)
 		return NULL;
-	n->data = malloc(len + 1 + value_len);
+	n->data = slab_alloc(len + 1 + value_len);
 	if (!n->data) {
 		pool_free(n);
 		errno = ENOMEM;
@@ -126,7 +127,7 @@ static struct node *node_new(const char *name, size_t len,
 static void node_free(struct node *n)
 {
 	perms_unref(n->perms);
-	free(n->data);
+	slab_free(n->data, (size_t)n->name_len + 1 + n->value_len);
 	pool_free(n);
 }
 
@@ -139,7 +140,9 @@ static bool set_value(struct node *n, const void *data, size_t len)
 		return false;
 	}
 	if (len != n->value_len) {
-		char *d = realloc(n->data, n->name_len + 1 + len);
+		char *d = slab_resize(n->data,
+				      (size_t)n->name_len + 1 + n->value_len,
+				      (size_t)n->name_len + 1 + len);
 
 		if (!d) {
 			errno = ENOMEM;
@@ -511,6 +514,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	size_t plen = strlen(path);
 	struct node *n = lookup_len(s, path, plen), *parent;
 	char *old;
+	unsigned int old_len;
 
 	if (!n) {
 		parent = path_is_special(path)
@@ -540,9 +544,14 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	 * the old value. */
 	account(s, n, n->perms, -1);
 	old = n->data;
+	old_len = n->value_len;
 	n->data = prep->data;
 	n->value_len = prep->value_len;
+	/* The record now holds n's old block, freed by that block's
+	 * length (slab.h). */
 	prep->data = old;
+	prep->name_len = n->name_len;
+	prep->value_len = old_len;
 	account(s, n, n->perms, 1);
 	node_free(prep);
 	n->gen = ++s->gen;

@@ -1,0 +1,137 @@
+/*
+ * Blocks for nodes' names and values (slab.h).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/slab.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_OFF 1
+#endif
+#endif
+
+#define SLAB_GRAIN 8
+#define SLAB_CLASSES (SLAB_MAX / SLAB_GRAIN)
+/* A chunk is one 4 KiB malloc block: its header and this. */
+#define SLAB_CHUNK (4096 - 16)
+
+struct chunk {
+	struct chunk *next;		/* every chunk, for the leak checker */
+	unsigned char slots[];
+};
+
+struct slab_class {
+	void *free;			/* a freed block, whose first bytes name
+					 * the next one */
+	unsigned char *fresh;		/* never handed out, in the last chunk */
+	size_t left;			/* blocks there */
+};
+
+static struct slab_class classes[SLAB_CLASSES];
+static struct chunk *chunks;
+static size_t nchunks;
+
+static size_t class_of(size_t len)
+{
+	return (len + SLAB_GRAIN - 1) / SLAB_GRAIN - 1;
+}
+
+/* Is a block of len bytes a slab's (else malloc's)? */
+static bool in_slab(size_t len)
+{
+#ifdef SLAB_OFF
+	(void)len;
+	return false;
+#else
+	return len && len <= SLAB_MAX;
+#endif
+}
+
+void *slab_alloc(size_t len)
+{
+	struct slab_class *c;
+	size_t size;
+	void *p;
+
+	if (!in_slab(len)) {
+		p = malloc(len ? len : 1);
+		if (!p)
+			errno = ENOMEM;
+		return p;
+	}
+	c = &classes[class_of(len)];
+	size = (class_of(len) + 1) * SLAB_GRAIN;
+	if (c->free) {
+		p = c->free;
+		memcpy(&c->free, p, sizeof(void *));
+		return p;
+	}
+	if (!c->left) {
+		struct chunk *k = malloc(SLAB_CHUNK);
+
+		if (!k) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		k->next = chunks;
+		chunks = k;
+		nchunks++;
+		c->fresh = k->slots;
+		c->left = (SLAB_CHUNK - sizeof(*k)) / size;
+	}
+	p = c->fresh;
+	c->fresh += size;
+	c->left--;
+	return p;
+}
+
+void slab_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	if (in_slab(len)) {
+		struct slab_class *c = &classes[class_of(len)];
+
+		memcpy(p, &c->free, sizeof(void *));
+		c->free = p;
+		return;
+	}
+	free(p);
+}
+
+void *slab_resize(void *p, size_t old, size_t len)
+{
+	void *q;
+
+	if (!in_slab(old) && !in_slab(len)) {
+		q = realloc(p, len ? len : 1);
+		if (!q)
+			errno = ENOMEM;
+		return q;
+	}
+	if (in_slab(old) && in_slab(len) && class_of(old) == class_of(len))
+		return p;
+	q = slab_alloc(len);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < len ? old : len);
+	slab_free(p, old);
+	return q;
+}
+
+void slab_forget_free(void)
+{
+	memset(classes, 0, sizeof(classes));
+}
+
+size_t slab_bytes(void)
+{
+	return nchunks * SLAB_CHUNK;
+}
