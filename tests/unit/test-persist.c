@@ -1303,6 +1303,16 @@ START_TEST(tdb_space_leaves_other_files_alone)
 }
 END_TEST
 
+/* A test case whose tests each get a directory of their own (db_rig.h). */
+static TCase *file_case(const char *name)
+{
+	TCase *t = tcase_create(name);
+
+	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
+	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
+	return t;
+}
+
 static Suite *persist_suite(void)
 {
 	Suite *s = suite_create("persist");
@@ -1318,9 +1328,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, record_str_needs_its_terminator);
 	suite_add_tcase(s, t);
 
-	t = tcase_create("db");
-	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
-	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
+	t = file_case("db");
 	tcase_add_test(t, db_new_file_is_created_and_not_restorable);
 	tcase_add_test(t, db_empty_file_counts_as_new);
 	tcase_add_test(t, db_followed_store_loads_back_the_same);
@@ -1330,9 +1338,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_each_selects_by_prefix);
 	suite_add_tcase(s, t);
 
-	t = tcase_create("bad files");
-	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
-	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
+	t = file_case("bad files");
 	tcase_add_test(t, db_random_bytes_file_is_refused);
 	tcase_add_test(t, db_text_file_is_refused);
 	tcase_add_test(t, db_half_file_is_refused);
@@ -1344,9 +1350,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_malformed_node_records_are_refused);
 	suite_add_tcase(s, t);
 
-	t = tcase_create("free space");
-	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
-	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
+	t = file_case("free space");
 	tcase_add_test(t, tdb_space_punches_free_records_only);
 	tcase_add_test(t, tdb_space_leaves_other_files_alone);
 	suite_add_tcase(s, t);
