@@ -349,9 +349,11 @@ static void rotate(struct db *db)
 	start_compaction(db, &old);
 }
 
-/* After a commit: start what the journals' sizes call for, once the
- * start-up is over (no thread before the daemon has forked). */
-static void maybe_compact(struct db *db)
+/* Start what the journals' sizes call for, once the start-up is over
+ * (no thread before the daemon has forked): the live journal is set
+ * aside past enough bytes (after a commit, its limit; after a quiet
+ * period, the quiet rule's). */
+static void compact_past(struct db *db, uint64_t enough)
 {
 	if (!db->started || db->failed)
 		return;
@@ -367,9 +369,14 @@ static void maybe_compact(struct db *db)
 	/* Not with changes pending (a compaction that ends in the middle of
 	 * a turn): the index has them at offsets of this journal.  The
 	 * turn's commit comes back here. */
-	else if (db->jout.fd >= 0 && db->jout.end >= db->limit &&
+	else if (db->jout.fd >= 0 && db->jout.end >= enough &&
 		 !evbuffer_get_length(db->pending))
 		rotate(db);
+}
+
+static void maybe_compact(struct db *db)
+{
+	compact_past(db, db->limit);
 }
 
 static void arm_quiet(struct db *db)
@@ -378,7 +385,7 @@ static void arm_quiet(struct db *db)
 			      .tv_usec = (suseconds_t)(db->quiet_ms % 1000) * 1000 };
 
 	/* Without the timer the journal waits for its limit, as before. */
-	db->quiet_armed = event_add(db->quiet_ev, &tv) == 0;
+	(void)event_add(db->quiet_ev, &tv);
 	db->quiet_seen = db->commits;
 }
 
@@ -391,20 +398,13 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	db->quiet_armed = false;
 	if (db->commits != db->quiet_seen) {
 		/* Commits since: a whole period from now, then. */
 		arm_quiet(db);
 		return;
 	}
-	if (enough < QUIET_MIN)
-		enough = QUIET_MIN;
 	reap_compaction(db, false);
-	if (!db->started || db->failed || db->compaction.running ||
-	    db->jexists[JOURNAL_OLD] || db->jout.fd < 0 ||
-	    db->jout.end < enough || evbuffer_get_length(db->pending))
-		return;
-	rotate(db);
+	compact_past(db, enough > QUIET_MIN ? enough : QUIET_MIN);
 }
 
 int db_commit(struct db *db)
@@ -420,7 +420,7 @@ int db_commit(struct db *db)
 	if ((db->jout.fd < 0 && !open_journal(db)) || write_frame(db) != 0)
 		return -1;
 	db->commits++;
-	if (db->quiet_ev && !db->quiet_armed)
+	if (db->quiet_ev && !evtimer_pending(db->quiet_ev, NULL))
 		arm_quiet(db);
 	maybe_compact(db);
 	return db->failed ? -1 : 0;
@@ -479,24 +479,6 @@ static void compaction_woke(evutil_socket_t fd, short what, void *arg)
 	maybe_compact(db);
 }
 
-/* The quiet rule's period from the environment, in ms (0: none). */
-static uint64_t quiet_period(void)
-{
-	const char *v = getenv(QUIET_ENV);
-	unsigned long long n;
-	char *end;
-
-	if (!v)
-		return QUIET_MS_DEFAULT;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || end == v || *end || n > 3600u * 1000u) {
-		log_warn("%s=%s is not a period in ms: ignored", QUIET_ENV, v);
-		return QUIET_MS_DEFAULT;
-	}
-	return n;
-}
-
 int db_notify(struct db *db, struct event_base *base)
 {
 	if (!db || db->wake_ev)
@@ -515,7 +497,6 @@ int db_notify(struct db *db, struct event_base *base)
 		errno = ENOMEM;
 		return -1;
 	}
-	db->quiet_ms = quiet_period();
 	if (db->quiet_ms) {
 		db->quiet_ev = evtimer_new(base, quiet_check, db);
 		if (!db->quiet_ev)
@@ -695,28 +676,50 @@ int db_upgraded(struct db *db)
 	return 0;
 }
 
-/* The journal limit from the environment (bytes, or with k or M), or 0
- * when it sets none. */
-static uint64_t journal_limit(void)
+/*
+ * The number environment variable var sets, from min to max (a size:
+ * bytes, or with k or M), in *n: true; false when it sets none, or sets
+ * something else (warned: what it must be).
+ */
+static bool env_number(const char *var, bool size, uint64_t min,
+		       uint64_t max, const char *what, uint64_t *n)
 {
-	const char *v = getenv(JOURNAL_LIMIT_ENV);
-	unsigned long long n;
+	const char *v = getenv(var);
+	unsigned long long x;
 	char *end;
 
 	if (!v)
-		return 0;
+		return false;
 	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (*end == 'k' || *end == 'K')
-		n <<= 10, end++;
-	else if (*end == 'M')
-		n <<= 20, end++;
-	if (errno || end == v || *end || !n || n > (1ull << 40)) {
-		log_warn("%s=%s is not a size in bytes: ignored",
-			 JOURNAL_LIMIT_ENV, v);
-		return 0;
+	x = strtoull(v, &end, 10);
+	if (size && (*end == 'k' || *end == 'K'))
+		x <<= 10, end++;
+	else if (size && *end == 'M')
+		x <<= 20, end++;
+	if (errno || end == v || *end || x < min || x > max) {
+		log_warn("%s=%s is not %s: ignored", var, v, what);
+		return false;
 	}
-	return n;
+	*n = x;
+	return true;
+}
+
+/* The journal limit from the environment, or 0 when it sets none. */
+static uint64_t journal_limit(void)
+{
+	uint64_t n;
+
+	return env_number(JOURNAL_LIMIT_ENV, true, 1, 1ull << 40,
+			  "a size in bytes", &n) ? n : 0;
+}
+
+/* The quiet rule's period from the environment, in ms (0: none). */
+static uint64_t quiet_period(void)
+{
+	uint64_t n;
+
+	return env_number(QUIET_ENV, false, 0, 3600u * 1000u,
+			  "a period in ms", &n) ? n : QUIET_MS_DEFAULT;
 }
 
 static char *with_suffix(const char *path, const char *suffix)
@@ -790,6 +793,7 @@ struct db *db_open(const char *path, bool *restorable)
 	}
 	db->limit = journal_limit();
 	db->limit_fixed = db->limit != 0;
+	db->quiet_ms = quiet_period();
 	remove_stale_next(db);
 	fresh = stat(path, &sb) != 0 || sb.st_size == 0;
 	follow_checkpoint_size(db, fresh ? 0 : (uint64_t)sb.st_size);

@@ -67,13 +67,12 @@ struct db {
 	int wake_fd;
 	struct event *wake_ev;
 	/* db_notify: the quiet rule's timer (db.c, QUIET_MS_DEFAULT), which
-	 * compacts a journal that no commit has added to for a whole period;
-	 * commits counts frames written, quiet_seen is the count when the
-	 * timer was armed (NULL: no rule). */
+	 * compacts a journal that no commit has added to for a whole period,
+	 * armed at a commit when not pending; commits counts frames written,
+	 * quiet_seen is the count when the timer was armed (NULL: no rule). */
 	struct event *quiet_ev;
-	bool quiet_armed;
 	uint64_t commits, quiet_seen;
-	uint64_t quiet_ms;
+	uint64_t quiet_ms;		/* its period (db_open reads it) */
 	uint64_t checkpoint_size;	/* the tdb file's, after its last write */
 	/* The journals as db_open read them, until db_load_nodes: their
 	 * bytes, and the last change of each key they hold. */
