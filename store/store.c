@@ -131,8 +131,8 @@ static void node_free(struct node *n)
 	pool_free(n);
 }
 
-/* A new value of len bytes for n: false (errno ENOMEM) without memory,
- * EINVAL when longer than a node holds), n unchanged. */
+/* A new value of len bytes for n: false with errno ENOMEM without
+ * memory, or EINVAL when longer than a node holds; n unchanged. */
 static bool set_value(struct node *n, const void *data, size_t len)
 {
 	if (len > NODE_VALUE_MAX) {
@@ -393,16 +393,16 @@ static struct node *create(struct store *s, const char *path, size_t len,
 	unsigned int missing = 0;
 	size_t end;
 
-	if (len >= NODE_PATH_BUF || value_len > NODE_VALUE_MAX) {
-		errno = EINVAL;	/* longer than any valid path or value */
+	if (len >= NODE_PATH_BUF) {
+		errno = EINVAL;	/* longer than any valid path */
 		return NULL;
 	}
 	if (path_is_special(path)) {
-		n = index_reserve(&s->index, 1) == 0
-			    ? node_new(path, len, perms, value_len)
-			    : NULL;
-		if (!n)
+		if (index_reserve(&s->index, 1) != 0)
 			goto nomem;
+		n = node_new(path, len, perms, value_len);
+		if (!n)
+			return NULL;	/* errno: node_new's */
 		put_value(n, data, value_len);
 		hash_add(s, n, path, len);
 		link_special(s, n);
@@ -433,10 +433,13 @@ static struct node *create(struct store *s, const char *path, size_t len,
 				      last ? value_len : 0);
 		chain[i].path_len = end;
 		if (!chain[i].n) {
+			int err = errno;	/* node_new's */
+
 			while (i--)
 				node_free(chain[i].n);
 			free(chain);
-			goto nomem;
+			errno = err;
+			return NULL;
 		}
 		if (last)
 			put_value(chain[i].n, data, value_len);
