@@ -261,6 +261,14 @@ def journal_files(dir):
     return sorted(f for f in os.listdir(dir) if f.startswith(DB + ".journal"))
 
 
+def set_journals_aside(dir):
+    """Rename the journals out of the daemon's way: their names."""
+    aside = journal_files(dir)
+    for f in aside:
+        os.rename(os.path.join(dir, f), os.path.join(dir, "aside." + f))
+    return aside
+
+
 def crash_and_recover(point, n, at_stop=0):
     """Run the crash daemon on a new directory until POINT:N kills it,
     then check the normal daemon's view (see the module's docstring).
@@ -510,9 +518,7 @@ def test_compaction_keeps_the_journal_near_its_limit():
         life.kill9()
         # The tdb file alone (the journals set aside) has most of it:
         # what the compactions applied.
-        aside = journal_files(dir)
-        for f in aside:
-            os.rename(os.path.join(dir, f), os.path.join(dir, "aside." + f))
+        aside = set_journals_aside(dir)
         life = Life(dir, 2).start()
         with RawClient(life.sock) as c:
             got = our_nodes(c)
@@ -549,8 +555,7 @@ def test_a_quiet_journal_is_compacted_and_a_busy_one_is_not():
                  "the compaction's end", timeout=10)
         life.kill9()
         # The tdb file alone has every node.
-        for f in journal_files(dir):
-            os.rename(os.path.join(dir, f), os.path.join(dir, "aside." + f))
+        set_journals_aside(dir)
         life = Life(dir, 2).start()
         same_state(life.sock, w, "the checkpoint alone")
         eq(life.term(), 0, "exit status")
