@@ -174,14 +174,8 @@ void conn_handle_input(struct conn *c)
 			c->tp->set_reading(c, false);
 			break;
 		}
-		/* A pipelining client gets a batch a turn; while others
-		 * wait their turn, a slice, so that a neighbour waits for a
-		 * few of its requests, not for 64 of them (libevent counts
-		 * the callbacks ready in this turn, this one not included). */
-		if (handled == CONN_BATCH ||
-		    (handled && handled % CONN_SLICE == 0 &&
-		     event_base_get_num_events(c->base,
-					       EVENT_BASE_COUNT_ACTIVE) > 0)) {
+		/* A pipelining client gets a batch a turn (CONN_BATCH). */
+		if (handled == CONN_BATCH) {
 			schedule_resume(c);
 			break;
 		}

@@ -37,9 +37,15 @@
 #include "permissions/permissions.h"
 #include "protocol/wire.h"
 
-#define CONN_BATCH 64			/* requests handled per loop turn */
-#define CONN_SLICE 8			/* ... or this many, when other
-					 * connections are ready too */
+/*
+ * Requests handled per loop turn.  A turn ends with the commit and the
+ * replies sent, then the loop looks for other connections' packets: a
+ * neighbour waits behind a pipelining client's 8 requests, not 64 (64
+ * WATCHes took 250 us), and the client gets its first replies while its
+ * next ones are handled (64 requests in flight: 1.3x the READs and
+ * 1.6x the WRITEs a second of a batch of 64, at 3-15% more CPU a request).
+ */
+#define CONN_BATCH 8
 #define CONN_OUT_HIGH (256 * 1024)	/* stop reading requests above this */
 #define CONN_OUT_LOW (64 * 1024)	/* ... until output drains below this */
 
