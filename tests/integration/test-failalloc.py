@@ -230,10 +230,17 @@ def test_every_allocation_of_each_request_fails_in_turn(d):
     last.stopped = False
     last.log_path = os.path.join(last.dir, "log.restart")
     last._start_ours()
-    c = connect(last)
-    eq(c.dump(b"/"), served, "the tree after a restart")
-    c.close()
-    srv.stop_spares()
+    try:
+        c = connect(last)
+        eq(c.dump(b"/"), served, "the tree after a restart")
+        c.close()
+    finally:
+        # The test's own daemon is stopped by run(); one started here is
+        # ours to stop (it was left running, a daemon a test run).
+        if last is not d:
+            last.stop()
+            last.cleanup()
+        srv.stop_spares()
 
 
 if __name__ == "__main__":
