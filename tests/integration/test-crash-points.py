@@ -62,6 +62,9 @@ def crash_binary():
     return os.path.join(build_dir(), "tests", "xenstored-crash")
 
 
+LIVES = []  # every Life started: Scratch kills what a failed test left
+
+
 class Life:
     """One run of a daemon binary on dir (socket, pid file, database)."""
 
@@ -83,6 +86,7 @@ class Life:
                  "--pid-file", os.path.join(self.dir, "pid")] + self.extra,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=self.env)
+        LIVES.append(self)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -330,6 +334,12 @@ class Scratch:
         return self.dir
 
     def __exit__(self, exc_type, *rest):
+        # A test that failed midway leaves its daemon running: not after it.
+        for life in [x for x in LIVES if x.dir == self.dir]:
+            if life.proc.poll() is None:
+                life.proc.kill()
+                life.proc.wait(10)
+            LIVES.remove(life)
         if exc_type is None:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
