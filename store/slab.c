@@ -57,7 +57,7 @@ static bool in_slab(size_t len)
 void *slab_alloc(size_t len)
 {
 	struct slab_class *c;
-	size_t size;
+	size_t cls, size;
 	void *p;
 
 	if (!in_slab(len)) {
@@ -66,8 +66,9 @@ void *slab_alloc(size_t len)
 			errno = ENOMEM;
 		return p;
 	}
-	c = &classes[class_of(len)];
-	size = (class_of(len) + 1) * SLAB_GRAIN;
+	cls = class_of(len);
+	c = &classes[cls];
+	size = (cls + 1) * SLAB_GRAIN;
 	if (c->free) {
 		p = c->free;
 		memcpy(&c->free, p, sizeof(void *));

@@ -235,8 +235,8 @@ def test_every_allocation_of_each_request_fails_in_turn(d):
         eq(c.dump(b"/"), served, "the tree after a restart")
         c.close()
     finally:
-        # The test's own daemon is stopped by run(); one started here is
-        # ours to stop (it was left running, a daemon a test run).
+        # run() stops the test's own daemon; a fresh one made after
+        # persistence went off is this test's to stop.
         if last is not d:
             last.stop()
             last.cleanup()
