@@ -149,12 +149,14 @@ $(B)/tests/xenstored-crash: $(B)/daemon/main.o $(B)/daemon/options.o \
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # The daemon whose allocations can be made to fail, for the failure-
-# injection tests only (tests/failalloc/failalloc.c): the same objects,
-# with the allocator and the request dispatcher wrapped at link time.
+# injection tests only (tests/failalloc/failalloc.c): the crash build's
+# objects, so that a test can kill it inside the rewrite a failure sets
+# off, with the allocator and the request dispatcher wrapped at link time.
 FAILALLOC_WRAPS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
 	-Wl,--wrap=strdup,--wrap=strndup,--wrap=ops_dispatch
 $(B)/tests/xenstored-failalloc: $(B)/daemon/main.o $(B)/daemon/options.o \
-		$(CORE_OBJS) $(B)/tests/failalloc/failalloc.o
+		$(filter-out $(B)/persist/%,$(CORE_OBJS)) $(CRASH_OBJS) \
+		$(B)/tests/failalloc/failalloc.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $(FAILALLOC_WRAPS) -o $@ $^ $(CORE_LIBS)
 
@@ -174,7 +176,8 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 # These make allocations fail (tests/unit/fail_alloc.h, and test-index's
 # own): the allocator is wrapped.
 $(B)/tests/unit/test-index $(B)/tests/unit/test-watch \
-$(B)/tests/unit/test-quota $(B)/tests/unit/test-transaction: ALL_LDFLAGS += \
+$(B)/tests/unit/test-quota $(B)/tests/unit/test-transaction \
+$(B)/tests/unit/test-persist: ALL_LDFLAGS += \
 	-Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc
 
 # test-turn records every commit: the database's calls are wrapped.

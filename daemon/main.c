@@ -312,6 +312,12 @@ static int open_database(struct server *srv, const struct options *o,
 		return -1;
 	}
 	db_follow(srv->db, &srv->store, !restorable);
+	if (db_add_saver(srv->db, server_save_records, srv) != 0) {
+		log_error("database: no room for the server's saver");
+		db_close(srv->db);
+		srv->db = NULL;
+		return -1;
+	}
 	*restored = restorable;
 	return 0;
 }
@@ -437,6 +443,10 @@ int main(int argc, char **argv)
 				  &srv.domain_hooks);
 	if (!srv.domains) {
 		log_error("cannot set up the domain table");
+		goto out_signals;
+	}
+	if (db_add_saver(srv.db, domains_save_records, srv.domains) != 0) {
+		log_error("database: no room for the domain table's saver");
 		goto out_signals;
 	}
 	if (restored)

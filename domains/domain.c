@@ -56,6 +56,8 @@ void domain_discard(struct domain *d)
 {
 	HASH_DELETE(hh, d->ds->by_id, d);
 	event_free(d->io);
+	if (d->input_rec)
+		evbuffer_free(d->input_rec);
 	free(d);
 }
 

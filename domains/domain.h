@@ -74,6 +74,9 @@ struct domains *domains_new(struct event_base *base, struct db *db,
 /* Close every domain connection and release every ring (shutdown); never
  * writes the database, which may be closed already. */
 void domains_free(struct domains *ds);
+/* The database's saver (db_add_saver): every domain's record and held
+ * request start, put again.  The database is closed before ds is freed. */
+void domains_save_records(void *ds);
 
 /* The requests of the domain management operations: 0 or an errno. */
 int domains_introduce(struct domains *ds, unsigned int domid, uint64_t gfn,

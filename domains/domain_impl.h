@@ -43,6 +43,9 @@ struct domain {
 	size_t in_consumed;		/* bytes at the front of conn->in that
 					 * already left the ring (see below) */
 	bool input_saved;		/* a #input record may exist */
+	struct evbuffer *input_rec;	/* that record as last put, for a
+					 * rewrite to put again (NULL: none
+					 * worth keeping) */
 	uint64_t handled_seen;		/* conn->in_handled when last looked */
 	struct conn *conn;		/* NULL when not served (error) */
 	struct event *io;		/* zero-timeout timer: serve the ring */
@@ -109,6 +112,10 @@ void restore_input(struct domain *d);
 
 /* restore.c */
 void save_domain(struct domain *d);
+/* The "#input" record: bytes (the start of a request), ending at ring
+ * index end; kept as d->input_rec, and put when put is true. */
+void save_input(struct domain *d, uint32_t end, struct evbuffer *bytes,
+		bool put);
 void forget_input(struct domain *d);
 void forget_record(struct domains *ds, unsigned int domid);
 

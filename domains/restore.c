@@ -38,15 +38,78 @@ void save_domain(struct domain *d)
 	db_put_encoded(d->ds->db, key, encode_domain, d);
 }
 
+struct held_input {
+	uint32_t end;
+	struct evbuffer *bytes;
+};
+
+static void encode_input(const void *obj, struct writer *w)
+{
+	const struct held_input *h = obj;
+
+	schema_write_input(w, h->end, h->bytes);
+}
+
+void save_input(struct domain *d, uint32_t end, struct evbuffer *bytes,
+		bool put)
+{
+	struct held_input h = { end, bytes };
+	struct evbuffer *rec = evbuffer_new();
+	char key[SCHEMA_KEY_MAX];
+	struct writer w;
+
+	if (rec) {
+		wr_init(&w, rec);
+		encode_input(&h, &w);
+		if (!wr_ok(&w)) {
+			evbuffer_free(rec);
+			rec = NULL;
+		}
+	}
+	if (d->input_rec)
+		evbuffer_free(d->input_rec);
+	d->input_rec = rec;
+	d->input_saved = true;
+	if (!put)
+		return;
+	schema_key_input(key, d->domid);
+	if (rec)
+		db_put(d->ds->db, key, rec);
+	else	/* no memory: the database learns that it lost a change */
+		db_put_encoded(d->ds->db, key, encode_input, &h);
+}
+
 void forget_input(struct domain *d)
 {
 	char key[SCHEMA_KEY_MAX];
 
+	if (d->input_rec)
+		evbuffer_free(d->input_rec);
+	d->input_rec = NULL;
 	if (!d->input_saved)
 		return;
 	schema_key_input(key, d->domid);
 	db_delete(d->ds->db, key);
 	d->input_saved = false;
+}
+
+void domains_save_records(void *arg)
+{
+	struct domains *ds = arg;
+	struct domain *d, *tmp;
+	char key[SCHEMA_KEY_MAX];
+
+	HASH_ITER(hh, ds->by_id, d, tmp) {
+		/* One only looked at for its features has no record, and
+		 * needs none. */
+		if (d->introduced || d->features != DOMAIN_FEATURES_ALL ||
+		    d->target != DOMID_NONE)
+			save_domain(d);
+		if (d->input_saved && d->input_rec) {
+			schema_key_input(key, d->domid);
+			db_put(ds->db, key, d->input_rec);
+		}
+	}
 }
 
 void forget_record(struct domains *ds, unsigned int domid)

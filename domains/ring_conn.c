@@ -193,18 +193,6 @@ static void consume_handled(struct domain *d, bool *moved)
 	*moved = true;
 }
 
-struct held_input {
-	uint32_t end;			/* the ring index after its bytes */
-	struct evbuffer *bytes;		/* conn->in: the request's start */
-};
-
-static void encode_input(const void *obj, struct writer *w)
-{
-	const struct held_input *h = obj;
-
-	schema_write_input(w, h->end, h->bytes);
-}
-
 /*
  * The connection holds the start of a request whose end the guest has not
  * written yet.  Linux's xenbus signals only when we have consumed all it
@@ -216,18 +204,11 @@ static void encode_input(const void *obj, struct writer *w)
 static void release_partial(struct domain *d, bool *moved)
 {
 	struct xenstore_domain_interface *intf = intf_of(d);
-	struct held_input h = {
-		.end = intf->req_cons + (uint32_t)d->peeked,
-		.bytes = d->conn->in,
-	};
 	struct domains *ds = d->ds;
-	char key[SCHEMA_KEY_MAX];
 
-	if (ds->db) {
-		schema_key_input(key, d->domid);
-		db_put_encoded(ds->db, key, encode_input, &h);
-		d->input_saved = true;
-	}
+	if (ds->db)
+		save_input(d, intf->req_cons + (uint32_t)d->peeked, d->conn->in,
+			   true);
 	/* Mid-turn: the requests handled before it are durable now too, and
 	 * leave the ring first (without a database the commit is a no-op
 	 * and releases all the same). */
@@ -260,6 +241,7 @@ static int restore_input_cb(const void *data, size_t len, void *arg)
 	if (evbuffer_add(d->conn->in, in.bytes, in.len) != 0)
 		return -1;
 	d->in_consumed = in.len;
+	save_input(d, in.end, d->conn->in, false);
 	return 0;
 }
 

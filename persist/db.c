@@ -12,6 +12,11 @@
  * clean stop and a live update merge them first, so that the tdb file
  * alone holds the state they leave.
  *
+ * A change that cannot be recorded for want of memory leaves the journal
+ * short of the state clients are told of: the commit that follows writes
+ * the whole state from memory as a new checkpoint instead (a rewrite,
+ * below), which supersedes both journals.
+ *
  * The tdb file is opened without locking (TDB_NOLOCK): the pid file and
  * the socket already keep a second daemon away.
  */
@@ -24,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <tdb.h>
 
 #include "log/log.h"
@@ -71,6 +77,18 @@ static const char *const journal_suffix[JOURNALS] = {
 
 static void wait_compaction(struct db *db);
 static void release_tdb(struct db *db);
+static int rewrite(struct db *db);
+
+/* A whole state being written as a new checkpoint (the first state, a
+ * rewrite). */
+struct rewrite {
+	struct ckpt_writer *w;
+	struct evbuffer *b;	/* one record at a time */
+	bool ok;
+	char why[200];		/* what failed, once !ok */
+};
+static int rewrite_put(struct db *db, const char *key,
+		       struct evbuffer *value);
 
 /*
  * Persistence off for good: every file emptied or removed, so that no
@@ -101,17 +119,32 @@ static void db_fail(struct db *db, const char *what, const char *why)
 
 /* ---- the pending commit ---- */
 
+/*
+ * A change could not be recorded: what is pending is dropped, nothing
+ * more of this turn is recorded, and its commit is a rewrite (below),
+ * which takes every change from memory.
+ */
+static void lose(struct db *db, const char *what)
+{
+	if (!db->lost)
+		log_warn("database %s: no memory for %s; the commit writes the "
+			 "whole state anew", db->path, what);
+	db->lost = true;
+	evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+}
+
 /* A writer onto the pending frame, with its head room made at the first
- * change; false when persistence is off. */
+ * change; false when persistence is off, or the turn's commit is a
+ * rewrite anyway. */
 static bool begin(struct db *db, struct writer *w)
 {
 	static const unsigned char room[SCHEMA_FRAME_HEAD];
 
-	if (db->failed)
+	if (db->failed || db->lost)
 		return false;
 	if (!evbuffer_get_length(db->pending)) {
 		if (evbuffer_add(db->pending, room, sizeof(room)) != 0) {
-			db_fail(db, "recording a change", "out of memory");
+			lose(db, "recording a change");
 			return false;
 		}
 	}
@@ -122,7 +155,7 @@ static bool begin(struct db *db, struct writer *w)
 static void end(struct db *db, const struct writer *w)
 {
 	if (!wr_ok(w))
-		db_fail(db, "recording a change", "out of memory");
+		lose(db, "recording a change");
 }
 
 /*
@@ -143,6 +176,10 @@ void db_put(struct db *db, const char *key, struct evbuffer *value)
 {
 	struct writer w;
 
+	if (db && db->rewriting) {
+		rewrite_put(db, key, value);
+		return;
+	}
 	if (db && begin(db, &w)) {
 		jindex_other(&db->jindex, journal_offset(db));
 		schema_write_put(&w, key, value);
@@ -155,7 +192,8 @@ static void delete_record(struct db *db, const char *key, uint32_t id)
 {
 	struct writer w;
 
-	if (db && begin(db, &w)) {
+	/* A rewrite's checkpoint is new: it has nothing to delete. */
+	if (db && !db->rewriting && begin(db, &w)) {
 		if (id)
 			jindex_removed(&db->jindex, id, journal_offset(db));
 		else
@@ -188,8 +226,10 @@ int db_put_encoded(struct db *db, const char *key,
 	ok = b && wr_ok(&w);
 	if (ok)
 		db_put(db, key, b);
-	else
-		log_error("database: no memory to save %s", key);
+	else if (db->rewriting)
+		db->rewriting->ok = false;
+	else if (!db->failed)
+		lose(db, "a record");
 	if (b)
 		evbuffer_free(b);
 	return ok ? 0 : -1;
@@ -247,16 +287,16 @@ static bool open_journal(struct db *db)
 	return true;
 }
 
-/* The pending frame, sealed and appended: one copy into the mapping. */
+/* The pending frame, sealed and appended: one copy into the mapping.
+ * 0; 1 when there was no memory to make it one piece (nothing written);
+ * -1 after db_fail when the journal could not be written. */
 static int write_frame(struct db *db)
 {
 	size_t len = evbuffer_get_length(db->pending);
 	unsigned char *p = evbuffer_pullup(db->pending, -1);
 
-	if (!p || len - SCHEMA_FRAME_HEAD > UINT32_MAX) {
-		db_fail(db, "assembling a commit", "out of memory");
-		return -1;
-	}
+	if (!p || len - SCHEMA_FRAME_HEAD > UINT32_MAX)
+		return 1;
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
 			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
 	CRASH_POINT("commit-write");
@@ -409,15 +449,27 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 
 int db_commit(struct db *db)
 {
+	int rc;
+
 	if (!db)
 		return 0;
 	reap_compaction(db, false);
 	if (db->failed)
 		return -1;
 	/* Before db_follow, nothing is acknowledged: it waits. */
-	if (!evbuffer_get_length(db->pending) || !db->followed)
+	if (!db->followed)
 		return 0;
-	if ((db->jout.fd < 0 && !open_journal(db)) || write_frame(db) != 0)
+	if (!db->lost) {
+		if (!evbuffer_get_length(db->pending))
+			return 0;
+		if (db->jout.fd < 0 && !open_journal(db))
+			return -1;
+		if ((rc = write_frame(db)) < 0)
+			return -1;
+		if (rc > 0)
+			lose(db, "assembling a commit");
+	}
+	if (db->lost && rewrite(db) != 0)
 		return -1;
 	db->commits++;
 	if (db->quiet_ev && !evtimer_pending(db->quiet_ev, NULL))
@@ -428,7 +480,8 @@ int db_commit(struct db *db)
 
 bool db_pending(const struct db *db)
 {
-	return db && !db->failed && evbuffer_get_length(db->pending) > 0;
+	return db && !db->failed &&
+	       (db->lost || evbuffer_get_length(db->pending) > 0);
 }
 
 int db_checkpoint(struct db *db)
@@ -552,27 +605,157 @@ static void node_removed(const struct node *n, const char *path, void *arg)
 	delete_record(arg, path, n->id);
 }
 
-struct init_state {
-	struct ckpt_writer *w;
-	struct evbuffer *b;
-	bool ok;
-};
+/* ---- the whole state as a new checkpoint ---- */
 
-static void init_node(const struct node *n, const char *path, void *arg)
+static void whole_node(const struct node *n, const char *path, void *arg)
 {
-	struct init_state *st = arg;
+	struct rewrite *rw = arg;
 	struct schema_node rec = node_rec(n);
 	struct writer w;
 	unsigned char *p;
 
-	if (!st->ok)
+	if (!rw->ok)
 		return;
-	evbuffer_drain(st->b, evbuffer_get_length(st->b));
-	wr_init(&w, st->b);
+	evbuffer_drain(rw->b, evbuffer_get_length(rw->b));
+	wr_init(&w, rw->b);
 	schema_write_node(&w, &rec);
-	p = wr_ok(&w) ? evbuffer_pullup(st->b, -1) : NULL;
-	st->ok = p && ckpt_add(st->w, path, strlen(path), p,
-			       evbuffer_get_length(st->b)) == 0;
+	p = wr_ok(&w) ? evbuffer_pullup(rw->b, -1) : NULL;
+	rw->ok = p && ckpt_add(rw->w, path, strlen(path), p,
+			       evbuffer_get_length(rw->b)) == 0;
+}
+
+/* A new checkpoint beside the file, holding every node of the store:
+ * false (rw->why says why) when it cannot be had. */
+static bool whole_begin(struct db *db, struct rewrite *rw)
+{
+	snprintf(rw->why, sizeof(rw->why), "out of memory");
+	rw->w = ckpt_create(db->path, rw->why, sizeof(rw->why));
+	rw->b = evbuffer_new();
+	rw->ok = rw->w && rw->b;
+	if (rw->ok)
+		store_each(db->store, whole_node, rw);
+	return rw->ok;
+}
+
+/* Renamed over the file if all went in, else removed: 0, or -1. */
+static int whole_end(struct rewrite *rw)
+{
+	int rc = -1;
+
+	if (rw->ok)
+		rc = ckpt_commit(rw->w);
+	else
+		ckpt_abandon(rw->w);
+	if (rw->b)
+		evbuffer_free(rw->b);
+	return rc;
+}
+
+/* db_put during a rewrite: into its checkpoint. */
+static int rewrite_put(struct db *db, const char *key,
+		       struct evbuffer *value)
+{
+	struct rewrite *rw = db->rewriting;
+	size_t len = evbuffer_get_length(value);
+	unsigned char *p = len ? evbuffer_pullup(value, -1)
+			       : (unsigned char *)"";
+
+	if (rw->ok)
+		rw->ok = p && ckpt_add(rw->w, key, strlen(key), p, len) == 0;
+	return rw->ok ? 0 : -1;
+}
+
+static void encode_mark(const void *mark, struct writer *w)
+{
+	schema_write_mark(w, *(const uint64_t *)mark);
+}
+
+/* The live journal's last frame: "#superseded" with mark, recorded as
+ * any change is.  0, or -1 (after db_fail when the write failed). */
+static int mark_journal(struct db *db, uint64_t mark)
+{
+	db->lost = false;	/* the mark alone makes the frame */
+	db_put_encoded(db, SCHEMA_KEY_SUPERSEDED, encode_mark, &mark);
+	if (db->lost || (db->jout.fd < 0 && !open_journal(db)) ||
+	    write_frame(db) != 0) {
+		db->lost = true;
+		evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The rewrite (see lose): the whole state from memory into a new
+ * checkpoint that supersedes both journals, which lack what could not be
+ * recorded and, replayed over it, would undo some of what it holds.  In
+ * this order, so that a crash anywhere leaves a state a start loads
+ * whole:
+ * 1. the checkpoint written beside the file (CKPT_NEXT_SUFFIX): the
+ *    nodes, every owner's '#' records put again by its saver, and
+ *    "#rewrite" holding a random mark;
+ * 2. a last frame on the live journal, "#superseded" with the same mark
+ *    (a crash before it, or before 3: the file and journals as they
+ *    were, the state before this turn, which no client was told of; the
+ *    mark then names no checkpoint and means nothing);
+ * 3. the rename over the file;
+ * 4. the journals removed, the old one first (a crash before: a start
+ *    finds the live journal's mark in the file's "#rewrite" and drops
+ *    both, load.c).
+ * It stalls the loop for a pass over the store (about a second for a
+ * million nodes): rare, as memory running out is.  When it fails too,
+ * persistence is off (db_fail).
+ */
+static int rewrite(struct db *db)
+{
+	struct rewrite rw;
+	uint64_t mark = 0;
+
+	/* A compaction writes the file too: it finishes first. */
+	wait_compaction(db);
+	if (db->failed)
+		return -1;
+	while (!mark)
+		randombytes_buf(&mark, sizeof(mark));
+	if (whole_begin(db, &rw)) {
+		db->rewriting = &rw;
+		for (int i = 0; i < DB_SAVERS; i++)
+			if (db->savers[i].fn)
+				db->savers[i].fn(db->savers[i].arg);
+		db_put_encoded(db, SCHEMA_KEY_REWRITE, encode_mark, &mark);
+		db->rewriting = NULL;
+	}
+	if (rw.ok && (db->jexists[JOURNAL_LIVE] || db->jexists[JOURNAL_OLD]) &&
+	    mark_journal(db, mark) != 0) {
+		rw.ok = false;
+		snprintf(rw.why, sizeof(rw.why), "no memory for its mark");
+	}
+	CRASH_POINT("rewrite-marked");
+	/* db_fail does nothing more when the mark's write called it. */
+	if (whole_end(&rw) != 0) {
+		db_fail(db, "writing the whole state anew", rw.why);
+		return -1;
+	}
+	CRASH_POINT("rewrite-renamed");
+	journal_close(&db->jout, false);
+	for (int i = 0; i < JOURNALS; i++) {
+		if (db->jexists[i] && unlink(db->jpath[i]) != 0 &&
+		    errno != ENOENT) {
+			db_fail(db, "removing a superseded journal",
+				strerror(errno));
+			return -1;
+		}
+		db->jexists[i] = db->jfound[i] = false;
+		if (i == JOURNAL_OLD)
+			CRASH_POINT("rewrite-old-removed");
+	}
+	jindex_free(&db->jindex);
+	jindex_init(&db->jindex);
+	db->lost = false;
+	checkpoint_written(db);
+	log_warn("database %s: the whole state written anew (%lu nodes); "
+		 "persistence goes on", db->path, store_count(db->store));
+	return 0;
 }
 
 /*
@@ -581,33 +764,24 @@ static void init_node(const struct node *n, const char *path, void *arg)
  * leaves no file, new again, not one that claims a state it does not
  * hold.
  */
-static void init_file(struct db *db, struct store *s)
+static void init_file(struct db *db)
 {
-	char why[200] = "out of memory";
-	struct init_state st = { ckpt_create(db->path, why, sizeof(why)),
-				 evbuffer_new(), true };
+	struct rewrite rw;
 
-	if (st.w && st.b) {
-		store_each(s, init_node, &st);
-		if (st.ok && ckpt_commit(st.w) == 0)
-			db->fresh = false;
-		else if (!st.ok)
-			ckpt_abandon(st.w);
-	} else {
-		ckpt_abandon(st.w);
-	}
-	if (st.b)
-		evbuffer_free(st.b);
-	if (db->fresh)
-		db_fail(db, "writing the first state", why);
+	whole_begin(db, &rw);
+	if (whole_end(&rw) == 0)
+		db->fresh = false;
+	else
+		db_fail(db, "writing the first state", rw.why);
 }
 
 void db_follow(struct db *db, struct store *s, bool save_all)
 {
 	bool was_fresh = db->fresh;
 
+	db->store = s;
 	if (was_fresh)
-		init_file(db, s);
+		init_file(db);
 	/* From now on only compaction opens the tdb file (compact.h). */
 	release_tdb(db);
 	db->followed = true;
@@ -621,6 +795,24 @@ void db_follow(struct db *db, struct store *s, bool save_all)
 		db_commit(db);
 	}
 	/* Else an upgrade's changes, made before, go at the turn's end. */
+}
+
+int db_add_saver(struct db *db, void (*fn)(void *arg), void *arg)
+{
+	for (int i = 0; db && i < DB_SAVERS; i++) {
+		if (!db->savers[i].fn) {
+			db->savers[i] = (struct saver){ fn, arg };
+			return 0;
+		}
+	}
+	return db ? -1 : 0;
+}
+
+void db_remove_saver(struct db *db, void (*fn)(void *arg), void *arg)
+{
+	for (int i = 0; db && i < DB_SAVERS; i++)
+		if (db->savers[i].fn == fn && db->savers[i].arg == arg)
+			db->savers[i] = (struct saver){ NULL, NULL };
 }
 
 /* ---- the files ---- */
@@ -822,6 +1014,11 @@ struct db *db_open(const char *path, bool *restorable)
 		ok = format_ok(db, v.dptr, v.dsize);
 		free(v.dptr);
 		db->file_version = db->version;
+		v = tdb_fetch(db->tdb, key_of(SCHEMA_KEY_REWRITE));
+		if (v.dptr) {
+			db->rewrite_mark = schema_decode_mark(v.dptr, v.dsize);
+			free(v.dptr);
+		}
 		if (!ok || read_journals(db) != 0)
 			goto fail;
 		/* An upgrade's format record may be in a journal only. */

@@ -100,12 +100,26 @@ int db_upgraded(struct db *db);
  * nodes it holds (a new file). */
 void db_follow(struct db *db, struct store *s, bool save_all);
 
+/*
+ * A change that cannot be recorded for want of memory does not turn
+ * persistence off: the commit that follows writes the whole state from
+ * memory as a new checkpoint (a rewrite), which supersedes the journals.
+ * Its nodes come from the store db_follow follows, its '#' records from
+ * the savers: each puts again (db_put, db_put_encoded) every record its
+ * owner keeps, as its live state has it now, once each.  db_add_saver: 0,
+ * or -1 when DB_SAVERS are registered already.  A saver is removed before
+ * its owner is freed.
+ */
+int db_add_saver(struct db *db, void (*fn)(void *arg), void *arg);
+void db_remove_saver(struct db *db, void (*fn)(void *arg), void *arg);
+
 /* Set or delete one '#' record, as part of the pending commit. */
 void db_put(struct db *db, const char *key, struct evbuffer *value);
 void db_delete(struct db *db, const char *key);
 /*
  * db_put of what encode writes for obj: 0, or -1 (logged) when there was
- * no memory to encode it.  A NULL db does nothing.
+ * no memory to encode it (the commit then writes the whole state anew,
+ * above).  A NULL db does nothing.
  */
 int db_put_encoded(struct db *db, const char *key,
 		   void (*encode)(const void *obj, struct writer *w),
@@ -113,9 +127,11 @@ int db_put_encoded(struct db *db, const char *key,
 
 /*
  * Make every change since the last call durable: one frame appended to
- * the journal; nothing at all when nothing changed (and nothing before
- * db_follow: those changes wait for the first commit after it).  0, or -1
- * when a file could not be written (logged): the files are then emptied,
+ * the journal, or a rewrite when a change could not be recorded (above);
+ * nothing at all when nothing changed (and nothing before db_follow:
+ * those changes wait for the first commit after it).  0, or -1 when a
+ * file could not be written, or a rewrite failed too (logged): the files
+ * are then emptied,
  * so no restart loads a state older than the one clients were told
  * about, and persistence stays off.  A NULL db (persistence off) does
  * nothing.

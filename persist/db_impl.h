@@ -26,6 +26,9 @@ struct side_record {
 	size_t len;
 };
 
+/* Owners of '#' records: the server's, the domain table's, and room. */
+#define DB_SAVERS 4
+
 /* The journals, in the order they are replayed. */
 enum { JOURNAL_OLD, JOURNAL_LIVE, JOURNALS };
 
@@ -36,6 +39,8 @@ struct db {
 	char *path;
 	char *jpath[JOURNALS];	/* <path>.journal.old, <path>.journal */
 	bool failed;		/* a write failed: persistence is off */
+	bool lost;		/* a change could not be recorded (no memory):
+				 * the next commit is a rewrite (db.c) */
 	bool fresh;		/* a new file, empty until db_follow */
 	bool followed;		/* db_follow was called: commits write */
 	bool started;		/* db_loaded_done: compactions may run */
@@ -47,6 +52,17 @@ struct db {
 	 * since the last commit; empty when there are none. */
 	struct evbuffer *pending;
 	struct store_observer observer;
+	struct store *store;	/* the one db_follow follows */
+	/* A rewrite's checkpoint, which db_put adds to while the savers put
+	 * their records again (NULL: they go to the pending frame). */
+	struct rewrite *rewriting;
+	struct saver {
+		void (*fn)(void *arg);
+		void *arg;
+	} savers[DB_SAVERS];
+	/* The "#rewrite" record of the checkpoint db_open found (0: none):
+	 * journals marked with it are superseded (load.c). */
+	uint64_t rewrite_mark;
 	struct journal_out jout;	/* the live journal; fd -1: not
 					 * open (there may be one from before) */
 	bool jexists[JOURNALS];	/* the file is there */

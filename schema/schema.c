@@ -89,6 +89,21 @@ enum schema_format schema_decode_format(const void *p, size_t len,
 	return f == SCHEMA_OURS && !rd_done(&r) ? SCHEMA_FOREIGN : f;
 }
 
+void schema_write_mark(struct writer *w, uint64_t mark)
+{
+	wr_u64(w, mark);
+}
+
+uint64_t schema_decode_mark(const void *p, size_t len)
+{
+	struct reader r;
+	uint64_t mark;
+
+	rd_init(&r, p, len);
+	mark = rd_u64(&r);
+	return rd_done(&r) ? mark : 0;
+}
+
 /* ---- nodes ---- */
 
 static unsigned char *put_u32(unsigned char *p, uint32_t v)

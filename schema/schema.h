@@ -42,6 +42,10 @@
  *                      a request that left the ring (1 .. a header and a
  *                      full payload, less one)
  *   "#watches/<domid>" a watch list (a guest connection's)
+ *   "#rewrite"         u64 mark (not 0): the file was written whole from
+ *                      memory (persist/db.c's rewrite); a journal whose
+ *                      "#superseded" holds the same mark is older than
+ *                      it and is not replayed
  *   "#quotas"          u32 soft memory limit, u32 n, n x (u32 domid
  *                      (SCHEMA_QUOTA_GLOBAL: the global limit), str name,
  *                      u32 value): only the overrides a domain has
@@ -80,6 +84,10 @@
  *     payload          changes, each a whole record of the tdb file:
  *       u8 1 (put), bytes key, bytes value      set key to value
  *       u8 2 (delete), bytes key                remove key (if there)
+ *
+ * A journal's last frame may be "#superseded": a put of u64 mark, which
+ * the rewrite that wrote a file with that "#rewrite" appended before it
+ * renamed the file into place.
  *
  * A key is 1 .. SCHEMA_JOURNAL_KEY_MAX bytes without a NUL (a node's
  * path, or a '#' key); a node's value must be a node record.  Replaying
@@ -129,6 +137,8 @@
 #define SCHEMA_KEY_FORMAT "#format"
 #define SCHEMA_KEY_QUOTAS "#quotas"
 #define SCHEMA_KEY_NODES "#nodes"
+#define SCHEMA_KEY_REWRITE "#rewrite"
+#define SCHEMA_KEY_SUPERSEDED "#superseded"
 #define SCHEMA_PREFIX_BLOCK "#nodes/"
 /* Prefixes of the per-domain keys, for db_each; the domid follows. */
 #define SCHEMA_PREFIX_DOMAIN "#domain/"
@@ -160,6 +170,11 @@ void schema_write_format(struct writer *w);
  * SCHEMA_DB_VERSION_OLDEST to SCHEMA_DB_VERSION) and SCHEMA_OTHER_VERSION. */
 enum schema_format schema_decode_format(const void *p, size_t len,
 					uint32_t *version);
+
+/* "#rewrite" and "#superseded": a rewrite's mark.  schema_decode_mark:
+ * the mark, or 0 when the record is malformed. */
+void schema_write_mark(struct writer *w, uint64_t mark);
+uint64_t schema_decode_mark(const void *p, size_t len);
 
 /* ---- nodes ---- */
 

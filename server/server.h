@@ -45,6 +45,7 @@ struct server {
 	struct db *db;			/* persist/, owned by daemon/ (NULL: off) */
 	struct store store;
 	struct quotas quotas;		/* limits of unprivileged domains */
+	bool quotas_saved;		/* the database has a "#quotas" */
 	struct watch_registry watches;
 	struct conn_hooks hooks;	/* given to every connection */
 	struct domain_hooks domain_hooks; /* given to the domain table */
@@ -129,6 +130,9 @@ int server_quotas_changed(struct server *srv);
 void server_watches_changed(struct server *srv, struct conn *c);
 void server_restore_conn(struct server *srv, struct conn *c, bool fire);
 void server_forget_watches(struct server *srv, unsigned int domid);
+/* The database's saver (db_add_saver): the quotas, if they were ever
+ * saved, and every guest connection's watches, put again. */
+void server_save_records(void *srv);
 /*
  * The loop turn (server/turn.c).  server_turn_end: the daemon calls it
  * after each turn of the event loop (and once before the first): one

@@ -21,8 +21,13 @@ static void save_quotas(const void *q, struct writer *w)
 
 int server_quotas_changed(struct server *srv)
 {
-	return srv->db ? db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas,
-					&srv->quotas) : 0;
+	if (!srv->db)
+		return 0;
+	/* Saved from now on, whatever this put's fate (a rewrite puts it
+	 * again): the command line's limits no longer count at a start. */
+	srv->quotas_saved = true;
+	return db_put_encoded(srv->db, SCHEMA_KEY_QUOTAS, save_quotas,
+			      &srv->quotas);
 }
 
 static void save_watches(const void *wr, struct writer *w)
@@ -42,6 +47,17 @@ void server_watches_changed(struct server *srv, struct conn *c)
 		db_put_encoded(srv->db, key, save_watches, &cl->watcher);
 	else
 		db_delete(srv->db, key);
+}
+
+void server_save_records(void *arg)
+{
+	struct server *srv = arg;
+	struct conn *c;
+
+	if (srv->quotas_saved)
+		server_quotas_changed(srv);
+	LIST_FOREACH(c, &srv->conns, link)
+		server_watches_changed(srv, c);
 }
 
 void server_forget_watches(struct server *srv, unsigned int domid)
@@ -90,6 +106,7 @@ static int load_quotas(const void *data, size_t len, void *arg)
 {
 	struct server *srv = arg;
 
+	srv->quotas_saved = true;
 	if (quotas_load(&srv->quotas, data, len, db_version(srv->db)) != 0) {
 		log_error("database %s: the quota record is malformed",
 			  db_path(srv->db));

@@ -13,13 +13,19 @@ contract of docs/security.md: the daemon stays up; the request is
 answered as usual, answered ENOMEM, or its connection alone is closed;
 CONTROL check passes; and the tree equals the state before the request
 (after ENOMEM: always) or the state after it (after a normal answer:
-always).  The daemon runs with its defaults (the database on), and a last
-restart shows that what it wrote to disk is the state it serves.
+always).  The daemon runs with its defaults (the database on): a change
+its database could not record is written with the whole state anew (a
+rewrite, persist/db.c), never given up by turning persistence off, and a
+last restart shows that what it wrote to disk is the state it serves.
+
+It has the crash build's crash points too (persist/crash.h): a last
+test kills it inside the rewrite a failure sets off.
 
 XS_FAILALLOC_MAX (default 200) bounds N per scenario.
 """
 
 import os
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -151,41 +157,18 @@ def one_case(d, c, setup, act, n):
 
 
 OFF = "persistence is off"
-
-
-class Served:
-    """The daemon under test.  A failed allocation in the database's
-    recording turns persistence off for good (the files emptied: a known
-    gap, docs/security.md): the next case then gets a fresh daemon, so
-    that every case meets the database on."""
-
-    def __init__(self, d):
-        self.d = d
-        self.spares = []
-        self.restarts = 0
-
-    def check_persistence(self):
-        if OFF in self.d.log():
-            self.spares.append(self.d)
-            self.d = Daemon().start()
-            self.restarts += 1
-
-    def stop_spares(self):
-        for s in self.spares:
-            s.stop()
-            s.cleanup()
+REWRITE = "the whole state written anew"
 
 
 def test_every_allocation_of_each_request_fails_in_turn(d):
     if skip_in_upstream_mode("the failure-injection build is ours"):
         return
-    srv = Served(d)
-    c = connect(srv.d)
+    c = connect(d)
     seen = {}
     for name, setup, act in SCENARIOS:
         # The state after the request, unarmed.
         c.close()
-        c = connect(srv.d)
+        c = connect(d)
         if c.exists(ROOT):
             c.rm(ROOT)
         ctx = setup(c)
@@ -196,8 +179,8 @@ def test_every_allocation_of_each_request_fails_in_turn(d):
         for n in range(MAX_N + 1):
             if os.environ.get("XS_FAILALLOC_TRACE"):
                 diag("%s %d" % (name, n))
-            outcome, fired, before, c = one_case(srv.d, c, setup, act, n)
-            check(srv.d.alive(), "%s, allocation %d: the daemon died" % (name, n))
+            outcome, fired, before, c = one_case(d, c, setup, act, n)
+            check(d.alive(), "%s, allocation %d: the daemon died" % (name, n))
             eq(control(c, b"check"), b"OK\0", "%s, allocation %d: CONTROL check" % (name, n))
             now = tree(c)
             what = "%s, allocation %d failed (%s)" % (name, n, outcome)
@@ -211,36 +194,90 @@ def test_every_allocation_of_each_request_fails_in_turn(d):
             if not fired:
                 eq(outcome, "ok", "%s: a request that met no failure" % what)
                 break
-            c.close()
-            srv.check_persistence()
-            c = connect(srv.d)
+            # A change the database could not record is written with
+            # the whole state, never given up.
+            check(OFF not in d.log(), "%s: persistence went off" % what)
         else:
             raise AssertionError("%s: still failing after %d allocations" % (name, MAX_N))
         seen[name] = (n, counts)
     for name, (n, counts) in seen.items():
         diag("%-50s %3d allocations: %d answered, %d ENOMEM, %d closed"
              % (name, n, counts["ok"] - 1, counts["enomem"], counts["closed"]))
-    diag("%d fresh daemons after persistence went off" % srv.restarts)
-    # What the last daemon holds on disk is what it served.
-    last = srv.d
-    check(OFF not in last.log(), "the last daemon's persistence is on")
+    rewrites = d.log().count(REWRITE)
+    diag("%d rewrites of the whole state after a change went unrecorded"
+         % rewrites)
+    check(rewrites > 0, "no failure met the database's recording")
+    # What the daemon holds on disk is what it served.
     served = c.dump(b"/")
     c.close()
-    last.stop()
-    last.stopped = False
-    last.log_path = os.path.join(last.dir, "log.restart")
-    last._start_ours()
-    try:
-        c = connect(last)
-        eq(c.dump(b"/"), served, "the tree after a restart")
-        c.close()
-    finally:
-        # run() stops the test's own daemon; a fresh one made after
-        # persistence went off is this test's to stop.
-        if last is not d:
-            last.stop()
-            last.cleanup()
-        srv.stop_spares()
+    d.stop()
+    d.stopped = False
+    d.log_path = os.path.join(d.dir, "log.restart")
+    d._start_ours()
+    c = connect(d)
+    eq(c.dump(b"/"), served, "the tree after a restart")
+    c.close()
+
+
+def test_a_crash_inside_a_rewrite_leaves_a_whole_state(d):
+    """Killed inside a rewrite (persist/db.c): after the journal's mark
+    (rewrite-marked), after the rename (rewrite-renamed), after the old
+    journal's removal (rewrite-old-removed).  The request is a commit
+    that replaces a subtree, never acknowledged: a restart must serve
+    the state before it or after it.  After the rename the journals are
+    older than the file, and replayed over it they would put /f/a/x back
+    beside /f/a/new/deep, neither state: they are dropped instead."""
+    if skip_in_upstream_mode("the failure-injection build is ours"):
+        return
+    c = connect(d)
+    tx = tx_setup(c)
+    c.expect_ack(XS_TRANSACTION_END, b"T\0", tx_id=tx)
+    after = tree(c)
+    c.close()
+    for point in ("rewrite-marked", "rewrite-renamed", "rewrite-old-removed"):
+        life = Daemon(env=dict(os.environ, XENSTORED_CRASH_AT=point)).start()
+        try:
+            for n in range(MAX_N + 1):
+                c = connect(life)
+                if c.exists(ROOT):
+                    c.rm(ROOT)
+                tx = tx_setup(c)
+                before = tree(c)
+                control(c, b"failalloc", str(n).encode())
+                c.send(XS_TRANSACTION_END, b"T\0", tx_id=tx)
+                try:
+                    c.recv_packet()
+                    answered = True
+                except (OSError, ConnectionClosed):
+                    answered = False
+                c.close()
+                if not answered:
+                    # Closed: the connection alone, or the daemon dying.
+                    try:
+                        life.proc.wait(1)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+            else:
+                raise AssertionError("%s: no failure set off a rewrite" % point)
+            check("crash point %s:1" % point in life.log(),
+                  "%s: the daemon died elsewhere: %s" % (point, life.log()[-500:]))
+            life.proc.wait()
+            life.env = None
+            life.log_path = os.path.join(life.dir, "log.restart")
+            life._start_ours()
+            c = connect(life)
+            now = tree(c)
+            c.close()
+            check(now in (before, after),
+                  "%s: after the restart the tree is neither the one before "
+                  "the commit nor the one after: %r" % (point, now))
+            dropped = "older than the file written whole" in life.log()
+            eq(dropped, point != "rewrite-marked",
+               "%s: the journals dropped at the restart" % point)
+        finally:
+            life.stop()
+            life.cleanup()
 
 
 if __name__ == "__main__":

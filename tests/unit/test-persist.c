@@ -28,6 +28,7 @@
 #include "persist/db.h"
 #include "persist/tdb_space.h"
 #include "tests/unit/db_rig.h"
+#include "tests/unit/fail_alloc.h"
 #include "record/record.h"
 #include "schema/schema.h"
 #include "store/store.h"
@@ -703,6 +704,111 @@ START_TEST(db_each_selects_by_prefix)
 }
 END_TEST
 
+/* ---- a change that cannot be recorded ---- */
+
+/* The live state of a '#' record's owner, and its saver. */
+static const char *live_watches;
+static int saves;
+
+static void save_watches(void *db)
+{
+	saves++;
+	put_record(db, "#watches/5", live_watches);
+}
+
+static void encode_str(const void *str, struct writer *w)
+{
+	wr_bytes(w, str, strlen(str));
+}
+
+static int value_is(const void *data, size_t len, void *want)
+{
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_mem_eq(data, want, len);
+	return 1;
+}
+
+/* A database following *s with the saver, a commit in its journal. */
+static struct db *rewrite_rig(struct store *s)
+{
+	struct db *db;
+
+	/* libevent's allocations too may fail (its buffers are the
+	 * database's): through the wrapped allocator (fail_alloc.h). */
+	event_set_mem_functions(__wrap_malloc, __wrap_realloc, free);
+	db = open_db(false);
+
+	new_daemon_store(s);
+	db_follow(db, s, true);
+	ck_assert_int_eq(db_add_saver(db, save_watches, db), 0);
+	build(s);
+	live_watches = "first";
+	put_record(db, "#watches/5", live_watches);
+	put_record(db, "#domain/7", "seven");	/* no saver owns it */
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(access(jpath, F_OK), 0);
+	/* A change, and a record that cannot be encoded for want of memory:
+	 * the journal cannot tell the turn. */
+	put(s, "/later", "x", 1);
+	live_watches = "second";
+	saves = 0;
+	fail_alloc_after = 0;
+	ck_assert_int_eq(db_put_encoded(db, "#watches/5", encode_str,
+					live_watches), -1);
+	ck_assert_int_eq(fail_alloc_after, -1);
+	ck_assert(db_pending(db));
+	return db;
+}
+
+START_TEST(db_a_change_without_memory_is_written_with_the_whole_state)
+{
+	struct store s, loaded;
+	struct db *db = rewrite_rig(&s);
+
+	/* The commit writes the whole state anew, the savers' records with
+	 * it, and the journals it supersedes are gone. */
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(saves, 1);
+	ck_assert(!db_pending(db));
+	ck_assert_int_ne(access(jpath, F_OK), 0);
+	ck_assert_int_ne(access(oldpath, F_OK), 0);
+	/* Recording goes on as before. */
+	put(&s, "/after", "y", 1);
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(access(jpath, F_OK), 0);
+	db_close(db);
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	ck_assert_ptr_nonnull(store_lookup(&loaded, "/later"));
+	ck_assert_int_eq(db_get(db, "#watches/5", value_is, "second"), 1);
+	/* A record no saver puts again is not in the state written anew. */
+	ck_assert_int_eq(db_get(db, "#domain/7", value_is, "seven"), 0);
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
+}
+END_TEST
+
+START_TEST(db_a_rewrite_that_fails_too_turns_persistence_off)
+{
+	struct store s;
+	struct db *db = rewrite_rig(&s);
+	struct stat sb;
+
+	fail_alloc_after = 0;		/* the rewrite's first allocation */
+	ck_assert_int_eq(db_commit(db), -1);
+	ck_assert(!db_pending(db));
+	/* Emptied: no restart loads a state older than the one served. */
+	ck_assert_int_eq(stat(dbpath, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 0);
+	ck_assert_int_ne(access(jpath, F_OK), 0);
+	db_close(db);
+	store_destroy(&s);
+}
+END_TEST
+
 /* A database with a few nodes, all in the tdb file, closed; its bytes
  * in *p. */
 static void valid_file(unsigned char **p, size_t *len)
@@ -1336,6 +1442,8 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_nodes_made_after_a_load_follow_the_loaded_ones);
 	tcase_add_test(t, db_uncommitted_changes_do_not_reach_the_file);
 	tcase_add_test(t, db_each_selects_by_prefix);
+	tcase_add_test(t, db_a_change_without_memory_is_written_with_the_whole_state);
+	tcase_add_test(t, db_a_rewrite_that_fails_too_turns_persistence_off);
 	suite_add_tcase(s, t);
 
 	t = file_case("bad files");
