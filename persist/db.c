@@ -127,8 +127,8 @@ static void db_fail(struct db *db, const char *what, const char *why)
 static void lose(struct db *db, const char *what)
 {
 	if (!db->lost)
-		log_warn("database %s: no memory for %s; the commit writes the "
-			 "whole state anew", db->path, what);
+		log_warn("database %s: %s; the commit writes the whole state "
+			 "anew", db->path, what);
 	db->lost = true;
 	evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
 }
@@ -144,7 +144,7 @@ static bool begin(struct db *db, struct writer *w)
 		return false;
 	if (!evbuffer_get_length(db->pending)) {
 		if (evbuffer_add(db->pending, room, sizeof(room)) != 0) {
-			lose(db, "recording a change");
+			lose(db, "no memory to record a change");
 			return false;
 		}
 	}
@@ -155,7 +155,7 @@ static bool begin(struct db *db, struct writer *w)
 static void end(struct db *db, const struct writer *w)
 {
 	if (!wr_ok(w))
-		lose(db, "recording a change");
+		lose(db, "no memory to record a change");
 }
 
 /*
@@ -229,7 +229,7 @@ int db_put_encoded(struct db *db, const char *key,
 	else if (db->rewriting)
 		db->rewriting->ok = false;
 	else if (!db->failed)
-		lose(db, "a record");
+		lose(db, "no memory to encode a record");
 	if (b)
 		evbuffer_free(b);
 	return ok ? 0 : -1;
@@ -341,8 +341,13 @@ static void reap_compaction(struct db *db, bool wait)
 	if (!compact_poll(&db->compaction, wait, &failed))
 		return;
 	if (failed) {
-		db_fail(db, "bringing the database file up to date",
-			db->compaction.why);
+		/* The files are as before it (the old journal is still
+		 * there): the next commit writes the whole state anew, which
+		 * supersedes it, and fails in turn if the files cannot be
+		 * written at all. */
+		log_warn("database %s: bringing the database file up to date "
+			 "failed: %s", db->path, db->compaction.why);
+		lose(db, "the compaction failed");
 		return;
 	}
 	db->jexists[JOURNAL_OLD] = false;
@@ -395,7 +400,8 @@ static void rotate(struct db *db)
  * period, the quiet rule's). */
 static void compact_past(struct db *db, uint64_t enough)
 {
-	if (!db->started || db->failed)
+	/* Lost: the commit's rewrite supersedes every journal. */
+	if (!db->started || db->failed || db->lost)
 		return;
 	if (db->compaction.running) {
 		/* The live journal at twice its limit: the compaction
@@ -467,7 +473,7 @@ int db_commit(struct db *db)
 		if ((rc = write_frame(db)) < 0)
 			return -1;
 		if (rc > 0)
-			lose(db, "assembling a commit");
+			lose(db, "no memory to assemble a commit");
 	}
 	if (db->lost && rewrite(db) != 0)
 		return -1;
@@ -496,6 +502,9 @@ int db_checkpoint(struct db *db)
 	if (db->failed)
 		return -1;
 	release_tdb(db);
+	/* Where its frames end, should it be written on after all. */
+	if (db->jout.fd >= 0)
+		db->jwhole = db->jout.end;
 	if (journal_close(&db->jout, true) != 0) {
 		db_fail(db, "closing the journal", strerror(errno));
 		return -1;
@@ -505,9 +514,11 @@ int db_checkpoint(struct db *db)
 			continue;
 		if (compact_file(db->path, db->jpath[i], db->jfound[i],
 				 NULL, why, sizeof(why)) != 0) {
-			db_fail(db, "bringing the database file up to date",
-				why);
-			return -1;
+			/* As for a compaction's thread (reap_compaction). */
+			log_warn("database %s: bringing the database file up "
+				 "to date failed: %s", db->path, why);
+			lose(db, "the checkpoint failed");
+			return rewrite(db);
 		}
 		db->jexists[i] = false;
 	}

@@ -11,11 +11,19 @@
  *                          and what it sets off (its commit, its events)
  *                          may make n allocations; the one after fails.
  *                          Answers "OK".
+ *   CONTROL failalloc thread <n>
+ *                          from now on, threads other than the event
+ *                          loop's (a compaction's) may make n
+ *                          allocations; the one after fails.  "OK".
  *   CONTROL failalloc      "fired" or "not fired": whether that failure
  *                          happened (a request that needs n allocations
  *                          or fewer never meets it).  Disarms.
+ *
+ * The loop's allocations and the other threads' are counted apart, so a
+ * compaction running meanwhile does not move a request's count.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,16 +49,25 @@ char *__wrap_strndup(const char *s, size_t n);
 void __wrap_ops_dispatch(struct conn *c, const struct request *req);
 
 static long pending = -1;	/* armed at the next dispatch; -1: none */
-static long left = -1;		/* allocations before the failing one */
-static bool fired;
+static long left = -1;		/* the loop's allocations before the
+				 * failing one */
+static long thread_left = -1;	/* the same for other threads (atomic) */
+static bool fired;		/* atomic */
+static pthread_t loop_thread;	/* main()'s, which runs the loop */
 
 static bool fail_now(void)
 {
-	if (left < 0)
-		return false;
-	if (left-- > 0)
-		return false;
-	fired = true;
+	if (!pthread_equal(pthread_self(), loop_thread)) {
+		if (__atomic_load_n(&thread_left, __ATOMIC_ACQUIRE) < 0 ||
+		    __atomic_fetch_sub(&thread_left, 1, __ATOMIC_ACQ_REL) != 0)
+			return false;
+	} else {
+		if (left < 0)
+			return false;
+		if (left-- > 0)
+			return false;
+	}
+	__atomic_store_n(&fired, true, __ATOMIC_RELEASE);
 	errno = ENOMEM;
 	return true;
 }
@@ -93,6 +110,7 @@ static void *ev_realloc(void *p, size_t size)
 
 __attribute__((constructor)) static void route_libevent(void)
 {
+	loop_thread = pthread_self();
 	event_set_mem_functions(ev_malloc, ev_realloc, free);
 }
 
@@ -111,16 +129,29 @@ void __wrap_ops_dispatch(struct conn *c, const struct request *req)
 		const char *arg = req->payload + sizeof(cmd);
 		char *end;
 
+		static const char thread[] = "thread";
+
 		if (req->hdr.len == sizeof(cmd)) {
-			bool was = fired;
+			bool was = __atomic_load_n(&fired, __ATOMIC_ACQUIRE);
 
 			pending = left = -1;	/* before the answer's own */
-			fired = false;
+			__atomic_store_n(&thread_left, -1, __ATOMIC_RELEASE);
+			__atomic_store_n(&fired, false, __ATOMIC_RELEASE);
 			answer(c, req, was ? "fired" : "not fired");
 			return;
 		}
+		if (req->hdr.len > sizeof(cmd) + sizeof(thread) &&
+		    !memcmp(arg, thread, sizeof(thread))) {
+			long n = strtol(arg + sizeof(thread), &end, 10);
+
+			__atomic_store_n(&fired, false, __ATOMIC_RELEASE);
+			__atomic_store_n(&thread_left, n < 0 ? -1 : n,
+					 __ATOMIC_RELEASE);
+			answer(c, req, n >= 0 && *end == '\0' ? "OK" : "EINVAL");
+			return;
+		}
 		pending = strtol(arg, &end, 10);
-		fired = false;
+		__atomic_store_n(&fired, false, __ATOMIC_RELEASE);
 		left = -1;
 		answer(c, req, pending >= 0 && *end == '\0' ? "OK" : "EINVAL");
 		return;

@@ -18,8 +18,11 @@ its database could not record is written with the whole state anew (a
 rewrite, persist/db.c), never given up by turning persistence off, and a
 last restart shows that what it wrote to disk is the state it serves.
 
-It has the crash build's crash points too (persist/crash.h): a last
-test kills it inside the rewrite a failure sets off.
+"CONTROL failalloc thread N" fails the allocation after N made by other
+threads than the loop's: a compaction's, each of whose allocations is
+made to fail in turn by another test.  The build has the crash build's
+crash points too (persist/crash.h): a last test kills it inside the
+rewrite a failure sets off.
 
 XS_FAILALLOC_MAX (default 200) bounds N per scenario.
 """
@@ -27,6 +30,7 @@ XS_FAILALLOC_MAX (default 200) bounds N per scenario.
 import os
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -217,6 +221,55 @@ def test_every_allocation_of_each_request_fails_in_turn(d):
     c = connect(d)
     eq(c.dump(b"/"), served, "the tree after a restart")
     c.close()
+
+
+def test_every_allocation_of_a_compaction_fails_in_turn(d):
+    """A compaction's thread out of memory: the files are as before it,
+    and the commit after writes the whole state anew, which supersedes
+    the old journal; persistence stays on, and a restart serves what was
+    served.  The journal limit is 4 KiB, so that a few writes set one
+    off."""
+    if skip_in_upstream_mode("the failure-injection build is ours"):
+        return
+    life = Daemon(env=dict(os.environ, XENSTORED_JOURNAL_LIMIT="4k")).start()
+    old = os.path.join(life.dir, "xenstored.tdb.journal.old")
+    try:
+        c = connect(life)
+        for n in range(MAX_N + 1):
+            control(c, b"failalloc", b"thread", str(n).encode())
+            # Past the limit: a rotation, and a compaction's thread.
+            for i in range(40):
+                c.write(b"/c/%d/%d" % (n % 3, i), b"%d" % n * 100)
+            deadline = time.monotonic() + 10
+            while os.path.exists(old) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            check(not os.path.exists(old), "allocation %d: the old journal "
+                  "is still there after 10 s" % n)
+            fired = control(c, b"failalloc") == b"fired\0"
+            check(life.alive(), "allocation %d: the daemon died" % n)
+            eq(control(c, b"check"), b"OK\0", "allocation %d: CONTROL check" % n)
+            check(OFF not in life.log(), "allocation %d: persistence went off" % n)
+            if not fired:
+                break
+        else:
+            raise AssertionError("a compaction still failing after %d "
+                                 "allocations" % MAX_N)
+        diag("a compaction makes %d allocations" % n)
+        check(n > 0 and life.log().count(REWRITE) >= n,
+              "%d failed compactions, %d rewrites"
+              % (n, life.log().count(REWRITE)))
+        served = c.dump(b"/")
+        c.close()
+        life.stop()
+        life.stopped = False
+        life.log_path = os.path.join(life.dir, "log.restart")
+        life._start_ours()
+        c = connect(life)
+        eq(c.dump(b"/"), served, "the tree after a restart")
+        c.close()
+    finally:
+        life.stop()
+        life.cleanup()
 
 
 def test_a_crash_inside_a_rewrite_leaves_a_whole_state(d):

@@ -17,7 +17,8 @@
  * twice gives the same file; a compaction (a small limit) brings the tdb
  * file up to date and removes the old journal; a checkpoint leaves the
  * state in the tdb file alone; a damaged journal stops the start and is
- * left as it was; a torn one is cut and written on; a write that fails
+ * left as it was; a torn one is cut and written on; a checkpoint that
+ * cannot merge a journal writes the state from memory; a write that fails
  * empties the files.
  */
 #include "tests/unit/unit.h"
@@ -1350,6 +1351,42 @@ START_TEST(a_torn_journal_is_cut_and_written_on)
 }
 END_TEST
 
+START_TEST(a_checkpoint_that_cannot_merge_writes_the_whole_state)
+{
+	char *v;
+
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+		int fd;
+
+		put(&s, "/one", "1");
+		ck_assert_int_eq(db_commit(db), 0);
+		put(&s, "/two", "2");
+		ck_assert_int_eq(db_commit(db), 0);
+		/* The journal's head spoilt behind the daemon's back: the
+		 * checkpoint cannot merge it, and writes the state from
+		 * memory instead, as a rewrite. */
+		fd = open(jpath, O_WRONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pwrite(fd, "XXXX", 4, 4), 4);
+		close(fd);
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		ck_assert(!exists(jpath));
+		ck_assert(!exists(oldpath));
+		/* Persistence goes on. */
+		put(&s, "/three", "3");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	v = reload("/two", NULL);
+	ck_assert_str_eq(v, "2");
+	free(v);
+	v = reload("/three", NULL);
+	ck_assert_str_eq(v, "3");
+	free(v);
+}
+END_TEST
+
 START_TEST(journals_beside_a_new_database_are_removed)
 {
 	unsigned char *p;
@@ -1483,6 +1520,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
 	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
+	tcase_add_test(t, a_checkpoint_that_cannot_merge_writes_the_whole_state);
 	tcase_add_test(t, journals_beside_a_new_database_are_removed);
 	tcase_add_test(t, db_get_reads_the_records_with_the_journals);
 	tcase_add_test(t, a_journal_that_cannot_be_written_empties_the_files);
