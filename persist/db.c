@@ -501,6 +501,9 @@ int db_checkpoint(struct db *db)
 	wait_compaction(db);
 	if (db->failed)
 		return -1;
+	/* That compaction failed: the state goes whole from memory. */
+	if (db->lost)
+		return rewrite(db);
 	release_tdb(db);
 	/* Where its frames end, should it be written on after all. */
 	if (db->jout.fd >= 0)

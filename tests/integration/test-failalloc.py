@@ -272,6 +272,36 @@ def test_every_allocation_of_a_compaction_fails_in_turn(d):
         life.cleanup()
 
 
+def test_a_compaction_failing_at_a_clean_stop(d):
+    """A compaction's thread out of memory as the daemon stops: the stop's
+    checkpoint (or the loop, if it learnt first) writes the whole state
+    anew, and the next start serves what was served."""
+    if skip_in_upstream_mode("the failure-injection build is ours"):
+        return
+    life = Daemon(env=dict(os.environ, XENSTORED_JOURNAL_LIMIT="4k")).start()
+    try:
+        c = connect(life)
+        control(c, b"failalloc", b"thread", b"0")
+        for i in range(40):
+            c.write(b"/s/%d" % i, b"v" * 100)
+        served = c.dump(b"/")
+        c.close()
+        life.stop()
+        eq(life.status, 0, "exit status")
+        check(REWRITE in life.log(), "no rewrite: %s" % life.log()[-800:])
+        check(OFF not in life.log(), "persistence went off")
+        life.stopped = False
+        life.env = None
+        life.log_path = os.path.join(life.dir, "log.restart")
+        life._start_ours()
+        c = connect(life)
+        eq(c.dump(b"/"), served, "the tree after a restart")
+        c.close()
+    finally:
+        life.stop()
+        life.cleanup()
+
+
 def test_a_crash_inside_a_rewrite_leaves_a_whole_state(d):
     """Killed inside a rewrite (persist/db.c): after the journal's mark
     (rewrite-marked), after the rename (rewrite-renamed), after the old
