@@ -120,6 +120,19 @@ def connect(d):
     return c
 
 
+def armed(d, setup, n):
+    """A fresh connection to d, the test subtree made anew by setup, and
+    the allocation after n of the next request armed to fail: (the
+    connection, setup's result, the tree before the request)."""
+    c = connect(d)
+    if c.exists(ROOT):
+        c.rm(ROOT)
+    ctx = setup(c)
+    before = tree(c)
+    control(c, b"failalloc", str(n).encode())
+    return c, ctx, before
+
+
 def one_case(d, c, setup, act, n):
     """Arm N, act; returns (outcome, fired, before, client): outcome is
     "ok", "enomem" or "closed", fired whether the failure happened, before
@@ -127,12 +140,7 @@ def one_case(d, c, setup, act, n):
     # A fresh connection per case: a transaction or watch of the last one
     # would linger otherwise.
     c.close()
-    c = connect(d)
-    if c.exists(ROOT):
-        c.rm(ROOT)
-    ctx = setup(c)
-    before = tree(c)
-    control(c, b"failalloc", str(n).encode())
+    c, ctx, before = armed(d, setup, n)
     try:
         rt, rp = act(c, ctx)
     except (OSError, XsError, ConnectionClosed) as e:
@@ -158,6 +166,24 @@ def one_case(d, c, setup, act, n):
         c = connect(d)
         fired = control(c, b"failalloc")
     return outcome, fired == b"fired\0", before, c
+
+
+def start_again(life):
+    """The daemon of life started again on its files (its environment
+    inherited, its log in log.restart): a connection to it."""
+    life.stopped = False
+    life.env = None
+    life.log_path = os.path.join(life.dir, "log.restart")
+    life._start_ours()
+    return connect(life)
+
+
+def serves_after_a_restart(life, served):
+    """Stopped, then started again: it serves the tree served."""
+    life.stop()
+    c = start_again(life)
+    eq(c.dump(b"/"), served, "the tree after a restart")
+    c.close()
 
 
 OFF = "persistence is off"
@@ -214,13 +240,7 @@ def test_every_allocation_of_each_request_fails_in_turn(d):
     # What the daemon holds on disk is what it served.
     served = c.dump(b"/")
     c.close()
-    d.stop()
-    d.stopped = False
-    d.log_path = os.path.join(d.dir, "log.restart")
-    d._start_ours()
-    c = connect(d)
-    eq(c.dump(b"/"), served, "the tree after a restart")
-    c.close()
+    serves_after_a_restart(d, served)
 
 
 def test_every_allocation_of_a_compaction_fails_in_turn(d):
@@ -260,13 +280,7 @@ def test_every_allocation_of_a_compaction_fails_in_turn(d):
               % (n, life.log().count(REWRITE)))
         served = c.dump(b"/")
         c.close()
-        life.stop()
-        life.stopped = False
-        life.log_path = os.path.join(life.dir, "log.restart")
-        life._start_ours()
-        c = connect(life)
-        eq(c.dump(b"/"), served, "the tree after a restart")
-        c.close()
+        serves_after_a_restart(life, served)
     finally:
         life.stop()
         life.cleanup()
@@ -290,11 +304,7 @@ def test_a_compaction_failing_at_a_clean_stop(d):
         eq(life.status, 0, "exit status")
         check(REWRITE in life.log(), "no rewrite: %s" % life.log()[-800:])
         check(OFF not in life.log(), "persistence went off")
-        life.stopped = False
-        life.env = None
-        life.log_path = os.path.join(life.dir, "log.restart")
-        life._start_ours()
-        c = connect(life)
+        c = start_again(life)
         eq(c.dump(b"/"), served, "the tree after a restart")
         c.close()
     finally:
@@ -321,12 +331,7 @@ def test_a_crash_inside_a_rewrite_leaves_a_whole_state(d):
         life = Daemon(env=dict(os.environ, XENSTORED_CRASH_AT=point)).start()
         try:
             for n in range(MAX_N + 1):
-                c = connect(life)
-                if c.exists(ROOT):
-                    c.rm(ROOT)
-                tx = tx_setup(c)
-                before = tree(c)
-                control(c, b"failalloc", str(n).encode())
+                c, tx, before = armed(life, tx_setup, n)
                 c.send(XS_TRANSACTION_END, b"T\0", tx_id=tx)
                 try:
                     c.recv_packet()
@@ -346,10 +351,7 @@ def test_a_crash_inside_a_rewrite_leaves_a_whole_state(d):
             check("crash point %s:1" % point in life.log(),
                   "%s: the daemon died elsewhere: %s" % (point, life.log()[-500:]))
             life.proc.wait()
-            life.env = None
-            life.log_path = os.path.join(life.dir, "log.restart")
-            life._start_ours()
-            c = connect(life)
+            c = start_again(life)
             now = tree(c)
             c.close()
             check(now in (before, after),

@@ -506,6 +506,16 @@ static char *reload(const char *path, unsigned long *count)
 	return v;
 }
 
+/* A fresh load of the files has want at path. */
+static void reloads_as(const char *path, const char *want)
+{
+	char *v = reload(path, NULL);
+
+	ck_assert_msg(v != NULL, "%s is missing", path);
+	ck_assert_str_eq(v, want);
+	free(v);
+}
+
 static bool exists(const char *path)
 {
 	struct stat sb;
@@ -620,9 +630,7 @@ START_TEST(the_last_change_of_a_key_wins_over_the_file)
 		ck_assert_int_eq(db_commit(db), 0);
 	});
 	ck_assert(exists(oldpath) && exists(jpath));
-	v = reload("/x", NULL);
-	ck_assert_str_eq(v, "newest");
-	free(v);
+	reloads_as("/x", "newest");
 }
 END_TEST
 
@@ -1172,8 +1180,6 @@ END_TEST
 
 START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
 {
-	char *v;
-
 	setenv("XENSTORED_JOURNAL_LIMIT", "1k", 1);
 	CRASHED({
 		struct store s;
@@ -1188,12 +1194,8 @@ START_TEST(a_checkpoint_leaves_the_state_in_the_file_alone)
 		ck_assert(!exists(jpath));
 		ck_assert(!exists(oldpath));
 	});
-	v = reload("/k", NULL);
-	ck_assert_str_eq(v, "odd");
-	free(v);
-	v = reload("/last", NULL);
-	ck_assert_str_eq(v, "1");
-	free(v);
+	reloads_as("/k", "odd");
+	reloads_as("/last", "1");
 }
 END_TEST
 
@@ -1316,14 +1318,11 @@ START_TEST(a_torn_journal_is_cut_and_written_on)
 {
 	unsigned char *p;
 	size_t len;
-	char *v;
 
 	some_commits(&p, &len);
 	/* The last commit (/three) half written. */
 	write_file(jpath, p, len - 5);
-	v = reload("/two", NULL);
-	ck_assert_str_eq(v, "2");
-	free(v);
+	reloads_as("/two", "2");
 	ck_assert_ptr_null(reload("/three", NULL));
 	/* A daemon goes on from there: the torn bytes are cut before its
 	 * first frame, so the journal reads whole. */
@@ -1334,9 +1333,7 @@ START_TEST(a_torn_journal_is_cut_and_written_on)
 		put(&s, "/four", "4");
 		ck_assert_int_eq(db_commit(db), 0);
 	});
-	v = reload("/four", NULL);
-	ck_assert_str_eq(v, "4");
-	free(v);
+	reloads_as("/four", "4");
 	{
 		struct journal_map m;
 		struct journal_scan sc;
@@ -1353,8 +1350,6 @@ END_TEST
 
 START_TEST(a_checkpoint_that_cannot_merge_writes_the_whole_state)
 {
-	char *v;
-
 	CRASHED({
 		struct store s;
 		struct db *db = new_db(&s);
@@ -1378,12 +1373,8 @@ START_TEST(a_checkpoint_that_cannot_merge_writes_the_whole_state)
 		put(&s, "/three", "3");
 		ck_assert_int_eq(db_commit(db), 0);
 	});
-	v = reload("/two", NULL);
-	ck_assert_str_eq(v, "2");
-	free(v);
-	v = reload("/three", NULL);
-	ck_assert_str_eq(v, "3");
-	free(v);
+	reloads_as("/two", "2");
+	reloads_as("/three", "3");
 }
 END_TEST
 
