@@ -50,6 +50,15 @@ static void encode_input(const void *obj, struct writer *w)
 	schema_write_input(w, h->end, h->bytes);
 }
 
+/* The "#input" record kept, put. */
+static void put_input(struct domain *d)
+{
+	char key[SCHEMA_KEY_MAX];
+
+	schema_key_input(key, d->domid);
+	db_put(d->ds->db, key, d->input_rec);
+}
+
 void save_input(struct domain *d, uint32_t end, struct evbuffer *bytes,
 		bool put)
 {
@@ -72,11 +81,13 @@ void save_input(struct domain *d, uint32_t end, struct evbuffer *bytes,
 	d->input_saved = true;
 	if (!put)
 		return;
+	if (rec) {
+		put_input(d);
+		return;
+	}
+	/* No memory: the database learns that it lost a change. */
 	schema_key_input(key, d->domid);
-	if (rec)
-		db_put(d->ds->db, key, rec);
-	else	/* no memory: the database learns that it lost a change */
-		db_put_encoded(d->ds->db, key, encode_input, &h);
+	db_put_encoded(d->ds->db, key, encode_input, &h);
 }
 
 void forget_input(struct domain *d)
@@ -97,7 +108,6 @@ void domains_save_records(void *arg)
 {
 	struct domains *ds = arg;
 	struct domain *d, *tmp;
-	char key[SCHEMA_KEY_MAX];
 
 	HASH_ITER(hh, ds->by_id, d, tmp) {
 		/* One only looked at for its features has no record, and
@@ -105,10 +115,8 @@ void domains_save_records(void *arg)
 		if (d->introduced || d->features != DOMAIN_FEATURES_ALL ||
 		    d->target != DOMID_NONE)
 			save_domain(d);
-		if (d->input_saved && d->input_rec) {
-			schema_key_input(key, d->domid);
-			db_put(ds->db, key, d->input_rec);
-		}
+		if (d->input_saved && d->input_rec)
+			put_input(d);
 	}
 }
 

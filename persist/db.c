@@ -87,8 +87,8 @@ struct rewrite {
 	bool ok;
 	char why[200];		/* what failed, once !ok */
 };
-static int rewrite_put(struct db *db, const char *key,
-		       struct evbuffer *value);
+static void rewrite_put(struct db *db, const char *key,
+			struct evbuffer *value);
 
 /*
  * Persistence off for good: every file emptied or removed, so that no
@@ -131,6 +131,19 @@ static void lose(struct db *db, const char *what)
 			 "anew", db->path, what);
 	db->lost = true;
 	evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+}
+
+/*
+ * A merge of a journal into the file failed (a compaction's thread, or a
+ * checkpoint's): the files are as before it, the journal still there.
+ * The next commit writes the whole state anew, which supersedes it, and
+ * fails in turn if the files cannot be written at all.
+ */
+static void merge_failed(struct db *db, const char *why)
+{
+	log_warn("database %s: bringing the database file up to date "
+		 "failed: %s", db->path, why);
+	lose(db, "the merge failed");
 }
 
 /* A writer onto the pending frame, with its head room made at the first
@@ -341,13 +354,7 @@ static void reap_compaction(struct db *db, bool wait)
 	if (!compact_poll(&db->compaction, wait, &failed))
 		return;
 	if (failed) {
-		/* The files are as before it (the old journal is still
-		 * there): the next commit writes the whole state anew, which
-		 * supersedes it, and fails in turn if the files cannot be
-		 * written at all. */
-		log_warn("database %s: bringing the database file up to date "
-			 "failed: %s", db->path, db->compaction.why);
-		lose(db, "the compaction failed");
+		merge_failed(db, db->compaction.why);
 		return;
 	}
 	db->jexists[JOURNAL_OLD] = false;
@@ -517,10 +524,7 @@ int db_checkpoint(struct db *db)
 			continue;
 		if (compact_file(db->path, db->jpath[i], db->jfound[i],
 				 NULL, why, sizeof(why)) != 0) {
-			/* As for a compaction's thread (reap_compaction). */
-			log_warn("database %s: bringing the database file up "
-				 "to date failed: %s", db->path, why);
-			lose(db, "the checkpoint failed");
+			merge_failed(db, why);
 			return rewrite(db);
 		}
 		db->jexists[i] = false;
@@ -666,8 +670,8 @@ static int whole_end(struct rewrite *rw)
 }
 
 /* db_put during a rewrite: into its checkpoint. */
-static int rewrite_put(struct db *db, const char *key,
-		       struct evbuffer *value)
+static void rewrite_put(struct db *db, const char *key,
+			struct evbuffer *value)
 {
 	struct rewrite *rw = db->rewriting;
 	size_t len = evbuffer_get_length(value);
@@ -676,7 +680,6 @@ static int rewrite_put(struct db *db, const char *key,
 
 	if (rw->ok)
 		rw->ok = p && ckpt_add(rw->w, key, strlen(key), p, len) == 0;
-	return rw->ok ? 0 : -1;
 }
 
 static void encode_mark(const void *mark, struct writer *w)
@@ -725,10 +728,9 @@ static int rewrite(struct db *db)
 	struct rewrite rw;
 	uint64_t mark = 0;
 
-	/* A compaction writes the file too: it finishes first. */
+	/* A compaction writes the file too: it finishes first (a failure
+	 * of it only makes this rewrite due). */
 	wait_compaction(db);
-	if (db->failed)
-		return -1;
 	while (!mark)
 		randombytes_buf(&mark, sizeof(mark));
 	if (whole_begin(db, &rw)) {

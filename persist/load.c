@@ -485,8 +485,33 @@ void remove_stale_journals(struct db *db)
 				 "another one", db->path, db->jpath[i]);
 }
 
-static bool superseded(const struct db *db);
-static void drop_superseded(struct db *db);
+/* The journals hold the mark of the file's rewrite: the daemon died
+ * after the rename that made it the state, before it removed them. */
+static bool superseded(const struct db *db)
+{
+	const struct fold_entry *fe = fold_find(&db->fold,
+						SCHEMA_KEY_SUPERSEDED,
+						strlen(SCHEMA_KEY_SUPERSEDED));
+
+	return db->rewrite_mark && fe && fe->c.put &&
+	       schema_decode_mark(fe->c.value, fe->c.value_len) ==
+	       db->rewrite_mark;
+}
+
+/* Older than the file, and replayed over it they would undo some of what
+ * it holds: removed, unread. */
+static void drop_superseded(struct db *db)
+{
+	drop_journal_reads(db);
+	for (int i = 0; i < JOURNALS; i++) {
+		if (db->jexists[i] && unlink(db->jpath[i]) == 0)
+			log_warn("database %s: removed %s, older than the file "
+				 "written whole from memory before the daemon "
+				 "stopped", db->path, db->jpath[i]);
+		db->jexists[i] = db->jfound[i] = false;
+	}
+	db->jwhole = 0;
+}
 
 /*
  * Read both journals, oldest first, into db->fold for the load: 0, or -1
@@ -523,34 +548,6 @@ int read_journals(struct db *db)
 	if (superseded(db))
 		drop_superseded(db);
 	return 0;
-}
-
-/* The journals hold the mark of the file's rewrite: the daemon died
- * after the rename that made it the state, before it removed them. */
-static bool superseded(const struct db *db)
-{
-	const struct fold_entry *fe = fold_find(&db->fold,
-						SCHEMA_KEY_SUPERSEDED,
-						strlen(SCHEMA_KEY_SUPERSEDED));
-
-	return db->rewrite_mark && fe && fe->c.put &&
-	       schema_decode_mark(fe->c.value, fe->c.value_len) ==
-	       db->rewrite_mark;
-}
-
-/* Older than the file, and replayed over it they would undo some of what
- * it holds: removed, unread. */
-static void drop_superseded(struct db *db)
-{
-	drop_journal_reads(db);
-	for (int i = 0; i < JOURNALS; i++) {
-		if (db->jexists[i] && unlink(db->jpath[i]) == 0)
-			log_warn("database %s: removed %s, older than the file "
-				 "written whole from memory before the daemon "
-				 "stopped", db->path, db->jpath[i]);
-		db->jexists[i] = db->jfound[i] = false;
-	}
-	db->jwhole = 0;
 }
 
 void drop_journal_reads(struct db *db)
