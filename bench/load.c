@@ -93,6 +93,7 @@
 #include "bench/populate.h"
 #include "bench/rawconn.h"
 #include "bench/results.h"
+#include "bench/steady.h"
 #include "bench/timing.h"
 
 #define COUNT_NODE "/bench/count"
@@ -117,7 +118,12 @@ static struct {
 	bool raw;
 	unsigned long clients, depth, nodes, idle, watches, rounds, ms, budget;
 	unsigned long slice_ms;
-} opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60, 0 };
+	double steady;		/* -g: the probe's bound, times the usual */
+} opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60, 0, 0 };
+
+/* Rounds the host probe found unsteady: retaken, or kept when the
+ * retakes ran out (bench/steady.h). */
+static unsigned long unsteady_retaken, unsteady_kept;
 
 struct daemon {
 	struct contender c;
@@ -893,6 +899,14 @@ static void measure(struct daemon *d, unsigned long ms, struct tally *t)
 	opt.ms = saved_ms;
 }
 
+/* Forget what t holds (a round the host probe found unsteady). */
+static void tally_reset(struct tally *t)
+{
+	t->ops = t->retries = 0;
+	t->ns = t->cpu_ns = 0;
+	t->nlat = 0;
+}
+
 /* The round's figures of d from t, which starts afresh. */
 static struct measurement summed(const struct daemon *d, struct tally *t)
 {
@@ -905,9 +919,7 @@ static struct measurement summed(const struct daemon *d, struct tally *t)
 	m.rate = (double)t->ops / ((double)t->ns / 1e9);
 	m.p50 = bench_percentile(t->lat, t->nlat, 0.5);
 	m.p99 = bench_percentile(t->lat, t->nlat, 0.99);
-	t->ops = t->retries = 0;
-	t->ns = t->cpu_ns = 0;
-	t->nlat = 0;
+	tally_reset(t);
 	return m;
 }
 
@@ -1434,6 +1446,10 @@ static void report(struct daemon *ds, int n)
 	       opt.raw ? "raw sockets" : "libxenstore", opt.clients,
 	       opt.clients == 1 ? "" : "s", opt.raw ? opt.depth : 1,
 	       opt.nodes, opt.idle, opt.watches, opt.rounds, opt.ms);
+	if (unsteady_retaken || unsteady_kept)
+		printf("  (the host was unsteady: %lu rounds retaken, %lu "
+		       "kept when the retakes ran out; usual probe %.0f us)\n",
+		       unsteady_retaken, unsteady_kept, steady_usual_us());
 	printf("  %-12s %10s %10s %10s %9s %8s %8s", "daemon", "ops/s",
 	       "p50 us", "p99 us", "CPU us/op", "RSS MB", "all-in");
 	if (noop)
@@ -1505,12 +1521,14 @@ static void report(struct daemon *ds, int n)
 		bench_result("load daemon=%s workload=%s mode=%s clients=%lu "
 			     "depth=%lu nodes=%lu idle=%lu watches=%lu "
 			     "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f "
-			     "rss_kb=%.0f rounds=%lu retries=%lu run=%ld%s%s",
+			     "rss_kb=%.0f rounds=%lu retries=%lu run=%ld "
+			     "unsteady=%lu unsteady_kept=%lu%s%s",
 			     d->c.label, workload_names[opt.w],
 			     opt.raw ? "raw" : "libxs", opt.clients,
 			     opt.raw ? opt.depth : 1, d->nodes, d->idle_want,
 			     d->watches_want, rate[i], p50, p99, rss, opt.rounds,
-			     d->retries, (long)getpid(), extra, per);
+			     d->retries, (long)getpid(), unsteady_retaken,
+			     unsteady_kept, extra, per);
 	}
 }
 
@@ -1535,9 +1553,10 @@ static int usage(void)
 static int parse_args(int argc, char **argv)
 {
 	bool quick = false, set_r = false, set_t = false, ok = true;
+	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "w:m:c:d:n:i:W:r:t:s:F:q")) != -1) {
+	while ((c = getopt(argc, argv, "w:m:c:d:n:i:W:r:t:s:F:g:q")) != -1) {
 		switch (c) {
 		case 'w':
 			ok = false;
@@ -1560,6 +1579,10 @@ static int parse_args(int argc, char **argv)
 		case 't': ok = set_t = parse_num(optarg, &opt.ms); break;
 		case 's': ok = parse_num(optarg, &opt.slice_ms); break;
 		case 'F': ok = parse_num(optarg, &opt.budget); break;
+		case 'g':
+			opt.steady = strtod(optarg, &end);
+			ok = *optarg && !*end && opt.steady >= 0;
+			break;
 		case 'q': quick = true; break;
 		default: ok = false;
 		}
@@ -1641,34 +1664,56 @@ static int set_up(struct daemon *ds, int n)
  */
 static void run_rounds(struct daemon **act, int n)
 {
-	unsigned long slices = 1, warm = opt.ms / 5 + 1;
+	unsigned long slices = 1, warm = opt.ms / 5 + 1, turn = 0;
 	struct tally *t = calloc((size_t)n, sizeof(*t));
 
 	if (!t)
 		die(NULL, "out of memory");
 	if (opt.slice_ms && opt.w != W_BOOT && opt.ms >= 2 * opt.slice_ms)
 		slices = opt.ms / opt.slice_ms;
+	for (int i = 0; i < n; i++)
+		if (act[i]->pid) {
+			cpu_set_t set;
+
+			steady_start(steady_where_pid(act[i]->pid, &set),
+				     opt.steady);
+			break;
+		}
 	/* Untimed warm-up, which also checks the replies once. */
 	for (int i = 0; i < n; i++) {
 		measure(act[i], warm, &t[i]);
 		summed(act[i], &t[i]);
 	}
-	for (unsigned long r = 0; r < opt.rounds; r++) {
-		for (unsigned long s = 0; s < slices; s++) {
-			unsigned long turn = r * slices + s;
+	for (unsigned long r = 0; r < opt.rounds;) {
+		/* The host is probed before every turn and after the last:
+		 * a round it found unsteady is retaken, at most -r times. */
+		bool retake = unsteady_retaken < opt.rounds, steady = true;
 
+		for (unsigned long s = 0; s < slices && steady; s++, turn++) {
 			for (int k = 0; k < n; k++) {
 				/* Rotate by turn / 2, reverse every other. */
 				int pos = (int)((k + turn / 2) % (unsigned int)n);
 				int i = turn % 2 ? n - 1 - pos : pos;
 
+				if (!steady_now(NULL)) {
+					steady = false;
+					if (retake)
+						break;
+				}
 				measure(act[i], opt.ms / slices, &t[i]);
 			}
 		}
+		if (steady && !steady_now(NULL))
+			steady = false;
 		for (int i = 0; i < n; i++) {
 			struct daemon *d = act[i];
-			struct measurement m = summed(d, &t[i]);
+			struct measurement m;
 
+			if (!steady && retake) {
+				tally_reset(&t[i]);
+				continue;
+			}
+			m = summed(d, &t[i]);
 			d->rate[r] = m.rate;
 			d->p50[r] = m.p50;
 			d->p99[r] = m.p99;
@@ -1679,6 +1724,14 @@ static void run_rounds(struct daemon **act, int n)
 				d->files_kb = daemon_files_kb(d);
 				d->allin[r] = d->rss[r] + d->files_kb;
 			}
+		}
+		if (steady) {
+			r++;
+		} else if (retake) {
+			unsteady_retaken++;
+		} else {
+			unsteady_kept++;
+			r++;
 		}
 	}
 	for (int i = 0; i < n; i++)

@@ -16,9 +16,17 @@
  * reply first and A's packets 32 at a time, so that B's reply never waits
  * behind A's backlog in the client.
  *
- * Usage: watch-register [-w WATCHES] [-d DEPTH] [-b BUDGET_S] LABEL=SOCKET...
+ * With -R REPEATS the daemons take turns REPEATS times and each line
+ * gives the medians, and the median of the per-registration ratios of the
+ * neighbour's p99 during and alone; with -g FACTOR a registration during
+ * which the host probe (bench/steady.h, its thread on CPU -p) took more
+ * than FACTOR times its usual time is made again.
+ *
+ * Usage: watch-register [-w WATCHES] [-d DEPTH] [-b BUDGET_S] [-R REPEATS]
+ *                       [-g FACTOR] [-p DAEMON_CPU] LABEL=SOCKET...
  */
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,6 +37,7 @@
 #include "bench/contender.h"
 #include "bench/rawconn.h"
 #include "bench/results.h"
+#include "bench/steady.h"
 #include "bench/timing.h"
 
 #define NODE "/bench-wr/node"
@@ -89,8 +98,15 @@ static void nb_stats(struct neighbour *nb, double *p50, double *p99)
 	nb->n = 0;
 }
 
+/* One registration's figures. */
+struct reg {
+	unsigned long done;
+	double secs, p50_alone, p99_alone, p50_during, p99_during;
+	char error[32];
+};
+
 static void one(const struct contender *c, unsigned long watches,
-		unsigned long depth, double budget_s)
+		unsigned long depth, double budget_s, struct reg *out)
 {
 	struct raw_conn *a = malloc(sizeof(*a));
 	struct neighbour nb = { .rc = malloc(sizeof(*nb.rc)) };
@@ -183,16 +199,9 @@ static void one(const struct contender *c, unsigned long watches,
 	}
 	secs = (double)(bench_now_ns() - t0) / 1e9;
 	nb_stats(&nb, &p50_during, &p99_during);
-	printf("  %-12s %7lu of %-7lu %8.2f s %9.0f /s   %7.1f %7.1f   "
-	       "%7.1f %7.1f%s%s\n", c->label, done, watches, secs,
-	       done / secs, p50_alone, p99_alone, p50_during, p99_during,
-	       error[0] ? "  refused: " : "", error);
-	bench_result("watch_register daemon=%s watches=%lu registered=%lu "
-		     "seconds=%.3f budget_s=%.0f depth=%lu nb_p50_alone_us=%.1f "
-		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
-		     "nb_p99_during_us=%.1f%s%s", c->label, watches, done,
-		     secs, budget_s, depth, p50_alone, p99_alone, p50_during,
-		     p99_during, error[0] ? " error=" : "", error);
+	*out = (struct reg){ done, secs, p50_alone, p99_alone, p50_during,
+			     p99_during, "" };
+	memcpy(out->error, error, sizeof(out->error));
 	(void)events;
 	raw_close(a);
 	raw_close(nb.rc);
@@ -201,13 +210,63 @@ static void one(const struct contender *c, unsigned long watches,
 	free(nb.lat);
 }
 
+/* The median of field f over the n registrations of r. */
+static double med(const struct reg *r, unsigned long n, size_t f)
+{
+	double v[n];
+
+	for (unsigned long i = 0; i < n; i++)
+		v[i] = *(const double *)((const char *)&r[i] + f);
+	return bench_median(v, n);
+}
+
+/* One line per daemon: medians over its registrations. */
+static void report(const struct contender *c, const struct reg *r,
+		   unsigned long n, unsigned long watches, unsigned long depth,
+		   double budget_s, unsigned long unsteady)
+{
+	double ratio[n], secs = med(r, n, offsetof(struct reg, secs));
+	unsigned long done = r[0].done;
+	const char *error = "";
+
+	for (unsigned long i = 0; i < n; i++) {
+		ratio[i] = r[i].p99_alone > 0 ? r[i].p99_during / r[i].p99_alone
+					      : 0;
+		if (r[i].done < done)
+			done = r[i].done;
+		if (r[i].error[0])
+			error = r[i].error;
+	}
+	printf("  %-12s %7lu of %-7lu %8.2f s %9.0f /s   %7.1f %7.1f   "
+	       "%7.1f %7.1f  %5.2fx%s%s\n", c->label, done, watches, secs,
+	       done / secs, med(r, n, offsetof(struct reg, p50_alone)),
+	       med(r, n, offsetof(struct reg, p99_alone)),
+	       med(r, n, offsetof(struct reg, p50_during)),
+	       med(r, n, offsetof(struct reg, p99_during)),
+	       bench_median(ratio, n), error[0] ? "  refused: " : "", error);
+	bench_result("watch_register daemon=%s watches=%lu registered=%lu "
+		     "seconds=%.3f budget_s=%.0f depth=%lu nb_p50_alone_us=%.1f "
+		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
+		     "nb_p99_during_us=%.1f nb_p99_ratio=%.3f repeats=%lu "
+		     "unsteady=%lu%s%s", c->label, watches, done, secs,
+		     budget_s, depth, med(r, n, offsetof(struct reg, p50_alone)),
+		     med(r, n, offsetof(struct reg, p99_alone)),
+		     med(r, n, offsetof(struct reg, p50_during)),
+		     med(r, n, offsetof(struct reg, p99_during)),
+		     bench_median(ratio, n), n, unsteady,
+		     error[0] ? " error=" : "", error);
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long watches = 100000, depth = 64;
-	double budget = 20;
-	int opt;
+	unsigned long watches = 100000, depth = 64, repeats = 1, unsteady = 0;
+	double budget = 20, factor = 0;
+	int opt, cpu = -1, n;
+	struct contender *cs;
+	struct reg *regs;
+	cpu_set_t set;
 
-	while ((opt = getopt(argc, argv, "w:d:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "w:d:b:R:g:p:")) != -1) {
 		switch (opt) {
 		case 'w':
 			watches = strtoul(optarg, NULL, 10);
@@ -218,28 +277,61 @@ int main(int argc, char **argv)
 		case 'b':
 			budget = strtod(optarg, NULL);
 			break;
+		case 'R':
+			repeats = strtoul(optarg, NULL, 10);
+			break;
+		case 'g':
+			factor = strtod(optarg, NULL);
+			break;
+		case 'p':
+			cpu = atoi(optarg);
+			break;
 		default:
 			goto usage;
 		}
 	}
-	if (optind >= argc || !watches || !depth || depth > 1024 || budget <= 0)
+	n = argc - optind;
+	if (n < 1 || !watches || !depth || depth > 1024 || budget <= 0 ||
+	    !repeats || repeats > 100)
 		goto usage;
-	printf("Registering %lu watches from one connection (%lu in flight) "
-	       "while a neighbour READs; budget %.0f s\n", watches, depth,
-	       budget);
-	printf("  %-12s %-18s %10s %11s   %-15s   %-15s\n", "daemon",
-	       "registered", "time", "rate", "nb alone p50/99",
-	       "nb during p50/99 (us)");
-	for (int i = optind; i < argc; i++) {
-		struct contender c;
-
-		if (!contender_parse(&c, argv[i]))
+	cs = calloc((size_t)n, sizeof(*cs));
+	regs = calloc((size_t)n * repeats, sizeof(*regs));
+	if (!cs || !regs)
+		die("watch-register", "out of memory");
+	for (int i = 0; i < n; i++)
+		if (!contender_parse(&cs[i], argv[optind + i]))
 			goto usage;
-		one(&c, watches, depth, budget);
-	}
+	steady_start(steady_where_cpu(cpu, &set), factor);
+	printf("Registering %lu watches from one connection (%lu in flight) "
+	       "while a neighbour READs; budget %.0f s; medians of %lu\n",
+	       watches, depth, budget, repeats);
+	printf("  %-12s %-18s %10s %11s   %-15s   %-15s  %s\n", "daemon",
+	       "registered", "time", "rate", "nb alone p50/99",
+	       "nb during p50/99 (us)", "p99 during/alone");
+	/* The daemons take turns, the order reversed every repeat; one
+	 * whose registration the host probe found unsteady (bench/steady.h)
+	 * registers again, at most REPEATS times in all. */
+	for (unsigned long r = 0; r < repeats; r++)
+		for (int k = 0; k < n; k++) {
+			int i = r % 2 ? n - 1 - k : k;
+			struct reg *into = &regs[(size_t)i * repeats + r];
+			bool calm;
+
+			do {
+				calm = steady_now(NULL);
+				one(&cs[i], watches, depth, budget, into);
+				calm = steady_now(NULL) && calm;
+			} while (!calm && unsteady++ < repeats);
+		}
+	for (int i = 0; i < n; i++)
+		report(&cs[i], &regs[(size_t)i * repeats], repeats, watches,
+		       depth, budget, unsteady);
+	free(cs);
+	free(regs);
 	return 0;
 usage:
 	fprintf(stderr, "usage: watch-register [-w WATCHES] [-d DEPTH] "
-			"[-b BUDGET_S] LABEL=SOCKET...\n");
+			"[-b BUDGET_S] [-R REPEATS] [-g FACTOR] [-p DAEMON_CPU] "
+			"LABEL=SOCKET...\n");
 	return 2;
 }

@@ -1,0 +1,46 @@
+/*
+ * bench/steady: is the host running at its usual speed right now?
+ *
+ * The machines the benchmark runs on are virtual, and their host has
+ * spells, seconds to minutes long, in which a wakeup from one CPU to the
+ * other costs 3 to 10 times its usual time (bench/README.md, Steady
+ * rounds).  A round measured in such a spell says nothing about a daemon:
+ * its rates move 20-fold from one slice to the next whatever the daemon.
+ * A probe, a short ping-pong between this process and a thread on the
+ * daemons' CPU, tells such moments apart, and the programs retake the
+ * rounds the probe finds unsteady.  The probe exercises the same wakeups
+ * as a request but no daemon: a slow daemon cannot make its own rounds
+ * look unsteady.
+ *
+ * The usual speed is the fastest calibration any program of the run has
+ * seen (kept in the file named by BENCH_STEADY_FILE, when set), so that a
+ * program started inside a spell does not take the spell for the norm.
+ */
+#ifndef XS_BENCH_STEADY_H
+#define XS_BENCH_STEADY_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/*
+ * Start the probe: its thread runs on the CPUs of where (the daemons';
+ * NULL: anywhere), calibrates, and sets the bound to factor times the
+ * usual round trip.  factor 0 turns the probe off: every moment is
+ * steady.
+ */
+void steady_start(const cpu_set_t *where, double factor);
+
+/* Where process pid may run, into set; NULL when unknown (pid 0). */
+const cpu_set_t *steady_where_pid(pid_t pid, cpu_set_t *set);
+
+/* CPU cpu alone, into set; NULL for cpu < 0. */
+const cpu_set_t *steady_where_cpu(int cpu, cpu_set_t *set);
+
+/* Probe now: whether the host is steady, the round trip in *us if set. */
+bool steady_now(double *us);
+
+/* The usual round trip, microseconds (0 when off). */
+double steady_usual_us(void);
+
+#endif
