@@ -809,7 +809,7 @@ static void part_b(unsigned long nodes, unsigned long restarts,
 			if (stat(d.tdb, &sb) != 0)
 				die("stat %s: %s", d.tdb, strerror(errno));
 		}
-		calm = steady_now(NULL);
+		calm = steady_wait();
 		start_ready(&d, MARKER, marker, &rc, &s);
 		calm = steady_now(NULL) && calm;
 		read_mem(d.pid, &m);

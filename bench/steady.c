@@ -9,12 +9,16 @@
 #include "bench/timing.h"
 
 #define TRIPS 20		/* round trips a probe: about 1.5 ms here */
-#define CALIBRATIONS 15		/* probes, 10 ms apart, at the start */
+#define CALIBRATIONS 40		/* probes, 10 ms apart, at the start */
+#define RECENT 15		/* the probes learn() takes the median of */
+#define WAIT_S 20		/* the longest a program waits for a spell's end */
+#define WAIT_STEP_US 200000
 
 static int to_echo[2] = { -1, -1 }, from_echo[2] = { -1, -1 };
 static double usual_us, bound_us, factor_;
-static double recent[CALIBRATIONS];	/* the last probes, a ring */
+static double recent[RECENT];	/* the last probes, a ring */
 static unsigned int nprobes;
+static double waited_s;
 
 static void *echo(void *arg)
 {
@@ -100,18 +104,17 @@ static void share(void)
 }
 
 /*
- * A calibration made inside a spell would take the spell for the norm:
- * the usual time falls to the median of the last CALIBRATIONS probes
- * whenever that is lower.
+ * The usual time falls to the median of the last RECENT probes whenever
+ * that is lower.
  */
 static void learn(double t)
 {
 	double m;
 
-	recent[nprobes++ % CALIBRATIONS] = t;
-	if (nprobes < CALIBRATIONS)
+	recent[nprobes++ % RECENT] = t;
+	if (nprobes < RECENT)
 		return;
-	m = bench_median(recent, CALIBRATIONS);
+	m = bench_median(recent, RECENT);
 	if (m < usual_us) {
 		usual_us = m;
 		bound_us = factor_ * m;
@@ -141,8 +144,12 @@ void steady_start(const cpu_set_t *where, double factor)
 		cal[i] = probe();
 		usleep(10000);
 	}
+	/* The fastest probe, not the median: inside a spell about one
+	 * probe in twenty still runs at the usual speed, and a calibration
+	 * made there must not take the spell for the norm. */
+	bench_sort(cal, CALIBRATIONS);
 	factor_ = factor;
-	usual_us = shared_usual(bench_median(cal, CALIBRATIONS));
+	usual_us = shared_usual(cal[0]);
 	bound_us = factor * usual_us;
 	atexit(share);
 }
@@ -158,6 +165,22 @@ bool steady_now(double *us)
 	if (us)
 		*us = t;
 	return t > 0 && t <= bound_us;
+}
+
+bool steady_wait(void)
+{
+	while (!steady_now(NULL)) {
+		if (waited_s >= WAIT_S)
+			return false;
+		usleep(WAIT_STEP_US);
+		waited_s += WAIT_STEP_US / 1e6;
+	}
+	return true;
+}
+
+double steady_waited_s(void)
+{
+	return waited_s;
 }
 
 double steady_usual_us(void)

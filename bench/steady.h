@@ -7,14 +7,14 @@
  * rounds).  A round measured in such a spell says nothing about a daemon:
  * its rates move 20-fold from one slice to the next whatever the daemon.
  * A probe, a short ping-pong between this process and a thread on the
- * daemons' CPU, tells such moments apart, and the programs retake the
- * rounds the probe finds unsteady.  The probe exercises the same wakeups
+ * daemons' CPU, tells such moments apart: the programs wait for a spell
+ * to end before they measure, and retake a round that one interrupted.  The probe exercises the same wakeups
  * as a request but no daemon: a slow daemon cannot make its own rounds
  * look unsteady.
  *
- * The usual speed is the fastest calibration any program of the run has
- * seen (kept in the file named by BENCH_STEADY_FILE, when set), so that a
- * program started inside a spell does not take the spell for the norm.
+ * The usual speed is the fastest probe of any program's calibration in
+ * the run (kept in the file named by BENCH_STEADY_FILE, when set), so that
+ * a program started inside a spell does not take the spell for the norm.
  */
 #ifndef XS_BENCH_STEADY_H
 #define XS_BENCH_STEADY_H
@@ -39,6 +39,15 @@ const cpu_set_t *steady_where_cpu(int cpu, cpu_set_t *set);
 
 /* Probe now: whether the host is steady, the round trip in *us if set. */
 bool steady_now(double *us);
+
+/*
+ * Wait, probing every 200 ms, until the host is steady; false when this
+ * program has waited 20 s in all and the host is still unsteady.
+ */
+bool steady_wait(void);
+
+/* How long this program has waited, seconds. */
+double steady_waited_s(void);
 
 /* The usual round trip, microseconds (0 when off). */
 double steady_usual_us(void);

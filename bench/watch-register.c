@@ -318,7 +318,7 @@ int main(int argc, char **argv)
 			bool calm;
 
 			do {
-				calm = steady_now(NULL);
+				calm = steady_wait();
 				one(&cs[i], watches, depth, budget, into);
 				calm = steady_now(NULL) && calm;
 			} while (!calm && unsteady++ < repeats);
