@@ -11,14 +11,15 @@
 #define TRIPS 20		/* round trips a probe: about 1.5 ms here */
 #define CALIBRATIONS 40		/* probes, 10 ms apart, at the start */
 #define RECENT 15		/* the probes learn() takes the median of */
-#define WAIT_S 20		/* the longest a program waits for a spell's end */
+#define WAIT_S 20		/* the longest a program waits for a spell's end
+				   (BENCH_STEADY_WAIT_S sets another) */
 #define WAIT_STEP_US 200000
 
 static int to_echo[2] = { -1, -1 }, from_echo[2] = { -1, -1 };
 static double usual_us, bound_us, factor_;
 static double recent[RECENT];	/* the last probes, a ring */
 static unsigned int nprobes;
-static double waited_s;
+static double waited_s, wait_s = WAIT_S;
 
 static void *echo(void *arg)
 {
@@ -129,6 +130,8 @@ void steady_start(const cpu_set_t *where, double factor)
 
 	if (factor <= 0)
 		return;
+	if (getenv("BENCH_STEADY_WAIT_S"))
+		wait_s = strtod(getenv("BENCH_STEADY_WAIT_S"), NULL);
 	if (pipe(to_echo) || pipe(from_echo)) {
 		perror("steady: pipe");
 		exit(1);
@@ -144,12 +147,8 @@ void steady_start(const cpu_set_t *where, double factor)
 		cal[i] = probe();
 		usleep(10000);
 	}
-	/* The fastest probe, not the median: inside a spell about one
-	 * probe in twenty still runs at the usual speed, and a calibration
-	 * made there must not take the spell for the norm. */
-	bench_sort(cal, CALIBRATIONS);
 	factor_ = factor;
-	usual_us = shared_usual(cal[0]);
+	usual_us = shared_usual(bench_median(cal, CALIBRATIONS));
 	bound_us = factor * usual_us;
 	atexit(share);
 }
@@ -170,7 +169,7 @@ bool steady_now(double *us)
 bool steady_wait(void)
 {
 	while (!steady_now(NULL)) {
-		if (waited_s >= WAIT_S)
+		if (waited_s >= wait_s)
 			return false;
 		usleep(WAIT_STEP_US);
 		waited_s += WAIT_STEP_US / 1e6;

@@ -12,9 +12,11 @@
  * as a request but no daemon: a slow daemon cannot make its own rounds
  * look unsteady.
  *
- * The usual speed is the fastest probe of any program's calibration in
- * the run (kept in the file named by BENCH_STEADY_FILE, when set), so that
- * a program started inside a spell does not take the spell for the norm.
+ * The usual speed is the fastest calibration (the median of 40 probes)
+ * of any program of the run (kept in the file named by BENCH_STEADY_FILE,
+ * when set), lowered as the program's own probes find it faster, so that
+ * a program started inside a spell does not take the spell for the norm
+ * for long.
  */
 #ifndef XS_BENCH_STEADY_H
 #define XS_BENCH_STEADY_H
@@ -42,7 +44,8 @@ bool steady_now(double *us);
 
 /*
  * Wait, probing every 200 ms, until the host is steady; false when this
- * program has waited 20 s in all and the host is still unsteady.
+ * program has waited 20 s in all (BENCH_STEADY_WAIT_S) and the host is
+ * still unsteady.
  */
 bool steady_wait(void);
 

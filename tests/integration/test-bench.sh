@@ -48,6 +48,22 @@ grep -E '^load daemon=ours .* files_kb=[1-9][0-9]* ' "$results" >/dev/null
 ok $? "ours' load lines count its database file"
 bad=$(grep -E '^load daemon=(ours|ours-nodb|noop) ' "$results" | grep -v ' cpu_us=[0-9]' || true)
 is "$bad" "" "every load line of a daemon with a pid has its CPU time per op"
+# The host probe's counts, on every line of a load with one request in flight.
+bad=$(grep -E '^load ' "$results" | grep -vE ' unsteady=[0-9]+ unsteady_kept=[0-9]+ waited_s=[0-9.]+ ' || true)
+is "$bad" "" "every load line says what the host probe retook and waited"
+has watch_register daemon=ours repeats=1
+ok $? "watch-register says how many registrations each figure is the median of"
+grep -E '^watch_register daemon=ours .* nb_p99_ratio=[0-9.]+ ' "$results" >/dev/null
+ok $? "watch-register gives the median per-registration p99 ratio"
+# Idle CPUs polled for the run where it may ask (root), and the request went with it.
+want=off
+if [ -w /dev/cpu_dma_latency ]; then want=poll; fi
+head -n 1 "$results" | grep -q " idle=$want\$"
+ok $? "the results' header says idle CPUs were set to $want"
+holders=$(for f in /proc/[0-9]*/fd/*; do
+    [ "$(readlink "$f" 2>/dev/null)" = /dev/cpu_dma_latency ] && echo "$f"
+done | grep -v "^/proc/$$/" || true)
+is "$holders" "" "nothing holds /dev/cpu_dma_latency open after the run"
 shm_after=$(ls /dev/shm /run 2>/dev/null | grep -c '^xs-bench' || true)
 is "$shm_after" "$shm_before" "bench/run leaves nothing on the tmpfs"
 has load daemon=ours workload=read mode=raw
@@ -74,6 +90,25 @@ done
 # No figure is zero or missing where a rate is reported.
 zero=$(grep -E '^(load|guests) ' "$results" | grep -E ' ops_per_s=(0|0\.0*)? ' || true)
 is "$zero" "" "every load and guests line has a rate"
+
+# The host probe, made to find every moment unsteady (a bound of a
+# hundredth of the usual trip): load waits its budget, retakes a round per
+# round, then keeps the unsteady ones, and says so.
+"$XS_BUILD/bench/noop-server" "$tmp/noop.sock" >/dev/null 2>&1 &
+noop_pid=$!
+for _ in $(seq 100); do [ -S "$tmp/noop.sock" ] && break; sleep 0.05; done
+run env BENCH_RESULTS="$tmp/steady.txt" BENCH_STEADY_FILE="$tmp/steady" BENCH_STEADY_WAIT_S=0.4 \
+    "$XS_BUILD/bench/load" -r 2 -t 50 -g 0.01 -w read -c 1 "noop=$tmp/noop.sock@$noop_pid"
+ok "$RUN_RC" "load runs with a host probe that finds the host unsteady" "$(_run_diag load)"
+grep -E '^load daemon=noop .* rounds=2 .* unsteady=2 unsteady_kept=2 waited_s=0\.[4-9]' \
+    "$tmp/steady.txt" >/dev/null
+ok $? "load retook each round once, kept them when the retakes ran out, waited its budget" \
+    "$(cat "$tmp/steady.txt" 2>/dev/null)"
+like "$RUN_OUT" "the host was unsteady" "load says the host was unsteady"
+grep -qE '^[0-9.]+$' "$tmp/steady" 2>/dev/null
+ok $? "load left its usual round trip for the next program"
+kill "$noop_pid" 2>/dev/null
+wait "$noop_pid" 2>/dev/null
 
 run "$XS_REPO/bench/report" "$results" "$tmp/report.md"
 ok "$RUN_RC" "bench/report writes the report" "$(_run_diag bench/report)"
