@@ -121,9 +121,9 @@ static struct {
 	double steady;		/* -g: the probe's bound, times the usual */
 } opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60, 0, 0 };
 
-/* Rounds the host probe found unsteady: retaken, or kept when the
- * retakes ran out (bench/steady.h). */
-static unsigned long unsteady_retaken, unsteady_kept;
+/* Rounds with a turn measured on an unsteady host, the wait for a
+ * steady one having run out (bench/steady.h). */
+static unsigned long unsteady_kept;
 
 struct daemon {
 	struct contender c;
@@ -899,14 +899,6 @@ static void measure(struct daemon *d, unsigned long ms, struct tally *t)
 	opt.ms = saved_ms;
 }
 
-/* Forget what t holds (a round the host probe found unsteady). */
-static void tally_reset(struct tally *t)
-{
-	t->ops = t->retries = 0;
-	t->ns = t->cpu_ns = 0;
-	t->nlat = 0;
-}
-
 /* The round's figures of d from t, which starts afresh. */
 static struct measurement summed(const struct daemon *d, struct tally *t)
 {
@@ -919,7 +911,9 @@ static struct measurement summed(const struct daemon *d, struct tally *t)
 	m.rate = (double)t->ops / ((double)t->ns / 1e9);
 	m.p50 = bench_percentile(t->lat, t->nlat, 0.5);
 	m.p99 = bench_percentile(t->lat, t->nlat, 0.99);
-	tally_reset(t);
+	t->ops = t->retries = 0;
+	t->ns = t->cpu_ns = 0;
+	t->nlat = 0;
 	return m;
 }
 
@@ -1446,11 +1440,12 @@ static void report(struct daemon *ds, int n)
 	       opt.raw ? "raw sockets" : "libxenstore", opt.clients,
 	       opt.clients == 1 ? "" : "s", opt.raw ? opt.depth : 1,
 	       opt.nodes, opt.idle, opt.watches, opt.rounds, opt.ms);
-	if (unsteady_retaken || unsteady_kept || steady_waited_s() > 0)
-		printf("  (the host was unsteady: waited %.1f s, %lu rounds "
-		       "retaken, %lu kept when the retakes ran out; usual "
-		       "probe %.0f us)\n", steady_waited_s(), unsteady_retaken,
-		       unsteady_kept, steady_usual_us());
+	if (steady_waits())
+		printf("  (the host was unsteady before %lu turns: waited %.1f "
+		       "s; %lu rounds measured in part on an unsteady host, "
+		       "the wait having run out; usual probe %.0f us)\n",
+		       steady_waits(), steady_waited_s(), unsteady_kept,
+		       steady_usual_us());
 	printf("  %-12s %10s %10s %10s %9s %8s %8s", "daemon", "ops/s",
 	       "p50 us", "p99 us", "CPU us/op", "RSS MB", "all-in");
 	if (noop)
@@ -1528,7 +1523,7 @@ static void report(struct daemon *ds, int n)
 			     opt.raw ? "raw" : "libxs", opt.clients,
 			     opt.raw ? opt.depth : 1, d->nodes, d->idle_want,
 			     d->watches_want, rate[i], p50, p99, rss, opt.rounds,
-			     d->retries, (long)getpid(), unsteady_retaken,
+			     d->retries, (long)getpid(), steady_waits(),
 			     unsteady_kept, steady_waited_s(), extra, per);
 	}
 }
@@ -1689,40 +1684,31 @@ static void run_rounds(struct daemon **act, int n)
 		measure(act[i], warm, &t[i]);
 		summed(act[i], &t[i]);
 	}
-	for (unsigned long r = 0; r < opt.rounds;) {
-		/* The host is probed before every turn and after the last:
-		 * a round starts when it is steady (or the wait ran out), and
-		 * one it found unsteady is retaken, at most -r times. */
-		bool retake = unsteady_retaken < opt.rounds, steady = true;
+	for (unsigned long r = 0; r < opt.rounds; r++) {
+		bool steady = true;
 
-		steady_wait();
-
-		for (unsigned long s = 0; s < slices && (steady || !retake);
-		     s++, turn++) {
+		for (unsigned long s = 0; s < slices; s++, turn++) {
 			for (int k = 0; k < n; k++) {
 				/* Rotate by turn / 2, reverse every other. */
 				int pos = (int)((k + turn / 2) % (unsigned int)n);
 				int i = turn % 2 ? n - 1 - pos : pos;
 
-				if (!steady_now(NULL)) {
+				/* Every turn starts on a steady host: a spell
+				 * is waited out, not measured, and no round is
+				 * thrown away (a daemon still busy after its
+				 * turn can delay a probe, and rounds dropped
+				 * for that would be chosen by the daemon). */
+				if (!steady_wait())
 					steady = false;
-					if (retake)
-						break;
-				}
 				measure(act[i], opt.ms / slices, &t[i]);
 			}
 		}
-		if (steady && !steady_now(NULL))
-			steady = false;
+		if (!steady)
+			unsteady_kept++;
 		for (int i = 0; i < n; i++) {
 			struct daemon *d = act[i];
-			struct measurement m;
+			struct measurement m = summed(d, &t[i]);
 
-			if (!steady && retake) {
-				tally_reset(&t[i]);
-				continue;
-			}
-			m = summed(d, &t[i]);
 			d->rate[r] = m.rate;
 			d->p50[r] = m.p50;
 			d->p99[r] = m.p99;
@@ -1733,14 +1719,6 @@ static void run_rounds(struct daemon **act, int n)
 				d->files_kb = daemon_files_kb(d);
 				d->allin[r] = d->rss[r] + d->files_kb;
 			}
-		}
-		if (steady) {
-			r++;
-		} else if (retake) {
-			unsteady_retaken++;
-		} else {
-			unsteady_kept++;
-			r++;
 		}
 	}
 	for (int i = 0; i < n; i++)

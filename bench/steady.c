@@ -11,15 +11,16 @@
 #define TRIPS 20		/* round trips a probe: about 1.5 ms here */
 #define CALIBRATIONS 40		/* probes, 10 ms apart, at the start */
 #define RECENT 15		/* the probes learn() takes the median of */
-#define WAIT_S 20		/* the longest a program waits for a spell's end
+#define WAIT_S 60		/* the longest a program waits for spells to end
 				   (BENCH_STEADY_WAIT_S sets another) */
-#define WAIT_STEP_US 200000
+#define WAIT_STEP_US 20000
 
 static int to_echo[2] = { -1, -1 }, from_echo[2] = { -1, -1 };
 static double usual_us, bound_us, factor_;
 static double recent[RECENT];	/* the last probes, a ring */
 static unsigned int nprobes;
 static double waited_s, wait_s = WAIT_S;
+static unsigned long waits;
 
 static void *echo(void *arg)
 {
@@ -168,13 +169,21 @@ bool steady_now(double *us)
 
 bool steady_wait(void)
 {
-	while (!steady_now(NULL)) {
+	if (steady_now(NULL))
+		return true;
+	waits++;
+	do {
 		if (waited_s >= wait_s)
 			return false;
 		usleep(WAIT_STEP_US);
 		waited_s += WAIT_STEP_US / 1e6;
-	}
+	} while (!steady_now(NULL));
 	return true;
+}
+
+unsigned long steady_waits(void)
+{
+	return waits;
 }
 
 double steady_waited_s(void)

@@ -8,7 +8,7 @@
  * its rates move 20-fold from one slice to the next whatever the daemon.
  * A probe, a short ping-pong between this process and a thread on the
  * daemons' CPU, tells such moments apart: the programs wait for a spell
- * to end before they measure, and retake a round that one interrupted.  The probe exercises the same wakeups
+ * to end before each turn they measure.  The probe exercises the same wakeups
  * as a request but no daemon: a slow daemon cannot make its own rounds
  * look unsteady.
  *
@@ -43,11 +43,14 @@ const cpu_set_t *steady_where_cpu(int cpu, cpu_set_t *set);
 bool steady_now(double *us);
 
 /*
- * Wait, probing every 200 ms, until the host is steady; false when this
- * program has waited 20 s in all (BENCH_STEADY_WAIT_S) and the host is
+ * Wait, probing every 20 ms, until the host is steady; false when this
+ * program has waited 60 s in all (BENCH_STEADY_WAIT_S) and the host is
  * still unsteady.
  */
 bool steady_wait(void);
+
+/* How many calls of steady_wait found the host unsteady. */
+unsigned long steady_waits(void);
 
 /* How long this program has waited, seconds. */
 double steady_waited_s(void);

@@ -18,9 +18,9 @@
  *
  * With -R REPEATS the daemons take turns REPEATS times and each line
  * gives the medians, and the median of the per-registration ratios of the
- * neighbour's p99 during and alone; with -g FACTOR a registration during
- * which the host probe (bench/steady.h, its thread on CPU -p) took more
- * than FACTOR times its usual time is made again.
+ * neighbour's p99 during and alone; with -g FACTOR each registration
+ * waits until the host probe (bench/steady.h, its thread on CPU -p) takes
+ * at most FACTOR times its usual time.
  *
  * Usage: watch-register [-w WATCHES] [-d DEPTH] [-b BUDGET_S] [-R REPEATS]
  *                       [-g FACTOR] [-p DAEMON_CPU] LABEL=SOCKET...
@@ -223,7 +223,7 @@ static double med(const struct reg *r, unsigned long n, size_t f)
 /* One line per daemon: medians over its registrations. */
 static void report(const struct contender *c, const struct reg *r,
 		   unsigned long n, unsigned long watches, unsigned long depth,
-		   double budget_s, unsigned long unsteady)
+		   double budget_s)
 {
 	double ratio[n], secs = med(r, n, offsetof(struct reg, secs));
 	unsigned long done = r[0].done;
@@ -248,18 +248,18 @@ static void report(const struct contender *c, const struct reg *r,
 		     "seconds=%.3f budget_s=%.0f depth=%lu nb_p50_alone_us=%.1f "
 		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
 		     "nb_p99_during_us=%.1f nb_p99_ratio=%.3f repeats=%lu "
-		     "unsteady=%lu%s%s", c->label, watches, done, secs,
+		     "waited_s=%.1f%s%s", c->label, watches, done, secs,
 		     budget_s, depth, med(r, n, offsetof(struct reg, p50_alone)),
 		     med(r, n, offsetof(struct reg, p99_alone)),
 		     med(r, n, offsetof(struct reg, p50_during)),
 		     med(r, n, offsetof(struct reg, p99_during)),
-		     bench_median(ratio, n), n, unsteady,
+		     bench_median(ratio, n), n, steady_waited_s(),
 		     error[0] ? " error=" : "", error);
 }
 
 int main(int argc, char **argv)
 {
-	unsigned long watches = 100000, depth = 64, repeats = 1, unsteady = 0;
+	unsigned long watches = 100000, depth = 64, repeats = 1;
 	double budget = 20, factor = 0;
 	int opt, cpu = -1, n;
 	struct contender *cs;
@@ -308,24 +308,19 @@ int main(int argc, char **argv)
 	printf("  %-12s %-18s %10s %11s   %-15s   %-15s  %s\n", "daemon",
 	       "registered", "time", "rate", "nb alone p50/99",
 	       "nb during p50/99 (us)", "p99 during/alone");
-	/* The daemons take turns, the order reversed every repeat; one
-	 * whose registration the host probe found unsteady (bench/steady.h)
-	 * registers again, at most REPEATS times in all. */
+	/* The daemons take turns, the order reversed every repeat, each
+	 * registration on a steady host (bench/steady.h). */
 	for (unsigned long r = 0; r < repeats; r++)
 		for (int k = 0; k < n; k++) {
 			int i = r % 2 ? n - 1 - k : k;
-			struct reg *into = &regs[(size_t)i * repeats + r];
-			bool calm;
 
-			do {
-				calm = steady_wait();
-				one(&cs[i], watches, depth, budget, into);
-				calm = steady_now(NULL) && calm;
-			} while (!calm && unsteady++ < repeats);
+			steady_wait();
+			one(&cs[i], watches, depth, budget,
+			    &regs[(size_t)i * repeats + r]);
 		}
 	for (int i = 0; i < n; i++)
 		report(&cs[i], &regs[(size_t)i * repeats], repeats, watches,
-		       depth, budget, unsteady);
+		       depth, budget);
 	free(cs);
 	free(regs);
 	return 0;
