@@ -770,7 +770,8 @@ static uint64_t daemon_cpu_ns(const struct daemon *d)
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)d->pid);
 	dir = opendir(path);
 	if (!dir)
-		die(d, "cannot read %s (did the daemon die?)", path);
+		die(d, "cannot read %s: %s (did the daemon die?)", path,
+		    strerror(errno));
 	while ((e = readdir(dir))) {
 		unsigned long long ns;
 		FILE *f;
@@ -1101,7 +1102,8 @@ fail:
  */
 static void open_idle(struct daemon *d)
 {
-	unsigned long room = opt.clients * (opt.w == W_BOOT ? 3 : 1) + 4;
+	/* The clients, /proc's files, and the host probe's two pipes. */
+	unsigned long room = opt.clients * (opt.w == W_BOOT ? 3 : 1) + 4 + 4;
 	unsigned long accepted;
 	int fd = 0;
 
@@ -1219,7 +1221,8 @@ static double read_rss_kb(const struct daemon *d)
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
 	f = fopen(path, "r");
 	if (!f)
-		die(d, "cannot read %s (did the daemon die?)", path);
+		die(d, "cannot read %s: %s (did the daemon die?)", path,
+		    strerror(errno));
 	while (kb < 0 && fgets(line, sizeof(line), f))
 		if (!strncmp(line, "VmRSS:", 6))
 			kb = strtod(line + 6, NULL);
