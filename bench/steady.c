@@ -154,7 +154,8 @@ void steady_start(const cpu_set_t *where, double factor)
 	atexit(share);
 }
 
-bool steady_now(double *us)
+/* Probe now: whether the host is steady (always, with the probe off). */
+static bool steady_now(void)
 {
 	double t;
 
@@ -162,14 +163,12 @@ bool steady_now(double *us)
 		return true;
 	t = probe();
 	learn(t);
-	if (us)
-		*us = t;
 	return t > 0 && t <= bound_us;
 }
 
 bool steady_wait(void)
 {
-	if (steady_now(NULL))
+	if (steady_now())
 		return true;
 	waits++;
 	do {
@@ -177,7 +176,7 @@ bool steady_wait(void)
 			return false;
 		usleep(WAIT_STEP_US);
 		waited_s += WAIT_STEP_US / 1e6;
-	} while (!steady_now(NULL));
+	} while (!steady_now());
 	return true;
 }
 

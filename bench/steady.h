@@ -8,9 +8,9 @@
  * its rates move 20-fold from one slice to the next whatever the daemon.
  * A probe, a short ping-pong between this process and a thread on the
  * daemons' CPU, tells such moments apart: the programs wait for a spell
- * to end before each turn they measure.  The probe exercises the same wakeups
- * as a request but no daemon: a slow daemon cannot make its own rounds
- * look unsteady.
+ * to end before each turn they measure.  The probe exercises the same
+ * wakeups as a request but no daemon: a slow daemon cannot make its own
+ * rounds look unsteady.
  *
  * The usual speed is the fastest calibration (the median of 40 probes)
  * of any program of the run (kept in the file named by BENCH_STEADY_FILE,
@@ -38,9 +38,6 @@ const cpu_set_t *steady_where_pid(pid_t pid, cpu_set_t *set);
 
 /* CPU cpu alone, into set; NULL for cpu < 0. */
 const cpu_set_t *steady_where_cpu(int cpu, cpu_set_t *set);
-
-/* Probe now: whether the host is steady, the round trip in *us if set. */
-bool steady_now(double *us);
 
 /*
  * Wait, probing every 20 ms, until the host is steady; false when this

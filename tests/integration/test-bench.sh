@@ -50,7 +50,7 @@ bad=$(grep -E '^load daemon=(ours|ours-nodb|noop) ' "$results" | grep -v ' cpu_u
 is "$bad" "" "every load line of a daemon with a pid has its CPU time per op"
 # The host probe's counts, on every line of a load with one request in flight.
 bad=$(grep -E '^load ' "$results" | grep -vE ' unsteady=[0-9]+ unsteady_kept=[0-9]+ waited_s=[0-9.]+ ' || true)
-is "$bad" "" "every load line says what the host probe retook and waited"
+is "$bad" "" "every load line says how often and how long the host probe waited"
 has watch_register daemon=ours repeats=1
 ok $? "watch-register says how many registrations each figure is the median of"
 grep -E '^watch_register daemon=ours .* nb_p99_ratio=[0-9.]+ repeats=1 waited_s=[0-9.]+' "$results" >/dev/null
