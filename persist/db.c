@@ -505,10 +505,10 @@ int db_checkpoint(struct db *db)
 		return 0;
 	if (db_commit(db) != 0)
 		return -1;
+	/* A compaction that fails leaves the files as they were and the
+	 * state to be written whole from memory: it cannot turn
+	 * persistence off. */
 	wait_compaction(db);
-	if (db->failed)
-		return -1;
-	/* That compaction failed: the state goes whole from memory. */
 	if (db->lost)
 		return rewrite(db);
 	release_tdb(db);
