@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <xenstore.h>
 
 struct contender {
@@ -26,6 +27,22 @@ static inline bool contender_parse(struct contender *c, char *arg)
 	c->label = arg;
 	c->path = eq + 1;
 	return true;
+}
+
+/* Split a trailing "@PID" off c->path (bench/run names the daemons it
+ * started LABEL=SOCKET@PID): the pid, or 0 when there is none. */
+static inline pid_t contender_take_pid(struct contender *c)
+{
+	char *at = strrchr(c->path, '@'), *end;
+	long pid;
+
+	if (!at || !at[1])
+		return 0;
+	pid = strtol(at + 1, &end, 10);
+	if (*end || pid <= 0)
+		return 0;
+	*at = '\0';
+	return (pid_t)pid;
 }
 
 /* A libxenstore connection to c: xs_open honours XENSTORED_PATH. */

@@ -755,39 +755,16 @@ struct tally {
 	size_t nlat, cap;
 };
 
-/*
- * The CPU time the daemon has used, in nanoseconds: the first field of
- * /proc/PID/task/TID/schedstat (time on a CPU) summed over its threads.
- * /proc/PID/stat counts 10 ms ticks, too coarse for a round's share.
- */
+/* The CPU time the daemon has used, its exited threads included (the
+ * database's compaction threads live a fraction of a round). */
 static uint64_t daemon_cpu_ns(const struct daemon *d)
 {
-	char path[320];
-	uint64_t total = 0;
-	struct dirent *e;
-	DIR *dir;
+	int64_t ns = bench_cpu_ns(d->pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)d->pid);
-	dir = opendir(path);
-	if (!dir)
-		die(d, "cannot read %s: %s (did the daemon die?)", path,
-		    strerror(errno));
-	while ((e = readdir(dir))) {
-		unsigned long long ns;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat",
-			 (int)d->pid, e->d_name);
-		f = fopen(path, "r");
-		if (f && fscanf(f, "%llu", &ns) == 1)
-			total += ns;
-		if (f)
-			fclose(f);
-	}
-	closedir(dir);
-	return total;
+	if (ns < 0)
+		die(d, "cannot read the CPU clock of process %d: %s (did the "
+		    "daemon die?)", (int)d->pid, strerror(errno));
+	return (uint64_t)ns;
 }
 
 static void open_client(struct client *cl, struct daemon *d, unsigned int k)
@@ -1377,15 +1354,7 @@ static bool parse_daemon(struct daemon *d, char *arg)
 		*at = '\0';
 		d->nodes = n;
 	}
-	at = strrchr(d->c.path, '@');
-	if (at && at[1]) {
-		long pid = strtol(at + 1, &end, 10);
-
-		if (!*end && pid > 0) {
-			*at = '\0';
-			d->pid = (pid_t)pid;
-		}
-	}
+	d->pid = contender_take_pid(&d->c);
 	d->noop = !strcmp(d->c.label, "noop");
 	return d->c.path[0] != '\0';
 }

@@ -1,4 +1,5 @@
-/* The clock, the median and the generator of bench/timing.h. */
+/* The clocks, the median and the generator of bench/timing.h. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,21 @@ uint64_t bench_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t bench_cpu_ns(pid_t pid)
+{
+	struct timespec ts;
+	clockid_t id;
+	int err = clock_getcpuclockid(pid, &id);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	if (clock_gettime(id, &ts) != 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -9,9 +9,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Monotonic time in nanoseconds. */
 uint64_t bench_now_ns(void);
+
+/*
+ * The CPU time process pid has used, in nanoseconds: all its threads,
+ * those that have exited included (a daemon's short-lived helper threads
+ * count).  -1 with errno set if it cannot be read.  On a virtual machine
+ * with the paravirtual steal clock (Linux's PARAVIRT_TIME_ACCOUNTING, as
+ * under KVM), time the hypervisor gave another guest is not counted: the
+ * figure follows the work done, not the host's contention.
+ */
+int64_t bench_cpu_ns(pid_t pid);
 
 /* Median of v[0..n) (n >= 1); v is left in its order (per-round figures
  * are paired by position, so a sort here would silently unpair them). */

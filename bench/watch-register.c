@@ -16,6 +16,10 @@
  * reply first and A's packets 32 at a time, so that B's reply never waits
  * behind A's backlog in the client.
  *
+ * A contender named LABEL=SOCKET@PID (as bench/run names them) also
+ * gets the daemon's CPU time over the registration, which a hypervisor
+ * giving the CPU to another guest does not inflate (bench/timing.h).
+ *
  * With -R REPEATS the daemons take turns REPEATS times and each line
  * gives the medians, and the median of the per-registration ratios of the
  * neighbour's p99 during and alone; with -g FACTOR each registration
@@ -23,7 +27,7 @@
  * at most FACTOR times its usual time.
  *
  * Usage: watch-register [-w WATCHES] [-d DEPTH] [-b BUDGET_S] [-R REPEATS]
- *                       [-g FACTOR] [-p DAEMON_CPU] LABEL=SOCKET...
+ *                       [-g FACTOR] [-p DAEMON_CPU] LABEL=SOCKET[@PID]...
  */
 #include <errno.h>
 #include <stddef.h>
@@ -102,16 +106,30 @@ static void nb_stats(struct neighbour *nb, double *p50, double *p99)
 struct reg {
 	unsigned long done;
 	double secs, p50_alone, p99_alone, p50_during, p99_during;
+	double cpu_s;		/* the daemon's; 0: its pid not given */
 	char error[32];
 };
 
-static void one(const struct contender *c, unsigned long watches,
+/* The daemon's CPU time in seconds (0 without its pid). */
+static double cpu_s(const struct contender *c, pid_t pid)
+{
+	int64_t ns;
+
+	if (!pid)
+		return 0;
+	ns = bench_cpu_ns(pid);
+	if (ns < 0)
+		die(c->label, "cannot read the daemon's CPU clock");
+	return (double)ns / 1e9;
+}
+
+static void one(const struct contender *c, pid_t pid, unsigned long watches,
 		unsigned long depth, double budget_s, struct reg *out)
 {
 	struct raw_conn *a = malloc(sizeof(*a));
 	struct neighbour nb = { .rc = malloc(sizeof(*nb.rc)) };
 	unsigned long sent = 0, done = 0, events = 0;
-	double p50_alone, p99_alone, p50_during, p99_during, secs;
+	double p50_alone, p99_alone, p50_during, p99_during, secs, cpu0;
 	uint64_t t0, deadline;
 	char pkt[PKT_MAX], body[64], error[32] = "";
 	bool need_more = false;	/* A's buffer ends in part of a packet */
@@ -141,6 +159,7 @@ static void one(const struct contender *c, unsigned long watches,
 	nb_stats(&nb, &p50_alone, &p99_alone);
 
 	/* A registers, B reads. */
+	cpu0 = cpu_s(c, pid);
 	t0 = bench_now_ns();
 	deadline = t0 + (uint64_t)(budget_s * 1e9);
 	while (done < watches && !error[0] && bench_now_ns() < deadline) {
@@ -200,7 +219,7 @@ static void one(const struct contender *c, unsigned long watches,
 	secs = (double)(bench_now_ns() - t0) / 1e9;
 	nb_stats(&nb, &p50_during, &p99_during);
 	*out = (struct reg){ done, secs, p50_alone, p99_alone, p50_during,
-			     p99_during, "" };
+			     p99_during, pid ? cpu_s(c, pid) - cpu0 : 0, "" };
 	memcpy(out->error, error, sizeof(out->error));
 	(void)events;
 	raw_close(a);
@@ -226,6 +245,7 @@ static void report(const struct contender *c, const struct reg *r,
 		   double budget_s)
 {
 	double ratio[n], secs = med(r, n, offsetof(struct reg, secs));
+	double cpu = med(r, n, offsetof(struct reg, cpu_s));
 	unsigned long done = r[0].done;
 	const char *error = "";
 
@@ -237,18 +257,19 @@ static void report(const struct contender *c, const struct reg *r,
 		if (r[i].error[0])
 			error = r[i].error;
 	}
-	printf("  %-12s %7lu of %-7lu %8.2f s %9.0f /s   %7.1f %7.1f   "
-	       "%7.1f %7.1f  %5.2fx%s%s\n", c->label, done, watches, secs,
+	printf("  %-12s %7lu of %-7lu %8.2f s %8.2f s %9.0f /s   %7.1f %7.1f   "
+	       "%7.1f %7.1f  %5.2fx%s%s\n", c->label, done, watches, secs, cpu,
 	       done / secs, med(r, n, offsetof(struct reg, p50_alone)),
 	       med(r, n, offsetof(struct reg, p99_alone)),
 	       med(r, n, offsetof(struct reg, p50_during)),
 	       med(r, n, offsetof(struct reg, p99_during)),
 	       bench_median(ratio, n), error[0] ? "  refused: " : "", error);
 	bench_result("watch_register daemon=%s watches=%lu registered=%lu "
-		     "seconds=%.3f budget_s=%.0f depth=%lu nb_p50_alone_us=%.1f "
+		     "seconds=%.3f cpu_s=%.3f budget_s=%.0f depth=%lu "
+		     "nb_p50_alone_us=%.1f "
 		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
 		     "nb_p99_during_us=%.1f nb_p99_ratio=%.3f repeats=%lu "
-		     "waited_s=%.1f%s%s", c->label, watches, done, secs,
+		     "waited_s=%.1f%s%s", c->label, watches, done, secs, cpu,
 		     budget_s, depth, med(r, n, offsetof(struct reg, p50_alone)),
 		     med(r, n, offsetof(struct reg, p99_alone)),
 		     med(r, n, offsetof(struct reg, p50_during)),
@@ -264,6 +285,7 @@ int main(int argc, char **argv)
 	int opt, cpu = -1, n;
 	struct contender *cs;
 	struct reg *regs;
+	pid_t *pids;
 	cpu_set_t set;
 
 	while ((opt = getopt(argc, argv, "w:d:b:R:g:p:")) != -1) {
@@ -296,17 +318,20 @@ int main(int argc, char **argv)
 		goto usage;
 	cs = calloc((size_t)n, sizeof(*cs));
 	regs = calloc((size_t)n * repeats, sizeof(*regs));
-	if (!cs || !regs)
+	pids = calloc((size_t)n, sizeof(*pids));
+	if (!cs || !regs || !pids)
 		die("watch-register", "out of memory");
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		if (!contender_parse(&cs[i], argv[optind + i]))
 			goto usage;
+		pids[i] = contender_take_pid(&cs[i]);
+	}
 	steady_start(steady_where_cpu(cpu, &set), factor);
 	printf("Registering %lu watches from one connection (%lu in flight) "
 	       "while a neighbour READs; budget %.0f s; medians of %lu\n",
 	       watches, depth, budget, repeats);
-	printf("  %-12s %-18s %10s %11s   %-15s   %-15s  %s\n", "daemon",
-	       "registered", "time", "rate", "nb alone p50/99",
+	printf("  %-12s %-18s %10s %10s %11s   %-15s   %-15s  %s\n", "daemon",
+	       "registered", "time", "its CPU", "rate", "nb alone p50/99",
 	       "nb during p50/99 (us)", "p99 during/alone");
 	/* The daemons take turns, the order reversed every repeat, each
 	 * registration on a steady host (bench/steady.h). */
@@ -315,7 +340,7 @@ int main(int argc, char **argv)
 			int i = r % 2 ? n - 1 - k : k;
 
 			steady_wait();
-			one(&cs[i], watches, depth, budget,
+			one(&cs[i], pids[i], watches, depth, budget,
 			    &regs[(size_t)i * repeats + r]);
 		}
 	for (int i = 0; i < n; i++)
@@ -323,10 +348,11 @@ int main(int argc, char **argv)
 		       depth, budget);
 	free(cs);
 	free(regs);
+	free(pids);
 	return 0;
 usage:
 	fprintf(stderr, "usage: watch-register [-w WATCHES] [-d DEPTH] "
 			"[-b BUDGET_S] [-R REPEATS] [-g FACTOR] [-p DAEMON_CPU] "
-			"LABEL=SOCKET...\n");
+			"LABEL=SOCKET[@PID]...\n");
 	return 2;
 }

@@ -55,6 +55,12 @@ has watch_register daemon=ours repeats=1
 ok $? "watch-register says how many registrations each figure is the median of"
 grep -E '^watch_register daemon=ours .* nb_p99_ratio=[0-9.]+ repeats=1 waited_s=[0-9.]+' "$results" >/dev/null
 ok $? "watch-register gives the median per-registration p99 ratio"
+# A positive figure: ([1-9]...|0.0...[1-9]...).
+pos='([1-9][0-9]*\.[0-9]+|0\.[0-9]*[1-9][0-9]*)'
+grep -qE "^watch_register daemon=ours .* cpu_s=$pos " "$results"
+ok $? "watch-register gives our daemon's CPU time over the registration"
+bad=$(grep -E '^durability_restart ' "$results" | grep -vE " cpu_ms=$pos " || true)
+is "$bad" "" "every restart line gives the new daemon's CPU time to ready"
 # Idle CPUs polled for the run where it may ask (root), and the request went with it.
 want=off
 if [ -w /dev/cpu_dma_latency ]; then want=poll; fi
