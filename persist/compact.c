@@ -145,8 +145,11 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 	return -1;
 }
 
-int compact_file(const char *tdb_path, const char *path, bool check,
-		 const struct jindex *ix, char *why, size_t why_len)
+/* compact_file, the journal then kept as a wiped spare when spare is not
+ * NULL (*spared), or removed. */
+static int compact_to(const char *tdb_path, const char *path,
+		      const char *spare, bool check, const struct jindex *ix,
+		      bool *spared, char *why, size_t why_len)
 {
 	struct journal_map m;
 	struct journal_scan s;
@@ -187,6 +190,18 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 		malloc_trim(0);
 	if (rc > 0)
 		return 0;		/* none: applied and removed before */
+	/* Renamed, it is gone as a journal as surely as unlinked: a restart
+	 * never reads a spare (db_open removes it). */
+	if (rc == 0 && spare && rename(path, spare) == 0) {
+		CRASH_POINT("compact-spared");
+		if (journal_wipe(spare) == 0) {
+			CRASH_POINT("compact-wiped");
+			*spared = true;
+		} else {
+			(void)unlink(spare);	/* new journals, then */
+		}
+		return 0;
+	}
 	if (rc == 0 && unlink(path) != 0) {
 		snprintf(why, why_len, "removing %s: %s", path,
 			 strerror(errno));
@@ -197,13 +212,20 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 	return rc;
 }
 
+int compact_file(const char *tdb_path, const char *path, bool check,
+		 const struct jindex *ix, char *why, size_t why_len)
+{
+	return compact_to(tdb_path, path, NULL, check, ix, NULL, why,
+			  why_len);
+}
+
 static void *run(void *arg)
 {
 	struct compaction *c = arg;
 	uint64_t one = 1;
 
-	c->rc = compact_file(c->tdb_path, c->path, c->check, &c->index,
-			     c->why, sizeof(c->why));
+	c->rc = compact_to(c->tdb_path, c->path, c->spare, c->check,
+			   &c->index, &c->spared, c->why, sizeof(c->why));
 	atomic_store(&c->done, true);
 	/* An eventfd's counter cannot overflow from one add a compaction. */
 	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0)
@@ -212,7 +234,8 @@ static void *run(void *arg)
 }
 
 int compact_start(struct compaction *c, const char *tdb_path,
-		  const char *path, bool check, struct jindex *ix, int wake_fd)
+		  const char *path, const char *spare, bool check,
+		  struct jindex *ix, int wake_fd)
 {
 	struct sched_param idle = { .sched_priority = 0 };
 	sigset_t all, old;
@@ -232,6 +255,8 @@ int compact_start(struct compaction *c, const char *tdb_path,
 	}
 	c->tdb_path = tdb_path;
 	c->path = path;
+	c->spare = spare;
+	c->spared = false;
 	c->check = check;
 	c->wake_fd = wake_fd;
 	c->rc = 0;

@@ -1,6 +1,7 @@
 /*
  * persist/ internals: compaction, which merges a journal into the
- * checkpoint (a new one, checkpoint.h) and then removes the journal.
+ * checkpoint (a new one, checkpoint.h) and then removes the journal, or
+ * keeps it, wiped, as the spare the next live journal reuses (db.c).
  *
  * compact_file does it in the calling thread.  compact_start runs it on a
  * thread of its own, so the event loop never waits for it.  One at a
@@ -40,6 +41,8 @@ struct compaction {
 	atomic_bool done;		/* the thread is about to return */
 	const char *tdb_path;		/* borrowed */
 	const char *path;		/* borrowed */
+	const char *spare;		/* borrowed; NULL: none */
+	bool spared;			/* the journal is now the spare */
 	bool check;
 	struct jindex index;		/* the journal's, owned (off: none) */
 	int wake_fd;			/* an eventfd the thread adds 1 to
@@ -49,12 +52,14 @@ struct compaction {
 };
 
 /* 0, or -1 with errno when no thread could be made.  wake_fd: as
- * struct compaction's (the caller keeps it open).  ix: the journal's
- * index (NULL: none, it is read whole), the compaction's from now on;
- * *ix is left off, whatever the result. */
+ * struct compaction's (the caller keeps it open).  spare: where the
+ * merged journal goes, wiped (journal_wipe), to be the next live one
+ * (c->spared once done), rather than be removed; NULL: removed.  ix:
+ * the journal's index (NULL: none, it is read whole), the compaction's
+ * from now on; *ix is left off, whatever the result. */
 int compact_start(struct compaction *c, const char *tdb_path,
-		  const char *path, bool check, struct jindex *ix,
-		  int wake_fd);
+		  const char *path, const char *spare, bool check,
+		  struct jindex *ix, int wake_fd);
 /* The journal grows faster than the compaction drains it (a loop that
  * leaves its CPU no idle time): from now on it runs at the loop's
  * priority, so that the journals stay bounded. */

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -67,6 +68,21 @@
  * XENSTORED_JOURNAL_QUIET_MS sets the period (0: no quiet rule).
  */
 #define QUIET_MS_DEFAULT 1000
+
+/*
+ * The spare journal.  A new journal's every page is allocated, zeroed
+ * and faulted in as it fills (about 4.5 ms for 4 MiB here, and each
+ * 256 KiB allocated ahead stalls the loop for a quarter of a
+ * millisecond), then freed once merged.  While journals fill fast, the
+ * compaction keeps the merged one instead, its pages zeroed by a copy
+ * (journal_wipe, in the thread), and the next rotation renames it to be
+ * the live journal.  "Fast": the journal before it filled within
+ * SPARE_WITHIN_NS; slower, a page's cost is a fraction of a per mille of
+ * the loop's time, and a spare would only hold memory.  A spare costs no
+ * more than today's bound on the journals (the live one and the old one,
+ * which the spare replaces), and the quiet rule removes it.
+ */
+#define SPARE_WITHIN_NS 1000000000ull
 #define QUIET_MIN (64u << 10)
 #define QUIET_ENV "XENSTORED_JOURNAL_QUIET_MS"
 
@@ -76,6 +92,8 @@ static const char *const journal_suffix[JOURNALS] = {
 };
 
 static void wait_compaction(struct db *db);
+static void pending_clear(struct db *db);
+static void drop_spare(struct db *db);
 static void release_tdb(struct db *db);
 static int rewrite(struct db *db);
 
@@ -104,7 +122,7 @@ static void db_fail(struct db *db, const char *what, const char *why)
 		  "does not load an older state", db->path, what, why);
 	/* The thread may hold the tdb: let it finish first. */
 	wait_compaction(db);
-	evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+	pending_clear(db);
 	journal_close(&db->jout, false);
 	release_tdb(db);	/* unmapped before it shrinks */
 	if (truncate(db->path, 0) != 0)
@@ -115,9 +133,29 @@ static void db_fail(struct db *db, const char *what, const char *why)
 				  strerror(errno));
 		db->jexists[i] = false;
 	}
+	drop_spare(db);
 }
 
 /* ---- the pending commit ---- */
+
+/*
+ * The pending frame's memory, kept from one commit to the next: most
+ * turns' frames are a few KiB, and a buffer allocated afresh every turn
+ * costs more than encoding its changes.  A frame past FRAME_KEEP (a big
+ * transaction's) gives its memory back.
+ */
+#define FRAME_MIN (16u << 10)
+#define FRAME_KEEP (1u << 20)
+
+static void pending_clear(struct db *db)
+{
+	db->pending.len = 0;
+	if (db->pending.cap > FRAME_KEEP) {
+		free(db->pending.p);
+		db->pending.p = NULL;
+		db->pending.cap = 0;
+	}
+}
 
 /*
  * A change could not be recorded: what is pending is dropped, nothing
@@ -130,7 +168,7 @@ static void lose(struct db *db, const char *what)
 		log_warn("database %s: %s; the commit writes the whole state "
 			 "anew", db->path, what);
 	db->lost = true;
-	evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+	pending_clear(db);
 }
 
 /*
@@ -146,35 +184,40 @@ static void merge_failed(struct db *db, const char *why)
 	lose(db, "the merge failed");
 }
 
-/* A writer onto the pending frame, with its head room made at the first
- * change; false when persistence is off, or the turn's commit is a
- * rewrite anyway. */
-static bool begin(struct db *db, struct writer *w)
+/* Room for more bytes at the pending frame's end, its head's room made
+ * at the first change: where to write them (then add them to its len).
+ * NULL when persistence is off, or the turn's commit is a rewrite anyway
+ * (also for want of memory, after lose). */
+static unsigned char *frame_reserve(struct db *db, size_t more)
 {
-	static const unsigned char room[SCHEMA_FRAME_HEAD];
+	struct frame_buf *f = &db->pending;
 
 	if (db->failed || db->lost)
-		return false;
-	if (!evbuffer_get_length(db->pending)) {
-		if (evbuffer_add(db->pending, room, sizeof(room)) != 0) {
-			lose(db, "no memory to record a change");
-			return false;
-		}
-	}
-	wr_init(w, db->pending);
-	return true;
-}
+		return NULL;
+	if (!f->len)
+		f->len = SCHEMA_FRAME_HEAD;
+	if (f->cap < f->len || more > f->cap - f->len) {
+		size_t cap = f->cap ? f->cap : FRAME_MIN;
+		unsigned char *p;
 
-static void end(struct db *db, const struct writer *w)
-{
-	if (!wr_ok(w))
-		lose(db, "no memory to record a change");
+		while ((cap < f->len || more > cap - f->len) &&
+		       cap <= SIZE_MAX / 2)
+			cap *= 2;
+		if (cap < f->len || more > cap - f->len ||
+		    !(p = realloc(f->p, cap))) {
+			lose(db, "no memory to record a change");
+			return NULL;
+		}
+		f->p = p;
+		f->cap = cap;
+	}
+	return f->p + f->len;
 }
 
 /*
- * Where the change begin() made room for lands in the live journal: at
- * the journal's end, after what is pending; before the journal is open,
- * after a new one's head (open_journal gives the index up when it
+ * Where a change frame_reserve made room for lands in the live journal:
+ * at the journal's end, after what is pending; before the journal is
+ * open, after a new one's head (open_journal gives the index up when it
  * continues one from before instead).
  */
 static uint64_t journal_offset(const struct db *db)
@@ -182,38 +225,67 @@ static uint64_t journal_offset(const struct db *db)
 	uint64_t base = db->jout.fd >= 0 ? db->jout.end
 					 : schema_journal_head_len();
 
-	return base + evbuffer_get_length(db->pending);
+	return base + db->pending.len;
+}
+
+/*
+ * The change a writer put in db->scratch, moved to the pending frame:
+ * false when it is not recorded (for want of memory: after lose).
+ * *offset: where it lands in the live journal.
+ */
+static bool take_scratch(struct db *db, const struct writer *w,
+			 uint64_t *offset)
+{
+	size_t len = evbuffer_get_length(db->scratch);
+	unsigned char *at = NULL;
+
+	if (!wr_ok(w))
+		lose(db, "no memory to record a change");
+	else
+		at = frame_reserve(db, len);
+	if (at) {
+		*offset = journal_offset(db);
+		evbuffer_remove(db->scratch, at, len);
+		db->pending.len += len;
+	}
+	evbuffer_drain(db->scratch, evbuffer_get_length(db->scratch));
+	return at != NULL;
 }
 
 void db_put(struct db *db, const char *key, struct evbuffer *value)
 {
 	struct writer w;
+	uint64_t at;
 
 	if (db && db->rewriting) {
 		rewrite_put(db, key, value);
 		return;
 	}
-	if (db && begin(db, &w)) {
-		jindex_other(&db->jindex, journal_offset(db));
-		schema_write_put(&w, key, value);
-		end(db, &w);
-	}
+	if (!db || db->failed || db->lost)
+		return;
+	wr_init(&w, db->scratch);
+	schema_write_put(&w, key, value);
+	if (take_scratch(db, &w, &at))
+		jindex_other(&db->jindex, at);
 }
 
 /* A delete of key; of node id's record when id is not 0. */
 static void delete_record(struct db *db, const char *key, uint32_t id)
 {
 	struct writer w;
+	uint64_t at;
 
 	/* A rewrite's checkpoint is new: it has nothing to delete. */
-	if (db && !db->rewriting && begin(db, &w)) {
-		if (id)
-			jindex_removed(&db->jindex, id, journal_offset(db));
-		else
-			jindex_other(&db->jindex, journal_offset(db));
-		schema_write_delete(&w, key);
-		end(db, &w);
-	}
+	if (!db || db->rewriting || db->failed || db->lost)
+		return;
+	wr_init(&w, db->scratch);
+	schema_write_delete(&w, key);
+	if (!take_scratch(db, &w, &at))
+		return;
+	if (id)
+		jindex_removed(&db->jindex, id, at);
+	else
+		jindex_other(&db->jindex, at);
 }
 
 void db_delete(struct db *db, const char *key)
@@ -301,14 +373,14 @@ static bool open_journal(struct db *db)
 }
 
 /* The pending frame, sealed and appended: one copy into the mapping.
- * 0; 1 when there was no memory to make it one piece (nothing written);
- * -1 after db_fail when the journal could not be written. */
+ * 0; 1 when it is too big for a frame (nothing written); -1 after
+ * db_fail when the journal could not be written. */
 static int write_frame(struct db *db)
 {
-	size_t len = evbuffer_get_length(db->pending);
-	unsigned char *p = evbuffer_pullup(db->pending, -1);
+	size_t len = db->pending.len;
+	unsigned char *p = db->pending.p;
 
-	if (!p || len - SCHEMA_FRAME_HEAD > UINT32_MAX)
+	if (len - SCHEMA_FRAME_HEAD > UINT32_MAX)
 		return 1;
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
 			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
@@ -318,7 +390,7 @@ static int write_frame(struct db *db)
 		return -1;
 	}
 	CRASH_POINT("commit-written");
-	evbuffer_drain(db->pending, len);
+	pending_clear(db);
 	return 0;
 }
 
@@ -333,11 +405,15 @@ static void release_tdb(struct db *db)
 	db->tdb = NULL;
 }
 
-/* ix: the old journal's index, which the compaction takes; NULL: none. */
-static void start_compaction(struct db *db, struct jindex *ix)
+/* ix: the old journal's index, which the compaction takes; NULL: none.
+ * spare: the journal is kept as the spare (above), if none is and this
+ * daemon wrote it (its head is this version's). */
+static void start_compaction(struct db *db, struct jindex *ix, bool spare)
 {
+	spare = spare && !db->spare_ready && !db->jfound[JOURNAL_OLD];
 	release_tdb(db);
 	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
+			  spare ? db->spare_path : NULL,
 			  db->jfound[JOURNAL_OLD], ix, db->wake_fd) != 0)
 		/* Tried again at the next commit; the journal meanwhile
 		 * grows on. */
@@ -358,7 +434,49 @@ static void reap_compaction(struct db *db, bool wait)
 		return;
 	}
 	db->jexists[JOURNAL_OLD] = false;
+	if (db->compaction.spared)
+		db->spare_ready = true;
 	checkpoint_written(db);
+}
+
+static void drop_spare(struct db *db)
+{
+	if (db->spare_ready && unlink(db->spare_path) != 0 &&
+	    errno != ENOENT)
+		log_warn("database %s: cannot remove %s: %s", db->path,
+			 db->spare_path, strerror(errno));
+	db->spare_ready = false;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The live journal's successor: the spare when there is one, else a new
+ * file.  0, or -1 after db_fail. */
+static int next_journal(struct db *db)
+{
+	const char *live = db->jpath[JOURNAL_LIVE];
+
+	if (db->spare_ready) {
+		db->spare_ready = false;
+		if (journal_reuse(&db->jout, db->spare_path, live,
+				  journal_ahead(db)) == 0)
+			return 0;
+		/* Renamed or not, a new journal replaces it. */
+		log_warn("database %s: cannot reuse %s: %s", db->path,
+			 db->spare_path, strerror(errno));
+		(void)unlink(db->spare_path);
+	}
+	if (journal_open(&db->jout, live, 0, journal_ahead(db)) != 0) {
+		db_fail(db, "starting a journal", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static void wait_compaction(struct db *db)
@@ -373,6 +491,8 @@ static void wait_compaction(struct db *db)
 static void rotate(struct db *db)
 {
 	struct jindex old;
+	uint64_t now;
+	bool fast;
 
 	/* Its zeros cut before the rename: the old journal is its frames. */
 	if (journal_close(&db->jout, true) != 0) {
@@ -387,18 +507,18 @@ static void rotate(struct db *db)
 	db->jfound[JOURNAL_OLD] = db->jfound[JOURNAL_LIVE];
 	db->jexists[JOURNAL_LIVE] = db->jfound[JOURNAL_LIVE] = false;
 	CRASH_POINT("rotate-renamed");
-	if (journal_open(&db->jout, db->jpath[JOURNAL_LIVE], 0,
-			 journal_ahead(db)) != 0) {
-		db_fail(db, "starting a journal", strerror(errno));
+	if (next_journal(db) != 0)
 		return;
-	}
 	db->jexists[JOURNAL_LIVE] = true;
 	CRASH_POINT("rotate-created");
 	/* The index goes with its journal, to the compaction; the new
 	 * journal starts one of its own. */
 	old = db->jindex;
 	jindex_init(&db->jindex);
-	start_compaction(db, &old);
+	now = now_ns();
+	fast = db->last_rotate_ns && now - db->last_rotate_ns < SPARE_WITHIN_NS;
+	db->last_rotate_ns = now;
+	start_compaction(db, &old, fast);
 }
 
 /* Start what the journals' sizes call for, once the start-up is over
@@ -418,12 +538,12 @@ static void compact_past(struct db *db, uint64_t enough)
 		return;
 	}
 	if (db->jexists[JOURNAL_OLD])
-		start_compaction(db, NULL);
+		start_compaction(db, NULL, false);
 	/* Not with changes pending (a compaction that ends in the middle of
 	 * a turn): the index has them at offsets of this journal.  The
 	 * turn's commit comes back here. */
 	else if (db->jout.fd >= 0 && db->jout.end >= enough &&
-		 !evbuffer_get_length(db->pending))
+		 !db->pending.len)
 		rotate(db);
 }
 
@@ -457,6 +577,8 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	reap_compaction(db, false);
+	/* Quiet: journals no longer fill fast. */
+	drop_spare(db);
 	compact_past(db, enough > QUIET_MIN ? enough : QUIET_MIN);
 }
 
@@ -473,14 +595,14 @@ int db_commit(struct db *db)
 	if (!db->followed)
 		return 0;
 	if (!db->lost) {
-		if (!evbuffer_get_length(db->pending))
+		if (!db->pending.len)
 			return 0;
 		if (db->jout.fd < 0 && !open_journal(db))
 			return -1;
 		if ((rc = write_frame(db)) < 0)
 			return -1;
 		if (rc > 0)
-			lose(db, "no memory to assemble a commit");
+			lose(db, "a turn's changes too big for a frame");
 	}
 	if (db->lost && rewrite(db) != 0)
 		return -1;
@@ -494,7 +616,7 @@ int db_commit(struct db *db)
 bool db_pending(const struct db *db)
 {
 	return db && !db->failed &&
-	       (db->lost || evbuffer_get_length(db->pending) > 0);
+	       (db->lost || db->pending.len > 0);
 }
 
 int db_checkpoint(struct db *db)
@@ -532,6 +654,7 @@ int db_checkpoint(struct db *db)
 	/* The next commit starts a new journal, a new index with it. */
 	jindex_free(&db->jindex);
 	jindex_init(&db->jindex);
+	drop_spare(db);
 	checkpoint_written(db);
 	return 0;
 }
@@ -609,12 +732,13 @@ static void node_changed(const struct node *n, const char *path, void *arg)
 {
 	struct db *db = arg;
 	struct schema_node rec = node_rec(n);
-	struct writer w;
+	size_t klen = strlen(path), len = schema_put_node_len(klen, &rec);
+	unsigned char *at = frame_reserve(db, len);
 
-	if (begin(db, &w)) {
+	if (at) {
 		jindex_put(&db->jindex, n->id, journal_offset(db));
-		schema_write_put_node(&w, path, &rec);
-		end(db, &w);
+		schema_put_node_at(at, path, klen, &rec);
+		db->pending.len += len;
 	}
 }
 
@@ -696,7 +820,7 @@ static int mark_journal(struct db *db, uint64_t mark)
 	if (db->lost || (db->jout.fd < 0 && !open_journal(db)) ||
 	    write_frame(db) != 0) {
 		db->lost = true;
-		evbuffer_drain(db->pending, evbuffer_get_length(db->pending));
+		pending_clear(db);
 		return -1;
 	}
 	return 0;
@@ -957,10 +1081,12 @@ static void db_free(struct db *db)
 	drop_side_records(db);
 	drop_journal_reads(db);
 	jindex_free(&db->jindex);
-	if (db->pending)
-		evbuffer_free(db->pending);
+	free(db->pending.p);
+	if (db->scratch)
+		evbuffer_free(db->scratch);
 	for (int i = 0; i < JOURNALS; i++)
 		free(db->jpath[i]);
+	free(db->spare_path);
 	free(db->path);
 	free(db);
 }
@@ -975,6 +1101,8 @@ static void remove_stale_next(struct db *db)
 		log_warn("database %s: removed %s, a checkpoint left unfinished",
 			 db->path, next);
 	free(next);
+	/* A spare holds nothing (merged changes, perhaps part wiped). */
+	(void)unlink(db->spare_path);
 }
 
 struct db *db_open(const char *path, bool *restorable)
@@ -995,7 +1123,8 @@ struct db *db_open(const char *path, bool *restorable)
 	if (!db || !(db->path = strdup(path)) ||
 	    !(db->jpath[JOURNAL_OLD] = with_suffix(path, journal_suffix[JOURNAL_OLD])) ||
 	    !(db->jpath[JOURNAL_LIVE] = with_suffix(path, journal_suffix[JOURNAL_LIVE])) ||
-	    !(db->pending = evbuffer_new())) {
+	    !(db->spare_path = with_suffix(path, ".journal.spare")) ||
+	    !(db->scratch = evbuffer_new())) {
 		log_error("database %s: out of memory", path);
 		goto fail;
 	}

@@ -48,9 +48,16 @@ struct db {
 				 * file's, or a journal's newer one */
 	uint32_t file_version;	/* the tdb file's own, which says how its
 				 * nodes are kept */
-	/* The next frame: SCHEMA_FRAME_HEAD bytes of room, then the changes
-	 * since the last commit; empty when there are none. */
-	struct evbuffer *pending;
+	/* The next frame, in one piece: SCHEMA_FRAME_HEAD bytes of room,
+	 * then the changes since the last commit; len 0 when there are
+	 * none.  Its memory is kept from one commit to the next (db.c). */
+	struct frame_buf {
+		unsigned char *p;
+		size_t len, cap;
+	} pending;
+	/* A '#' record's change on its way into the frame (writers append
+	 * to an evbuffer). */
+	struct evbuffer *scratch;
 	struct store_observer observer;
 	struct store *store;	/* the one db_follow follows */
 	/* A rewrite's checkpoint, which db_put adds to while the savers put
@@ -78,6 +85,13 @@ struct db {
 	bool limit_fixed;	/* set by the environment, not by the
 				 * checkpoint's size */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
+	/* <path>.journal.spare: a merged journal kept, wiped, for the next
+	 * rotation to reuse (db.c); spare_ready: it is there.  Made only
+	 * while journals fill within SPARE_WITHIN_NS of each other
+	 * (last_rotate_ns: the last rotation's time). */
+	char *spare_path;
+	bool spare_ready;
+	uint64_t last_rotate_ns;
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */
 	int wake_fd;

@@ -340,42 +340,98 @@ int journal_fold_file(const char *path, bool check, struct journal_map *m,
 	return 0;
 }
 
-/* A new journal at path (replaced if there): its fd, open to read and
- * write, with the head written; -1 with errno. */
-static int journal_create(const char *path)
+/* A journal's head, at most cap bytes: its length, or 0 without memory
+ * (errno ENOMEM). */
+static size_t journal_head(unsigned char *head, size_t cap)
 {
-	unsigned char head[64];
 	struct evbuffer *b = evbuffer_new();
 	struct writer w;
 	size_t len = 0;
-	ssize_t n;
-	int fd, err;
 
 	if (b) {
 		wr_init(&w, b);
 		schema_write_journal_head(&w);
 		len = evbuffer_get_length(b);
-		if (!wr_ok(&w) || len > sizeof(head) ||
+		if (!wr_ok(&w) || len > cap ||
 		    evbuffer_remove(b, head, len) != (int)len)
 			len = 0;
 		evbuffer_free(b);
 	}
-	if (!len) {
+	if (!len)
 		errno = ENOMEM;
-		return -1;
+	return len;
+}
+
+/* Write len bytes at off in full: 0, or -1 with errno. */
+static int write_at(int fd, const void *p, size_t len, off_t off)
+{
+	const unsigned char *b = p;
+
+	while (len) {
+		ssize_t n = pwrite(fd, b, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (!n)
+				errno = ENOSPC;
+			return -1;
+		}
+		b += n;
+		len -= (size_t)n;
+		off += n;
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-		  0600);
+	return 0;
+}
+
+/* A new journal at path (replaced if there): its fd, open to read and
+ * write, with the head written; -1 with errno. */
+static int journal_create(const char *path)
+{
+	unsigned char head[64];
+	size_t len = journal_head(head, sizeof(head));
+	int fd, err;
+
+	if (!len)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	n = write(fd, head, len);
-	if (n != (ssize_t)len) {
-		err = n < 0 ? errno : ENOSPC;
+	if (write_at(fd, head, len, 0) != 0) {
+		err = errno;
 		close(fd);
 		errno = err;
 		return -1;
 	}
 	return fd;
+}
+
+int journal_wipe(const char *path)
+{
+	static const unsigned char zero[64 << 10];
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct stat sb;
+	off_t at;
+	int err;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0)
+		goto fail;
+	for (at = (off_t)schema_journal_head_len(); at < sb.st_size;) {
+		size_t n = sb.st_size - at < (off_t)sizeof(zero)
+				   ? (size_t)(sb.st_size - at) : sizeof(zero);
+
+		if (write_at(fd, zero, n, at) != 0)
+			goto fail;
+		at += (off_t)n;
+	}
+	return close(fd);
+fail:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
 }
 
 /* ---- appending through a mapping ---- */
@@ -439,39 +495,85 @@ static void journal_populate(struct journal_out *j, size_t need)
 	j->populated = j->allocated;
 }
 
-int journal_open(struct journal_out *j, const char *path, size_t whole,
-		 size_t ahead)
+/* Take fd (an open journal whose first end bytes are its head and whole
+ * frames, allocated bytes allocated) as j's: 0, or -1 with errno (fd
+ * closed). */
+static int attach(struct journal_out *j, int fd, size_t end,
+		  size_t allocated, size_t ahead)
 {
 	int err;
 
-	j->fd = -1;
-	j->map = NULL;
-	j->mapped = j->allocated = j->populated = 0;
+	j->fd = fd;
 	j->ahead = round_up(ahead ? ahead : 1, 4096);
-	if (whole) {
-		j->fd = open(path, O_RDWR | O_CLOEXEC);
-		if (j->fd >= 0 && ftruncate(j->fd, (off_t)whole) != 0)
-			goto fail;
-	} else {
-		j->fd = journal_create(path);
-		whole = schema_journal_head_len();
-	}
-	if (j->fd < 0)
-		return -1;
-	j->end = j->allocated = j->populated = whole;
-	j->mapped = round_up(whole, JOURNAL_MAP_MIN);
+	j->end = j->populated = end;
+	j->allocated = allocated;
+	j->mapped = round_up(allocated + 1, JOURNAL_MAP_MIN);
 	j->map = mmap(NULL, j->mapped, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      j->fd, 0);
 	if (j->map == MAP_FAILED) {
 		j->map = NULL;
 		goto fail;
 	}
-	if (journal_reserve(j, whole + 1) != 0)
+	if (journal_reserve(j, end + 1) != 0)
 		goto fail;
 	return 0;
 fail:
 	err = errno;
 	journal_close(j, false);
+	errno = err;
+	return -1;
+}
+
+int journal_open(struct journal_out *j, const char *path, size_t whole,
+		 size_t ahead)
+{
+	int fd, err;
+
+	j->fd = -1;
+	j->map = NULL;
+	j->mapped = j->allocated = j->populated = 0;
+	if (whole) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)whole) != 0) {
+			err = errno;
+			close(fd);
+			errno = err;
+			return -1;
+		}
+	} else {
+		fd = journal_create(path);
+		whole = schema_journal_head_len();
+	}
+	if (fd < 0)
+		return -1;
+	return attach(j, fd, whole, whole, ahead);
+}
+
+int journal_reuse(struct journal_out *j, const char *spare, const char *path,
+		  size_t ahead)
+{
+	size_t head = schema_journal_head_len();
+	struct stat sb;
+	int fd, err;
+
+	j->fd = -1;
+	j->map = NULL;
+	j->mapped = j->allocated = j->populated = 0;
+	if (rename(spare, path) != 0)
+		return -1;
+	CRASH_POINT("rotate-reused");
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0)
+		err = errno;
+	else if ((size_t)sb.st_size < head)
+		err = EINVAL;
+	else
+		/* Its pages are there, zeros after the head (journal_wipe):
+		 * only the mapping's page tables are new. */
+		return attach(j, fd, head, (size_t)sb.st_size, ahead);
+	close(fd);
 	errno = err;
 	return -1;
 }

@@ -122,6 +122,21 @@ struct journal_out {
  * 0, or -1 with errno (nothing open). */
 int journal_open(struct journal_out *j, const char *path, size_t whole,
 		 size_t ahead);
+/*
+ * A journal this daemon wrote (its head is this version's), its changes
+ * in the checkpoint, made empty to be used again (a spare, db.c): zeros
+ * from its head to its end.  Its pages stay allocated: a new journal's
+ * first write to each page costs a page's allocation and zeroing,
+ * several microseconds on a virtual machine, where this costs a copy.
+ * Allocates nothing.  0, or -1 with errno (then it is part wiped: not
+ * to be used).
+ */
+int journal_wipe(const char *path);
+/* Rename the wiped journal spare to path and open it as journal_open
+ * opens a new one: 0, or -1 with errno (nothing open; path may then be
+ * the spare, renamed). */
+int journal_reuse(struct journal_out *j, const char *spare, const char *path,
+		  size_t ahead);
 /* Append a sealed frame of len bytes (its SCHEMA_FRAME_HEAD bytes of
  * head, then the payload): 0, or -1 with errno (nothing appended). */
 int journal_append(struct journal_out *j, const unsigned char *frame,

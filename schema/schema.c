@@ -134,32 +134,21 @@ static void node_bytes(unsigned char *p, const struct schema_node *n)
 		memcpy(p, n->value, n->value_len);
 }
 
-/*
- * head (head_len bytes, then room for the node) followed by the node, by
- * one wr_raw: a node is encoded at every write, and a dozen small
- * evbuffer_add calls cost more than the rest of it.
- */
-static void write_node_after(struct writer *w, const void *head,
-			     size_t head_len, const struct schema_node *n)
+/* The node by one wr_raw: a dozen small evbuffer_add calls would cost
+ * more than the rest of it (a checkpoint encodes every node). */
+void schema_write_node(struct writer *w, const struct schema_node *n)
 {
 	unsigned char small[512], *p = small;
-	size_t len = head_len + node_len(n);
+	size_t len = node_len(n);
 
 	if (len > sizeof(small) && !(p = malloc(len))) {
 		w->failed = true;
 		return;
 	}
-	if (head_len)
-		memcpy(p, head, head_len);
-	node_bytes(p + head_len, n);
+	node_bytes(p, n);
 	wr_raw(w, p, len);
 	if (p != small)
 		free(p);
-}
-
-void schema_write_node(struct writer *w, const struct schema_node *n)
-{
-	write_node_after(w, NULL, 0, n);
 }
 
 struct perm schema_node_perm(const struct schema_node *n, uint32_t i)
@@ -573,24 +562,19 @@ void schema_write_put(struct writer *w, const char *key,
 	wr_evbuffer(w, value);
 }
 
-void schema_write_put_node(struct writer *w, const char *path,
-			   const struct schema_node *n)
+size_t schema_put_node_len(size_t klen, const struct schema_node *n)
 {
-	size_t klen = strlen(path);
-	unsigned char small[1 + 4 + 256 + 4], *head = small, *p;
+	return 1 + 4 + klen + 4 + node_len(n);
+}
 
-	if (klen > 256 && !(head = malloc(1 + 4 + klen + 4))) {
-		w->failed = true;
-		return;
-	}
-	p = head;
+void schema_put_node_at(unsigned char *p, const char *path, size_t klen,
+			const struct schema_node *n)
+{
 	*p++ = CHANGE_PUT;
 	p = put_u32(p, (uint32_t)klen);
 	memcpy(p, path, klen);
 	p = put_u32(p + klen, (uint32_t)node_len(n));
-	write_node_after(w, head, (size_t)(p - head), n);
-	if (head != small)
-		free(head);
+	node_bytes(p, n);
 }
 
 void schema_write_delete(struct writer *w, const char *key)

@@ -356,8 +356,12 @@ void schema_write_change(struct writer *w, const struct schema_change *c);
 /* A put of key whose value is all of value's bytes. */
 void schema_write_put(struct writer *w, const char *key,
 		      struct evbuffer *value);
-void schema_write_put_node(struct writer *w, const char *path,
-			   const struct schema_node *n);
+/* A put of node n under path (klen bytes): schema_put_node_len bytes,
+ * which schema_put_node_at writes at p (a node changes at every write: it
+ * is encoded straight into the frame, not through a writer). */
+size_t schema_put_node_len(size_t klen, const struct schema_node *n);
+void schema_put_node_at(unsigned char *p, const char *path, size_t klen,
+			const struct schema_node *n);
 void schema_write_delete(struct writer *w, const char *key);
 /*
  * The next change of a payload: false if it is malformed.  Its op, its

@@ -930,7 +930,7 @@ START_TEST(a_compaction_runs_idle_until_hurried)
 		;
 	ck_assert_int_eq(fcntl(fds[1], F_SETFL, 0), 0);
 	snprintf(why, sizeof(why), "%s.none", jpath);
-	ck_assert_int_eq(compact_start(&c, dbpath, why, false, NULL, fds[1]),
+	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL, fds[1]),
 			 0);
 	ck_assert_int_eq(pthread_getschedparam(c.thread, &policy, &sp), 0);
 	ck_assert_int_eq(policy, SCHED_IDLE);
@@ -1477,6 +1477,88 @@ START_TEST(a_journal_that_cannot_be_written_empties_the_files)
 }
 END_TEST
 
+/* A frame of one put of key=value, sealed, in *len bytes at *p (freed by
+ * the caller). */
+static unsigned char *one_frame(const char *spec, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	unsigned char *p;
+
+	ck_assert_ptr_nonnull(b);
+	FRAME(b, spec);
+	p = unit_take(b, len);
+	evbuffer_free(b);
+	return p;
+}
+
+/* What the journal at path holds, as a scan sees it. */
+static enum journal_state scan_file(const char *path, struct seen *seen)
+{
+	struct journal_map m;
+	struct journal_scan s;
+
+	ck_assert_int_eq(journal_map(path, true, &m), 0);
+	memset(seen, 0, sizeof(*seen));
+	ck_assert_int_eq(journal_scan(m.p, m.len, &s, true, seen_change,
+				      seen_frame, seen), 0);
+	journal_unmap(&m);
+	return s.state;
+}
+
+START_TEST(a_wiped_journal_is_empty_and_reused_in_place)
+{
+	char spare[200];
+	struct journal_out j;
+	struct seen seen;
+	struct stat before, after;
+	unsigned char *f;
+	size_t len;
+
+	snprintf(spare, sizeof(spare), "%s.spare", jpath);
+	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
+	for (int i = 0; i < 200; i++) {
+		char spec[64];
+
+		snprintf(spec, sizeof(spec), "+#k%d=%0*d", i, 40, i);
+		f = one_frame(spec, &len);
+		ck_assert_int_eq(journal_append(&j, f, len), 0);
+		free(f);
+	}
+	ck_assert_int_eq(journal_close(&j, true), 0);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 200);
+
+	/* Wiped: its head, then zeros to its end, which is where it was. */
+	ck_assert_int_eq(rename(jpath, spare), 0);
+	ck_assert_int_eq(stat(spare, &before), 0);
+	ck_assert_int_eq(journal_wipe(spare), 0);
+	ck_assert_int_eq(stat(spare, &after), 0);
+	ck_assert_int_eq(after.st_size, before.st_size);
+	ck_assert_int_eq(after.st_blocks, before.st_blocks);
+	ck_assert_int_eq(scan_file(spare, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 0);
+
+	/* Reused: renamed to the live name, written from its head on, and
+	 * only the new frames are there. */
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096), 0);
+	ck_assert(!exists(spare));
+	ck_assert_int_eq(stat(jpath, &after), 0);
+	ck_assert_int_eq(after.st_ino, before.st_ino);
+	f = one_frame("+#new=1", &len);
+	ck_assert_int_eq(journal_append(&j, f, len), 0);
+	free(f);
+	ck_assert_int_eq(journal_close(&j, false), 0);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 1);
+	ck_assert_str_eq(seen.text, "+#new=1\n");
+
+	/* No spare: nothing opened. */
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(j.fd, -1);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
@@ -1515,6 +1597,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, journals_beside_a_new_database_are_removed);
 	tcase_add_test(t, db_get_reads_the_records_with_the_journals);
 	tcase_add_test(t, a_journal_that_cannot_be_written_empties_the_files);
+	tcase_add_test(t, a_wiped_journal_is_empty_and_reused_in_place);
 	suite_add_tcase(s, t);
 	return s;
 }
