@@ -68,6 +68,8 @@
  * XENSTORED_JOURNAL_QUIET_MS sets the period (0: no quiet rule).
  */
 #define QUIET_MS_DEFAULT 1000
+#define QUIET_MIN (64u << 10)
+#define QUIET_ENV "XENSTORED_JOURNAL_QUIET_MS"
 
 /*
  * The spare journal.  A new journal's every page is allocated, zeroed
@@ -83,8 +85,6 @@
  * which the spare replaces), and the quiet rule removes it.
  */
 #define SPARE_WITHIN_NS 1000000000ull
-#define QUIET_MIN (64u << 10)
-#define QUIET_ENV "XENSTORED_JOURNAL_QUIET_MS"
 
 static const char *const journal_suffix[JOURNALS] = {
 	[JOURNAL_OLD] = ".journal.old",
