@@ -265,7 +265,7 @@ static void report(const struct contender *c, const struct reg *r,
 	       med(r, n, offsetof(struct reg, p99_during)),
 	       bench_median(ratio, n), error[0] ? "  refused: " : "", error);
 	bench_result("watch_register daemon=%s watches=%lu registered=%lu "
-		     "seconds=%.3f cpu_s=%.3f budget_s=%.0f depth=%lu "
+		     "seconds=%.6f cpu_s=%.6f budget_s=%.0f depth=%lu "
 		     "nb_p50_alone_us=%.1f "
 		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
 		     "nb_p99_during_us=%.1f nb_p99_ratio=%.3f repeats=%lu "
