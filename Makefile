@@ -84,7 +84,7 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	watches/watch.c quota/quota.c persist/db.c persist/load.c persist/journal.c \
 	persist/compact.c persist/jindex.c persist/checkpoint.c persist/tdb_space.c persist/crash.c domains/ring.c domains/xen.c \
 	domains/domain.c domains/ring_conn.c domains/restore.c server/server.c \
-	server/forget.c server/state.c server/turn.c ops/ops.c ops/node_ops.c \
+	server/forget.c server/state.c server/turn.c server/waiting.c ops/ops.c ops/node_ops.c \
 	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conn/conn.h"
 #include "log/log.h"
@@ -157,10 +158,35 @@ static bool peek_header(struct conn *c, struct xsd_sockmsg *hdr)
 	return true;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * How many requests of c's make a slice (CONN_SLICE_NS): a batch asks
+ * whether a neighbour waits after each that many.  Judged by its recent
+ * pipelined batches' time a request, so that no request needs the clock:
+ * only a batch of more than one reads it, at its start and its end.
+ */
+static unsigned int slice_requests(const struct conn *c)
+{
+	uint32_t per = c->batch_req_ns, n;
+
+	if (!c->hooks->serve_waiting || !per)
+		return CONN_BATCH;
+	n = CONN_SLICE_NS / per;
+	return n < 1 ? 1 : n < CONN_BATCH ? n : CONN_BATCH;
+}
+
 void conn_handle_input(struct conn *c)
 {
 	char packet[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 1];
-	unsigned int handled = 0;
+	unsigned int handled = 0, slice = slice_requests(c), asked = 0;
+	uint64_t start = 0;	/* a batch of more than one: when it began */
 
 	if (c->in_progress || c->delayed)
 		return;
@@ -201,6 +227,22 @@ void conn_handle_input(struct conn *c)
 		}
 		if (avail < WIRE_HDR_LEN + req.hdr.len)
 			break;
+		if (!handled && avail > WIRE_HDR_LEN + req.hdr.len &&
+		    c->hooks->serve_waiting)
+			start = mono_ns();
+		/* A neighbour waits behind a slice of c, not its batch. */
+		if (handled && handled % slice == 0 && handled != asked) {
+			uint64_t t = mono_ns();
+
+			asked = handled;
+			if (c->hooks->serve_waiting(c)) {
+				schedule_resume(c);
+				break;
+			}
+			if (start)	/* their time is not c's */
+				start += mono_ns() - t;
+			continue;	/* they may have closed or paused c */
+		}
 		evbuffer_remove(c->in, packet, WIRE_HDR_LEN + req.hdr.len);
 		c->in_handled += WIRE_HDR_LEN + req.hdr.len;
 		packet[WIRE_HDR_LEN + req.hdr.len] = '\0';
@@ -212,6 +254,15 @@ void conn_handle_input(struct conn *c)
 		handled++;
 	}
 	c->in_progress = false;
+	if (start && handled > 1) {
+		uint64_t per = (mono_ns() - start) / handled;
+
+		/* Recent batches count most; a slow one (a preemption)
+		 * shortens the next slices only a little. */
+		if (c->batch_req_ns)
+			per = (3 * (uint64_t)c->batch_req_ns + per) / 4;
+		c->batch_req_ns = per > UINT32_MAX ? UINT32_MAX : (uint32_t)per;
+	}
 	if (handled) {
 		/* Even a request without a reply leaves a ring only once
 		 * durable. */

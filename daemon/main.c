@@ -445,6 +445,7 @@ int main(int argc, char **argv)
 		log_error("cannot set up the domain table");
 		goto out_signals;
 	}
+	server_waiting_set(&srv, domains_event_fd(srv.domains), NULL, true);
 	if (db_add_saver(srv.db, domains_save_records, srv.domains) != 0) {
 		log_error("database: no room for the domain table's saver");
 		goto out_signals;

@@ -36,6 +36,7 @@ static const struct timeval accept_pause = { 0, 100000 };
  */
 struct sock {
 	evutil_socket_t fd;
+	struct server *srv;
 	struct conn *c;
 	struct event *rd;		/* EV_READ | EV_PERSIST */
 	struct event *wr;		/* EV_WRITE | EV_PERSIST, while blocked */
@@ -65,6 +66,8 @@ static void sock_update_rd(struct sock *s)
 		event_add(s->rd, NULL);
 	else
 		event_del(s->rd);
+	/* Unread, its requests are not waiting to be handled. */
+	server_waiting_set(s->srv, s->fd, s->c, on);
 }
 
 /* Write what was released; arm wr while the kernel refuses some of it
@@ -144,6 +147,13 @@ static void sock_in_changed(struct evbuffer *buf,
 	}
 }
 
+static void sock_read_now(struct conn *c)
+{
+	struct sock *s = conn_sock(c);
+
+	sock_read_cb(s->fd, EV_READ, s);
+}
+
 static void sock_kick(struct conn *c)
 {
 	struct sock *s = conn_sock(c);
@@ -176,8 +186,10 @@ static void sock_release(struct sock *s)
 		evbuffer_free(s->in);
 	if (s->out)
 		evbuffer_free(s->out);
-	if (s->fd >= 0)
+	if (s->fd >= 0) {
+		server_waiting_set(s->srv, s->fd, NULL, false);
 		close(s->fd);
+	}
 	free(s);
 }
 
@@ -200,6 +212,7 @@ static const struct conn_transport socket_transport = {
 	.set_reading = sock_set_reading,
 	.close = sock_close,
 	.free = sock_free,
+	.read_now = sock_read_now,
 };
 
 /* Serve a connected socket as a client of srv (dom0, privileged). */
@@ -213,6 +226,7 @@ static struct conn *socket_conn_new(struct server *srv, int fd)
 		return NULL;
 	}
 	s->fd = fd;
+	s->srv = srv;
 	s->in = evbuffer_new();
 	s->out = evbuffer_new();
 	s->rd = event_new(srv->base, fd, EV_READ | EV_PERSIST, sock_read_cb, s);

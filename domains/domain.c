@@ -335,6 +335,11 @@ struct domains *domains_new(struct event_base *base, struct db *db,
 	return ds;
 }
 
+int domains_event_fd(const struct domains *ds)
+{
+	return ds->xen ? xen_evtchn_fd(ds->xen) : -1;
+}
+
 void domains_free(struct domains *ds)
 {
 	struct domain *d, *tmp;

@@ -71,6 +71,9 @@ struct domain_hooks {
 struct domains *domains_new(struct event_base *base, struct db *db,
 			    unsigned int master_domid,
 			    const struct domain_hooks *hooks);
+/* The descriptor any guest's notification makes readable (-1 without
+ * Xen): the server asks it whether a guest is waiting. */
+int domains_event_fd(const struct domains *ds);
 /* Close every domain connection and release every ring (shutdown); never
  * writes the database, which may be closed already. */
 void domains_free(struct domains *ds);

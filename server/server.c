@@ -97,6 +97,7 @@ int server_init(struct server *srv, struct event_base *base,
 	if (!dom0_only)
 		return -ENOMEM;
 	memset(srv, 0, sizeof(*srv));
+	srv->waiting_fd = -1;
 	srv->base = base;
 	srv->hooks.dispatch = dispatch;
 	srv->hooks.hold = server_hold;
@@ -105,6 +106,7 @@ int server_init(struct server *srv, struct event_base *base,
 	srv->hooks.freed = server_conn_freed;
 	srv->hooks.drained = server_conn_drained;
 	srv->hooks.max_outstanding = server_max_outstanding;
+	srv->hooks.serve_waiting = server_serve_waiting;
 	srv->hooks.owner = srv;
 	srv->domain_hooks = (struct domain_hooks){
 		.new_conn = dom_new_conn, .privileged = dom_privileged,
@@ -125,6 +127,7 @@ int server_init(struct server *srv, struct event_base *base,
 		}
 	}
 	perms_unref(dom0_only);
+	server_waiting_init(srv);
 	return 0;
 }
 
@@ -170,6 +173,7 @@ void server_destroy(struct server *srv)
 	watch_registry_destroy(&srv->watches);
 	store_destroy(&srv->store);
 	quotas_destroy(&srv->quotas);
+	server_waiting_destroy(srv);
 	free(srv->live_update.binary);
 	free(srv->live_update.cmdline);
 }

@@ -53,6 +53,11 @@ struct server {
 	LIST_HEAD(, conn) held;		/* those with output or handled
 					 * requests waiting for the commit */
 	unsigned long nconns;
+	int waiting_fd;			/* epoll set of the descriptors that
+					 * bring requests (server/waiting.c);
+					 * -1: none */
+	bool serving_waiting;		/* server_serve_waiting is on the
+					 * stack: no nesting */
 	unsigned long open_txns;	/* transactions open, all connections */
 	/* CONTROL live-update: what -f and -c set, when -s was first tried,
 	 * and daemon/'s hook that saves the state and runs the new binary
@@ -149,6 +154,20 @@ void server_turn_end(struct server *srv);
 void server_commit(struct server *srv);
 void server_hold(struct conn *c);
 void server_batch_done(struct conn *c);
+
+/*
+ * Who else has a request waiting (server/waiting.c).  server_waiting_set
+ * puts fd in the set (on) or takes it out: a socket client's while it is
+ * read (c: the connection it brings requests for), the event channel's
+ * (c NULL: some guest).  server_serve_waiting is the connections' hook:
+ * the connections other than c whose descriptor is ready are served now
+ * (read_now); true if a guest waits, which only the loop can serve.  Made
+ * by server_init, closed by server_destroy.
+ */
+void server_waiting_init(struct server *srv);
+void server_waiting_destroy(struct server *srv);
+void server_waiting_set(struct server *srv, int fd, struct conn *c, bool on);
+bool server_serve_waiting(struct conn *c);
 
 /* Live update: a socket client's watches, saved / loaded without firing. */
 void server_save_conn_watches(struct server *srv, struct conn *c,

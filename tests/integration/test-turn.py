@@ -10,7 +10,9 @@ way out of the real binary's loop (daemon/main.c's serve()).
 """
 
 import os
+import shutil
 import sys
+import tempfile
 import threading
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -71,6 +73,83 @@ def test_every_reply_and_event_of_many_pipelining_clients_arrives_with_the_datab
 
 def test_every_reply_and_event_of_many_pipelining_clients_arrives_without_the_database():
     pipelining_clients_and_a_watcher(["--no-database"])
+
+
+BACKLOG = 3000   # WATCHes a client sends at once
+CONN_BATCH = 8   # conn/conn.h
+
+
+def test_a_neighbour_is_served_inside_a_pipelining_clients_batch():
+    """A client with a backlog of slow requests (WATCHes, each longer than
+    a slice of conn.h's CONN_SLICE_NS here) has a neighbour's waiting
+    request served between any two of its own, through the socket
+    transport's read_now (server/waiting.c), not only at the end of each
+    batch of CONN_BATCH.  The trace gives the order requests were handled
+    in: the number of the busy client's requests handled between two of
+    the neighbour's is then any number, where serving only between batches
+    makes it a multiple of CONN_BATCH (but where a batch ended short, at
+    a read's end)."""
+    if skip_in_upstream_mode("our daemon's scheduling of connections"):
+        return
+    tmp = tempfile.mkdtemp(prefix="xsturn-")
+    trace = os.path.join(tmp, "trace")
+    with Daemon(["--trace-file", trace]) as d:
+        busy = RawClient(d.socket_path, timeout=30)
+        nb = RawClient(d.socket_path, timeout=30)
+        nb.write(b"/turn-nb", b"x")
+        problems = []
+        done = threading.Event()
+
+        def take_replies():
+            try:
+                replies = 0
+                while replies < BACKLOG:
+                    t, _, _, p = busy.recv_packet()
+                    if t == XS_WATCH:
+                        replies += 1
+                    elif t != XS_WATCH_EVENT:
+                        problems.append("busy client: %s %r" % (type_name(t), p))
+                        return
+            except Exception as e:  # reported below
+                problems.append("busy client: %s" % e)
+            finally:
+                done.set()
+
+        reader = threading.Thread(target=take_replies)
+        reader.start()
+        busy.send_raw(b"".join(
+            RawClient.packet(XS_WATCH, b"/turn-w/%d\0t\0" % k, req_id=k + 1)
+            for k in range(BACKLOG)))
+        reads = 0
+        while not done.is_set():
+            eq(nb.read(b"/turn-nb"), b"x", "the neighbour's READ")
+            reads += 1
+        reader.join(30)
+        check(not problems, "; ".join(problems[:4]))
+        busy.close()
+        nb.close()
+    with open(trace, "rb") as f:
+        lines = f.read().decode(errors="replace").splitlines()
+    shutil.rmtree(tmp)
+    handled = [l.split() for l in lines if " IN " in l]
+    busy_id = next(f[2] for f in handled if "WATCH" in f)
+    gaps, since = [], None
+    for f in handled:
+        if f[2] == busy_id:
+            since = (since or 0) + 1
+        elif "READ" in f and since is not None:
+            gaps.append(since)
+            since = 0
+    # Only the neighbour's READs made while the backlog lasted count.
+    while gaps and gaps[-1] == 0:
+        gaps.pop()
+    check(len(gaps) >= 20, "only %d of the neighbour's %d READs came during "
+          "the backlog" % (len(gaps), reads))
+    odd = [g for g in gaps if g % CONN_BATCH]
+    check(len(odd) * 3 > len(gaps),
+          "the neighbour was served only between batches: %d of %d gaps "
+          "not a multiple of %d (%s)" % (len(odd), len(gaps), CONN_BATCH,
+                                         gaps[:40]))
 
 
 if __name__ == "__main__":

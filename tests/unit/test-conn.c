@@ -4,6 +4,7 @@
  * that records.
  */
 #include <errno.h>
+#include <time.h>
 
 #include "tests/unit/unit.h"
 
@@ -51,6 +52,14 @@ struct recorder {
 	uint32_t close_on_req_id;	/* 0: never */
 	size_t reply_bytes;		/* bytes to queue on c->out per request */
 	bool reenter;			/* call conn_handle_input from dispatch */
+	uint64_t spin_ns;		/* each dispatch takes this long */
+	/* The serve_waiting hook: how often it was asked, how many requests
+	 * had been dispatched at each ask, its answer (a guest waits), and
+	 * whether it closes the asking connection (a neighbour's request
+	 * that does). */
+	unsigned int asks;
+	unsigned int dispatched_at_ask[MAX_SEEN];
+	bool guest_waits, close_on_ask;
 };
 
 static struct event_base *base;
@@ -81,6 +90,16 @@ static void rec_dispatch(struct conn *conn, const struct request *req)
 		evbuffer_add(conn->out, junk, r->reply_bytes);
 		free(junk);
 	}
+	if (r->spin_ns) {
+		struct timespec t0, t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u +
+			       (uint64_t)t.tv_nsec - (uint64_t)t0.tv_nsec <
+		       r->spin_ns);
+	}
 	if (r->reenter)
 		conn_handle_input(conn);
 	if (r->close_on_req_id && req->hdr.req_id == r->close_on_req_id)
@@ -97,6 +116,17 @@ static void rec_hold(struct conn *conn)
 	ck_assert(conn->held);
 	r->dispatched_at_hold[r->holds] = r->dispatched;
 	r->holds++;
+}
+
+static bool rec_serve_waiting(struct conn *conn)
+{
+	struct recorder *r = conn->hooks->owner;
+
+	ck_assert_uint_lt(r->asks, MAX_SEEN);
+	r->dispatched_at_ask[r->asks++] = r->dispatched;
+	if (r->close_on_ask)
+		conn_close(conn, "a neighbour's request closed it");
+	return r->guest_waits;
 }
 
 static void rec_closed(struct conn *conn)
@@ -324,6 +354,89 @@ START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
 	for (unsigned int i = 0; i < total; i++)
 		ck_assert_uint_eq(rec.req_id[i], i + 1);
 	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+}
+END_TEST
+
+/* With the serve_waiting hook, a batch of slow requests (each longer
+ * than a slice) has the waiting neighbours served after each of them, and
+ * goes on: the first batch only learns their time (it asks nothing),
+ * the next asks before each request after its first. */
+START_TEST(slow_requests_have_the_neighbours_served_each_slice)
+{
+	hooks.serve_waiting = rec_serve_waiting;
+	rec.spin_ns = 2 * CONN_SLICE_NS;
+	for (unsigned int i = 1; i <= 2 * CONN_BATCH; i++)
+		add_read(i);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
+	ck_assert_uint_eq(rec.asks, 0);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH);
+	ck_assert_uint_eq(rec.asks, CONN_BATCH - 1);
+	for (unsigned int i = 0; i < rec.asks; i++)
+		ck_assert_uint_eq(rec.dispatched_at_ask[i], CONN_BATCH + 1 + i);
+	for (unsigned int i = 0; i < rec.dispatched; i++)
+		ck_assert_uint_eq(rec.req_id[i], i + 1);
+}
+END_TEST
+
+/* A guest waiting (only the loop can serve it) ends the batch at the
+ * slice; the rest comes in the next turns. */
+START_TEST(a_waiting_guest_ends_the_batch_at_the_slice)
+{
+	hooks.serve_waiting = rec_serve_waiting;
+	rec.spin_ns = 2 * CONN_SLICE_NS;
+	for (unsigned int i = 1; i <= CONN_BATCH + 3; i++)
+		add_read(i);
+	conn_handle_input(c);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
+	rec.guest_waits = true;
+	loop_once();
+	ck_assert_uint_eq(rec.asks, 1);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 1);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 2);
+	rec.guest_waits = false;
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 3);
+	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+}
+END_TEST
+
+/* A client with one request at a time never asks (nor reads the clock):
+ * there is no batch to cut. */
+START_TEST(one_request_at_a_time_never_asks)
+{
+	hooks.serve_waiting = rec_serve_waiting;
+	rec.spin_ns = 2 * CONN_SLICE_NS;
+	for (unsigned int i = 1; i <= 20; i++) {
+		add_read(i);
+		conn_handle_input(c);
+	}
+	ck_assert_uint_eq(rec.dispatched, 20);
+	ck_assert_uint_eq(rec.asks, 0);
+	ck_assert_uint_eq(c->batch_req_ns, 0);
+}
+END_TEST
+
+/* A neighbour served mid-batch may close the busy connection (a
+ * toolstack releasing its domain): its batch stops there, nothing more is
+ * handled, and it is freed from the loop. */
+START_TEST(a_connection_closed_by_a_served_neighbour_stops)
+{
+	hooks.serve_waiting = rec_serve_waiting;
+	rec.spin_ns = 2 * CONN_SLICE_NS;
+	for (unsigned int i = 1; i <= 2 * CONN_BATCH; i++)
+		add_read(i);
+	conn_handle_input(c);
+	rec.close_on_ask = true;
+	loop_once();
+	ck_assert_uint_eq(rec.asks, 1);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 1);
+	ck_assert_uint_eq(rec.closed, 1);
+	loop_once();
+	ck_assert_uint_eq(rec.freed, 1);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 1);
 }
 END_TEST
 
@@ -651,6 +764,10 @@ static Suite *conn_suite(void)
 	t = tcase_create("flow");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, more_than_a_batch_is_handled_a_batch_per_turn);
+	tcase_add_test(t, slow_requests_have_the_neighbours_served_each_slice);
+	tcase_add_test(t, a_waiting_guest_ends_the_batch_at_the_slice);
+	tcase_add_test(t, one_request_at_a_time_never_asks);
+	tcase_add_test(t, a_connection_closed_by_a_served_neighbour_stops);
 	tcase_add_test(t, handled_requests_hold_the_connection_until_flushed);
 	tcase_add_test(t, closing_connection_is_not_held);
 	tcase_add_test(t, output_waits_for_its_release);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tests/unit/server_rig.h"
@@ -97,6 +98,74 @@ START_TEST(connections_hand_requests_to_the_given_dispatcher)
 	unit_take_packet(c5->out, &rhdr, rbuf);
 	ck_assert_uint_eq(rhdr.req_id, 7);
 	ck_assert_uint_eq(srv.nconns, 2);
+}
+END_TEST
+
+/*
+ * server/waiting.c: asked by a busy connection, the server serves now the
+ * other connections whose descriptor is ready (read_now), not the asker,
+ * not one taken out of the set; a ready descriptor of no connection (the
+ * event channel: some guest) makes the asker yield.  One level only: a
+ * connection served there does not serve others.
+ */
+static bool nested_answer;
+static unsigned int nested_asks;
+
+static void ask_while_served(struct conn *c, const struct request *req)
+{
+	(void)req;
+	nested_asks++;
+	nested_answer = server_serve_waiting(c);
+}
+
+START_TEST(waiting_neighbours_are_served_and_a_waiting_guest_yields)
+{
+	int a[2], b[2], g[2];
+
+	ck_assert_int_ge(srv.waiting_fd, 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, g), 0);
+	server_waiting_set(&srv, a[0], c0, true);
+	server_waiting_set(&srv, b[0], c5, true);
+	ck_assert(!server_serve_waiting(c0));
+	ck_assert_uint_eq(tp0.read_nows + tp5.read_nows, 0);
+
+	/* Both ready: only the other one is served. */
+	ck_assert_int_eq(write(a[1], "x", 1), 1);
+	ck_assert_int_eq(write(b[1], "x", 1), 1);
+	ck_assert(!server_serve_waiting(c0));
+	ck_assert_uint_eq(tp0.read_nows, 0);
+	ck_assert_uint_eq(tp5.read_nows, 1);
+	ck_assert(!server_serve_waiting(c5));
+	ck_assert_uint_eq(tp0.read_nows, 1);
+
+	/* Out of the set (not being read): not served. */
+	server_waiting_set(&srv, b[0], c5, false);
+	ck_assert(!server_serve_waiting(c0));
+	ck_assert_uint_eq(tp5.read_nows, 1);
+
+	/* A guest's notification: the asker yields. */
+	server_waiting_set(&srv, g[0], NULL, true);
+	ck_assert(!server_serve_waiting(c0));
+	ck_assert_int_eq(write(g[1], "x", 1), 1);
+	ck_assert(server_serve_waiting(c0));
+
+	/* c5 served from c0's ask asks in turn: nothing is served again. */
+	server_waiting_set(&srv, g[0], NULL, false);
+	server_waiting_set(&srv, b[0], c5, true);
+	srv.hooks.dispatch = ask_while_served;
+	unit_add_packet(c5->in, XS_READ, 1, 0, "/", 2);
+	ck_assert(!server_serve_waiting(c0));
+	ck_assert_uint_eq(tp5.read_nows, 2);
+	ck_assert_uint_eq(nested_asks, 1);
+	ck_assert(!nested_answer);
+	ck_assert_uint_eq(tp0.read_nows, 1);
+	for (int i = 0; i < 2; i++) {
+		close(a[i]);
+		close(b[i]);
+		close(g[i]);
+	}
 }
 END_TEST
 
@@ -464,6 +533,7 @@ static Suite *server_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, without_a_database_a_batch_is_sent_at_its_end);
 	tcase_add_test(t, privileged_domains_are_master_priv_and_zero);
+	tcase_add_test(t, waiting_neighbours_are_served_and_a_waiting_guest_yields);
 	tcase_add_test(t, a_closed_connection_loses_its_watches_and_transactions);
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);

@@ -134,6 +134,7 @@ struct unit_tp {
 	bool reading;				/* last state asked for */
 	unsigned int closes;
 	unsigned int frees;
+	unsigned int read_nows;			/* read_now calls */
 	struct evbuffer *in, *out;		/* owned; freed by the free hook */
 };
 
@@ -168,6 +169,14 @@ static inline void unit_tp_free(struct conn *c)
 	t->in = t->out = NULL;
 }
 
+/* The medium had nothing more: its queued input is handled, as the
+ * socket's read_now would after reading. */
+static inline void unit_tp_read_now(struct conn *c)
+{
+	((struct unit_tp *)c->tp_data)->read_nows++;
+	conn_handle_input(c);
+}
+
 static inline const struct conn_transport *unit_transport(void)
 {
 	static const struct conn_transport tp = {
@@ -176,6 +185,7 @@ static inline const struct conn_transport *unit_transport(void)
 		.set_reading = unit_tp_set_reading,
 		.close = unit_tp_close,
 		.free = unit_tp_free,
+		.read_now = unit_tp_read_now,
 	};
 
 	return &tp;
