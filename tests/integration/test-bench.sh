@@ -61,6 +61,9 @@ grep -qE "^watch_register daemon=ours .* cpu_s=$pos " "$results"
 ok $? "watch-register gives our daemon's CPU time over the registration"
 bad=$(grep -E '^durability_restart ' "$results" | grep -vE " cpu_ms=$pos " || true)
 is "$bad" "" "every restart line gives the new daemon's CPU time to ready"
+bad=$(grep -E '^durability_restart case=sig' "$results" |
+    grep -vE " ref_ms=$pos cpu_per_ref=$pos( |\$)" || true)
+is "$bad" "" "every restart with a database gives the reference's CPU time and the ratio"
 # Idle CPUs polled for the run where it may ask (root), and the request went with it.
 want=off
 if [ -w /dev/cpu_dma_latency ]; then want=poll; fi
