@@ -357,19 +357,27 @@ START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
 }
 END_TEST
 
-/* With the serve_waiting hook, a batch of slow requests (each longer
- * than a slice) has the waiting neighbours served after each of them, and
- * goes on: the first batch only learns their time (it asks nothing),
- * the next asks before each request after its first. */
-START_TEST(slow_requests_have_the_neighbours_served_each_slice)
+/* Queue total slow requests (each longer than a slice) for a connection
+ * with the serve_waiting hook and handle its first batch, which only
+ * learns their time: it asks nothing. */
+static void first_slow_batch(unsigned int total)
 {
 	hooks.serve_waiting = rec_serve_waiting;
 	rec.spin_ns = 2 * CONN_SLICE_NS;
-	for (unsigned int i = 1; i <= 2 * CONN_BATCH; i++)
+	for (unsigned int i = 1; i <= total; i++)
 		add_read(i);
 	conn_handle_input(c);
 	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
 	ck_assert_uint_eq(rec.asks, 0);
+}
+
+/* With the serve_waiting hook, a batch of slow requests (each longer
+ * than a slice) has the waiting neighbours served after each of them, and
+ * goes on: after the first batch, the next asks before each request
+ * after its first. */
+START_TEST(slow_requests_have_the_neighbours_served_each_slice)
+{
+	first_slow_batch(2 * CONN_BATCH);
 	loop_once();
 	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH);
 	ck_assert_uint_eq(rec.asks, CONN_BATCH - 1);
@@ -384,12 +392,7 @@ END_TEST
  * slice; the rest comes in the next turns. */
 START_TEST(a_waiting_guest_ends_the_batch_at_the_slice)
 {
-	hooks.serve_waiting = rec_serve_waiting;
-	rec.spin_ns = 2 * CONN_SLICE_NS;
-	for (unsigned int i = 1; i <= CONN_BATCH + 3; i++)
-		add_read(i);
-	conn_handle_input(c);
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
+	first_slow_batch(CONN_BATCH + 3);
 	rec.guest_waits = true;
 	loop_once();
 	ck_assert_uint_eq(rec.asks, 1);
@@ -424,11 +427,7 @@ END_TEST
  * handled, and it is freed from the loop. */
 START_TEST(a_connection_closed_by_a_served_neighbour_stops)
 {
-	hooks.serve_waiting = rec_serve_waiting;
-	rec.spin_ns = 2 * CONN_SLICE_NS;
-	for (unsigned int i = 1; i <= 2 * CONN_BATCH; i++)
-		add_read(i);
-	conn_handle_input(c);
+	first_slow_batch(2 * CONN_BATCH);
 	rec.close_on_ask = true;
 	loop_once();
 	ck_assert_uint_eq(rec.asks, 1);
