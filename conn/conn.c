@@ -232,7 +232,7 @@ void conn_handle_input(struct conn *c)
 			start = mono_ns();
 		/* A neighbour waits behind a slice of c, not its batch. */
 		if (handled && handled % slice == 0 && handled != asked) {
-			uint64_t t = mono_ns();
+			uint64_t t = start ? mono_ns() : 0;
 
 			asked = handled;
 			if (c->hooks->serve_waiting(c)) {
