@@ -393,6 +393,21 @@ static double daemon_cpu_ms(const struct daemon *d)
 	return (double)ns / 1e6;
 }
 
+/* The reference's table: the slot holding path, else the empty one where
+ * it goes (FNV-1a, linear probing). */
+static size_t reference_slot(char **slot, size_t mask, const char *path,
+			     size_t len)
+{
+	uint64_t h = 14695981039346656037ull;
+	size_t j;
+
+	for (size_t k = 0; k < len; k++)
+		h = (h ^ (unsigned char)path[k]) * 1099511628211ull;
+	for (j = h & mask; slot[j] && strcmp(slot[j], path); j = (j + 1) & mask)
+		;
+	return j;
+}
+
 /*
  * The reference: work shaped like a load, run in a child on the daemon's
  * CPU just before each restart, its CPU time in ms.  Each of NODES paths
@@ -415,7 +430,7 @@ static double reference_ms(unsigned long nodes)
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
-		size_t cap = 1024, mask;
+		size_t cap = 1024, len;
 		char **slot, path[BENCH_PATH_MAX];
 		unsigned long found = 0;
 
@@ -423,32 +438,24 @@ static double reference_ms(unsigned long nodes)
 			_exit(127);
 		while (cap < 2 * nodes)
 			cap <<= 1;
-		mask = cap - 1;
 		slot = calloc(cap, sizeof(*slot));
 		if (!slot)
 			_exit(127);
-		for (int pass = 0; pass < 2; pass++)
-			for (unsigned long i = 0; i < nodes; i++) {
-				size_t len = (size_t)bench_node_path(
-					path, sizeof(path), i);
-				uint64_t h = 14695981039346656037ull;
-				size_t j;
+		for (unsigned long i = 0; i < nodes; i++) {
+			char **to;
 
-				for (size_t k = 0; k < len; k++)
-					h = (h ^ (unsigned char)path[k]) *
-					    1099511628211ull;
-				for (j = h & mask; slot[j]; j = (j + 1) & mask)
-					if (pass && !strcmp(slot[j], path)) {
-						found++;
-						break;
-					}
-				if (!pass) {
-					slot[j] = malloc(len + 1);
-					if (!slot[j])
-						_exit(127);
-					memcpy(slot[j], path, len + 1);
-				}
-			}
+			len = (size_t)bench_node_path(path, sizeof(path), i);
+			to = &slot[reference_slot(slot, cap - 1, path, len)];
+			*to = malloc(len + 1);
+			if (!*to)
+				_exit(127);
+			memcpy(*to, path, len + 1);
+		}
+		for (unsigned long i = 0; i < nodes; i++) {
+			len = (size_t)bench_node_path(path, sizeof(path), i);
+			found += slot[reference_slot(slot, cap - 1, path, len)] !=
+				 NULL;
+		}
 		_exit(found == nodes ? 0 : 1);
 	}
 	if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
@@ -744,16 +751,17 @@ static void restart_row(const char *label, const char *key, double *ms,
 			const char *fs, double waited_s)
 {
 	double med = bench_median(ms, n), cpu = bench_median(cpu_ms, n);
-	double per_ref[n];
+	double per_ref[n], cpr;
 	char ref[64] = "", col[16] = "";
 
 	/* Each restart's CPU over its own reference's, the median. */
 	if (ref_ms) {
 		for (unsigned long i = 0; i < n; i++)
 			per_ref[i] = cpu_ms[i] / ref_ms[i];
+		cpr = bench_median(per_ref, n);
 		snprintf(ref, sizeof(ref), " ref_ms=%.1f cpu_per_ref=%.3f",
-			 bench_median(ref_ms, n), bench_median(per_ref, n));
-		snprintf(col, sizeof(col), "%.3f", bench_median(per_ref, n));
+			 bench_median(ref_ms, n), cpr);
+		snprintf(col, sizeof(col), "%.3f", cpr);
 	}
 	bench_sort(ms, n);			/* for min..max */
 	printf("  %-26s %8.0f  %8.0f..%-8.0f %8.0f %9s %s\n", label, med,
