@@ -177,15 +177,38 @@ static unsigned int slice_requests(const struct conn *c)
 	uint32_t per = c->batch_req_ns, n;
 
 	if (!c->hooks->serve_waiting || !per)
-		return CONN_BATCH;
+		return CONN_BATCH_MAX;
 	n = CONN_SLICE_NS / per;
-	return n < 1 ? 1 : n < CONN_BATCH ? n : CONN_BATCH;
+	return n < 1 ? 1 : n < CONN_BATCH_MAX ? n : CONN_BATCH_MAX;
+}
+
+/*
+ * The batch of a turn, when avail bytes of requests the size of the
+ * first (size) are queued: half of them, so that the client refills the
+ * half whose replies it gets while the other half is handled, or as many
+ * as the batch before while that many are queued (half of the second
+ * half would shrink a deep pipeline's batches to the least); no longer
+ * than CONN_TURN_NS by its recent batches' time a request; within
+ * CONN_BATCH_MIN and CONN_BATCH_MAX.
+ */
+static unsigned int batch_requests(const struct conn *c, size_t avail,
+				   size_t size)
+{
+	size_t queued = avail / size, n = queued / 2;
+
+	if (n < c->last_batch)
+		n = queued < c->last_batch ? queued : c->last_batch;
+	if (c->batch_req_ns && n > CONN_TURN_NS / c->batch_req_ns)
+		n = CONN_TURN_NS / c->batch_req_ns;
+	return n < CONN_BATCH_MIN ? CONN_BATCH_MIN
+	       : n > CONN_BATCH_MAX ? CONN_BATCH_MAX : (unsigned int)n;
 }
 
 void conn_handle_input(struct conn *c)
 {
 	char packet[WIRE_HDR_LEN + XENSTORE_PAYLOAD_MAX + 1];
 	unsigned int handled = 0, slice = slice_requests(c), asked = 0;
+	unsigned int batch = CONN_BATCH_MIN;
 	uint64_t start = 0;	/* a batch of more than one: when it began */
 
 	if (c->in_progress || c->delayed)
@@ -200,8 +223,8 @@ void conn_handle_input(struct conn *c)
 			c->tp->set_reading(c, false);
 			break;
 		}
-		/* A pipelining client gets a batch a turn (CONN_BATCH). */
-		if (handled == CONN_BATCH) {
+		/* A pipelining client gets a batch a turn. */
+		if (handled == batch) {
 			schedule_resume(c);
 			break;
 		}
@@ -227,6 +250,9 @@ void conn_handle_input(struct conn *c)
 		}
 		if (avail < WIRE_HDR_LEN + req.hdr.len)
 			break;
+		if (!handled)
+			batch = batch_requests(c, avail,
+					       WIRE_HDR_LEN + req.hdr.len);
 		if (!handled && avail > WIRE_HDR_LEN + req.hdr.len &&
 		    c->hooks->serve_waiting)
 			start = mono_ns();
@@ -254,6 +280,8 @@ void conn_handle_input(struct conn *c)
 		handled++;
 	}
 	c->in_progress = false;
+	if (handled)
+		c->last_batch = handled;
 	if (start && handled > 1) {
 		uint64_t per = (mono_ns() - start) / handled;
 

@@ -38,20 +38,27 @@
 #include "protocol/wire.h"
 
 /*
- * Requests handled per loop turn.  A turn ends with the commit and the
- * replies sent: the client gets its first replies while its next ones
- * are handled (64 requests in flight: 1.3x the READs and 1.6x the WRITEs
- * a second of a batch of 64, at 3-15% more CPU a request).
+ * Requests of one connection handled per loop turn: half of those it has
+ * queued, between these bounds, and no more than take CONN_TURN_NS.  A
+ * turn ends with the commit and the replies sent, so a pipelining client
+ * gets the first half's replies and sends more while the second half is
+ * handled.  With 64 WRITEs in flight a batch of 32 made 1.6x the WRITEs a
+ * second of a batch of 8 and 1.3x those of 64; with 16 in flight a batch
+ * of 8 did best (bench/load).  Slow requests (WATCHes, 3-4 us) keep to
+ * batches of 8: in batches of 32 a neighbour's p99 while 100,000 were
+ * registered was 1.7-1.8x its p99 alone, against 1.3-1.4x.
  */
-#define CONN_BATCH 8
+#define CONN_BATCH_MIN 8
+#define CONN_BATCH_MAX 32
+#define CONN_TURN_NS 24000
 /*
  * A batch has the others with a request waiting served (the
  * serve_waiting hook) each time it has run about this long, judged by
  * its recent batches' time a request: a neighbour waits behind a slice
- * of a busy client, not behind 8 of its WATCHes (25-30 us).  The batch
- * goes on after them, so the busy client keeps its turn; asking costs
- * one epoll_wait (0.12 us) a slice, and a batch of requests faster than
- * an eighth of a slice (READs) never asks.
+ * of a busy client, not behind a batch of its WATCHes (25-30 us for 8).
+ * The batch goes on after them, so the busy client keeps its turn; asking
+ * costs one epoll_wait (0.12 us) a slice (about 8 READs), and a batch of
+ * one request never asks.
  */
 #define CONN_SLICE_NS 4000
 #define CONN_OUT_HIGH (256 * 1024)	/* stop reading requests above this */
@@ -124,6 +131,7 @@ struct conn {
 	bool delayed;			/* paused by conn_delay until delay_ev */
 	uint32_t batch_req_ns;		/* its batches of more than one: their
 					 * time a request, recent (0: none) */
+	unsigned int last_batch;	/* requests its last batch handled */
 	bool held;			/* on the owner's list, from conn_hold
 					 * to conn_flush */
 	struct event *delay_ev;		/* owned */

@@ -76,7 +76,7 @@ def test_every_reply_and_event_of_many_pipelining_clients_arrives_without_the_da
 
 
 BACKLOG = 3000   # WATCHes a client sends at once
-CONN_BATCH = 8   # conn/conn.h
+CONN_BATCH_MIN = 8   # conn/conn.h
 
 
 def test_a_neighbour_is_served_inside_a_pipelining_clients_batch():
@@ -84,11 +84,11 @@ def test_a_neighbour_is_served_inside_a_pipelining_clients_batch():
     a slice of conn.h's CONN_SLICE_NS here) has a neighbour's waiting
     request served between any two of its own, through the socket
     transport's read_now (server/waiting.c), not only at the end of each
-    batch of CONN_BATCH.  The trace gives the order requests were handled
-    in: the number of the busy client's requests handled between two of
-    the neighbour's is then any number, where serving only between batches
-    makes it a multiple of CONN_BATCH (but where a batch ended short, at
-    a read's end)."""
+    batch (at least CONN_BATCH_MIN of them).  The trace gives the order
+    requests were handled in: the number of the busy client's requests
+    handled between two of the neighbour's is then mostly one or two (the
+    neighbour's next READ comes while the busy client's next slice runs),
+    where serving only between batches makes it a batch or more."""
     if skip_in_upstream_mode("our daemon's scheduling of connections"):
         return
     tmp = tempfile.mkdtemp(prefix="xsturn-")
@@ -145,11 +145,11 @@ def test_a_neighbour_is_served_inside_a_pipelining_clients_batch():
         gaps.pop()
     check(len(gaps) >= 20, "only %d of the neighbour's %d READs came during "
           "the backlog" % (len(gaps), reads))
-    odd = [g for g in gaps if g % CONN_BATCH]
-    check(len(odd) * 3 > len(gaps),
-          "the neighbour was served only between batches: %d of %d gaps "
-          "not a multiple of %d (%s)" % (len(odd), len(gaps), CONN_BATCH,
-                                         gaps[:40]))
+    median = sorted(gaps)[len(gaps) // 2]
+    check(median < CONN_BATCH_MIN,
+          "the neighbour waited for batches, not slices: a median of %d of "
+          "the busy client's requests between two of its READs (%s)"
+          % (median, gaps[:40]))
 
 
 if __name__ == "__main__":

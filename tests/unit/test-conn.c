@@ -328,32 +328,67 @@ START_TEST(zero_length_packet_is_dispatched_at_once)
 }
 END_TEST
 
-/* A pipelining client gets CONN_BATCH requests a turn, no more, whoever
- * else is ready: a turn ends with its commit and its replies sent, and a
- * neighbour's packet that came meanwhile is seen by the next turn's poll,
- * so it waits behind one batch of this client's. */
-START_TEST(more_than_a_batch_is_handled_a_batch_per_turn)
+/* Queue total requests, handle them to the end, one batch a turn (the
+ * first from the caller, the others from the loop), and note how many
+ * each batch took in counts[]: how many batches there were.  A turn ends
+ * with its commit and its replies sent, so a neighbour's packet that came
+ * meanwhile is seen by the next turn's poll. */
+static unsigned int batches_of(unsigned int total, unsigned int *counts,
+			       unsigned int max)
 {
-	const unsigned int total = 3 * CONN_BATCH + 10;
-	unsigned int turns = 0;
+	unsigned int n = 0;
 
 	for (unsigned int i = 1; i <= total; i++)
 		add_read(i);
 	conn_handle_input(c);
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
+	counts[n++] = rec.dispatched;
 	while (rec.dispatched < total) {
 		unsigned int before = rec.dispatched;
 
-		ck_assert_uint_lt(++turns, 100);
+		ck_assert_uint_lt(n, max);
 		loop_once();
-		ck_assert(rec.dispatched - before == CONN_BATCH ||
-			  rec.dispatched == total);
+		counts[n++] = rec.dispatched - before;
 	}
-	/* Every batch after the first call's, the last one short. */
-	ck_assert_uint_eq(turns, (total + CONN_BATCH - 1) / CONN_BATCH - 1);
 	for (unsigned int i = 0; i < total; i++)
 		ck_assert_uint_eq(rec.req_id[i], i + 1);
 	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
+	return n;
+}
+
+/* A pipelining client's batch is half of what it has queued (it refills
+ * that half while the other is handled), and then as many as its batch
+ * before while that many are queued, not half again. */
+START_TEST(a_batch_is_half_of_what_is_queued)
+{
+	unsigned int counts[8];
+
+	ck_assert_uint_eq(batches_of(40, counts, 8), 2);
+	ck_assert_uint_eq(counts[0], 20);
+	ck_assert_uint_eq(counts[1], 20);
+}
+END_TEST
+
+/* However deep the pipeline, a batch is at most CONN_BATCH_MAX. */
+START_TEST(a_deep_pipeline_is_handled_in_batches_of_the_most)
+{
+	const unsigned int total = 3 * CONN_BATCH_MAX + 4;
+	unsigned int counts[16];
+
+	ck_assert_uint_eq(batches_of(total, counts, 16), 4);
+	for (unsigned int i = 0; i < 3; i++)
+		ck_assert_uint_eq(counts[i], CONN_BATCH_MAX);
+	ck_assert_uint_eq(counts[3], 4);
+}
+END_TEST
+
+/* A shallow one: at least CONN_BATCH_MIN a batch, even of a few queued. */
+START_TEST(a_shallow_pipeline_is_handled_in_batches_of_the_least)
+{
+	unsigned int counts[8];
+
+	ck_assert_uint_eq(batches_of(2 * CONN_BATCH_MIN, counts, 8), 2);
+	ck_assert_uint_eq(counts[0], CONN_BATCH_MIN);
+	ck_assert_uint_eq(counts[1], CONN_BATCH_MIN);
 }
 END_TEST
 
@@ -367,9 +402,29 @@ static void first_slow_batch(unsigned int total)
 	for (unsigned int i = 1; i <= total; i++)
 		add_read(i);
 	conn_handle_input(c);
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MIN);
 	ck_assert_uint_eq(rec.asks, 0);
 }
+
+/* A deep pipeline of slow requests (each longer than a slice) is
+ * handled CONN_BATCH_MIN a turn once they are timed, so that a turn
+ * stays within CONN_TURN_NS. */
+START_TEST(slow_requests_keep_to_the_least_batch)
+{
+	hooks.serve_waiting = rec_serve_waiting;
+	rec.spin_ns = 2 * CONN_SLICE_NS;
+	for (unsigned int i = 1; i <= 4 * CONN_BATCH_MAX; i++)
+		add_read(i);
+	conn_handle_input(c);
+	/* Not timed yet: half of what is queued, up to the most. */
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MAX);
+	ck_assert_uint_gt(c->batch_req_ns, CONN_TURN_NS / CONN_BATCH_MIN);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MAX + CONN_BATCH_MIN);
+	loop_once();
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MAX + 2 * CONN_BATCH_MIN);
+}
+END_TEST
 
 /* With the serve_waiting hook, a batch of slow requests (each longer
  * than a slice) has the waiting neighbours served after each of them, and
@@ -377,12 +432,12 @@ static void first_slow_batch(unsigned int total)
  * after its first. */
 START_TEST(slow_requests_have_the_neighbours_served_each_slice)
 {
-	first_slow_batch(2 * CONN_BATCH);
+	first_slow_batch(2 * CONN_BATCH_MIN);
 	loop_once();
-	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH);
-	ck_assert_uint_eq(rec.asks, CONN_BATCH - 1);
+	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH_MIN);
+	ck_assert_uint_eq(rec.asks, CONN_BATCH_MIN - 1);
 	for (unsigned int i = 0; i < rec.asks; i++)
-		ck_assert_uint_eq(rec.dispatched_at_ask[i], CONN_BATCH + 1 + i);
+		ck_assert_uint_eq(rec.dispatched_at_ask[i], CONN_BATCH_MIN + 1 + i);
 	for (unsigned int i = 0; i < rec.dispatched; i++)
 		ck_assert_uint_eq(rec.req_id[i], i + 1);
 }
@@ -392,16 +447,16 @@ END_TEST
  * slice; the rest comes in the next turns. */
 START_TEST(a_waiting_guest_ends_the_batch_at_the_slice)
 {
-	first_slow_batch(CONN_BATCH + 3);
+	first_slow_batch(CONN_BATCH_MIN + 3);
 	rec.guest_waits = true;
 	loop_once();
 	ck_assert_uint_eq(rec.asks, 1);
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 1);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MIN + 1);
 	loop_once();
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 2);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MIN + 2);
 	rec.guest_waits = false;
 	loop_once();
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 3);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MIN + 3);
 	ck_assert_uint_eq(evbuffer_get_length(c->in), 0);
 }
 END_TEST
@@ -427,15 +482,15 @@ END_TEST
  * handled, and it is freed from the loop. */
 START_TEST(a_connection_closed_by_a_served_neighbour_stops)
 {
-	first_slow_batch(2 * CONN_BATCH);
+	first_slow_batch(2 * CONN_BATCH_MIN);
 	rec.close_on_ask = true;
 	loop_once();
 	ck_assert_uint_eq(rec.asks, 1);
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 1);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MIN + 1);
 	ck_assert_uint_eq(rec.closed, 1);
 	loop_once();
 	ck_assert_uint_eq(rec.freed, 1);
-	ck_assert_uint_eq(rec.dispatched, CONN_BATCH + 1);
+	ck_assert_uint_eq(rec.dispatched, CONN_BATCH_MIN + 1);
 }
 END_TEST
 
@@ -443,7 +498,7 @@ END_TEST
  * take, until the owner's release; then the next ones hold it again. */
 START_TEST(handled_requests_hold_the_connection_until_flushed)
 {
-	const unsigned int total = 2 * CONN_BATCH + 5;
+	const unsigned int total = 2 * CONN_BATCH_MIN + 1;
 
 	/* Nothing complete to handle: nothing to hold. */
 	ck_assert_int_eq(evbuffer_add(c->in, "\1\0", 2), 0);
@@ -455,10 +510,10 @@ START_TEST(handled_requests_hold_the_connection_until_flushed)
 		add_read(i);
 	conn_handle_input(c);
 	ck_assert_uint_eq(rec.holds, 1);
-	ck_assert_uint_eq(rec.dispatched_at_hold[0], CONN_BATCH);
+	ck_assert_uint_eq(rec.dispatched_at_hold[0], CONN_BATCH_MIN);
 	ck_assert_uint_eq(c->in_released, 0);
 	loop_once();
-	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH);
+	ck_assert_uint_eq(rec.dispatched, 2 * CONN_BATCH_MIN);
 	ck_assert_uint_eq(rec.holds, 1);	/* still held */
 	ck_assert_uint_eq(c->in_released, 0);
 	conn_flush(c);
@@ -762,7 +817,10 @@ static Suite *conn_suite(void)
 
 	t = tcase_create("flow");
 	tcase_add_checked_fixture(t, setup, teardown);
-	tcase_add_test(t, more_than_a_batch_is_handled_a_batch_per_turn);
+	tcase_add_test(t, a_batch_is_half_of_what_is_queued);
+	tcase_add_test(t, a_deep_pipeline_is_handled_in_batches_of_the_most);
+	tcase_add_test(t, a_shallow_pipeline_is_handled_in_batches_of_the_least);
+	tcase_add_test(t, slow_requests_keep_to_the_least_batch);
 	tcase_add_test(t, slow_requests_have_the_neighbours_served_each_slice);
 	tcase_add_test(t, a_waiting_guest_ends_the_batch_at_the_slice);
 	tcase_add_test(t, one_request_at_a_time_never_asks);
