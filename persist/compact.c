@@ -148,8 +148,9 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 /* compact_file, the journal then kept as a wiped spare when spare is not
  * NULL (*spared), or removed. */
 static int compact_to(const char *tdb_path, const char *path,
-		      const char *spare, bool check, const struct jindex *ix,
-		      bool *spared, char *why, size_t why_len)
+		      const char *spare, const struct journal_kept *k,
+		      bool check, const struct jindex *ix, bool *spared,
+		      char *why, size_t why_len)
 {
 	struct journal_map m;
 	struct journal_scan s;
@@ -194,7 +195,7 @@ static int compact_to(const char *tdb_path, const char *path,
 	 * never reads a spare (db_open removes it). */
 	if (rc == 0 && spare && rename(path, spare) == 0) {
 		CRASH_POINT("compact-spared");
-		if (journal_wipe(spare) == 0) {
+		if (journal_wipe(spare, k) == 0) {
 			CRASH_POINT("compact-wiped");
 			*spared = true;
 		} else {
@@ -215,7 +216,7 @@ static int compact_to(const char *tdb_path, const char *path,
 int compact_file(const char *tdb_path, const char *path, bool check,
 		 const struct jindex *ix, char *why, size_t why_len)
 {
-	return compact_to(tdb_path, path, NULL, check, ix, NULL, why,
+	return compact_to(tdb_path, path, NULL, NULL, check, ix, NULL, why,
 			  why_len);
 }
 
@@ -224,8 +225,9 @@ static void *run(void *arg)
 	struct compaction *c = arg;
 	uint64_t one = 1;
 
-	c->rc = compact_to(c->tdb_path, c->path, c->spare, c->check,
-			   &c->index, &c->spared, c->why, sizeof(c->why));
+	c->rc = compact_to(c->tdb_path, c->path, c->spare, &c->kept,
+			   c->check, &c->index, &c->spared, c->why,
+			   sizeof(c->why));
 	atomic_store(&c->done, true);
 	/* An eventfd's counter cannot overflow from one add a compaction. */
 	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0)
@@ -235,7 +237,7 @@ static void *run(void *arg)
 
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, const char *spare, bool check,
-		  struct jindex *ix, int wake_fd)
+		  struct jindex *ix, struct journal_kept *k, int wake_fd)
 {
 	struct sched_param idle = { .sched_priority = 0 };
 	sigset_t all, old;
@@ -244,8 +246,17 @@ int compact_start(struct compaction *c, const char *tdb_path,
 	if (c->running) {	/* its index is the running thread's */
 		if (ix)
 			jindex_free(ix);
+		if (k)
+			journal_kept_free(k);
 		errno = EBUSY;
 		return -1;
+	}
+	journal_kept_free(&c->kept);
+	if (k && spare) {
+		c->kept = *k;
+		k->map = NULL;
+	} else if (k) {
+		journal_kept_free(k);
 	}
 	jindex_free(&c->index);		/* off: the journal is read whole */
 	if (ix) {

@@ -43,6 +43,11 @@ struct compaction {
 	const char *path;		/* borrowed */
 	const char *spare;		/* borrowed; NULL: none */
 	bool spared;			/* the journal is now the spare */
+	struct journal_kept kept;	/* the journal's mapping, owned
+					 * (none: map NULL): the wipe goes
+					 * through it, and once joined the
+					 * loop takes it back with the spare
+					 * (db.c) */
 	bool check;
 	struct jindex index;		/* the journal's, owned (off: none) */
 	int wake_fd;			/* an eventfd the thread adds 1 to
@@ -56,10 +61,12 @@ struct compaction {
  * merged journal goes, wiped (journal_wipe), to be the next live one
  * (c->spared once done), rather than be removed; NULL: removed.  ix:
  * the journal's index (NULL: none, it is read whole), the compaction's
- * from now on; *ix is left off, whatever the result. */
+ * from now on; *ix is left off, whatever the result.  k (or NULL): the
+ * loop's mapping of the journal, c->kept from now on (freed unless it
+ * is to be the spare); *k is left empty, whatever the result. */
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, const char *spare, bool check,
-		  struct jindex *ix, int wake_fd);
+		  struct jindex *ix, struct journal_kept *k, int wake_fd);
 /* The journal grows faster than the compaction drains it (a loop that
  * leaves its CPU no idle time): from now on it runs at the loop's
  * priority, so that the journals stay bounded. */

@@ -405,16 +405,18 @@ static void release_tdb(struct db *db)
 	db->tdb = NULL;
 }
 
-/* ix: the old journal's index, which the compaction takes; NULL: none.
- * spare: the journal is kept as the spare (above), if none is and this
- * daemon wrote it (its head is this version's). */
-static void start_compaction(struct db *db, struct jindex *ix, bool spare)
+/* ix: the old journal's index, which the compaction takes; NULL: none;
+ * so does it k, its mapping (or NULL).  spare: the journal is kept as
+ * the spare (above), if none is and this daemon wrote it (its head is
+ * this version's). */
+static void start_compaction(struct db *db, struct jindex *ix,
+			     struct journal_kept *k, bool spare)
 {
 	spare = spare && !db->spare_ready && !db->jfound[JOURNAL_OLD];
 	release_tdb(db);
 	if (compact_start(&db->compaction, db->path, db->jpath[JOURNAL_OLD],
 			  spare ? db->spare_path : NULL,
-			  db->jfound[JOURNAL_OLD], ix, db->wake_fd) != 0)
+			  db->jfound[JOURNAL_OLD], ix, k, db->wake_fd) != 0)
 		/* Tried again at the next commit; the journal meanwhile
 		 * grows on. */
 		log_warn("database %s: cannot start a compaction: %s",
@@ -434,8 +436,14 @@ static void reap_compaction(struct db *db, bool wait)
 		return;
 	}
 	db->jexists[JOURNAL_OLD] = false;
-	if (db->compaction.spared)
+	if (db->compaction.spared) {
 		db->spare_ready = true;
+		/* Its mapping comes with it. */
+		journal_kept_free(&db->kept);
+		db->kept = db->compaction.kept;
+		db->compaction.kept.map = NULL;
+	}
+	journal_kept_free(&db->compaction.kept);
 	checkpoint_written(db);
 }
 
@@ -446,6 +454,7 @@ static void drop_spare(struct db *db)
 		log_warn("database %s: cannot remove %s: %s", db->path,
 			 db->spare_path, strerror(errno));
 	db->spare_ready = false;
+	journal_kept_free(&db->kept);
 }
 
 static uint64_t now_ns(void)
@@ -465,8 +474,9 @@ static int next_journal(struct db *db)
 	if (db->spare_ready) {
 		db->spare_ready = false;
 		if (journal_reuse(&db->jout, db->spare_path, live,
-				  journal_ahead(db)) == 0)
+				  journal_ahead(db), &db->kept) == 0)
 			return 0;
+		journal_kept_free(&db->kept);
 		/* Renamed or not, a new journal replaces it. */
 		log_warn("database %s: cannot reuse %s: %s", db->path,
 			 db->spare_path, strerror(errno));
@@ -490,16 +500,19 @@ static void wait_compaction(struct db *db)
  * one takes the next commit. */
 static void rotate(struct db *db)
 {
+	struct journal_kept kept;
 	struct jindex old;
 	uint64_t now;
 	bool fast;
 
-	/* Its zeros cut before the rename: the old journal is its frames. */
-	if (journal_close(&db->jout, true) != 0) {
+	/* Its zeros cut before the rename: the old journal is its frames.
+	 * Its mapping is kept, in case it becomes the spare. */
+	if (journal_close_keep(&db->jout, &kept) != 0) {
 		db_fail(db, "closing the journal", strerror(errno));
 		return;
 	}
 	if (rename(db->jpath[JOURNAL_LIVE], db->jpath[JOURNAL_OLD]) != 0) {
+		journal_kept_free(&kept);
 		db_fail(db, "renaming the journal", strerror(errno));
 		return;
 	}
@@ -507,8 +520,10 @@ static void rotate(struct db *db)
 	db->jfound[JOURNAL_OLD] = db->jfound[JOURNAL_LIVE];
 	db->jexists[JOURNAL_LIVE] = db->jfound[JOURNAL_LIVE] = false;
 	CRASH_POINT("rotate-renamed");
-	if (next_journal(db) != 0)
+	if (next_journal(db) != 0) {
+		journal_kept_free(&kept);
 		return;
+	}
 	db->jexists[JOURNAL_LIVE] = true;
 	CRASH_POINT("rotate-created");
 	/* The index goes with its journal, to the compaction; the new
@@ -518,7 +533,7 @@ static void rotate(struct db *db)
 	now = now_ns();
 	fast = db->last_rotate_ns && now - db->last_rotate_ns < SPARE_WITHIN_NS;
 	db->last_rotate_ns = now;
-	start_compaction(db, &old, fast);
+	start_compaction(db, &old, &kept, fast);
 }
 
 /* Start what the journals' sizes call for, once the start-up is over
@@ -538,7 +553,7 @@ static void compact_past(struct db *db, uint64_t enough)
 		return;
 	}
 	if (db->jexists[JOURNAL_OLD])
-		start_compaction(db, NULL, false);
+		start_compaction(db, NULL, NULL, false);
 	/* Not with changes pending (a compaction that ends in the middle of
 	 * a turn): the index has them at offsets of this journal.  The
 	 * turn's commit comes back here. */
@@ -1078,6 +1093,8 @@ static void db_free(struct db *db)
 	/* Its zeros stay (a reader takes them for the end): another
 	 * process may have written after this one's last frame. */
 	journal_close(&db->jout, false);
+	journal_kept_free(&db->kept);
+	journal_kept_free(&db->compaction.kept);
 	drop_side_records(db);
 	drop_journal_reads(db);
 	jindex_free(&db->jindex);

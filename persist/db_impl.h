@@ -91,6 +91,9 @@ struct db {
 	 * (last_rotate_ns: the last rotation's time). */
 	char *spare_path;
 	bool spare_ready;
+	/* The mapping of the journal that is, or is being made, the spare
+	 * (journal.h): its page tables go with it into the next life. */
+	struct journal_kept kept;
 	uint64_t last_rotate_ns;
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */

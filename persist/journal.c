@@ -406,7 +406,7 @@ static int journal_create(const char *path)
 	return fd;
 }
 
-int journal_wipe(const char *path)
+int journal_wipe(const char *path, const struct journal_kept *k)
 {
 	static const unsigned char zero[64 << 10];
 	int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -418,7 +418,16 @@ int journal_wipe(const char *path)
 		return -1;
 	if (fstat(fd, &sb) != 0)
 		goto fail;
-	for (at = (off_t)schema_journal_head_len(); at < sb.st_size;) {
+	at = (off_t)schema_journal_head_len();
+	if (k && k->map && k->dev == sb.st_dev && k->ino == sb.st_ino &&
+	    (off_t)k->populated > at) {
+		off_t to = (off_t)k->populated < sb.st_size
+				   ? (off_t)k->populated : sb.st_size;
+
+		memset(k->map + at, 0, (size_t)(to - at));
+		at = to;
+	}
+	while (at < sb.st_size) {
 		size_t n = sb.st_size - at < (off_t)sizeof(zero)
 				   ? (size_t)(sb.st_size - at) : sizeof(zero);
 
@@ -477,29 +486,32 @@ static int journal_reserve(struct journal_out *j, size_t need)
 	return 0;
 }
 
-/* The mapping's page tables filled up to the allocated end, before a
- * copy reaches past what was: a fault a page otherwise.  Only copies
- * need it: frames written with pwrite never touch the mapping.  An
- * older kernel faults instead. */
+/* The mapping's page tables filled past need, up to ahead bytes more
+ * (a spare's whole file at once would stall the loop for milliseconds),
+ * before a copy reaches past what was: a fault a page otherwise.  Only
+ * copies need it: frames written with pwrite never touch the mapping.
+ * An older kernel faults instead. */
 static void journal_populate(struct journal_out *j, size_t need)
 {
-	size_t from;
+	size_t from, to;
 
 	if (need <= j->populated)
 		return;
 	/* From the page that holds the last byte populated before
 	 * (madvise wants a page's start). */
 	from = j->populated / 4096 * 4096;
-	(void)madvise(j->map + from, j->allocated - from,
-		      MADV_POPULATE_WRITE);
-	j->populated = j->allocated;
+	to = round_up(need, j->ahead);
+	if (to > j->allocated)
+		to = j->allocated;
+	(void)madvise(j->map + from, to - from, MADV_POPULATE_WRITE);
+	j->populated = to;
 }
 
 /* Take fd (an open journal whose first end bytes are its head and whole
  * frames, allocated bytes allocated) as j's: 0, or -1 with errno (fd
  * closed). */
 static int attach(struct journal_out *j, int fd, size_t end,
-		  size_t allocated, size_t ahead)
+		  size_t allocated, size_t ahead, struct journal_kept *k)
 {
 	int err;
 
@@ -507,9 +519,20 @@ static int attach(struct journal_out *j, int fd, size_t end,
 	j->ahead = round_up(ahead ? ahead : 1, 4096);
 	j->end = j->populated = end;
 	j->allocated = allocated;
-	j->mapped = round_up(allocated + 1, JOURNAL_MAP_MIN);
-	j->map = mmap(NULL, j->mapped, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      j->fd, 0);
+	if (k && k->map) {
+		/* Beyond the file's end, truncation dropped them. */
+		j->map = k->map;
+		j->mapped = k->mapped;
+		j->populated = k->populated < allocated ? k->populated
+							: allocated;
+		if (j->populated < end)
+			j->populated = end;
+		k->map = NULL;
+	} else {
+		j->mapped = round_up(allocated + 1, JOURNAL_MAP_MIN);
+		j->map = mmap(NULL, j->mapped, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, j->fd, 0);
+	}
 	if (j->map == MAP_FAILED) {
 		j->map = NULL;
 		goto fail;
@@ -546,11 +569,12 @@ int journal_open(struct journal_out *j, const char *path, size_t whole,
 	}
 	if (fd < 0)
 		return -1;
-	return attach(j, fd, whole, whole, ahead);
+	j->reused = false;
+	return attach(j, fd, whole, whole, ahead, NULL);
 }
 
 int journal_reuse(struct journal_out *j, const char *spare, const char *path,
-		  size_t ahead)
+		  size_t ahead, struct journal_kept *k)
 {
 	size_t head = schema_journal_head_len();
 	struct stat sb;
@@ -569,10 +593,18 @@ int journal_reuse(struct journal_out *j, const char *spare, const char *path,
 		err = errno;
 	else if ((size_t)sb.st_size < head)
 		err = EINVAL;
-	else
+	else {
 		/* Its pages are there, zeros after the head (journal_wipe):
-		 * only the mapping's page tables are new. */
-		return attach(j, fd, head, (size_t)sb.st_size, ahead);
+		 * only the mapping's page tables may be new. */
+		bool ours = k && k->map && k->dev == sb.st_dev &&
+			    k->ino == sb.st_ino;
+
+		if (k && !ours)
+			journal_kept_free(k);
+		j->reused = true;
+		return attach(j, fd, head, (size_t)sb.st_size, ahead,
+			      ours ? k : NULL);
+	}
 	close(fd);
 	errno = err;
 	return -1;
@@ -583,7 +615,11 @@ int journal_reuse(struct journal_out *j, const char *spare, const char *path,
  * with pwrite.  A copy costs little a byte, but the first store to each
  * page of a fresh mapping is dear where the hypervisor keeps shadow page
  * tables (about 8 us a page on the bench machines, against 2 us for a
- * small write()): past about 1.2 KiB the system call is cheaper.
+ * small write()): past about 1.2 KiB the system call is cheaper.  Unless
+ * the page tables are filled already, or will be worth filling: a spare
+ * keeps its mapping from one life to the next (journal_kept), and with
+ * it its page tables; there every frame is a copy (a twentieth of a
+ * pwrite's cost a byte here, and no system call).
  */
 #define JOURNAL_COPY_MAX 1024
 
@@ -599,7 +635,8 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 	if (journal_reserve(j, j->end + len) != 0)
 		return -1;
 	at = j->map + j->end;
-	if (len > JOURNAL_COPY_MAX) {
+	if (len > JOURNAL_COPY_MAX && j->end + len > j->populated &&
+	    !j->reused) {
 		size_t done = 0;
 
 		/* The kernel copies in order, head first, as below. */
@@ -635,6 +672,37 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 	}
 	j->end += len;
 	return 0;
+}
+
+void journal_kept_free(struct journal_kept *k)
+{
+	if (k->map)
+		munmap(k->map, k->mapped);
+	k->map = NULL;
+}
+
+int journal_close_keep(struct journal_out *j, struct journal_kept *k)
+{
+	struct stat sb;
+	int err;
+
+	k->map = NULL;
+	if (j->fd >= 0 && j->map && fstat(j->fd, &sb) == 0) {
+		*k = (struct journal_kept){
+			.map = j->map, .mapped = j->mapped,
+			/* Cut below: the pages past the end go. */
+			.populated = j->populated < j->end ? j->populated
+							   : j->end,
+			.dev = sb.st_dev, .ino = sb.st_ino,
+		};
+		j->map = NULL;
+	}
+	if (journal_close(j, true) == 0)
+		return 0;
+	err = errno;
+	journal_kept_free(k);
+	errno = err;
+	return -1;
 }
 
 int journal_close(struct journal_out *j, bool cut)

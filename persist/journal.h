@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "schema/schema.h"
 
@@ -100,12 +101,14 @@ int journal_fold_file(const char *path, bool check, struct journal_map *m,
  * to a kilobyte is a copy into the page cache, which a kill -9 keeps as
  * it keeps a write(), without the system call (1 to 2 us on a virtual
  * machine, a tenth of a request's cost); a larger one is a pwrite at
- * the same place.  Space is allocated ahead with fallocate, so that a
- * full file system is an error here, never a SIGBUS at the copy; the
- * file therefore ends in zeros until journal_close cuts them, and
- * journal_scan takes a zero tail for the end.  A frame's head is copied
- * before its payload: a copy cut short leaves a frame that fails its
- * checksum with zeros after it, a torn tail.
+ * the same place, unless the mapping's page tables are filled there
+ * already (a spare's, journal_kept), or its file is a spare whose pages
+ * stay: then it is a copy too.  Space is allocated ahead with fallocate,
+ * so that a full file system is an error here, never a SIGBUS at the
+ * copy; the file therefore ends in zeros until journal_close cuts them,
+ * and journal_scan takes a zero tail for the end.  A frame's head is
+ * copied before its payload: a copy cut short leaves a frame that fails
+ * its checksum with zeros after it, a torn tail.
  */
 struct journal_out {
 	int fd;			/* -1: closed */
@@ -115,7 +118,28 @@ struct journal_out {
 	size_t populated;	/* bytes of the mapping, page tables filled */
 	size_t end;		/* the head and the whole frames */
 	size_t ahead;		/* allocated ahead of end, at least */
+	bool reused;		/* its file is a spare's: pages it had before
+				 * are worth their page tables (above) */
 };
+
+/*
+ * A closed journal's mapping, kept for when its file comes back as the
+ * spare (journal_reuse): filling a mapping's page tables costs about what
+ * writing the bytes costs (a few microseconds a page on a virtual
+ * machine), and a spare's stay filled from one life to the next, so that
+ * its commits are copies with neither a system call nor a fault.  The
+ * file's dev and inode name it: while mapped, its inode cannot be used
+ * again.
+ */
+struct journal_kept {
+	unsigned char *map;	/* NULL: none */
+	size_t mapped;
+	size_t populated;
+	dev_t dev;
+	ino_t ino;
+};
+
+void journal_kept_free(struct journal_kept *k);
 
 /* Create the journal at path (whole == 0), or continue the one there,
  * cut to its first whole bytes, allocating about ahead bytes at a time:
@@ -128,15 +152,18 @@ int journal_open(struct journal_out *j, const char *path, size_t whole,
  * from its head to its end.  Its pages stay allocated: a new journal's
  * first write to each page costs a page's allocation and zeroing,
  * several microseconds on a virtual machine, where this costs a copy.
+ * When k (or NULL) is the file's mapping, the zeros are stored through
+ * it where its page tables are filled (a tenth of a write's cost).
  * Allocates nothing.  0, or -1 with errno (then it is part wiped: not
  * to be used).
  */
-int journal_wipe(const char *path);
+int journal_wipe(const char *path, const struct journal_kept *k);
 /* Rename the wiped journal spare to path and open it as journal_open
- * opens a new one: 0, or -1 with errno (nothing open; path may then be
- * the spare, renamed). */
+ * opens a new one, through k's mapping when k is the spare's (k is then
+ * empty): 0, or -1 with errno (nothing open; path may then be the spare,
+ * renamed). */
 int journal_reuse(struct journal_out *j, const char *spare, const char *path,
-		  size_t ahead);
+		  size_t ahead, struct journal_kept *k);
 /* Append a sealed frame of len bytes (its SCHEMA_FRAME_HEAD bytes of
  * head, then the payload): 0, or -1 with errno (nothing appended). */
 int journal_append(struct journal_out *j, const unsigned char *frame,
@@ -145,5 +172,8 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
  * -1 with errno (closed all the same).  Closing a closed one does
  * nothing. */
 int journal_close(struct journal_out *j, bool cut);
+/* journal_close with cut, its mapping handed to k (k empty when it had
+ * none, or closing failed: then -1 with errno). */
+int journal_close_keep(struct journal_out *j, struct journal_kept *k);
 
 #endif

@@ -597,17 +597,29 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
         w = Writer()
         env = {"XENSTORED_JOURNAL_LIMIT": "8k", "XENSTORED_JOURNAL_QUIET_MS": "400"}
         life = Life(dir, 1, env=env).start()
-        spares, reused = set(), False
+        spares, reused, carried = set(), False, False
+        before = {}     # inode: where the daemon mapped it, not live
         deadline = time.monotonic() + 30
-        while not reused and time.monotonic() < deadline:
+        while not (reused and carried) and time.monotonic() < deadline:
             w.run(life.sock, 10)
             try:
                 spares.add(os.stat(spare).st_ino)
                 reused = os.stat(j).st_ino in spares
             except FileNotFoundError:
                 reused = os.stat(j).st_ino in spares
+            maps = journal_mappings(life.proc.pid)
+            check(len(maps) <= 2, "more than the live journal's mapping "
+                  "and the spare's: %s" % maps)
+            # The spare's mapping, page tables and all, is the one its
+            # next life writes through.
+            for start, ino, name in maps:
+                if name.endswith(".journal"):
+                    carried = carried or start in before.get(ino, ())
+                else:
+                    before.setdefault(ino, set()).add(start)
         check(spares, "no spare journal while journals filled fast")
         check(reused, "no spare became the live journal")
+        check(carried, "no spare was written through the mapping it had")
         # At rest (a 400 ms quiet period): the spare goes, and what it
         # held was only zeros after its head.
         w.run(life.sock, 60)
@@ -621,6 +633,10 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
             check(data[64:] == bytes(len(data) - 64), "the spare holds changes")
         wait_for(lambda: not os.path.exists(spare), "the quiet rule to remove the spare",
                  timeout=10)
+        # Its mapping went with it: no journal's pages held by a mapping.
+        maps = journal_mappings(life.proc.pid)
+        check(all(name.endswith(".journal") for _, _, name in maps),
+              "mappings beside the live journal's: %s" % maps)
         # A clean stop leaves none either.
         while not os.path.exists(spare) and time.monotonic() < deadline + 30:
             w.run(life.sock, 10)
@@ -634,6 +650,20 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
         same_state(life.sock, w, "after a start beside a damaged spare")
         check(not os.path.exists(spare), "the spare left by a crash is still there")
         eq(life.term(), 0, "exit status")
+
+
+def journal_mappings(pid):
+    """The daemon's shared writable mappings of journal files: (start,
+    inode, name), the name as it is now (" (deleted)" after it)."""
+    found = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if (len(fields) == 6 and fields[1] == "rw-s"
+                    and DB + ".journal" in fields[5]):
+                found.append((fields[0].split("-")[0], int(fields[4]),
+                              fields[5].strip()))
+    return found
 
 
 def anon_kb(pid):

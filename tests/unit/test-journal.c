@@ -930,7 +930,7 @@ START_TEST(a_compaction_runs_idle_until_hurried)
 		;
 	ck_assert_int_eq(fcntl(fds[1], F_SETFL, 0), 0);
 	snprintf(why, sizeof(why), "%s.none", jpath);
-	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL, fds[1]),
+	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL, NULL, fds[1]),
 			 0);
 	ck_assert_int_eq(pthread_getschedparam(c.thread, &policy, &sp), 0);
 	ck_assert_int_eq(policy, SCHED_IDLE);
@@ -1531,7 +1531,7 @@ START_TEST(a_wiped_journal_is_empty_and_reused_in_place)
 	/* Wiped: its head, then zeros to its end, which is where it was. */
 	ck_assert_int_eq(rename(jpath, spare), 0);
 	ck_assert_int_eq(stat(spare, &before), 0);
-	ck_assert_int_eq(journal_wipe(spare), 0);
+	ck_assert_int_eq(journal_wipe(spare, NULL), 0);
 	ck_assert_int_eq(stat(spare, &after), 0);
 	ck_assert_int_eq(after.st_size, before.st_size);
 	ck_assert_int_eq(after.st_blocks, before.st_blocks);
@@ -1540,7 +1540,7 @@ START_TEST(a_wiped_journal_is_empty_and_reused_in_place)
 
 	/* Reused: renamed to the live name, written from its head on, and
 	 * only the new frames are there. */
-	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096), 0);
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, NULL), 0);
 	ck_assert(!exists(spare));
 	ck_assert_int_eq(stat(jpath, &after), 0);
 	ck_assert_int_eq(after.st_ino, before.st_ino);
@@ -1553,9 +1553,115 @@ START_TEST(a_wiped_journal_is_empty_and_reused_in_place)
 	ck_assert_str_eq(seen.text, "+#new=1\n");
 
 	/* No spare: nothing opened. */
-	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096), -1);
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, NULL), -1);
 	ck_assert_int_eq(errno, ENOENT);
 	ck_assert_int_eq(j.fd, -1);
+}
+END_TEST
+
+/* Bytes of the file at path from offset at on: all zeros? */
+static bool zeros_from(const char *path, off_t at)
+{
+	unsigned char buf[4096];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+	bool zero = true;
+
+	ck_assert_int_ge(fd, 0);
+	while (zero && (n = pread(fd, buf, sizeof(buf), at)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			zero = zero && !buf[i];
+		at += n;
+	}
+	close(fd);
+	return zero;
+}
+
+START_TEST(a_spare_keeps_its_mapping_from_one_life_to_the_next)
+{
+	char spare[200], other[200];
+	struct journal_out j;
+	struct journal_kept k, k2;
+	struct seen seen;
+	unsigned char *f, *map;
+	size_t len, populated;
+
+	snprintf(spare, sizeof(spare), "%s.spare", jpath);
+	snprintf(other, sizeof(other), "%s.other", jpath);
+	/* A first life: frames larger than a copy's (JOURNAL_COPY_MAX) go
+	 * by pwrite, small ones are copies, and fill page tables. */
+	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
+	for (int i = 0; i < 300; i++) {
+		char spec[2100];
+
+		snprintf(spec, sizeof(spec), "+#k%d=%0*d", i,
+			 i % 2 ? 40 : 2000, i);
+		f = one_frame(spec, &len);
+		ck_assert_int_eq(journal_append(&j, f, len), 0);
+		free(f);
+	}
+	map = j.map;
+	ck_assert_int_eq(journal_close_keep(&j, &k), 0);
+	ck_assert_ptr_eq(k.map, map);
+	ck_assert_uint_gt(k.populated, 4096);
+	ck_assert_int_eq(j.fd, -1);
+	ck_assert_ptr_null(j.map);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 300);
+
+	/* Wiped through the mapping where it can be, by writes past it:
+	 * zeros after the head either way. */
+	k.populated = 8192 + 100;	/* both ways, then */
+	ck_assert_int_eq(rename(jpath, spare), 0);
+	ck_assert_int_eq(journal_wipe(spare, &k), 0);
+	ck_assert(zeros_from(spare, (off_t)schema_journal_head_len()));
+	ck_assert_int_eq(scan_file(spare, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 0);
+
+	/* The next life takes the mapping over, its page tables with it,
+	 * and every frame is a copy: its bytes are in the mapping. */
+	populated = k.populated;
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, &k), 0);
+	ck_assert_ptr_null(k.map);
+	ck_assert_ptr_eq(j.map, map);
+	ck_assert_uint_eq(j.populated, populated);
+	ck_assert(j.reused);
+	{
+		char spec[2100];
+
+		snprintf(spec, sizeof(spec), "+#big=%0*d", 2000, 7);
+		f = one_frame(spec, &len);
+	}
+	ck_assert_uint_gt(len, 1024);
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(journal_append(&j, f, len), 0);
+	free(f);
+	/* By pwrite, the page tables would have stayed as they were. */
+	ck_assert_uint_gt(j.end, populated);
+	ck_assert_uint_ge(j.populated, j.end);
+	f = one_frame("+#last=1", &len);
+	ck_assert_int_eq(journal_append(&j, f, len), 0);
+	free(f);
+	ck_assert_uint_ge(j.populated, j.end);
+	ck_assert_int_eq(journal_close_keep(&j, &k), 0);
+	ck_assert_ptr_eq(k.map, map);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 41);
+
+	/* Another file's mapping is not taken: it is let go, and the
+	 * spare mapped anew. */
+	ck_assert_int_eq(journal_open(&j, other, 0, 4096), 0);
+	ck_assert_int_eq(journal_close_keep(&j, &k2), 0);
+	ck_assert_int_eq(rename(jpath, spare), 0);
+	ck_assert_int_eq(journal_wipe(spare, &k2), 0);
+	ck_assert(zeros_from(spare, (off_t)schema_journal_head_len()));
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, &k2), 0);
+	ck_assert_ptr_null(k2.map);
+	ck_assert_uint_eq(j.populated, schema_journal_head_len());
+	ck_assert_int_eq(journal_close(&j, true), 0);
+	journal_kept_free(&k);
+	ck_assert_ptr_null(k.map);
+	unlink(other);
 }
 END_TEST
 
@@ -1598,6 +1704,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, db_get_reads_the_records_with_the_journals);
 	tcase_add_test(t, a_journal_that_cannot_be_written_empties_the_files);
 	tcase_add_test(t, a_wiped_journal_is_empty_and_reused_in_place);
+	tcase_add_test(t, a_spare_keeps_its_mapping_from_one_life_to_the_next);
 	suite_add_tcase(s, t);
 	return s;
 }
