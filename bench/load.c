@@ -119,7 +119,8 @@ static struct {
 	unsigned long clients, depth, nodes, idle, watches, rounds, ms, budget;
 	unsigned long slice_ms;
 	double steady;		/* -g: the probe's bound, times the usual */
-} opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60, 0, 0 };
+	bool rest;		/* -R: the memory at rest, after the rounds */
+} opt = { W_READ, false, 1, 64, 1000, 0, 0, 5, 300, 60, 0, 0, false };
 
 /* Rounds with a turn measured on an unsteady host, the wait for a
  * steady one having run out (bench/steady.h). */
@@ -145,6 +146,8 @@ struct daemon {
 	double *cpu;		/* per round: its CPU microseconds per op */
 	double *allin;		/* per round: RSS + its tmpfs files, kB */
 	double files_kb;	/* its tmpfs files after the last round */
+	double rest_rss_kb, rest_files_kb;	/* at rest (-R); 0: not */
+	unsigned long rest_wait_ms;	/* how long it took to come to rest */
 	unsigned long retries;
 };
 
@@ -1433,7 +1436,7 @@ static void report(struct daemon *ds, int n)
 	for (int i = 0; i < n; i++) {
 		struct daemon *d = &ds[i];
 		double p50, p99, rss, cpu, allin;
-		char extra[160] = "", per[1024];
+		char extra[320] = "", per[1024];
 		size_t l;
 
 		if (d->skipped) {
@@ -1472,6 +1475,18 @@ static void report(struct daemon *ds, int n)
 			snprintf(extra, sizeof(extra), " cpu_us=%.3f "
 				 "files_kb=%.0f allin_kb=%.0f", cpu,
 				 d->files_kb, allin);
+		if (d->pid && opt.rest) {
+			l = strlen(extra);
+			printf("  at rest %.1f MB (%.1f of files; after %lu ms)",
+			       (d->rest_rss_kb + d->rest_files_kb) / 1024,
+			       d->rest_files_kb / 1024, d->rest_wait_ms);
+			snprintf(extra + l, sizeof(extra) - l,
+				 " rest_rss_kb=%.0f rest_files_kb=%.0f "
+				 "rest_kb=%.0f rest_wait_ms=%lu",
+				 d->rest_rss_kb, d->rest_files_kb,
+				 d->rest_rss_kb + d->rest_files_kb,
+				 d->rest_wait_ms);
+		}
 		if (d->idle_opened < d->idle_want) {
 			l = strlen(extra);
 			printf("  idle_opened=%lu", d->idle_opened);
@@ -1506,10 +1521,11 @@ static int usage(void)
 		"usage: load [-w WORKLOAD] [-m libxs|raw] [-c CLIENTS] "
 		"[-d DEPTH] [-n NODES] [-i IDLE]\n"
 		"            [-W WATCHES] [-r ROUNDS] [-t MS] [-s SLICE_MS] "
-		"[-F FILL_BUDGET_S] [-q]\n"
+		"[-F FILL_BUDGET_S] [-q] [-R]\n"
 		"            LABEL=SOCKET[@PID][%%NODES][+idle=N][+watches=N] ...\n"
 		"  WORKLOAD: read (default), write, directory, mkdir-rm, "
 		"txn5, boot\n"
+		"  -R: each daemon's memory at rest after the rounds\n"
 		"  -m raw: read, write, directory and mkdir-rm only; DEPTH "
 		"ops in flight (1..%d, default 64)\n"
 		"  boot: at most %d clients\n",
@@ -1524,7 +1540,7 @@ static int parse_args(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "w:m:c:d:n:i:W:r:t:s:F:g:q")) != -1) {
+	while ((c = getopt(argc, argv, "w:m:c:d:n:i:W:r:t:s:F:g:qR")) != -1) {
 		switch (c) {
 		case 'w':
 			ok = false;
@@ -1552,6 +1568,7 @@ static int parse_args(int argc, char **argv)
 			ok = *optarg && !*end && opt.steady >= 0;
 			break;
 		case 'q': quick = true; break;
+		case 'R': opt.rest = true; break;
 		default: ok = false;
 		}
 		if (!ok)
@@ -1698,6 +1715,46 @@ static void run_rounds(struct daemon **act, int n)
 	free(t);
 }
 
+/*
+ * -R: the memory of every daemon at rest, measured once after the rounds.
+ * The rounds' figures catch a daemon's files wherever a burst left them
+ * (ours: a journal anywhere in its fill, beside a spare), which moved
+ * the memory rows by 8% from one run to the next; a host spends most of
+ * its life at rest.  At rest: REST_AFTER_MS with no request (more than
+ * ours' quiet period, after which it merges its journal), then no CPU
+ * time used over REST_IDLE_MS (the merge's thread done), REST_MAX_MS at
+ * most.  The same rule for every contender.
+ */
+#define REST_AFTER_MS 1500
+#define REST_IDLE_MS 300
+#define REST_MAX_MS 30000
+
+static void measure_at_rest(struct daemon **act, int n)
+{
+	uint64_t start = bench_now_ns();
+
+	usleep(REST_AFTER_MS * 1000);
+	for (int i = 0; i < n; i++) {
+		struct daemon *d = act[i];
+		uint64_t before, after;
+
+		if (!d->pid)
+			continue;
+		after = daemon_cpu_ns(d);
+		do {
+			before = after;
+			usleep(REST_IDLE_MS * 1000);
+			after = daemon_cpu_ns(d);
+			/* A millisecond's slack: a timer's wakeups. */
+		} while (after - before > 1000000 &&
+			 bench_now_ns() - start < REST_MAX_MS * 1000000ull);
+		d->rest_wait_ms = (unsigned long)((bench_now_ns() - start) /
+						  1000000);
+		d->rest_rss_kb = read_rss_kb(d);
+		d->rest_files_kb = daemon_files_kb(d);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	int n = parse_args(argc, argv), active;
@@ -1729,6 +1786,8 @@ int main(int argc, char **argv)
 			if (!ds[i].skipped)
 				act[a++] = &ds[i];
 		run_rounds(act, active);
+		if (opt.rest)
+			measure_at_rest(act, active);
 	}
 	report(ds, n);
 

@@ -46,6 +46,12 @@ ok $? "load measured our daemon without its database"
 # The defaults' database is on the tmpfs and counted as memory.
 grep -E '^load daemon=ours .* files_kb=[1-9][0-9]* ' "$results" >/dev/null
 ok $? "ours' load lines count its database file"
+# The store-size lines (the smoke's 2,000 nodes) measure each daemon at rest too.
+bad=$(grep -E '^load daemon=(ours|upstream-c|oxenstored) .* nodes=2000 ' "$results" |
+    grep -vE ' rest_rss_kb=[1-9][0-9]* rest_files_kb=[0-9]+ rest_kb=[1-9][0-9]* rest_wait_ms=(1[5-9]|[2-9])[0-9]{2,} ' || true)
+is "$bad" "" "every store-size line gives the daemon's memory at rest, 1.5 s on at least"
+has load daemon=ours nodes=2000
+ok $? "ours has store-size lines"
 bad=$(grep -E '^load daemon=(ours|ours-nodb|noop) ' "$results" | grep -v ' cpu_us=[0-9]' || true)
 is "$bad" "" "every load line of a daemon with a pid has its CPU time per op"
 # The host probe's counts, on every line of a load with one request in flight.
@@ -127,6 +133,7 @@ for section in "Targets" "Durability"; do
 done
 like "$report" "0.95" "the report states the single-client target"
 like "$report" "ours --no-database" "the report states the database's cost target"
+like "$report" "Memory with 100,000 nodes at rest" "the report compares memory at rest"
 like "$report" "daemon CPU µs per request" "the report states targets on CPU per request"
 
 # bench/ab, one build against itself: a line per workload and configuration, each ratio a number.
