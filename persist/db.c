@@ -594,6 +594,14 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 	reap_compaction(db, false);
 	/* Quiet: journals no longer fill fast. */
 	drop_spare(db);
+	if (db->compaction.running) {
+		/* The burst's last merge still runs: the live journal's
+		 * turn comes once it is done, else a host at rest could keep
+		 * up to twice the limit in journals (26 MB at a million
+		 * nodes) until its next write. */
+		arm_quiet(db);
+		return;
+	}
 	compact_past(db, enough > QUIET_MIN ? enough : QUIET_MIN);
 }
 

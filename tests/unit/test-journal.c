@@ -1015,6 +1015,82 @@ START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 }
 END_TEST
 
+static enum journal_state scan_file(const char *path, struct seen *seen);
+
+/* Frames in the live journal now. */
+static size_t journal_frames(void)
+{
+	struct seen seen;
+
+	if (!exists(jpath))
+		return 0;
+	scan_file(jpath, &seen);
+	return seen.frames;
+}
+
+/*
+ * The quiet rule falls due while the burst's last merge still runs: the
+ * live journal is merged once that is done, not left until the next
+ * write (a host at rest kept up to twice the limit of journals).
+ */
+START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "64m", 1);
+	setenv("XENSTORED_JOURNAL_QUIET_MS", "5", 1);
+	CRASHED({
+		struct event_base *loop = event_base_new();
+		struct store s;
+		struct db *db = new_db(&s);
+		char path[64], val[128];
+		bool caught = false;
+
+		ck_assert_ptr_nonnull(loop);
+		ck_assert_int_eq(db_notify(db, loop), 0);
+		memset(val, 'v', 100);
+		val[100] = '\0';
+		/* A checkpoint big enough that merging into it outlasts a
+		 * quiet period. */
+		for (int i = 0; i < 200000; i++) {
+			snprintf(path, sizeof(path), "/big/%d/%d", i / 100, i);
+			put(&s, path, "a value of some forty bytes, or about");
+		}
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		for (int round = 0; !caught && round < 20; round++) {
+			/* A burst the quiet rule merges, into every block of
+			 * the checkpoint (tens of milliseconds)... */
+			for (int i = 0; i < 200000; i++) {
+				snprintf(path, sizeof(path), "/big/%d/%d",
+					 i / 100, i);
+				put(&s, path, round % 2 ? "odd" : "even");
+			}
+			ck_assert_int_eq(db_commit(db), 0);
+			for (int i = 0; i < 500 && !exists(oldpath); i++)
+				loop_tick(loop);
+			ck_assert(exists(oldpath));
+			/* ...and another while that merge runs. */
+			for (int i = 0; i < 2000; i++) {
+				snprintf(path, sizeof(path), "/q2/%d", i);
+				put(&s, path, val);
+			}
+			ck_assert_int_eq(db_commit(db), 0);
+			caught = exists(oldpath);
+			for (int i = 0; i < 500 && (exists(oldpath) ||
+						    journal_frames() > 0); i++)
+				loop_tick(loop);
+			ck_assert(!exists(oldpath));
+			ck_assert_msg(journal_frames() == 0, "round %d: at "
+				      "rest with %zu frames in the journal",
+				      round, journal_frames());
+		}
+		ck_assert_msg(caught, "no burst ended during a merge");
+		s.observer = NULL;
+		db_close(db);
+		event_base_free(loop);
+	});
+	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
+}
+END_TEST
+
 /*
  * A compaction that ends in the middle of a turn, with changes pending
  * and the live journal past its limit: the journal is not rotated under
@@ -1691,6 +1767,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, compactions_through_the_index_keep_the_last_state);
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
 	tcase_add_test(t, a_compaction_ending_with_changes_pending_leaves_them_in_place);
+	tcase_add_test(t, a_quiet_period_during_a_compaction_merges_after_it);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
 	tcase_add_test(t, a_merge_copies_the_blocks_its_journal_left_alone);
