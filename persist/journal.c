@@ -406,6 +406,12 @@ static int journal_create(const char *path)
 	return fd;
 }
 
+/* Is k a mapping of the file sb describes? */
+static bool kept_maps(const struct journal_kept *k, const struct stat *sb)
+{
+	return k && k->map && k->dev == sb->st_dev && k->ino == sb->st_ino;
+}
+
 int journal_wipe(const char *path, const struct journal_kept *k)
 {
 	static const unsigned char zero[64 << 10];
@@ -419,8 +425,7 @@ int journal_wipe(const char *path, const struct journal_kept *k)
 	if (fstat(fd, &sb) != 0)
 		goto fail;
 	at = (off_t)schema_journal_head_len();
-	if (k && k->map && k->dev == sb.st_dev && k->ino == sb.st_ino &&
-	    (off_t)k->populated > at) {
+	if (kept_maps(k, &sb) && (off_t)k->populated > at) {
 		off_t to = (off_t)k->populated < sb.st_size
 				   ? (off_t)k->populated : sb.st_size;
 
@@ -596,8 +601,7 @@ int journal_reuse(struct journal_out *j, const char *spare, const char *path,
 	else {
 		/* Its pages are there, zeros after the head (journal_wipe):
 		 * only the mapping's page tables may be new. */
-		bool ours = k && k->map && k->dev == sb.st_dev &&
-			    k->ino == sb.st_ino;
+		bool ours = kept_maps(k, &sb);
 
 		if (k && !ours)
 			journal_kept_free(k);
