@@ -30,7 +30,10 @@ DEPS_GROUPS := $(if $(filter run,$(MAKECMDGOALS)),build run) \
 install_deps = scripts/install-deps --missing $(1) >/dev/null || \
 	{ scripts/install-deps $(1) && ./config.status --recheck && ./config.status; }
 
+# On a fresh machine the README's two commands install autoconf themselves.
 configure: configure.ac
+	$(if $(strip $(DEPS_GROUPS)),@command -v autoreconf >/dev/null || \
+		scripts/install-deps $(DEPS_GROUPS))
 	@command -v autoreconf >/dev/null || { echo "autoreconf not found: install the" \
 		"Debian packages autoconf automake pkg-config (or run ./configure" \
 		"from a release tarball)" >&2; exit 1; }
