@@ -603,6 +603,10 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	compact_past(db, enough > QUIET_MIN ? enough : QUIET_MIN);
+	/* Kept or new, the live journal keeps no pages past its frames at
+	 * rest (a reused spare's are its last life's: up to the limit).
+	 * Failing only keeps them. */
+	(void)journal_shrink(&db->jout);
 }
 
 int db_commit(struct db *db)

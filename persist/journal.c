@@ -678,6 +678,22 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 	return 0;
 }
 
+int journal_shrink(struct journal_out *j)
+{
+	size_t size = round_up(j->end, 4096);
+
+	if (j->fd < 0 || j->allocated <= size)
+		return 0;
+	if (ftruncate(j->fd, (off_t)size) != 0)
+		return -1;
+	j->allocated = size;
+	if (j->populated > size)
+		j->populated = size;
+	/* Its pages are gone: a fresh journal's rules again. */
+	j->reused = false;
+	return 0;
+}
+
 void journal_kept_free(struct journal_kept *k)
 {
 	if (k->map)

@@ -168,6 +168,14 @@ int journal_reuse(struct journal_out *j, const char *spare, const char *path,
  * head, then the payload): 0, or -1 with errno (nothing appended). */
 int journal_append(struct journal_out *j, const unsigned char *frame,
 		   size_t len);
+/*
+ * Give back the file's pages past its last frame (to the page holding
+ * it), which allocating ahead and a spare's earlier life left: on a
+ * tmpfs they are memory, up to the journal's limit, that a journal at
+ * rest has no use for.  The mapping stays; the next append allocates
+ * again.  0, or -1 with errno (the journal unchanged).
+ */
+int journal_shrink(struct journal_out *j);
 /* With cut, cut the zeros after the last frame; unmap and close: 0, or
  * -1 with errno (closed all the same).  Closing a closed one does
  * nothing. */

@@ -638,6 +638,14 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
             check(data[64:] == bytes(len(data) - 64), "the spare holds changes")
         wait_for(lambda: not os.path.exists(spare), "the quiet rule to remove the spare",
                  timeout=10)
+        # The live journal keeps no pages past its frames (a reused
+        # spare's file has its last life's size, zeros after the head).
+        def at_rest():
+            with open(j, "rb") as f:
+                used = len(f.read().rstrip(b"\0"))
+            st = os.stat(j)
+            return max(st.st_size, 512 * st.st_blocks) <= (used + 4095) // 4096 * 4096
+        wait_for(at_rest, "the live journal cut to its frames at rest", timeout=10)
         # Its mapping went with it: no journal's pages held by a mapping.
         maps = journal_mappings(life.proc.pid)
         check(all(name.endswith(".journal") for _, _, name in maps),

@@ -1741,6 +1741,68 @@ START_TEST(a_spare_keeps_its_mapping_from_one_life_to_the_next)
 }
 END_TEST
 
+/*
+ * A journal at rest gives back its file's pages past its frames: a
+ * reused spare's file is as long as its last life, zeros after the head.
+ * Appends then go on as in a fresh journal, allocating as they need.
+ */
+START_TEST(a_shrunk_journal_gives_its_pages_back_and_goes_on)
+{
+	char spare[200], spec[2100];
+	struct journal_out j;
+	struct journal_kept k;
+	struct seen seen;
+	struct stat st;
+	unsigned char *f;
+	size_t len;
+
+	snprintf(spare, sizeof(spare), "%s.spare", jpath);
+	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(spec, sizeof(spec), "+#k%d=%0*d", i, 1000, i);
+		f = one_frame(spec, &len);
+		ck_assert_int_eq(journal_append(&j, f, len), 0);
+		free(f);
+	}
+	ck_assert_int_eq(journal_close_keep(&j, &k), 0);
+	ck_assert_int_eq(rename(jpath, spare), 0);
+	ck_assert_int_eq(journal_wipe(spare, &k), 0);
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, &k), 0);
+	f = one_frame("+#first=1", &len);
+	ck_assert_int_eq(journal_append(&j, f, len), 0);
+	free(f);
+	ck_assert_int_eq(stat(jpath, &st), 0);
+	ck_assert_int_gt(st.st_size, 100 * 1000);
+	ck_assert_int_gt(st.st_blocks * 512, 100 * 1000);
+
+	ck_assert_int_eq(journal_shrink(&j), 0);
+	ck_assert_int_eq(stat(jpath, &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)((j.end + 4095) / 4096 * 4096));
+	/* (A disk's file system may keep a block or two more.) */
+	ck_assert_int_le(st.st_blocks * 512, st.st_size + 16384);
+	ck_assert_uint_le(j.populated, j.allocated);
+	ck_assert(!j.reused);
+	/* Nothing more to give back: a second time changes nothing. */
+	ck_assert_int_eq(journal_shrink(&j), 0);
+	ck_assert_int_eq(stat(jpath, &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)((j.end + 4095) / 4096 * 4096));
+
+	/* On past the cut, big frames and small. */
+	for (int i = 0; i < 40; i++) {
+		snprintf(spec, sizeof(spec), "+#b%d=%0*d", i,
+			 i % 2 ? 30 : 2000, i);
+		f = one_frame(spec, &len);
+		ck_assert_int_eq(journal_append(&j, f, len), 0);
+		free(f);
+	}
+	ck_assert_int_eq(journal_close(&j, true), 0);
+	journal_kept_free(&k);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 41);
+	ck_assert(strncmp(seen.text, "+#first=1\n+#b0=", 15) == 0);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
@@ -1782,6 +1844,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_journal_that_cannot_be_written_empties_the_files);
 	tcase_add_test(t, a_wiped_journal_is_empty_and_reused_in_place);
 	tcase_add_test(t, a_spare_keeps_its_mapping_from_one_life_to_the_next);
+	tcase_add_test(t, a_shrunk_journal_gives_its_pages_back_and_goes_on);
 	suite_add_tcase(s, t);
 	return s;
 }
