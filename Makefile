@@ -203,7 +203,8 @@ tests: $(B)/xenstored $(UNIT_BINS) $(CLIENT_BINS) $(FAKEXEN) $(INIT_FILES) \
 	$(B)/tests/xenstored-crash $(B)/tests/xenstored-failalloc
 
 # Benchmark (bench/README.md): numbers are reported, never asserted.
-BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/steady.o $(B)/bench/results.o $(B)/bench/scratch.o
+BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/steady.o $(B)/bench/results.o $(B)/bench/scratch.o \
+	$(B)/bench/reference.o
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
 	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/watch-register \
 	$(B)/bench/durability \

@@ -69,6 +69,7 @@
 #include "bench/layout.h"
 #include "bench/populate.h"
 #include "bench/rawconn.h"
+#include "bench/reference.h"
 #include "bench/results.h"
 #include "bench/scratch.h"
 #include "bench/steady.h"
@@ -393,76 +394,15 @@ static double daemon_cpu_ms(const struct daemon *d)
 	return (double)ns / 1e6;
 }
 
-/* The reference's table: the slot holding path, else the empty one where
- * it goes (FNV-1a, linear probing). */
-static size_t reference_slot(char **slot, size_t mask, const char *path,
-			     size_t len)
-{
-	uint64_t h = 14695981039346656037ull;
-	size_t j;
-
-	for (size_t k = 0; k < len; k++)
-		h = (h ^ (unsigned char)path[k]) * 1099511628211ull;
-	for (j = h & mask; slot[j] && strcmp(slot[j], path); j = (j + 1) & mask)
-		;
-	return j;
-}
-
-/*
- * The reference: work shaped like a load, run in a child on the daemon's
- * CPU just before each restart, its CPU time in ms.  Each of NODES paths
- * of the store (bench/layout.h) is copied into an allocation of its own
- * and keyed into an open-addressing table by a hash of it, then every one
- * is looked up again.  A host whose CPU or memory runs slower for a while
- * (its other guests, its clock) slows this and a restart alike, so runs
- * are compared on the restart's CPU time over the reference's
- * (bench/README.md): the restart with a million nodes took 505 ms of CPU
- * in one run and 688 in the next, on the same code and file.
- */
+/* The reference workload's CPU time, ms (bench/reference.h), on the
+ * daemon's CPU just before each restart. */
 static double reference_ms(unsigned long nodes)
 {
-	struct rusage ru;
-	int status;
-	pid_t pid;
+	double ms = bench_reference_ms(nodes, daemon_cpu);
 
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		size_t cap = 1024, len;
-		char **slot, path[BENCH_PATH_MAX];
-		unsigned long found = 0;
-
-		if (daemon_cpu >= 0 && bench_pin_cpu(daemon_cpu) != 0)
-			_exit(127);
-		while (cap < 2 * nodes)
-			cap <<= 1;
-		slot = calloc(cap, sizeof(*slot));
-		if (!slot)
-			_exit(127);
-		for (unsigned long i = 0; i < nodes; i++) {
-			char **to;
-
-			len = (size_t)bench_node_path(path, sizeof(path), i);
-			to = &slot[reference_slot(slot, cap - 1, path, len)];
-			*to = malloc(len + 1);
-			if (!*to)
-				_exit(127);
-			memcpy(*to, path, len + 1);
-		}
-		for (unsigned long i = 0; i < nodes; i++) {
-			len = (size_t)bench_node_path(path, sizeof(path), i);
-			found += slot[reference_slot(slot, cap - 1, path, len)] !=
-				 NULL;
-		}
-		_exit(found == nodes ? 0 : 1);
-	}
-	if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
+	if (ms < 0)
 		die("the reference workload failed");
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+	return ms;
 }
 
 static void start_ready(struct daemon *d, const char *path,

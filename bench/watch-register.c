@@ -18,7 +18,10 @@
  *
  * A contender named LABEL=SOCKET@PID (as bench/run names them) also
  * gets the daemon's CPU time over the registration, which a hypervisor
- * giving the CPU to another guest does not inflate (bench/timing.h).
+ * giving the CPU to another guest does not inflate (bench/timing.h), and
+ * that over the CPU time of the reference workload (bench/reference.h,
+ * as many paths as watches) run on the daemon's CPU (-p) just before,
+ * which a host's slower spell slows alike: runs are compared on it.
  *
  * With -R REPEATS the daemons take turns REPEATS times and each line
  * gives the medians, and the median of the per-registration ratios of the
@@ -40,6 +43,7 @@
 
 #include "bench/contender.h"
 #include "bench/rawconn.h"
+#include "bench/reference.h"
 #include "bench/results.h"
 #include "bench/steady.h"
 #include "bench/timing.h"
@@ -107,6 +111,7 @@ struct reg {
 	unsigned long done;
 	double secs, p50_alone, p99_alone, p50_during, p99_during;
 	double cpu_s;		/* the daemon's; 0: its pid not given */
+	double ref_ms;		/* the reference's just before (with cpu_s) */
 	char error[32];
 };
 
@@ -123,18 +128,22 @@ static double cpu_s(const struct contender *c, pid_t pid)
 	return (double)ns / 1e9;
 }
 
-static void one(const struct contender *c, pid_t pid, unsigned long watches,
-		unsigned long depth, double budget_s, struct reg *out)
+static void one(const struct contender *c, pid_t pid, int cpu,
+		unsigned long watches, unsigned long depth, double budget_s,
+		struct reg *out)
 {
 	struct raw_conn *a = malloc(sizeof(*a));
 	struct neighbour nb = { .rc = malloc(sizeof(*nb.rc)) };
 	unsigned long sent = 0, done = 0, events = 0;
 	double p50_alone, p99_alone, p50_during, p99_during, secs, cpu0;
+	double ref_ms = 0;
 	uint64_t t0, deadline;
 	char pkt[PKT_MAX], body[64], error[32] = "";
+	char *obuf = malloc(depth * PKT_MAX);
+	size_t olen;
 	bool need_more = false;	/* A's buffer ends in part of a packet */
 
-	if (!a || !nb.rc || raw_connect(a, c->path) < 0 ||
+	if (!a || !nb.rc || !obuf || raw_connect(a, c->path) < 0 ||
 	    raw_connect(nb.rc, c->path) < 0)
 		die(c->label, "cannot connect");
 	/* The node B reads, written through A. */
@@ -148,6 +157,11 @@ static void one(const struct contender *c, pid_t pid, unsigned long watches,
 		if (raw_recv(a, &hdr, &rb) < 0 || hdr.type != XS_WRITE)
 			die(c->label, "WRITE failed");
 	}
+
+	/* The reference workload, as many paths as watches, on the
+	 * daemon's CPU: runs are compared on the CPU time over it. */
+	if (pid && (ref_ms = bench_reference_ms(watches, cpu)) <= 0)
+		die(c->label, "the reference workload failed");
 
 	/* B alone. */
 	nb_send(&nb, c->label);
@@ -171,17 +185,18 @@ static void one(const struct contender *c, pid_t pid, unsigned long watches,
 		const char *rb;
 		int got = 0;
 
-		while (sent < watches && sent - done < depth) {
+		/* What the window lets go, in one write: a pipelining
+		 * client's buffered requests. */
+		for (olen = 0; sent < watches && sent - done < depth; sent++) {
 			int blen = snprintf(body, sizeof(body),
 					    "/bench-wr/w/%lu%ct", sent, '\0');
 
-			if (raw_send(a, pkt, raw_pack(pkt, XS_WATCH,
-						      (uint32_t)(sent + 2),
-						      body,
-						      (size_t)blen + 1)) < 0)
-				die(c->label, "sending WATCH failed");
-			sent++;
+			olen += raw_pack(obuf + olen, XS_WATCH,
+					 (uint32_t)(sent + 2), body,
+					 (size_t)blen + 1);
 		}
+		if (olen && raw_send(a, obuf, olen) < 0)
+			die(c->label, "sending WATCH failed");
 		/* Packets of A already read: look, do not wait. */
 		if (poll(pfd, 2, a->start < a->end && !need_more ? 0 : 100) < 0) {
 			if (errno == EINTR)
@@ -219,11 +234,13 @@ static void one(const struct contender *c, pid_t pid, unsigned long watches,
 	secs = (double)(bench_now_ns() - t0) / 1e9;
 	nb_stats(&nb, &p50_during, &p99_during);
 	*out = (struct reg){ done, secs, p50_alone, p99_alone, p50_during,
-			     p99_during, pid ? cpu_s(c, pid) - cpu0 : 0, "" };
+			     p99_during, pid ? cpu_s(c, pid) - cpu0 : 0, ref_ms,
+			     "" };
 	memcpy(out->error, error, sizeof(out->error));
 	(void)events;
 	raw_close(a);
 	raw_close(nb.rc);
+	free(obuf);
 	free(a);
 	free(nb.rc);
 	free(nb.lat);
@@ -244,7 +261,7 @@ static void report(const struct contender *c, const struct reg *r,
 		   unsigned long n, unsigned long watches, unsigned long depth,
 		   double budget_s)
 {
-	double ratio[n], secs = med(r, n, offsetof(struct reg, secs));
+	double ratio[n], per_ref[n], secs = med(r, n, offsetof(struct reg, secs));
 	double cpu = med(r, n, offsetof(struct reg, cpu_s));
 	unsigned long done = r[0].done;
 	const char *error = "";
@@ -252,29 +269,36 @@ static void report(const struct contender *c, const struct reg *r,
 	for (unsigned long i = 0; i < n; i++) {
 		ratio[i] = r[i].p99_alone > 0 ? r[i].p99_during / r[i].p99_alone
 					      : 0;
+		per_ref[i] = r[i].ref_ms > 0 ? r[i].cpu_s * 1e3 / r[i].ref_ms
+					     : 0;
 		if (r[i].done < done)
 			done = r[i].done;
 		if (r[i].error[0])
 			error = r[i].error;
 	}
 	printf("  %-12s %7lu of %-7lu %8.2f s %8.2f s %9.0f /s   %7.1f %7.1f   "
-	       "%7.1f %7.1f  %5.2fx%s%s\n", c->label, done, watches, secs, cpu,
+	       "%7.1f %7.1f  %5.2fx  %6.2fx%s%s\n", c->label, done, watches,
+	       secs, cpu,
 	       done / secs, med(r, n, offsetof(struct reg, p50_alone)),
 	       med(r, n, offsetof(struct reg, p99_alone)),
 	       med(r, n, offsetof(struct reg, p50_during)),
 	       med(r, n, offsetof(struct reg, p99_during)),
-	       bench_median(ratio, n), error[0] ? "  refused: " : "", error);
+	       bench_median(ratio, n), bench_median(per_ref, n),
+	       error[0] ? "  refused: " : "", error);
 	bench_result("watch_register daemon=%s watches=%lu registered=%lu "
 		     "seconds=%.6f cpu_s=%.6f budget_s=%.0f depth=%lu "
 		     "nb_p50_alone_us=%.1f "
 		     "nb_p99_alone_us=%.1f nb_p50_during_us=%.1f "
 		     "nb_p99_during_us=%.1f nb_p99_ratio=%.3f repeats=%lu "
+		     "ref_ms=%.1f cpu_per_ref=%.3f "
 		     "waited_s=%.1f%s%s", c->label, watches, done, secs, cpu,
 		     budget_s, depth, med(r, n, offsetof(struct reg, p50_alone)),
 		     med(r, n, offsetof(struct reg, p99_alone)),
 		     med(r, n, offsetof(struct reg, p50_during)),
 		     med(r, n, offsetof(struct reg, p99_during)),
-		     bench_median(ratio, n), n, steady_waited_s(),
+		     bench_median(ratio, n), n,
+		     med(r, n, offsetof(struct reg, ref_ms)),
+		     bench_median(per_ref, n), steady_waited_s(),
 		     error[0] ? " error=" : "", error);
 }
 
@@ -330,9 +354,10 @@ int main(int argc, char **argv)
 	printf("Registering %lu watches from one connection (%lu in flight) "
 	       "while a neighbour READs; budget %.0f s; medians of %lu\n",
 	       watches, depth, budget, repeats);
-	printf("  %-12s %-18s %10s %10s %11s   %-15s   %-15s  %s\n", "daemon",
-	       "registered", "time", "its CPU", "rate", "nb alone p50/99",
-	       "nb during p50/99 (us)", "p99 during/alone");
+	printf("  %-12s %-18s %10s %10s %11s   %-15s   %-15s  %s  %s\n",
+	       "daemon", "registered", "time", "its CPU", "rate",
+	       "nb alone p50/99", "nb during p50/99 (us)", "p99 during/alone",
+	       "CPU/reference");
 	/* The daemons take turns, the order reversed every repeat, each
 	 * registration on a steady host (bench/steady.h). */
 	for (unsigned long r = 0; r < repeats; r++)
@@ -340,7 +365,7 @@ int main(int argc, char **argv)
 			int i = r % 2 ? n - 1 - k : k;
 
 			steady_wait();
-			one(&cs[i], pids[i], watches, depth, budget,
+			one(&cs[i], pids[i], cpu, watches, depth, budget,
 			    &regs[(size_t)i * repeats + r]);
 		}
 	for (int i = 0; i < n; i++)

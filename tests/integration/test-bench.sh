@@ -59,8 +59,10 @@ bad=$(grep -E '^load ' "$results" | grep -vE ' unsteady=[0-9]+ unsteady_kept=[0-
 is "$bad" "" "every load line says how often and how long the host probe waited"
 has watch_register daemon=ours repeats=1
 ok $? "watch-register says how many registrations each figure is the median of"
-grep -E '^watch_register daemon=ours .* nb_p99_ratio=[0-9.]+ repeats=1 waited_s=[0-9.]+' "$results" >/dev/null
+grep -E '^watch_register daemon=ours .* nb_p99_ratio=[0-9.]+ repeats=1 ' "$results" >/dev/null
 ok $? "watch-register gives the median per-registration p99 ratio"
+grep -E '^watch_register daemon=ours .* ref_ms=[0-9.]*[1-9][0-9.]* cpu_per_ref=[0-9.]*[1-9][0-9.]* waited_s=[0-9.]+' "$results" >/dev/null
+ok $? "watch-register gives the reference's CPU time and ours' CPU over it"
 # A positive figure: ([1-9]...|0.0...[1-9]...).
 pos='([1-9][0-9]*\.[0-9]+|0\.[0-9]*[1-9][0-9]*)'
 grep -qE "^watch_register daemon=ours .* cpu_s=$pos " "$results"
