@@ -6,6 +6,10 @@
 #ifndef XS_TXN_IMPL_H
 #define XS_TXN_IMPL_H
 
+#include "store/keyed_hash.h"
+
+/* A guest chooses the paths its transactions touch: keyed. */
+#define HASH_FUNCTION KEYED_HASH_FUNCTION
 #include <uthash.h>
 
 #include "store/path.h"

@@ -23,6 +23,8 @@ static int count_cmp(const void *a, const void *b, size_t len)
 
 #define uthash_nonfatal_oom(obj) (table_oom = true)
 #define HASH_KEYCMP(a, b, n) count_cmp(a, b, n)
+/* Guests choose the paths and tokens: keyed (keyed_hash.h). */
+#define HASH_FUNCTION KEYED_HASH_FUNCTION
 
 #include <uthash.h>
 #include <utlist.h>
@@ -31,6 +33,7 @@ static int count_cmp(const void *a, const void *b, size_t len)
 #include "permissions/permissions.h"
 #include "protocol/wire.h"
 #include "schema/schema.h"
+#include "store/keyed_hash.h"
 #include "store/path.h"
 #include "watches/watch.h"
 
@@ -181,6 +184,20 @@ static int below_inc(struct watch_registry *reg, const char *path)
 unsigned long watch_compares(void)
 {
 	return key_compares;
+}
+
+unsigned int watch_longest_chain(const struct watch_registry *reg)
+{
+	const UT_hash_table *tbl;
+	unsigned int most = 0;
+
+	if (!reg->by_path)
+		return 0;
+	tbl = reg->by_path->hh.tbl;
+	for (unsigned int i = 0; i < tbl->num_buckets; i++)
+		if (tbl->buckets[i].count > most)
+			most = tbl->buckets[i].count;
+	return most;
 }
 
 /* What a watch costs its domain (memory quota). */

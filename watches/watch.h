@@ -124,6 +124,9 @@ void watch_fire_special(struct watch_registry *reg, const char *name,
 /* For tests: the key comparisons this module's hash tables have made so
  * far (a count of work that does not depend on the machine's speed). */
 unsigned long watch_compares(void);
+/* For tests: the most watched paths that share one bucket of the path
+ * table (each lookup that lands there walks them all). */
+unsigned int watch_longest_chain(const struct watch_registry *reg);
 
 /* wr's connection has drained its output: send the coalesced events. */
 void watcher_drained(struct watcher *wr);

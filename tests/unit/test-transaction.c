@@ -6,6 +6,7 @@
 #include "store/slab.h"
 #include "tests/unit/fail_alloc.h"
 #include "transactions/transaction.h"
+#include "transactions/txn_impl.h"	/* the entries' table */
 
 static struct store st;
 static struct txn_set set;
@@ -467,6 +468,51 @@ START_TEST(commit_cost_does_not_touch_unrelated_nodes)
 }
 END_TEST
 
+static void count_change(const char *path, bool removed,
+			 const struct perms *perms, void *arg)
+{
+	(void)path, (void)removed, (void)perms;
+	++*(unsigned int *)arg;		/* no Check call: it allocates */
+}
+
+/*
+ * A guest picks the paths its transactions touch.  Picked to share the
+ * last bits of uthash's default hash (Jenkins', which anyone can
+ * compute), they would all go in one bucket of the transaction's table,
+ * walked by each of its lookups; the table is keyed
+ * (store/keyed_hash.h), so they spread out.
+ */
+START_TEST(paths_chosen_to_collide_under_a_known_hash_spread_out)
+{
+	enum { N = 300 };
+	struct txn *t = txn_start(&set);
+	const UT_hash_table *tbl;
+	unsigned int found = 0, most = 0;
+	char path[48];
+
+	for (unsigned int i = 0; found < N; i++) {
+		unsigned int h;
+
+		snprintf(path, sizeof(path), "/local/domain/5/c%u", i);
+		HASH_JEN(path, strlen(path), h);
+		if ((h & 0xfff) == 0) {
+			tx_write(t, path, "v");
+			found++;
+		}
+	}
+	tbl = t->entries->hh.tbl;
+	for (unsigned int b = 0; b < tbl->num_buckets; b++)
+		if (tbl->buckets[b].count > most)
+			most = tbl->buckets[b].count;
+	ck_assert_uint_le(most, 16);
+	ck_assert_str_eq(tx_read(t, path), "v");
+	ck_assert_int_eq(txn_commit(&set, t, &st, NULL, count_change, &found),
+			 0);
+	ck_assert_uint_eq(found, 2 * N);	/* and the implicit parents */
+	ck_assert_ptr_nonnull(store_lookup(&st, path));
+}
+END_TEST
+
 START_TEST(clear_discards_every_open_transaction)
 {
 	tx_write(txn_start(&set), "/a", "1");
@@ -525,13 +571,6 @@ static const char *dump(char *out)
 	out[0] = '\0';
 	store_walk(store_lookup(&st, "/"), dump_one, out);
 	return out;
-}
-
-static void count_change(const char *path, bool removed,
-			 const struct perms *perms, void *arg)
-{
-	(void)path, (void)removed, (void)perms;
-	++*(unsigned int *)arg;		/* no Check call: it allocates */
 }
 
 /* A commit that runs out of memory at any of its allocations applies
@@ -608,6 +647,7 @@ static Suite *transaction_suite(void)
 	tcase_add_test(tc, a_write_without_memory_fails_the_commit_and_applies_nothing);
 	tcase_add_test(tc, a_commit_without_memory_applies_nothing);
 	tcase_add_test(tc, commit_cost_does_not_touch_unrelated_nodes);
+	tcase_add_test(tc, paths_chosen_to_collide_under_a_known_hash_spread_out);
 	tcase_add_test(tc, clear_discards_every_open_transaction);
 	suite_add_tcase(s, tc);
 	return s;

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 
+#include <uthash.h>	/* HASH_JEN, the hash a guest could aim at */
+
 #include "tests/unit/fail_alloc.h"
 
 #include "watches/watch.h"
@@ -402,6 +404,37 @@ END_TEST
 /* Every allocation of a WATCH failing in turn: ENOMEM and the registry
  * as before (the teardown checks that no count is left behind), until
  * enough succeed and the watch is there. */
+/*
+ * A guest picks the paths it watches.  Under a hash anyone can compute
+ * (uthash's default, Jenkins'), it could pick hundreds whose hashes end
+ * in the same bits, all in one bucket of the path table, for every
+ * change's lookup to walk.  The table is keyed (store/keyed_hash.h): the
+ * same paths spread out.
+ */
+START_TEST(paths_chosen_to_collide_under_a_known_hash_spread_out)
+{
+	enum { N = 300 };
+	char path[48];
+	unsigned int found = 0;
+
+	for (unsigned int i = 0; found < N; i++) {
+		unsigned int h;
+
+		snprintf(path, sizeof(path), "/local/domain/5/c%u", i);
+		HASH_JEN(path, strlen(path), h);
+		if ((h & 0xfff) != 0)
+			continue;	/* not in the guest's chosen bucket */
+		add(&w0, path, "t", -1);
+		found++;
+	}
+	ck_assert_uint_le(watch_longest_chain(&reg), 16);
+	/* Matching by path still works. */
+	changed(path);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "|t ");
+	ck_assert_str_eq(events(c0), path);
+}
+END_TEST
+
 START_TEST(a_watch_without_memory_is_enomem_and_registers_nothing)
 {
 	size_t bytes;
@@ -460,6 +493,7 @@ static Suite *watch_suite(void)
 	tcase_add_test(tc, clear_removes_every_watch_of_a_connection);
 	tcase_add_test(tc, ten_thousand_watches_are_matched_by_path);
 	tcase_add_test(tc, watch_and_unwatch_do_constant_work_whatever_the_count);
+	tcase_add_test(tc, paths_chosen_to_collide_under_a_known_hash_spread_out);
 	tcase_add_test(tc, a_watch_without_memory_is_enomem_and_registers_nothing);
 	suite_add_tcase(s, tc);
 	return s;
