@@ -29,11 +29,7 @@ static inline void db_rig_make_top(void)
 
 static inline void db_rig_remove_top(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", top);
+	unit_remove_dir(top);
 }
 
 static inline void db_rig_setup(void)

@@ -93,8 +93,7 @@ static inline void rig_teardown(void)
 {
 	stop();
 	if (dbpath[0]) {
-		unlink(dbpath);
-		rmdir(dbdir);
+		unit_remove_dir(dbdir);
 		dbpath[0] = '\0';
 	}
 }

@@ -77,9 +77,7 @@ static void teardown_db(void)
 	srv.store.observer = NULL;
 	db_close(srv.db);
 	srv.db = NULL;
-	unlink(turn_journal);
-	unlink(turn_path);
-	rmdir(turn_dir);
+	unit_remove_dir(turn_dir);
 	teardown();
 }
 
@@ -485,8 +483,7 @@ START_TEST(the_tree_and_quotas_come_back_from_the_database)
 	OK(c0, XS_CONTROL, "check\0");
 	db_close(srv.db);
 	srv.db = NULL;
-	unlink(path);
-	rmdir(dir);
+	unit_remove_dir(dir);
 }
 END_TEST
 
@@ -515,8 +512,7 @@ START_TEST(a_database_without_the_special_nodes_is_not_loaded)
 	ck_assert_ptr_null(store_lookup(&srv.store, "/kept"));
 	db_close(srv.db);
 	srv.db = NULL;
-	unlink(path);
-	rmdir(dir);
+	unit_remove_dir(dir);
 }
 END_TEST
 

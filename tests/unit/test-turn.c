@@ -135,8 +135,7 @@ static void teardown(void)
 	}
 	srv.store.observer = db_observer;
 	stop();
-	unlink(dbpath);
-	rmdir(dbdir);
+	unit_remove_dir(dbdir);
 	dbpath[0] = '\0';
 }
 

@@ -14,6 +14,8 @@
 #define XS_TESTS_UNIT_H
 
 #include <check.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,6 +40,22 @@ static inline int unit_main(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static inline int unit_remove_one(const char *path, const struct stat *sb,
+				  int type, struct FTW *ftw)
+{
+	(void)sb, (void)type, (void)ftw;
+	if (remove(path) != 0)
+		perror(path);
+	return 0;
+}
+
+/* Remove a scratch directory and whatever a test left in it (the
+ * database's journals and spares as well as its file). */
+static inline void unit_remove_dir(const char *dir)
+{
+	nftw(dir, unit_remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* The bytes of b (left in it) as one malloc'd block of exactly their
