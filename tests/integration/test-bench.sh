@@ -138,6 +138,22 @@ like "$report" "ours --no-database" "the report states the database's cost targe
 like "$report" "Memory with 100,000 nodes at rest" "the report compares memory at rest"
 like "$report" "daemon CPU µs per request" "the report states targets on CPU per request"
 
+# Real-Xen boots: the targets' ratios, and each boot's reference shown.
+cp "$results" "$tmp/xen.txt"
+cat >>"$tmp/xen.txt" <<'EOF2'
+xen_boot daemon=ours round=1 boot_s=20.00 storm_s=120.00 daemon_cpu_s=20.00 ref_s=1.50 guests=4
+xen_boot daemon=upstream-c round=1 boot_s=10.00 storm_s=60.00 daemon_cpu_s=10.00 ref_s=1.40 guests=4
+xen_boot daemon=upstream-c round=2 boot_s=10.00 storm_s=60.00 daemon_cpu_s=10.00 ref_s=1.60 guests=4
+xen_boot daemon=ours round=2 boot_s=20.00 storm_s=120.00 daemon_cpu_s=20.00 ref_s=1.50 guests=4
+EOF2
+run "$XS_REPO/bench/report" "$tmp/xen.txt" "$tmp/xen.md"
+ok "$RUN_RC" "bench/report reads real-Xen boots" "$(_run_diag bench/report)"
+row=$(grep '^| 4 guests created at once on real Xen' "$tmp/xen.md" 2>/dev/null)
+like "$row" "2.00x \(120.00 s / 60.00 s; median of per-round ratios\)" \
+    "the storm's target is the median of the per-round ratios"
+like "$(cat "$tmp/xen.md" 2>/dev/null)" "\| 1.50 \(1.40..1.60\) \|" \
+    "the Xen section shows the boots' references"
+
 # bench/ab, one build against itself: a line per workload and configuration, each ratio a number.
 run "$XS_REPO/bench/ab" -r 1 -t 50 "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "$XS_BUILD"
 ok "$RUN_RC" "bench/ab runs" "$(_run_diag bench/ab)"
