@@ -401,9 +401,6 @@ START_TEST(watch_and_unwatch_do_constant_work_whatever_the_count)
 }
 END_TEST
 
-/* Every allocation of a WATCH failing in turn: ENOMEM and the registry
- * as before (the teardown checks that no count is left behind), until
- * enough succeed and the watch is there. */
 /*
  * A guest picks the paths it watches.  Under a hash anyone can compute
  * (uthash's default, Jenkins'), it could pick hundreds whose hashes end
@@ -435,6 +432,9 @@ START_TEST(paths_chosen_to_collide_under_a_known_hash_spread_out)
 }
 END_TEST
 
+/* Every allocation of a WATCH failing in turn: ENOMEM and the registry
+ * as before (the teardown checks that no count is left behind), until
+ * enough succeed and the watch is there. */
 START_TEST(a_watch_without_memory_is_enomem_and_registers_nothing)
 {
 	size_t bytes;

@@ -86,10 +86,9 @@ daemon_counters() {
 
 # Seconds dom0 takes for a fixed piece of work (a shell loop, then
 # system calls), with no guest running: how fast the host runs QEMU at
-# that moment.  TCG's speed swings by half between runs on a shared
-# host, the guests' boots with it; the benchmark compares the boots
-# over this (bench/README.md, section 9).  The fastest of three: the
-# first pays for TCG's translation of the code.
+# that moment, which the guests' boots may follow; the benchmark shows
+# it beside them (bench/README.md, section 9).  The fastest of three:
+# the first pays for TCG's translation of the code.
 speed_reference() {
 	local t0 i n best=
 	for n in 1 2 3; do
