@@ -1,6 +1,7 @@
 /* The persisted records: see schema.h, which describes each of them. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
