@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <xxhash.h>
+
 #include "store/index.h"
 #include "store/pool.h"
 #include "store/store.h"
@@ -21,7 +24,7 @@ int index_init(struct path_index *ix)
 	memset(ix, 0, sizeof(*ix));
 	if (sodium_init() < 0)
 		return -1;
-	crypto_shorthash_keygen(ix->key);
+	randombytes_buf(ix->secret, sizeof(ix->secret));
 	return 0;
 }
 
@@ -36,12 +39,8 @@ void index_free(struct path_index *ix)
 static uint32_t hash_path(const struct path_index *ix, const char *path,
 			  size_t len)
 {
-	unsigned char out[crypto_shorthash_BYTES];
-	uint32_t h;
-
-	crypto_shorthash(out, (const unsigned char *)path, len, ix->key);
-	memcpy(&h, out, sizeof(h));
-	return h;
+	return (uint32_t)XXH3_64bits_withSecret(path, len, ix->secret,
+						 sizeof(ix->secret));
 }
 
 /* Where the entry (hash, id) goes in slots of mask + 1: the first empty

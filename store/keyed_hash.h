@@ -8,7 +8,7 @@
  * loop every other client waits on.  keyed_hash is XXH3 (libxxhash)
  * under a secret of random bytes drawn at its first use, in each
  * process: nobody outside can tell which keys collide.  SipHash-2-4,
- * which the node index (index.h) uses, made the daemon's registration
+ * tried first (and once the path index's hash), made the registration
  * of 100,000 watches 15 to 60% slower than under uthash's unkeyed hash
  * (bench/watch-register, the builds taking turns); XXH3 so keyed, no
  * slower.
