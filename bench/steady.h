@@ -6,17 +6,19 @@
  * other costs 3 to 10 times its usual time (bench/README.md, Steady
  * rounds).  A round measured in such a spell says nothing about a daemon:
  * its rates move 20-fold from one slice to the next whatever the daemon.
- * A probe, a short ping-pong between this process and a thread on the
- * daemons' CPU, tells such moments apart: the programs wait for a spell
- * to end before each turn they measure.  The probe exercises the same
- * wakeups as a request but no daemon: a slow daemon cannot make its own
- * rounds look unsteady.
+ * In others the host gives the machine less CPU: a fixed loop runs 1.5
+ * to 5 times slower, on both CPUs at once.  A probe tells such moments
+ * apart: a short ping-pong between this process and a thread on the
+ * daemons' CPU, and a fixed chain of multiplications timed on this
+ * process's CPU; the programs wait for a spell to end before each turn
+ * they measure.  The probe exercises the same wakeups as a request but
+ * no daemon: a slow daemon cannot make its own rounds look unsteady.
  *
- * The usual speed is the fastest calibration (the median of 40 probes)
- * of any program of the run (kept in the file named by BENCH_STEADY_FILE,
- * when set), lowered as the program's own probes find it faster, so that
- * a program started inside a spell does not take the spell for the norm
- * for long.
+ * The usual speed is the fastest calibration (the median of 40 probes'
+ * round trips, the fastest of their CPU probes) of any program of the
+ * run (kept in the file named by BENCH_STEADY_FILE, when set), lowered
+ * as the program's own probes find it faster, so that a program started
+ * inside a spell does not take the spell for the norm for long.
  */
 #ifndef XS_BENCH_STEADY_H
 #define XS_BENCH_STEADY_H
@@ -54,5 +56,8 @@ double steady_waited_s(void);
 
 /* The usual round trip, microseconds (0 when off). */
 double steady_usual_us(void);
+
+/* The CPU probe's usual time, microseconds (0 when off). */
+double steady_cpu_usual_us(void);
 
 #endif

@@ -122,8 +122,19 @@ grep -E '^load daemon=noop .* rounds=2 .* unsteady=2 unsteady_kept=2 waited_s=0\
 ok $? "load waited its budget, then measured both rounds on the unsteady host and counted them" \
     "$(cat "$tmp/steady.txt" 2>/dev/null)"
 like "$RUN_OUT" "the host was unsteady" "load says the host was unsteady"
-grep -qE '^[0-9.]+$' "$tmp/steady" 2>/dev/null
-ok $? "load left its usual round trip for the next program"
+grep -qE '^[0-9.]+ [0-9.]+$' "$tmp/steady" 2>/dev/null
+ok $? "load left its usual round trip and CPU probe's time for the next program" \
+    "$(cat "$tmp/steady" 2>/dev/null)"
+
+# The CPU half of the probe alone: wakeups within any bound, the CPU
+# always "slower" than a hundredth of its usual time.
+run env BENCH_RESULTS="$tmp/steady-cpu.txt" BENCH_STEADY_CPU=0.01 BENCH_STEADY_WAIT_S=0.4 \
+    "$XS_BUILD/bench/load" -r 2 -t 50 -g 1000 -w read -c 1 "noop=$tmp/noop.sock@$noop_pid"
+ok "$RUN_RC" "load runs with a CPU probe that finds the host slow" "$(_run_diag load)"
+grep -E '^load daemon=noop .* rounds=2 .* unsteady=2 unsteady_kept=2 waited_s=0\.[4-9]' \
+    "$tmp/steady-cpu.txt" >/dev/null
+ok $? "a slow CPU alone makes load wait, as a slow wakeup does" \
+    "$(cat "$tmp/steady-cpu.txt" 2>/dev/null)"
 kill "$noop_pid" 2>/dev/null
 wait "$noop_pid" 2>/dev/null
 
