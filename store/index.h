@@ -9,8 +9,9 @@
  * is XXH3 (libxxhash) under a secret of random bytes (libsodium) drawn
  * when the index is made: guests choose their own paths, and against an
  * unkeyed hash they could choose paths that collide, turning every lookup
- * into a walk of them all.  It replaced SipHash-2-4, which cost a
- * pipelined WRITE 4% of the daemon's time.
+ * into a walk of them all.  It replaced SipHash-2-4: pipelined WRITEs
+ * (64 in flight) ran 10% faster for it, with the database on and off
+ * (bench/ab, 15 rounds; one request in flight did not move).
  *
  * Only index_reserve allocates.  Callers reserve room before they change
  * anything, so an insert cannot fail and running out of memory is an
