@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-#include <xxhash.h>
-
 #include "store/index.h"
 #include "store/pool.h"
 #include "store/store.h"
@@ -22,10 +19,7 @@
 int index_init(struct path_index *ix)
 {
 	memset(ix, 0, sizeof(*ix));
-	if (sodium_init() < 0)
-		return -1;
-	randombytes_buf(ix->secret, sizeof(ix->secret));
-	return 0;
+	return keyed_hash_secret(ix->secret);
 }
 
 void index_free(struct path_index *ix)
@@ -39,8 +33,7 @@ void index_free(struct path_index *ix)
 static uint32_t hash_path(const struct path_index *ix, const char *path,
 			  size_t len)
 {
-	return (uint32_t)XXH3_64bits_withSecret(path, len, ix->secret,
-						 sizeof(ix->secret));
+	return keyed_hash_with(ix->secret, path, len);
 }
 
 /* Where the entry (hash, id) goes in slots of mask + 1: the first empty

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/keyed_hash.h"
 
 struct node;
 
@@ -35,10 +36,10 @@ struct path_index {
 	struct index_slot *slots;	/* NULL until the first reserve */
 	size_t mask;			/* slots - 1 (a power of two) */
 	size_t count;
-	unsigned char secret[192];	/* XXH3's, random */
+	unsigned char secret[KEYED_HASH_SECRET];
 };
 
-/* An empty index with a fresh random key: 0, or -1 when libsodium
+/* An empty index with a fresh random secret: 0, or -1 when libsodium
  * cannot start (no source of randomness). */
 int index_init(struct path_index *ix);
 void index_free(struct path_index *ix);

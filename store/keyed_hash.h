@@ -11,7 +11,8 @@
  * tried first (and once the path index's hash), made the registration
  * of 100,000 watches 15 to 60% slower than under uthash's unkeyed hash
  * (bench/watch-register, the builds taking turns); XXH3 so keyed, no
- * slower.
+ * slower.  The path index (index.h) keys its own the same way, with a
+ * secret of its own.
  *
  * For uthash: #define HASH_FUNCTION KEYED_HASH_FUNCTION before including
  * <uthash.h>.
@@ -22,6 +23,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bytes of a secret: XXH3's default size. */
+#define KEYED_HASH_SECRET 192
+
+/* Fill secret with random bytes: 0, or -1 when libsodium cannot start. */
+int keyed_hash_secret(unsigned char secret[KEYED_HASH_SECRET]);
+
+/* The hash of len bytes at key under secret (one keyed_hash_secret
+ * filled). */
+uint32_t keyed_hash_with(const unsigned char secret[KEYED_HASH_SECRET],
+			 const void *key, size_t len);
+
+/* keyed_hash_with under this process's secret, drawn at its first use. */
 uint32_t keyed_hash(const void *key, size_t len);
 
 #define KEYED_HASH_FUNCTION(keyptr, keylen, hashv) \

@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "tests/unit/unit.h"
 
 #include "store/index.h"
@@ -97,11 +95,7 @@ static void take_out(struct path_index *ix, struct node *n)
 /* Where an entry of path makes its home in ix (what index.c computes). */
 static size_t home_of(const struct path_index *ix, const char *path)
 {
-	uint32_t h = (uint32_t)XXH3_64bits_withSecret(path, strlen(path),
-						      ix->secret,
-						      sizeof(ix->secret));
-
-	return h & ix->mask;
+	return keyed_hash_with(ix->secret, path, strlen(path)) & ix->mask;
 }
 
 static struct node *find(const struct path_index *ix, const char *path)
