@@ -100,7 +100,6 @@ static void shared_usual(double *trip, double *cpu)
 {
 	const char *path = getenv("BENCH_STEADY_FILE");
 	double their_trip = 0, their_cpu = 0;
-	bool mine_faster;
 	FILE *f;
 
 	if (!path || !*path)
@@ -111,14 +110,12 @@ static void shared_usual(double *trip, double *cpu)
 			their_trip = 0;
 		fclose(f);
 	}
-	mine_faster = !(their_trip > 0 && their_trip <= *trip) ||
-		      !(their_cpu > 0 && their_cpu <= *cpu);
 	if (their_trip > 0 && their_trip < *trip)
 		*trip = their_trip;
 	if (their_cpu > 0 && their_cpu < *cpu)
 		*cpu = their_cpu;
-	if (!mine_faster)
-		return;
+	if (*trip == their_trip && *cpu == their_cpu)
+		return;		/* the file has them already */
 	f = fopen(path, "w");
 	if (f) {
 		fprintf(f, "%.3f %.3f\n", *trip, *cpu);
