@@ -42,6 +42,65 @@ struct ckpt_writer {
 	uint64_t nodes;
 };
 
+/*
+ * zstd's contexts, kept between checkpoints by a thread that asks
+ * (ckpt_keep_contexts): their tables, a few hundred KB, are otherwise
+ * mapped, faulted in and unmapped again for every checkpoint, which was
+ * much of a compaction's cost while a small store takes many writes.
+ */
+static __thread bool keep_contexts;
+static __thread ZSTD_CCtx *kept_cctx;
+static __thread ZSTD_DCtx *kept_dctx;
+
+void ckpt_keep_contexts(bool on)
+{
+	keep_contexts = on;
+	if (on)
+		return;
+	ZSTD_freeCCtx(kept_cctx);
+	ZSTD_freeDCtx(kept_dctx);
+	kept_cctx = NULL;
+	kept_dctx = NULL;
+}
+
+static ZSTD_CCtx *take_cctx(void)
+{
+	ZSTD_CCtx *c = kept_cctx;
+
+	kept_cctx = NULL;
+	if (!c)
+		return ZSTD_createCCtx();
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	return c;
+}
+
+static void give_cctx(ZSTD_CCtx *c)
+{
+	if (keep_contexts && !kept_cctx)
+		kept_cctx = c;
+	else
+		ZSTD_freeCCtx(c);
+}
+
+static ZSTD_DCtx *take_dctx(void)
+{
+	ZSTD_DCtx *d = kept_dctx;
+
+	kept_dctx = NULL;
+	if (!d)
+		return ZSTD_createDCtx();
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+	return d;
+}
+
+static void give_dctx(ZSTD_DCtx *d)
+{
+	if (keep_contexts && !kept_dctx)
+		kept_dctx = d;
+	else
+		ZSTD_freeDCtx(d);
+}
+
 static int fail(struct ckpt_writer *w, const char *what, const char *detail)
 {
 	snprintf(w->why, w->why_len, "%s %s: %s", what, w->next, detail);
@@ -63,7 +122,8 @@ static void writer_free(struct ckpt_writer *w)
 {
 	if (w->tdb)
 		tdb_close(w->tdb);
-	ZSTD_freeCCtx(w->cctx);
+	if (w->cctx)
+		give_cctx(w->cctx);
 	free(w->block);
 	free(w->packed);
 	free(w->path);
@@ -78,7 +138,7 @@ struct ckpt_writer *ckpt_create(const char *path, char *why, size_t why_len)
 
 	if (!w || !(w->path = strdup(path)) ||
 	    !(w->next = malloc(n + sizeof(CKPT_NEXT_SUFFIX))) ||
-	    !(w->cctx = ZSTD_createCCtx()) ||
+	    !(w->cctx = take_cctx()) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx,
 						ZSTD_c_compressionLevel,
 						CKPT_LEVEL)) ||
@@ -383,7 +443,7 @@ static int read_block(struct block_reader *br, const void *p, size_t len,
 		*why = "a node block of a size out of bounds";
 		return -1;
 	}
-	if (!br->dctx && !(br->dctx = ZSTD_createDCtx())) {
+	if (!br->dctx && !(br->dctx = take_dctx())) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -418,7 +478,8 @@ static int read_block(struct block_reader *br, const void *p, size_t len,
 
 static void block_reader_free(struct block_reader *br)
 {
-	ZSTD_freeDCtx(br->dctx);
+	if (br->dctx)
+		give_dctx(br->dctx);
 	free(br->plain);
 }
 

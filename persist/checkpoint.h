@@ -28,6 +28,10 @@
 
 struct ckpt_writer;
 
+/* The calling thread keeps zstd's contexts from one checkpoint to the
+ * next (on), or frees them and stops (off). */
+void ckpt_keep_contexts(bool on);
+
 /*
  * Start a checkpoint for the database at path, in path.next (replacing
  * any left there).  NULL with why filled when it cannot be made.  why

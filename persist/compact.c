@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <tdb.h>
 
@@ -145,6 +147,18 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 	return -1;
 }
 
+/* k maps the journal at path, as the loop left it: its pages and page
+ * tables are there, where a new mapping would fault on each page the
+ * index points into. */
+static bool kept_is(const struct journal_kept *k, const char *path)
+{
+	struct stat sb;
+
+	return k && k->map && k->end && stat(path, &sb) == 0 &&
+	       sb.st_dev == k->dev && sb.st_ino == k->ino &&
+	       (size_t)sb.st_size == k->end;
+}
+
 /* compact_file, the journal then kept as a wiped spare when spare is not
  * NULL (*spared), or removed. */
 static int compact_to(const char *tdb_path, const char *path,
@@ -160,11 +174,13 @@ static int compact_to(const char *tdb_path, const char *path,
 	int rc;
 
 	fold_init(&f);
+	memset(&m, 0, sizeof(m));
 	if (ix && !ix->off && !check) {
 		/* Only the changes the index points at (jindex.h). */
 		memset(&s, 0, sizeof(s));
-		rc = journal_map(path, false, &m);
-		if (rc != 0) {
+		if (kept_is(k, path))
+			rc = jindex_fold(ix, k->map, k->end, &f, &bad);
+		else if ((rc = journal_map(path, false, &m)) != 0) {
 			bad = strerror(errno);
 			rc = errno == ENOENT ? 1 : -1;
 		} else {
@@ -220,27 +236,114 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 			  why_len);
 }
 
-static void *run(void *arg)
+/* The job compact_start gave, its result in c->rc and c->why. */
+static void run_job(struct compaction *c)
 {
-	struct compaction *c = arg;
+	int wake_fd = c->wake_fd;	/* c is the loop's once done */
 	uint64_t one = 1;
 
 	c->rc = compact_to(c->tdb_path, c->path, c->spare, &c->kept,
 			   c->check, &c->index, &c->spared, c->why,
 			   sizeof(c->why));
+	pthread_mutex_lock(&c->lock);
 	atomic_store(&c->done, true);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 	/* An eventfd's counter cannot overflow from one add a compaction. */
-	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0)
+	if (wake_fd >= 0 && write(wake_fd, &one, sizeof(one)) < 0)
 		(void)0;	/* the next commit polls all the same */
+}
+
+/* A thread with no job for this long ends (compact_start makes another):
+ * its stack and arena are not kept at rest for a burst that is over. */
+#define COMPACT_IDLE_S 1
+
+static void *worker(void *arg)
+{
+	struct compaction *c = arg;
+
+	ckpt_keep_contexts(true);
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct timespec until;
+		int rc = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += COMPACT_IDLE_S;
+		while (!c->job && !c->quit && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&c->cond, &c->lock,
+						    &until);
+		if (!c->job) {
+			c->retired = true;
+			break;
+		}
+		c->job = false;
+		pthread_mutex_unlock(&c->lock);
+		run_job(c);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	ckpt_keep_contexts(false);
 	return NULL;
+}
+
+void compact_init(struct compaction *c)
+{
+	pthread_condattr_t attr;
+
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	/* Its idle wait is timed on the clock that never jumps. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	atomic_init(&c->done, false);
+	jindex_init(&c->index);
+	c->index.off = true;
+}
+
+/* The thread, at the loop's priority until calm() (hurried): glibc's
+ * thread attributes take no SCHED_IDLE. */
+static int make_thread(struct compaction *c)
+{
+	sigset_t all, old;
+	int err;
+
+	/* Signals are the event loop's: the thread takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&c->thread, NULL, worker, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	c->have_thread = err == 0;
+	c->hurried = true;
+	return err;
+}
+
+/*
+ * Requests first.  On the CPU the event loop runs on, a compaction at the
+ * loop's priority delays each of its wake-ups by a time slice: a client
+ * with one write in flight got a third of its writes through during a
+ * merge of a million nodes, and a nice value of 10 did no better.
+ * SCHED_IDLE runs it only when that CPU has nothing else to do, until
+ * compact_hurry.  Set by the loop while the thread waits for its job, so
+ * that nothing undoes a compact_hurry after; where it is refused, the
+ * thread stays at the loop's priority (hurried).
+ */
+static void calm(struct compaction *c)
+{
+	struct sched_param idle = { .sched_priority = 0 };
+
+	if (c->hurried &&
+	    pthread_setschedparam(c->thread, SCHED_IDLE, &idle) == 0)
+		c->hurried = false;
 }
 
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, const char *spare, bool check,
 		  struct jindex *ix, struct journal_kept *k, int wake_fd)
 {
-	struct sched_param idle = { .sched_priority = 0 };
-	sigset_t all, old;
+	bool retired;
 	int err;
 
 	if (c->running) {	/* its index is the running thread's */
@@ -252,11 +355,9 @@ int compact_start(struct compaction *c, const char *tdb_path,
 		return -1;
 	}
 	journal_kept_free(&c->kept);
-	if (k && spare) {
+	if (k) {
 		c->kept = *k;
 		k->map = NULL;
-	} else if (k) {
-		journal_kept_free(k);
 	}
 	jindex_free(&c->index);		/* off: the journal is read whole */
 	if (ix) {
@@ -273,27 +374,27 @@ int compact_start(struct compaction *c, const char *tdb_path,
 	c->rc = 0;
 	c->why[0] = '\0';
 	atomic_store(&c->done, false);
-	/* Signals are the event loop's: the thread takes none. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&c->thread, NULL, run, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		errno = err;
-		return -1;
+	for (;;) {
+		if (!c->have_thread && (err = make_thread(c)) != 0) {
+			errno = err;
+			return -1;
+		}
+		calm(c);
+		/* Given only under the lock the thread retires under: one
+		 * that has not retired yet sees the job before it can. */
+		pthread_mutex_lock(&c->lock);
+		retired = c->retired;
+		if (!retired) {
+			c->job = true;
+			pthread_cond_signal(&c->cond);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!retired)
+			break;
+		pthread_join(c->thread, NULL);
+		c->have_thread = c->retired = false;
 	}
 	c->running = true;
-	c->hurried = false;
-	/* Requests first.  On the CPU the event loop runs on, a compaction
-	 * at the loop's priority delays each of its wake-ups by a time
-	 * slice: a client with one write in flight got a third of its
-	 * writes through during a merge of a million nodes, and a nice
-	 * value of 10 did no better.  SCHED_IDLE runs it only when that CPU
-	 * has nothing else to do, until compact_hurry.  Set from here, not
-	 * by the thread, so that a compact_hurry right after cannot be
-	 * undone by it. */
-	if (pthread_setschedparam(c->thread, SCHED_IDLE, &idle) != 0)
-		c->hurried = true;	/* at the loop's priority, then */
 	return 0;
 }
 
@@ -311,9 +412,25 @@ int compact_poll(struct compaction *c, bool wait, bool *failed)
 {
 	if (!c->running || (!wait && !atomic_load(&c->done)))
 		return 0;
-	pthread_join(c->thread, NULL);
+	pthread_mutex_lock(&c->lock);
+	while (!atomic_load(&c->done))
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 	c->running = false;
 	jindex_free(&c->index);
 	*failed = c->rc != 0;
 	return 1;
+}
+
+void compact_stop(struct compaction *c)
+{
+	if (!c->have_thread)
+		return;
+	/* The thread ends its job first: compact_poll still reaps it. */
+	pthread_mutex_lock(&c->lock);
+	c->quit = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	c->have_thread = c->quit = c->retired = false;
 }

@@ -33,21 +33,32 @@
 int compact_file(const char *tdb_path, const char *path, bool check,
 		 const struct jindex *ix, char *why, size_t why_len);
 
+/*
+ * The thread that runs compactions (compact_start) lives while they come
+ * (it ends after a second without one, or at compact_stop): making one a
+ * compaction cost more than most merges (a stack mapped, faulted in and
+ * given back, about 22 times a second under pipelined WRITEs).
+ */
 struct compaction {
 	pthread_t thread;
-	bool running;			/* started and not joined yet */
+	bool have_thread;		/* made, and not yet stopped */
+	bool running;			/* a job given and not yet polled */
 	bool hurried;			/* at the loop's priority (else
 					 * SCHED_IDLE: compact_start) */
-	atomic_bool done;		/* the thread is about to return */
+	pthread_mutex_t lock;		/* guards job, quit and done's wait */
+	pthread_cond_t cond;
+	bool job, quit;			/* for the thread: work, or end */
+	bool retired;			/* it ended, idle (compact.c) */
+	atomic_bool done;		/* the job's result is in rc, why */
 	const char *tdb_path;		/* borrowed */
 	const char *path;		/* borrowed */
 	const char *spare;		/* borrowed; NULL: none */
 	bool spared;			/* the journal is now the spare */
-	struct journal_kept kept;	/* the journal's mapping, owned
-					 * (none: map NULL): the wipe goes
-					 * through it, and once joined the
-					 * loop takes it back with the spare
-					 * (db.c) */
+	struct journal_kept kept;	/* the loop's mapping of the journal,
+					 * owned (none: map NULL): the fold
+					 * reads and the wipe writes through
+					 * it, and once polled the loop takes
+					 * it back with the spare (db.c) */
 	bool check;
 	struct jindex index;		/* the journal's, owned (off: none) */
 	int wake_fd;			/* an eventfd the thread adds 1 to
@@ -56,14 +67,23 @@ struct compaction {
 	char why[200];
 };
 
-/* 0, or -1 with errno when no thread could be made.  wake_fd: as
+/* Ready for compact_start (no thread yet). */
+void compact_init(struct compaction *c);
+/* The thread ended, after the job it runs (if any, which compact_poll
+ * still reaps); the next compact_start makes another.  Safe to call
+ * twice. */
+void compact_stop(struct compaction *c);
+
+/* 0, or -1 with errno when no thread could be made (or one runs).  The
+ * thread runs it at SCHED_IDLE.  wake_fd: as
  * struct compaction's (the caller keeps it open).  spare: where the
  * merged journal goes, wiped (journal_wipe), to be the next live one
  * (c->spared once done), rather than be removed; NULL: removed.  ix:
  * the journal's index (NULL: none, it is read whole), the compaction's
  * from now on; *ix is left off, whatever the result.  k (or NULL): the
- * loop's mapping of the journal, c->kept from now on (freed unless it
- * is to be the spare); *k is left empty, whatever the result. */
+ * loop's mapping of the journal, c->kept from now on (which its
+ * journal's end holds: see journal_close_keep); *k is left empty,
+ * whatever the result. */
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, const char *spare, bool check,
 		  struct jindex *ix, struct journal_kept *k, int wake_fd);

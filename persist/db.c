@@ -1106,7 +1106,9 @@ static void db_free(struct db *db)
 	 * process may have written after this one's last frame. */
 	journal_close(&db->jout, false);
 	journal_kept_free(&db->kept);
+	compact_stop(&db->compaction);
 	journal_kept_free(&db->compaction.kept);
+	jindex_free(&db->compaction.index);
 	drop_side_records(db);
 	drop_journal_reads(db);
 	jindex_free(&db->jindex);
@@ -1148,6 +1150,7 @@ struct db *db_open(const char *path, bool *restorable)
 		db->wake_fd = -1;
 		fold_init(&db->fold);
 		jindex_init(&db->jindex);
+		compact_init(&db->compaction);
 	}
 	if (!db || !(db->path = strdup(path)) ||
 	    !(db->jpath[JOURNAL_OLD] = with_suffix(path, journal_suffix[JOURNAL_OLD])) ||

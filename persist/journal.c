@@ -714,6 +714,7 @@ int journal_close_keep(struct journal_out *j, struct journal_kept *k)
 			/* Cut below: the pages past the end go. */
 			.populated = j->populated < j->end ? j->populated
 							   : j->end,
+			.end = j->end,
 			.dev = sb.st_dev, .ino = sb.st_ino,
 		};
 		j->map = NULL;

@@ -135,6 +135,7 @@ struct journal_kept {
 	unsigned char *map;	/* NULL: none */
 	size_t mapped;
 	size_t populated;
+	size_t end;		/* where its frames end, once closed */
 	dev_t dev;
 	ino_t ino;
 };

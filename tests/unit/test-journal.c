@@ -730,6 +730,43 @@ START_TEST(applying_a_journal_twice_gives_the_same_file)
 }
 END_TEST
 
+/*
+ * The compaction thread keeps zstd's contexts from one checkpoint to the
+ * next (ckpt_keep_contexts): each checkpoint written and read with a
+ * context used before holds what it must.
+ */
+START_TEST(checkpoints_with_kept_contexts_read_back_the_same)
+{
+	char first[8192], second[8192];
+	struct store s;
+	struct db *db;
+	char *v;
+
+	ckpt_keep_contexts(true);
+	db = new_db(&s);
+	put(&s, "/a", "1");
+	put(&s, "/a/b", "22");
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	dump_tdb(first);
+	ck_assert_ptr_nonnull(strstr(first, "/a/b="));
+	rm(&s, "/a/b");
+	put(&s, "/a/c", "333");
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	dump_tdb(second);
+	ck_assert_ptr_null(strstr(second, "/a/b="));
+	ck_assert_ptr_nonnull(strstr(second, "/a/c="));
+	v = reload("/a/c", NULL);
+	ck_assert_str_eq(v, "333");
+	free(v);
+	s.observer = NULL;
+	db_close(db);
+	store_destroy(&s);
+	ckpt_keep_contexts(false);
+}
+END_TEST
+
 START_TEST(a_compaction_brings_the_file_up_to_date)
 {
 	unsigned long count;
@@ -914,17 +951,18 @@ END_TEST
  */
 /*
  * A compaction runs at SCHED_IDLE, the loop's requests first, until
- * compact_hurry puts it at the loop's priority.  Its thread is kept alive
+ * compact_hurry puts it at the loop's priority.  Its job is kept running
  * meanwhile by the wake-up it ends with: a write to a pipe already full.
  */
 START_TEST(a_compaction_runs_idle_until_hurried)
 {
-	struct compaction c = { 0 };
+	struct compaction c;
 	struct sched_param sp;
 	char why[200], buf[4096];
 	int fds[2], policy = -1;
 	bool failed;
 
+	compact_init(&c);
 	ck_assert_int_eq(pipe2(fds, O_NONBLOCK), 0);
 	while (write(fds[1], buf, sizeof(buf)) > 0)
 		;
@@ -945,6 +983,66 @@ START_TEST(a_compaction_runs_idle_until_hurried)
 	ck_assert(!failed);
 	close(fds[0]);
 	close(fds[1]);
+	compact_stop(&c);
+}
+END_TEST
+
+/*
+ * One thread serves a burst of compactions (making one each cost more
+ * than a small merge), ends after a second without one, and the next
+ * compaction makes another.
+ */
+START_TEST(the_compaction_thread_serves_a_burst_then_ends)
+{
+	struct compaction c;
+	struct sched_param sp;
+	int policy = -1;
+	char why[200];
+	pthread_t first;
+	bool failed;
+
+	compact_init(&c);
+	snprintf(why, sizeof(why), "%s.none", jpath);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false,
+					       NULL, NULL, -1), 0);
+		if (i == 0)
+			first = c.thread;
+		ck_assert(pthread_equal(c.thread, first));
+		/* Hurried once, idle again for the next job. */
+		ck_assert_int_eq(pthread_getschedparam(c.thread, &policy, &sp),
+				 0);
+		ck_assert_int_eq(policy, SCHED_IDLE);
+		if (i == 1)
+			compact_hurry(&c);
+		ck_assert_int_eq(compact_poll(&c, true, &failed), 1);
+		ck_assert(!failed);
+		ck_assert(c.have_thread);
+	}
+	/* Idle past its second: it ends by itself. */
+	for (int i = 0; i < 300; i++) {
+		bool retired;
+
+		pthread_mutex_lock(&c.lock);
+		retired = c.retired;
+		pthread_mutex_unlock(&c.lock);
+		if (retired)
+			break;
+		usleep(10 * 1000);
+	}
+	ck_assert(c.retired);
+	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL,
+				       NULL, -1), 0);
+	ck_assert(c.have_thread && !c.retired);
+	ck_assert_int_eq(compact_poll(&c, true, &failed), 1);
+	ck_assert(!failed);
+	compact_stop(&c);
+	ck_assert(!c.have_thread);
+	/* Stopped, it is made again. */
+	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL,
+				       NULL, -1), 0);
+	ck_assert_int_eq(compact_poll(&c, true, &failed), 1);
+	compact_stop(&c);
 }
 END_TEST
 
@@ -1831,6 +1929,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_compaction_ending_with_changes_pending_leaves_them_in_place);
 	tcase_add_test(t, a_quiet_period_during_a_compaction_merges_after_it);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
+	tcase_add_test(t, the_compaction_thread_serves_a_burst_then_ends);
+	tcase_add_test(t, checkpoints_with_kept_contexts_read_back_the_same);
 	tcase_add_test(t, a_checkpoint_leaves_the_state_in_the_file_alone);
 	tcase_add_test(t, a_merge_copies_the_blocks_its_journal_left_alone);
 	tcase_add_test(t, a_merge_keeps_parents_before_their_children);
