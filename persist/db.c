@@ -759,13 +759,20 @@ static void node_changed(const struct node *n, const char *path, void *arg)
 {
 	struct db *db = arg;
 	struct schema_node rec = node_rec(n);
-	size_t klen = strlen(path), len = schema_put_node_len(klen, &rec);
-	unsigned char *at = frame_reserve(db, len);
+	size_t klen, len;
+	unsigned char *at;
 
+	/* Its entry is fetched while the change is encoded. */
+	jindex_prefetch(&db->jindex, n->id);
+	klen = strlen(path);
+	len = schema_put_node_len(klen, &rec);
+	at = frame_reserve(db, len);
 	if (at) {
-		jindex_put(&db->jindex, n->id, journal_offset(db));
+		uint64_t offset = journal_offset(db);
+
 		schema_put_node_at(at, path, klen, &rec);
 		db->pending.len += len;
+		jindex_put(&db->jindex, n->id, offset);
 	}
 }
 

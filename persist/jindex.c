@@ -20,57 +20,66 @@ void jindex_free(struct jindex *ix)
 	ix->off = true;
 }
 
-static size_t slot_of(const struct jindex *ix, uint32_t id)
+/* id's entry, or the empty slot it would take.  The slot is where
+ * jindex_prefetch looks: ids are dense, and a multiply spreads
+ * neighbours apart. */
+static struct jindex_entry *find(const struct jindex *ix, uint32_t id)
 {
-	/* Ids are dense: a multiply spreads neighbours apart. */
-	return (size_t)(id * 0x9e3779b1u) & ix->mask;
-}
+	for (size_t i = (id * 0x9e3779b1u) & ix->mask;;
+	     i = (i + 1) & ix->mask) {
+		struct jindex_entry *e = &ix->slots[i];
 
-/* The slot holding id's entry, or the empty one it would take. */
-static uint32_t *find(const struct jindex *ix, uint32_t id)
-{
-	for (size_t i = slot_of(ix, id);; i = (i + 1) & ix->mask) {
-		uint32_t *sl = &ix->slots[i];
-
-		if (!*sl || ix->v[*sl - 1].id == id)
-			return sl;
+		if (!e->id || e->id == id)
+			return e;
 	}
 }
 
-/* Room for one more entry (slots at most half full); false: given up. */
-static bool room(struct jindex *ix, bool node)
+/* Fewer than two changes an entry: reading the whole journal back costs
+ * little more than keeping this. */
+static bool worth_it(const struct jindex *ix)
 {
-	size_t nodes;
+	return ix->count < JINDEX_MIN || ix->changes >= 2 * ix->count;
+}
 
-	if (ix->count == ix->cap) {
+/* Room for one more node (slots at most half full); false: given up. */
+static bool node_room(struct jindex *ix)
+{
+	struct jindex_entry *old = ix->slots;
+	size_t n = old ? 2 * (ix->mask + 1) : 512, was = old ? ix->mask + 1 : 0;
+
+	if (!worth_it(ix))
+		goto give_up;
+	if (old && 2 * (ix->nodes + 1) <= ix->mask + 1)
+		return true;
+	if (!(ix->slots = calloc(n, sizeof(*ix->slots)))) {
+		ix->slots = old;
+		goto give_up;
+	}
+	ix->mask = n - 1;
+	for (size_t i = 0; i < was; i++)
+		if (old[i].id)
+			*find(ix, old[i].id) = old[i];
+	free(old);
+	return true;
+
+give_up:
+	jindex_free(ix);
+	return false;
+}
+
+/* Room for one more other change; false: given up. */
+static bool other_room(struct jindex *ix)
+{
+	if (!worth_it(ix))
+		goto give_up;
+	if (ix->others == ix->cap) {
 		size_t cap = ix->cap ? 2 * ix->cap : 256;
-		struct jindex_entry *v;
+		uint32_t *v = realloc(ix->v, cap * sizeof(*v));
 
-		/* Fewer than two changes an entry: reading the whole
-		 * journal back costs little more than this. */
-		if (ix->count >= JINDEX_MIN && ix->changes < 2 * ix->count)
-			goto give_up;
-		v = realloc(ix->v, cap * sizeof(*v));
 		if (!v)
 			goto give_up;
 		ix->v = v;
 		ix->cap = cap;
-	}
-	nodes = ix->count + 1;
-	if (!node || (ix->slots && 2 * nodes <= ix->mask + 1))
-		return true;
-	{
-		size_t n = ix->slots ? 2 * (ix->mask + 1) : 512;
-		uint32_t *slots = calloc(n, sizeof(*slots));
-
-		if (!slots)
-			goto give_up;
-		free(ix->slots);
-		ix->slots = slots;
-		ix->mask = n - 1;
-		for (size_t i = 0; i < ix->count; i++)
-			if (ix->v[i].id)
-				*find(ix, ix->v[i].id) = (uint32_t)i + 1;
 	}
 	return true;
 
@@ -92,50 +101,47 @@ static bool noted(struct jindex *ix, uint64_t at)
 	return true;
 }
 
-static void add(struct jindex *ix, uint32_t id, uint32_t at)
+static void add_other(struct jindex *ix, uint32_t at)
 {
-	ix->v[ix->count++] = (struct jindex_entry){ id, at, at };
+	ix->v[ix->others++] = at;
+	ix->count++;
 }
 
 void jindex_put(struct jindex *ix, uint32_t id, uint64_t at)
 {
-	uint32_t *sl;
+	struct jindex_entry *e;
 
 	if (!noted(ix, at))
 		return;
-	if (ix->slots) {
-		sl = find(ix, id);
-		if (*sl) {
-			struct jindex_entry *e = &ix->v[*sl - 1];
-
-			if (e->last == JINDEX_DEAD)	/* a new node */
-				e->first = (uint32_t)at;
-			e->last = (uint32_t)at;
-			return;
-		}
-	}
-	if (!room(ix, true))
+	if (ix->slots && (e = find(ix, id))->id) {
+		if (e->last == JINDEX_DEAD)	/* a new node */
+			e->first = (uint32_t)at;
+		e->last = (uint32_t)at;
 		return;
-	*find(ix, id) = (uint32_t)ix->count + 1;
-	add(ix, id, (uint32_t)at);
+	}
+	if (!node_room(ix))
+		return;
+	*find(ix, id) = (struct jindex_entry){ id, (uint32_t)at, (uint32_t)at };
+	ix->nodes++;
+	ix->count++;
 }
 
 void jindex_removed(struct jindex *ix, uint32_t id, uint64_t at)
 {
-	uint32_t *sl;
+	struct jindex_entry *e;
 
 	if (!noted(ix, at))
 		return;
-	if (ix->slots && *(sl = find(ix, id)))
-		ix->v[*sl - 1].last = JINDEX_DEAD;
-	if (room(ix, false))
-		add(ix, 0, (uint32_t)at);
+	if (ix->slots && (e = find(ix, id))->id)
+		e->last = JINDEX_DEAD;
+	if (other_room(ix))
+		add_other(ix, (uint32_t)at);
 }
 
 void jindex_other(struct jindex *ix, uint64_t at)
 {
-	if (noted(ix, at) && room(ix, false))
-		add(ix, 0, (uint32_t)at);
+	if (noted(ix, at) && other_room(ix))
+		add_other(ix, (uint32_t)at);
 }
 
 static int by_first(const void *a, const void *b)
@@ -156,9 +162,11 @@ int jindex_fold(const struct jindex *ix, const void *p, size_t len,
 		*why = "out of memory";
 		return -1;
 	}
-	for (size_t i = 0; i < ix->count; i++)
-		if (ix->v[i].last != JINDEX_DEAD)
-			v[n++] = ix->v[i];
+	for (size_t i = 0; ix->slots && i <= ix->mask; i++)
+		if (ix->slots[i].id && ix->slots[i].last != JINDEX_DEAD)
+			v[n++] = ix->slots[i];
+	for (size_t i = 0; i < ix->others; i++)
+		v[n++] = (struct jindex_entry){ 0, ix->v[i], ix->v[i] };
 	if (n)	/* qsort's array may not be NULL */
 		qsort(v, n, sizeof(*v), by_first);
 	for (size_t i = 0; i < n && rc == 0; i++) {
