@@ -20,13 +20,10 @@ void jindex_free(struct jindex *ix)
 	ix->off = true;
 }
 
-/* id's entry, or the empty slot it would take.  The slot is where
- * jindex_prefetch looks: ids are dense, and a multiply spreads
- * neighbours apart. */
+/* id's entry, or the empty slot it would take. */
 static struct jindex_entry *find(const struct jindex *ix, uint32_t id)
 {
-	for (size_t i = (id * 0x9e3779b1u) & ix->mask;;
-	     i = (i + 1) & ix->mask) {
+	for (size_t i = jindex_slot(ix, id);; i = (i + 1) & ix->mask) {
 		struct jindex_entry *e = &ix->slots[i];
 
 		if (!e->id || e->id == id)

@@ -61,12 +61,18 @@ void jindex_init(struct jindex *ix);
 /* Free it, or give it up: it is off then (its journal is read whole). */
 void jindex_free(struct jindex *ix);
 
+/* Where id's entry is looked for first.  Ids are dense: a multiply
+ * spreads neighbours apart. */
+static inline size_t jindex_slot(const struct jindex *ix, uint32_t id)
+{
+	return (size_t)(id * 0x9e3779b1u) & ix->mask;
+}
+
 /* A put of node id is coming: its slot is fetched meanwhile. */
 static inline void jindex_prefetch(const struct jindex *ix, uint32_t id)
 {
 	if (ix->slots)
-		__builtin_prefetch(&ix->slots[(id * 0x9e3779b1u) & ix->mask],
-				   1);
+		__builtin_prefetch(&ix->slots[jindex_slot(ix, id)], 1);
 }
 /* A put of node id at offset at. */
 void jindex_put(struct jindex *ix, uint32_t id, uint64_t at);
