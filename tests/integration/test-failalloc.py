@@ -257,14 +257,24 @@ def test_every_allocation_of_a_compaction_fails_in_turn(d):
         c = connect(life)
         for n in range(MAX_N + 1):
             control(c, b"failalloc", b"thread", str(n).encode())
-            # Past the limit: a rotation, and a compaction's thread.
-            for i in range(40):
+            # Up to the limit and no further: one rotation, one
+            # compaction.  A write more could fill the live journal
+            # again, and the loop would set it aside as it reaps this
+            # compaction: an old journal again, which this loop would
+            # take for this one still there.
+            for i in range(200):
                 c.write(b"/c/%d/%d" % (n % 3, i), b"%d" % n * 100)
+                if os.path.exists(old):
+                    break
+            else:
+                raise AssertionError("allocation %d: no rotation after "
+                                     "200 writes" % n)
             deadline = time.monotonic() + 10
             while os.path.exists(old) and time.monotonic() < deadline:
                 time.sleep(0.01)
             check(not os.path.exists(old), "allocation %d: the old journal "
-                  "is still there after 10 s" % n)
+                  "is still there after 10 s; the daemon's log:\n%s"
+                  % (n, life.log()[-3000:]))
             fired = control(c, b"failalloc") == b"fired\0"
             check(life.alive(), "allocation %d: the daemon died" % n)
             eq(control(c, b"check"), b"OK\0", "allocation %d: CONTROL check" % n)

@@ -736,9 +736,9 @@ class EventClient(RawClient):
 
 # ------------------------------------------------------------------ runner
 
-def _diag(text):
+def _diag(text, out=None):
     for line in str(text).rstrip("\n").split("\n"):
-        print("# " + line)
+        print("# " + line, file=out or sys.stdout)
 
 
 class TestTimeout(Exception):
@@ -810,11 +810,15 @@ def run(namespace, shared_daemon=False):
         else:
             failed += 1
             print("not ok %d - %s" % (i, name))
+            sys.stdout.flush()
+            # On stderr, which prove shows without --verbose: a CI log
+            # then says why, not only which.
             for m in msgs:
-                _diag(m)
+                _diag(m, sys.stderr)
             if d is not None and d.log_path:
-                _diag("daemon log (%s):" % d.log_path)
-                _diag(d.log()[-8000:] or "(empty)")
+                _diag("daemon log (%s):" % d.log_path, sys.stderr)
+                _diag(d.log()[-8000:] or "(empty)", sys.stderr)
+            sys.stderr.flush()
         dt = time.monotonic() - t0
         if dt > 5:
             _diag("%s took %.1f s" % (name, dt))
