@@ -11,6 +11,11 @@ set -u
 if [ "${XS_DAEMON:-}" = upstream-c ]; then
     skip_all "builds our own daemon"
 fi
+# It builds and tests a scratch copy of its own, nothing of the build under test: once, in the
+# pass without sanitizers, is enough.
+if [[ " ${XS_MAKEFLAGS:-} " == *" SAN=1 "* ]]; then
+    skip_all "the scratch copy is built and tested in the pass without sanitizers"
+fi
 # make check in the scratch copy (below) must never come back here.
 if [ -n "${XS_IN_BUILD_TEST:-}" ]; then
     skip_all "inside test-build.sh's own scratch copy"
