@@ -280,8 +280,9 @@ def set_journals_aside(dir):
 
 def scratch_dir():
     """A new directory on tmpfs where there is one, as a host keeps the
-    database (its journals' allocation read from st_blocks is tmpfs's:
-    a disk's delayed allocation reports blocks a while after a cut)."""
+    database: the tests read a journal's allocation from st_blocks, as
+    tmpfs reports it (on ext4 a journal cut at rest was once seen holding
+    a page more than its size)."""
     shm = "/dev/shm"
     return tempfile.mkdtemp(prefix="xscrash-",
                             dir=shm if os.path.isdir(shm) and
