@@ -104,7 +104,7 @@ static void add_other(struct jindex *ix, uint32_t at)
 	ix->count++;
 }
 
-void jindex_put(struct jindex *ix, uint32_t id, uint64_t at)
+void jindex_put_slow(struct jindex *ix, uint32_t id, uint64_t at)
 {
 	struct jindex_entry *e;
 

@@ -75,7 +75,23 @@ static inline void jindex_prefetch(const struct jindex *ix, uint32_t id)
 		__builtin_prefetch(&ix->slots[jindex_slot(ix, id)], 1);
 }
 /* A put of node id at offset at. */
-void jindex_put(struct jindex *ix, uint32_t id, uint64_t at);
+void jindex_put_slow(struct jindex *ix, uint32_t id, uint64_t at);
+static inline void jindex_put(struct jindex *ix, uint32_t id, uint64_t at)
+{
+	struct jindex_entry *e;
+
+	/* Inline where the node has its entry at its slot already (most
+	 * puts of a busy journal); else the whole rule (jindex.c). */
+	if (!ix->off && at < JINDEX_DEAD && ix->slots &&
+	    (e = &ix->slots[jindex_slot(ix, id)])->id == id) {
+		ix->changes++;
+		if (e->last == JINDEX_DEAD)	/* a new node */
+			e->first = (uint32_t)at;
+		e->last = (uint32_t)at;
+		return;
+	}
+	jindex_put_slow(ix, id, at);
+}
 /* Node id removed, the removal at offset at: its puts no longer count. */
 void jindex_removed(struct jindex *ix, uint32_t id, uint64_t at);
 /* Any other change, at offset at. */

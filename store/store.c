@@ -298,13 +298,13 @@ bool store_domid_referenced(const struct store *s, uint32_t domid)
 	       (s->use[domid].owned || s->use[domid].named);
 }
 
-/* The observer told of n, whose path the caller holds (the one it was
- * found by). */
+/* The observer told of n, whose path (len bytes) the caller holds (the
+ * one it was found by). */
 static void tell_changed_at(const struct store *s, const struct node *n,
-			    const char *path)
+			    const char *path, size_t len)
 {
 	if (s->observer)
-		s->observer->changed(n, path, s->observer->arg);
+		s->observer->changed(n, path, len, s->observer->arg);
 }
 
 /* The same, the path built from n's ancestors. */
@@ -312,10 +312,8 @@ static void tell_changed(const struct store *s, const struct node *n)
 {
 	char path[NODE_PATH_BUF];
 
-	if (s->observer) {
-		node_path(n, path, sizeof(path));
-		tell_changed_at(s, n, path);
-	}
+	if (s->observer)
+		tell_changed_at(s, n, path, node_path(n, path, sizeof(path)));
 }
 
 /* Into room reserved in the index before. */
@@ -488,7 +486,7 @@ struct node *store_write(struct store *s, const char *path,
 	}
 	account(s, n, n->perms, 1);
 	n->gen = ++s->gen;
-	tell_changed_at(s, n, path);
+	tell_changed_at(s, n, path, plen);
 	return n;
 }
 
@@ -540,7 +538,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 			link_child(s, parent, prep);
 		else
 			link_special(s, prep);
-		tell_changed_at(s, prep, path);
+		tell_changed_at(s, prep, path, plen);
 		return prep;
 	}
 	/* The live node takes the prepared value; the record goes, with
@@ -558,7 +556,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	account(s, n, n->perms, 1);
 	node_free(prep);
 	n->gen = ++s->gen;
-	tell_changed_at(s, n, path);
+	tell_changed_at(s, n, path, plen);
 	return n;
 }
 

@@ -184,7 +184,8 @@ struct store_domid_use {
  * a node about to be freed by a removal.
  */
 struct store_observer {
-	void (*changed)(const struct node *n, const char *path, void *arg);
+	void (*changed)(const struct node *n, const char *path,
+			size_t path_len, void *arg);
 	void (*removed)(const struct node *n, const char *path, void *arg);
 	void *arg;
 };
