@@ -35,7 +35,9 @@ static struct jindex_entry *find(const struct jindex *ix, uint32_t id)
  * little more than keeping this. */
 static bool worth_it(const struct jindex *ix)
 {
-	return ix->count < JINDEX_MIN || ix->changes >= 2 * ix->count;
+	size_t count = jindex_count(ix);
+
+	return count < JINDEX_MIN || ix->changes >= 2 * count;
 }
 
 /* Room for one more node (slots at most half full); false: given up. */
@@ -101,7 +103,6 @@ static bool noted(struct jindex *ix, uint64_t at)
 static void add_other(struct jindex *ix, uint32_t at)
 {
 	ix->v[ix->others++] = at;
-	ix->count++;
 }
 
 void jindex_put_slow(struct jindex *ix, uint32_t id, uint64_t at)
@@ -111,16 +112,13 @@ void jindex_put_slow(struct jindex *ix, uint32_t id, uint64_t at)
 	if (!noted(ix, at))
 		return;
 	if (ix->slots && (e = find(ix, id))->id) {
-		if (e->last == JINDEX_DEAD)	/* a new node */
-			e->first = (uint32_t)at;
-		e->last = (uint32_t)at;
+		jindex_entry_put(e, at);
 		return;
 	}
 	if (!node_room(ix))
 		return;
 	*find(ix, id) = (struct jindex_entry){ id, (uint32_t)at, (uint32_t)at };
 	ix->nodes++;
-	ix->count++;
 }
 
 void jindex_removed(struct jindex *ix, uint32_t id, uint64_t at)
@@ -155,7 +153,8 @@ int jindex_fold(const struct jindex *ix, const void *p, size_t len,
 	size_t n = 0;
 	int rc = 0;
 
-	if (ix->count && !(v = malloc(ix->count * sizeof(*v)))) {
+	if (jindex_count(ix) &&
+	    !(v = malloc(jindex_count(ix) * sizeof(*v)))) {
 		*why = "out of memory";
 		return -1;
 	}

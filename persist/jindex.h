@@ -52,7 +52,6 @@ struct jindex {
 	size_t nodes;		/* entries in slots */
 	uint32_t *v;		/* the other changes' offsets */
 	size_t others, cap;
-	size_t count;		/* entries: nodes + others */
 	size_t changes;		/* noted since the journal's start */
 };
 
@@ -66,6 +65,20 @@ void jindex_free(struct jindex *ix);
 static inline size_t jindex_slot(const struct jindex *ix, uint32_t id)
 {
 	return (size_t)(id * 0x9e3779b1u) & ix->mask;
+}
+
+/* Entries: nodes and other changes. */
+static inline size_t jindex_count(const struct jindex *ix)
+{
+	return ix->nodes + ix->others;
+}
+
+/* A put at offset at of the node whose entry e is. */
+static inline void jindex_entry_put(struct jindex_entry *e, uint64_t at)
+{
+	if (e->last == JINDEX_DEAD)	/* a new node */
+		e->first = (uint32_t)at;
+	e->last = (uint32_t)at;
 }
 
 /* A put of node id is coming: its slot is fetched meanwhile. */
@@ -85,9 +98,7 @@ static inline void jindex_put(struct jindex *ix, uint32_t id, uint64_t at)
 	if (!ix->off && at < JINDEX_DEAD && ix->slots &&
 	    (e = &ix->slots[jindex_slot(ix, id)])->id == id) {
 		ix->changes++;
-		if (e->last == JINDEX_DEAD)	/* a new node */
-			e->first = (uint32_t)at;
-		e->last = (uint32_t)at;
+		jindex_entry_put(e, at);
 		return;
 	}
 	jindex_put_slow(ix, id, at);
