@@ -1,5 +1,7 @@
 /* The persisted records: see schema.h, which describes each of them. */
+#include <endian.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,29 +113,42 @@ uint64_t schema_decode_mark(const void *p, size_t len)
 
 /* ---- nodes ---- */
 
+/* Little-endian, as wr_u32 writes: one store where the host is too. */
 static unsigned char *put_u32(unsigned char *p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
+	v = htole32(v);
+	memcpy(p, &v, 4);
 	return p + 4;
 }
 
-static size_t node_len(const struct schema_node *n)
+static unsigned char *put_u64(unsigned char *p, uint64_t v)
 {
-	return 8 + 4 + 8 * (size_t)n->nperms + 4 + n->value_len;
+	v = htole64(v);
+	memcpy(p, &v, 8);
+	return p + 8;
 }
 
-/* The node's encoding at p (node_len bytes), as wr_u64 etc. would write
- * it. */
-static void node_bytes(unsigned char *p, const struct schema_node *n)
+/* The node's encoding at p (schema_node_len bytes), as wr_u64 etc.
+ * would write it. */
+static inline void node_bytes(unsigned char *p,
+			      const struct schema_node *n)
 {
-	p = put_u32(p, (uint32_t)n->born);
-	p = put_u32(p, (uint32_t)(n->born >> 32));
+	p = put_u64(p, n->born);
 	p = put_u32(p, n->nperms);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* The entries are already their encoding: a node is written at
+	 * every change of it. */
+	_Static_assert(sizeof(struct perm) == 8 &&
+		       offsetof(struct perm, access) == 4,
+		       "struct perm is not (u32 domid, u32 access)");
+	for (uint32_t i = 0; i < n->nperms; i++, p += 8)
+		memcpy(p, &n->perms[i], 8);	/* one store, not a call */
+#else
 	for (uint32_t i = 0; i < n->nperms; i++) {
 		p = put_u32(p, n->perms[i].domid);
 		p = put_u32(p, n->perms[i].access);
 	}
+#endif
 	p = put_u32(p, n->value_len);
 	if (n->value_len)
 		memcpy(p, n->value, n->value_len);
@@ -144,7 +159,7 @@ static void node_bytes(unsigned char *p, const struct schema_node *n)
 void schema_write_node(struct writer *w, const struct schema_node *n)
 {
 	unsigned char small[512], *p = small;
-	size_t len = node_len(n);
+	size_t len = schema_node_len(n);
 
 	if (len > sizeof(small) && !(p = malloc(len))) {
 		w->failed = true;
@@ -574,18 +589,13 @@ void schema_write_put(struct writer *w, const char *key,
 	wr_evbuffer(w, value);
 }
 
-size_t schema_put_node_len(size_t klen, const struct schema_node *n)
-{
-	return 1 + 4 + klen + 4 + node_len(n);
-}
-
 void schema_put_node_at(unsigned char *p, const char *path, size_t klen,
 			const struct schema_node *n)
 {
 	*p++ = CHANGE_PUT;
 	p = put_u32(p, (uint32_t)klen);
 	memcpy(p, path, klen);
-	p = put_u32(p + klen, (uint32_t)node_len(n));
+	p = put_u32(p + klen, (uint32_t)schema_node_len(n));
 	node_bytes(p, n);
 }
 

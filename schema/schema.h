@@ -356,10 +356,21 @@ void schema_write_change(struct writer *w, const struct schema_change *c);
 /* A put of key whose value is all of value's bytes. */
 void schema_write_put(struct writer *w, const char *key,
 		      struct evbuffer *value);
+/* The bytes of node n's record (schema_write_node's). */
+static inline size_t schema_node_len(const struct schema_node *n)
+{
+	return 8 + 4 + 8 * (size_t)n->nperms + 4 + n->value_len;
+}
+
 /* A put of node n under path (klen bytes): schema_put_node_len bytes,
  * which schema_put_node_at writes at p (a node changes at every write: it
  * is encoded straight into the frame, not through a writer). */
-size_t schema_put_node_len(size_t klen, const struct schema_node *n);
+static inline size_t schema_put_node_len(size_t klen,
+					 const struct schema_node *n)
+{
+	return 1 + 4 + klen + 4 + schema_node_len(n);
+}
+
 void schema_put_node_at(unsigned char *p, const char *path, size_t klen,
 			const struct schema_node *n);
 void schema_write_delete(struct writer *w, const char *key);

@@ -167,6 +167,45 @@ START_TEST(node_round_trips)
 }
 END_TEST
 
+/* A put encoded in place (the journal's, a change at a time) is byte for
+ * byte what the writers make of the same change. */
+START_TEST(node_put_in_place_is_the_writers_encoding)
+{
+	static const char *values[] = { "va\0ue", "" };
+
+	for (size_t i = 0; i < 2; i++) {
+		uint32_t vlen = (uint32_t)(i ? 0 : 5);
+		struct schema_node n = {
+			.born = 0x1122334455667788ull, .nperms = 2,
+			.perms = two_perms, .value = values[i],
+			.value_len = vlen,
+		};
+		struct evbuffer *b = evbuffer_new();
+		size_t node_len, want_len, len = schema_put_node_len(8, &n);
+		unsigned char *node = node_bytes(n.born, values[i], vlen,
+						 &node_len), *want;
+		unsigned char *got = malloc(len);
+		struct schema_change c = {
+			.put = true, .key = "/a/b/ccc", .key_len = 8,
+			.value = node, .value_len = node_len,
+		};
+		struct writer *w = fresh(b);
+
+		schema_write_change(w, &c);
+		ck_assert(wr_ok(w));
+		want = unit_take(b, &want_len);
+		ck_assert_ptr_nonnull(got);
+		schema_put_node_at(got, "/a/b/ccc", 8, &n);
+		ck_assert_uint_eq(len, want_len);
+		ck_assert_mem_eq(got, want, len);
+		free(got);
+		free(want);
+		free(node);
+		evbuffer_free(b);
+	}
+}
+END_TEST
+
 START_TEST(node_out_of_range_is_refused)
 {
 	static char big[XENSTORE_PAYLOAD_MAX + 1];
@@ -664,6 +703,7 @@ static Suite *schema_suite(void)
 	tcase_add_test(t, keys_name_the_domain);
 	tcase_add_test(t, format_is_ours_or_says_which_version);
 	tcase_add_test(t, node_round_trips);
+	tcase_add_test(t, node_put_in_place_is_the_writers_encoding);
 	tcase_add_test(t, node_out_of_range_is_refused);
 	tcase_add_test(t, domain_round_trips);
 	tcase_add_test(t, input_round_trips_and_is_a_request_start);
