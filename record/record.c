@@ -30,15 +30,16 @@ void wr_u32(struct writer *w, uint32_t v)
 {
 	unsigned char b[4];
 
-	for (int i = 0; i < 4; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
+	rec_put_u32(b, v);
 	put(w, b, sizeof(b));
 }
 
 void wr_u64(struct writer *w, uint64_t v)
 {
-	wr_u32(w, (uint32_t)v);
-	wr_u32(w, (uint32_t)(v >> 32));
+	unsigned char b[8];
+
+	rec_put_u64(b, v);
+	put(w, b, sizeof(b));
 }
 
 void wr_bytes(struct writer *w, const void *p, size_t len)

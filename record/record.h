@@ -12,9 +12,11 @@
 #ifndef XS_RECORD_H
 #define XS_RECORD_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 
@@ -23,6 +25,23 @@ struct writer {
 	struct evbuffer *buf;		/* borrowed */
 	bool failed;
 };
+
+/* v little-endian at p, as wr_u32 and wr_u64 write it (one store where
+ * the host is little-endian too): p's next byte.  For encoders that
+ * write in place, a node's at every change of it. */
+static inline unsigned char *rec_put_u32(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+	return p + 4;
+}
+
+static inline unsigned char *rec_put_u64(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+	return p + 8;
+}
 
 void wr_init(struct writer *w, struct evbuffer *buf);
 void wr_u8(struct writer *w, uint8_t v);

@@ -1,5 +1,4 @@
 /* The persisted records: see schema.h, which describes each of them. */
-#include <endian.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -113,28 +112,13 @@ uint64_t schema_decode_mark(const void *p, size_t len)
 
 /* ---- nodes ---- */
 
-/* Little-endian, as wr_u32 writes: one store where the host is too. */
-static unsigned char *put_u32(unsigned char *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-	return p + 4;
-}
-
-static unsigned char *put_u64(unsigned char *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-	return p + 8;
-}
-
 /* The node's encoding at p (schema_node_len bytes), as wr_u64 etc.
  * would write it. */
 static inline void node_bytes(unsigned char *p,
 			      const struct schema_node *n)
 {
-	p = put_u64(p, n->born);
-	p = put_u32(p, n->nperms);
+	p = rec_put_u64(p, n->born);
+	p = rec_put_u32(p, n->nperms);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	/* The entries are already their encoding: a node is written at
 	 * every change of it. */
@@ -145,11 +129,11 @@ static inline void node_bytes(unsigned char *p,
 		memcpy(p, &n->perms[i], 8);	/* one store, not a call */
 #else
 	for (uint32_t i = 0; i < n->nperms; i++) {
-		p = put_u32(p, n->perms[i].domid);
-		p = put_u32(p, n->perms[i].access);
+		p = rec_put_u32(p, n->perms[i].domid);
+		p = rec_put_u32(p, n->perms[i].access);
 	}
 #endif
-	p = put_u32(p, n->value_len);
+	p = rec_put_u32(p, n->value_len);
 	if (n->value_len)
 		memcpy(p, n->value, n->value_len);
 }
@@ -261,10 +245,10 @@ unsigned char *schema_put_block_entry(unsigned char *out, uint32_t shared,
 				      const void *rest, uint32_t rest_len,
 				      const void *node, uint32_t node_len)
 {
-	out = put_u32(out, shared);
-	out = put_u32(out, rest_len);
+	out = rec_put_u32(out, shared);
+	out = rec_put_u32(out, rest_len);
 	memcpy(out, rest, rest_len);
-	out = put_u32(out + rest_len, node_len);
+	out = rec_put_u32(out + rest_len, node_len);
 	memcpy(out, node, node_len);
 	return out + node_len;
 }
@@ -544,8 +528,8 @@ static uint32_t checksum(const void *p, size_t len)
 void schema_seal_frame(unsigned char *head, const void *payload,
 		       uint32_t len)
 {
-	put_u32(put_u32(head, len), checksum(payload, len));
-	put_u32(head + 8, checksum(head, 8));
+	rec_put_u32(rec_put_u32(head, len), checksum(payload, len));
+	rec_put_u32(head + 8, checksum(head, 8));
 }
 
 enum schema_frame schema_read_frame(struct reader *r, bool check,
@@ -593,9 +577,9 @@ void schema_put_node_at(unsigned char *p, const char *path, size_t klen,
 			const struct schema_node *n)
 {
 	*p++ = CHANGE_PUT;
-	p = put_u32(p, (uint32_t)klen);
+	p = rec_put_u32(p, (uint32_t)klen);
 	memcpy(p, path, klen);
-	p = put_u32(p + klen, (uint32_t)schema_node_len(n));
+	p = rec_put_u32(p + klen, (uint32_t)schema_node_len(n));
 	node_bytes(p, n);
 }
 

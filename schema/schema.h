@@ -359,7 +359,7 @@ void schema_write_put(struct writer *w, const char *key,
 /* The bytes of node n's record (schema_write_node's). */
 static inline size_t schema_node_len(const struct schema_node *n)
 {
-	return 8 + 4 + 8 * (size_t)n->nperms + 4 + n->value_len;
+	return 8 + 4 + schema_node_perms_len(n) + 4 + n->value_len;
 }
 
 /* A put of node n under path (klen bytes): schema_put_node_len bytes,
