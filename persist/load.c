@@ -2,8 +2,8 @@
  * Reading the database back at start-up: one pass over the checkpoint
  * (ckpt_read, which also refuses a damaged file) with the journals on top
  * (the last change of each key they hold, read by db_open, takes the
- * place of the file's record), each node put into the store as it is
- * read.  A checkpoint holds its nodes parents first (written from a walk
+ * place of the file's record), each node put into the store 16 nodes
+ * after it is read (read ahead, below).  A checkpoint holds its nodes parents first (written from a walk
  * of the tree, and merges add new nodes in the order they were made), so
  * nearly every node finds its parent there already; the few that do not,
  * and the nodes only the journals hold, wait in an arena, sorted by
@@ -69,6 +69,24 @@ static void arena_free(struct arena *a)
 	}
 }
 
+/*
+ * The load reads nodes LOAD_AHEAD ahead of putting them into the store,
+ * each named to store_prefetch as it is read: its slot in the path index,
+ * at a random place in a table of tens of megabytes, is then in the cache
+ * when its turn comes (one cache miss after another took a third of a
+ * restart).  A node whose path and value do not fit a slot's bytes is
+ * put in at once, after those ahead of it.
+ */
+#define LOAD_AHEAD 16
+#define AHEAD_BYTES 240
+
+struct ahead {
+	uint64_t born;
+	struct perms *perms;	/* one reference */
+	uint32_t path_len, value_len;
+	char bytes[AHEAD_BYTES];	/* the path, its NUL, the value */
+};
+
 struct load_state {
 	struct store *s;
 	const struct fold *journals;	/* newer than the file */
@@ -86,6 +104,10 @@ struct load_state {
 	size_t last_raw_len, last_raw_cap;
 	struct side_record *side;
 	size_t nside, side_cap;
+	/* The nodes read but not restored yet (LOAD_AHEAD at most), oldest
+	 * at ahead_first: each was named to store_prefetch when read. */
+	struct ahead ahead[LOAD_AHEAD];
+	unsigned int ahead_first, nahead;
 	const char *bad;	/* why the file is unusable */
 	char bad_key[64];
 };
@@ -139,29 +161,6 @@ static struct perms *node_perms(struct load_state *st,
 	return perms;
 }
 
-/* Decode a node record; false if it is malformed or memory ran out. */
-static bool decode_node(struct load_state *st, const TDB_DATA *key,
-			const TDB_DATA *data, struct saved_node *out)
-{
-	struct schema_node rec;
-	char *path;
-
-	if (!schema_decode_node(key->dptr, key->dsize, data->dptr,
-				data->dsize, &rec))
-		return false;
-	path = arena_alloc(&st->arena, key->dsize + 1 + rec.value_len);
-	out->perms = path ? node_perms(st, &rec) : NULL;
-	if (!out->perms)
-		return false;
-	memcpy(path, key->dptr, key->dsize);
-	path[key->dsize] = '\0';
-	memcpy(path + key->dsize + 1, rec.value, rec.value_len);
-	out->born = rec.born;
-	out->path = path;
-	out->value_len = rec.value_len;
-	return true;
-}
-
 static bool keep_side_record(struct load_state *st, const TDB_DATA *key,
 			     const TDB_DATA *data)
 {
@@ -181,58 +180,129 @@ static bool keep_side_record(struct load_state *st, const TDB_DATA *key,
 	return true;
 }
 
-/* A node record: into the store now when its parent is there, else
- * kept for the end of the pass. */
+/* Why the node at key (len bytes) makes the file unusable, by errno. */
+static void node_unusable(struct load_state *st, const char *key, size_t len)
+{
+	st->bad = errno == ENOMEM
+		? "out of memory"
+		: "a malformed node record, a bad path, a path twice, "
+		  "or two nodes of one generation";
+	snprintf(st->bad_key, sizeof(st->bad_key), "%.*s",
+		 (int)(len < 48 ? len : 48), key);
+}
+
+/* A node (its path NUL-terminated, len bytes) into the store now when its
+ * parent is there, else kept for the end of the pass: 0, or -1 with
+ * st->bad set. */
+static int restore_node(struct load_state *st, const char *path, size_t len,
+			struct perms *perms, const void *value,
+			uint32_t value_len, uint64_t born)
+{
+	struct saved_node *v;
+	char *p;
+
+	if (store_restore(st->s, path, perms, value, value_len, born, 0, 0,
+			  &st->last))
+		return 0;
+	if (errno == ENOENT) {
+		if (grow(&st->v, &st->cap, st->n, sizeof(*st->v)) &&
+		    (p = arena_alloc(&st->arena, len + 1 + value_len))) {
+			memcpy(p, path, len + 1);
+			memcpy(p + len + 1, value, value_len);
+			v = &st->v[st->n++];
+			v->born = born;
+			v->path = p;
+			v->perms = perms_ref(perms);
+			v->value_len = value_len;
+			return 0;
+		}
+		errno = ENOMEM;
+	}
+	node_unusable(st, path, len);
+	return -1;
+}
+
+/* The oldest node read ahead, into the store. */
+static int restore_oldest(struct load_state *st)
+{
+	struct ahead *a = &st->ahead[st->ahead_first];
+	int rc = restore_node(st, a->bytes, a->path_len, a->perms,
+			      a->bytes + a->path_len + 1, a->value_len,
+			      a->born);
+
+	perms_unref(a->perms);
+	st->ahead_first = (st->ahead_first + 1) % LOAD_AHEAD;
+	st->nahead--;
+	return rc;
+}
+
+/* Every node read ahead, into the store. */
+static int restore_ahead(struct load_state *st)
+{
+	while (st->nahead)
+		if (restore_oldest(st) != 0)
+			return -1;
+	return 0;
+}
+
+/* A node record, read ahead (or put in at once when it does not fit). */
 static int take_node(struct load_state *st, const TDB_DATA *key,
 		     const TDB_DATA *data)
 {
+	const char *k = (const char *)key->dptr;
 	struct schema_node rec;
 	struct perms *perms;
+	struct ahead *a;
 	char path[NODE_PATH_BUF];
-	struct node *n;
+	int rc;
 
 	if (key->dsize >= sizeof(path) ||
 	    !schema_decode_node(key->dptr, key->dsize, data->dptr,
-				data->dsize, &rec))
+				data->dsize, &rec)) {
+		errno = EINVAL;
+		node_unusable(st, k, key->dsize);
 		return -1;
-	memcpy(path, key->dptr, key->dsize);
-	path[key->dsize] = '\0';
-	if (!(perms = node_perms(st, &rec)))
+	}
+	if (!(perms = node_perms(st, &rec))) {
+		errno = ENOMEM;
+		node_unusable(st, k, key->dsize);
 		return -1;
-	n = store_restore(st->s, path, perms, rec.value, rec.value_len,
-			  rec.born, 0, 0, &st->last);
-	perms_unref(perms);
-	if (n)
-		return 0;
-	if (errno != ENOENT)
+	}
+	if (key->dsize + 1 + rec.value_len > AHEAD_BYTES) {
+		memcpy(path, k, key->dsize);
+		path[key->dsize] = '\0';
+		rc = restore_ahead(st);
+		if (rc == 0)
+			rc = restore_node(st, path, key->dsize, perms,
+					  rec.value, rec.value_len, rec.born);
+		perms_unref(perms);
+		return rc;
+	}
+	if (st->nahead == LOAD_AHEAD && restore_oldest(st) != 0) {
+		perms_unref(perms);
 		return -1;
-	if (!grow(&st->v, &st->cap, st->n, sizeof(*st->v)) ||
-	    !decode_node(st, key, data, &st->v[st->n]))
-		return -1;
-	st->n++;
+	}
+	a = &st->ahead[(st->ahead_first + st->nahead++) % LOAD_AHEAD];
+	a->born = rec.born;
+	a->perms = perms;
+	a->path_len = (uint32_t)key->dsize;
+	a->value_len = rec.value_len;
+	memcpy(a->bytes, k, key->dsize);
+	a->bytes[key->dsize] = '\0';
+	memcpy(a->bytes + key->dsize + 1, rec.value, rec.value_len);
+	store_prefetch(st->s, a->bytes, key->dsize);
 	return 0;
 }
 
 static int collect_record(struct load_state *st, TDB_DATA key,
 			  TDB_DATA data)
 {
-	if (!schema_key_is_node(key.dptr, key.dsize)) {
-		if (keep_side_record(st, &key, &data))
-			return 0;
-		st->bad = "out of memory";
-		return -1;
-	}
-	if (take_node(st, &key, &data) != 0) {
-		st->bad = errno == ENOMEM
-			? "out of memory"
-			: "a malformed node record, a bad path, a path twice, "
-			  "or two nodes of one generation";
-		snprintf(st->bad_key, sizeof(st->bad_key), "%.*s",
-			 (int)(key.dsize < 48 ? key.dsize : 48),
-			 (const char *)key.dptr);
-		return -1;
-	}
-	return 0;
+	if (schema_key_is_node(key.dptr, key.dsize))
+		return take_node(st, &key, &data);	/* sets st->bad */
+	if (keep_side_record(st, &key, &data))
+		return 0;
+	st->bad = "out of memory";
+	return -1;
 }
 
 static int collect_checkpoint(const void *kp, size_t klen, const void *vp,
@@ -360,8 +430,8 @@ int db_load_nodes(struct db *db, struct store *s)
 		st.bad = why;
 	if (!st.bad && !recovery_area_whole(db))
 		st.bad = "the file is shorter than its recovery area (truncated)";
-	if (!st.bad)
-		collect_journals(&st);	/* sets st.bad */
+	if (!st.bad && collect_journals(&st) == 0)
+		restore_ahead(&st);	/* both set st.bad */
 	if (st.bad) {
 		log_error("database %s is unusable: %s%s%s", db->path, st.bad,
 			  st.bad_key[0] ? " at " : "", st.bad_key);
@@ -398,6 +468,8 @@ int db_load_nodes(struct db *db, struct store *s)
 	st.nside = 0;
 	rc = 0;
 out:
+	while (st.nahead--)
+		perms_unref(st.ahead[st.ahead_first++ % LOAD_AHEAD].perms);
 	for (size_t i = 0; i < st.n; i++)
 		perms_unref(st.v[i].perms);
 	free(st.v);

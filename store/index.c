@@ -107,6 +107,14 @@ struct node *index_find(const struct path_index *ix, const char *path,
 	return NULL;
 }
 
+void index_prefetch(const struct path_index *ix, const char *path,
+		    size_t len)
+{
+	if (ix->slots)
+		__builtin_prefetch(&ix->slots[hash_path(ix, path, len) &
+					      ix->mask], 1);
+}
+
 void index_insert(struct path_index *ix, struct node *n, const char *path,
 		  size_t len)
 {

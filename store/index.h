@@ -52,6 +52,13 @@ int index_reserve(struct path_index *ix, size_t more);
 struct node *index_find(const struct path_index *ix, const char *path,
 			size_t len);
 
+/* Fetch into the cache the slot where a probe for path would start, for
+ * an insert or a find of it a little later: a load inserts a million
+ * paths at random slots, and taken one after another each waits for
+ * memory (a third of a restart).  Changes nothing. */
+void index_prefetch(const struct path_index *ix, const char *path,
+		    size_t len);
+
 /* Add n, whose path (len bytes; not in the index yet) is given, into
  * room reserved. */
 void index_insert(struct path_index *ix, struct node *n, const char *path,

@@ -722,6 +722,11 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+void store_prefetch(const struct store *s, const char *path, size_t len)
+{
+	index_prefetch(&s->index, path, len);
+}
+
 int store_restore_done(struct store *s)
 {
 	/* A parent may have been noted more than once: each is put in order

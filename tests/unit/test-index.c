@@ -136,6 +136,44 @@ START_TEST(finds_what_was_inserted_and_nothing_else)
 }
 END_TEST
 
+/* A prefetch (for a load that names each path ahead of its insert)
+ * changes nothing, with slots or before the first. */
+START_TEST(prefetch_changes_nothing)
+{
+	static struct node *v[MANY];
+	struct path_index ix;
+	struct index_slot *copy;
+	size_t bytes;
+	char path[64];
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	index_prefetch(&ix, "/", 1);		/* no slots yet */
+	ck_assert_ptr_null(ix.slots);
+	for (int i = 0; i < MANY; i++) {
+		snprintf(path, sizeof(path), "/local/domain/%d/name", i);
+		v[i] = fake_node(path);
+		ck_assert_int_eq(index_reserve(&ix, 1), 0);
+		insert(&ix, v[i]);
+	}
+	bytes = (ix.mask + 1) * sizeof(*ix.slots);
+	copy = malloc(bytes);
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, ix.slots, bytes);
+	for (int i = 0; i < 2 * MANY; i++) {
+		snprintf(path, sizeof(path), "/local/domain/%d/name", i);
+		index_prefetch(&ix, path, strlen(path));
+	}
+	ck_assert_uint_eq(ix.count, MANY);
+	ck_assert_mem_eq(copy, ix.slots, bytes);
+	for (int i = 0; i < MANY; i++) {
+		ck_assert_ptr_eq(find(&ix, node_name(v[i])), v[i]);
+		drop(v[i]);
+	}
+	free(copy);
+	index_free(&ix);
+}
+END_TEST
+
 START_TEST(removal_in_any_order_keeps_the_rest_findable)
 {
 	static struct node *v[MANY];
@@ -416,6 +454,7 @@ static Suite *index_suite(void)
 	TCase *t = tcase_create("index");
 
 	tcase_add_test(t, finds_what_was_inserted_and_nothing_else);
+	tcase_add_test(t, prefetch_changes_nothing);
 	tcase_add_test(t, removal_in_any_order_keeps_the_rest_findable);
 	tcase_add_test(t, removal_across_the_end_of_the_table);
 	tcase_add_test(t, next_visits_every_node_once);

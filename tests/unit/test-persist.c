@@ -24,6 +24,7 @@
 
 #include <tdb.h>
 
+#include "log/log.h"
 #include "persist/checkpoint.h"
 #include "persist/db.h"
 #include "persist/tdb_space.h"
@@ -1108,6 +1109,97 @@ START_TEST(db_checkpoint_in_any_order_loads_the_same)
 }
 END_TEST
 
+/* A store of more nodes than a load reads ahead of the store (load.c),
+ * with values of every size around what a read-ahead slot holds (a node
+ * too big for one goes in at once, after those read before it) and
+ * children under the big ones: it loads back the same, from the file in
+ * its order and reversed (children first, kept for the end). */
+START_TEST(db_nodes_of_every_size_load_back_the_same)
+{
+	static char big[4200];
+	struct store s, loaded;
+	struct db *db = open_db(false);
+	char path[64];
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i * 7 % 26);
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	for (unsigned int i = 0; i < 60; i++) {
+		/* "/r/nNN" and its NUL are 7 bytes: values of 230 to 241
+		 * bytes straddle a slot's 240. */
+		size_t len = i % 5 == 0 ? 230 + i / 5 : i % 7 == 0 ? 4000 + i : i;
+
+		snprintf(path, sizeof(path), "/r/n%02u", i);
+		put(&s, path, big + i, len);	/* each its own bytes */
+		if (i % 10 == 0 || i % 7 == 0) {
+			snprintf(path, sizeof(path), "/r/n%02u/c", i);
+			put(&s, path, big + 60 - i, i % 2 ? 3000 : i);
+		}
+	}
+	ck_assert_int_eq(db_checkpoint(db), 0);	/* all in the file */
+	db_close(db);
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	db_close(db);
+	store_destroy(&loaded);
+
+	reverse_checkpoint();
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	db_close(db);
+	store_destroy(&loaded);
+	store_destroy(&s);
+}
+END_TEST
+
+/* The load finds a path twice only when it puts the second in, 16 nodes
+ * after reading it: the log names that node, not the one being read. */
+START_TEST(db_a_node_found_bad_after_reading_ahead_is_the_one_named)
+{
+	unsigned char rec[64];
+	char path[64], logpath[160], text[4096];
+	struct store s, loaded;
+	struct db *db = open_db(false);
+	size_t len;
+	FILE *f;
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	for (unsigned int i = 0; i < 40; i++) {
+		snprintf(path, sizeof(path), "/r/n%02u", i);
+		put(&s, path, "value", 5);
+	}
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	db_close(db);
+	store_destroy(&s);
+	memset(rec, 0, sizeof(rec));
+	rec[0] = 1;
+	rec[7] = 0x40;				/* born far after the rest */
+	rec[8] = 1;
+	rewrite("/r/n05", rec, 8 + 4 + 8 + 4, true);
+
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	ck_assert_int_eq(log_open(LOG_TO_FILE, logpath, LOG_LVL_ERROR), 0);
+	db = open_db(true);
+	ck_assert_int_ne(load(db, &loaded), 0);
+	db_close(db);
+	store_destroy(&loaded);
+	log_close();
+	ck_assert_int_eq(log_open(LOG_TO_STDERR, NULL, LOG_LVL_WARN), 0);
+	f = fopen(logpath, "r");
+	ck_assert_ptr_nonnull(f);
+	len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[len] = '\0';
+	ck_assert_msg(strstr(text, "a path twice") &&
+		      strstr(text, " at /r/n05\n"), "logged: %s", text);
+}
+END_TEST
+
 START_TEST(db_malformed_node_records_are_refused)
 {
 	unsigned char *p, rec[64];
@@ -1456,6 +1548,8 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_3);
 	tcase_add_test(t, db_checkpoint_in_any_order_loads_the_same);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
+	tcase_add_test(t, db_nodes_of_every_size_load_back_the_same);
+	tcase_add_test(t, db_a_node_found_bad_after_reading_ahead_is_the_one_named);
 	suite_add_tcase(s, t);
 
 	t = file_case("free space");
