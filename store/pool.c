@@ -60,8 +60,10 @@ void populate(void *p, size_t len)
 	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
 	uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
 
-	if (end > start)
+	if (end > start) {
+		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
 		(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+	}
 }
 
 int pool_reserve(size_t more)

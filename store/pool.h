@@ -43,8 +43,13 @@ int pool_reserve(size_t more);
 
 /*
  * The whole pages of [p, p + len) made resident now, where the kernel
- * can (MADV_POPULATE_WRITE, Linux 5.14): for a large allocation about to
- * be written all over, cheaper than a fault for each page.
+ * can (MADV_POPULATE_WRITE, Linux 5.14), in huge pages where it will
+ * (MADV_HUGEPAGE: in their "madvise" mode, as the benchmark's machines
+ * have them, transparent huge pages come only where asked for): for a
+ * large allocation about to be written all over, cheaper than a fault
+ * for each page, and its random accesses (the path index's) then miss
+ * the TLB much less.  A load of a million nodes took 460 ms of CPU
+ * instead of 650 for the huge pages.
  */
 void populate(void *p, size_t len);
 
