@@ -101,6 +101,45 @@ START_TEST(blocks_keep_their_bytes_through_random_changes)
 }
 END_TEST
 
+/* A slab past 8 MiB takes its chunks one after another out of regions
+ * that the kernel may back with huge pages (slab.c), not one malloc
+ * each: a chunk of 4080 bytes follows the one before it, without
+ * malloc's 16 bytes between, and every block keeps its bytes. */
+START_TEST(chunks_past_8_mib_are_carved_out_of_regions)
+{
+	enum { LEN = 256, PER_CHUNK = 15, N = 3200 * PER_CHUNK };
+	static unsigned char *p[N];
+	unsigned int carved = 0, malloced = 0;
+	size_t before;
+
+#ifdef SLAB_UNDER_ASAN
+	return;		/* every block is malloc's there */
+#endif
+	slab_forget_free();
+	before = slab_bytes();
+	for (unsigned int i = 0; i < N; i++) {
+		p[i] = slab_alloc(LEN);
+		ck_assert_ptr_nonnull(p[i]);
+		fill(p[i], LEN, i);
+	}
+	ck_assert_uint_eq(slab_bytes() - before, N / PER_CHUNK * (4096 - 16));
+	/* The first block of each chunk, against the one of the chunk
+	 * before: 4080 bytes on in a region, 4096 from malloc. */
+	for (unsigned int c = 1; c < N / PER_CHUNK; c++) {
+		ptrdiff_t d = p[c * PER_CHUNK] - p[(c - 1) * PER_CHUNK];
+
+		carved += d == 4096 - 16;
+		malloced += d == 4096;
+	}
+	ck_assert_uint_gt(carved, 1000);	/* the last 5 MiB at least */
+	ck_assert_uint_gt(malloced, 1000);	/* the first 8 MiB */
+	for (unsigned int i = 0; i < N; i++) {
+		ck_assert_msg(holds(p[i], LEN, i), "block %u", i);
+		slab_free(p[i], LEN);
+	}
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
@@ -108,6 +147,7 @@ static Suite *slab_suite(void)
 
 	tcase_add_test(t, freed_blocks_are_used_again);
 	tcase_add_test(t, blocks_keep_their_bytes_through_random_changes);
+	tcase_add_test(t, chunks_past_8_mib_are_carved_out_of_regions);
 	suite_add_tcase(s, t);
 	return s;
 }
