@@ -191,4 +191,18 @@ ok "$RUN_RC" "bench/ab runs" "$(_run_diag bench/ab)"
 rows=$(printf '%s\n' "$RUN_OUT" | grep -cE '^(read|write|txn5) .* (database|nodb) +[0-9.]+ \(.*\) +[0-9.]+ \(' || true)
 is "$rows" 12 "bench/ab compares 6 workloads, with and without the database"
 
+# bench/ab-restart, one build against itself on a small database.
+db=$tmp/abr.tdb
+start_daemon --database "$db"
+succeeds "a database to start on" xenstore-write /abr/a 1 /abr/b 2
+stop_daemon
+run "$XS_REPO/bench/ab-restart" -n 2 "$db" "$XS_BUILD/xenstored" "$XS_BUILD/xenstored"
+ok "$RUN_RC" "bench/ab-restart runs" "$(_run_diag bench/ab-restart)"
+rows=$(printf '%s\n' "$RUN_OUT" | grep -cE '^(old|new)  start to ready +[0-9]+ ms \([0-9]+\.\.[0-9]+\)  CPU +[0-9]+ ms' || true)
+is "$rows" 2 "bench/ab-restart times both builds"
+like "$RUN_OUT" "new/old CPU: [0-9]+\.[0-9]{3} \(" "bench/ab-restart gives their ratio"
+run "$XS_REPO/bench/ab-restart" -n 1 "$tmp/none.tdb" "$XS_BUILD/xenstored" /bin/false
+[ "$RUN_RC" -ne 0 ]
+ok $? "bench/ab-restart fails when a build does not start" "$(_run_diag bench/ab-restart)"
+
 done_testing
