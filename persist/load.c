@@ -3,14 +3,15 @@
  * (ckpt_read, which also refuses a damaged file) with the journals on top
  * (the last change of each key they hold, read by db_open, takes the
  * place of the file's record), each node put into the store 16 nodes
- * after it is read (read ahead, below).  A checkpoint holds its nodes parents first (written from a walk
- * of the tree, and merges add new nodes in the order they were made), so
- * nearly every node finds its parent there already; the few that do not,
- * and the nodes only the journals hold, wait in an arena, sorted by
- * creation, for the end of the pass.  store_restore_done then puts in
- * order of birth any children that came out of it.  The '#' records are
- * kept aside for db_each and db_get until the start-up is over.  Nothing
- * is written: a start that fails leaves the files as they were.
+ * after it is read (read ahead, below).  A checkpoint holds its nodes
+ * parents first (written from a walk of the tree, and merges add new
+ * nodes in the order they were made), so nearly every node finds its
+ * parent there already; the few that do not, and the nodes only the
+ * journals hold, wait in an arena, sorted by creation, for the end of
+ * the pass.  store_restore_done then puts in order of birth any children
+ * that came out of it.  The '#' records are kept aside for db_each and
+ * db_get until the start-up is over.  Nothing is written: a start that
+ * fails leaves the files as they were.
  */
 #include <errno.h>
 #include <stdio.h>
