@@ -7,11 +7,11 @@
  * of 10 to 40, paid 48 bytes for 34.  Here a block of up to SLAB_MAX
  * bytes comes from one of the classes 8 bytes apart, carved out of 4 KiB
  * chunks (past 8 MiB of them, the chunks are carved out of 2 MiB regions
- * in huge pages), with no header: whoever frees or resizes a block says how long
- * it is (a node knows).  A freed block goes on its class's free list and
- * is used again before the class takes a new chunk; chunks stay for the
- * life of the process, as the node pool's do (a host's guests come
- * back).  Longer blocks are malloc's.
+ * in huge pages), with no header: whoever frees or resizes a block says
+ * how long it is (a node knows).  A freed block goes on its class's free
+ * list and is used again before the class takes a new chunk; chunks stay
+ * for the life of the process, as the node pool's do (a host's guests
+ * come back).  Longer blocks are malloc's.
  *
  * Under AddressSanitizer every block is malloc's, so that the sanitizer
  * sees each one's bounds.  Stores live on the loop's thread only.
