@@ -411,6 +411,19 @@ static void same_store(const struct store *a, const struct store *b)
 	ck_assert_uint_eq(store_check(b, NULL, NULL), 0);
 }
 
+/* The database at dbpath, opened and loaded into a fresh store, holds
+ * what s does (same_store). */
+static void loads_back_as(const struct store *s)
+{
+	struct db *db = open_db(true);
+	struct store loaded;
+
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(s, &loaded);
+	db_close(db);
+	store_destroy(&loaded);
+}
+
 /* A tree with every feature: values with NULs, shared and multi-entry
  * perms, children out of alphabetical order, a removal, a re-creation. */
 static void build(struct store *s)
@@ -516,19 +529,15 @@ END_TEST
 
 START_TEST(db_save_all_saves_what_the_store_held)
 {
-	struct store s, loaded;
+	struct store s;
 	struct db *db = open_db(false);
 
 	new_daemon_store(&s);
 	build(&s);			/* before db_follow */
 	db_follow(db, &s, true);
 	db_close(db);
-	db = open_db(true);
-	ck_assert_int_eq(load(db, &loaded), 0);
-	same_store(&s, &loaded);
-	db_close(db);
+	loads_back_as(&s);
 	store_destroy(&s);
-	store_destroy(&loaded);
 }
 END_TEST
 
@@ -1117,7 +1126,7 @@ END_TEST
 START_TEST(db_nodes_of_every_size_load_back_the_same)
 {
 	static char big[4200];
-	struct store s, loaded;
+	struct store s;
 	struct db *db = open_db(false);
 	char path[64];
 
@@ -1140,18 +1149,9 @@ START_TEST(db_nodes_of_every_size_load_back_the_same)
 	ck_assert_int_eq(db_checkpoint(db), 0);	/* all in the file */
 	db_close(db);
 
-	db = open_db(true);
-	ck_assert_int_eq(load(db, &loaded), 0);
-	same_store(&s, &loaded);
-	db_close(db);
-	store_destroy(&loaded);
-
+	loads_back_as(&s);
 	reverse_checkpoint();
-	db = open_db(true);
-	ck_assert_int_eq(load(db, &loaded), 0);
-	same_store(&s, &loaded);
-	db_close(db);
-	store_destroy(&loaded);
+	loads_back_as(&s);
 	store_destroy(&s);
 }
 END_TEST
