@@ -74,7 +74,7 @@ static struct chunk *new_chunk(void)
 {
 	void *r;
 
-	if (nchunks * SLAB_CHUNK < SLAB_REGION_AFTER)
+	if (slab_bytes() < SLAB_REGION_AFTER)
 		return malloc(SLAB_CHUNK);
 	if (region_left < SLAB_CHUNK) {
 		if (posix_memalign(&r, SLAB_REGION, SLAB_REGION) != 0)
