@@ -286,40 +286,44 @@ fuzz-smoke: $(FUZZ_BINS)
 	FUZZ_FLAGS="$(FUZZ_FLAGS)" tests/fuzz/run --smoke $(FUZZ_B) \
 		$(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
+# The init files with configure's paths (as this make's variables say).
+INIT_SED = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' \
+	-e 's|@RUNDIR@|$(RUNSTATEDIR)/xenstored|g'
+# init_file SOURCE TARGET MODE: one shell command; no @VARIABLE@ may be left.
+init_file = $(INIT_SED) $(1) >$(2) && chmod $(3) $(2) && \
+	if grep -q '@[A-Z]*@' $(2); then echo "$(2): unreplaced @VARIABLE@" >&2; exit 1; fi
+
+# The build's own copies, with configure's paths: what the tests run.
 $(B)/init/%: init/%.in config.mk
 	@mkdir -p $(@D)
-	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
-		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' \
-		-e 's|@RUNDIR@|$(RUNSTATEDIR)/xenstored|g' $< > $@
-	@if grep -q '@[A-Z]*@' $@; then echo "$@: unreplaced @VARIABLE@" >&2; exit 1; fi
-	@if head -c2 $< | grep -q '#!'; then chmod +x $@; fi
+	$(call init_file,$<,$@,$(if $(filter launch-xenstore,$*),755,644))
 
-# The substituted paths depend on the variables: always regenerate.
-.PHONY: init-files
-init-files:
-	@rm -f $(INIT_FILES)
-	@$(MAKE) --no-print-directory $(INIT_FILES)
-
-install: $(B)/xenstored init-files
+# install and uninstall substitute the paths of their own command line
+# (PREFIX=..., UNITDIR=...) straight into the destination: they never
+# rewrite the build's copies, which a test may be running meanwhile.
+install: $(B)/xenstored
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/default
 	install -m 755 $(B)/xenstored $(DESTDIR)$(SBINDIR)/xenstored
-	install -m 755 $(B)/init/launch-xenstore $(DESTDIR)$(LIBEXECDIR)/launch-xenstore
-	install -m 644 $(B)/init/xenstored.service $(B)/init/xenstored.socket \
-		init/proc-xen.mount $(DESTDIR)$(UNITDIR)/
+	$(call init_file,init/launch-xenstore.in,$(DESTDIR)$(LIBEXECDIR)/launch-xenstore,755)
+	$(call init_file,init/xenstored.service.in,$(DESTDIR)$(UNITDIR)/xenstored.service,644)
+	$(call init_file,init/xenstored.socket.in,$(DESTDIR)$(UNITDIR)/xenstored.socket,644)
+	install -m 644 init/proc-xen.mount $(DESTDIR)$(UNITDIR)/
 	install -m 644 man/xenstored.8 $(DESTDIR)$(MANDIR)/man8/xenstored.8
 	@# The administrator's settings are never overwritten.
-	test -e $(DESTDIR)$(SYSCONFDIR)/default/xenstored || \
-		install -m 644 $(B)/init/xenstored.default $(DESTDIR)$(SYSCONFDIR)/default/xenstored
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/xenstored || { $(call init_file, \
+		init/xenstored.default.in,$(DESTDIR)$(SYSCONFDIR)/default/xenstored,644); }
 
-uninstall: init-files
+uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/xenstored $(DESTDIR)$(LIBEXECDIR)/launch-xenstore \
 		$(DESTDIR)$(UNITDIR)/xenstored.service $(DESTDIR)$(UNITDIR)/xenstored.socket \
 		$(DESTDIR)$(UNITDIR)/proc-xen.mount \
 		$(DESTDIR)$(MANDIR)/man8/xenstored.8
 	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 	@# Settings are removed only if unchanged.
-	if cmp -s $(B)/init/xenstored.default $(DESTDIR)$(SYSCONFDIR)/default/xenstored; then \
+	if $(INIT_SED) init/xenstored.default.in | \
+		cmp -s - $(DESTDIR)$(SYSCONFDIR)/default/xenstored; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/default/xenstored; fi
 
 # Real Xen (docs/real-xen.md): Debian's Xen 4.17 booted in QEMU, this daemon
