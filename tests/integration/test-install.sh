@@ -17,6 +17,9 @@ unitdir=$(pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null)
 unitdir=${unitdir:-/lib/systemd/system}
 
 xmake() { make --no-print-directory -C "$XS_REPO" "${make_args[@]}" "$@"; }
+# The build's own init files (what other tests run, maybe meanwhile), as they are now.
+build_init() { (cd "$XS_BUILD/init" && stat -c '%n %s %Y' -- * && cat -- *) 2>&1; }
+build_init_before=$(build_init)
 
 run xmake install DESTDIR="$dest" PREFIX=/usr
 ok "$RUN_RC" "make install DESTDIR=... PREFIX=/usr succeeds" "$(_run_diag make install)"
@@ -79,6 +82,8 @@ rm -f "$dest/etc/default/xenstored"
 run xmake install DESTDIR="$dest" PREFIX=/usr
 run xmake uninstall DESTDIR="$dest" PREFIX=/usr
 is "$(cd "$dest" && find . -type f | sort)" "" "uninstall after an untouched install leaves no file"
+is "$(build_init)" "$build_init_before" \
+    "installs with other paths leave the build's own init files as they were"
 
 rm -rf "$tmp"
 done_testing
