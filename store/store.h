@@ -166,10 +166,10 @@ size_t node_path(const struct node *n, char *buf, size_t size);
 /* n's path is the len bytes at path (which need not end there). */
 bool node_has_path(const struct node *n, const char *path, size_t len);
 
-#define STORE_DOMIDS 65536
+#define STORE_DOMIDS 65536		/* domids a permission entry can name */
 /* Directory listings the store keeps ready (a node's own slot is its id
  * modulo this): few directories are listed again and again. */
-#define STORE_LISTINGS 64		/* domids a permission entry can name */
+#define STORE_LISTINGS 64
 
 /* How the nodes of the store refer to one domid. */
 struct store_domid_use {
@@ -194,6 +194,9 @@ struct store {
 	struct path_index index;	/* every node, owned */
 	uint64_t gen;			/* last generation handed out */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
+	uint64_t *charged;		/* [STORE_DOMIDS / 64] bits, owned: the
+					 * domids whose use was ever counted
+					 * (the others' entries are zeros) */
 	const struct store_observer *observer;	/* NULL: nobody */
 	uint32_t specials_id;		/* the special nodes, linked by their
 					 * sibling links (they have no parent) */

@@ -153,7 +153,7 @@ END_TEST
 START_TEST(check_recounts_the_domid_use)
 {
 	struct store s;
-	struct perms *p, *q;
+	struct perms *p, *q, *mixed;
 
 	new_store(&s, &p);
 	q = one_perm(5, PERM_NONE);
@@ -166,6 +166,28 @@ START_TEST(check_recounts_the_domid_use)
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 1);
 	s.use[5].bytes -= 3;
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* A domid only named by an entry after the owner's, recounted
+	 * too. */
+	mixed = perms_alloc(2);
+	mixed->e[0].domid = 5;
+	mixed->e[1].domid = 40000;
+	mixed->e[1].access = PERM_READ;
+	must_create(&s, "/five/b", mixed);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	s.use[40000].named++;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 1);
+	s.use[40000].named--;
+	/* Its nodes gone, its counts must be back to zero. */
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/five"), NULL,
+				      NULL), 0);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	s.use[5].owned++;
+	s.use[40000].named++;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 2);
+	s.use[5].owned--;
+	s.use[40000].named--;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	perms_unref(mixed);
 	perms_unref(q);
 	free_store(&s, p);
 }
