@@ -45,6 +45,15 @@
 #include "schema/schema.h"
 #include "store/store.h"
 
+/*
+ * How long a test waits for a compaction, in loop_ticks (10 ms) or
+ * milliseconds: 30 s.  The thread runs at SCHED_IDLE, so beside other busy
+ * processes (make check runs tests side by side) it may wait its turn for
+ * seconds; a wait ends as soon as the compaction does.
+ */
+#define SETTLE_TICKS 3000
+#define SETTLE_MS 30000
+
 /* ------------------------------------------------------------ frames */
 
 /* Changes are given as "+key=value" (a put) or "-key" (a delete). */
@@ -792,7 +801,7 @@ START_TEST(a_compaction_brings_the_file_up_to_date)
 		ck_assert(rotated);
 		/* The last compaction done (a commit reaps it), without a
 		 * close: the compactions and the journals hold the state. */
-		for (int i = 0; i < 5000 && exists(oldpath); i++) {
+		for (int i = 0; i < SETTLE_MS && exists(oldpath); i++) {
 			usleep(1000);
 			ck_assert_int_eq(db_commit(db), 0);
 		}
@@ -857,7 +866,7 @@ START_TEST(compactions_through_the_index_keep_the_last_state)
 			}
 			ck_assert_int_eq(db_commit(db), 0);
 		}
-		for (int i = 0; i < 5000 && exists(oldpath); i++) {
+		for (int i = 0; i < SETTLE_MS && exists(oldpath); i++) {
 			usleep(1000);
 			ck_assert_int_eq(db_commit(db), 0);
 		}
@@ -1089,15 +1098,15 @@ START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 			 * ahead), or try again. */
 			held = size_of(jpath) > 8192;
 			snprintf(path, sizeof(path), "/batch/%d/99=", round);
-			for (int i = 0; !held && i < 500 && exists(oldpath);
-			     i++)
+			for (int i = 0; !held && i < SETTLE_TICKS &&
+					exists(oldpath); i++)
 				loop_tick(loop);
 		}
 		ck_assert_msg(held, "no batch was committed during a "
 			      "compaction in 50 tries");
 		/* Idle: only the loop runs, until both compactions are
 		 * done. */
-		for (int i = 0; i < 500 && (exists(oldpath) ||
+		for (int i = 0; i < SETTLE_TICKS && (exists(oldpath) ||
 					    size_of(jpath) > 8192); i++)
 			loop_tick(loop);
 		ck_assert(!exists(oldpath));
@@ -1162,7 +1171,8 @@ START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 				put(&s, path, round % 2 ? "odd" : "even");
 			}
 			ck_assert_int_eq(db_commit(db), 0);
-			for (int i = 0; i < 500 && !exists(oldpath); i++)
+			for (int i = 0;
+			     i < SETTLE_TICKS && !exists(oldpath); i++)
 				loop_tick(loop);
 			ck_assert(exists(oldpath));
 			/* ...and another while that merge runs. */
@@ -1172,7 +1182,7 @@ START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 			}
 			ck_assert_int_eq(db_commit(db), 0);
 			caught = exists(oldpath);
-			for (int i = 0; i < 500 && (exists(oldpath) ||
+			for (int i = 0; i < SETTLE_TICKS && (exists(oldpath) ||
 						    journal_frames() > 0); i++)
 				loop_tick(loop);
 			ck_assert(!exists(oldpath));
@@ -1224,11 +1234,11 @@ START_TEST(a_compaction_ending_with_changes_pending_leaves_them_in_place)
 			 * learnt. */
 			snprintf(path, sizeof(path), "/pending/%d", round);
 			put(&s, path, "pending");
-			for (int i = 0; i < 500 && exists(oldpath); i++)
+			for (int i = 0; i < SETTLE_TICKS && exists(oldpath); i++)
 				loop_tick(loop);
 			ck_assert_int_eq(db_commit(db), 0);
 		}
-		for (int i = 0; i < 500 && exists(oldpath); i++)
+		for (int i = 0; i < SETTLE_TICKS && exists(oldpath); i++)
 			loop_tick(loop);
 		ck_assert_int_eq(db_commit(db), 0);
 		s.observer = NULL;
@@ -1919,7 +1929,7 @@ static Suite *journal_suite(void)
 	t = tcase_create("db");
 	tcase_add_unchecked_fixture(t, db_rig_make_top, db_rig_remove_top);
 	tcase_add_checked_fixture(t, db_rig_setup, db_rig_teardown);
-	tcase_set_timeout(t, 30);
+	tcase_set_timeout(t, 120);
 	tcase_add_test(t, a_commit_is_one_frame_and_nothing_when_nothing_changed);
 	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
