@@ -54,10 +54,11 @@ EOF
 chmod +x "$tmp/bin/dpkg-query"
 
 # smake ARGS...: make in the scratch copy, with nothing of this test pass's make (B=, SAN=,
-# WERROR=, which a make exports as variables too) or of the caller's flags leaking in.
+# WERROR=, which a make exports as variables too) or of the caller's flags leaking in.  At the
+# lowest priority: the compiles must not crowd out the daemons of tests running beside this one.
 smake() {
     (cd "$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u B -u SAN -u WERROR -u CFLAGS -u CPPFLAGS -u LDFLAGS \
-        XS_IN_BUILD_TEST=1 PATH="$tmp/bin:$PATH" make --no-print-directory "$@")
+        XS_IN_BUILD_TEST=1 PATH="$tmp/bin:$PATH" nice -n 19 make --no-print-directory "$@")
 }
 sh_in_src() { (cd "$src" && env PATH="$tmp/bin:$PATH" XS_IN_BUILD_TEST=1 "$@"); }
 
