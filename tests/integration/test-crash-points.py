@@ -54,6 +54,10 @@ from xstest import *  # noqa: E402,F401,F403
 from xstest import RawClient, ConnectionClosed, REPO, connect_unix, daemon_binary  # noqa: E402
 from guests import asan_build  # noqa: E402
 
+# How long to wait for a compaction's work: its thread runs at SCHED_IDLE,
+# so beside the other tests of a parallel `make check` it may wait its turn.
+COMPACTION_S = 30
+
 DB = "xenstored.tdb"
 LIMIT = "2048"          # bytes: a compaction every dozen commits or so
 PAD = "p" * 100         # values long enough to fill journals quickly
@@ -540,7 +544,7 @@ def test_compaction_keeps_the_journal_near_its_limit():
         # commit starts another, and the journal is small again.
         old = j + ".old"
         for _ in range(2):
-            wait_for(lambda: not os.path.exists(old), "the compaction's end", timeout=20)
+            wait_for(lambda: not os.path.exists(old), "the compaction's end", timeout=COMPACTION_S)
             w.run(life.sock, 1)
         # Between a compaction's end (its thread removes the old journal)
         # and the loop's next rotation, the live journal may still hold
@@ -552,7 +556,7 @@ def test_compaction_keeps_the_journal_near_its_limit():
                 return len(f.read().rstrip(b"\0"))
         wait_for(lambda: not os.path.exists(old) and used(j) < 16 * 1024,
                  "the compactions to catch up: the journal under 16 KiB, "
-                 "its limit 8k", timeout=20)
+                 "its limit 8k", timeout=COMPACTION_S)
         life.kill9()
         # The tdb file alone (the journals set aside) has most of it:
         # what the compactions applied.
@@ -588,9 +592,9 @@ def test_a_quiet_journal_is_compacted_and_a_busy_one_is_not():
         check(not os.path.exists(db + ".journal.old"), "a journal set aside")
         # Quiet: compacted (a new checkpoint renamed over the old) and
         # the journal then is a new one.
-        wait_for(lambda: os.stat(db).st_ino != first, "a new checkpoint", timeout=10)
+        wait_for(lambda: os.stat(db).st_ino != first, "a new checkpoint", timeout=COMPACTION_S)
         wait_for(lambda: not os.path.exists(db + ".journal.old"),
-                 "the compaction's end", timeout=10)
+                 "the compaction's end", timeout=COMPACTION_S)
         life.kill9()
         # The tdb file alone has every node.
         set_journals_aside(dir)
@@ -650,14 +654,14 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
                 return None
             return data if not data[64:].strip(b"\0") else False
         wait_for(lambda: wiped() is not False,
-                 "the spare wiped (zeros after its head)", timeout=10)
+                 "the spare wiped (zeros after its head)", timeout=COMPACTION_S)
         data = wiped()
         if data:
             with open(j, "rb") as f:
                 head = f.read(8)
             eq(data[:8], head, "the spare's head")
         wait_for(lambda: not os.path.exists(spare), "the quiet rule to remove the spare",
-                 timeout=10)
+                 timeout=COMPACTION_S)
         # At rest, once the compactions have caught up (their thread runs
         # only on an idle CPU: on a loaded machine a while after), the
         # live journal keeps no pages past its frames (a reused spare's
@@ -673,7 +677,7 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
                        for _, _, name in journal_mappings(life.proc.pid))
         wait_for(lambda: at_rest() and live_mapped_alone(),
                  "the live journal cut to its frames at rest, and its "
-                 "mapping alone", timeout=20)
+                 "mapping alone", timeout=COMPACTION_S)
         # A clean stop leaves none either.
         again = time.monotonic() + 30
         while not os.path.exists(spare) and time.monotonic() < again:
@@ -746,14 +750,14 @@ def test_a_big_compaction_gives_its_memory_back():
         write_distinct(life.sock, 100)
         before = anon_kb(life.proc.pid)
         eq(os.stat(db).st_ino, first, "the checkpoint before the quiet period")
-        wait_for(lambda: os.stat(db).st_ino != first, "the compaction", timeout=20)
+        wait_for(lambda: os.stat(db).st_ino != first, "the compaction", timeout=COMPACTION_S)
         wait_for(lambda: not os.path.exists(db + ".journal.old"),
-                 "the compaction's end", timeout=20)
+                 "the compaction's end", timeout=COMPACTION_S)
         # The thread's exit (its arena is released then), not a guess at
         # its time: a loaded machine ran past a fixed 0.2 s.
         tasks = "/proc/%d/task" % life.proc.pid
         wait_for(lambda: len(os.listdir(tasks)) == 1,
-                 "the compaction thread's exit", timeout=20)
+                 "the compaction thread's exit", timeout=COMPACTION_S)
         after = anon_kb(life.proc.pid)
         check(after < before + 1024,
               "anonymous RSS %d KB after the compaction, %d KB before"
