@@ -57,8 +57,9 @@
  * its recent batches' time a request: a neighbour waits behind a slice
  * of a busy client, not behind a batch of its WATCHes (25-30 us for 8).
  * The batch goes on after them, so the busy client keeps its turn; asking
- * costs one epoll_wait (0.12 us) a slice (about 8 READs), and a batch of
- * one request never asks.
+ * costs one epoll_wait a slice (about 8 READs): a system call's entry and
+ * exit and little more (1.1 us on the benchmark's virtual machine, where a
+ * getppid costs 1.0).  A batch of one request never asks.
  */
 #define CONN_SLICE_NS 4000
 #define CONN_OUT_HIGH (256 * 1024)	/* stop reading requests above this */

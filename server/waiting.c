@@ -8,8 +8,8 @@
  * slice of its time (conn.h, CONN_SLICE_NS).  A socket client found ready
  * is served there and then (its transport's read_now), inside the busy
  * client's turn, whose batch then goes on: the neighbour waits behind a
- * slice, and the busy client pays one epoll_wait (about 0.12 us) a slice,
- * not a turn's end.  Ending the busy client's turn instead (a reply flush,
+ * slice, and the busy client pays one epoll_wait a slice (a system call
+ * that finds its answer ready: conn.h), not a turn's end.  Ending the busy client's turn instead (a reply flush,
  * a timer, an epoll_wait for each slice) cost its registration of 100,000
  * watches 45% more CPU for the same wait.  A guest cannot be served from
  * here (only the loop's event channel callback knows which rings moved),
