@@ -32,6 +32,8 @@ struct client {
 	double write_credit;		/* the write rate limit's tokens */
 	struct timespec credit_time;	/* when they were last counted (0:
 					 * never: ops/ fills the bucket) */
+	bool waiting_set;		/* its socket is in the server's set of
+					 * waiting descriptors */
 };
 
 struct db;
@@ -56,6 +58,7 @@ struct server {
 	int waiting_fd;			/* epoll set of the descriptors that
 					 * bring requests (server/waiting.c);
 					 * -1: none */
+	unsigned int waiting_count;	/* descriptors in that set */
 	bool serving_waiting;		/* server_serve_waiting is on the
 					 * stack: no nesting */
 	unsigned long open_txns;	/* transactions open, all connections */

@@ -50,27 +50,42 @@ void server_waiting_destroy(struct server *srv)
 void server_waiting_set(struct server *srv, int fd, struct conn *c, bool on)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	struct client *cl = c ? c->owner_data : NULL;
 
 	if (srv->waiting_fd < 0 || fd < 0)
 		return;
 	/* Off is out of the set: even an empty mask reports a hang-up. */
-	if (!on)
-		epoll_ctl(srv->waiting_fd, EPOLL_CTL_DEL, fd, NULL);
-	else if (epoll_ctl(srv->waiting_fd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
-		 errno != EEXIST)
-		log_debug("fd %d not in the set of waiting clients: %s", fd,
-			  strerror(errno));
+	if (!on) {
+		if (epoll_ctl(srv->waiting_fd, EPOLL_CTL_DEL, fd, NULL) == 0)
+			srv->waiting_count--;
+		if (cl)
+			cl->waiting_set = false;
+	} else {
+		if (epoll_ctl(srv->waiting_fd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+			srv->waiting_count++;
+		} else if (errno != EEXIST) {	/* EEXIST: counted */
+			log_debug("fd %d not in the set of waiting clients: "
+				  "%s", fd, strerror(errno));
+			return;
+		}
+		if (cl)
+			cl->waiting_set = true;
+	}
 }
 
 bool server_serve_waiting(struct conn *c)
 {
 	struct server *srv = c->hooks->owner;
+	const struct client *cl = c->owner_data;
 	struct epoll_event ev[WAITING_MAX];
 	bool guest = false;
 	int n;
 
-	/* One level: a neighbour served here does not serve others. */
-	if (srv->waiting_fd < 0 || srv->serving_waiting)
+	/* One level: a neighbour served here does not serve others.  And
+	 * with no descriptor in the set but c's, nobody can be waiting: a
+	 * lone pipelining client does not pay a system call a slice. */
+	if (srv->waiting_fd < 0 || srv->serving_waiting ||
+	    srv->waiting_count <= (cl && cl->waiting_set ? 1u : 0u))
 		return false;
 	n = epoll_wait(srv->waiting_fd, ev, WAITING_MAX, 0);
 	srv->serving_waiting = true;

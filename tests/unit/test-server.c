@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -159,6 +160,58 @@ START_TEST(waiting_neighbours_are_served_and_a_waiting_guest_yields)
 	ck_assert_uint_eq(nested_asks, 1);
 	ck_assert(!nested_answer);
 	ck_assert_uint_eq(tp0.read_nows, 1);
+	for (int i = 0; i < 2; i++) {
+		close(a[i]);
+		close(b[i]);
+		close(g[i]);
+	}
+}
+END_TEST
+
+/*
+ * With no descriptor in the set but the asker's own, nobody can be
+ * waiting, and the ask makes no system call: seen through a stand-in set
+ * that would report a guest to any epoll_wait.
+ */
+START_TEST(a_lone_connection_does_not_ask)
+{
+	int a[2], b[2], g[2], real = srv.waiting_fd;
+	int fake = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+
+	ck_assert_int_ge(fake, 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, g), 0);
+	ck_assert_int_eq(write(g[1], "x", 1), 1);
+	ck_assert_int_eq(epoll_ctl(fake, EPOLL_CTL_ADD, g[0], &ev), 0);
+
+	/* Only c0's own descriptor, put in twice: no ask. */
+	server_waiting_set(&srv, a[0], c0, true);
+	server_waiting_set(&srv, a[0], c0, true);
+	srv.waiting_fd = fake;
+	ck_assert(!server_serve_waiting(c0));
+	/* Another's: c0 asks (and the stand-in says a guest waits). */
+	srv.waiting_fd = real;
+	server_waiting_set(&srv, b[0], c5, true);
+	srv.waiting_fd = fake;
+	ck_assert(server_serve_waiting(c0));
+	/* c0 out, the other in: c0 asks; the other, alone, does not. */
+	srv.waiting_fd = real;
+	server_waiting_set(&srv, a[0], c0, false);
+	server_waiting_set(&srv, a[0], c0, false);
+	srv.waiting_fd = fake;
+	ck_assert(server_serve_waiting(c0));
+	ck_assert(!server_serve_waiting(c5));
+	/* The other out too: the set is empty, nobody asks. */
+	srv.waiting_fd = real;
+	server_waiting_set(&srv, b[0], c5, false);
+	srv.waiting_fd = fake;
+	ck_assert(!server_serve_waiting(c0));
+	ck_assert(!server_serve_waiting(c5));
+
+	srv.waiting_fd = real;
+	close(fake);
 	for (int i = 0; i < 2; i++) {
 		close(a[i]);
 		close(b[i]);
@@ -530,6 +583,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, without_a_database_a_batch_is_sent_at_its_end);
 	tcase_add_test(t, privileged_domains_are_master_priv_and_zero);
 	tcase_add_test(t, waiting_neighbours_are_served_and_a_waiting_guest_yields);
+	tcase_add_test(t, a_lone_connection_does_not_ask);
 	tcase_add_test(t, a_closed_connection_loses_its_watches_and_transactions);
 	tcase_add_test(t, forgetting_a_domain_removes_its_nodes_and_permissions);
 	tcase_add_test(t, special_events_go_to_the_watchers_the_node_allows);
