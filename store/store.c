@@ -996,10 +996,12 @@ static size_t charged_slot(const struct store *s, const uint32_t *first,
 
 /*
  * The per-domid counts the quotas rely on, recounted from the nodes.  Only
- * the domids ever charged are recounted, in a table of their own: the
- * cost follows the store, not the 65,536 domids (a check of a small store,
- * as the fuzzers make after every input, would otherwise fault in two
- * megabytes of zeros).
+ * the domids ever charged are recounted, in a table of their own: account()
+ * is the only writer of s->use and marks every domid it charges, so the
+ * others' entries are zeros unless memory was corrupted, which is the
+ * sanitizers' business.  The cost follows the store, not the 65,536
+ * domids (a check of a small store, as the fuzzers make after every input,
+ * would otherwise fault in two megabytes of zeros).
  */
 static void check_domid_use(const struct store *s, struct check_state *st)
 {
