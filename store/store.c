@@ -1040,12 +1040,14 @@ static void check_domid_use(const struct store *s, struct check_state *st)
 			}
 		}
 	}
-	for (size_t w = 0; w < STORE_DOMIDS / 64; w++)
-		for (uint64_t bits = s->charged[w]; bits; bits &= bits - 1) {
+	/* The charged domids in order: their slots one after another. */
+	for (size_t w = 0; w < STORE_DOMIDS / 64; w++) {
+		const struct store_domid_use *c = &count[first[w]];
+
+		for (uint64_t bits = s->charged[w]; bits;
+		     bits &= bits - 1, c++) {
 			uint32_t d = (uint32_t)(w * 64) +
 				     (uint32_t)__builtin_ctzll(bits);
-			const struct store_domid_use *c =
-				&count[charged_slot(s, first, d)];
 
 			if (c->owned == s->use[d].owned &&
 			    c->named == s->use[d].named &&
@@ -1055,6 +1057,7 @@ static void check_domid_use(const struct store *s, struct check_state *st)
 				 "domain %u is wrong", d);
 			problem(st, what, "/");
 		}
+	}
 	free(count);
 }
 
