@@ -9,9 +9,10 @@
  * is served there and then (its transport's read_now), inside the busy
  * client's turn, whose batch then goes on: the neighbour waits behind a
  * slice, and the busy client pays one epoll_wait a slice (a system call
- * that finds its answer ready: conn.h), not a turn's end.  Ending the busy client's turn instead (a reply flush,
- * a timer, an epoll_wait for each slice) cost its registration of 100,000
- * watches 45% more CPU for the same wait.  A guest cannot be served from
+ * that finds its answer ready: conn.h), not a turn's end; none when the
+ * set holds no descriptor but its own.  Ending the busy client's turn
+ * instead (a reply flush, a timer, an epoll_wait for each slice) cost its
+ * registration of 100,000 watches 45% more CPU for the same wait.  A guest cannot be served from
  * here (only the loop's event channel callback knows which rings moved),
  * so for a guest the busy client yields the rest of its turn.
  *

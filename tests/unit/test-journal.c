@@ -1107,7 +1107,8 @@ START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 		/* Idle: only the loop runs, until both compactions are
 		 * done. */
 		for (int i = 0; i < SETTLE_TICKS && (exists(oldpath) ||
-					    size_of(jpath) > 8192); i++)
+						     size_of(jpath) > 8192);
+		     i++)
 			loop_tick(loop);
 		ck_assert(!exists(oldpath));
 		ck_assert_int_le(size_of(jpath), 8192);
@@ -1182,8 +1183,9 @@ START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 			}
 			ck_assert_int_eq(db_commit(db), 0);
 			caught = exists(oldpath);
-			for (int i = 0; i < SETTLE_TICKS && (exists(oldpath) ||
-						    journal_frames() > 0); i++)
+			for (int i = 0;
+			     i < SETTLE_TICKS && (exists(oldpath) ||
+						  journal_frames() > 0); i++)
 				loop_tick(loop);
 			ck_assert(!exists(oldpath));
 			ck_assert_msg(journal_frames() == 0, "round %d: at "
@@ -1234,7 +1236,8 @@ START_TEST(a_compaction_ending_with_changes_pending_leaves_them_in_place)
 			 * learnt. */
 			snprintf(path, sizeof(path), "/pending/%d", round);
 			put(&s, path, "pending");
-			for (int i = 0; i < SETTLE_TICKS && exists(oldpath); i++)
+			for (int i = 0;
+			     i < SETTLE_TICKS && exists(oldpath); i++)
 				loop_tick(loop);
 			ck_assert_int_eq(db_commit(db), 0);
 		}
