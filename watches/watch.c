@@ -14,6 +14,7 @@
  */
 static bool table_oom;
 static unsigned long key_compares;
+static unsigned long path_lookups;	/* of by_path, by a change */
 
 static int count_cmp(const void *a, const void *b, size_t len)
 {
@@ -91,6 +92,76 @@ void watch_registry_init(struct watch_registry *reg)
 
 static void bucket_ungone(struct watch_bucket *b);
 
+/*
+ * The filter's bits a path a bucket: 32 to 64, so that about one lookup
+ * in 32 to 64 of an unwatched path passes it; rebuilt at that size
+ * whenever the paths outgrow it, or more have gone than are left.
+ */
+#define FILTER_BITS_MIN 4096
+#define FILTER_BITS_PER_PATH 32
+
+static void filter_set(uint64_t *f, size_t mask, uint32_t hash)
+{
+	size_t bit = hash & mask;
+
+	f[bit / 64] |= UINT64_C(1) << (bit % 64);
+}
+
+/* Whether a path of that hash may be watched. */
+static bool filter_may(const struct watch_registry *reg, uint32_t hash)
+{
+	size_t bit = hash & reg->filter_mask;
+
+	return !reg->filter ||
+	       (reg->filter[bit / 64] >> (bit % 64)) & 1;
+}
+
+/* The filter made anew for the paths there are, at their size; the old
+ * one kept (still true, only looser) when there is no memory for it. */
+static void filter_rebuild(struct watch_registry *reg)
+{
+	size_t paths = HASH_COUNT(reg->by_path), bits = FILTER_BITS_MIN;
+	uint64_t *f;
+
+	while (bits / FILTER_BITS_PER_PATH < paths && bits < SIZE_MAX / 2)
+		bits *= 2;
+	f = calloc(bits / 64, sizeof(*f));
+	if (!f)
+		return;
+	/* Chain by chain of the table rather than down its one list of
+	 * every path: the chains' cache misses overlap, the list's wait
+	 * for one another. */
+	if (reg->by_path) {
+		const UT_hash_table *tbl = reg->by_path->hh.tbl;
+
+		for (unsigned int i = 0; i < tbl->num_buckets; i++)
+			for (const UT_hash_handle *hh = tbl->buckets[i].hh_head;
+			     hh; hh = hh->hh_next)
+				filter_set(f, bits - 1, hh->hashv);
+	}
+	free(reg->filter);
+	reg->filter = f;
+	reg->filter_mask = bits - 1;
+	reg->filter_stale = 0;
+}
+
+static void filter_added(struct watch_registry *reg, uint32_t hash)
+{
+	if (!reg->filter ||
+	    HASH_COUNT(reg->by_path) >
+		    (reg->filter_mask + 1) / FILTER_BITS_PER_PATH)
+		filter_rebuild(reg);
+	if (reg->filter)
+		filter_set(reg->filter, reg->filter_mask, hash);
+}
+
+static void filter_removed(struct watch_registry *reg)
+{
+	if (++reg->filter_stale > HASH_COUNT(reg->by_path) &&
+	    reg->filter_stale > FILTER_BITS_MIN / FILTER_BITS_PER_PATH)
+		filter_rebuild(reg);
+}
+
 void watch_registry_destroy(struct watch_registry *reg)
 {
 	struct watch_bucket *b, *btmp;
@@ -105,6 +176,8 @@ void watch_registry_destroy(struct watch_registry *reg)
 		HASH_DELETE(hh, reg->below, c);
 		free(c);
 	}
+	free(reg->filter);
+	reg->filter = NULL;
 }
 
 void watcher_init(struct watcher *wr, struct conn *c)
@@ -186,6 +259,11 @@ unsigned long watch_compares(void)
 	return key_compares;
 }
 
+unsigned long watch_path_lookups(void)
+{
+	return path_lookups;
+}
+
 unsigned int watch_longest_chain(const struct watch_registry *reg)
 {
 	const UT_hash_table *tbl;
@@ -231,6 +309,7 @@ static struct watch_bucket *bucket_get(struct watch_registry *reg,
 		free(b);
 		return NULL;
 	}
+	filter_added(reg, b->hh.hashv);
 	return b;
 }
 
@@ -252,6 +331,7 @@ static void bucket_put(struct watch_registry *reg, struct watch_bucket *b)
 		bucket_ungone(b);
 		HASH_DELETE(hh, reg->by_path, b);
 		free(b);
+		filter_removed(reg);
 	}
 }
 
@@ -490,9 +570,15 @@ void watch_fire_changed(struct watch_registry *reg, const char *path,
 		return;
 	/* The path itself, then each ancestor up to "/". */
 	for (;;) {
-		struct watch_bucket *b = bucket_find(reg, path, len);
+		uint32_t hash = keyed_hash(path, len);
+		struct watch_bucket *b = NULL;
 		struct watch *w;
 
+		if (filter_may(reg, hash)) {
+			path_lookups++;
+			HASH_FIND_BYHASHVALUE(hh, reg->by_path, path, len,
+					      hash, b);
+		}
 		if (b) {
 			DL_FOREACH2(b->watches, w, bnext) {
 				if (w->depth >= 0 &&

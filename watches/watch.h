@@ -42,6 +42,17 @@ struct watch_registry {
 	struct watch_bucket *by_path;	/* uthash: watched path -> watches */
 	struct watch_count *below;	/* uthash: path -> watches strictly below */
 	unsigned long count;
+	/*
+	 * A bit for each by_path hash (masked): clear, no watched path has
+	 * that hash, and a change's path or ancestor is passed over without
+	 * walking a chain of the table, a cache miss a link (with 10,000
+	 * watched paths, 2.4 us of a WRITE's matching).  Bits of removed
+	 * paths stay set until a rebuild.  NULL: none (no memory), every
+	 * path looked up.
+	 */
+	uint64_t *filter;
+	size_t filter_mask;		/* bits - 1 (a power of two) */
+	size_t filter_stale;		/* paths removed since its rebuild */
 };
 
 /* The watches of one connection (part of its per-connection state). */
@@ -124,6 +135,9 @@ void watch_fire_special(struct watch_registry *reg, const char *name,
 /* For tests: the key comparisons this module's hash tables have made so
  * far (a count of work that does not depend on the machine's speed). */
 unsigned long watch_compares(void);
+/* For tests: the lookups in the table of watched paths that changes have
+ * made so far (a path the filter rules out costs none). */
+unsigned long watch_path_lookups(void);
 /* For tests: the most watched paths that share one bucket of the path
  * table (each lookup that lands there walks them all). */
 unsigned int watch_longest_chain(const struct watch_registry *reg);

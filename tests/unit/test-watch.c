@@ -360,6 +360,71 @@ START_TEST(ten_thousand_watches_are_matched_by_path)
 END_TEST
 
 /*
+ * A change looks up its path and each ancestor among the watched paths;
+ * with 10,000 of them, each lookup of one not watched walked a chain of
+ * the table, a cache miss a link.  The registry's filter rules nearly all
+ * of them out without a lookup; those still watched are found, also after
+ * most watches are gone and the filter is made anew.
+ */
+START_TEST(changes_off_the_watched_paths_skip_the_table)
+{
+	enum { N = 10000, CHANGES = 1000 };
+	char path[48];
+	unsigned long before, never;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		add(&w0, path, "t", -1);
+	}
+	/* Four levels and the root, none watched: 5 lookups a change
+	 * without the filter. */
+	before = watch_path_lookups();
+	for (int i = 0; i < CHANGES; i++) {
+		snprintf(path, sizeof(path), "/bench/data/d%d/n%d", i / 100,
+			 i);
+		changed(path);
+	}
+	ck_assert_uint_le(watch_path_lookups() - before, 5 * CHANGES / 16);
+	ck_assert_str_eq(events(c0), "");
+
+	/* A watched path and its ancestors: looked up, and it fires. */
+	before = watch_path_lookups();
+	changed("/w/n4242");
+	ck_assert_uint_ge(watch_path_lookups() - before, 1);
+	ck_assert_str_eq(events(c0), "/w/n4242|t ");
+
+	/* All but the last 10 gone: the paths no longer watched are ruled
+	 * out again; the 10 left still fire. */
+	for (int i = 0; i < N - 10; i++) {
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		ck_assert_int_eq(watch_remove(&reg, &w0, path, "t"), 0);
+	}
+	before = watch_path_lookups();
+	for (int i = 0; i < CHANGES; i++) {
+		snprintf(path, sizeof(path), "/w/never%d", i);
+		changed(path);
+	}
+	never = watch_path_lookups() - before;	/* "/w" and "/" at most */
+	before = watch_path_lookups();
+	for (int i = 0; i < CHANGES; i++) {
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		changed(path);
+	}
+	ck_assert_uint_le(watch_path_lookups() - before,
+			  never + CHANGES / 16);
+	ck_assert_str_eq(events(c0), "");
+	for (int i = N - 10; i < N; i++) {
+		char want[64];
+
+		snprintf(path, sizeof(path), "/w/n%d", i);
+		changed(path);
+		snprintf(want, sizeof(want), "%s|t ", path);
+		ck_assert_str_eq(events(c0), want);
+	}
+}
+END_TEST
+
+/*
  * WATCH and UNWATCH cost the same with 1 or 40,000 watches on the
  * connection: counted in key comparisons, not time.  Half the watches
  * are on distinct paths, half on one path with distinct tokens (a
@@ -475,6 +540,7 @@ static Suite *watch_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, new_watch_fires_once_with_its_own_path);
+	tcase_add_test(tc, changes_off_the_watched_paths_skip_the_table);
 	tcase_add_test(tc, same_path_and_token_twice_is_eexist);
 	tcase_add_test(tc, unwatch_of_unknown_pair_is_enoent);
 	tcase_add_test(tc, prefix_rule_matches_children_not_siblings);
