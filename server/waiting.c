@@ -12,9 +12,10 @@
  * that finds its answer ready: conn.h), not a turn's end; none when the
  * set holds no descriptor but its own.  Ending the busy client's turn
  * instead (a reply flush, a timer, an epoll_wait for each slice) cost its
- * registration of 100,000 watches 45% more CPU for the same wait.  A guest cannot be served from
- * here (only the loop's event channel callback knows which rings moved),
- * so for a guest the busy client yields the rest of its turn.
+ * registration of 100,000 watches 45% more CPU for the same wait.  A
+ * guest cannot be served from here (only the loop's event channel
+ * callback knows which rings moved), so for a guest the busy client
+ * yields the rest of its turn.
  *
  * The set is level-triggered and never drained, so nothing the loop sees
  * changes.  If it cannot be made, or a descriptor not added, nobody is

@@ -93,9 +93,10 @@ void watch_registry_init(struct watch_registry *reg)
 static void bucket_ungone(struct watch_bucket *b);
 
 /*
- * The filter's bits a path a bucket: 32 to 64, so that about one lookup
- * in 32 to 64 of an unwatched path passes it; rebuilt at that size
- * whenever the paths outgrow it, or more have gone than are left.
+ * The filter has 32 to 64 bits for each watched path (each bucket), so
+ * that about one lookup in 32 to 64 of an unwatched path passes it; it is
+ * rebuilt at that size whenever the paths outgrow it, or more have gone
+ * than are left.
  */
 #define FILTER_BITS_MIN 4096
 #define FILTER_BITS_PER_PATH 32
