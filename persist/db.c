@@ -56,7 +56,7 @@
 
 /*
  * The quiet rule: a live journal that no commit has added to for a whole
- * period (so for one to two of them) is compacted at once, if it holds at
+ * period, counted from the last commit, is compacted at once, if it holds at
  * least QUIET_MIN bytes and a quarter of the checkpoint's size.  Most of
  * a host's life is quiet, and the journal is RAM on the tmpfs: after a
  * burst (a fill, guests booting) the host should not keep up to the
@@ -580,18 +580,28 @@ static void maybe_compact(struct db *db)
 	compact_past(db, db->limit);
 }
 
-static void arm_quiet(struct db *db)
+/* A commit's time for the quiet rule, once a turn: the coarse clock costs
+ * a few ns, and its ticks of a few ms are nothing beside a period. */
+static uint64_t coarse_ns(void)
 {
-	struct timeval tv = { .tv_sec = (time_t)(db->quiet_ms / 1000),
-			      .tv_usec = (suseconds_t)(db->quiet_ms % 1000) * 1000 };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The quiet rule's timer, due in ms. */
+static void arm_quiet(struct db *db, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+			      .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
 	/* Without the timer the journal waits for its limit, as before. */
 	(void)event_add(db->quiet_ev, &tv);
 	db->quiet_seen = db->commits;
 }
 
-/* The quiet rule (QUIET_MS_DEFAULT): a period has passed since the timer
- * was armed at a commit. */
+/* The quiet rule (QUIET_MS_DEFAULT): the timer armed at a commit is due. */
 static void quiet_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct db *db = arg;
@@ -600,8 +610,15 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (db->commits != db->quiet_seen) {
-		/* Commits since: a whole period from now, then. */
-		arm_quiet(db);
+		/* Commits since: due a period after the last of them, not a
+		 * whole period from now (a host at rest would keep its
+		 * journal up to twice the period, and a reading of its
+		 * memory at rest would catch it or not by chance). */
+		uint64_t period = db->quiet_ms * 1000000u;
+		uint64_t since = coarse_ns() - db->last_commit_ns;
+
+		arm_quiet(db, since < period ? (period - since) / 1000000u + 1
+					     : 1);
 		return;
 	}
 	reap_compaction(db, false);
@@ -612,7 +629,7 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 		 * turn comes once it is done, else a host at rest could keep
 		 * up to twice the limit in journals (26 MB at a million
 		 * nodes) until its next write. */
-		arm_quiet(db);
+		arm_quiet(db, db->quiet_ms);
 		return;
 	}
 	compact_past(db, enough > QUIET_MIN ? enough : QUIET_MIN);
@@ -647,8 +664,11 @@ int db_commit(struct db *db)
 	if (db->lost && rewrite(db) != 0)
 		return -1;
 	db->commits++;
-	if (db->quiet_ev && !evtimer_pending(db->quiet_ev, NULL))
-		arm_quiet(db);
+	if (db->quiet_ev) {
+		db->last_commit_ns = coarse_ns();
+		if (!evtimer_pending(db->quiet_ev, NULL))
+			arm_quiet(db, db->quiet_ms);
+	}
 	maybe_compact(db);
 	return db->failed ? -1 : 0;
 }
@@ -738,7 +758,7 @@ int db_notify(struct db *db, struct event_base *base)
 				 "timer: journals wait for their limit",
 				 db->path);
 		else if (db->commits)
-			arm_quiet(db);
+			arm_quiet(db, db->quiet_ms);
 	}
 	return 0;
 }

@@ -102,9 +102,10 @@ struct db {
 	/* db_notify: the quiet rule's timer (db.c, QUIET_MS_DEFAULT), which
 	 * compacts a journal that no commit has added to for a whole period,
 	 * armed at a commit when not pending; commits counts frames written,
-	 * quiet_seen is the count when the timer was armed (NULL: no rule). */
+	 * quiet_seen is the count when the timer was armed (NULL: no rule),
+	 * last_commit_ns the coarse clock at the last (with the rule only). */
 	struct event *quiet_ev;
-	uint64_t commits, quiet_seen;
+	uint64_t commits, quiet_seen, last_commit_ns;
 	uint64_t quiet_ms;		/* its period (db_open reads it) */
 	uint64_t checkpoint_size;	/* the tdb file's, after its last write */
 	/* The journals as db_open read them, until db_load_nodes: their
