@@ -156,7 +156,7 @@ $(B)/tests/xenstored-crash: $(B)/daemon/main.o $(B)/daemon/options.o \
 # objects, so that a test can kill it inside the rewrite a failure sets
 # off, with the allocator and the request dispatcher wrapped at link time.
 FAILALLOC_WRAPS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
-	-Wl,--wrap=strdup,--wrap=strndup,--wrap=ops_dispatch
+	-Wl,--wrap=strdup,--wrap=strndup,--wrap=ops_dispatch,--wrap=mprotect
 $(B)/tests/xenstored-failalloc: $(B)/daemon/main.o $(B)/daemon/options.o \
 		$(filter-out $(B)/persist/%,$(CORE_OBJS)) $(CRASH_OBJS) \
 		$(B)/tests/failalloc/failalloc.o
@@ -182,6 +182,9 @@ $(B)/tests/unit/test-index $(B)/tests/unit/test-watch \
 $(B)/tests/unit/test-quota $(B)/tests/unit/test-transaction \
 $(B)/tests/unit/test-persist: ALL_LDFLAGS += \
 	-Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc
+
+# test-index also makes the node pool's growth fail.
+$(B)/tests/unit/test-index: ALL_LDFLAGS += -Wl,--wrap=mprotect
 
 # test-turn records every commit: the database's calls are wrapped.
 $(B)/tests/unit/test-turn: ALL_LDFLAGS += \

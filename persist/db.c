@@ -782,8 +782,10 @@ void db_loaded_done(struct db *db)
 /* A node as its record. */
 static struct schema_node node_rec(const struct node *n)
 {
+	const struct perms *p = node_perms(n);
+
 	return (struct schema_node){
-		.born = n->born, .nperms = n->perms->n, .perms = n->perms->e,
+		.born = n->born, .nperms = p->n, .perms = p->e,
 		.value = node_value(n), .value_len = n->value_len,
 	};
 }
@@ -797,7 +799,7 @@ static void node_changed(const struct node *n, const char *path,
 	unsigned char *at;
 
 	/* Its entry is fetched while the change is encoded. */
-	jindex_prefetch(&db->jindex, n->id);
+	jindex_prefetch(&db->jindex, node_id(n));
 	len = schema_put_node_len(klen, &rec);
 	at = frame_reserve(db, len);
 	if (at) {
@@ -805,7 +807,7 @@ static void node_changed(const struct node *n, const char *path,
 
 		schema_put_node_at(at, path, klen, &rec);
 		db->pending.len += len;
-		jindex_put(&db->jindex, n->id, offset);
+		jindex_put(&db->jindex, node_id(n), offset);
 	}
 }
 
@@ -817,7 +819,7 @@ static void node_saved(const struct node *n, const char *path, void *arg)
 
 static void node_removed(const struct node *n, const char *path, void *arg)
 {
-	delete_record(arg, path, n->id);
+	delete_record(arg, path, node_id(n));
 }
 
 /* ---- the whole state as a new checkpoint ---- */

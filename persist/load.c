@@ -132,7 +132,7 @@ static bool grow(void *vp, size_t *cap, size_t n, size_t size)
 
 /* The permissions of a decoded node: the last list decoded again when
  * they are the same bytes. */
-static struct perms *node_perms(struct load_state *st,
+static struct perms *decoded_perms(struct load_state *st,
 				const struct schema_node *rec)
 {
 	size_t len = schema_node_perms_len(rec);
@@ -264,7 +264,7 @@ static int take_node(struct load_state *st, const TDB_DATA *key,
 		node_unusable(st, k, key->dsize);
 		return -1;
 	}
-	if (!(perms = node_perms(st, &rec))) {
+	if (!(perms = decoded_perms(st, &rec))) {
 		errno = ENOMEM;
 		node_unusable(st, k, key->dsize);
 		return -1;

@@ -46,14 +46,14 @@ static bool names_domid(const struct perms *p, unsigned int domid)
 static bool collect(struct node *n, const char *path, void *arg)
 {
 	struct forget *f = arg;
-	bool owned = n->perms->e[0].domid == f->domid;
+	bool owned = node_perms(n)->e[0].domid == f->domid;
 
 	/* A special node is never deleted, only stripped. */
 	if (owned && n->parent_id) {
 		f->nomem |= !push(&f->remove, &f->nremove, path);
 		return false;	/* its subtree goes with it */
 	}
-	if (owned || names_domid(n->perms, f->domid))
+	if (owned || names_domid(node_perms(n), f->domid))
 		f->nomem |= !push(&f->strip, &f->nstrip, path);
 	return true;
 }

@@ -188,8 +188,8 @@ static bool live_perms(const char *path, struct perms **perms,
 	if (!n)
 		return false;
 	p = node_parent(n);
-	*perms = n->perms;
-	*parent_perms = p ? p->perms : NULL;
+	*perms = node_perms(n);
+	*parent_perms = p ? node_perms(p) : NULL;
 	return true;
 }
 
@@ -210,7 +210,7 @@ void server_fire(struct server *srv, const char *path, bool removed,
 		return;
 	if (path_parent(path, parent, sizeof(parent)) &&
 	    (p = store_lookup(&srv->store, parent)))
-		parent_perms = p->perms;
+		parent_perms = node_perms(p);
 	if (removed)
 		watch_fire_removed(&srv->watches, path, perms, parent_perms);
 	else
@@ -224,5 +224,5 @@ void server_fire_special(struct server *srv, const char *name,
 	struct node *n = store_lookup(&srv->store, name);
 
 	if (n)
-		watch_fire_special(&srv->watches, name, domid, n->perms);
+		watch_fire_special(&srv->watches, name, domid, node_perms(n));
 }

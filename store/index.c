@@ -121,7 +121,7 @@ void index_insert(struct path_index *ix, struct node *n, const char *path,
 	/* Reserved before: never past three quarters full. */
 	if (!ix->slots || ix->count + 1 > (ix->mask + 1) / 4 * 3)
 		abort();
-	place(ix->slots, ix->mask, hash_path(ix, path, len), n->id);
+	place(ix->slots, ix->mask, hash_path(ix, path, len), node_id(n));
 	ix->count++;
 }
 
@@ -141,7 +141,7 @@ struct node *index_insert_unique(struct path_index *ix, struct node *n,
 			return m;
 	}
 	ix->slots[i].hash = h;
-	ix->slots[i].id = n->id;
+	ix->slots[i].id = node_id(n);
 	ix->count++;
 	return NULL;
 }
@@ -158,7 +158,7 @@ void index_remove(struct path_index *ix, const struct node *n,
 {
 	size_t i = hash_path(ix, path, len) & ix->mask;
 
-	while (ix->slots[i].id != n->id) {
+	while (ix->slots[i].id != node_id(n)) {
 		if (!ix->slots[i].id)
 			abort();	/* not in the index: a store bug */
 		i = (i + 1) & ix->mask;

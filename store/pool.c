@@ -2,7 +2,7 @@
  * The node pool (pool.h).
  */
 #include <errno.h>
-#include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,43 +10,65 @@
 #include "store/pool.h"
 #include "store/store.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_LSAN 1
+#endif
+#endif
+#ifdef POOL_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* The reservation: 2^27 records (7 GiB of address space for 56-byte
+ * ones, none of it memory until made usable), halved while the address
+ * space limit (RLIMIT_AS) refuses it. */
+#define POOL_RESERVE (1u << 27)
+#define POOL_RESERVE_MIN (POOL_STEP * 16)
+
 struct node_pool node_pool;
 
-/* Room in the chunk table for n more chunks. */
-static int grow_table(uint32_t n)
+static int reserve(void)
 {
 	struct node_pool *p = &node_pool;
-	struct node **chunks;
 
-	if (n > (UINT32_MAX >> POOL_CHUNK_BITS) - p->nchunks) {
+	for (uint32_t n = POOL_RESERVE; n >= POOL_RESERVE_MIN; n /= 2) {
+		void *a = mmap(NULL, (size_t)n * sizeof(struct node), PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
+
+		if (a == MAP_FAILED)
+			continue;
+		p->base = a;
+		p->reserved = n;
+		p->fresh = 1;		/* id 0 means none */
+#ifdef POOL_LSAN
+		/* The records hold the only pointers to their values and
+		 * permission lists; the leak checker scans only what it is
+		 * told of outside malloc's blocks (its readable pages). */
+		__lsan_register_root_region(a, (size_t)n * sizeof(struct node));
+#endif
+		return 0;
+	}
+	errno = ENOMEM;
+	return -1;
+}
+
+/* Records [usable, usable + n) made usable (n a multiple of POOL_STEP). */
+static int grow(uint32_t n)
+{
+	struct node_pool *p = &node_pool;
+
+	if (!p->base && reserve() != 0)
+		return -1;
+	if (n > p->reserved - p->usable ||
+	    mprotect(p->base + p->usable, (size_t)n * sizeof(struct node),
+		     PROT_READ | PROT_WRITE) != 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	chunks = realloc(p->chunks, (p->nchunks + n) * sizeof(*chunks));
-	if (!chunks)
-		return -1;
-	p->chunks = chunks;
-	return 0;
-}
-
-static void add_chunk(struct node *chunk)
-{
-	node_pool.chunks[node_pool.nchunks++] = chunk;
-	if (node_pool.fresh == 0)
-		node_pool.fresh = 1;	/* id 0 means none */
-}
-
-/* One more chunk, so that ids up to fresh + POOL_CHUNK exist. */
-static int grow(void)
-{
-	struct node *chunk;
-
-	if (grow_table(1) != 0)
-		return -1;
-	chunk = calloc(POOL_CHUNK, sizeof(*chunk));
-	if (!chunk)
-		return -1;
-	add_chunk(chunk);
+	p->usable += n;
 	return 0;
 }
 
@@ -69,31 +91,23 @@ void populate(void *p, size_t len)
 int pool_reserve(size_t more)
 {
 	struct node_pool *p = &node_pool;
-	size_t have = p->nfree + (size_t)p->nchunks * POOL_CHUNK - p->fresh;
-	size_t n, bytes;
-	char *region;
+	size_t have = p->nfree +
+		      (size_t)(p->usable > p->fresh ? p->usable - p->fresh : 0);
+	uint32_t from = p->usable;
+	size_t n;
 
 	if (more <= have)
 		return 0;
-	n = (more - have + POOL_CHUNK - 1) / POOL_CHUNK;
-	if (n > UINT32_MAX >> POOL_CHUNK_BITS || grow_table((uint32_t)n) != 0) {
+	n = (more - have + POOL_STEP - 1) / POOL_STEP * POOL_STEP;
+	if (n > UINT32_MAX || grow((uint32_t)n) != 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	/* Many chunks at once (a load): one allocation, its pages made at
-	 * once, which costs much less than a fault for each page (a third
-	 * of a load's time before).  Without MADV_POPULATE_WRITE (Linux
-	 * 5.14) the pages come as they are touched, as usual. */
-	bytes = n * POOL_CHUNK * sizeof(struct node);
-	region = calloc(n * POOL_CHUNK, sizeof(struct node));
-	if (!region) {
-		errno = ENOMEM;
-		return -1;
-	}
-	populate(region, bytes);
-	for (size_t i = 0; i < n; i++)
-		add_chunk((struct node *)(region +
-					  i * POOL_CHUNK * sizeof(struct node)));
+	/* Many records at once (a load): their pages made at once, which
+	 * costs much less than a fault for each page (a third of a load's
+	 * time before).  Without MADV_POPULATE_WRITE (Linux 5.14) the pages
+	 * come as they are touched, as usual. */
+	populate(p->base + from, n * sizeof(struct node));
 	return 0;
 }
 
@@ -108,22 +122,19 @@ struct node *pool_alloc(void)
 		p->free_head = pool_node(id)->next_id;
 		p->nfree--;
 	} else {
-		if (p->fresh >= p->nchunks * POOL_CHUNK && grow() != 0) {
-			errno = ENOMEM;
+		if (p->fresh >= p->usable && grow(POOL_STEP) != 0)
 			return NULL;
-		}
 		id = p->fresh++;
 	}
-	n = &p->chunks[id >> POOL_CHUNK_BITS][id & (POOL_CHUNK - 1)];
+	n = p->base + id;
 	memset(n, 0, sizeof(*n));
-	n->id = id;
 	p->live++;
 	return n;
 }
 
 void pool_free(struct node *n)
 {
-	uint32_t id = n->id;
+	uint32_t id = node_id(n);
 
 	memset(n, 0, sizeof(*n));
 	n->next_id = node_pool.free_head;
@@ -134,5 +145,5 @@ void pool_free(struct node *n)
 
 size_t pool_bytes(void)
 {
-	return (size_t)node_pool.nchunks * POOL_CHUNK * sizeof(struct node);
+	return (size_t)node_pool.usable * sizeof(struct node);
 }

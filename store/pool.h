@@ -1,13 +1,16 @@
 /*
  * store/ internals: the node pool, where every node record lives.
  *
- * Records are fixed-size and sit in chunks of POOL_CHUNK of them, so a
- * node never moves (a pointer to it stays good until it is freed) and can
- * also be named by a 32-bit id: the tree's links and the path index hold
- * ids, half the size of pointers, and a record carries no allocator
- * header.  Id 0 is never handed out: it means "none".  Freed records are
- * reused before the pool grows; chunks are kept for the life of the
- * process (the tree grows back to its size, as a host's guests come back).
+ * The records are one array in a reservation of address space made at
+ * the first allocation (POOL_RESERVE records, fewer if the address space
+ * is limited), of which the pool makes usable what it needs, POOL_STEP
+ * records at a time.  So a node never moves (a pointer to it stays good
+ * until it is freed), its 32-bit id is its index in the array, and a
+ * record carries neither its id nor an allocator header: the tree's links
+ * and the path index hold ids, half the size of pointers.  Id 0 is never
+ * handed out: it means "none".  Freed records are reused before the pool
+ * grows; the pool never shrinks (the tree grows back to its size, as a
+ * host's guests come back).
  *
  * One pool serves every store of the process, as malloc would: stores
  * live on the loop's thread only.
@@ -20,12 +23,14 @@
 
 struct node;
 
-#define POOL_CHUNK_BITS 10
-#define POOL_CHUNK (1u << POOL_CHUNK_BITS)
+/* Records made usable at a time: a whole number of pages for a record of
+ * any multiple of 4 bytes. */
+#define POOL_STEP 1024u
 
 struct node_pool {
-	struct node **chunks;		/* [nchunks], each POOL_CHUNK records */
-	uint32_t nchunks;
+	struct node *base;		/* the array (NULL: not reserved yet) */
+	uint32_t reserved;		/* records the reservation can hold */
+	uint32_t usable;		/* records made usable, from the first */
 	uint32_t fresh;			/* ids below it have been handed out */
 	uint32_t free_head;		/* a freed record's id, or 0 */
 	uint32_t nfree;			/* records on that list */
@@ -34,7 +39,7 @@ struct node_pool {
 
 extern struct node_pool node_pool;
 
-/* A zeroed record with its id set, or NULL with errno ENOMEM. */
+/* A zeroed record, or NULL with errno ENOMEM. */
 struct node *pool_alloc(void);
 
 /* Room for more records, so that that many pool_alloc cannot fail: 0,

@@ -14,14 +14,51 @@
 #include "store/slab.h"
 #include "store/store.h"
 
+struct perms_table perms_table;
+
+/* A free slot for p: false without memory for the table to grow. */
+static bool perms_take_slot(struct perms *p)
+{
+	struct perms_table *t = &perms_table;
+	uint32_t slot;
+
+	if (t->free_head) {
+		slot = t->free_head;
+		t->free_head = (uint32_t)(t->lists[slot] >> 1);
+	} else {
+		if (t->used + 1 >= t->cap) {
+			uint32_t cap = t->cap ? t->cap * 2 : 64;
+			uintptr_t *lists;
+
+			if (cap <= t->cap)
+				return false;
+			lists = realloc(t->lists, cap * sizeof(*lists));
+			if (!lists)
+				return false;
+			lists[0] = 0;
+			t->lists = lists;
+			t->cap = cap;
+		}
+		slot = ++t->used;
+	}
+	t->lists[slot] = (uintptr_t)p;
+	p->slot = slot;
+	return true;
+}
+
 struct perms *perms_alloc(unsigned int n)
 {
 	struct perms *p = calloc(1, sizeof(*p) + n * sizeof(p->e[0]));
 
-	if (p) {
-		p->refs = 1;
-		p->n = n;
+	if (!p)
+		return NULL;
+	if (!perms_take_slot(p)) {
+		free(p);
+		errno = ENOMEM;
+		return NULL;
 	}
+	p->refs = 1;
+	p->n = n;
 	return p;
 }
 
@@ -33,8 +70,12 @@ struct perms *perms_ref(struct perms *p)
 
 void perms_unref(struct perms *p)
 {
-	if (p && --p->refs == 0)
+	if (p && --p->refs == 0) {
+		perms_table.lists[p->slot] =
+			((uintptr_t)perms_table.free_head << 1) | 1;
+		perms_table.free_head = p->slot;
 		free(p);
+	}
 }
 
 bool perms_equal(const struct perms *a, const struct perms *b)
@@ -120,13 +161,13 @@ static struct node *node_new(const char *name, size_t len,
 	memcpy(n->data, name, len);
 	n->data[len] = '\0';
 	n->name_len = len & 0xffff;
-	n->perms = perms_ref(perms);
+	n->perms_slot = perms_ref(perms)->slot;
 	return n;
 }
 
 static void node_free(struct node *n)
 {
-	perms_unref(n->perms);
+	perms_unref(node_perms(n));
 	slab_free(n->data, (size_t)n->name_len + 1 + n->value_len);
 	pool_free(n);
 }
@@ -166,9 +207,9 @@ static void put_value(struct node *n, const void *data, size_t len)
 
 static void forget_listing(struct store *s, const struct node *n)
 {
-	struct store_listing *l = &s->listings[n->id % STORE_LISTINGS];
+	struct store_listing *l = &s->listings[node_id(n) % STORE_LISTINGS];
 
-	if (l->id == n->id) {
+	if (l->id == node_id(n)) {
 		free(l->names);
 		l->names = NULL;
 		l->id = 0;
@@ -177,19 +218,19 @@ static void forget_listing(struct store *s, const struct node *n)
 
 const char *store_listing(struct store *s, const struct node *n)
 {
-	struct store_listing *l = &s->listings[n->id % STORE_LISTINGS];
+	struct store_listing *l = &s->listings[node_id(n) % STORE_LISTINGS];
 	char *p;
 
 	if (!n->children_len)
 		return NULL;
-	if (l->id == n->id)
+	if (l->id == node_id(n))
 		return l->names;
 	p = malloc(n->children_len);
 	if (!p)
 		return NULL;
 	free(l->names);
 	l->names = p;
-	l->id = n->id;
+	l->id = node_id(n);
 	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
 		memcpy(p, c->data, c->name_len + 1);
 		p += c->name_len + 1;
@@ -203,15 +244,15 @@ static void link_child(struct store *s, struct node *parent, struct node *n)
 {
 	struct node *first = node_first_child(parent);
 
-	n->parent_id = parent->id;
+	n->parent_id = node_id(parent);
 	n->next_id = 0;
 	if (first) {
-		pool_node(first->prev_id)->next_id = n->id;
+		pool_node(first->prev_id)->next_id = node_id(n);
 		n->prev_id = first->prev_id;
-		first->prev_id = n->id;
+		first->prev_id = node_id(n);
 	} else {
-		parent->first_child_id = n->id;
-		n->prev_id = n->id;
+		parent->first_child_id = node_id(n);
+		n->prev_id = node_id(n);
 	}
 	parent->children_len += n->name_len + 1;
 	forget_listing(s, parent);
@@ -247,8 +288,8 @@ static void link_special(struct store *s, struct node *n)
 	n->next_id = s->specials_id;
 	n->prev_id = 0;
 	if (first)
-		first->prev_id = n->id;
-	s->specials_id = n->id;
+		first->prev_id = node_id(n);
+	s->specials_id = node_id(n);
 }
 
 static void unlink_special(struct store *s, struct node *n)
@@ -325,7 +366,7 @@ static void tell_changed(const struct store *s, const struct node *n)
 static void hash_insert(struct store *s, struct node *n, const char *path,
 			size_t len)
 {
-	account(s, n, n->perms, 1);
+	account(s, n, node_perms(n), 1);
 	index_insert(&s->index, n, path, len);
 }
 
@@ -487,12 +528,12 @@ struct node *store_write(struct store *s, const char *path,
 			n->gen = ++s->gen;
 		return n;
 	}
-	account(s, n, n->perms, -1);
+	account(s, n, node_perms(n), -1);
 	if (!set_value(n, data, len)) {
-		account(s, n, n->perms, 1);
+		account(s, n, node_perms(n), 1);
 		return NULL;
 	}
-	account(s, n, n->perms, 1);
+	account(s, n, node_perms(n), 1);
 	n->gen = ++s->gen;
 	tell_changed_at(s, n, path, plen);
 	return n;
@@ -533,7 +574,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 		if (!parent && !path_is_special(path)) {
 			/* Not as promised: make the ancestors, which may
 			 * fail (NULL, ENOMEM) after all. */
-			n = create(s, path, plen, prep->perms,
+			n = create(s, path, plen, node_perms(prep),
 				   prep->data + prep->name_len + 1,
 				   prep->value_len);
 			if (n)
@@ -551,7 +592,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	}
 	/* The live node takes the prepared value; the record goes, with
 	 * the old value. */
-	account(s, n, n->perms, -1);
+	account(s, n, node_perms(n), -1);
 	old = n->data;
 	old_len = n->value_len;
 	n->data = prep->data;
@@ -561,7 +602,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	prep->data = old;
 	prep->name_len = n->name_len;
 	prep->value_len = old_len;
-	account(s, n, n->perms, 1);
+	account(s, n, node_perms(n), 1);
 	node_free(prep);
 	n->gen = ++s->gen;
 	tell_changed_at(s, n, path, plen);
@@ -571,10 +612,10 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 {
 	perms_ref(perms);
-	account(s, n, n->perms, -1);
+	account(s, n, node_perms(n), -1);
 	account(s, n, perms, 1);
-	perms_unref(n->perms);
-	n->perms = perms;
+	perms_unref(node_perms(n));
+	n->perms_slot = perms->slot;
 	n->gen = ++s->gen;
 	tell_changed(s, n);
 }
@@ -615,7 +656,7 @@ int store_remove(struct store *s, struct node *n,
 		else
 			unlink_special(s, cur);
 		index_remove(&s->index, cur, path, len);
-		account(s, cur, cur->perms, -1);
+		account(s, cur, node_perms(cur), -1);
 		forget_listing(s, cur);
 		node_free(cur);
 		if (last)
@@ -664,7 +705,8 @@ static bool note_order(struct store *s, const struct node *parent,
 		errno = EINVAL;	/* two nodes of one generation */
 		return false;
 	}
-	if (s->nmisordered && s->misordered[s->nmisordered - 1] == parent->id)
+	if (s->nmisordered &&
+	    s->misordered[s->nmisordered - 1] == node_id(parent))
 		return true;	/* noted just before */
 	if (s->nmisordered == s->misordered_cap) {
 		size_t cap = s->misordered_cap ? 2 * s->misordered_cap : 16;
@@ -677,7 +719,7 @@ static bool note_order(struct store *s, const struct node *parent,
 		s->misordered = v;
 		s->misordered_cap = cap;
 	}
-	s->misordered[s->nmisordered++] = parent->id;
+	s->misordered[s->nmisordered++] = node_id(parent);
 	return true;
 }
 
@@ -702,7 +744,7 @@ static int order_children(struct store *s, struct node *n)
 	}
 	k = 0;
 	for (struct node *c = node_first_child(n); c; c = node_next(c))
-		ids[k++] = c->id;
+		ids[k++] = node_id(c);
 	qsort(ids, k, sizeof(*ids), by_birth);
 	for (uint32_t i = 1; i < k; i++) {
 		if (by_birth(&ids[i - 1], &ids[i]) == 0) {
@@ -786,14 +828,14 @@ struct node *store_restore(struct store *s, const char *path,
 		}
 	}
 	if (n) {
-		account(s, n, n->perms, -1);
+		account(s, n, node_perms(n), -1);
 		if (!set_value(n, data, len)) {
-			account(s, n, n->perms, 1);
+			account(s, n, node_perms(n), 1);
 			return NULL;
 		}
-		perms_unref(n->perms);
-		n->perms = perms_ref(perms);
-		account(s, n, n->perms, 1);
+		perms_unref(node_perms(n));
+		n->perms_slot = perms_ref(perms)->slot;
+		account(s, n, node_perms(n), 1);
 	} else {
 		size_t start = special ? 0 : parent_len == 1 ? 1 : parent_len + 1;
 
@@ -818,7 +860,7 @@ struct node *store_restore(struct store *s, const char *path,
 			node_free(n);
 			goto invalid;
 		}
-		account(s, n, n->perms, 1);
+		account(s, n, node_perms(n), 1);
 		if (!parent)
 			link_special(s, n);
 		if (parent) {
@@ -855,6 +897,17 @@ static size_t enter(char *path, size_t len, const struct node *n)
 		abort();	/* deeper than any valid path: a store bug */
 	memcpy(path + len, n->data, n->name_len + 1);
 	return len + n->name_len;
+}
+
+/* n's permission list, or NULL when its slot holds none (a damaged
+ * record). */
+static const struct perms *checked_perms(const struct node *n)
+{
+	uint32_t slot = n->perms_slot;
+
+	if (!slot || slot > perms_table.used || (perms_table.lists[slot] & 1))
+		return NULL;
+	return node_perms(n);
 }
 
 /* The path of n (len bytes in path) made its parent's. */
@@ -939,15 +992,15 @@ static bool check_node(struct node *n, const char *path, void *arg)
 {
 	struct check_state *st = arg;
 	const struct store_listing *l =
-		&st->s->listings[n->id % STORE_LISTINGS];
-	const char *listing = l->id == n->id ? l->names : NULL;
+		&st->s->listings[node_id(n) % STORE_LISTINGS];
+	const char *listing = l->id == node_id(n) ? l->names : NULL;
 	uint32_t bytes = 0;
 	bool stale = false;
 	char child[NODE_PATH_BUF];
 
 	st->reached++;
-	if (pool_node(n->id) != n)
-		problem(st, "node with a wrong pool id", path);
+	if (n < node_pool.base + 1 || n >= node_pool.base + node_pool.fresh)
+		problem(st, "node outside the pool", path);
 	if (lookup_len(st->s, path, strlen(path)) != n)
 		problem(st, "node missing from the path index", path);
 	if (strlen(n->data) != n->name_len)
@@ -955,11 +1008,11 @@ static bool check_node(struct node *n, const char *path, void *arg)
 	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
 		size_t len = c->name_len + 1;
 
-		if (c->parent_id != n->id) {
+		if (c->parent_id != node_id(n)) {
 			node_path(c, child, sizeof(child));
 			problem(st, "child with a wrong parent", child);
 		}
-		if (c->next_id ? node_next(c)->prev_id != c->id
+		if (c->next_id ? node_next(c)->prev_id != node_id(c)
 			       : c != node_last_child(n))
 			problem(st, "broken child list", path);
 		if (listing && bytes + len <= n->children_len &&
@@ -972,7 +1025,7 @@ static bool check_node(struct node *n, const char *path, void *arg)
 	if (stale)
 		problem(st, "the cached listing differs from the children",
 			path);
-	if (!n->perms || n->perms->n == 0)
+	if (!checked_perms(n) || node_perms(n)->n == 0)
 		problem(st, "node without permissions", path);
 	if (node_generation(n) > st->s->gen)
 		problem(st, "generation from the future", path);
@@ -1021,8 +1074,10 @@ static void check_domid_use(const struct store *s, struct check_state *st)
 		return;
 	}
 	while ((n = index_next(&s->index, &at))) {
-		for (unsigned int i = 0; i < n->perms->n; i++) {
-			uint32_t d = n->perms->e[i].domid;
+		const struct perms *p = checked_perms(n);
+
+		for (unsigned int i = 0; p && i < p->n; i++) {
+			uint32_t d = p->e[i].domid;
 			struct store_domid_use *c;
 
 			if (!was_charged(s, d)) {

@@ -2,13 +2,14 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is a 64-byte record of the node pool (pool.h) holding its name,
- * not its path, linked to its relatives by 32-bit ids; its name and value
- * share one allocation.  Lookup of a path is one probe of a keyed hash of
- * full paths (index.h), usually one slot, confirmed by comparing the
- * names up the parent chain; children are kept in creation order on a
- * list per node, so listing never scans the tree.  Every change stamps the node with a new generation from a global
- * counter: gen for its value and permissions, cgen for its list of
+ * A node is a 56-byte record of the node pool (pool.h) holding its name,
+ * not its path, linked to its relatives by 32-bit ids and to its
+ * permission list by a 32-bit slot; its name and value share one
+ * allocation.  Lookup of a path is one probe of a keyed hash of full
+ * paths (index.h), usually one slot, confirmed by comparing the names up
+ * the parent chain; children are kept in creation order on a list per
+ * node, so listing never scans the tree.  Every change stamps the node
+ * with a new generation from a global counter: gen for its value and permissions, cgen for its list of
  * children.  Transactions compare them to detect conflicts (keeping the two
  * apart lets two transactions add different children to one parent);
  * DIRECTORY_PART reports the later of the two.
@@ -46,21 +47,37 @@ struct perm {
 /*
  * An immutable, reference-counted permission list: entry 0 is the owner
  * and its access is the default for domains without an entry of their own.
- * Nodes created below a parent share the parent's list.
+ * Nodes created below a parent share the parent's list.  Each list has a
+ * slot in a table (perms_table) for its life, so that a node names it by
+ * a 32-bit slot instead of a pointer.
  */
 struct perms {
 	unsigned int refs;
 	unsigned int n;		/* >= 1 */
+	uint32_t slot;		/* its slot in perms_table (never 0) */
 	struct perm e[];
 };
 
-struct perms *perms_alloc(unsigned int n);	/* refs = 1, entries zeroed */
+/* Every list's slot: lists[slot] (a free slot holds the next free one,
+ * odd: (next << 1) | 1). */
+struct perms_table {
+	uintptr_t *lists;
+	uint32_t cap;		/* slots, 0 unused */
+	uint32_t used;		/* slots handed out at least once */
+	uint32_t free_head;	/* a free slot, or 0 */
+};
+
+extern struct perms_table perms_table;
+
+/* refs = 1, entries zeroed; NULL with errno ENOMEM (the list, or its
+ * slot). */
+struct perms *perms_alloc(unsigned int n);
 struct perms *perms_ref(struct perms *p);
 void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a 64-byte record of the node pool (store/pool.h), linked to
+ * One node: a 56-byte record of the node pool (store/pool.h), linked to
  * its parent, children and siblings by 32-bit pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
@@ -77,14 +94,14 @@ bool perms_equal(const struct perms *a, const struct perms *b);
 #define NODE_VALUE_MAX UINT16_MAX	/* a request's payload is 4 KiB */
 
 struct node {
-	uint32_t id;			/* its own pool id */
 	uint32_t parent_id;		/* 0 for "/" and the special nodes */
 	uint32_t first_child_id;
 	uint32_t prev_id;		/* the previous sibling (the first
 					 * child's: the last child) */
 	uint32_t next_id;		/* the next sibling (0: the last) */
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
-	struct perms *perms;		/* one reference, owned */
+	uint32_t perms_slot;		/* its list's (perms_table): one
+					 * reference, owned */
 	char *data;			/* owned: the name, a NUL, the value */
 	uint64_t gen : 48;		/* last change of value or perms, or
 					 * creation */
@@ -97,14 +114,24 @@ struct node {
 	uint64_t : 16;
 };
 
-_Static_assert(sizeof(struct node) == 64, "a node is one 64-byte record");
+_Static_assert(sizeof(struct node) == 56, "a node is one 56-byte record");
+
+/* The permission list of a node. */
+static inline struct perms *node_perms(const struct node *n)
+{
+	return (struct perms *)perms_table.lists[n->perms_slot];
+}
 
 /* The node of a pool id (0: NULL). */
 static inline struct node *pool_node(uint32_t id)
 {
-	return id ? &node_pool.chunks[id >> POOL_CHUNK_BITS]
-				     [id & (POOL_CHUNK - 1)]
-		  : NULL;
+	return id ? node_pool.base + id : NULL;
+}
+
+/* A node's pool id: its index in the pool's array. */
+static inline uint32_t node_id(const struct node *n)
+{
+	return (uint32_t)(n - node_pool.base);
 }
 
 static inline struct node *node_parent(const struct node *n)

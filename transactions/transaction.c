@@ -260,7 +260,7 @@ static int apply(struct store *s, struct txn *t)
 		if (!live)	/* only if its parent was missing after all */
 			log_error("commit: out of memory writing %s",
 				  order[i]->path);
-		else if (!perms_equal(live->perms, order[i]->perms))
+		else if (!perms_equal(node_perms(live), order[i]->perms))
 			store_set_perms(s, live, order[i]->perms);
 	}
 	free(order);

@@ -33,7 +33,7 @@ static void fill_live(const struct node *n, struct view_node *out)
 {
 	out->value = node_value(n);
 	out->value_len = n->value_len;
-	out->perms = n->perms;
+	out->perms = node_perms(n);
 	out->gen = node_generation(n);
 }
 
@@ -70,7 +70,7 @@ static struct entry *load(struct store *s, struct txn *t, const char *path)
 		e->value_len = live->value_len;
 		t->bytes += e->value_len;
 	}
-	e->perms = perms_ref(live->perms);
+	e->perms = perms_ref(node_perms(live));
 	e->flags |= E_EXISTS;
 	return e;
 }
@@ -340,7 +340,7 @@ static bool count_live(struct node *n, const char *path, void *arg)
 
 	if (e && (e->flags & E_FRESH))
 		return false;
-	if (n->perms->e[0].domid == (uint32_t)r->t->owner)
+	if (node_perms(n)->e[0].domid == (uint32_t)r->t->owner)
 		r->nodes++;
 	return true;
 }

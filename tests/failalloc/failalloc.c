@@ -2,7 +2,7 @@
  * The allocator of the failure-injection build (build/tests/
  * xenstored-failalloc, tests/integration/test-failalloc.py): the daemon
  * with malloc, calloc, realloc, strdup and strndup wrapped (-Wl,--wrap,
- * Makefile), and libevent's allocations routed here too, so that one
+ * Makefile), and mprotect (the node pool grows by it), and libevent's allocations routed here too, so that one
  * chosen allocation fails.
  *
  * Driven through CONTROL, which this build answers itself (ops_dispatch
@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <event2/event.h>
 
@@ -40,6 +41,7 @@ void *__real_realloc(void *p, size_t size);
 char *__real_strdup(const char *s);
 char *__real_strndup(const char *s, size_t n);
 void __real_ops_dispatch(struct conn *c, const struct request *req);
+int __real_mprotect(void *addr, size_t len, int prot);
 
 void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
@@ -47,6 +49,7 @@ void *__wrap_realloc(void *p, size_t size);
 char *__wrap_strdup(const char *s);
 char *__wrap_strndup(const char *s, size_t n);
 void __wrap_ops_dispatch(struct conn *c, const struct request *req);
+int __wrap_mprotect(void *addr, size_t len, int prot);
 
 static long pending = -1;	/* armed at the next dispatch; -1: none */
 static long left = -1;		/* the loop's allocations before the
@@ -95,6 +98,11 @@ char *__wrap_strdup(const char *s)
 char *__wrap_strndup(const char *s, size_t n)
 {
 	return fail_now() ? NULL : __real_strndup(s, n);
+}
+
+int __wrap_mprotect(void *addr, size_t len, int prot)
+{
+	return fail_now() ? -1 : __real_mprotect(addr, len, prot);
 }
 
 /* libevent's own allocations (its buffers, events) go through here. */

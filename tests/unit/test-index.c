@@ -1,12 +1,13 @@
 /*
  * store/index: the path index, and the store's answer when the index,
  * the node pool or a node's name cannot get memory.  Linked with calloc,
- * malloc and realloc wrapped (Makefile), so that a test can make an
- * allocation fail.
+ * malloc, realloc and mprotect (the pool's growth) wrapped (Makefile), so
+ * that a test can make an allocation fail.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/unit/unit.h"
@@ -61,6 +62,22 @@ void *__wrap_malloc(size_t size)
 void *__wrap_realloc(void *p, size_t size)
 {
 	return malloc_fails() ? NULL : __real_realloc(p, size);
+}
+
+/* mprotect fails at its next call when set: the node pool's growth. */
+static bool mprotect_fails;
+
+int __real_mprotect(void *addr, size_t len, int prot);
+int __wrap_mprotect(void *addr, size_t len, int prot);
+
+int __wrap_mprotect(void *addr, size_t len, int prot)
+{
+	if (mprotect_fails) {
+		mprotect_fails = false;
+		errno = ENOMEM;
+		return -1;
+	}
+	return __real_mprotect(addr, len, prot);
 }
 
 /* A parentless node whose name is the whole path (as a special node's
@@ -417,7 +434,7 @@ END_TEST
 
 START_TEST(store_answers_enomem_when_the_pool_cannot_grow)
 {
-	static struct node *extra[POOL_CHUNK];
+	static struct node *extra[POOL_STEP];
 	unsigned int nextra = 0;
 	struct store s;
 	struct perms *p;
@@ -425,17 +442,18 @@ START_TEST(store_answers_enomem_when_the_pool_cannot_grow)
 
 	full_store(&s, &p);
 	ck_assert_int_eq(index_reserve(&s.index, 10), 0);
-	/* Use up the pool, so that the next node needs a new chunk. */
-	while (node_pool.free_head ||
-	       node_pool.fresh < node_pool.nchunks * POOL_CHUNK) {
-		ck_assert_uint_lt(nextra, POOL_CHUNK);
+	/* Use up the pool but one record: /x takes it, and /x/y needs the
+	 * pool to grow. */
+	while (node_pool.nfree + node_pool.usable - node_pool.fresh > 1) {
+		ck_assert_uint_lt(nextra, POOL_STEP);
 		extra[nextra++] = fake_node("/extra");
 	}
 	count = store_count(&s);
-	calloc_fails_after = 1;	/* the chain's calloc, then the chunk's */
+	mprotect_fails = true;
 	errno = 0;
 	ck_assert_ptr_null(store_create(&s, "/x/y", p));
 	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert(!mprotect_fails);	/* the pool's growth failed */
 	ck_assert_uint_eq(store_count(&s), count);
 	ck_assert_ptr_null(store_lookup(&s, "/x"));
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
@@ -445,6 +463,42 @@ START_TEST(store_answers_enomem_when_the_pool_cannot_grow)
 		drop(extra[--nextra]);
 	store_destroy(&s);
 	perms_unref(p);
+}
+END_TEST
+
+/* A permission list needs a slot of perms_table: without memory for the
+ * table to grow, the list is not made (ENOMEM) and the table is as it
+ * was. */
+START_TEST(a_permission_list_without_room_for_its_slot_is_enomem)
+{
+	struct perms **lists, *q;
+	size_t k = 0, room;
+	uint32_t used;
+
+	perms_unref(perms_alloc(1));	/* the table exists */
+	room = perms_table.cap + 1;
+	lists = calloc(room, sizeof(*lists));
+	ck_assert_ptr_nonnull(lists);
+	/* Every slot taken, so that the next list needs the table to grow. */
+	while (perms_table.free_head || perms_table.used + 1 < perms_table.cap) {
+		ck_assert_uint_lt(k, room);
+		ck_assert_ptr_nonnull(lists[k++] = perms_alloc(1));
+	}
+	used = perms_table.used;
+	malloc_fails_after = 0;		/* the table's realloc */
+	errno = 0;
+	ck_assert_ptr_null(perms_alloc(1));
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_int_eq(malloc_fails_after, -1);
+	ck_assert_uint_eq(perms_table.used, used);
+	ck_assert_uint_eq(perms_table.free_head, 0);
+	q = perms_alloc(1);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(q->slot, used + 1);
+	perms_unref(q);
+	while (k)
+		perms_unref(lists[--k]);
+	free(lists);
 }
 END_TEST
 
@@ -465,6 +519,7 @@ static Suite *index_suite(void)
 	tcase_add_test(t, store_answers_enomem_when_the_index_cannot_grow);
 	tcase_add_test(t, store_answers_enomem_when_a_node_cannot_be_made);
 	tcase_add_test(t, store_answers_enomem_when_the_pool_cannot_grow);
+	tcase_add_test(t, a_permission_list_without_room_for_its_slot_is_enomem);
 	suite_add_tcase(s, t);
 	return s;
 }

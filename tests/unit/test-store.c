@@ -207,7 +207,7 @@ START_TEST(init_creates_root)
 	ck_assert_ptr_null(node_first_child(root));
 	ck_assert_uint_eq(node_count_children(root), 0);
 	ck_assert_uint_eq(root->value_len, 0);
-	ck_assert_ptr_eq(root->perms, p);
+	ck_assert_ptr_eq(node_perms(root), p);
 	ck_assert_uint_eq(p->refs, 2);
 	ck_assert_uint_eq(store_count(&s), 1);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
@@ -269,9 +269,9 @@ START_TEST(create_shares_perms_with_every_new_node)
 	new_store(&s, &p);
 	q = one_perm(7, PERM_READ);
 	must_create(&s, "/a/b/c", q);
-	ck_assert_ptr_eq(store_lookup(&s, "/a")->perms, q);
-	ck_assert_ptr_eq(store_lookup(&s, "/a/b")->perms, q);
-	ck_assert_ptr_eq(store_lookup(&s, "/a/b/c")->perms, q);
+	ck_assert_ptr_eq(node_perms(store_lookup(&s, "/a")), q);
+	ck_assert_ptr_eq(node_perms(store_lookup(&s, "/a/b")), q);
+	ck_assert_ptr_eq(node_perms(store_lookup(&s, "/a/b/c")), q);
 	ck_assert_uint_eq(q->refs, 4);	/* ours and three nodes' */
 	free_store(&s, p);
 	ck_assert_uint_eq(q->refs, 1);	/* destroy dropped theirs */
@@ -294,7 +294,7 @@ START_TEST(create_returns_existing_node_untouched)
 	q = one_perm(7, PERM_READ);
 	again = store_create(&s, "/a", q);
 	ck_assert_ptr_eq(again, n);
-	ck_assert_ptr_eq(n->perms, p);
+	ck_assert_ptr_eq(node_perms(n), p);
 	ck_assert_uint_eq(q->refs, 1);
 	ck_assert_uint_eq(n->value_len, 1);
 	ck_assert_mem_eq(node_value(n), "v", 1);
@@ -377,8 +377,8 @@ START_TEST(write_creates_missing_ancestors_with_perms)
 	q = one_perm(3, PERM_WRITE);
 	n = store_write(&s, "/a/b", q, UNIT_BYTES("v"));
 	ck_assert_ptr_nonnull(n);
-	ck_assert_ptr_eq(n->perms, q);
-	ck_assert_ptr_eq(store_lookup(&s, "/a")->perms, q);
+	ck_assert_ptr_eq(node_perms(n), q);
+	ck_assert_ptr_eq(node_perms(store_lookup(&s, "/a")), q);
 	ck_assert_uint_eq(store_lookup(&s, "/a")->value_len, 0);
 	perms_unref(q);
 	free_store(&s, p);
@@ -395,7 +395,7 @@ START_TEST(write_of_existing_node_keeps_its_perms)
 	n = must_create(&s, "/a", p);
 	q = one_perm(3, PERM_WRITE);
 	ck_assert_ptr_eq(store_write(&s, "/a", q, UNIT_BYTES("v")), n);
-	ck_assert_ptr_eq(n->perms, p);
+	ck_assert_ptr_eq(node_perms(n), p);
 	ck_assert_uint_eq(q->refs, 1);
 	perms_unref(q);
 	free_store(&s, p);
@@ -436,7 +436,7 @@ START_TEST(set_perms_replaces_list_and_bumps_generation)
 	before = n->gen;
 	q = one_perm(4, PERM_READ);
 	store_set_perms(&s, n, q);
-	ck_assert_ptr_eq(n->perms, q);
+	ck_assert_ptr_eq(node_perms(n), q);
 	ck_assert_uint_eq(q->refs, 2);
 	ck_assert_uint_eq(p->refs, 2);	/* ours and the root's */
 	ck_assert_uint_gt(n->gen, before);
@@ -506,7 +506,7 @@ START_TEST(children_are_kept_in_creation_order)
 	ck_assert_str_eq(node_name(node_last_child(par)), "bb");
 	/* The first child's prev is the last child. */
 	ck_assert_uint_eq(node_first_child(par)->prev_id,
-			  node_last_child(par)->id);
+			  node_id(node_last_child(par)));
 	ck_assert_uint_eq(pool_node(node_last_child(par)->prev_id)->prev_id,
 			  par->first_child_id);
 	ck_assert_uint_eq(node_last_child(par)->next_id, 0);
@@ -558,7 +558,7 @@ START_TEST(listing_is_cached_until_the_children_change)
 		d = store_lookup(&s, dir);
 		d = node_parent(d);
 		ck_assert_ptr_nonnull(store_listing(&s, d));
-		if (d->id % STORE_LISTINGS != par->id % STORE_LISTINGS)
+		if (node_id(d) % STORE_LISTINGS != node_id(par) % STORE_LISTINGS)
 			ck_assert_ptr_eq(store_listing(&s, par), l);
 	}
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
@@ -585,10 +585,10 @@ START_TEST(children_counts_follow_removal)
 	ck_assert_uint_eq(node_count_children(par), 2);
 	ck_assert_uint_eq(par->children_len, 4 + 3);
 	ck_assert_uint_eq(node_first_child(par)->next_id,
-			  node_last_child(par)->id);
+			  node_id(node_last_child(par)));
 	ck_assert_uint_eq(node_last_child(par)->prev_id, par->first_child_id);
 	ck_assert_uint_eq(node_first_child(par)->prev_id,
-			  node_last_child(par)->id);
+			  node_id(node_last_child(par)));
 	/* Removing the first and last children too. */
 	ck_assert_int_eq(store_remove(&s, node_first_child(par), NULL, NULL),
 			 0);
@@ -871,7 +871,7 @@ START_TEST(check_reports_broken_back_link)
 	ck_assert_ptr_nonnull(first->next_id ? first : NULL);
 	/* The first child no longer names the last one. */
 	last_id = first->prev_id;
-	first->prev_id = first->id;
+	first->prev_id = node_id(first);
 	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_ge(r.n, 1);
 	ck_assert_str_eq(r.last_path, "/a");
@@ -895,6 +895,77 @@ START_TEST(check_reports_wrong_children_len)
 	a->children_len += 3;
 	ck_assert_uint_ge(store_check(&s, NULL, NULL), 1);
 	a->children_len -= 3;
+	free_store(&s, p);
+}
+END_TEST
+
+START_TEST(check_reports_a_node_without_a_permission_list)
+{
+	struct store s;
+	struct perms *p, *q;
+	struct node *a;
+	uint32_t slot;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	a = store_lookup(&s, "/a");
+	slot = a->perms_slot;
+	a->perms_slot = 0;
+	ck_assert_uint_ge(store_check(&s, NULL, NULL), 1);
+	/* A slot given back: it holds no list. */
+	q = perms_alloc(1);
+	ck_assert_ptr_nonnull(q);
+	a->perms_slot = q->slot;
+	perms_unref(q);
+	ck_assert_uint_ge(store_check(&s, NULL, NULL), 1);
+	a->perms_slot = slot;
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
+/*
+ * A node names its permission list by a slot of perms_table: every node
+ * finds its own list as the table grows, and a list's slot is given back
+ * with it, so lists made and dropped do not grow the table.
+ */
+START_TEST(permission_lists_keep_their_slots_and_give_them_back)
+{
+	struct store s;
+	struct perms *p, *lists[300];
+	char path[32];
+	uint32_t used;
+
+	new_store(&s, &p);
+	for (unsigned int i = 0; i < 300; i++) {
+		lists[i] = perms_alloc(1);
+		ck_assert_ptr_nonnull(lists[i]);
+		lists[i]->e[0].domid = i;
+		snprintf(path, sizeof(path), "/n%u", i);
+		must_create(&s, path, lists[i]);
+	}
+	for (unsigned int i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "/n%u", i);
+		ck_assert_ptr_eq(node_perms(store_lookup(&s, path)), lists[i]);
+		perms_unref(lists[i]);	/* the node's reference stays */
+	}
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	perms_unref(perms_alloc(2));
+	used = perms_table.used;
+	for (int round = 0; round < 1000; round++)
+		perms_unref(perms_alloc(2));
+	ck_assert_uint_eq(perms_table.used, used);
+	for (unsigned int i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "/n%u", i);
+		ck_assert_int_eq(store_remove(&s, store_lookup(&s, path), NULL,
+					       NULL), 0);
+	}
+	/* The nodes' lists went with them: their slots serve new ones. */
+	for (unsigned int i = 0; i < 300; i++)
+		lists[i] = perms_alloc(1);
+	ck_assert_uint_eq(perms_table.used, used);
+	for (unsigned int i = 0; i < 300; i++)
+		perms_unref(lists[i]);
 	free_store(&s, p);
 }
 END_TEST
@@ -1206,6 +1277,8 @@ static Suite *store_suite(void)
 	tcase_add_test(t, check_of_healthy_tree_finds_nothing);
 	tcase_add_test(t, check_reports_broken_back_link);
 	tcase_add_test(t, check_reports_wrong_children_len);
+	tcase_add_test(t, check_reports_a_node_without_a_permission_list);
+	tcase_add_test(t, permission_lists_keep_their_slots_and_give_them_back);
 	tcase_add_test(t, check_reports_unreachable_node);
 	tcase_add_test(t, check_reports_node_missing_from_tree);
 	tcase_add_test(t, check_reports_generation_from_future);

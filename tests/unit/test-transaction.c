@@ -400,9 +400,9 @@ START_TEST(set_perms_applies_at_commit)
 	ck_assert_int_eq(view_set_perms(&st, t, "/a", p), 0);
 	ck_assert(view_get(&st, t, "/a", &n));
 	ck_assert(perms_equal(n.perms, p));
-	ck_assert_uint_eq(store_lookup(&st, "/a")->perms->n, 1);
+	ck_assert_uint_eq(node_perms(store_lookup(&st, "/a"))->n, 1);
 	ck_assert_int_eq(commit(t), 0);
-	ck_assert(perms_equal(store_lookup(&st, "/a")->perms, p));
+	ck_assert(perms_equal(node_perms(store_lookup(&st, "/a")), p));
 	perms_unref(p);
 }
 END_TEST
@@ -562,7 +562,7 @@ static bool dump_one(struct node *n, const char *path, void *arg)
 
 	snprintf(out + used, 4096 - used, "%s=%.*s(%u) ", path,
 		 (int)n->value_len, n->data + n->name_len + 1,
-		 (unsigned int)n->perms->e[0].domid);
+		 (unsigned int)node_perms(n)->e[0].domid);
 	return true;
 }
 
