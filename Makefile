@@ -76,7 +76,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 ALL_CFLAGS = -std=gnu11 $(WARN) -pthread -I. -include config.h -MMD -MP \
 	-DHASH_NONFATAL_OOM=1 \
 	$(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) $(TDB_CFLAGS) $(XXHASH_CFLAGS) \
-	$(SODIUM_CFLAGS) $(ZSTD_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
+	$(ZSTD_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS) -O1)
 ALL_LDFLAGS = -pthread $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 
 # The daemon's modules; main.c (main()) and options.c (the command line)
@@ -91,7 +91,7 @@ CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace
 	ops/control_ops.c ops/quota_ops.c ops/watch_ops.c ops/domain_ops.c daemon/socket.c \
 	daemon/liveupdate.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
-CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) \
+CORE_LIBS = $(LIBEVENT_LIBS) $(XEN_LIBS) $(SYSTEMD_LIBS) $(TDB_LIBS) $(XXHASH_LIBS) \
 	$(ZSTD_LIBS)
 
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
@@ -259,7 +259,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -pthread \
 	-I. -include config.h -MMD -MP $(LIBEVENT_CFLAGS) $(XEN_CFLAGS) $(SYSTEMD_CFLAGS) \
-	$(TDB_CFLAGS) $(XXHASH_CFLAGS) $(SODIUM_CFLAGS) $(ZSTD_CFLAGS)
+	$(TDB_CFLAGS) $(XXHASH_CFLAGS) $(ZSTD_CFLAGS)
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=

@@ -26,11 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
 #include <tdb.h>
 
 #include "log/log.h"
@@ -922,6 +922,20 @@ static int mark_journal(struct db *db, uint64_t mark)
  * million nodes): rare, as memory running out is.  When it fails too,
  * persistence is off (db_fail).
  */
+/* A random mark for a rewrite (0 is drawn again): the kernel's, or
+ * should it have none, the clock's and the process's. */
+static uint64_t rewrite_mark(void)
+{
+	struct timespec ts;
+	uint64_t mark;
+
+	if (getrandom(&mark, sizeof(mark), 0) == (ssize_t)sizeof(mark))
+		return mark;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+	       ((uint64_t)getpid() << 40);
+}
+
 static int rewrite(struct db *db)
 {
 	struct rewrite rw;
@@ -931,7 +945,7 @@ static int rewrite(struct db *db)
 	 * of it only makes this rewrite due). */
 	wait_compaction(db);
 	while (!mark)
-		randombytes_buf(&mark, sizeof(mark));
+		mark = rewrite_mark();
 	if (whole_begin(db, &rw)) {
 		db->rewriting = &rw;
 		for (int i = 0; i < DB_SAVERS; i++)

@@ -6,7 +6,7 @@
  * hash, which place it and rule out nearly every other path; a candidate
  * is confirmed by comparing the path with its node's name and those of its
  * ancestors (node_has_path), since nodes keep names, not paths.  The hash
- * is XXH3 (libxxhash) under a secret of random bytes (libsodium) drawn
+ * is XXH3 (libxxhash) under a secret of random bytes (getrandom(2)) drawn
  * when the index is made: guests choose their own paths, and against an
  * unkeyed hash they could choose paths that collide, turning every lookup
  * into a walk of them all.  It replaced SipHash-2-4: pipelined WRITEs
@@ -39,8 +39,8 @@ struct path_index {
 	unsigned char secret[KEYED_HASH_SECRET];
 };
 
-/* An empty index with a fresh random secret: 0, or -1 when libsodium
- * cannot start (no source of randomness). */
+/* An empty index with a fresh random secret: 0, or -1 when the kernel
+ * gives no random bytes. */
 int index_init(struct path_index *ix);
 void index_free(struct path_index *ix);
 

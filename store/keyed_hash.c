@@ -1,19 +1,28 @@
 /*
  * The keyed hash of untrusted strings (keyed_hash.h).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <sys/random.h>
 
-#include <sodium.h>
 #include <xxhash.h>
 
 #include "store/keyed_hash.h"
 
 int keyed_hash_secret(unsigned char secret[KEYED_HASH_SECRET])
 {
-	/* sodium_init is idempotent. */
-	if (sodium_init() < 0)
-		return -1;
-	randombytes_buf(secret, KEYED_HASH_SECRET);
+	size_t got = 0;
+
+	/* The kernel's generator (getrandom(2), Linux 3.17): it blocks only
+	 * until its pool is first seeded, and up to 256 bytes come whole. */
+	while (got < KEYED_HASH_SECRET) {
+		ssize_t n = getrandom(secret + got, KEYED_HASH_SECRET - got, 0);
+
+		if (n > 0)
+			got += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			return -1;
+	}
 	return 0;
 }
 

@@ -26,7 +26,8 @@
 /* Bytes of a secret: XXH3's default size. */
 #define KEYED_HASH_SECRET 192
 
-/* Fill secret with random bytes: 0, or -1 when libsodium cannot start. */
+/* Fill secret with random bytes from the kernel: 0, or -1 with errno
+ * when it has none to give (getrandom(2) missing). */
 int keyed_hash_secret(unsigned char secret[KEYED_HASH_SECRET]);
 
 /* The hash of len bytes at key under secret (one keyed_hash_secret
