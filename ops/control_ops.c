@@ -166,7 +166,7 @@ static void count_node(const struct node *n, const char *path, void *arg)
 	struct node_sizes *sz = arg;
 
 	(void)path;
-	sz->names += n->name_len + 1;
+	sz->names += node_name_len(n) + 1;
 	sz->values += n->value_len;
 }
 

@@ -1,5 +1,5 @@
 /*
- * Blocks for nodes' names and values (slab.h).
+ * Blocks for nodes' values (slab.h).
  */
 #include <errno.h>
 #include <stdbool.h>

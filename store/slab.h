@@ -1,10 +1,10 @@
 /*
- * store/ internals: the blocks that hold nodes' names and values.
+ * store/ internals: the blocks that hold nodes' values.
  *
- * A node's name and value share one block (store.h).  From malloc a
- * block costs its length plus an 8-byte header, rounded up to 16 bytes
- * and at least 32: a host's typical node, a name of 8 bytes and a value
- * of 10 to 40, paid 48 bytes for 34.  Here a block of up to SLAB_MAX
+ * A node's value is one block (store.h; an empty value none, and names
+ * are interned, names.h).  From malloc a block costs its length plus an
+ * 8-byte header, rounded up to 16 bytes and at least 32: a host's
+ * typical value of 10 to 40 bytes would pay 32 to 48.  Here a block of up to SLAB_MAX
  * bytes comes from one of the classes 8 bytes apart, carved out of 4 KiB
  * chunks (past 8 MiB of them, the chunks are carved out of 2 MiB regions
  * in huge pages), with no header: whoever frees or resizes a block says

@@ -14,37 +14,7 @@
 #include "store/slab.h"
 #include "store/store.h"
 
-struct perms_table perms_table;
-
-/* A free slot for p: false without memory for the table to grow. */
-static bool perms_take_slot(struct perms *p)
-{
-	struct perms_table *t = &perms_table;
-	uint32_t slot;
-
-	if (t->free_head) {
-		slot = t->free_head;
-		t->free_head = (uint32_t)(t->lists[slot] >> 1);
-	} else {
-		if (t->used + 1 >= t->cap) {
-			uint32_t cap = t->cap ? t->cap * 2 : 64;
-			uintptr_t *lists;
-
-			if (cap <= t->cap)
-				return false;
-			lists = realloc(t->lists, cap * sizeof(*lists));
-			if (!lists)
-				return false;
-			lists[0] = 0;
-			t->lists = lists;
-			t->cap = cap;
-		}
-		slot = ++t->used;
-	}
-	t->lists[slot] = (uintptr_t)p;
-	p->slot = slot;
-	return true;
-}
+struct slot_table perms_table;
 
 struct perms *perms_alloc(unsigned int n)
 {
@@ -52,7 +22,7 @@ struct perms *perms_alloc(unsigned int n)
 
 	if (!p)
 		return NULL;
-	if (!perms_take_slot(p)) {
+	if (!(p->slot = slot_take(&perms_table, p))) {
 		free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -71,9 +41,7 @@ struct perms *perms_ref(struct perms *p)
 void perms_unref(struct perms *p)
 {
 	if (p && --p->refs == 0) {
-		perms_table.lists[p->slot] =
-			((uintptr_t)perms_table.free_head << 1) | 1;
-		perms_table.free_head = p->slot;
+		slot_give(&perms_table, p->slot);
 		free(p);
 	}
 }
@@ -90,12 +58,12 @@ size_t node_path(const struct node *n, char *buf, size_t size)
 	size_t len = 0, at;
 
 	for (m = n; m->parent_id; m = node_parent(m))
-		len += m->name_len + 1;
+		len += node_name_len(m) + 1;
 	if (!len) {
 		/* "/" or a special node: its name is its path. */
-		len = m->name_len;
+		len = node_name_len(m);
 		if (len < size)
-			memcpy(buf, m->data, len + 1);
+			memcpy(buf, node_name(m), len + 1);
 		return len;
 	}
 	if (len >= size) {
@@ -106,8 +74,10 @@ size_t node_path(const struct node *n, char *buf, size_t size)
 	buf[len] = '\0';
 	at = len;
 	for (m = n; m->parent_id; m = node_parent(m)) {
-		at -= m->name_len;
-		memcpy(buf + at, m->data, m->name_len);
+		const struct name_entry *e = name_entry(node_name_id(m));
+
+		at -= e->len;
+		memcpy(buf + at, e->s, e->len);
 		buf[--at] = '/';
 	}
 	return len;
@@ -117,16 +87,16 @@ bool node_has_path(const struct node *n, const char *path, size_t len)
 {
 	for (;;) {
 		const struct node *parent = node_parent(n);
+		const struct name_entry *e = name_entry(node_name_id(n));
 
 		if (!parent)
-			return len == n->name_len &&
-			       memcmp(path, n->data, len) == 0;
+			return len == e->len && memcmp(path, e->s, len) == 0;
 		/* "/" then the name, at the end of what is left. */
-		if (len < (size_t)n->name_len + 1)
+		if (len < (size_t)e->len + 1)
 			return false;
-		len -= n->name_len;
+		len -= e->len;
 		if (path[len - 1] != '/' ||
-		    memcmp(path + len, n->data, n->name_len) != 0)
+		    memcmp(path + len, e->s, e->len) != 0)
 			return false;
 		len--;
 		if (!parent->parent_id)
@@ -140,10 +110,11 @@ bool node_has_path(const struct node *n, const char *path, size_t len)
  * value_len bytes, not linked anywhere yet; NULL (errno ENOMEM) when
  * memory runs out, EINVAL for a value longer than a node holds.
  */
-static struct node *node_new(const char *name, size_t len,
+static struct node *node_new(const char *name_s, size_t len,
 			     struct perms *perms, size_t value_len)
 {
 	struct node *n;
+	uint32_t name;
 
 	if (value_len > NODE_VALUE_MAX || len >= NODE_PATH_BUF) {
 		errno = EINVAL;
@@ -152,15 +123,19 @@ static struct node *node_new(const char *name, size_t len,
 	n = pool_alloc();
 	if (!n)
 		return NULL;
-	n->data = slab_alloc(len + 1 + value_len);
-	if (!n->data) {
+	if (value_len && !(n->data = slab_alloc(value_len))) {
 		pool_free(n);
 		errno = ENOMEM;
 		return NULL;
 	}
-	memcpy(n->data, name, len);
-	n->data[len] = '\0';
-	n->name_len = len & 0xffff;
+	if (!(name = name_intern(name_s, len))) {
+		slab_free(n->data, value_len);
+		pool_free(n);
+		errno = ENOMEM;
+		return NULL;
+	}
+	n->name_lo = name & 0xffff;
+	n->name_hi = name >> 16;
 	n->perms_slot = perms_ref(perms)->slot;
 	return n;
 }
@@ -168,7 +143,8 @@ static struct node *node_new(const char *name, size_t len,
 static void node_free(struct node *n)
 {
 	perms_unref(node_perms(n));
-	slab_free(n->data, (size_t)n->name_len + 1 + n->value_len);
+	name_unref(node_name_id(n));
+	slab_free(n->data, n->value_len);
 	pool_free(n);
 }
 
@@ -181,11 +157,12 @@ static bool set_value(struct node *n, const void *data, size_t len)
 		return false;
 	}
 	if (len != n->value_len) {
-		char *d = slab_resize(n->data,
-				      (size_t)n->name_len + 1 + n->value_len,
-				      (size_t)n->name_len + 1 + len);
+		char *d = NULL;
 
-		if (!d) {
+		if (!len)
+			slab_free(n->data, n->value_len);
+		else if (!(d = n->data ? slab_resize(n->data, n->value_len, len)
+				       : slab_alloc(len))) {
 			errno = ENOMEM;
 			return false;
 		}
@@ -193,7 +170,7 @@ static bool set_value(struct node *n, const void *data, size_t len)
 		n->value_len = len & 0xffff;
 	}
 	if (len)
-		memcpy(n->data + n->name_len + 1, data, len);
+		memcpy(n->data, data, len);
 	return true;
 }
 
@@ -202,7 +179,7 @@ static void put_value(struct node *n, const void *data, size_t len)
 {
 	n->value_len = len & 0xffff;	/* node_new checked it */
 	if (len)
-		memcpy(n->data + n->name_len + 1, data, len);
+		memcpy(n->data, data, len);
 }
 
 static void forget_listing(struct store *s, const struct node *n)
@@ -232,8 +209,10 @@ const char *store_listing(struct store *s, const struct node *n)
 	l->names = p;
 	l->id = node_id(n);
 	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
-		memcpy(p, c->data, c->name_len + 1);
-		p += c->name_len + 1;
+		const struct name_entry *e = name_entry(node_name_id(c));
+
+		memcpy(p, e->s, e->len + 1);
+		p += e->len + 1;
 	}
 	return l->names;
 }
@@ -254,7 +233,7 @@ static void link_child(struct store *s, struct node *parent, struct node *n)
 		parent->first_child_id = node_id(n);
 		n->prev_id = node_id(n);
 	}
-	parent->children_len += n->name_len + 1;
+	parent->children_len += node_name_len(n) + 1;
 	forget_listing(s, parent);
 	parent->cgen = ++s->gen;
 }
@@ -274,7 +253,7 @@ static void unlink_child(struct store *s, struct node *n)
 		next->prev_id = n->prev_id;
 	else if (n != first)
 		first->prev_id = n->prev_id;
-	parent->children_len -= n->name_len + 1;
+	parent->children_len -= node_name_len(n) + 1;
 	forget_listing(s, parent);
 	parent->cgen = ++s->gen;
 	n->parent_id = n->prev_id = n->next_id = 0;
@@ -308,7 +287,7 @@ static void unlink_special(struct store *s, struct node *n)
 /* What a node costs its owner in memory (for the memory quota). */
 static size_t node_bytes(const struct node *n)
 {
-	return sizeof(*n) + n->name_len + 1 + n->value_len;
+	return sizeof(*n) + node_name_len(n) + 1 + n->value_len;
 }
 
 /* Count (delta 1) or uncount (-1) the domids n's perms name and charge
@@ -575,8 +554,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 			/* Not as promised: make the ancestors, which may
 			 * fail (NULL, ENOMEM) after all. */
 			n = create(s, path, plen, node_perms(prep),
-				   prep->data + prep->name_len + 1,
-				   prep->value_len);
+				   node_value(prep), prep->value_len);
 			if (n)
 				n->gen = ++s->gen;
 			node_free(prep);
@@ -600,7 +578,6 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	/* The record now holds n's old block, freed by that block's
 	 * length (slab.h). */
 	prep->data = old;
-	prep->name_len = n->name_len;
 	prep->value_len = old_len;
 	account(s, n, node_perms(n), 1);
 	node_free(prep);
@@ -635,7 +612,7 @@ int store_remove(struct store *s, struct node *n,
 	struct node *top = n, *cur, *next;
 	char path[NODE_PATH_BUF];
 
-	if (!n->parent_id && n->data[0] != '@')
+	if (!n->parent_id && node_name(n)[0] != '@')
 		return -EINVAL;		/* the root */
 
 	/* Post-order walk: free a node once all of its children are gone. */
@@ -678,14 +655,14 @@ static struct node *near_ancestor(struct node *last, const char *path,
 	size_t at = 0;
 
 	for (struct node *m = last; m->parent_id; m = node_parent(m))
-		at += m->name_len + 1;
+		at += node_name_len(m) + 1;
 	/* at: the length of last's path (0 for "/"). */
 	for (struct node *m = last; m; m = node_parent(m)) {
 		if (at == len || (at == 0 && len == 1))
 			return node_has_path(m, path, len) ? m : NULL;
 		if (at < len || !m->parent_id)
 			return NULL;
-		at -= m->name_len + 1;
+		at -= node_name_len(m) + 1;
 	}
 	return NULL;
 }
@@ -891,29 +868,27 @@ invalid:
 /* The path (len bytes in path) of n's parent, made n's. */
 static size_t enter(char *path, size_t len, const struct node *n)
 {
+	const struct name_entry *e = name_entry(node_name_id(n));
+
 	if (len > 1)
 		path[len++] = '/';
-	if (len + n->name_len >= NODE_PATH_BUF)
+	if (len + e->len >= NODE_PATH_BUF)
 		abort();	/* deeper than any valid path: a store bug */
-	memcpy(path + len, n->data, n->name_len + 1);
-	return len + n->name_len;
+	memcpy(path + len, e->s, e->len + 1);
+	return len + e->len;
 }
 
 /* n's permission list, or NULL when its slot holds none (a damaged
  * record). */
 static const struct perms *checked_perms(const struct node *n)
 {
-	uint32_t slot = n->perms_slot;
-
-	if (!slot || slot > perms_table.used || (perms_table.lists[slot] & 1))
-		return NULL;
-	return node_perms(n);
+	return slot_holds(&perms_table, n->perms_slot) ? node_perms(n) : NULL;
 }
 
 /* The path of n (len bytes in path) made its parent's. */
 static size_t leave(char *path, size_t len, const struct node *n)
 {
-	len -= n->name_len;
+	len -= node_name_len(n);
 	if (len > 1)
 		len--;
 	path[len] = '\0';
@@ -969,7 +944,7 @@ void store_each(const struct store *s,
 
 	store_walk(lookup_len(s, "/", 1), each_node, &st);
 	for (struct node *n = pool_node(s->specials_id); n; n = node_next(n))
-		fn(n, n->data, arg);
+		fn(n, node_name(n), arg);
 }
 
 struct check_state {
@@ -1003,10 +978,11 @@ static bool check_node(struct node *n, const char *path, void *arg)
 		problem(st, "node outside the pool", path);
 	if (lookup_len(st->s, path, strlen(path)) != n)
 		problem(st, "node missing from the path index", path);
-	if (strlen(n->data) != n->name_len)
-		problem(st, "name of the wrong length", path);
+	if (!name_valid(node_name_id(n)) ||
+	    strlen(node_name(n)) != node_name_len(n))
+		problem(st, "name not held, or of the wrong length", path);
 	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
-		size_t len = c->name_len + 1;
+		size_t len = node_name_len(c) + 1;
 
 		if (c->parent_id != node_id(n)) {
 			node_path(c, child, sizeof(child));
@@ -1016,7 +992,7 @@ static bool check_node(struct node *n, const char *path, void *arg)
 			       : c != node_last_child(n))
 			problem(st, "broken child list", path);
 		if (listing && bytes + len <= n->children_len &&
-		    memcmp(listing + bytes, c->data, len) != 0)
+		    memcmp(listing + bytes, node_name(c), len) != 0)
 			stale = true;
 		bytes += (uint32_t)len;
 	}
@@ -1127,17 +1103,17 @@ unsigned int store_check(const struct store *s,
 	size_t at = 0;
 
 	while ((n = index_next(&s->index, &at))) {
-		if (!n->parent_id && path_is_special(n->data)) {
+		if (!n->parent_id && path_is_special(node_name(n))) {
 			specials++;
-			check_node(n, n->data, &st);
-		} else if (!n->parent_id && strcmp(n->data, "/") != 0) {
-			problem(&st, "node without a parent", n->data);
+			check_node(n, node_name(n), &st);
+		} else if (!n->parent_id && strcmp(node_name(n), "/") != 0) {
+			problem(&st, "node without a parent", node_name(n));
 		}
 	}
 	for (n = pool_node(s->specials_id); n; n = node_next(n)) {
-		if (n->parent_id || !path_is_special(n->data))
+		if (n->parent_id || !path_is_special(node_name(n)))
 			problem(&st, "a node on the special list that is not "
-				"special", n->data);
+				"special", node_name(n));
 		specials--;
 	}
 	if (specials)

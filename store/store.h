@@ -2,10 +2,10 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is a 56-byte record of the node pool (pool.h) holding its name,
- * not its path, linked to its relatives by 32-bit ids and to its
- * permission list by a 32-bit slot; its name and value share one
- * allocation.  Lookup of a path is one probe of a keyed hash of full
+ * A node is a 56-byte record of the node pool (pool.h) naming its name
+ * (not its path) by the 32-bit id of an interned name (names.h), linked
+ * to its relatives by 32-bit ids and to its permission list by a 32-bit
+ * slot; its value is a block of its own (slab.h).  Lookup of a path is one probe of a keyed hash of full
  * paths (index.h), usually one slot, confirmed by comparing the names up
  * the parent chain; children are kept in creation order on a list per
  * node, so listing never scans the tree.  Every change stamps the node
@@ -26,7 +26,9 @@
 #include <string.h>
 
 #include "store/index.h"
+#include "store/names.h"
 #include "store/pool.h"
+#include "store/slots.h"
 
 /* Access bits of one permission entry. */
 enum {
@@ -58,16 +60,8 @@ struct perms {
 	struct perm e[];
 };
 
-/* Every list's slot: lists[slot] (a free slot holds the next free one,
- * odd: (next << 1) | 1). */
-struct perms_table {
-	uintptr_t *lists;
-	uint32_t cap;		/* slots, 0 unused */
-	uint32_t used;		/* slots handed out at least once */
-	uint32_t free_head;	/* a free slot, or 0 */
-};
-
-extern struct perms_table perms_table;
+/* Every list's slot (slots.h). */
+extern struct slot_table perms_table;
 
 /* refs = 1, entries zeroed; NULL with errno ENOMEM (the list, or its
  * slot). */
@@ -81,7 +75,8 @@ bool perms_equal(const struct perms *a, const struct perms *b);
  * its parent, children and siblings by 32-bit pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
- * from a path.  Name and value share one allocation.
+ * from a path.  Names are interned: the keys of every guest's home share
+ * theirs.
  *
  * The children are a list in creation order, singly linked forward and
  * doubly backward: next_id ends at the last child (0), and prev_id of the
@@ -102,16 +97,17 @@ struct node {
 	uint32_t children_len;		/* bytes of the DIRECTORY reply */
 	uint32_t perms_slot;		/* its list's (perms_table): one
 					 * reference, owned */
-	char *data;			/* owned: the name, a NUL, the value */
+	char *data;			/* owned: the value (NULL: empty) */
 	uint64_t gen : 48;		/* last change of value or perms, or
 					 * creation */
-	uint64_t name_len : 16;		/* bytes of the name, without its NUL */
-	uint64_t cgen : 48;		/* last change of the children list */
 	uint64_t value_len : 16;
+	uint64_t cgen : 48;		/* last change of the children list */
+	uint64_t name_lo : 16;		/* its name's id (names.h): one
+					 * reference, owned; in two halves */
 	uint64_t born : 48;		/* generation it was created with: a
 					 * parent's is lower than its children's,
 					 * siblings' follow their order */
-	uint64_t : 16;
+	uint64_t name_hi : 16;
 };
 
 _Static_assert(sizeof(struct node) == 56, "a node is one 56-byte record");
@@ -119,7 +115,7 @@ _Static_assert(sizeof(struct node) == 56, "a node is one 56-byte record");
 /* The permission list of a node. */
 static inline struct perms *node_perms(const struct node *n)
 {
-	return (struct perms *)perms_table.lists[n->perms_slot];
+	return slot_get(&perms_table, n->perms_slot);
 }
 
 /* The node of a pool id (0: NULL). */
@@ -170,15 +166,26 @@ static inline uint32_t node_count_children(const struct node *n)
  * The last component of a node's path: its entry in the parent's listing
  * ("/" for the root, the whole path for a special node), NUL-terminated.
  */
+static inline uint32_t node_name_id(const struct node *n)
+{
+	return (uint32_t)n->name_lo | (uint32_t)n->name_hi << 16;
+}
+
 static inline const char *node_name(const struct node *n)
 {
-	return n->data;
+	return name_entry(node_name_id(n))->s;
+}
+
+/* Its bytes, without the NUL. */
+static inline size_t node_name_len(const struct node *n)
+{
+	return name_entry(node_name_id(n))->len;
 }
 
 /* Its value: value_len bytes (not NUL-terminated). */
 static inline const char *node_value(const struct node *n)
 {
-	return n->data + n->name_len + 1;
+	return n->data ? n->data : "";
 }
 
 /* Room for any node's path and its NUL. */

@@ -85,28 +85,30 @@ int __wrap_mprotect(void *addr, size_t len, int prot)
 static struct node *fake_node(const char *path)
 {
 	struct node *n = pool_alloc();
+	uint32_t name;
 
 	ck_assert_ptr_nonnull(n);
-	n->data = strdup(path);
-	ck_assert_ptr_nonnull(n->data);
-	n->name_len = (uint32_t)strlen(path);
+	name = name_intern(path, strlen(path));
+	ck_assert_uint_ne(name, 0);
+	n->name_lo = name & 0xffff;
+	n->name_hi = name >> 16;
 	return n;
 }
 
 static void drop(struct node *n)
 {
-	free(n->data);
+	name_unref(node_name_id(n));
 	pool_free(n);
 }
 
 static void insert(struct path_index *ix, struct node *n)
 {
-	index_insert(ix, n, n->data, n->name_len);
+	index_insert(ix, n, node_name(n), node_name_len(n));
 }
 
 static void take_out(struct path_index *ix, struct node *n)
 {
-	index_remove(ix, n, n->data, n->name_len);
+	index_remove(ix, n, node_name(n), node_name_len(n));
 }
 
 /* Where an entry of path makes its home in ix (what index.c computes). */
@@ -400,21 +402,23 @@ START_TEST(store_answers_enomem_when_a_node_cannot_be_made)
 	struct store s;
 	struct perms *p;
 	unsigned long count;
+	uint32_t names;
 
 	full_store(&s, &p);
 	ck_assert_int_eq(index_reserve(&s.index, 10), 0);	/* grown */
 	count = store_count(&s);
+	names = node_names.count;
 	/* The index has room: the second of the three nodes' names fails.
-	 * Names come from the slab (store/slab.h): after slab_forget_free,
-	 * the first block of each length class mallocs a chunk, "x" one of
-	 * 8 bytes, "yyyyyyyyyy" one of 16 ("z" shares the first). */
-	slab_forget_free();
+	 * A name not yet held is an entry of its own (store/names.h), a
+	 * malloc: "x", then "yyyyyyyyyy"; the nodes have no values. */
 	malloc_fails_after = 1;
 	errno = 0;
 	ck_assert_ptr_null(store_create(&s, "/x/yyyyyyyyyy/z", p));
 	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_int_eq(malloc_fails_after, -1);
 	ck_assert_uint_eq(store_count(&s), count);
 	ck_assert_ptr_null(store_lookup(&s, "/x"));
+	ck_assert_uint_eq(node_names.count, names);	/* "x" went too */
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	/* A new value that cannot be had leaves the old one. */
 	ck_assert_ptr_nonnull(store_write(&s, "/x", p, "old", 3));

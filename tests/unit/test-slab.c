@@ -1,5 +1,5 @@
 /*
- * store/slab: blocks of nodes' names and values.
+ * store/slab: blocks of nodes' values.
  */
 #include "tests/unit/unit.h"
 

@@ -970,6 +970,60 @@ START_TEST(permission_lists_keep_their_slots_and_give_them_back)
 }
 END_TEST
 
+/*
+ * A name is kept once (store/names.h): nodes of one name share its entry,
+ * which goes with the last of them; a name found again after others went
+ * is still found (the table's removals keep every run reachable).
+ */
+START_TEST(nodes_share_their_names)
+{
+	struct store s;
+	struct perms *p;
+	uint32_t id, names;
+	char path[48], name[16];
+
+	new_store(&s, &p);
+	names = node_names.count;
+	must_create(&s, "/a/state", p);
+	must_create(&s, "/b/state", p);
+	id = node_name_id(store_lookup(&s, "/a/state"));
+	ck_assert_uint_eq(node_name_id(store_lookup(&s, "/b/state")), id);
+	ck_assert_uint_eq(name_entry(id)->refs, 2);
+	ck_assert_uint_eq(node_names.count, names + 3);	/* a, b, state */
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/a"), NULL, NULL),
+			 0);
+	ck_assert_uint_eq(name_entry(id)->refs, 1);
+	ck_assert_str_eq(node_name(store_lookup(&s, "/b/state")), "state");
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "/b"), NULL, NULL),
+			 0);
+	ck_assert(!name_valid(id));
+	ck_assert_uint_eq(node_names.count, names);
+	/* Many names, most of them gone again, in an order that empties
+	 * slots in the middle of runs: those left are found. */
+	for (int i = 0; i < 3000; i++) {
+		snprintf(path, sizeof(path), "/m/k%d", i);
+		must_create(&s, path, p);
+	}
+	for (int i = 0; i < 3000; i++) {
+		if (i % 7 == 3)
+			continue;
+		snprintf(path, sizeof(path), "/m/k%d", i);
+		ck_assert_int_eq(store_remove(&s, store_lookup(&s, path), NULL,
+					      NULL), 0);
+	}
+	for (int i = 3; i < 3000; i += 7) {
+		snprintf(name, sizeof(name), "k%d", i);
+		snprintf(path, sizeof(path), "/m/k%d", i);
+		id = name_intern(name, strlen(name));
+		ck_assert_uint_eq(id, node_name_id(store_lookup(&s, path)));
+		ck_assert_uint_eq(name_entry(id)->refs, 2);
+		name_unref(id);
+	}
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
 START_TEST(check_reports_unreachable_node)
 {
 	struct store s;
@@ -1279,6 +1333,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, check_reports_wrong_children_len);
 	tcase_add_test(t, check_reports_a_node_without_a_permission_list);
 	tcase_add_test(t, permission_lists_keep_their_slots_and_give_them_back);
+	tcase_add_test(t, nodes_share_their_names);
 	tcase_add_test(t, check_reports_unreachable_node);
 	tcase_add_test(t, check_reports_node_missing_from_tree);
 	tcase_add_test(t, check_reports_generation_from_future);
