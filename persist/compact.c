@@ -269,6 +269,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		struct timespec until;
+		bool last;
 		int rc = 0;
 
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -281,9 +282,14 @@ static void *worker(void *arg)
 			break;
 		}
 		c->job = false;
+		last = c->job_last;
 		pthread_mutex_unlock(&c->lock);
 		run_job(c);
 		pthread_mutex_lock(&c->lock);
+		if (last && !c->job) {
+			c->retired = true;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	ckpt_keep_contexts(false);
@@ -394,6 +400,7 @@ int compact_start(struct compaction *c, const char *tdb_path,
 		retired = c->retired;
 		if (!retired) {
 			c->job = true;
+			c->job_last = c->last;
 			pthread_cond_signal(&c->cond);
 		}
 		pthread_mutex_unlock(&c->lock);

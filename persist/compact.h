@@ -49,6 +49,10 @@ struct compaction {
 	pthread_cond_t cond;
 	bool job, quit;			/* for the thread: work, or end */
 	bool retired;			/* it ended, idle (compact.c) */
+	/* Set by the caller of compact_start: the job ends a burst (the
+	 * quiet rule's), so the thread ends after it rather than waiting
+	 * its idle second with its contexts; job_last is the job's copy. */
+	bool last, job_last;
 	atomic_bool done;		/* the job's result is in rc, why */
 	const char *tdb_path;		/* borrowed */
 	const char *path;		/* borrowed */

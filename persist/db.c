@@ -632,7 +632,10 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 		arm_quiet(db, db->quiet_ms);
 		return;
 	}
+	/* The end of a burst: the thread need not wait for another. */
+	db->compaction.last = true;
 	compact_past(db, enough > QUIET_MIN ? enough : QUIET_MIN);
+	db->compaction.last = false;
 	/* Kept or new, the live journal keeps no pages past its frames at
 	 * rest (a reused spare's are its last life's: up to the limit).
 	 * Failing only keeps them. */

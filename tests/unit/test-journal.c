@@ -40,6 +40,7 @@
 #include "persist/checkpoint.h"
 #include "persist/compact.h"
 #include "persist/db.h"
+#include "persist/db_impl.h"
 #include "persist/journal.h"
 #include "tests/unit/db_rig.h"
 #include "schema/schema.h"
@@ -1273,6 +1274,70 @@ START_TEST(the_quiet_period_counts_from_the_last_commit)
 }
 END_TEST
 
+/* Whether the compaction's thread has ended, idle or told to. */
+static bool thread_retired(struct db *db)
+{
+	bool retired;
+
+	pthread_mutex_lock(&db->compaction.lock);
+	retired = db->compaction.retired;
+	pthread_mutex_unlock(&db->compaction.lock);
+	return retired;
+}
+
+/*
+ * The quiet rule's merge ends a burst: its thread ends right after it,
+ * giving back its contexts and its arena's free memory, instead of
+ * waiting a second for a job that a quiet host will not give it.
+ */
+START_TEST(the_quiet_merge_ends_its_thread)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "64m", 1);
+	setenv("XENSTORED_JOURNAL_QUIET_MS", "100", 1);
+	CRASHED({
+		struct event_base *loop = event_base_new();
+		struct store s;
+		struct db *db = new_db(&s);
+		struct timespec a, b;
+		char path[64], val[128];
+		long ms;
+
+		ck_assert_ptr_nonnull(loop);
+		ck_assert_int_eq(db_notify(db, loop), 0);
+		memset(val, 'v', 100);
+		val[100] = '\0';
+		for (int i = 0; i < 1000; i++) {	/* past 64 KiB */
+			snprintf(path, sizeof(path), "/q/%d", i);
+			put(&s, path, val);
+		}
+		ck_assert_int_eq(db_commit(db), 0);
+		/* The quiet merge starts, runs and is reaped. */
+		for (int i = 0; i < SETTLE_TICKS && (journal_frames() > 0 ||
+						     !db->compaction.have_thread ||
+						     db->compaction.running);
+		     i++)
+			loop_tick(loop);
+		ck_assert_int_eq(journal_frames(), 0);
+		ck_assert(!db->compaction.running);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		do {
+			loop_tick(loop);
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			ms = (b.tv_sec - a.tv_sec) * 1000 +
+			     (b.tv_nsec - a.tv_nsec) / 1000000;
+		} while (!thread_retired(db) && ms < 5000);
+		/* Idle, it would have waited a whole second. */
+		ck_assert_msg(ms < 500, "the thread ended %ld ms after the "
+			      "quiet merge", ms);
+		s.observer = NULL;
+		db_close(db);
+		event_base_free(loop);
+	});
+	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
+	unsetenv("XENSTORED_JOURNAL_LIMIT");
+}
+END_TEST
+
 /*
  * A compaction that ends in the middle of a turn, with changes pending
  * and the live journal past its limit: the journal is not rotated under
@@ -2014,6 +2079,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_compaction_ending_with_changes_pending_leaves_them_in_place);
 	tcase_add_test(t, a_quiet_period_during_a_compaction_merges_after_it);
 	tcase_add_test(t, the_quiet_period_counts_from_the_last_commit);
+	tcase_add_test(t, the_quiet_merge_ends_its_thread);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, the_compaction_thread_serves_a_burst_then_ends);
 	tcase_add_test(t, checkpoints_with_kept_contexts_read_back_the_same);
