@@ -62,11 +62,13 @@ ok $? "watch-register says how many registrations each figure is the median of"
 grep -E '^watch_register daemon=ours .* nb_p99_ratio=[0-9.]+ repeats=1 ' "$results" >/dev/null
 ok $? "watch-register gives the median per-registration p99 ratio"
 grep -E '^watch_register daemon=ours .* ref_ms=[0-9.]*[1-9][0-9.]* cpu_per_ref=[0-9.]*[1-9][0-9.]* waited_s=[0-9.]+' "$results" >/dev/null
-ok $? "watch-register gives the reference's CPU time and ours' CPU over it"
+ok $? "watch-register gives the reference's CPU time and ours' CPU over it" \
+    "$(grep '^watch_register ' "$results")"
 # A positive figure: ([1-9]...|0.0...[1-9]...).
 pos='([1-9][0-9]*\.[0-9]+|0\.[0-9]*[1-9][0-9]*)'
 grep -qE "^watch_register daemon=ours .* cpu_s=$pos " "$results"
-ok $? "watch-register gives our daemon's CPU time over the registration"
+ok $? "watch-register gives our daemon's CPU time over the registration" \
+    "$(grep '^watch_register ' "$results")"
 bad=$(grep -E '^durability_restart ' "$results" | grep -vE " cpu_ms=$pos " || true)
 is "$bad" "" "every restart line gives the new daemon's CPU time to ready"
 bad=$(grep -E '^durability_restart case=sig' "$results" |

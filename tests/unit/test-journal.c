@@ -1144,7 +1144,7 @@ static size_t journal_frames(void)
  */
 START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 {
-	setenv("XENSTORED_JOURNAL_LIMIT", "64m", 1);
+	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "5", 1);
 	CRASHED({
 		struct event_base *loop = event_base_new();
@@ -1228,7 +1228,7 @@ static uint64_t run_until_merged(struct event_base *loop, uint64_t ms)
  */
 START_TEST(the_quiet_period_counts_from_the_last_commit)
 {
-	setenv("XENSTORED_JOURNAL_LIMIT", "64m", 1);
+	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "500", 1);
 	CRASHED({
 		struct event_base *loop = event_base_new();
@@ -1292,7 +1292,7 @@ static bool thread_retired(struct db *db)
  */
 START_TEST(the_quiet_merge_ends_its_thread)
 {
-	setenv("XENSTORED_JOURNAL_LIMIT", "64m", 1);
+	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "100", 1);
 	CRASHED({
 		struct event_base *loop = event_base_new();
