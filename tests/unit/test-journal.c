@@ -1202,21 +1202,42 @@ START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 }
 END_TEST
 
+/* Milliseconds since a. */
+static uint64_t ms_since(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (uint64_t)((b.tv_sec - a->tv_sec) * 1000 +
+			  (b.tv_nsec - a->tv_nsec) / 1000000);
+}
+
 /* Runs the loop for ms milliseconds, or until the live journal has no
  * frames; how long it ran, in ms. */
 static uint64_t run_until_merged(struct event_base *loop, uint64_t ms)
 {
-	struct timespec a, b;
+	struct timespec a;
 	uint64_t ran = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	while (ran < ms && journal_frames() > 0) {
 		loop_tick(loop);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		ran = (uint64_t)((b.tv_sec - a.tv_sec) * 1000 +
-				 (b.tv_nsec - a.tv_nsec) / 1000000);
+		ran = ms_since(&a);
 	}
 	return ran;
+}
+
+/* 1,000 values of 100 bytes below under: past the quiet rule's 64 KiB. */
+static void put_past_quiet_min(struct store *s, const char *under)
+{
+	char path[64], val[101];
+
+	memset(val, 'v', 100);
+	val[100] = '\0';
+	for (int i = 0; i < 1000; i++) {
+		snprintf(path, sizeof(path), "%s/%d", under, i);
+		put(s, path, val);
+	}
 }
 
 /*
@@ -1234,21 +1255,14 @@ START_TEST(the_quiet_period_counts_from_the_last_commit)
 		struct event_base *loop = event_base_new();
 		struct store s;
 		struct db *db = new_db(&s);
-		char path[64], val[128];
 		uint64_t waited;
 
 		ck_assert_ptr_nonnull(loop);
 		ck_assert_int_eq(db_notify(db, loop), 0);
-		memset(val, 'v', 100);
-		val[100] = '\0';
 		/* Past the rule's 64 KiB, twice: the timer is armed at the
 		 * first commit, the second comes 50 ms later. */
 		for (int round = 0; round < 2; round++) {
-			for (int i = 0; i < 1000; i++) {
-				snprintf(path, sizeof(path), "/q/%d/%d", round,
-					 i);
-				put(&s, path, val);
-			}
+			put_past_quiet_min(&s, round ? "/q/1" : "/q/0");
 			ck_assert_int_eq(db_commit(db), 0);
 			if (!round)
 				ck_assert_uint_eq(run_until_merged(loop, 50) >=
@@ -1298,18 +1312,12 @@ START_TEST(the_quiet_merge_ends_its_thread)
 		struct event_base *loop = event_base_new();
 		struct store s;
 		struct db *db = new_db(&s);
-		struct timespec a, b;
-		char path[64], val[128];
-		long ms;
+		struct timespec a;
+		uint64_t ms;
 
 		ck_assert_ptr_nonnull(loop);
 		ck_assert_int_eq(db_notify(db, loop), 0);
-		memset(val, 'v', 100);
-		val[100] = '\0';
-		for (int i = 0; i < 1000; i++) {	/* past 64 KiB */
-			snprintf(path, sizeof(path), "/q/%d", i);
-			put(&s, path, val);
-		}
+		put_past_quiet_min(&s, "/q");
 		ck_assert_int_eq(db_commit(db), 0);
 		/* The quiet merge starts, runs and is reaped. */
 		for (int i = 0; i < SETTLE_TICKS && (journal_frames() > 0 ||
@@ -1322,13 +1330,11 @@ START_TEST(the_quiet_merge_ends_its_thread)
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		do {
 			loop_tick(loop);
-			clock_gettime(CLOCK_MONOTONIC, &b);
-			ms = (b.tv_sec - a.tv_sec) * 1000 +
-			     (b.tv_nsec - a.tv_nsec) / 1000000;
+			ms = ms_since(&a);
 		} while (!thread_retired(db) && ms < 5000);
 		/* Idle, it would have waited a whole second. */
-		ck_assert_msg(ms < 500, "the thread ended %ld ms after the "
-			      "quiet merge", ms);
+		ck_assert_msg(ms < 500, "the thread ended %llu ms after the "
+			      "quiet merge", (unsigned long long)ms);
 		s.observer = NULL;
 		db_close(db);
 		event_base_free(loop);
