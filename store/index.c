@@ -8,6 +8,7 @@
 
 #include "store/index.h"
 #include "store/pool.h"
+#include "store/probe.h"
 #include "store/store.h"
 
 /* The fewest slots an index has once it has any. */
@@ -146,13 +147,6 @@ struct node *index_insert_unique(struct path_index *ix, struct node *n,
 	return NULL;
 }
 
-/* Is slot i, whose entry's home is home, outside the run (gap, j]?  Then
- * the entry may move back into gap (backward-shift deletion). */
-static bool may_fill(size_t gap, size_t j, size_t home)
-{
-	return gap <= j ? home <= gap || home > j : home <= gap && home > j;
-}
-
 void index_remove(struct path_index *ix, const struct node *n,
 		  const char *path, size_t len)
 {
@@ -167,7 +161,7 @@ void index_remove(struct path_index *ix, const struct node *n,
 	 * so that a probe never stops short of them. */
 	for (size_t j = (i + 1) & ix->mask; ix->slots[j].id;
 	     j = (j + 1) & ix->mask) {
-		if (may_fill(i, j, ix->slots[j].hash & ix->mask)) {
+		if (probe_may_fill(i, j, ix->slots[j].hash & ix->mask)) {
 			ix->slots[i] = ix->slots[j];
 			i = j;
 		}

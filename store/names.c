@@ -7,6 +7,7 @@
 
 #include "store/keyed_hash.h"
 #include "store/names.h"
+#include "store/probe.h"
 
 struct name_set node_names;
 
@@ -107,14 +108,12 @@ void name_unref(uint32_t id)
 	if (--e->refs)
 		return;
 	/* Out of the table, the ids after it in its run moved back so that
-	 * each is still reached from its home slot. */
+	 * each is still reached from its home slot (probe.h). */
 	hole = slot_of(id, e->hash);
 	i = (uint32_t)(hole - t->slots);
 	for (j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
-		uint32_t home = name_entry(t->slots[j])->hash & t->mask;
-
-		/* Move it unless its home lies cyclically in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+		if (probe_may_fill(i, j,
+				   name_entry(t->slots[j])->hash & t->mask)) {
 			t->slots[i] = t->slots[j];
 			i = j;
 		}

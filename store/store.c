@@ -134,8 +134,7 @@ static struct node *node_new(const char *name_s, size_t len,
 		errno = ENOMEM;
 		return NULL;
 	}
-	n->name_lo = name & 0xffff;
-	n->name_hi = name >> 16;
+	node_set_name_id(n, name);
 	n->perms_slot = perms_ref(perms)->slot;
 	return n;
 }

@@ -171,6 +171,13 @@ static inline uint32_t node_name_id(const struct node *n)
 	return (uint32_t)n->name_lo | (uint32_t)n->name_hi << 16;
 }
 
+/* n names the interned name id (its reference passes to n). */
+static inline void node_set_name_id(struct node *n, uint32_t id)
+{
+	n->name_lo = id & 0xffff;
+	n->name_hi = id >> 16;
+}
+
 static inline const char *node_name(const struct node *n)
 {
 	return name_entry(node_name_id(n))->s;

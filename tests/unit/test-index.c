@@ -90,8 +90,7 @@ static struct node *fake_node(const char *path)
 	ck_assert_ptr_nonnull(n);
 	name = name_intern(path, strlen(path));
 	ck_assert_uint_ne(name, 0);
-	n->name_lo = name & 0xffff;
-	n->name_hi = name >> 16;
+	node_set_name_id(n, name);
 	return n;
 }
 
