@@ -470,11 +470,12 @@ static void drop_spare(struct db *db)
 	journal_kept_free(&db->kept);
 }
 
-static uint64_t now_ns(void)
+/* Clock id's time in ns. */
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -543,7 +544,7 @@ static void rotate(struct db *db)
 	 * journal starts one of its own. */
 	old = db->jindex;
 	jindex_init(&db->jindex);
-	now = now_ns();
+	now = clock_ns(CLOCK_MONOTONIC);
 	fast = db->last_rotate_ns && now - db->last_rotate_ns < SPARE_WITHIN_NS;
 	db->last_rotate_ns = now;
 	start_compaction(db, &old, &kept, fast);
@@ -584,10 +585,7 @@ static void maybe_compact(struct db *db)
  * a few ns, and its ticks of a few ms are nothing beside a period. */
 static uint64_t coarse_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
 /* The quiet rule's timer, due in ms. */
@@ -904,6 +902,17 @@ static int mark_journal(struct db *db, uint64_t mark)
 	return 0;
 }
 
+/* A random mark for a rewrite (0 is drawn again): the kernel's, or
+ * should it have none, the clock's and the process's. */
+static uint64_t rewrite_mark(void)
+{
+	uint64_t mark;
+
+	if (getrandom(&mark, sizeof(mark), 0) == (ssize_t)sizeof(mark))
+		return mark;
+	return clock_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 40);
+}
+
 /*
  * The rewrite (see lose): the whole state from memory into a new
  * checkpoint that supersedes both journals, which lack what could not be
@@ -925,20 +934,6 @@ static int mark_journal(struct db *db, uint64_t mark)
  * million nodes): rare, as memory running out is.  When it fails too,
  * persistence is off (db_fail).
  */
-/* A random mark for a rewrite (0 is drawn again): the kernel's, or
- * should it have none, the clock's and the process's. */
-static uint64_t rewrite_mark(void)
-{
-	struct timespec ts;
-	uint64_t mark;
-
-	if (getrandom(&mark, sizeof(mark), 0) == (ssize_t)sizeof(mark))
-		return mark;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
-	       ((uint64_t)getpid() << 40);
-}
-
 static int rewrite(struct db *db)
 {
 	struct rewrite rw;
