@@ -82,7 +82,7 @@ ALL_LDFLAGS = -pthread $(CFLAGS) $(LDFLAGS) $(if $(SAN),$(SAN_FLAGS))
 # The daemon's modules; main.c (main()) and options.c (the command line)
 # are linked only into the binary.
 CORE_SRCS := protocol/wire.c record/record.c schema/schema.c log/log.c log/trace.c store/path.c \
-	store/index.c store/keyed_hash.c store/names.c store/slots.c store/pool.c store/slab.c store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
+	store/index.c store/keyed_hash.c store/names.c store/slots.c store/stamps.c store/pool.c store/slab.c store/store.c permissions/permissions.c conn/conn.c transactions/transaction.c \
 	transactions/view.c \
 	watches/watch.c quota/quota.c persist/db.c persist/load.c persist/journal.c \
 	persist/compact.c persist/jindex.c persist/checkpoint.c persist/tdb_space.c persist/crash.c domains/ring.c domains/xen.c \

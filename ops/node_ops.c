@@ -11,6 +11,7 @@
 #include "domains/domain.h"
 #include "ops/ops_impl.h"
 #include "permissions/permissions.h"
+#include "store/keyed_hash.h"
 #include "store/path.h"
 
 /* Resolve the request's single path argument into call->path. */
@@ -30,10 +31,14 @@ int op_read(struct op_call *call)
 	return 0;
 }
 
-/* Bytes of a node's children listing, as the request sees it. */
+/* Bytes of a node's children listing, as the request sees it, counted no
+ * further than the node-size quota needs. */
 static size_t children_len(struct op_call *call, const char *path)
 {
-	return view_children_len(&call->srv->store, call->tx, path);
+	unsigned int limit = op_limit(call, QUOTA_NODE_SIZE);
+
+	return view_children_len(&call->srv->store, call->tx, path,
+				 limit ? limit : SIZE_MAX);
 }
 
 /*
@@ -242,6 +247,25 @@ static int collect_name(const char *name, void *arg)
 }
 
 /*
+ * The generation DIRECTORY_PART reports, which a client compares between
+ * the parts it reads to know that the node did not change meanwhile: a
+ * keyed 64-bit hash of what the node is (its children's names, its value
+ * and permissions), since a node keeps no time of its last change
+ * (store.h).  A node changed and changed back reports the same, and its
+ * parts then fit together all the same.
+ */
+static uint64_t listing_generation(const struct view_node *n,
+				   const char *names, size_t len)
+{
+	uint64_t h = keyed_hash64(names ? names : "", len);
+
+	h ^= keyed_hash64(n->value ? n->value : "", n->value_len) * UINT64_C(0x9e3779b97f4a7c15);
+	h ^= keyed_hash64(n->perms->e, n->perms->n * sizeof(n->perms->e[0])) *
+	     UINT64_C(0xc2b2ae3d27d4eb4f);
+	return h;
+}
+
+/*
  * The children listing from a byte offset: as many whole names as fit
  * after the generation; the chunk that reaches the end gets an extra NUL.
  */
@@ -274,7 +298,7 @@ int op_directory_part(struct op_call *call)
 	if (err)
 		goto out;
 
-	reply_printf(r, "%" PRIu64, n.gen);
+	reply_printf(r, "%" PRIu64, listing_generation(&n, names, total));
 	reply_append(r, "", 1);
 	if (off >= total) {
 		reply_append(r, "", 1);

@@ -202,7 +202,7 @@ static int restore_node(struct load_state *st, const char *path, size_t len,
 	struct saved_node *v;
 	char *p;
 
-	if (store_restore(st->s, path, perms, value, value_len, born, 0, 0,
+	if (store_restore(st->s, path, perms, value, value_len, born,
 			  &st->last))
 		return 0;
 	if (errno == ENOENT) {
@@ -449,7 +449,7 @@ int db_load_nodes(struct db *db, struct store *s)
 
 		if (!store_restore(s, v->path, v->perms,
 				   v->path + strlen(v->path) + 1,
-				   v->value_len, v->born, 0, 0, &st.last)) {
+				   v->value_len, v->born, &st.last)) {
 			log_error("database %s is unusable: node %s %s",
 				  db->path, v->path, errno == ENOMEM
 				  ? "cannot be loaded: out of memory"

@@ -48,6 +48,11 @@ static void draw_secret(void)
 
 uint32_t keyed_hash(const void *p, size_t len)
 {
+	return (uint32_t)keyed_hash64(p, len);
+}
+
+uint64_t keyed_hash64(const void *p, size_t len)
+{
 	pthread_once(&secret_once, draw_secret);
-	return keyed_hash_with(secret, p, len);
+	return XXH3_64bits_withSecret(p, len, secret, KEYED_HASH_SECRET);
 }

@@ -37,6 +37,8 @@ uint32_t keyed_hash_with(const unsigned char secret[KEYED_HASH_SECRET],
 
 /* keyed_hash_with under this process's secret, drawn at its first use. */
 uint32_t keyed_hash(const void *key, size_t len);
+/* The same, all 64 bits of it. */
+uint64_t keyed_hash64(const void *key, size_t len);
 
 #define KEYED_HASH_FUNCTION(keyptr, keylen, hashv) \
 	((hashv) = keyed_hash((keyptr), (keylen)))

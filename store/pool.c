@@ -21,7 +21,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* The reservation: 2^27 records (7 GiB of address space for 56-byte
+/* The reservation: 2^27 records (5 GiB of address space for 40-byte
  * ones, none of it memory until made usable), halved while the address
  * space limit (RLIMIT_AS) refuses it. */
 #define POOL_RESERVE (1u << 27)

@@ -134,7 +134,7 @@ static struct node *node_new(const char *name_s, size_t len,
 		errno = ENOMEM;
 		return NULL;
 	}
-	node_set_name_id(n, name);
+	n->name_id = name;
 	n->perms_slot = perms_ref(perms)->slot;
 	return n;
 }
@@ -192,20 +192,24 @@ static void forget_listing(struct store *s, const struct node *n)
 	}
 }
 
-const char *store_listing(struct store *s, const struct node *n)
+const char *store_listing(struct store *s, const struct node *n,
+			  size_t *len)
 {
 	struct store_listing *l = &s->listings[node_id(n) % STORE_LISTINGS];
 	char *p;
 
-	if (!n->children_len)
-		return NULL;
-	if (l->id == node_id(n))
+	if (l->id == node_id(n)) {
+		*len = l->len;
 		return l->names;
-	p = malloc(n->children_len);
-	if (!p)
+	}
+	*len = node_children_len(n, SIZE_MAX);
+	/* A listing's length fits its 32 bits: a record's names' are less
+	 * than a page each, and there are fewer than 2^27 records. */
+	if (!*len || !(p = malloc(*len)))
 		return NULL;
 	free(l->names);
 	l->names = p;
+	l->len = (uint32_t)*len;
 	l->id = node_id(n);
 	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
 		const struct name_entry *e = name_entry(node_name_id(c));
@@ -214,6 +218,62 @@ const char *store_listing(struct store *s, const struct node *n)
 		p += e->len + 1;
 	}
 	return l->names;
+}
+
+/* A new generation for a change of n (what: stamps.h), stamped while
+ * someone holds the store. */
+static void stamp(struct store *s, struct node *n, unsigned int what)
+{
+	++s->gen;
+	if (s->oldest)
+		stamps_put(&s->stamps, node_id(n), s->gen, what,
+			   s->oldest->since);
+}
+
+void store_hold(struct store *s, struct store_hold *h)
+{
+	h->s = s;
+	h->since = s->gen;
+	h->next = NULL;
+	h->prev = s->newest;
+	if (s->newest)
+		s->newest->next = h;
+	else
+		s->oldest = h;
+	s->newest = h;
+}
+
+void store_release(struct store_hold *h)
+{
+	struct store *s = h->s;
+
+	if (!s)
+		return;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		s->oldest = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		s->newest = h->prev;
+	h->s = NULL;
+	if (!s->oldest)
+		stamps_clear(&s->stamps);
+}
+
+bool node_changed_since(const struct store *s, const struct node *n,
+			uint64_t since)
+{
+	return s->stamps.lost ||
+	       stamps_get(&s->stamps, node_id(n)).gen > since;
+}
+
+bool node_list_changed_since(const struct store *s, const struct node *n,
+			     uint64_t since)
+{
+	return s->stamps.lost ||
+	       stamps_get(&s->stamps, node_id(n)).cgen > since;
 }
 
 /* n becomes parent's last child (store.h: the first child's prev_id
@@ -232,9 +292,8 @@ static void link_child(struct store *s, struct node *parent, struct node *n)
 		parent->first_child_id = node_id(n);
 		n->prev_id = node_id(n);
 	}
-	parent->children_len += node_name_len(n) + 1;
 	forget_listing(s, parent);
-	parent->cgen = ++s->gen;
+	stamp(s, parent, STAMP_LIST);
 }
 
 static void unlink_child(struct store *s, struct node *n)
@@ -252,9 +311,8 @@ static void unlink_child(struct store *s, struct node *n)
 		next->prev_id = n->prev_id;
 	else if (n != first)
 		first->prev_id = n->prev_id;
-	parent->children_len -= node_name_len(n) + 1;
 	forget_listing(s, parent);
-	parent->cgen = ++s->gen;
+	stamp(s, parent, STAMP_LIST);
 	n->parent_id = n->prev_id = n->next_id = 0;
 }
 
@@ -352,7 +410,8 @@ static void hash_add(struct store *s, struct node *n, const char *path,
 		     size_t len)
 {
 	hash_insert(s, n, path, len);
-	n->born = n->gen = n->cgen = ++s->gen;
+	stamp(s, n, STAMP_NODE | STAMP_LIST);
+	n->born = s->gen;
 }
 
 void store_init(struct store *s, struct perms *root_perms)
@@ -387,6 +446,9 @@ void store_destroy(struct store *s)
 	free(s->charged);
 	s->use = NULL;
 	s->charged = NULL;
+	/* Holders that outlive the store hold nothing. */
+	while (s->oldest)
+		store_release(s->oldest);
 }
 
 static struct node *lookup_len(const struct store *s, const char *path,
@@ -503,7 +565,7 @@ struct node *store_write(struct store *s, const char *path,
 	if (!n) {
 		n = create(s, path, plen, perms, data, len);
 		if (n)
-			n->gen = ++s->gen;
+			stamp(s, n, STAMP_NODE);
 		return n;
 	}
 	account(s, n, node_perms(n), -1);
@@ -512,7 +574,7 @@ struct node *store_write(struct store *s, const char *path,
 		return NULL;
 	}
 	account(s, n, node_perms(n), 1);
-	n->gen = ++s->gen;
+	stamp(s, n, STAMP_NODE);
 	tell_changed_at(s, n, path, plen);
 	return n;
 }
@@ -555,7 +617,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 			n = create(s, path, plen, node_perms(prep),
 				   node_value(prep), prep->value_len);
 			if (n)
-				n->gen = ++s->gen;
+				stamp(s, n, STAMP_NODE);
 			node_free(prep);
 			return n;
 		}
@@ -580,7 +642,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	prep->value_len = old_len;
 	account(s, n, node_perms(n), 1);
 	node_free(prep);
-	n->gen = ++s->gen;
+	stamp(s, n, STAMP_NODE);
 	tell_changed_at(s, n, path, plen);
 	return n;
 }
@@ -592,7 +654,7 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 	account(s, n, perms, 1);
 	perms_unref(node_perms(n));
 	n->perms_slot = perms->slot;
-	n->gen = ++s->gen;
+	stamp(s, n, STAMP_NODE);
 	tell_changed(s, n);
 }
 
@@ -778,15 +840,14 @@ int store_restore_done(struct store *s)
 
 struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
-			   uint64_t born, uint64_t gen, uint64_t cgen,
-			   struct node **hint)
+			   uint64_t born, struct node **hint)
 {
 	size_t plen = strlen(path);
 	bool special = path_is_special(path);
 	struct node *n = NULL, *parent = NULL;
 	size_t parent_len = 0;
 
-	if (born > NODE_GEN_MAX || gen > NODE_GEN_MAX || cgen > NODE_GEN_MAX)
+	if (born > NODE_GEN_MAX)
 		goto invalid;	/* none of ours: a damaged file */
 	if (special || plen == 1) {
 		/* Only these may exist already (start-up made them). */
@@ -840,23 +901,18 @@ struct node *store_restore(struct store *s, const char *path,
 		if (!parent)
 			link_special(s, n);
 		if (parent) {
-			/* The parent keeps its saved generations. */
-			uint64_t cgen_saved = parent->cgen, gen_saved = s->gen;
+			/* Putting back is no change: the counter stays. */
+			uint64_t gen_saved = s->gen;
 
 			link_child(s, parent, n);
-			parent->cgen = cgen_saved;
 			s->gen = gen_saved;
 		}
 	}
 	if (hint)
 		*hint = n;
 	n->born = born;
-	n->gen = gen ? gen : born;
-	n->cgen = cgen ? cgen : born;
 	if (born > s->gen)
 		s->gen = born;
-	if (node_generation(n) > s->gen)
-		s->gen = node_generation(n);
 	return n;
 
 invalid:
@@ -990,19 +1046,19 @@ static bool check_node(struct node *n, const char *path, void *arg)
 		if (c->next_id ? node_next(c)->prev_id != node_id(c)
 			       : c != node_last_child(n))
 			problem(st, "broken child list", path);
-		if (listing && bytes + len <= n->children_len &&
+		if (listing && bytes + len <= l->len &&
 		    memcmp(listing + bytes, node_name(c), len) != 0)
 			stale = true;
 		bytes += (uint32_t)len;
 	}
-	if (bytes != n->children_len)
-		problem(st, "listing size is wrong", path);
+	if (listing && bytes != l->len)
+		problem(st, "the cached listing's size is wrong", path);
 	if (stale)
 		problem(st, "the cached listing differs from the children",
 			path);
 	if (!checked_perms(n) || node_perms(n)->n == 0)
 		problem(st, "node without permissions", path);
-	if (node_generation(n) > st->s->gen)
+	if (n->born > st->s->gen)
 		problem(st, "generation from the future", path);
 	return true;
 }

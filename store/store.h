@@ -2,17 +2,18 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is a 56-byte record of the node pool (pool.h) naming its name
+ * A node is a 40-byte record of the node pool (pool.h) naming its name
  * (not its path) by the 32-bit id of an interned name (names.h), linked
  * to its relatives by 32-bit ids and to its permission list by a 32-bit
- * slot; its value is a block of its own (slab.h).  Lookup of a path is one probe of a keyed hash of full
- * paths (index.h), usually one slot, confirmed by comparing the names up
- * the parent chain; children are kept in creation order on a list per
- * node, so listing never scans the tree.  Every change stamps the node
- * with a new generation from a global counter: gen for its value and permissions, cgen for its list of
- * children.  Transactions compare them to detect conflicts (keeping the two
- * apart lets two transactions add different children to one parent);
- * DIRECTORY_PART reports the later of the two.
+ * slot; its value is a block of its own (slab.h).  Lookup of a path is one
+ * probe of a keyed hash of full paths (index.h), usually one slot,
+ * confirmed by comparing the names up the parent chain; children are kept
+ * in creation order on a list per node, so listing never scans the tree.
+ * Every change takes a new generation from a global counter; a record
+ * keeps only the one it was born with.  When a node last changed (its
+ * value or permissions, or its list of children, apart, so that two
+ * transactions can add different children to one parent) is kept only
+ * while an open transaction may ask (store_hold; stamps.h).
  *
  * Knows nothing of connections, domains or policy: callers check access
  * (permissions/) and path syntax (store/path.h) first.
@@ -29,6 +30,7 @@
 #include "store/names.h"
 #include "store/pool.h"
 #include "store/slots.h"
+#include "store/stamps.h"
 
 /* Access bits of one permission entry. */
 enum {
@@ -71,7 +73,7 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a 56-byte record of the node pool (store/pool.h), linked to
+ * One node: a 40-byte record of the node pool (store/pool.h), linked to
  * its parent, children and siblings by 32-bit pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
@@ -81,9 +83,11 @@ bool perms_equal(const struct perms *a, const struct perms *b);
  * The children are a list in creation order, singly linked forward and
  * doubly backward: next_id ends at the last child (0), and prev_id of the
  * first child names the last one, so appending and unlinking stay O(1)
- * without a last-child link.  Generations are 48 bits (NODE_GEN_MAX: at
- * a million changes a second, nine years of them; they carry over
- * restarts), packed with the two lengths.
+ * without a last-child link.  The size of a DIRECTORY reply is counted
+ * when asked for (node_children_len), not kept.  The generation a node was
+ * born with is 48 bits (NODE_GEN_MAX: at a million changes a second, nine
+ * years of them; it carries over restarts), packed with the value's
+ * length.
  */
 #define NODE_GEN_MAX ((UINT64_C(1) << 48) - 1)
 #define NODE_VALUE_MAX UINT16_MAX	/* a request's payload is 4 KiB */
@@ -94,23 +98,18 @@ struct node {
 	uint32_t prev_id;		/* the previous sibling (the first
 					 * child's: the last child) */
 	uint32_t next_id;		/* the next sibling (0: the last) */
-	uint32_t children_len;		/* bytes of the DIRECTORY reply */
 	uint32_t perms_slot;		/* its list's (perms_table): one
 					 * reference, owned */
+	uint32_t name_id;		/* its name's (names.h): one reference,
+					 * owned */
 	char *data;			/* owned: the value (NULL: empty) */
-	uint64_t gen : 48;		/* last change of value or perms, or
-					 * creation */
-	uint64_t value_len : 16;
-	uint64_t cgen : 48;		/* last change of the children list */
-	uint64_t name_lo : 16;		/* its name's id (names.h): one
-					 * reference, owned; in two halves */
 	uint64_t born : 48;		/* generation it was created with: a
 					 * parent's is lower than its children's,
 					 * siblings' follow their order */
-	uint64_t name_hi : 16;
+	uint64_t value_len : 16;
 };
 
-_Static_assert(sizeof(struct node) == 56, "a node is one 56-byte record");
+_Static_assert(sizeof(struct node) == 40, "a node is one 40-byte record");
 
 /* The permission list of a node. */
 static inline struct perms *node_perms(const struct node *n)
@@ -168,14 +167,7 @@ static inline uint32_t node_count_children(const struct node *n)
  */
 static inline uint32_t node_name_id(const struct node *n)
 {
-	return (uint32_t)n->name_lo | (uint32_t)n->name_hi << 16;
-}
-
-/* n names the interned name id (its reference passes to n). */
-static inline void node_set_name_id(struct node *n, uint32_t id)
-{
-	n->name_lo = id & 0xffff;
-	n->name_hi = id >> 16;
+	return n->name_id;
 }
 
 static inline const char *node_name(const struct node *n)
@@ -187,6 +179,21 @@ static inline const char *node_name(const struct node *n)
 static inline size_t node_name_len(const struct node *n)
 {
 	return name_entry(node_name_id(n))->len;
+}
+
+/*
+ * Bytes of n's DIRECTORY reply (each child's name and its NUL), counted
+ * over the children; once past max, some count past max (a quota check
+ * never walks more of a big directory than its limit needs).
+ */
+static inline size_t node_children_len(const struct node *n, size_t max)
+{
+	size_t len = 0;
+
+	for (const struct node *c = node_first_child(n); c && len <= max;
+	     c = node_next(c))
+		len += node_name_len(c) + 1;
+	return len;
 }
 
 /* Its value: value_len bytes (not NUL-terminated). */
@@ -231,9 +238,22 @@ struct store_observer {
 	void *arg;
 };
 
+/*
+ * A reader of when nodes changed: an open transaction, from its first
+ * read.  While any is held, every change is stamped (stamps.h).
+ */
+struct store_hold {
+	struct store *s;		/* NULL: not held */
+	struct store_hold *prev, *next;	/* the store's, oldest first */
+	uint64_t since;			/* the store's generation when taken */
+};
+
 struct store {
 	struct path_index index;	/* every node, owned */
 	uint64_t gen;			/* last generation handed out */
+	struct stamps stamps;		/* owned: changes since the oldest
+					 * hold began (none while none) */
+	struct store_hold *oldest, *newest;	/* holds, not owned */
 	struct store_domid_use *use;	/* [STORE_DOMIDS], owned */
 	uint64_t *charged;		/* [STORE_DOMIDS / 64] bits, owned: the
 					 * domids whose use was ever counted
@@ -246,6 +266,7 @@ struct store {
 	size_t nmisordered, misordered_cap;
 	struct store_listing {		/* listings kept, by node id */
 		uint32_t id;		/* 0: none */
+		uint32_t len;
 		char *names;
 	} listings[STORE_LISTINGS];
 };
@@ -262,20 +283,40 @@ void store_destroy(struct store *s);
 
 struct node *store_lookup(const struct store *s, const char *path);
 
-/* Generation of the last change of any kind to n. */
-static inline uint64_t node_generation(const struct node *n)
+/*
+ * Hold s for h (not held): from now until store_release, every change is
+ * stamped, so that node_changed_since can tell of it.
+ */
+void store_hold(struct store *s, struct store_hold *h);
+/* End h (nothing when not held); with the last hold, the stamps go. */
+void store_release(struct store_hold *h);
+
+/* The generation a reader notes now, to ask later what changed since. */
+static inline uint64_t store_now(const struct store *s)
 {
-	return n->gen > n->cgen ? n->gen : n->cgen;
+	return s->gen;
 }
 
 /*
- * The names of n's children as DIRECTORY sends them (each NUL-terminated,
- * in order; n->children_len bytes): built on first use and kept until the
- * children change, so listing a big directory again is one copy rather
- * than a walk over every child.  NULL when n has no children or there is
- * no memory (the caller walks the children instead).
+ * Did n's value, permissions or existence (node_changed_since), or its
+ * list of children (node_list_changed_since), change after generation
+ * since?  Asked by a holder, of a since no earlier than its hold: true
+ * also when the stamps were lost (stamps.h).
  */
-const char *store_listing(struct store *s, const struct node *n);
+bool node_changed_since(const struct store *s, const struct node *n,
+			uint64_t since);
+bool node_list_changed_since(const struct store *s, const struct node *n,
+			     uint64_t since);
+
+/*
+ * The names of n's children as DIRECTORY sends them (each NUL-terminated,
+ * in order; *len bytes, 0 without children): built on first use and kept
+ * until the children change, so listing a big directory again is one copy
+ * rather than a walk over every child.  NULL when n has no children or
+ * there is no memory (the caller walks the children instead).
+ */
+const char *store_listing(struct store *s, const struct node *n,
+			  size_t *len);
 
 /*
  * Create path and every missing ancestor, each with perms (shared) and an
@@ -318,8 +359,7 @@ void store_unprepare(struct node *prep);
  * exist already (or the path is special), and it becomes the parent's last
  * child (store_restore_done puts children restored out of order back in
  * order of birth).  An existing node (the root) takes the saved value and
- * perms.  The generations are the saved ones (0: born).  The observer is
- * not told.  NULL with errno: ENOENT (no parent yet), EINVAL (a bad path,
+ * perms.  The observer is not told.  NULL with errno: ENOENT (no parent yet), EINVAL (a bad path,
  * a node other than the root or a special one restored twice, or a
  * sibling born at the same generation), ENOMEM.  hint (or NULL):
  * where the caller keeps the last node restored, whose ancestors are
@@ -329,8 +369,7 @@ void store_unprepare(struct node *prep);
  */
 struct node *store_restore(struct store *s, const char *path,
 			   struct perms *perms, const void *data, size_t len,
-			   uint64_t born, uint64_t gen, uint64_t cgen,
-			   struct node **hint);
+			   uint64_t born, struct node **hint);
 
 /* A caller about to restore path (len bytes) some calls later says so
  * now, so that the place it takes in the index is in the cache by then

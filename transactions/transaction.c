@@ -121,6 +121,7 @@ static void txn_free(struct txn *t)
 {
 	struct entry *e, *tmp;
 
+	store_release(&t->hold);
 	HASH_ITER(hh, t->entries, e, tmp) {
 		HASH_DELETE(hh, t->entries, e);
 		entry_clear(t, e);
@@ -197,9 +198,17 @@ static bool conflicts(struct store *s, const struct entry *e)
 	if (!(e->flags & (E_CHECK_NODE | E_CHECK_LIST)))
 		return false;
 	live = store_lookup(s, e->path);
-	if ((e->flags & E_CHECK_NODE) && (live ? live->gen : 0) != e->gen)
+	/* A node gone, come, or changed since (a node removed and made
+	 * again is stamped anew). */
+	if ((e->flags & E_CHECK_NODE) &&
+	    (live ? !(e->flags & E_READ_LIVE) ||
+			    node_changed_since(s, live, e->read_at)
+		  : (e->flags & E_READ_LIVE)))
 		return true;
-	if ((e->flags & E_CHECK_LIST) && (live ? live->cgen : 0) != e->cgen)
+	if ((e->flags & E_CHECK_LIST) &&
+	    (live ? !(e->flags & E_LISTED_LIVE) ||
+			    node_list_changed_since(s, live, e->listed_at)
+		  : (e->flags & E_LISTED_LIVE)))
 		return true;
 	return false;
 }
@@ -279,7 +288,7 @@ static bool reported_removed(const struct entry *e)
 {
 	/* A node that never existed outside is no news. */
 	return !(e->flags & E_EXISTS) && (e->flags & E_REMOVED) &&
-	       !((e->flags & E_CHECK_NODE) && e->gen == 0);
+	       !((e->flags & E_CHECK_NODE) && !(e->flags & E_READ_LIVE));
 }
 
 int txn_commit(struct txn_set *set, struct txn *t, struct store *s,

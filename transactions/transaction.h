@@ -4,14 +4,17 @@
  * A transaction starts empty: it copies nothing.  It records only what its
  * requests touch, one entry per path: the node as the transaction sees it
  * (its own writes and deletions, or a copy taken on first read so reads are
- * repeatable), and the generations of the live node when it was first read
- * (gen) or listed (cgen).  Commit re-checks exactly those generations and
- * answers EAGAIN if any changed; otherwise it applies the writes and reports
- * each changed path, in the order the transaction first changed them.  An
- * unrelated write, or a sibling created beside ours, never fails a commit:
- * creating a child checks its parent's gen (existence, permissions), not
- * its list of children.  Start and commit cost what the transaction
- * touched, never the size of the store.
+ * repeatable), and the store's generation when it was first read or
+ * listed.  From its first read a transaction holds the store (store_hold),
+ * which then stamps every change.  Commit asks, of exactly those nodes,
+ * whether they changed since (their value, permissions or existence for a
+ * read; their children for a listing), and answers EAGAIN if any did;
+ * otherwise it applies the writes and reports each changed path, in the
+ * order the transaction first changed them.  An unrelated write, or a
+ * sibling created beside ours, never fails a commit: creating a child
+ * checks its parent as read (existence, permissions), not its list of
+ * children.  Start and commit cost what the transaction touched, never
+ * the size of the store.
  *
  * The view_* functions are what request handlers use for every node access:
  * with t == NULL they act on the live store directly.
@@ -40,7 +43,6 @@ struct view_node {
 	const char *value;	/* borrowed: valid until the next view call */
 	uint32_t value_len;
 	struct perms *perms;	/* borrowed, likewise */
-	uint64_t gen;		/* generation reported by DIRECTORY_PART */
 };
 
 void txn_set_init(struct txn_set *set);
@@ -131,8 +133,10 @@ int view_set_perms(struct store *s, struct txn *t, const char *path,
 		   struct perms *perms);
 
 /* Bytes of the children listing of path as t sees it, without recording a
- * listing (so no conflict on siblings added meanwhile). */
-size_t view_children_len(struct store *s, struct txn *t, const char *path);
+ * listing (so no conflict on siblings added meanwhile); once past max,
+ * some count past max (node_children_len). */
+size_t view_children_len(struct store *s, struct txn *t, const char *path,
+			 size_t max);
 
 /* Delete path (not "/") and its subtree.  0, ENOENT or ENOMEM. */
 int view_remove(struct store *s, struct txn *t, const char *path);

@@ -16,14 +16,16 @@
 #include "transactions/transaction.h"
 
 enum {
-	E_CHECK_NODE = 1 << 0,	/* commit needs live gen == entry gen */
-	E_CHECK_LIST = 1 << 1,	/* commit needs live cgen == entry cgen */
+	E_CHECK_NODE = 1 << 0,	/* commit needs the live node as read */
+	E_CHECK_LIST = 1 << 1,	/* commit needs its children as listed */
 	E_EXISTS = 1 << 2,	/* the node exists in the transaction's view */
 	E_MODIFIED = 1 << 3,	/* on the change list: applied at commit */
 	E_FRESH = 1 << 4,	/* deleted or created here: live children hidden */
 	E_LISTED = 1 << 5,	/* kids holds the live children at first listing */
 	E_REMOVED = 1 << 6,	/* deleted by an RM of this very path */
 	E_IMPLICIT = 1 << 7,	/* created only as a parent of another node */
+	E_READ_LIVE = 1 << 8,	/* the live node existed when first read */
+	E_LISTED_LIVE = 1 << 9,	/* ... and when first listed */
 };
 
 struct entry {
@@ -31,8 +33,8 @@ struct entry {
 	struct entry *next_change;	/* change list, first-change order */
 	unsigned int flags;
 	unsigned int seq;		/* position on the change list */
-	uint64_t gen, cgen;		/* live generations when first seen */
-	uint64_t report_gen;		/* generation shown to DIRECTORY_PART */
+	uint64_t read_at, listed_at;	/* the store's generation when first
+					 * read, and listed (store_now) */
 	char *value;			/* owned */
 	uint32_t value_len;
 	struct perms *perms;		/* one reference; NULL unless E_EXISTS */
@@ -44,6 +46,7 @@ struct entry {
 
 struct txn {
 	struct txn *next;		/* in txn_set.head */
+	struct store_hold hold;		/* on the store, from its first read */
 	uint32_t id;
 	bool failed;			/* ran out of memory: commit says ENOMEM */
 	bool adopted;			/* from before a restart: commit EAGAIN */

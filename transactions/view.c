@@ -34,7 +34,13 @@ static void fill_live(const struct node *n, struct view_node *out)
 	out->value = node_value(n);
 	out->value_len = n->value_len;
 	out->perms = node_perms(n);
-	out->gen = node_generation(n);
+}
+
+/* From its first read of the live store, t needs to know what changed. */
+static void hold(struct store *s, struct txn *t)
+{
+	if (!t->hold.s)
+		store_hold(s, &t->hold);
 }
 
 /*
@@ -54,12 +60,13 @@ static struct entry *load(struct store *s, struct txn *t, const char *path)
 	e = entry_add(t, path);
 	if (!e)
 		return NULL;
+	hold(s, t);
 	live = store_lookup(s, path);
 	e->flags = E_CHECK_NODE;
+	e->read_at = store_now(s);
 	if (!live)
 		return e;
-	e->gen = live->gen;
-	e->report_gen = node_generation(live);
+	e->flags |= E_READ_LIVE;
 	if (live->value_len) {
 		e->value = malloc(live->value_len);
 		if (!e->value) {
@@ -93,7 +100,6 @@ bool view_get(struct store *s, struct txn *t, const char *path,
 	out->value = e->value;
 	out->value_len = e->value_len;
 	out->perms = e->perms;
-	out->gen = e->report_gen;
 	return true;
 }
 
@@ -135,10 +141,12 @@ static int snapshot_kids(struct store *s, struct txn *t, struct entry *e)
 {
 	struct node *live = store_lookup(s, e->path);
 
+	hold(s, t);
 	e->flags |= E_LISTED | E_CHECK_LIST;
+	e->listed_at = store_now(s);
 	if (!live)
 		return 0;
-	e->cgen = live->cgen;
+	e->flags |= E_LISTED_LIVE;
 	if (!live->first_child_id)
 		return 0;
 	e->kids = calloc(node_count_children(live), sizeof(*e->kids));
@@ -167,8 +175,7 @@ int view_list_block(struct store *s, struct txn *t, const char *path,
 	n = store_lookup(s, path);
 	if (!n)
 		return ENOENT;
-	*len = n->children_len;
-	*names = store_listing(s, n);
+	*names = store_listing(s, n, len);
 	return *len && !*names ? EAGAIN : 0;
 }
 
@@ -365,13 +372,23 @@ static void count_removal(struct store *s, struct txn *t,
 	t->deleted += r.nodes;
 }
 
-size_t view_children_len(struct store *s, struct txn *t, const char *path)
+size_t view_children_len(struct store *s, struct txn *t, const char *path,
+			 size_t max)
 {
 	struct node *live = store_lookup(s, path);
 	struct entry *e = t ? entry_find(t, path) : NULL;
 	bool live_kids = live && !(e && (e->flags & E_FRESH));
-	size_t len = live_kids ? live->children_len : 0;
+	size_t len = 0, taken = 0;
 
+	/* The live children are counted up to max and what this
+	 * transaction may take away from them, so that a length past max
+	 * stays past it. */
+	for (struct entry *c = t ? t->changes : NULL; c; c = c->next_change)
+		if (!(c->flags & E_EXISTS) && is_child_of(c->path, path))
+			taken += strlen(path_basename(c->path)) + 1;
+	if (live_kids)
+		len = node_children_len(live, max > SIZE_MAX - taken
+						      ? SIZE_MAX : max + taken);
 	if (!t)
 		return len;
 	/* The children this transaction created or deleted. */

@@ -90,7 +90,7 @@ static struct node *fake_node(const char *path)
 	ck_assert_ptr_nonnull(n);
 	name = name_intern(path, strlen(path));
 	ck_assert_uint_ne(name, 0);
-	node_set_name_id(n, name);
+	n->name_id = name;
 	return n;
 }
 
@@ -377,7 +377,7 @@ START_TEST(store_answers_enomem_when_the_index_cannot_grow)
 	ck_assert_int_eq(errno, ENOMEM);
 	calloc_fails_after = 0;
 	errno = 0;
-	ck_assert_ptr_null(store_restore(&s, "/restored", p, "v", 1, 0, 0, 0,
+	ck_assert_ptr_null(store_restore(&s, "/restored", p, "v", 1, 0,
 					 NULL));
 	ck_assert_int_eq(errno, ENOMEM);
 	/* Nothing was made, and the tree is whole. */
@@ -505,6 +505,44 @@ START_TEST(a_permission_list_without_room_for_its_slot_is_enomem)
 }
 END_TEST
 
+/* A change whose stamp finds no memory (stamps.h): every node counts as
+ * changed for the holders, until the last hold ends; the change itself
+ * is made. */
+START_TEST(stamps_without_memory_make_every_node_count_as_changed)
+{
+	struct store s;
+	struct perms *p = perms_alloc(1);
+	struct store_hold h = { 0 };
+	struct node *other;
+	uint64_t since;
+
+	ck_assert_ptr_nonnull(p);
+	store_init(&s, p);
+	other = store_write(&s, "/other", p, "v", 1);
+	ck_assert_ptr_nonnull(other);
+	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "v", 1));
+	store_hold(&s, &h);
+	since = store_now(&s);
+	calloc_fails_after = 0;		/* the stamps' first table */
+	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "x", 1));
+	ck_assert_int_eq(calloc_fails_after, -1);
+	ck_assert(s.stamps.lost);
+	ck_assert(node_changed_since(&s, other, since));
+	ck_assert(node_list_changed_since(&s, other, since));
+	store_release(&h);
+	ck_assert(!s.stamps.lost);
+	store_hold(&s, &h);
+	since = store_now(&s);
+	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "w", 1));
+	ck_assert(!node_changed_since(&s, other, since));
+	ck_assert(node_changed_since(&s, store_lookup(&s, "/a"), since));
+	store_release(&h);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	store_destroy(&s);
+	perms_unref(p);
+}
+END_TEST
+
 static Suite *index_suite(void)
 {
 	Suite *s = suite_create("index");
@@ -523,6 +561,7 @@ static Suite *index_suite(void)
 	tcase_add_test(t, store_answers_enomem_when_a_node_cannot_be_made);
 	tcase_add_test(t, store_answers_enomem_when_the_pool_cannot_grow);
 	tcase_add_test(t, a_permission_list_without_room_for_its_slot_is_enomem);
+	tcase_add_test(t, stamps_without_memory_make_every_node_count_as_changed);
 	suite_add_tcase(s, t);
 	return s;
 }
