@@ -177,14 +177,13 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
 
 # These make allocations fail (tests/unit/fail_alloc.h, and test-index's
-# own): the allocator is wrapped.
+# own): the allocator is wrapped, and mprotect, which makes the node
+# pool's and the value blocks' reservations usable.
 $(B)/tests/unit/test-index $(B)/tests/unit/test-watch \
 $(B)/tests/unit/test-quota $(B)/tests/unit/test-transaction \
 $(B)/tests/unit/test-persist: ALL_LDFLAGS += \
-	-Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc
-
-# test-index also makes the node pool's growth fail.
-$(B)/tests/unit/test-index: ALL_LDFLAGS += -Wl,--wrap=mprotect
+	-Wl,--wrap=calloc -Wl,--wrap=malloc -Wl,--wrap=realloc \
+	-Wl,--wrap=mprotect
 
 # test-turn records every commit: the database's calls are wrapped.
 $(B)/tests/unit/test-turn: ALL_LDFLAGS += \

@@ -10,164 +10,244 @@
 
 #include "store/slab.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_OFF 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_OFF 1
-#endif
-#endif
+#ifdef SLAB_OFF
 
-#define SLAB_GRAIN 8
+/* A reference is a slot of this table; a free slot holds the next free
+ * one's number. */
+void **slab_table;
+static uint32_t table_used, table_cap, table_free;
+
+static slab_ref table_put(void *p)
+{
+	slab_ref r;
+
+	if (table_free) {
+		r = table_free;
+		table_free = (uint32_t)(uintptr_t)slab_table[r];
+	} else {
+		if (table_used + 1 >= table_cap) {
+			uint32_t cap = table_cap ? table_cap * 2 : 1024;
+			void **t = realloc(slab_table, cap * sizeof(*t));
+
+			if (!t || cap <= table_cap)
+				return 0;
+			slab_table = t;
+			table_cap = cap;
+		}
+		r = ++table_used;	/* slot 0 names no block */
+	}
+	slab_table[r] = p;
+	return r;
+}
+
+slab_ref slab_alloc(size_t len)
+{
+	void *p = len && len <= SLAB_MAX ? malloc(len) : NULL;
+	slab_ref r = p ? table_put(p) : 0;
+
+	if (!r) {
+		free(p);
+		errno = ENOMEM;
+	}
+	return r;
+}
+
+void slab_free(slab_ref r, size_t len)
+{
+	(void)len;
+	if (!r)
+		return;
+	free(slab_table[r]);
+	slab_table[r] = (void *)(uintptr_t)table_free;
+	table_free = r;
+}
+
+slab_ref slab_resize(slab_ref r, size_t old, size_t len)
+{
+	void *q = len && len <= SLAB_MAX ? realloc(slab_table[r], len) : NULL;
+
+	(void)old;
+	if (!q) {
+		errno = ENOMEM;
+		return 0;
+	}
+	slab_table[r] = q;
+	return r;
+}
+
+void slab_forget_free(void)
+{
+}
+
+size_t slab_bytes(void)
+{
+	return 0;
+}
+
+#else
+
+/* The reservation: 2^35 bytes, every one a 32-bit reference can name,
+ * halved while RLIMIT_AS refuses it.  Made usable SLAB_STEP bytes at a
+ * time; advised for huge pages past SLAB_HUGE_AFTER. */
+#define SLAB_RESERVE ((size_t)1 << 35)
+#define SLAB_RESERVE_MIN ((size_t)64 << 20)
+#define SLAB_HUGE ((size_t)2 << 20)
+#define SLAB_STEP SLAB_HUGE
+#define SLAB_HUGE_AFTER ((size_t)8 << 20)
+#define SLAB_PAGE 4096
 #define SLAB_CLASSES (SLAB_MAX / SLAB_GRAIN)
-/* A chunk is one 4 KiB malloc block: its header and this. */
-#define SLAB_CHUNK (4096 - 16)
-
-struct chunk {
-	struct chunk *next;		/* every chunk, for the leak checker */
-	unsigned char slots[];
-};
 
 struct slab_class {
-	void *free;			/* a freed block, whose first bytes name
+	slab_ref free;			/* a freed block, whose first bytes name
 					 * the next one */
-	unsigned char *fresh;		/* never handed out, in the last chunk */
-	size_t left;			/* blocks there */
+	uint32_t left;			/* blocks at fresh */
+	unsigned char *fresh;		/* never handed out, in its last chunk */
 };
 
+unsigned char *slab_base;
+static size_t reserved, usable, carved;	/* bytes from slab_base */
+static size_t chunk_bytes;
 static struct slab_class classes[SLAB_CLASSES];
-static struct chunk *chunks;
-static size_t nchunks;
 
 static size_t class_of(size_t len)
 {
 	return (len + SLAB_GRAIN - 1) / SLAB_GRAIN - 1;
 }
 
-/* Is a block of len bytes a slab's (else malloc's)? */
-static bool in_slab(size_t len)
+static int reserve(void)
 {
-#ifdef SLAB_OFF
-	(void)len;
-	return false;
-#else
-	return len && len <= SLAB_MAX;
-#endif
-}
+	for (size_t n = SLAB_RESERVE; n >= SLAB_RESERVE_MIN; n /= 2) {
+		unsigned char *a = mmap(NULL, n + SLAB_HUGE, PROT_NONE,
+					MAP_PRIVATE | MAP_ANONYMOUS |
+						MAP_NORESERVE, -1, 0);
 
-/*
- * A chunk's bytes.  Once the chunks hold SLAB_REGION_AFTER bytes, they are
- * carved one after another out of regions of SLAB_REGION bytes that the
- * kernel may back with huge pages (pool.h's populate): a load of a
- * million nodes faults 14,000 small pages in one at a time otherwise,
- * and took 440 ms of CPU instead of 390.  A store below it (100,000
- * nodes of a host's shape take 4 MB) still takes one malloc'd chunk at a
- * time, so that a huge page never holds a small store's few chunks.
- */
-#define SLAB_REGION (2u << 20)
-#define SLAB_REGION_AFTER (8u << 20)
-
-static unsigned char *region;	/* the current region's unused bytes */
-static size_t region_left;
-
-static struct chunk *new_chunk(void)
-{
-	void *r;
-
-	if (slab_bytes() < SLAB_REGION_AFTER)
-		return malloc(SLAB_CHUNK);
-	if (region_left < SLAB_CHUNK) {
-		if (posix_memalign(&r, SLAB_REGION, SLAB_REGION) != 0)
-			return NULL;
-		(void)madvise(r, SLAB_REGION, MADV_HUGEPAGE);
-		region = r;
-		region_left = SLAB_REGION;
+		if (a == MAP_FAILED)
+			continue;
+		/* Aligned so that a huge page can back each step. */
+		slab_base = (unsigned char *)(((uintptr_t)a + SLAB_HUGE - 1) &
+					      ~(uintptr_t)(SLAB_HUGE - 1));
+		reserved = n;
+		/* The first page is never a chunk's: reference 0 names
+		 * nothing. */
+		usable = 0;
+		carved = SLAB_PAGE;
+		return 0;
 	}
-	r = region;
-	region += SLAB_CHUNK;
-	region_left -= SLAB_CHUNK;
-	return r;
+	errno = ENOMEM;
+	return -1;
 }
 
-void *slab_alloc(size_t len)
+/* A chunk's size for blocks of size bytes: a page for the small ones,
+ * else room for 16 of them in whole pages. */
+static size_t chunk_size(size_t size)
+{
+	return size <= 256 ? SLAB_PAGE
+			   : (16 * size + SLAB_PAGE - 1) / SLAB_PAGE * SLAB_PAGE;
+}
+
+static unsigned char *new_chunk(size_t size)
+{
+	unsigned char *p;
+
+	if (!slab_base && reserve() != 0)
+		return NULL;
+	if (size > reserved - carved) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (carved + size > usable) {
+		size_t more = (carved + size - usable + SLAB_STEP - 1) /
+			      SLAB_STEP * SLAB_STEP;
+		size_t from = usable;
+
+		if (more > reserved - usable)
+			more = reserved - usable;
+		if (mprotect(slab_base + usable, more,
+			     PROT_READ | PROT_WRITE) != 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		usable += more;
+		if (usable > SLAB_HUGE_AFTER) {
+			if (from < SLAB_HUGE_AFTER)
+				from = SLAB_HUGE_AFTER;
+			(void)madvise(slab_base + from, usable - from,
+				      MADV_HUGEPAGE);
+		}
+	}
+	p = slab_base + carved;
+	carved += size;
+	chunk_bytes += size;
+	return p;
+}
+
+slab_ref slab_alloc(size_t len)
 {
 	struct slab_class *c;
 	size_t cls, size;
-	void *p;
+	unsigned char *p;
 
-	if (!in_slab(len)) {
-		p = malloc(len ? len : 1);
-		if (!p)
-			errno = ENOMEM;
-		return p;
+	if (!len || len > SLAB_MAX) {
+		errno = ENOMEM;
+		return 0;
 	}
 	cls = class_of(len);
 	c = &classes[cls];
 	size = (cls + 1) * SLAB_GRAIN;
 	if (c->free) {
-		p = c->free;
-		memcpy(&c->free, p, sizeof(void *));
-		return p;
+		slab_ref r = c->free;
+
+		memcpy(&c->free, slab_ptr(r), sizeof(c->free));
+		return r;
 	}
 	if (!c->left) {
-		struct chunk *k = new_chunk();
+		size_t csize = chunk_size(size);
 
-		if (!k) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		k->next = chunks;
-		chunks = k;
-		nchunks++;
-		c->fresh = k->slots;
-		c->left = (SLAB_CHUNK - sizeof(*k)) / size;
+		if (!(c->fresh = new_chunk(csize)))
+			return 0;
+		c->left = (uint32_t)(csize / size);
 	}
 	p = c->fresh;
 	c->fresh += size;
 	c->left--;
-	return p;
+	return (slab_ref)((size_t)(p - slab_base) / SLAB_GRAIN);
 }
 
-void slab_free(void *p, size_t len)
+void slab_free(slab_ref r, size_t len)
 {
-	if (!p)
-		return;
-	if (in_slab(len)) {
-		struct slab_class *c = &classes[class_of(len)];
+	struct slab_class *c;
 
-		memcpy(p, &c->free, sizeof(void *));
-		c->free = p;
+	if (!r)
 		return;
-	}
-	free(p);
+	c = &classes[class_of(len)];
+	memcpy(slab_ptr(r), &c->free, sizeof(c->free));
+	c->free = r;
 }
 
-void *slab_resize(void *p, size_t old, size_t len)
+slab_ref slab_resize(slab_ref r, size_t old, size_t len)
 {
-	void *q;
+	slab_ref q;
 
-	if (!in_slab(old) && !in_slab(len)) {
-		q = realloc(p, len ? len : 1);
-		if (!q)
-			errno = ENOMEM;
-		return q;
-	}
-	if (in_slab(old) && in_slab(len) && class_of(old) == class_of(len))
-		return p;
+	if (len && len <= SLAB_MAX && class_of(old) == class_of(len))
+		return r;
 	q = slab_alloc(len);
 	if (!q)
-		return NULL;
-	memcpy(q, p, old < len ? old : len);
-	slab_free(p, old);
+		return 0;
+	memcpy(slab_ptr(q), slab_ptr(r), old < len ? old : len);
+	slab_free(r, old);
 	return q;
 }
 
 void slab_forget_free(void)
 {
 	memset(classes, 0, sizeof(classes));
+	if (carved < usable)
+		carved = usable;
 }
 
 size_t slab_bytes(void)
 {
-	return nchunks * SLAB_CHUNK;
+	return chunk_bytes;
 }
+
+#endif

@@ -2,41 +2,82 @@
  * store/ internals: the blocks that hold nodes' values.
  *
  * A node's value is one block (store.h; an empty value none, and names
- * are interned, names.h).  From malloc a block costs its length plus an
- * 8-byte header, rounded up to 16 bytes and at least 32: a host's
- * typical value of 10 to 40 bytes would pay 32 to 48.  Here a block of up to SLAB_MAX
- * bytes comes from one of the classes 8 bytes apart, carved out of 4 KiB
- * chunks (past 8 MiB of them, the chunks are carved out of 2 MiB regions
- * in huge pages), with no header: whoever frees or resizes a block says
- * how long it is (a node knows).  A freed block goes on its class's free
- * list and is used again before the class takes a new chunk; chunks stay
- * for the life of the process, as the node pool's do (a host's guests
- * come back).  Longer blocks are malloc's.
+ * are interned, names.h), which the node names by a 32-bit reference, not
+ * a pointer.  From malloc a block costs its length plus an 8-byte header,
+ * rounded up to 16 bytes and at least 32: a host's typical value of 10 to
+ * 40 bytes would pay 32 to 48.  Here a block comes from one of the
+ * classes 8 bytes apart, with no header: whoever frees or resizes a block
+ * says how long it is (a node knows).  A class carves its blocks out of
+ * chunks (4 KiB for blocks of up to 256 bytes), and the chunks are carved
+ * one after another out of one reservation of address space made at the
+ * first allocation: SLAB_RESERVE bytes, fewer while the address space
+ * limit (RLIMIT_AS) refuses them, none of it memory until made usable.
+ * A reference is a block's offset in the reservation in 8-byte grains, so
+ * 32 bits reach every byte of it.  Past 8 MiB of chunks the kernel may
+ * back the reservation with huge pages (a load of a million nodes faulted
+ * 14,000 small pages one at a time otherwise, and took 440 ms of CPU
+ * instead of 390); a smaller store never gets one.  A freed block goes on
+ * its class's free list and is used again before the class takes a new
+ * chunk; chunks stay for the life of the process, as the node pool's
+ * records do (a host's guests come back).
  *
  * Under AddressSanitizer every block is malloc's, so that the sanitizer
- * sees each one's bounds.  Stores live on the loop's thread only.
+ * sees each one's bounds, and a reference is a slot of a table of them.
+ * Stores live on the loop's thread only.
  */
 #ifndef XS_STORE_SLAB_H
 #define XS_STORE_SLAB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#define SLAB_MAX 256
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_OFF 1
+#endif
+#endif
 
-/* A block of len (>= 1) bytes: NULL with errno ENOMEM. */
-void *slab_alloc(size_t len);
-/* p, of old bytes, made len bytes long (its first bytes kept): the new
- * block, or NULL with errno ENOMEM and p as it was. */
-void *slab_resize(void *p, size_t old, size_t len);
-/* Give back p, a block of len bytes (NULL: nothing). */
-void slab_free(void *p, size_t len);
+/* A block; 0: none. */
+typedef uint32_t slab_ref;
+
+#define SLAB_GRAIN 8
+/* The longest block (a node's value is at most NODE_VALUE_MAX). */
+#define SLAB_MAX 65536
+
+/* A block of len (1 .. SLAB_MAX) bytes: 0 with errno ENOMEM. */
+slab_ref slab_alloc(size_t len);
+/* r, of old bytes, made len (>= 1) bytes long (its first bytes kept):
+ * the new block, or 0 with errno ENOMEM and r as it was. */
+slab_ref slab_resize(slab_ref r, size_t old, size_t len);
+/* Give back r, a block of len bytes (0: nothing). */
+void slab_free(slab_ref r, size_t len);
 /*
  * For the failure-injection tests: every class forgets its free and
- * fresh blocks (they stay allocated), so that its next block takes a new
- * chunk, an allocation that a test can make fail.
+ * fresh blocks (they stay allocated), and the usable part of the
+ * reservation left after the last chunk is skipped, so that the next
+ * block takes a new chunk that needs more of the reservation made
+ * usable: an mprotect(2) that a test can make fail.
  */
 void slab_forget_free(void);
-/* Bytes the classes hold from the system, in use or not. */
+/* Bytes of the chunks carved, in use or not. */
 size_t slab_bytes(void);
+
+#ifdef SLAB_OFF
+extern void **slab_table;
+#else
+extern unsigned char *slab_base;
+#endif
+
+/* The bytes of block r (not 0). */
+static inline void *slab_ptr(slab_ref r)
+{
+#ifdef SLAB_OFF
+	return slab_table[r];
+#else
+	return slab_base + (size_t)r * SLAB_GRAIN;
+#endif
+}
 
 #endif

@@ -123,13 +123,13 @@ static struct node *node_new(const char *name_s, size_t len,
 	n = pool_alloc();
 	if (!n)
 		return NULL;
-	if (value_len && !(n->data = slab_alloc(value_len))) {
+	if (value_len && !(n->value = slab_alloc(value_len))) {
 		pool_free(n);
 		errno = ENOMEM;
 		return NULL;
 	}
 	if (!(name = name_intern(name_s, len))) {
-		slab_free(n->data, value_len);
+		slab_free(n->value, value_len);
 		pool_free(n);
 		errno = ENOMEM;
 		return NULL;
@@ -143,7 +143,7 @@ static void node_free(struct node *n)
 {
 	perms_unref(node_perms(n));
 	name_unref(node_name_id(n));
-	slab_free(n->data, n->value_len);
+	slab_free(n->value, n->value_len);
 	pool_free(n);
 }
 
@@ -156,20 +156,21 @@ static bool set_value(struct node *n, const void *data, size_t len)
 		return false;
 	}
 	if (len != n->value_len) {
-		char *d = NULL;
+		slab_ref r = 0;
 
 		if (!len)
-			slab_free(n->data, n->value_len);
-		else if (!(d = n->data ? slab_resize(n->data, n->value_len, len)
-				       : slab_alloc(len))) {
+			slab_free(n->value, n->value_len);
+		else if (!(r = n->value ? slab_resize(n->value, n->value_len,
+						      len)
+					: slab_alloc(len))) {
 			errno = ENOMEM;
 			return false;
 		}
-		n->data = d;
+		n->value = r;
 		n->value_len = len & 0xffff;
 	}
 	if (len)
-		memcpy(n->data, data, len);
+		memcpy(slab_ptr(n->value), data, len);
 	return true;
 }
 
@@ -178,7 +179,7 @@ static void put_value(struct node *n, const void *data, size_t len)
 {
 	n->value_len = len & 0xffff;	/* node_new checked it */
 	if (len)
-		memcpy(n->data, data, len);
+		memcpy(slab_ptr(n->value), data, len);
 }
 
 static void forget_listing(struct store *s, const struct node *n)
@@ -603,7 +604,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 {
 	size_t plen = strlen(path);
 	struct node *n = lookup_len(s, path, plen), *parent;
-	char *old;
+	slab_ref old;
 	unsigned int old_len;
 
 	if (!n) {
@@ -632,13 +633,13 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	/* The live node takes the prepared value; the record goes, with
 	 * the old value. */
 	account(s, n, node_perms(n), -1);
-	old = n->data;
+	old = n->value;
 	old_len = n->value_len;
-	n->data = prep->data;
+	n->value = prep->value;
 	n->value_len = prep->value_len;
 	/* The record now holds n's old block, freed by that block's
 	 * length (slab.h). */
-	prep->data = old;
+	prep->value = old;
 	prep->value_len = old_len;
 	account(s, n, node_perms(n), 1);
 	node_free(prep);

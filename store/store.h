@@ -29,6 +29,7 @@
 #include "store/index.h"
 #include "store/names.h"
 #include "store/pool.h"
+#include "store/slab.h"
 #include "store/slots.h"
 #include "store/stamps.h"
 
@@ -102,7 +103,7 @@ struct node {
 					 * reference, owned */
 	uint32_t name_id;		/* its name's (names.h): one reference,
 					 * owned */
-	char *data;			/* owned: the value (NULL: empty) */
+	slab_ref value;			/* owned: its value's block (0: empty) */
 	uint64_t born : 48;		/* generation it was created with: a
 					 * parent's is lower than its children's,
 					 * siblings' follow their order */
@@ -199,7 +200,7 @@ static inline size_t node_children_len(const struct node *n, size_t max)
 /* Its value: value_len bytes (not NUL-terminated). */
 static inline const char *node_value(const struct node *n)
 {
-	return n->data ? n->data : "";
+	return n->value ? (const char *)slab_ptr(n->value) : "";
 }
 
 /* Room for any node's path and its NUL. */

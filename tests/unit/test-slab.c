@@ -4,6 +4,9 @@
 #include "tests/unit/unit.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "store/slab.h"
 
@@ -30,7 +33,7 @@ static bool holds(const unsigned char *p, size_t len, unsigned int tag)
  * class keeps the block; a chunk holds many blocks. */
 START_TEST(freed_blocks_are_used_again)
 {
-	unsigned char *a, *b, *c;
+	slab_ref a, b, c;
 	size_t before;
 
 #ifdef SLAB_UNDER_ASAN
@@ -40,27 +43,39 @@ START_TEST(freed_blocks_are_used_again)
 	before = slab_bytes();
 	a = slab_alloc(20);
 	b = slab_alloc(24);
-	ck_assert_ptr_nonnull(a);
-	ck_assert_ptr_nonnull(b);
-	ck_assert_uint_eq(slab_bytes(), before + 4096 - 16);	/* one chunk */
-	ck_assert_ptr_eq(b, a + 24);	/* the class of 17 to 24 bytes */
+	ck_assert_uint_ne(a, 0);
+	ck_assert_uint_ne(b, 0);
+	ck_assert_uint_eq(slab_bytes(), before + 4096);	/* one chunk */
+	/* The class of 17 to 24 bytes: the next block, 3 grains on. */
+	ck_assert_uint_eq(b, a + 3);
+	ck_assert_ptr_eq(slab_ptr(b), (char *)slab_ptr(a) + 24);
 	slab_free(a, 20);
 	c = slab_alloc(17);
-	ck_assert_ptr_eq(c, a);
-	ck_assert_ptr_eq(slab_resize(c, 17, 24), c);
+	ck_assert_uint_eq(c, a);
+	ck_assert_uint_eq(slab_resize(c, 17, 24), c);
 	for (int i = 0; i < 100; i++)
-		ck_assert_ptr_nonnull(slab_alloc(24));
-	ck_assert_uint_eq(slab_bytes(), before + 4096 - 16);
+		ck_assert_uint_ne(slab_alloc(24), 0);
+	ck_assert_uint_eq(slab_bytes(), before + 4096);
 }
 END_TEST
 
-/* Blocks of every length, resized across classes and to and from
- * malloc's sizes, freed in any order: each keeps its bytes, none
- * overlaps another. */
+START_TEST(a_block_of_no_bytes_or_too_many_is_enomem)
+{
+	errno = 0;
+	ck_assert_uint_eq(slab_alloc(0), 0);
+	ck_assert_int_eq(errno, ENOMEM);
+	errno = 0;
+	ck_assert_uint_eq(slab_alloc(SLAB_MAX + 1), 0);
+	ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+/* Blocks of every length up to the longest, resized across classes,
+ * freed in any order: each keeps its bytes, none overlaps another. */
 START_TEST(blocks_keep_their_bytes_through_random_changes)
 {
 	enum { N = 2000 };
-	static unsigned char *p[N];
+	static slab_ref p[N];
 	static size_t len[N];
 	unsigned int seed = 99;
 
@@ -69,72 +84,89 @@ START_TEST(blocks_keep_their_bytes_through_random_changes)
 
 		seed = seed * 1103515245u + 12345u;
 		i = (seed >> 8) % N;
-		r = (seed >> 20) % 8;
+		r = (seed >> 20) % 64;
 		if (!p[i]) {
-			len[i] = 1 + (seed >> 4) % (r == 0 ? 600 : 80);
+			len[i] = 1 + (seed >> 4) % (r == 0 ? SLAB_MAX :
+						    r < 8 ? 600 : 80);
 			p[i] = slab_alloc(len[i]);
-			ck_assert_ptr_nonnull(p[i]);
-			fill(p[i], len[i], i);
-		} else if (r < 3) {
-			size_t to = 1 + (seed >> 3) % (r == 0 ? 600 : 80);
-			unsigned char *q;
+			ck_assert_uint_ne(p[i], 0);
+			fill(slab_ptr(p[i]), len[i], i);
+		} else if (r < 24) {
+			size_t to = 1 + (seed >> 3) % (r == 0 ? SLAB_MAX :
+						       r < 8 ? 600 : 80);
+			slab_ref q;
 
-			ck_assert_msg(holds(p[i], len[i], i), "block %u", i);
+			ck_assert_msg(holds(slab_ptr(p[i]), len[i], i),
+				      "block %u", i);
 			q = slab_resize(p[i], len[i], to);
-			ck_assert_ptr_nonnull(q);
-			ck_assert(holds(q, len[i] < to ? len[i] : to, i));
+			ck_assert_uint_ne(q, 0);
+			ck_assert(holds(slab_ptr(q), len[i] < to ? len[i] : to,
+					i));
 			p[i] = q;
 			len[i] = to;
-			fill(p[i], len[i], i);
+			fill(slab_ptr(p[i]), len[i], i);
 		} else {
-			ck_assert_msg(holds(p[i], len[i], i), "block %u", i);
+			ck_assert_msg(holds(slab_ptr(p[i]), len[i], i),
+				      "block %u", i);
 			slab_free(p[i], len[i]);
-			p[i] = NULL;
+			p[i] = 0;
 		}
 	}
 	for (unsigned int i = 0; i < N; i++) {
 		if (p[i]) {
-			ck_assert_msg(holds(p[i], len[i], i), "block %u", i);
+			ck_assert_msg(holds(slab_ptr(p[i]), len[i], i),
+				      "block %u", i);
 			slab_free(p[i], len[i]);
 		}
 	}
 }
 END_TEST
 
-/* A slab past 8 MiB takes its chunks one after another out of regions
- * that the kernel may back with huge pages (slab.c), not one malloc
- * each: a chunk of 4080 bytes follows the one before it, without
- * malloc's 16 bytes between, and every block keeps its bytes. */
-START_TEST(chunks_past_8_mib_are_carved_out_of_regions)
+/* Does the mapping holding p carry the huge-page advice ("hg" among its
+ * VmFlags, proc(5))? */
+static bool advised_huge(const void *p)
 {
-	enum { LEN = 256, PER_CHUNK = 15, N = 3200 * PER_CHUNK };
-	static unsigned char *p[N];
-	unsigned int carved = 0, malloced = 0;
-	size_t before;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, hg = false;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0)
+			hg = strstr(line, " hg") != NULL;
+	}
+	fclose(f);
+	return hg;
+}
+
+/* Chunks are carved one after another out of one reservation, so blocks
+ * of one class follow each other across chunks; past 8 MiB of chunks the
+ * reservation carries the huge-page advice, before it not. */
+START_TEST(chunks_follow_each_other_and_past_8_mib_may_be_huge)
+{
+	enum { LEN = 256, N = 40000 };	/* 10 MB */
+	static slab_ref p[N];
 
 #ifdef SLAB_UNDER_ASAN
 	return;		/* every block is malloc's there */
 #endif
 	slab_forget_free();
-	before = slab_bytes();
 	for (unsigned int i = 0; i < N; i++) {
 		p[i] = slab_alloc(LEN);
-		ck_assert_ptr_nonnull(p[i]);
-		fill(p[i], LEN, i);
+		ck_assert_uint_ne(p[i], 0);
+		fill(slab_ptr(p[i]), LEN, i);
+		if (i)
+			ck_assert_uint_eq(p[i], p[i - 1] + LEN / 8);
 	}
-	ck_assert_uint_eq(slab_bytes() - before, N / PER_CHUNK * (4096 - 16));
-	/* The first block of each chunk, against the one of the chunk
-	 * before: 4080 bytes on in a region, 4096 from malloc. */
-	for (unsigned int c = 1; c < N / PER_CHUNK; c++) {
-		ptrdiff_t d = p[c * PER_CHUNK] - p[(c - 1) * PER_CHUNK];
-
-		carved += d == 4096 - 16;
-		malloced += d == 4096;
-	}
-	ck_assert_uint_gt(carved, 1000);	/* the last 5 MiB at least */
-	ck_assert_uint_gt(malloced, 1000);	/* the first 8 MiB */
+	ck_assert_uint_ge(slab_bytes(), (size_t)N * LEN);
+	ck_assert(!advised_huge(slab_ptr(1)));
+	ck_assert(advised_huge(slab_ptr(p[N - 1])));
 	for (unsigned int i = 0; i < N; i++) {
-		ck_assert_msg(holds(p[i], LEN, i), "block %u", i);
+		ck_assert_msg(holds(slab_ptr(p[i]), LEN, i), "block %u", i);
 		slab_free(p[i], LEN);
 	}
 }
@@ -146,8 +178,9 @@ static Suite *slab_suite(void)
 	TCase *t = tcase_create("slab");
 
 	tcase_add_test(t, freed_blocks_are_used_again);
+	tcase_add_test(t, a_block_of_no_bytes_or_too_many_is_enomem);
 	tcase_add_test(t, blocks_keep_their_bytes_through_random_changes);
-	tcase_add_test(t, chunks_past_8_mib_are_carved_out_of_regions);
+	tcase_add_test(t, chunks_follow_each_other_and_past_8_mib_may_be_huge);
 	suite_add_tcase(s, t);
 	return s;
 }
