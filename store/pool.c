@@ -21,7 +21,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* The reservation: 2^27 records (5 GiB of address space for 40-byte
+/* The reservation: 2^27 records (4 GiB of address space for 32-byte
  * ones, none of it memory until made usable), halved while the address
  * space limit (RLIMIT_AS) refuses it. */
 #define POOL_RESERVE (1u << 27)

@@ -277,69 +277,61 @@ bool node_list_changed_since(const struct store *s, const struct node *n,
 	       stamps_get(&s->stamps, node_id(n)).cgen > since;
 }
 
-/* n becomes parent's last child (store.h: the first child's prev_id
- * names the last). */
+/* n becomes parent's last child (store.h: the parent names its last
+ * child, whose next_id names the first). */
 static void link_child(struct store *s, struct node *parent, struct node *n)
 {
-	struct node *first = node_first_child(parent);
+	struct node *last = node_last_child(parent);
 
 	n->parent_id = node_id(parent);
-	n->next_id = 0;
-	if (first) {
-		pool_node(first->prev_id)->next_id = node_id(n);
-		n->prev_id = first->prev_id;
-		first->prev_id = node_id(n);
+	if (last) {
+		n->next_id = last->next_id;
+		last->next_id = node_id(n);
 	} else {
-		parent->first_child_id = node_id(n);
-		n->prev_id = node_id(n);
+		n->next_id = node_id(n);	/* a circle of one */
 	}
+	parent->child_id = node_id(n);
 	forget_listing(s, parent);
 	stamp(s, parent, STAMP_LIST);
 }
 
 static void unlink_child(struct store *s, struct node *n)
 {
-	struct node *parent = node_parent(n);
-	struct node *first = node_first_child(parent), *next = node_next(n);
+	struct node *parent = node_parent(n), *last = node_last_child(parent);
+	struct node *prev = last;
 
-	if (n == first)
-		parent->first_child_id = n->next_id;
-	else
-		pool_node(n->prev_id)->next_id = n->next_id;
-	/* The next one, or (n the last) the first, takes n's prev: the
-	 * first child's is the last one. */
-	if (next)
-		next->prev_id = n->prev_id;
-	else if (n != first)
-		first->prev_id = n->prev_id;
+	/* The sibling before n: the last one when n is the first, else
+	 * found walking from the first. */
+	while (prev->next_id != node_id(n))
+		prev = pool_node(prev->next_id);
+	if (prev == n) {
+		parent->child_id = 0;		/* its only child */
+	} else {
+		prev->next_id = n->next_id;
+		if (n == last)
+			parent->child_id = node_id(prev);
+	}
 	forget_listing(s, parent);
 	stamp(s, parent, STAMP_LIST);
-	n->parent_id = n->prev_id = n->next_id = 0;
+	n->parent_id = n->next_id = 0;
 }
 
-/* The special nodes hang off the store, linked by their sibling links. */
+/* The special nodes hang off the store, linked by their next_id (a
+ * handful: a removal walks them). */
 static void link_special(struct store *s, struct node *n)
 {
-	struct node *first = pool_node(s->specials_id);
-
 	n->next_id = s->specials_id;
-	n->prev_id = 0;
-	if (first)
-		first->prev_id = node_id(n);
 	s->specials_id = node_id(n);
 }
 
 static void unlink_special(struct store *s, struct node *n)
 {
-	struct node *prev = pool_node(n->prev_id), *next = node_next(n);
+	uint32_t *at = &s->specials_id;
 
-	if (prev)
-		prev->next_id = n->next_id;
-	else
-		s->specials_id = n->next_id;
-	if (next)
-		next->prev_id = n->prev_id;
-	n->prev_id = n->next_id = 0;
+	while (*at != node_id(n))
+		at = &pool_node(*at)->next_id;
+	*at = n->next_id;
+	n->next_id = 0;
 }
 
 /* What a node costs its owner in memory (for the memory quota). */
@@ -662,7 +654,7 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 /* Deepest first descendant of n (n itself when it has no children). */
 static struct node *deepest_first(struct node *n)
 {
-	while (n->first_child_id)
+	while (n->child_id)
 		n = node_first_child(n);
 	return n;
 }
@@ -683,8 +675,8 @@ int store_remove(struct store *s, struct node *n,
 		bool last = cur == top;
 		size_t len;
 
-		next = last ? NULL : (cur->next_id ? deepest_first(node_next(cur))
-						   : node_parent(cur));
+		next = last ? NULL : node_next(cur) ? deepest_first(node_next(cur))
+						    : node_parent(cur);
 		len = node_path(cur, path, sizeof(path));
 		if (each)
 			each(cur, path, arg);
@@ -792,13 +784,9 @@ static int order_children(struct store *s, struct node *n)
 			return -1;
 		}
 	}
-	n->first_child_id = k ? ids[0] : 0;
-	for (uint32_t i = 0; i < k; i++) {
-		struct node *c = pool_node(ids[i]);
-
-		c->prev_id = ids[i ? i - 1 : k - 1];
-		c->next_id = i + 1 < k ? ids[i + 1] : 0;
-	}
+	n->child_id = k ? ids[k - 1] : 0;
+	for (uint32_t i = 0; i < k; i++)
+		pool_node(ids[i])->next_id = ids[(i + 1) % k];
 	forget_listing(s, n);
 	free(ids);
 	return 0;
@@ -975,12 +963,12 @@ void store_walk(struct node *n,
 	/* The path follows the walk: a name added going down, taken off
 	 * going up or across. */
 	while (cur) {
-		if (fn(cur, path, arg) && cur->first_child_id) {
+		if (fn(cur, path, arg) && cur->child_id) {
 			cur = node_first_child(cur);
 			len = enter(path, len, cur);
 			continue;
 		}
-		while (cur != top && !cur->next_id) {
+		while (cur != top && !node_next(cur)) {
 			len = leave(path, len, cur);
 			cur = node_parent(cur);
 		}
@@ -1025,8 +1013,9 @@ static bool check_node(struct node *n, const char *path, void *arg)
 	const struct store_listing *l =
 		&st->s->listings[node_id(n) % STORE_LISTINGS];
 	const char *listing = l->id == node_id(n) ? l->names : NULL;
-	uint32_t bytes = 0;
-	bool stale = false;
+	const struct node *last = node_last_child(n);
+	uint32_t bytes = 0, steps = 0;
+	bool stale = false, broken = false;
 	char child[NODE_PATH_BUF];
 
 	st->reached++;
@@ -1037,16 +1026,21 @@ static bool check_node(struct node *n, const char *path, void *arg)
 	if (!name_valid(node_name_id(n)) ||
 	    strlen(node_name(n)) != node_name_len(n))
 		problem(st, "name not held, or of the wrong length", path);
-	for (struct node *c = node_first_child(n); c; c = node_next(c)) {
+	/* The circle from the first child comes back to the last one, in
+	 * no more steps than there are nodes. */
+	for (struct node *c = node_first_child(n); c;
+	     c = c == last ? NULL : pool_node(c->next_id)) {
 		size_t len = node_name_len(c) + 1;
 
+		if (++steps > node_pool.live || !c->next_id) {
+			problem(st, "broken child list", path);
+			broken = true;
+			break;
+		}
 		if (c->parent_id != node_id(n)) {
 			node_path(c, child, sizeof(child));
 			problem(st, "child with a wrong parent", child);
 		}
-		if (c->next_id ? node_next(c)->prev_id != node_id(c)
-			       : c != node_last_child(n))
-			problem(st, "broken child list", path);
 		if (listing && bytes + len <= l->len &&
 		    memcmp(listing + bytes, node_name(c), len) != 0)
 			stale = true;
@@ -1061,7 +1055,8 @@ static bool check_node(struct node *n, const char *path, void *arg)
 		problem(st, "node without permissions", path);
 	if (n->born > st->s->gen)
 		problem(st, "generation from the future", path);
-	return true;
+	/* The walk goes down only a list that ends. */
+	return !broken;
 }
 
 static bool was_charged(const struct store *s, uint32_t d)

@@ -2,13 +2,14 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is a 40-byte record of the node pool (pool.h) naming its name
+ * A node is a 32-byte record of the node pool (pool.h) naming its name
  * (not its path) by the 32-bit id of an interned name (names.h), linked
- * to its relatives by 32-bit ids and to its permission list by a 32-bit
- * slot; its value is a block of its own (slab.h).  Lookup of a path is one
- * probe of a keyed hash of full paths (index.h), usually one slot,
- * confirmed by comparing the names up the parent chain; children are kept
- * in creation order on a list per node, so listing never scans the tree.
+ * to its relatives by 32-bit ids, to its permission list by a 32-bit slot
+ * and to its value, a block of its own, by a 32-bit reference (slab.h).
+ * Lookup of a path is one probe of a keyed hash of full paths (index.h),
+ * usually one slot, confirmed by comparing the names up the parent chain;
+ * children are kept in creation order on a list per node, so listing
+ * never scans the tree.
  * Every change takes a new generation from a global counter; a record
  * keeps only the one it was born with.  When a node last changed (its
  * value or permissions, or its list of children, apart, so that two
@@ -74,17 +75,18 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a 40-byte record of the node pool (store/pool.h), linked to
+ * One node: a 32-byte record of the node pool (store/pool.h), linked to
  * its parent, children and siblings by 32-bit pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
  * from a path.  Names are interned: the keys of every guest's home share
  * theirs.
  *
- * The children are a list in creation order, singly linked forward and
- * doubly backward: next_id ends at the last child (0), and prev_id of the
- * first child names the last one, so appending and unlinking stay O(1)
- * without a last-child link.  The size of a DIRECTORY reply is counted
+ * The children are a circle in creation order: a node names its last
+ * child, whose next_id names the first.  So appending a child and
+ * unlinking the first are O(1); unlinking another walks its elder
+ * siblings (a removal does that for the node it removes, not for its
+ * subtree, which goes first child first).  The size of a DIRECTORY reply is counted
  * when asked for (node_children_len), not kept.  The generation a node was
  * born with is 48 bits (NODE_GEN_MAX: at a million changes a second, nine
  * years of them; it carries over restarts), packed with the value's
@@ -95,10 +97,10 @@ bool perms_equal(const struct perms *a, const struct perms *b);
 
 struct node {
 	uint32_t parent_id;		/* 0 for "/" and the special nodes */
-	uint32_t first_child_id;
-	uint32_t prev_id;		/* the previous sibling (the first
-					 * child's: the last child) */
-	uint32_t next_id;		/* the next sibling (0: the last) */
+	uint32_t child_id;		/* its last child (0: none) */
+	uint32_t next_id;		/* the next sibling (the last child's:
+					 * the first); a special node's, the
+					 * next special one (0: the last) */
 	uint32_t perms_slot;		/* its list's (perms_table): one
 					 * reference, owned */
 	uint32_t name_id;		/* its name's (names.h): one reference,
@@ -110,7 +112,7 @@ struct node {
 	uint64_t value_len : 16;
 };
 
-_Static_assert(sizeof(struct node) == 40, "a node is one 40-byte record");
+_Static_assert(sizeof(struct node) == 32, "a node is one 32-byte record");
 
 /* The permission list of a node. */
 static inline struct perms *node_perms(const struct node *n)
@@ -135,21 +137,23 @@ static inline struct node *node_parent(const struct node *n)
 	return pool_node(n->parent_id);
 }
 
-static inline struct node *node_first_child(const struct node *n)
-{
-	return pool_node(n->first_child_id);
-}
-
-static inline struct node *node_next(const struct node *n)
-{
-	return pool_node(n->next_id);
-}
-
 static inline struct node *node_last_child(const struct node *n)
 {
-	const struct node *first = node_first_child(n);
+	return pool_node(n->child_id);
+}
 
-	return first ? pool_node(first->prev_id) : NULL;
+static inline struct node *node_first_child(const struct node *n)
+{
+	return n->child_id ? pool_node(node_last_child(n)->next_id) : NULL;
+}
+
+/* The next sibling: NULL after the last (or the last special node). */
+static inline struct node *node_next(const struct node *n)
+{
+	const struct node *parent = node_parent(n);
+
+	return parent && parent->child_id == node_id(n) ? NULL
+							 : pool_node(n->next_id);
 }
 
 /* How many children n has: a walk over them. */

@@ -147,7 +147,7 @@ static int snapshot_kids(struct store *s, struct txn *t, struct entry *e)
 	if (!live)
 		return 0;
 	e->flags |= E_LISTED_LIVE;
-	if (!live->first_child_id)
+	if (!live->child_id)
 		return 0;
 	e->kids = calloc(node_count_children(live), sizeof(*e->kids));
 	if (!e->kids)

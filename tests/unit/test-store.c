@@ -591,12 +591,13 @@ START_TEST(children_are_kept_in_creation_order)
 	ck_assert_uint_eq(node_count_children(par), 3);
 	ck_assert_uint_eq(node_children_len(par, SIZE_MAX), 4 + 2 + 3);
 	ck_assert_str_eq(node_name(node_last_child(par)), "bb");
-	/* The first child's prev is the last child. */
-	ck_assert_uint_eq(node_first_child(par)->prev_id,
-			  node_id(node_last_child(par)));
-	ck_assert_uint_eq(pool_node(node_last_child(par)->prev_id)->prev_id,
-			  par->first_child_id);
-	ck_assert_uint_eq(node_last_child(par)->next_id, 0);
+	/* The parent names the last child, whose next is the first: a
+	 * circle, which node_next ends at the last. */
+	ck_assert_uint_eq(par->child_id, node_id(node_last_child(par)));
+	ck_assert_uint_eq(node_last_child(par)->next_id,
+			  node_id(node_first_child(par)));
+	ck_assert_str_eq(node_name(node_first_child(par)), "ccc");
+	ck_assert_ptr_null(node_next(node_last_child(par)));
 	free_store(&s, p);
 }
 END_TEST
@@ -673,16 +674,22 @@ START_TEST(children_counts_follow_removal)
 	ck_assert_uint_eq(node_children_len(par, SIZE_MAX), 4 + 3);
 	ck_assert_uint_eq(node_first_child(par)->next_id,
 			  node_id(node_last_child(par)));
-	ck_assert_uint_eq(node_last_child(par)->prev_id, par->first_child_id);
-	ck_assert_uint_eq(node_first_child(par)->prev_id,
-			  node_id(node_last_child(par)));
-	/* Removing the first and last children too. */
-	ck_assert_int_eq(store_remove(&s, node_first_child(par), NULL, NULL),
-			 0);
-	ck_assert_uint_eq(node_first_child(par)->prev_id, par->first_child_id);
+	ck_assert_uint_eq(node_last_child(par)->next_id,
+			  node_id(node_first_child(par)));
+	/* Removing the last child, then the only one. */
+	must_create(&s, "/p/z", p);
 	ck_assert_int_eq(store_remove(&s, node_last_child(par), NULL, NULL),
 			 0);
-	ck_assert_uint_eq(par->first_child_id, 0);
+	ck_assert_str_eq(node_name(node_last_child(par)), "bb");
+	ck_assert_uint_eq(node_last_child(par)->next_id,
+			  node_id(node_first_child(par)));
+	ck_assert_int_eq(store_remove(&s, node_first_child(par), NULL, NULL),
+			 0);
+	ck_assert_ptr_eq(node_first_child(par), node_last_child(par));
+	ck_assert_uint_eq(node_last_child(par)->next_id, par->child_id);
+	ck_assert_int_eq(store_remove(&s, node_last_child(par), NULL, NULL),
+			 0);
+	ck_assert_uint_eq(par->child_id, 0);
 	ck_assert_ptr_null(node_last_child(par));
 	ck_assert_uint_eq(node_count_children(par), 0);
 	ck_assert_uint_eq(node_children_len(par, SIZE_MAX), 0);
@@ -789,6 +796,20 @@ START_TEST(remove_of_special_node_works)
 				      NULL, NULL), 0);
 	ck_assert_ptr_null(store_lookup(&s, "@releaseDomain"));
 	ck_assert_uint_eq(store_count(&s), 1);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* The middle one of three, then the first, then the last. */
+	must_create(&s, "@1", p);
+	must_create(&s, "@2", p);
+	must_create(&s, "@3", p);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "@2"), NULL, NULL),
+			 0);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "@3"), NULL, NULL),
+			 0);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	ck_assert_int_eq(store_remove(&s, store_lookup(&s, "@1"), NULL, NULL),
+			 0);
+	ck_assert_uint_eq(s.specials_id, 0);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -935,7 +956,7 @@ END_TEST
 /* Collects what store_check reports. */
 struct reports {
 	unsigned int n;
-	char last_path[64];
+	char first_path[64], last_path[64];
 };
 
 static void report_cb(const char *what, const char *path, void *arg)
@@ -943,7 +964,8 @@ static void report_cb(const char *what, const char *path, void *arg)
 	struct reports *r = arg;
 
 	ck_assert_ptr_nonnull(what);
-	r->n++;
+	if (!r->n++)
+		snprintf(r->first_path, sizeof(r->first_path), "%s", path);
 	snprintf(r->last_path, sizeof(r->last_path), "%s", path);
 }
 
@@ -978,16 +1000,19 @@ START_TEST(check_reports_broken_back_link)
 	small_tree(&s, p);
 	a = store_lookup(&s, "/a");
 	first = node_first_child(a);
-	ck_assert_ptr_nonnull(first->next_id ? first : NULL);
-	/* The first child no longer names the last one. */
-	last_id = first->prev_id;
-	first->prev_id = node_id(first);
-	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
-	ck_assert_uint_ge(r.n, 1);
-	ck_assert_str_eq(r.last_path, "/a");
+	ck_assert_ptr_nonnull(node_next(first));
+	/* The first child names itself: the circle from it never comes
+	 * back to the last.  The check ends all the same, and leaves the
+	 * children it could not list unreached. */
+	last_id = first->next_id;
+	first->next_id = node_id(first);
+	ck_assert_uint_ge(store_check(&s, report_cb, &r), 2);
+	ck_assert_uint_ge(r.n, 2);
+	ck_assert_str_eq(r.first_path, "/a");
+	ck_assert_str_eq(r.last_path, "/");
 	/* Without a report function the count is the same. */
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), r.n);
-	first->prev_id = last_id;
+	first->next_id = last_id;
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -1148,9 +1173,13 @@ START_TEST(check_reports_unreachable_node)
 	/* Cut /a/d out of /a's list, leaving it in the index. */
 	a = store_lookup(&s, "/a");
 	d = store_lookup(&s, "/a/d");
-	ck_assert_uint_eq(d->next_id, 0);	/* the last */
-	node_first_child(a)->prev_id = d->prev_id;
-	pool_node(d->prev_id)->next_id = 0;
+	ck_assert_ptr_eq(node_last_child(a), d);
+	for (struct node *c = node_first_child(a); c; c = node_next(c))
+		if (c->next_id == node_id(d)) {
+			c->next_id = d->next_id;
+			a->child_id = node_id(c);
+			break;
+		}
 	ck_assert_uint_ge(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_ge(r.n, 1);
 	free_store(&s, p);
@@ -1169,7 +1198,7 @@ START_TEST(check_reports_node_missing_from_tree)
 	/* /a forgets its only child consistently: counts agree, but /a/b is
 	 * still indexed and names /a as its parent. */
 	a = store_lookup(&s, "/a");
-	a->first_child_id = 0;
+	a->child_id = 0;
 	ck_assert_uint_eq(store_check(&s, report_cb, &r), 1);
 	ck_assert_uint_eq(r.n, 1);
 	free_store(&s, p);
