@@ -86,10 +86,10 @@ size_t slab_bytes(void)
 
 #else
 
-/* The reservation: 2^35 bytes, every one a 32-bit reference can name,
+/* The reservation: 2^34 bytes, every one a 32-bit reference can name,
  * halved while RLIMIT_AS refuses it.  Made usable SLAB_STEP bytes at a
  * time; advised for huge pages past SLAB_HUGE_AFTER. */
-#define SLAB_RESERVE ((size_t)1 << 35)
+#define SLAB_RESERVE ((size_t)1 << 34)
 #define SLAB_RESERVE_MIN ((size_t)64 << 20)
 #define SLAB_HUGE ((size_t)2 << 20)
 #define SLAB_STEP SLAB_HUGE

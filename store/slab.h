@@ -6,13 +6,14 @@
  * a pointer.  From malloc a block costs its length plus an 8-byte header,
  * rounded up to 16 bytes and at least 32: a host's typical value of 10 to
  * 40 bytes would pay 32 to 48.  Here a block comes from one of the
- * classes 8 bytes apart, with no header: whoever frees or resizes a block
+ * classes 4 bytes apart (8 apart, they cost a host's values 2 bytes more
+ * each), with no header: whoever frees or resizes a block
  * says how long it is (a node knows).  A class carves its blocks out of
  * chunks (4 KiB for blocks of up to 256 bytes), and the chunks are carved
  * one after another out of one reservation of address space made at the
  * first allocation: SLAB_RESERVE bytes, fewer while the address space
  * limit (RLIMIT_AS) refuses them, none of it memory until made usable.
- * A reference is a block's offset in the reservation in 8-byte grains, so
+ * A reference is a block's offset in the reservation in 4-byte grains, so
  * 32 bits reach every byte of it.  Past 8 MiB of chunks the kernel may
  * back the reservation with huge pages (a load of a million nodes faulted
  * 14,000 small pages one at a time otherwise, and took 440 ms of CPU
@@ -42,7 +43,7 @@
 /* A block; 0: none. */
 typedef uint32_t slab_ref;
 
-#define SLAB_GRAIN 8
+#define SLAB_GRAIN 4
 /* The longest block (a node's value is at most NODE_VALUE_MAX). */
 #define SLAB_MAX 65536
 

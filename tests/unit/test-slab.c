@@ -41,21 +41,24 @@ START_TEST(freed_blocks_are_used_again)
 #endif
 	slab_forget_free();
 	before = slab_bytes();
-	a = slab_alloc(20);
+	a = slab_alloc(21);
 	b = slab_alloc(24);
 	ck_assert_uint_ne(a, 0);
 	ck_assert_uint_ne(b, 0);
 	ck_assert_uint_eq(slab_bytes(), before + 4096);	/* one chunk */
-	/* The class of 17 to 24 bytes: the next block, 3 grains on. */
-	ck_assert_uint_eq(b, a + 3);
+	/* The class of 21 to 24 bytes: the next block, 24 bytes on. */
+	ck_assert_uint_eq(b, a + 24 / SLAB_GRAIN);
 	ck_assert_ptr_eq(slab_ptr(b), (char *)slab_ptr(a) + 24);
-	slab_free(a, 20);
-	c = slab_alloc(17);
+	slab_free(a, 21);
+	c = slab_alloc(22);
 	ck_assert_uint_eq(c, a);
-	ck_assert_uint_eq(slab_resize(c, 17, 24), c);
+	ck_assert_uint_eq(slab_resize(c, 22, 24), c);
 	for (int i = 0; i < 100; i++)
 		ck_assert_uint_ne(slab_alloc(24), 0);
 	ck_assert_uint_eq(slab_bytes(), before + 4096);
+	/* 25 bytes are the next class's, in a chunk of its own. */
+	ck_assert_uint_ne(slab_resize(c, 24, 25), c);
+	ck_assert_uint_eq(slab_bytes(), before + 2 * 4096);
 }
 END_TEST
 
@@ -160,7 +163,7 @@ START_TEST(chunks_follow_each_other_and_past_8_mib_may_be_huge)
 		ck_assert_uint_ne(p[i], 0);
 		fill(slab_ptr(p[i]), LEN, i);
 		if (i)
-			ck_assert_uint_eq(p[i], p[i - 1] + LEN / 8);
+			ck_assert_uint_eq(p[i], p[i - 1] + LEN / SLAB_GRAIN);
 	}
 	ck_assert_uint_ge(slab_bytes(), (size_t)N * LEN);
 	ck_assert(!advised_huge(slab_ptr(1)));
