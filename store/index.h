@@ -1,17 +1,26 @@
 /*
  * store/ internals: the path index, which finds a node by its full path.
  *
- * Open addressing with linear probing over 8-byte slots of (hash, node
- * id), at most three quarters full.  A slot keeps 32 bits of the path's
- * hash, which place it and rule out nearly every other path; a candidate
- * is confirmed by comparing the path with its node's name and those of its
- * ancestors (node_has_path), since nodes keep names, not paths.  The hash
- * is XXH3 (libxxhash) under a secret of random bytes (getrandom(2)) drawn
- * when the index is made: guests choose their own paths, and against an
- * unkeyed hash they could choose paths that collide, turning every lookup
- * into a walk of them all.  It replaced SipHash-2-4: pipelined WRITEs
- * (64 in flight) ran 10% faster for it, with the database on and off
- * (bench/ab, 15 rounds; one request in flight did not move).
+ * Open addressing with linear probing over 4-byte slots, at most three
+ * quarters full.  A slot holds a node's pool id (INDEX_ID_BITS bits: the
+ * pool hands out no more ids, pool.h) and, above it, INDEX_TAG_BITS bits
+ * of its path's hash, which rule out all but one in 64 of the other
+ * paths met on a probe; a candidate is confirmed by comparing the path
+ * with its node's name and those of its ancestors (node_has_path), since
+ * nodes keep names, not paths.  The rest of the hash is not kept: where
+ * an entry's home is, when the table grows or an entry moves back over a
+ * removed one, comes from hashing its node's path again.  A growth so
+ * hashes every path again, once each time the store doubles: 26 to 28 ms
+ * at 786,000 nodes (index.c's move_all), where slots of 8 bytes that kept
+ * 32 bits of the hash took 9 to 16 ms, and a megabyte more at a hundred
+ * thousand nodes (8 at a million).  A removal hashes again the entries
+ * after it in its run, one or two on average.  The hash is XXH3 (libxxhash)
+ * under a secret of random bytes (getrandom(2)) drawn when the index is
+ * made: guests choose their own paths, and against an unkeyed hash they
+ * could choose paths that collide, turning every lookup into a walk of
+ * them all.  It replaced SipHash-2-4: pipelined WRITEs (64 in flight) ran
+ * 10% faster for it, with the database on and off (bench/ab, 15 rounds;
+ * one request in flight did not move).
  *
  * Only index_reserve allocates.  Callers reserve room before they change
  * anything, so an insert cannot fail and running out of memory is an
@@ -27,13 +36,12 @@
 
 struct node;
 
-struct index_slot {
-	uint32_t hash;			/* its home is hash & mask */
-	uint32_t id;			/* the node's pool id; 0: empty */
-};
+#define INDEX_ID_BITS 26
+#define INDEX_TAG_BITS (32 - INDEX_ID_BITS)
 
 struct path_index {
-	struct index_slot *slots;	/* NULL until the first reserve */
+	uint32_t *slots;		/* id | tag << INDEX_ID_BITS (0: empty);
+					 * NULL until the first reserve */
 	size_t mask;			/* slots - 1 (a power of two) */
 	size_t count;
 	unsigned char secret[KEYED_HASH_SECRET];

@@ -32,8 +32,13 @@ int keyed_hash_secret(unsigned char secret[KEYED_HASH_SECRET])
 uint32_t keyed_hash_with(const unsigned char secret[KEYED_HASH_SECRET],
 			 const void *key, size_t len)
 {
-	return (uint32_t)XXH3_64bits_withSecret(key, len, secret,
-						KEYED_HASH_SECRET);
+	return (uint32_t)keyed_hash64_with(secret, key, len);
+}
+
+uint64_t keyed_hash64_with(const unsigned char secret[KEYED_HASH_SECRET],
+			   const void *key, size_t len)
+{
+	return XXH3_64bits_withSecret(key, len, secret, KEYED_HASH_SECRET);
 }
 
 static unsigned char secret[KEYED_HASH_SECRET];
@@ -54,5 +59,5 @@ uint32_t keyed_hash(const void *p, size_t len)
 uint64_t keyed_hash64(const void *p, size_t len)
 {
 	pthread_once(&secret_once, draw_secret);
-	return XXH3_64bits_withSecret(p, len, secret, KEYED_HASH_SECRET);
+	return keyed_hash64_with(secret, p, len);
 }

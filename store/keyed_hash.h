@@ -34,6 +34,9 @@ int keyed_hash_secret(unsigned char secret[KEYED_HASH_SECRET]);
  * filled). */
 uint32_t keyed_hash_with(const unsigned char secret[KEYED_HASH_SECRET],
 			 const void *key, size_t len);
+/* The same, all 64 bits of it. */
+uint64_t keyed_hash64_with(const unsigned char secret[KEYED_HASH_SECRET],
+			   const void *key, size_t len);
 
 /* keyed_hash_with under this process's secret, drawn at its first use. */
 uint32_t keyed_hash(const void *key, size_t len);

@@ -21,10 +21,11 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* The reservation: 2^27 records (4 GiB of address space for 32-byte
+/* The reservation: 2^26 records (2 GiB of address space for 32-byte
  * ones, none of it memory until made usable), halved while the address
- * space limit (RLIMIT_AS) refuses it. */
-#define POOL_RESERVE (1u << 27)
+ * space limit (RLIMIT_AS) refuses it.  The path index names a node in
+ * INDEX_ID_BITS bits (index.h): no id may be larger. */
+#define POOL_RESERVE (1u << INDEX_ID_BITS)
 #define POOL_RESERVE_MIN (POOL_STEP * 16)
 
 struct node_pool node_pool;

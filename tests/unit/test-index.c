@@ -160,7 +160,7 @@ START_TEST(prefetch_changes_nothing)
 {
 	static struct node *v[MANY];
 	struct path_index ix;
-	struct index_slot *copy;
+	uint32_t *copy;
 	size_t bytes;
 	char path[64];
 
@@ -183,10 +183,10 @@ START_TEST(prefetch_changes_nothing)
 	}
 	ck_assert_uint_eq(ix.count, MANY);
 	ck_assert_mem_eq(copy, ix.slots, bytes);
-	for (int i = 0; i < MANY; i++) {
+	for (int i = 0; i < MANY; i++)
 		ck_assert_ptr_eq(find(&ix, node_name(v[i])), v[i]);
+	for (int i = 0; i < MANY; i++)
 		drop(v[i]);
-	}
 	free(copy);
 	index_free(&ix);
 }
@@ -265,7 +265,7 @@ START_TEST(removal_across_the_end_of_the_table)
 	}
 	ck_assert_uint_eq(ix.count, 0);
 	for (size_t i = 0; i < cap; i++)
-		ck_assert_uint_eq(ix.slots[i].id, 0);
+		ck_assert_uint_eq(ix.slots[i], 0);
 	for (int i = 0; i < 8; i++)
 		drop(v[i]);
 	index_free(&ix);
@@ -312,11 +312,66 @@ START_TEST(each_index_has_its_own_random_key)
 }
 END_TEST
 
+/* A slot is the node's id and, above it, the top bits of its path's
+ * hash; the home is the hash's low bits.  A growth, which keeps no hash,
+ * puts every entry at the home its path hashes to again. */
+START_TEST(a_slot_holds_the_id_and_a_tag_of_the_hash)
+{
+	enum { N = 5000 };
+	static struct node *v[N];
+	struct path_index ix;
+	char path[64];
+	size_t grew = 0, mask = 0;
+
+	ck_assert_int_eq(index_init(&ix), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "/tag/%d", i);
+		v[i] = fake_node(path);
+		ck_assert_int_eq(index_reserve(&ix, 1), 0);
+		grew += ix.mask != mask;
+		mask = ix.mask;
+		insert(&ix, v[i]);
+	}
+	ck_assert_uint_ge(grew, 6);	/* 64 slots to 8,192 */
+	for (size_t i = 0; i <= ix.mask; i++) {
+		uint32_t slot = ix.slots[i], id = slot & ((1u << INDEX_ID_BITS) - 1);
+		const char *name;
+		uint64_t h;
+		size_t home;
+
+		if (!slot)
+			continue;
+		name = node_name(pool_node(id));
+		h = keyed_hash64_with(ix.secret, name, strlen(name));
+		ck_assert_uint_eq(slot >> INDEX_ID_BITS, h >> (64 - INDEX_TAG_BITS));
+		/* Every slot from its home to it is taken. */
+		for (home = h & ix.mask; home != i; home = (home + 1) & ix.mask)
+			ck_assert_uint_ne(ix.slots[home], 0);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_ptr_eq(find(&ix, node_name(v[i])), v[i]);
+	for (int i = 0; i < N; i++)
+		drop(v[i]);
+	index_free(&ix);
+}
+END_TEST
+
+/* The pool hands out no id that a slot cannot hold. */
+START_TEST(pool_ids_fit_a_slot)
+{
+	struct node *n = pool_alloc();
+
+	ck_assert_ptr_nonnull(n);
+	ck_assert_uint_le(node_pool.reserved, 1u << INDEX_ID_BITS);
+	pool_free(n);
+}
+END_TEST
+
 START_TEST(reserve_beyond_memory_fails_and_changes_nothing)
 {
 	struct path_index ix;
 	struct node *n = fake_node("/a");
-	struct index_slot *slots;
+	uint32_t *slots;
 	size_t mask;
 
 	ck_assert_int_eq(index_init(&ix), 0);
@@ -562,6 +617,8 @@ static Suite *index_suite(void)
 	tcase_add_test(t, next_visits_every_node_once);
 	tcase_add_test(t, each_index_has_its_own_random_key);
 	tcase_add_test(t, reserve_beyond_memory_fails_and_changes_nothing);
+	tcase_add_test(t, a_slot_holds_the_id_and_a_tag_of_the_hash);
+	tcase_add_test(t, pool_ids_fit_a_slot);
 	suite_add_tcase(s, t);
 	t = tcase_create("store");
 	tcase_add_test(t, store_answers_enomem_when_the_index_cannot_grow);

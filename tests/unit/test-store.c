@@ -969,6 +969,60 @@ static void report_cb(const char *what, const char *path, void *arg)
 	snprintf(r->last_path, sizeof(r->last_path), "%s", path);
 }
 
+/* The index grows by hashing every path again, built from the records
+ * in pool order (store/index.c): children, siblings, the root's
+ * children, special nodes and records used again after a removal all
+ * end up where a lookup of their path looks. */
+START_TEST(every_path_is_found_after_the_index_grows)
+{
+	enum { N = 3000 };
+	struct store s;
+	struct perms *p;
+	char path[64];
+
+	new_store(&s, &p);
+	for (int i = 0; i < N; i++) {
+		switch (i % 5) {
+		case 0:
+			snprintf(path, sizeof(path), "/r%d", i);
+			break;
+		case 1:
+			snprintf(path, sizeof(path), "/r%d/c", i - 1);
+			break;
+		case 2:
+			snprintf(path, sizeof(path), "/r%d/c/deep/er", i - 2);
+			break;
+		case 3:
+			snprintf(path, sizeof(path), "@s%d", i);
+			break;
+		default:
+			snprintf(path, sizeof(path), "/r%d/sib", i - 4);
+			break;
+		}
+		must_create(&s, path, p);
+		if (i % 50 == 49) {	/* records to use again, out of order */
+			snprintf(path, sizeof(path), "/r%d", i - 49);
+			ck_assert_int_eq(store_remove(&s, store_lookup(&s, path),
+						      NULL, NULL), 0);
+		}
+	}
+	for (int i = 0; i < N; i += 5) {
+		bool gone = i % 50 == 0;
+
+		snprintf(path, sizeof(path), "/r%d/c/deep/er", i);
+		ck_assert_msg((store_lookup(&s, path) == NULL) == gone, "%s",
+			      path);
+		snprintf(path, sizeof(path), "/r%d/sib", i);
+		ck_assert_msg((store_lookup(&s, path) == NULL) == gone, "%s",
+			      path);
+		snprintf(path, sizeof(path), "@s%d", i + 3);
+		ck_assert_ptr_nonnull(store_lookup(&s, path));
+	}
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+}
+END_TEST
+
 START_TEST(check_of_healthy_tree_finds_nothing)
 {
 	struct store s;
@@ -1444,6 +1498,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, listing_is_cached_until_the_children_change);
 	tcase_add_test(t, root_children_len_counts_names_only);
 	tcase_add_test(t, children_len_counts_no_further_than_past_its_max);
+	tcase_add_test(t, every_path_is_found_after_the_index_grows);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("remove");
