@@ -12,38 +12,13 @@
 
 #ifdef SLAB_OFF
 
-/* A reference is a slot of this table; a free slot holds the next free
- * one's number. */
-void **slab_table;
-static uint32_t table_used, table_cap, table_free;
-
-static slab_ref table_put(void *p)
-{
-	slab_ref r;
-
-	if (table_free) {
-		r = table_free;
-		table_free = (uint32_t)(uintptr_t)slab_table[r];
-	} else {
-		if (table_used + 1 >= table_cap) {
-			uint32_t cap = table_cap ? table_cap * 2 : 1024;
-			void **t = realloc(slab_table, cap * sizeof(*t));
-
-			if (!t || cap <= table_cap)
-				return 0;
-			slab_table = t;
-			table_cap = cap;
-		}
-		r = ++table_used;	/* slot 0 names no block */
-	}
-	slab_table[r] = p;
-	return r;
-}
+/* A reference is a slot of this table (slots.h). */
+struct slot_table slab_table;
 
 slab_ref slab_alloc(size_t len)
 {
 	void *p = len && len <= SLAB_MAX ? malloc(len) : NULL;
-	slab_ref r = p ? table_put(p) : 0;
+	slab_ref r = p ? slot_take(&slab_table, p) : 0;
 
 	if (!r) {
 		free(p);
@@ -57,21 +32,20 @@ void slab_free(slab_ref r, size_t len)
 	(void)len;
 	if (!r)
 		return;
-	free(slab_table[r]);
-	slab_table[r] = (void *)(uintptr_t)table_free;
-	table_free = r;
+	free(slab_ptr(r));
+	slot_give(&slab_table, r);
 }
 
 slab_ref slab_resize(slab_ref r, size_t old, size_t len)
 {
-	void *q = len && len <= SLAB_MAX ? realloc(slab_table[r], len) : NULL;
+	void *q = len && len <= SLAB_MAX ? realloc(slab_ptr(r), len) : NULL;
 
 	(void)old;
 	if (!q) {
 		errno = ENOMEM;
 		return 0;
 	}
-	slab_table[r] = q;
+	slot_set(&slab_table, r, q);
 	return r;
 }
 

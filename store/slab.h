@@ -23,7 +23,8 @@
  * records do (a host's guests come back).
  *
  * Under AddressSanitizer every block is malloc's, so that the sanitizer
- * sees each one's bounds, and a reference is a slot of a table of them.
+ * sees each one's bounds, and a reference is a slot of a table of them
+ * (slots.h).
  * Stores live on the loop's thread only.
  */
 #ifndef XS_STORE_SLAB_H
@@ -31,6 +32,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store/slots.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLAB_OFF 1
@@ -66,7 +69,7 @@ void slab_forget_free(void);
 size_t slab_bytes(void);
 
 #ifdef SLAB_OFF
-extern void **slab_table;
+extern struct slot_table slab_table;
 #else
 extern unsigned char *slab_base;
 #endif
@@ -75,7 +78,7 @@ extern unsigned char *slab_base;
 static inline void *slab_ptr(slab_ref r)
 {
 #ifdef SLAB_OFF
-	return slab_table[r];
+	return slot_get(&slab_table, r);
 #else
 	return slab_base + (size_t)r * SLAB_GRAIN;
 #endif

@@ -26,6 +26,12 @@ static inline void *slot_get(const struct slot_table *t, uint32_t slot)
 	return (void *)t->items[slot];
 }
 
+/* Slot (held) now names p instead. */
+static inline void slot_set(struct slot_table *t, uint32_t slot, void *p)
+{
+	t->items[slot] = (uintptr_t)p;
+}
+
 /* A slot holding p: 0 without memory for the table to grow. */
 uint32_t slot_take(struct slot_table *t, void *p);
 /* Give slot back (its object gone). */
