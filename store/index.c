@@ -74,16 +74,6 @@ static void place(uint32_t *slots, size_t mask, size_t home, uint32_t slot)
 	slots[i] = slot;
 }
 
-/* Node c's path, its parent's (plen bytes) being at path. */
-static size_t child_path(char *path, size_t plen, const struct node *c)
-{
-	size_t at = plen == 1 ? 1 : plen + 1;	/* after "/" or "<parent>/" */
-
-	path[at - 1] = '/';
-	memcpy(path + at, node_name(c), node_name_len(c) + 1);
-	return at + node_name_len(c);
-}
-
 /*
  * The path of node id into path, where the path of node last (len bytes;
  * 0: none) is: built on it when id is last's child or sibling, as the
@@ -95,12 +85,9 @@ static size_t next_path(char *path, size_t len, uint32_t last, uint32_t id)
 	const struct node *n = pool_node(id), *prev = pool_node(last);
 
 	if (prev && n->parent_id && n->parent_id == last)
-		return child_path(path, len, n);
-	if (prev && n->parent_id && n->parent_id == prev->parent_id) {
-		size_t plen = len - node_name_len(prev) - 1;
-
-		return child_path(path, plen ? plen : 1, n);
-	}
+		return node_path_down(path, len, n);
+	if (prev && n->parent_id && n->parent_id == prev->parent_id)
+		return node_path_down(path, node_path_up(path, len, prev), n);
 	return node_path(n, path, NODE_PATH_BUF);
 }
 

@@ -909,8 +909,7 @@ invalid:
 	return NULL;
 }
 
-/* The path (len bytes in path) of n's parent, made n's. */
-static size_t enter(char *path, size_t len, const struct node *n)
+size_t node_path_down(char *path, size_t len, const struct node *n)
 {
 	const struct name_entry *e = name_entry(node_name_id(n));
 
@@ -929,8 +928,7 @@ static const struct perms *checked_perms(const struct node *n)
 	return slot_holds(&perms_table, n->perms_slot) ? node_perms(n) : NULL;
 }
 
-/* The path of n (len bytes in path) made its parent's. */
-static size_t leave(char *path, size_t len, const struct node *n)
+size_t node_path_up(char *path, size_t len, const struct node *n)
 {
 	len -= node_name_len(n);
 	if (len > 1)
@@ -965,18 +963,18 @@ void store_walk(struct node *n,
 	while (cur) {
 		if (fn(cur, path, arg) && cur->child_id) {
 			cur = node_first_child(cur);
-			len = enter(path, len, cur);
+			len = node_path_down(path, len, cur);
 			continue;
 		}
 		while (cur != top && !node_next(cur)) {
-			len = leave(path, len, cur);
+			len = node_path_up(path, len, cur);
 			cur = node_parent(cur);
 		}
 		if (cur == top)
 			break;
-		len = leave(path, len, cur);
+		len = node_path_up(path, len, cur);
 		cur = node_next(cur);
-		len = enter(path, len, cur);
+		len = node_path_down(path, len, cur);
 	}
 }
 

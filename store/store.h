@@ -216,6 +216,14 @@ static inline const char *node_value(const struct node *n)
  */
 size_t node_path(const struct node *n, char *buf, size_t size);
 
+/*
+ * A path kept in step with a walk, in a buffer of NODE_PATH_BUF bytes:
+ * the path of n's parent (len bytes at path) made n's, and n's made its
+ * parent's.  Each returns the new length.
+ */
+size_t node_path_down(char *path, size_t len, const struct node *n);
+size_t node_path_up(char *path, size_t len, const struct node *n);
+
 /* n's path is the len bytes at path (which need not end there). */
 bool node_has_path(const struct node *n, const char *path, size_t len);
 
