@@ -555,12 +555,8 @@ struct node *store_write(struct store *s, const char *path,
 	size_t plen = strlen(path);
 	struct node *n = lookup_len(s, path, plen);
 
-	if (!n) {
-		n = create(s, path, plen, perms, data, len);
-		if (n)
-			stamp(s, n, STAMP_NODE);
-		return n;
-	}
+	if (!n)		/* stamped as it is made (hash_add) */
+		return create(s, path, plen, perms, data, len);
 	account(s, n, node_perms(n), -1);
 	if (!set_value(n, data, len)) {
 		account(s, n, node_perms(n), 1);
@@ -609,8 +605,6 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 			 * fail (NULL, ENOMEM) after all. */
 			n = create(s, path, plen, node_perms(prep),
 				   node_value(prep), prep->value_len);
-			if (n)
-				stamp(s, n, STAMP_NODE);
 			node_free(prep);
 			return n;
 		}
