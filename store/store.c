@@ -264,17 +264,14 @@ void store_release(struct store_hold *h)
 }
 
 bool node_changed_since(const struct store *s, const struct node *n,
-			uint64_t since)
+			uint64_t since, unsigned int what)
 {
-	return s->stamps.lost ||
-	       stamps_get(&s->stamps, node_id(n)).gen > since;
-}
+	struct stamp e;
 
-bool node_list_changed_since(const struct store *s, const struct node *n,
-			     uint64_t since)
-{
-	return s->stamps.lost ||
-	       stamps_get(&s->stamps, node_id(n)).cgen > since;
+	if (s->stamps.lost)
+		return true;
+	e = stamps_get(&s->stamps, node_id(n));
+	return (what == STAMP_LIST ? e.cgen : e.gen) > since;
 }
 
 /* n becomes parent's last child (store.h: the parent names its last

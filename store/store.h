@@ -311,15 +311,13 @@ static inline uint64_t store_now(const struct store *s)
 }
 
 /*
- * Did n's value, permissions or existence (node_changed_since), or its
- * list of children (node_list_changed_since), change after generation
- * since?  Asked by a holder, of a since no earlier than its hold: true
- * also when the stamps were lost (stamps.h).
+ * Did n's value, permissions or existence (what: STAMP_NODE), or its list
+ * of children (STAMP_LIST), change after generation since?  Asked by a
+ * holder, of a since no earlier than its hold: true also when the stamps
+ * were lost (stamps.h).
  */
 bool node_changed_since(const struct store *s, const struct node *n,
-			uint64_t since);
-bool node_list_changed_since(const struct store *s, const struct node *n,
-			     uint64_t since);
+			uint64_t since, unsigned int what);
 
 /*
  * The names of n's children as DIRECTORY sends them (each NUL-terminated,

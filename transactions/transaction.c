@@ -190,6 +190,17 @@ void mark_modified(struct txn *t, struct entry *e)
 	t->changes_tail = &e->next_change;
 }
 
+/*
+ * live (or NULL), at a path the transaction saw at generation at, when a
+ * node was there or not (seen): gone, come, or changed (what) since?  A
+ * node removed and made again is stamped anew.
+ */
+static bool changed_since_seen(struct store *s, const struct node *live,
+			       bool seen, uint64_t at, unsigned int what)
+{
+	return live ? !seen || node_changed_since(s, live, at, what) : seen;
+}
+
 /* Did the live node at e's path change since the transaction saw it? */
 static bool conflicts(struct store *s, const struct entry *e)
 {
@@ -198,19 +209,12 @@ static bool conflicts(struct store *s, const struct entry *e)
 	if (!(e->flags & (E_CHECK_NODE | E_CHECK_LIST)))
 		return false;
 	live = store_lookup(s, e->path);
-	/* A node gone, come, or changed since (a node removed and made
-	 * again is stamped anew). */
-	if ((e->flags & E_CHECK_NODE) &&
-	    (live ? !(e->flags & E_READ_LIVE) ||
-			    node_changed_since(s, live, e->read_at)
-		  : (e->flags & E_READ_LIVE)))
-		return true;
-	if ((e->flags & E_CHECK_LIST) &&
-	    (live ? !(e->flags & E_LISTED_LIVE) ||
-			    node_list_changed_since(s, live, e->listed_at)
-		  : (e->flags & E_LISTED_LIVE)))
-		return true;
-	return false;
+	return ((e->flags & E_CHECK_NODE) &&
+		changed_since_seen(s, live, e->flags & E_READ_LIVE, e->read_at,
+				   STAMP_NODE)) ||
+	       ((e->flags & E_CHECK_LIST) &&
+		changed_since_seen(s, live, e->flags & E_LISTED_LIVE,
+				   e->listed_at, STAMP_LIST));
 }
 
 static int by_depth(const void *a, const void *b)

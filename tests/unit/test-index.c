@@ -589,15 +589,16 @@ START_TEST(stamps_without_memory_make_every_node_count_as_changed)
 	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "x", 1));
 	ck_assert_int_eq(calloc_fails_after, -1);
 	ck_assert(s.stamps.lost);
-	ck_assert(node_changed_since(&s, other, since));
-	ck_assert(node_list_changed_since(&s, other, since));
+	ck_assert(node_changed_since(&s, other, since, STAMP_NODE));
+	ck_assert(node_changed_since(&s, other, since, STAMP_LIST));
 	store_release(&h);
 	ck_assert(!s.stamps.lost);
 	store_hold(&s, &h);
 	since = store_now(&s);
 	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "w", 1));
-	ck_assert(!node_changed_since(&s, other, since));
-	ck_assert(node_changed_since(&s, store_lookup(&s, "/a"), since));
+	ck_assert(!node_changed_since(&s, other, since, STAMP_NODE));
+	ck_assert(node_changed_since(&s, store_lookup(&s, "/a"), since,
+				     STAMP_NODE));
 	store_release(&h);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	store_destroy(&s);

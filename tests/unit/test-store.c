@@ -309,7 +309,7 @@ START_TEST(create_returns_existing_node_untouched)
 	ck_assert_uint_eq(q->refs, 1);
 	ck_assert_uint_eq(n->value_len, 1);
 	ck_assert_mem_eq(node_value(n), "v", 1);
-	ck_assert(!node_changed_since(&s, n, sgen));
+	ck_assert(!node_changed_since(&s, n, sgen, STAMP_NODE));
 	ck_assert_uint_eq(s.gen, sgen);
 	ck_assert_uint_eq(store_count(&s), 2);
 	store_release(&h);
@@ -426,15 +426,15 @@ START_TEST(a_write_is_a_change_while_held)
 	n = must_create(&s, "/a", p);
 	store_hold(&s, &h);
 	before = store_now(&s);
-	ck_assert(!node_changed_since(&s, n, before));
+	ck_assert(!node_changed_since(&s, n, before, STAMP_NODE));
 	ck_assert_ptr_nonnull(store_write(&s, "/a", p, UNIT_BYTES("1")));
-	ck_assert(node_changed_since(&s, n, before));
-	ck_assert(!node_list_changed_since(&s, n, before));
+	ck_assert(node_changed_since(&s, n, before, STAMP_NODE));
+	ck_assert(!node_changed_since(&s, n, before, STAMP_LIST));
 	before = store_now(&s);
-	ck_assert(!node_changed_since(&s, n, before));
+	ck_assert(!node_changed_since(&s, n, before, STAMP_NODE));
 	/* Even the same value again is a change. */
 	ck_assert_ptr_nonnull(store_write(&s, "/a", p, UNIT_BYTES("1")));
-	ck_assert(node_changed_since(&s, n, before));
+	ck_assert(node_changed_since(&s, n, before, STAMP_NODE));
 	store_release(&h);
 	free_store(&s, p);
 }
@@ -456,7 +456,7 @@ START_TEST(changes_are_stamped_only_while_held)
 	ck_assert_ptr_nonnull(store_write(&s, "/a", p, UNIT_BYTES("2")));
 	ck_assert_uint_eq(s.stamps.count, 1);
 	store_release(&h1);
-	ck_assert(node_changed_since(&s, n, h2.since));
+	ck_assert(node_changed_since(&s, n, h2.since, STAMP_NODE));
 	/* With the last hold, the stamps go. */
 	store_release(&h2);
 	ck_assert_uint_eq(s.stamps.count, 0);
@@ -494,10 +494,10 @@ START_TEST(stamps_older_than_every_hold_go_when_the_table_grows)
 	/* "/" and the 41 early nodes were dropped as the table grew. */
 	ck_assert_uint_le(s.stamps.count, 201);
 	ck_assert_uint_eq(stamps_get(&s.stamps, node_id(early)).gen, 0);
-	ck_assert(!node_changed_since(&s, early, between));
-	ck_assert(node_changed_since(&s, late, between));
-	ck_assert(node_list_changed_since(&s, store_lookup(&s, "/"),
-					  between));
+	ck_assert(!node_changed_since(&s, early, between, STAMP_NODE));
+	ck_assert(node_changed_since(&s, late, between, STAMP_NODE));
+	ck_assert(node_changed_since(&s, store_lookup(&s, "/"),
+					  between, STAMP_LIST));
 	store_release(&h2);
 	free_store(&s, p);
 }
@@ -520,7 +520,7 @@ START_TEST(set_perms_replaces_list_and_is_a_change)
 	ck_assert_ptr_eq(node_perms(n), q);
 	ck_assert_uint_eq(q->refs, 2);
 	ck_assert_uint_eq(p->refs, 2);	/* ours and the root's */
-	ck_assert(node_changed_since(&s, n, before));
+	ck_assert(node_changed_since(&s, n, before, STAMP_NODE));
 	perms_unref(q);
 	free_store(&s, p);	/* which ends the hold */
 	ck_assert_ptr_null(h.s);
@@ -540,14 +540,15 @@ START_TEST(adding_a_child_changes_the_parents_list_only)
 	store_hold(&s, &h);
 	before = store_now(&s);
 	must_create(&s, "/a/b", p);
-	ck_assert(node_list_changed_since(&s, a, before));
-	ck_assert(!node_changed_since(&s, a, before));	/* its value did not */
+	ck_assert(node_changed_since(&s, a, before, STAMP_LIST));
+	/* Its value did not change. */
+	ck_assert(!node_changed_since(&s, a, before, STAMP_NODE));
 	/* A grandchild changes /a/b's list, not /a's. */
 	before = store_now(&s);
 	must_create(&s, "/a/b/c", p);
-	ck_assert(!node_list_changed_since(&s, a, before));
-	ck_assert(node_list_changed_since(&s, store_lookup(&s, "/a/b"),
-					  before));
+	ck_assert(!node_changed_since(&s, a, before, STAMP_LIST));
+	ck_assert(node_changed_since(&s, store_lookup(&s, "/a/b"),
+					  before, STAMP_LIST));
 	store_release(&h);
 	free_store(&s, p);
 }
@@ -567,7 +568,7 @@ START_TEST(removing_a_child_changes_the_parents_list)
 	store_hold(&s, &h);
 	before = store_now(&s);
 	ck_assert_int_eq(store_remove(&s, b, NULL, NULL), 0);
-	ck_assert(node_list_changed_since(&s, a, before));
+	ck_assert(node_changed_since(&s, a, before, STAMP_LIST));
 	store_release(&h);
 	free_store(&s, p);
 }

@@ -537,8 +537,10 @@ START_TEST(commit_cost_does_not_touch_unrelated_nodes)
 	ck_assert_int_eq(commit(t), 0);
 	/* One node written: one new generation, nothing else restamped. */
 	ck_assert_uint_eq(st.gen, gen + 1);
-	ck_assert(node_changed_since(&st, store_lookup(&st, "/many/n5"), gen));
-	ck_assert(!node_changed_since(&st, store_lookup(&st, "/many/n6"), gen));
+	ck_assert(node_changed_since(&st, store_lookup(&st, "/many/n5"), gen,
+				     STAMP_NODE));
+	ck_assert(!node_changed_since(&st, store_lookup(&st, "/many/n6"), gen,
+				      STAMP_NODE));
 	ck_assert_uint_eq(st.stamps.count, 1);
 	store_release(&h);
 }
