@@ -205,7 +205,7 @@ const char *store_listing(struct store *s, const struct node *n,
 	}
 	*len = node_children_len(n, SIZE_MAX);
 	/* A listing's length fits its 32 bits: a record's names' are less
-	 * than a page each, and there are fewer than 2^27 records. */
+	 * than a page each, and there are fewer than 2^26 records (pool.c). */
 	if (!*len || !(p = malloc(*len)))
 		return NULL;
 	free(l->names);
