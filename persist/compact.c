@@ -33,40 +33,71 @@ struct merge {
 	struct ckpt_writer *w;
 	unsigned char *taken;	/* [f->count]: written in an old record's
 				 * place */
+	unsigned char *copy;	/* a record given its birth (add_put) */
+	size_t copy_cap;
+	char *why;
+	size_t why_len;
 };
 
-/* The journal's record for key is the same node as the old one (the
- * same generation of birth), changed, or not a node at all. */
-static bool same_node(const void *key, size_t klen, const void *old,
-		      size_t old_len, const struct schema_change *c)
+/* The journal's put of key, e's change, as a record of the new
+ * checkpoint: a node's that says "as before" given its birth, born. */
+static int add_put(struct merge *m, const void *key, size_t klen,
+		   const struct fold_entry *e, uint64_t born)
 {
-	struct schema_node a, b;
+	const struct schema_change *c = &e->c;
 
-	if (!schema_key_is_node(key, klen))
-		return true;
-	return schema_decode_node(key, klen, old, old_len, &a) &&
-	       schema_decode_node(key, klen, c->value, c->value_len, &b) &&
-	       a.born == b.born;
+	if (!schema_key_is_node(key, klen) || c->value_len < 8 ||
+	    (born && schema_node_born(c->value) == born))
+		return ckpt_add(m->w, key, klen, c->value, c->value_len);
+	if (!born) {
+		snprintf(m->why, m->why_len, "the journal changes %.*s, "
+			 "which the checkpoint lacks", (int)(klen < 64 ? klen
+							      : 64),
+			 (const char *)key);
+		return -1;
+	}
+	if (m->copy_cap < c->value_len) {
+		unsigned char *p = realloc(m->copy, c->value_len);
+
+		if (!p) {
+			snprintf(m->why, m->why_len, "out of memory");
+			return -1;
+		}
+		m->copy = p;
+		m->copy_cap = c->value_len;
+	}
+	memcpy(m->copy, c->value, c->value_len);
+	schema_node_set_born(m->copy, born);
+	return ckpt_add(m->w, key, klen, m->copy, c->value_len);
 }
 
 /*
  * A record of the old checkpoint: kept unless the journal changed it,
  * and then the journal's record in its place when it is the same node
- * changed, so that the file keeps every node after its parent and a
- * load finds the parents first (load.c).
+ * changed (its put says "as before", or names the same birth), so that
+ * the file keeps every node after its parent and a load finds the
+ * parents first (load.c).  A node the journal made again goes with the
+ * journal's new nodes.
  */
 static int keep_old(const void *key, size_t klen, const void *val,
 		    size_t vlen, void *arg)
 {
 	struct merge *m = arg;
 	const struct fold_entry *e = fold_find(m->f, key, klen);
+	uint64_t born = 0, old_born = 0;
 
 	if (!e)
 		return ckpt_add(m->w, key, klen, val, vlen);
-	if (!e->c.put || !same_node(key, klen, val, vlen, &e->c))
+	if (!e->c.put)
 		return 0;
+	if (schema_key_is_node(key, klen)) {
+		born = fold_entry_born(e);
+		old_born = vlen >= 8 ? schema_node_born(val) : 0;
+		if (born && born != old_born)
+			return 0;
+	}
 	m->taken[e - m->f->v] = 1;
-	return ckpt_add(m->w, key, klen, e->c.value, e->c.value_len);
+	return add_put(m, key, klen, e, old_born);
 }
 
 static bool touched(const void *path, size_t len, void *arg)
@@ -96,7 +127,7 @@ static const struct ckpt_block_ops keep_untouched = {
 static int merge(const struct fold *f, const char *tdb_path, char *why,
 		 size_t why_len)
 {
-	struct merge m = { .f = f };
+	struct merge m = { .f = f, .why = why, .why_len = why_len };
 	struct tdb_context *tdb;
 	uint32_t version = 0;
 	TDB_DATA v;
@@ -137,10 +168,11 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 
 		if (c->put && !m.taken[i] &&
 		    !ckpt_key_is_own(c->key, c->key_len))
-			rc = ckpt_add(m.w, c->key, c->key_len, c->value,
-				      c->value_len);
+			rc = add_put(&m, c->key, c->key_len, &f->v[i],
+				     fold_entry_born(&f->v[i]));
 	}
 	free(m.taken);
+	free(m.copy);
 	if (rc == 0)
 		return ckpt_commit(m.w);
 	ckpt_abandon(m.w);

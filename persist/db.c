@@ -102,6 +102,7 @@ static int rewrite(struct db *db);
 struct rewrite {
 	struct ckpt_writer *w;
 	struct evbuffer *b;	/* one record at a time */
+	uint64_t born;		/* the next node's (whole_born) */
 	bool ok;
 	char why[200];		/* what failed, once !ok */
 };
@@ -780,22 +781,22 @@ void db_loaded_done(struct db *db)
 
 /* ---- nodes ---- */
 
-/* A node as its record. */
-static struct schema_node node_rec(const struct node *n)
+/* A node as its record; born: as store_observer's (0: as before). */
+static struct schema_node node_rec(const struct node *n, uint64_t born)
 {
 	const struct perms *p = node_perms(n);
 
 	return (struct schema_node){
-		.born = n->born, .nperms = p->n, .perms = p->e,
+		.born = born, .nperms = p->n, .perms = p->e,
 		.value = node_value(n), .value_len = n->value_len,
 	};
 }
 
 static void node_changed(const struct node *n, const char *path,
-			 size_t klen, void *arg)
+			 size_t klen, uint64_t born, void *arg)
 {
 	struct db *db = arg;
-	struct schema_node rec = node_rec(n);
+	struct schema_node rec = node_rec(n, born);
 	size_t len;
 	unsigned char *at;
 
@@ -812,10 +813,28 @@ static void node_changed(const struct node *n, const char *path,
 	}
 }
 
-/* Every node, as store_each gives them: as if each had changed. */
+/*
+ * A whole copy of the store numbers its nodes' births afresh, in the
+ * order store_each gives them (parents first, siblings in order), from
+ * generations taken for it: a node's birth is not kept in memory
+ * (store.h), and these order the copy as the births did.
+ */
+static uint64_t whole_born(struct store *s)
+{
+	return store_take_gens(s, store_count(s));
+}
+
+struct saving {
+	struct db *db;
+	uint64_t born;		/* the next node's */
+};
+
+/* Every node, as store_each gives them: as if each were created. */
 static void node_saved(const struct node *n, const char *path, void *arg)
 {
-	node_changed(n, path, strlen(path), arg);
+	struct saving *sv = arg;
+
+	node_changed(n, path, strlen(path), sv->born++, sv->db);
 }
 
 static void node_removed(const struct node *n, const char *path, void *arg)
@@ -828,7 +847,7 @@ static void node_removed(const struct node *n, const char *path, void *arg)
 static void whole_node(const struct node *n, const char *path, void *arg)
 {
 	struct rewrite *rw = arg;
-	struct schema_node rec = node_rec(n);
+	struct schema_node rec = node_rec(n, rw->born++);
 	struct writer w;
 	unsigned char *p;
 
@@ -850,6 +869,7 @@ static bool whole_begin(struct db *db, struct rewrite *rw)
 	rw->w = ckpt_create(db->path, rw->why, sizeof(rw->why));
 	rw->b = evbuffer_new();
 	rw->ok = rw->w && rw->b;
+	rw->born = whole_born(db->store);
 	if (rw->ok)
 		store_each(db->store, whole_node, rw);
 	return rw->ok;
@@ -1018,7 +1038,9 @@ void db_follow(struct db *db, struct store *s, bool save_all)
 	s->observer = &db->observer;
 	if (save_all && !was_fresh) {
 		/* A new file had it written above. */
-		store_each(s, node_saved, db);
+		struct saving sv = { db, whole_born(s) };
+
+		store_each(s, node_saved, &sv);
 		db_commit(db);
 	}
 	/* Else an upgrade's changes, made before, go at the turn's end. */

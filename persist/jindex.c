@@ -146,6 +146,30 @@ static int by_first(const void *a, const void *b)
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
+/* The change at offset at of the len bytes at p, into f: 0, or -1 with
+ * *why. */
+static int fold_at(const void *p, size_t len, uint32_t at, struct fold *f,
+		   const char **why)
+{
+	struct schema_change c;
+	struct reader r;
+
+	if (at >= len) {
+		*why = "an indexed change is past the journal's end";
+		return -1;
+	}
+	rd_init(&r, (const unsigned char *)p + at, len - at);
+	if (!schema_read_change(&r, &c, false)) {
+		*why = "an indexed offset holds no change";
+		return -1;
+	}
+	if (fold_add(f, &c) != 0) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
 int jindex_fold(const struct jindex *ix, const void *p, size_t len,
 		struct fold *f, const char **why)
 {
@@ -166,23 +190,12 @@ int jindex_fold(const struct jindex *ix, const void *p, size_t len,
 	if (n)	/* qsort's array may not be NULL */
 		qsort(v, n, sizeof(*v), by_first);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct schema_change c;
-		struct reader r;
-
-		if (v[i].last >= len) {
-			*why = "an indexed change is past the journal's end";
-			rc = -1;
-			break;
-		}
-		rd_init(&r, (const unsigned char *)p + v[i].last,
-			len - v[i].last);
-		if (!schema_read_change(&r, &c, false)) {
-			*why = "an indexed offset holds no change";
-			rc = -1;
-		} else if (fold_add(f, &c) != 0) {
-			*why = "out of memory";
-			rc = -1;
-		}
+		/* A node's first put too: where the journal made the node,
+		 * it holds the birth its later puts say is "as before". */
+		if (v[i].first != v[i].last)
+			rc = fold_at(p, len, v[i].first, f, why);
+		if (rc == 0)
+			rc = fold_at(p, len, v[i].last, f, why);
 	}
 	free(v);
 	return rc;

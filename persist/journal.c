@@ -278,6 +278,23 @@ static int fold_grow(struct fold *f)
 	return 0;
 }
 
+/* The birth a change gives its node: 0 when it is no node's put, or
+ * one that says "as before". */
+static uint64_t put_born(const struct schema_change *c)
+{
+	return c->put && c->value_len >= 8 &&
+	       schema_key_is_node(c->key, c->key_len)
+		       ? schema_node_born(c->value)
+		       : 0;
+}
+
+uint64_t fold_entry_born(const struct fold_entry *e)
+{
+	uint64_t born = put_born(&e->c);
+
+	return born ? born : e->born;
+}
+
 int fold_add(struct fold *f, const struct schema_change *c)
 {
 	uint64_t h = hash_key(c->key, c->key_len);
@@ -288,9 +305,16 @@ int fold_add(struct fold *f, const struct schema_change *c)
 		sl = slot_of(f, h, c->key, c->key_len);
 		if (*sl) {
 			e = &f->v[*sl - 1];
+			/* A put "as before" keeps the birth of its key's put
+			 * before (none after a delete). */
+			uint64_t born = c->put && !put_born(c) && e->c.put
+						? fold_entry_born(e)
+						: 0;
+
 			e->c.put = c->put;	/* the key stays the copy */
 			e->c.value = c->value;
 			e->c.value_len = c->value_len;
+			e->born = born;
 			return 0;
 		}
 	}
@@ -298,6 +322,7 @@ int fold_add(struct fold *f, const struct schema_change *c)
 		return -1;
 	e = &f->v[f->count];
 	e->hash = h;
+	e->born = 0;
 	e->c = *c;
 	e->c.key = copy_key(f, c->key, c->key_len);
 	if (!e->c.key)
@@ -562,8 +587,14 @@ int journal_open(struct journal_out *j, const char *path, size_t whole,
 	j->map = NULL;
 	j->mapped = j->allocated = j->populated = 0;
 	if (whole) {
+		unsigned char head[64];
+		size_t len = journal_head(head, sizeof(head));
+
+		/* This version's head, whichever it had: what follows may
+		 * use what the older one lacks ("as before", schema.h). */
 		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)whole) != 0) {
+		if (fd >= 0 && (!len || ftruncate(fd, (off_t)whole) != 0 ||
+				write_at(fd, head, len, 0) != 0)) {
 			err = errno;
 			close(fd);
 			errno = err;

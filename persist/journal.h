@@ -65,6 +65,10 @@ struct fold_entry {
 	uint64_t hash;			/* of the key */
 	struct schema_change c;		/* the last change of its key (the
 					 * key a copy the fold owns) */
+	uint64_t born;			/* when c is a node's put that says
+					 * "as before" (schema.h): the birth
+					 * an earlier put of the fold gave
+					 * (0: none did; the checkpoint's) */
 };
 
 struct fold {
@@ -78,8 +82,12 @@ struct fold {
 
 void fold_init(struct fold *f);
 void fold_free(struct fold *f);
-/* Make c the last change of its key: 0, or -1 without memory. */
+/* Make c the last change of its key: 0, or -1 without memory.  A node's
+ * put that says "as before" keeps the birth of its key's put before. */
 int fold_add(struct fold *f, const struct schema_change *c);
+/* The birth of e's node put: its record's, else the one the fold kept
+ * (0: the node's as it was before the journals, in the checkpoint). */
+uint64_t fold_entry_born(const struct fold_entry *e);
 /* journal_scan's change callback for a struct fold. */
 int fold_change(const struct schema_change *c, void *arg);
 /* The entry of key (valid until the next fold_add), or NULL. */

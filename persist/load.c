@@ -246,9 +246,11 @@ static int restore_ahead(struct load_state *st)
 	return 0;
 }
 
-/* A node record, read ahead (or put in at once when it does not fit). */
+/* A node record, read ahead (or put in at once when it does not fit);
+ * born: its birth when the record says "as before" (a journal's put),
+ * 0 when nothing gave one. */
 static int take_node(struct load_state *st, const TDB_DATA *key,
-		     const TDB_DATA *data)
+		     const TDB_DATA *data, uint64_t born)
 {
 	const char *k = (const char *)key->dptr;
 	struct schema_node rec;
@@ -264,6 +266,8 @@ static int take_node(struct load_state *st, const TDB_DATA *key,
 		node_unusable(st, k, key->dsize);
 		return -1;
 	}
+	if (!rec.born)
+		rec.born = born;	/* store_restore refuses a 0 */
 	if (!(perms = decoded_perms(st, &rec))) {
 		errno = ENOMEM;
 		node_unusable(st, k, key->dsize);
@@ -296,10 +300,10 @@ static int take_node(struct load_state *st, const TDB_DATA *key,
 }
 
 static int collect_record(struct load_state *st, TDB_DATA key,
-			  TDB_DATA data)
+			  TDB_DATA data, uint64_t born)
 {
 	if (schema_key_is_node(key.dptr, key.dsize))
-		return take_node(st, &key, &data);	/* sets st->bad */
+		return take_node(st, &key, &data, born);	/* sets st->bad */
 	if (keep_side_record(st, &key, &data))
 		return 0;
 	st->bad = "out of memory";
@@ -313,17 +317,22 @@ static int collect_checkpoint(const void *kp, size_t klen, const void *vp,
 	TDB_DATA key = { (unsigned char *)kp, klen };
 	TDB_DATA data = { (unsigned char *)vp, vlen };
 	const struct fold_entry *e = fold_find(st->journals, kp, klen);
+	uint64_t born = 0;
 
 	/* A journal changed it since: its change is the one, here, so that
-	 * the node still comes before its children. */
+	 * the node still comes before its children; one "as before" keeps
+	 * the birth the file gives. */
 	if (e) {
 		st->taken[e - st->journals->v] = 1;
 		if (!e->c.put)
 			return 0;
+		born = fold_entry_born(e);
+		if (!born && vlen >= 8 && schema_key_is_node(kp, klen))
+			born = schema_node_born(vp);
 		data = (TDB_DATA){ (unsigned char *)e->c.value,
 				   e->c.value_len };
 	}
-	return collect_record(st, key, data);
+	return collect_record(st, key, data, born);
 }
 
 /* Room for the file's nodes and the journals', made once. */
@@ -347,7 +356,8 @@ static int collect_journals(struct load_state *st)
 		TDB_DATA k = { (unsigned char *)e->c.key, e->c.key_len };
 		TDB_DATA v = { (unsigned char *)e->c.value, e->c.value_len };
 
-		if (e->c.put && !st->taken[i] && collect_record(st, k, v) != 0)
+		if (e->c.put && !st->taken[i] &&
+		    collect_record(st, k, v, fold_entry_born(e)) != 0)
 			return -1;
 	}
 	return 0;

@@ -155,6 +155,19 @@ void schema_write_node(struct writer *w, const struct schema_node *n)
 		free(p);
 }
 
+uint64_t schema_node_born(const void *p)
+{
+	struct reader r;
+
+	rd_init(&r, p, 8);
+	return rd_u64(&r);
+}
+
+void schema_node_set_born(void *p, uint64_t born)
+{
+	rec_put_u64(p, born);
+}
+
 struct perm schema_node_perm(const struct schema_node *n, uint32_t i)
 {
 	struct reader r;
@@ -178,7 +191,7 @@ bool schema_decode_node(const void *key, size_t key_len, const void *p,
 	rd_init(&r, p, len);
 	n->born = rd_u64(&r);
 	n->nperms = rd_u32(&r);
-	if (!rd_ok(&r) || n->born == 0 || n->nperms == 0 ||
+	if (!rd_ok(&r) || n->nperms == 0 ||
 	    n->nperms > r.left / 8)
 		return false;
 	n->perms = NULL;
@@ -495,6 +508,7 @@ enum schema_format schema_read_journal_head(struct reader *r,
 {
 	unsigned char ours[4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4];
 	size_t n = schema_journal_head_len();
+	enum schema_format f;
 
 	/* Our head, byte for byte, to tell one cut short from another. */
 	for (int i = 0; i < 4; i++)
@@ -503,13 +517,19 @@ enum schema_format schema_read_journal_head(struct reader *r,
 	for (int i = 0; i < 4; i++)
 		ours[n - 4 + (size_t)i] =
 			(unsigned char)(SCHEMA_JOURNAL_VERSION >> (8 * i));
-	*cut = r->left < n && memcmp(r->p, ours, r->left) == 0;
+	/* Cut inside the version, any version's. */
+	*cut = r->left < n &&
+	       memcmp(r->p, ours, r->left < n - 4 ? r->left : n - 4) == 0;
 	if (*cut) {
 		rd_fail(r);
 		return SCHEMA_FOREIGN;
 	}
-	return read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION,
-			  version);
+	f = read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION, version);
+	if (f == SCHEMA_OTHER_VERSION &&
+	    *version >= SCHEMA_JOURNAL_VERSION_OLDEST &&
+	    *version < SCHEMA_JOURNAL_VERSION)
+		f = SCHEMA_OURS;
+	return f;
 }
 
 /* The low 32 bits of XXH3-64: what a torn or damaged frame needs.  By

@@ -31,7 +31,11 @@
  *                        bytes node   its node record, below
  *                      The blocks' order says nothing: a load orders the
  *                      nodes by birth.  Each path is in one entry only.
- *   node record        u64 born (its creation generation, > 0),
+ *   node record        u64 born (its creation generation, > 0; in a
+ *                      journal of version 2, 0 means "as before": the
+ *                      put changes a node that exists, and its birth is
+ *                      the one its last put with a birth gave, in the
+ *                      journals or the checkpoint),
  *                      u32 n (>= 1), n x (u32 domid (< STORE_DOMIDS),
  *                      u32 access (PERM_READ | PERM_WRITE | PERM_IGNORE)),
  *                      bytes value (at most XENSTORE_PAYLOAD_MAX)
@@ -70,8 +74,11 @@
  * the log.
  *
  * The journal, <database>.journal (and <database>.journal.old while a
- * compaction applies it to the tdb file), SCHEMA_JOURNAL_VERSION 1: the
+ * compaction applies it to the tdb file), SCHEMA_JOURNAL_VERSION 2: the
  * changes committed since the tdb file was brought up to date, in order.
+ * Version 1 is read too: it is version 2 with every node's birth given
+ * (a record of a node a put changes says "as before" since version 2,
+ * because a node no longer keeps its birth in memory).
  *
  *   head               str "xenstored-journal", u32 version
  *   then frames        one a commit, appended whole (persist/journal.h),
@@ -130,7 +137,8 @@
 #define SCHEMA_LU_MAGIC "xenstored-lu"
 #define SCHEMA_LU_VERSION 1
 #define SCHEMA_JOURNAL_MAGIC "xenstored-journal"
-#define SCHEMA_JOURNAL_VERSION 1
+#define SCHEMA_JOURNAL_VERSION 2
+#define SCHEMA_JOURNAL_VERSION_OLDEST 1	/* still read */
 
 /* ---- keys ---- */
 
@@ -190,9 +198,14 @@ struct schema_node {
 
 void schema_write_node(struct writer *w, const struct schema_node *n);
 /* A node record under key: false if either is malformed.  The pointers
- * of *n borrow from p. */
+ * of *n borrow from p.  Its born may be 0 (a journal's "as before"):
+ * whoever needs a birth resolves it. */
 bool schema_decode_node(const void *key, size_t key_len, const void *p,
 			size_t len, struct schema_node *n);
+/* The born of a node record (its first 8 bytes: one decoded, or of at
+ * least that many bytes), and the same set to born. */
+uint64_t schema_node_born(const void *p);
+void schema_node_set_born(void *p, uint64_t born);
 /* Bytes at perms_raw: equal bytes are equal lists. */
 static inline size_t schema_node_perms_len(const struct schema_node *n)
 {

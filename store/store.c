@@ -371,21 +371,23 @@ bool store_domid_referenced(const struct store *s, uint32_t domid)
 }
 
 /* The observer told of n, whose path (len bytes) the caller holds (the
- * one it was found by). */
+ * one it was found by); born: as store_observer's. */
 static void tell_changed_at(const struct store *s, const struct node *n,
-			    const char *path, size_t len)
+			    const char *path, size_t len, uint64_t born)
 {
 	if (s->observer)
-		s->observer->changed(n, path, len, s->observer->arg);
+		s->observer->changed(n, path, len, born, s->observer->arg);
 }
 
 /* The same, the path built from n's ancestors. */
-static void tell_changed(const struct store *s, const struct node *n)
+static void tell_changed(const struct store *s, const struct node *n,
+			 uint64_t born)
 {
 	char path[NODE_PATH_BUF];
 
 	if (s->observer)
-		tell_changed_at(s, n, path, node_path(n, path, sizeof(path)));
+		tell_changed_at(s, n, path, node_path(n, path, sizeof(path)),
+				born);
 }
 
 /* Into room reserved in the index before. */
@@ -396,12 +398,13 @@ static void hash_insert(struct store *s, struct node *n, const char *path,
 	index_insert(&s->index, n, path, len);
 }
 
-static void hash_add(struct store *s, struct node *n, const char *path,
-		     size_t len)
+/* A new node into the index: the generation it is born with. */
+static uint64_t hash_add(struct store *s, struct node *n, const char *path,
+			 size_t len)
 {
 	hash_insert(s, n, path, len);
 	stamp(s, n, STAMP_NODE | STAMP_LIST);
-	n->born = s->gen;
+	return s->gen;
 }
 
 void store_init(struct store *s, struct perms *root_perms)
@@ -429,6 +432,9 @@ void store_destroy(struct store *s)
 	free(s->misordered);
 	s->misordered = NULL;
 	s->nmisordered = s->misordered_cap = 0;
+	free(s->restored_born);
+	s->restored_born = NULL;
+	s->restored_cap = 0;
 	for (unsigned int i = 0; i < STORE_LISTINGS; i++)
 		free(s->listings[i].names);
 	memset(s->listings, 0, sizeof(s->listings));
@@ -468,6 +474,7 @@ static struct node *create(struct store *s, const char *path, size_t len,
 		size_t path_len;
 	} *chain;
 	unsigned int missing = 0;
+	uint64_t born;
 	size_t end;
 
 	if (len >= NODE_PATH_BUF) {
@@ -481,9 +488,9 @@ static struct node *create(struct store *s, const char *path, size_t len,
 		if (!n)
 			return NULL;	/* errno: node_new's */
 		put_value(n, data, value_len);
-		hash_add(s, n, path, len);
+		born = hash_add(s, n, path, len);
 		link_special(s, n);
-		tell_changed(s, n);
+		tell_changed(s, n, born);
 		return n;
 	}
 
@@ -523,9 +530,9 @@ static struct node *create(struct store *s, const char *path, size_t len,
 	}
 	for (unsigned int i = 0; i < missing; i++) {
 		/* Each node's path is a prefix of the one asked for. */
-		hash_add(s, chain[i].n, path, chain[i].path_len);
+		born = hash_add(s, chain[i].n, path, chain[i].path_len);
 		link_child(s, parent, chain[i].n);
-		tell_changed(s, chain[i].n);
+		tell_changed(s, chain[i].n, born);
 		parent = chain[i].n;
 	}
 	n = chain[missing - 1].n;
@@ -561,7 +568,7 @@ struct node *store_write(struct store *s, const char *path,
 	}
 	account(s, n, node_perms(n), 1);
 	stamp(s, n, STAMP_NODE);
-	tell_changed_at(s, n, path, plen);
+	tell_changed_at(s, n, path, plen, 0);
 	return n;
 }
 
@@ -591,6 +598,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	struct node *n = lookup_len(s, path, plen), *parent;
 	slab_ref old;
 	unsigned int old_len;
+	uint64_t born;
 
 	if (!n) {
 		parent = path_is_special(path)
@@ -605,12 +613,12 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 			node_free(prep);
 			return n;
 		}
-		hash_add(s, prep, path, plen);
+		born = hash_add(s, prep, path, plen);
 		if (parent)
 			link_child(s, parent, prep);
 		else
 			link_special(s, prep);
-		tell_changed_at(s, prep, path, plen);
+		tell_changed_at(s, prep, path, plen, born);
 		return prep;
 	}
 	/* The live node takes the prepared value; the record goes, with
@@ -627,7 +635,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	account(s, n, node_perms(n), 1);
 	node_free(prep);
 	stamp(s, n, STAMP_NODE);
-	tell_changed_at(s, n, path, plen);
+	tell_changed_at(s, n, path, plen, 0);
 	return n;
 }
 
@@ -639,7 +647,7 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 	perms_unref(node_perms(n));
 	n->perms_slot = perms->slot;
 	stamp(s, n, STAMP_NODE);
-	tell_changed(s, n);
+	tell_changed(s, n, 0);
 }
 
 /* Deepest first descendant of n (n itself when it has no children). */
@@ -712,6 +720,38 @@ static struct node *near_ancestor(struct node *last, const char *path,
 	return NULL;
 }
 
+/* The generation restored node n was born with (0: not restored). */
+static uint64_t restored_born(const struct store *s, const struct node *n)
+{
+	uint32_t id = node_id(n);
+
+	return id < s->restored_cap ? s->restored_born[id] : 0;
+}
+
+/* Note that node id was born at born, until store_restore_done: false
+ * (errno ENOMEM) without memory for it. */
+static bool note_born(struct store *s, uint32_t id, uint64_t born)
+{
+	if (id >= s->restored_cap) {
+		size_t cap = s->restored_cap ? s->restored_cap : 1024;
+		uint64_t *v;
+
+		while (cap <= id)
+			cap *= 2;
+		v = realloc(s->restored_born, cap * sizeof(*v));
+		if (!v) {
+			errno = ENOMEM;
+			return false;
+		}
+		memset(v + s->restored_cap, 0,
+		       (cap - s->restored_cap) * sizeof(*v));
+		s->restored_born = v;
+		s->restored_cap = cap;
+	}
+	s->restored_born[id] = born;
+	return true;
+}
+
 /* A child born at born is to be parent's last: unless it is younger than
  * the last one, note that parent's children need putting in order.
  * false with errno ENOMEM without memory for the note, EINVAL when the
@@ -720,10 +760,11 @@ static bool note_order(struct store *s, const struct node *parent,
 		       uint64_t born)
 {
 	const struct node *last = node_last_child(parent);
+	uint64_t last_born = last ? restored_born(s, last) : 0;
 
-	if (!last || last->born < born)
+	if (!last || last_born < born)
 		return true;
-	if (last->born == born) {
+	if (last_born == born) {
 		errno = EINVAL;	/* two nodes of one generation */
 		return false;
 	}
@@ -745,10 +786,16 @@ static bool note_order(struct store *s, const struct node *parent,
 	return true;
 }
 
+/* A child and when it was born, to sort siblings by birth. */
+struct birth {
+	uint64_t born;
+	uint32_t id;
+};
+
 static int by_birth(const void *a, const void *b)
 {
-	uint64_t x = pool_node(*(const uint32_t *)a)->born;
-	uint64_t y = pool_node(*(const uint32_t *)b)->born;
+	uint64_t x = ((const struct birth *)a)->born;
+	uint64_t y = ((const struct birth *)b)->born;
 
 	return x < y ? -1 : x > y;
 }
@@ -758,28 +805,28 @@ static int by_birth(const void *a, const void *b)
 static int order_children(struct store *s, struct node *n)
 {
 	uint32_t k = node_count_children(n);
-	uint32_t *ids = malloc((k ? k : 1) * sizeof(*ids));
+	struct birth *v = malloc((k ? k : 1) * sizeof(*v));
 
-	if (!ids) {
+	if (!v) {
 		errno = ENOMEM;
 		return -1;
 	}
 	k = 0;
 	for (struct node *c = node_first_child(n); c; c = node_next(c))
-		ids[k++] = node_id(c);
-	qsort(ids, k, sizeof(*ids), by_birth);
+		v[k++] = (struct birth){ restored_born(s, c), node_id(c) };
+	qsort(v, k, sizeof(*v), by_birth);
 	for (uint32_t i = 1; i < k; i++) {
-		if (by_birth(&ids[i - 1], &ids[i]) == 0) {
-			free(ids);
+		if (v[i - 1].born == v[i].born) {
+			free(v);
 			errno = EINVAL;
 			return -1;
 		}
 	}
-	n->child_id = k ? ids[k - 1] : 0;
+	n->child_id = k ? v[k - 1].id : 0;
 	for (uint32_t i = 0; i < k; i++)
-		pool_node(ids[i])->next_id = ids[(i + 1) % k];
+		pool_node(v[i].id)->next_id = v[(i + 1) % k].id;
 	forget_listing(s, n);
-	free(ids);
+	free(v);
 	return 0;
 }
 
@@ -815,6 +862,10 @@ int store_restore_done(struct store *s)
 	free(s->misordered);
 	s->misordered = NULL;
 	s->misordered_cap = 0;
+	/* Births matter no more: siblings are in order now. */
+	free(s->restored_born);
+	s->restored_born = NULL;
+	s->restored_cap = 0;
 	return 0;
 }
 
@@ -827,7 +878,7 @@ struct node *store_restore(struct store *s, const char *path,
 	struct node *n = NULL, *parent = NULL;
 	size_t parent_len = 0;
 
-	if (born > NODE_GEN_MAX)
+	if (born == 0 || born > NODE_GEN_MAX)
 		goto invalid;	/* none of ours: a damaged file */
 	if (special || plen == 1) {
 		/* Only these may exist already (start-up made them). */
@@ -844,6 +895,8 @@ struct node *store_restore(struct store *s, const char *path,
 			return NULL;
 		}
 	}
+	if (n && !note_born(s, node_id(n), born))
+		return NULL;
 	if (n) {
 		account(s, n, node_perms(n), -1);
 		if (!set_value(n, data, len)) {
@@ -864,7 +917,8 @@ struct node *store_restore(struct store *s, const char *path,
 			return NULL;
 		}
 		put_value(n, data, len);
-		if (parent && !note_order(s, parent, born)) {
+		if (!note_born(s, node_id(n), born) ||
+		    (parent && !note_order(s, parent, born))) {
 			int err = errno;
 
 			node_free(n);
@@ -890,7 +944,6 @@ struct node *store_restore(struct store *s, const char *path,
 	}
 	if (hint)
 		*hint = n;
-	n->born = born;
 	if (born > s->gen)
 		s->gen = born;
 	return n;
@@ -1042,8 +1095,6 @@ static bool check_node(struct node *n, const char *path, void *arg)
 			path);
 	if (!checked_perms(n) || node_perms(n)->n == 0)
 		problem(st, "node without permissions", path);
-	if (n->born > st->s->gen)
-		problem(st, "generation from the future", path);
 	/* The walk goes down only a list that ends. */
 	return !broken;
 }

@@ -10,9 +10,10 @@
  * usually one slot, confirmed by comparing the names up the parent chain;
  * children are kept in creation order on a list per node, so listing
  * never scans the tree.
- * Every change takes a new generation from a global counter; a record
- * keeps only the one it was born with.  When a node last changed (its
- * value or permissions, or its list of children, apart, so that two
+ * Every change takes a new generation from a global counter, which a
+ * record does not keep.  The observer is told the one a node is created
+ * with (the durable copy orders siblings by it); when a node last changed
+ * (its value or permissions, or its list of children, apart, so that two
  * transactions can add different children to one parent) is kept only
  * while an open transaction may ask (store_hold; stamps.h).
  *
@@ -75,7 +76,7 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a 32-byte record of the node pool (store/pool.h), linked to
+ * One node: a 28-byte record of the node pool (store/pool.h), linked to
  * its parent, children and siblings by 32-bit pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
@@ -87,10 +88,10 @@ bool perms_equal(const struct perms *a, const struct perms *b);
  * unlinking the first are O(1); unlinking another walks its elder
  * siblings (a removal does that for the node it removes, not for its
  * subtree, which goes first child first).  The size of a DIRECTORY reply is counted
- * when asked for (node_children_len), not kept.  The generation a node was
- * born with is 48 bits (NODE_GEN_MAX: at a million changes a second, nine
- * years of them; it carries over restarts), packed with the value's
- * length.
+ * when asked for (node_children_len), not kept, and so is the generation
+ * a node was born with: only a load orders siblings by it (store_restore).
+ * A generation read back from a file is at most NODE_GEN_MAX (at a million
+ * changes a second, nine years of them; more is a damaged file).
  */
 #define NODE_GEN_MAX ((UINT64_C(1) << 48) - 1)
 #define NODE_VALUE_MAX UINT16_MAX	/* a request's payload is 4 KiB */
@@ -106,13 +107,10 @@ struct node {
 	uint32_t name_id;		/* its name's (names.h): one reference,
 					 * owned */
 	slab_ref value;			/* owned: its value's block (0: empty) */
-	uint64_t born : 48;		/* generation it was created with: a
-					 * parent's is lower than its children's,
-					 * siblings' follow their order */
-	uint64_t value_len : 16;
+	uint16_t value_len;
 };
 
-_Static_assert(sizeof(struct node) == 32, "a node is one 32-byte record");
+_Static_assert(sizeof(struct node) == 28, "a node is one 28-byte record");
 
 /* The permission list of a node. */
 static inline struct perms *node_perms(const struct node *n)
@@ -245,8 +243,11 @@ struct store_domid_use {
  * a node about to be freed by a removal.
  */
 struct store_observer {
+	/* born: the generation n was created with when this made it (a
+	 * parent's is lower than its children's, siblings' follow their
+	 * order), 0 when it changed. */
 	void (*changed)(const struct node *n, const char *path,
-			size_t path_len, void *arg);
+			size_t path_len, uint64_t born, void *arg);
 	void (*removed)(const struct node *n, const char *path, void *arg);
 	void *arg;
 };
@@ -277,6 +278,10 @@ struct store {
 	uint32_t *misordered;		/* ids of parents restored with their
 					 * children out of order (a restore) */
 	size_t nmisordered, misordered_cap;
+	uint64_t *restored_born;	/* by node id: the generation each
+					 * node restored was born with, until
+					 * store_restore_done (0: none) */
+	size_t restored_cap;
 	struct store_listing {		/* listings kept, by node id */
 		uint32_t id;		/* 0: none */
 		uint32_t len;
@@ -308,6 +313,17 @@ void store_release(struct store_hold *h);
 static inline uint64_t store_now(const struct store *s)
 {
 	return s->gen;
+}
+
+/* n fresh generations, the first returned: for a writer that numbers the
+ * nodes of a whole copy in the order store_each gives them (parents
+ * before children, siblings in order), as births are numbered. */
+static inline uint64_t store_take_gens(struct store *s, uint64_t n)
+{
+	uint64_t first = s->gen + 1;
+
+	s->gen += n;
+	return first;
 }
 
 /*

@@ -432,8 +432,8 @@ START_TEST(store_answers_enomem_when_the_index_cannot_grow)
 	ck_assert_int_eq(errno, ENOMEM);
 	calloc_fails_after = 0;
 	errno = 0;
-	ck_assert_ptr_null(store_restore(&s, "/restored", p, "v", 1, 0,
-					 NULL));
+	ck_assert_ptr_null(store_restore(&s, "/restored", p, "v", 1,
+					 gen + 1, NULL));
 	ck_assert_int_eq(errno, ENOMEM);
 	/* Nothing was made, and the tree is whole. */
 	ck_assert_uint_eq(store_count(&s), count);

@@ -889,6 +889,110 @@ START_TEST(compactions_through_the_index_keep_the_last_state)
 }
 END_TEST
 
+/* The children of path after a restart on the files, as ",a,b". */
+static void reload_children(const char *path, char *out, size_t size)
+{
+	struct db *db = open_db(true);
+	struct store s;
+	size_t len = 0;
+
+	new_store(&s, false);
+	ck_assert_int_eq(db_load_nodes(db, &s), 0);
+	out[0] = '\0';
+	for (const struct node *c = node_first_child(store_lookup(&s, path));
+	     c; c = node_next(c)) {
+		int w = snprintf(out + len, size - len, ",%s", node_name(c));
+
+		ck_assert(w > 0 && (size_t)w < size - len);
+		len += (size_t)w;
+	}
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	store_destroy(&s);
+	db_close(db);
+}
+
+/*
+ * A node does not keep its birth in memory, so the journal puts a node it
+ * changes "as before" (schema.h), and whoever reads it takes the birth
+ * from the node's put before: in the same journal (a fold of it whole,
+ * or through the index, which reads the first put too), an older one, or
+ * the checkpoint.  Siblings then come back in the order they were made,
+ * whatever mix of changes, removals, merges and restarts came between:
+ * random changes to the children of /r against a model of that order,
+ * with merges through the index (a small limit) or none, and a restart
+ * (the journals read whole) half way.
+ */
+START_TEST(siblings_keep_their_order_through_changes_merges_and_restarts)
+{
+	enum { PATHS = 16, OPS = 1200 };
+	static const char *const limits[] = { "2k", "64m" };
+
+	for (unsigned int l = 0; l < 2; l++) {
+		int order[PATHS], n = 0;
+		char want[PATHS * 8] = "", got[PATHS * 8];
+		unsigned int seed = 11 + l;
+
+		unlink(dbpath);
+		unlink(jpath);
+		unlink(oldpath);
+		setenv("XENSTORED_JOURNAL_LIMIT", limits[l], 1);
+		/* The model: creation order, the same choices as below. */
+		for (int i = 0; i < OPS; i++) {
+			int k = rand_r(&seed) % PATHS, at = -1;
+
+			for (int j = 0; j < n; j++)
+				if (order[j] == k)
+					at = j;
+			if (at >= 0 && rand_r(&seed) % 3 == 0) {
+				memmove(order + at, order + at + 1,
+					(size_t)(n - at - 1) * sizeof(*order));
+				n--;
+			} else if (at < 0) {
+				order[n++] = k;
+			}
+		}
+		for (int j = 0; j < n; j++)
+			snprintf(want + strlen(want), sizeof(want) - strlen(want),
+				 ",%d", order[j]);
+		for (int half = 0; half < 2; half++) {
+			CRASHED({
+				struct store s;
+				struct db *db = half ? restarted(&s, true)
+						     : new_db(&s);
+				bool on[PATHS] = { false };
+				unsigned int seed2 = 11 + l;
+				char path[64], val[32];
+
+				for (int i = 0; i < OPS; i++) {
+					int k = rand_r(&seed2) % PATHS;
+					bool mine = (i < OPS / 2) == !half;
+
+					snprintf(path, sizeof(path), "/r/%d", k);
+					if (on[k] && rand_r(&seed2) % 3 == 0) {
+						on[k] = false;
+						if (mine)
+							rm(&s, path);
+					} else {
+						on[k] = true;
+						snprintf(val, sizeof(val), "v%d", i);
+						if (mine)
+							put(&s, path, val);
+					}
+					ck_assert_int_eq(db_commit(db), 0);
+				}
+				for (int i = 0; i < SETTLE_MS && exists(oldpath);
+				     i++) {
+					usleep(1000);
+					ck_assert_int_eq(db_commit(db), 0);
+				}
+			});
+		}
+		reload_children("/r", got, sizeof(got));
+		ck_assert_str_eq(got, want);
+	}
+}
+END_TEST
+
 /* The checkpoint's node paths, in the order a load reads them. */
 static int order_one(const void *k, size_t klen, const void *v, size_t vlen,
 		     void *arg)
@@ -1644,6 +1748,44 @@ START_TEST(a_damaged_journal_stops_the_start)
 }
 END_TEST
 
+/*
+ * A journal of version 1 (an older daemon's: every put gives its node's
+ * birth) is read as it is; a daemon that writes on after it makes its
+ * head version 2 first, since its puts may say "as before".
+ */
+START_TEST(a_version_1_journal_is_read_and_written_on_as_version_2)
+{
+	size_t at = schema_journal_head_len() - 4, len;
+	unsigned char *p, version[4];
+	char got[64];
+	FILE *f;
+
+	some_commits(&p, &len);
+	ck_assert_uint_eq(p[at], SCHEMA_JOURNAL_VERSION);
+	p[at] = 1;
+	write_file(jpath, p, len);
+	reloads_as("/two", "2");
+	CRASHED({
+		struct store s;
+		struct db *db = restarted(&s, true);
+
+		put(&s, "/one", "changed");	/* "as before" */
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	f = fopen(jpath, "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, (long)at, SEEK_SET), 0);
+	ck_assert_uint_eq(fread(version, 1, 4, f), 4);
+	fclose(f);
+	ck_assert_uint_eq(version[0], 2);
+	ck_assert_uint_eq(version[1] | version[2] | version[3], 0);
+	reloads_as("/one", "changed");
+	reload_children("/", got, sizeof(got));
+	ck_assert_str_eq(got, ",one,two,three");
+	free(p);
+}
+END_TEST
+
 START_TEST(a_torn_journal_is_cut_and_written_on)
 {
 	unsigned char *p;
@@ -2081,6 +2223,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
 	tcase_add_test(t, compactions_through_the_index_keep_the_last_state);
+	tcase_add_test(t, siblings_keep_their_order_through_changes_merges_and_restarts);
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
 	tcase_add_test(t, a_compaction_ending_with_changes_pending_leaves_them_in_place);
 	tcase_add_test(t, a_quiet_period_during_a_compaction_merges_after_it);
@@ -2096,6 +2239,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
 	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
+	tcase_add_test(t, a_version_1_journal_is_read_and_written_on_as_version_2);
 	tcase_add_test(t, a_checkpoint_that_cannot_merge_writes_the_whole_state);
 	tcase_add_test(t, journals_beside_a_new_database_are_removed);
 	tcase_add_test(t, db_get_reads_the_records_with_the_journals);

@@ -259,13 +259,79 @@ START_TEST(create_makes_missing_ancestors_in_order)
 	ck_assert_ptr_eq(node_parent(c), b);
 	ck_assert_ptr_eq(node_first_child(a), b);
 	ck_assert_ptr_eq(node_first_child(b), c);
-	/* Created top-down: each ancestor is older than its child. */
-	ck_assert_uint_lt(a->born, b->born);
-	ck_assert_uint_lt(b->born, c->born);
 	ck_assert_uint_eq(c->value_len, 0);
 	/* an empty value: no bytes */
 	ck_assert_str_eq(node_name(c), "c");
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	perms_unref(q);
+	free_store(&s, p);
+}
+END_TEST
+
+/* What the observer is told: each path changed, and its birth. */
+struct told {
+	unsigned int n;
+	char path[8][16];
+	uint64_t born[8];
+};
+
+static void told_changed(const struct node *n, const char *path,
+			 size_t len, uint64_t born, void *arg)
+{
+	struct told *t = arg;
+
+	(void)n;
+	ck_assert_uint_lt(t->n, 8);
+	snprintf(t->path[t->n], sizeof(t->path[0]), "%.*s", (int)len, path);
+	t->born[t->n++] = born;
+}
+
+static void told_removed(const struct node *n, const char *path, void *arg)
+{
+	(void)n;
+	(void)path;
+	(void)arg;
+}
+
+/* A creation tells the generation the node is born with (the durable
+ * copy orders siblings by it): ancestors before their child, each later
+ * node a later one; a change tells 0 ("as before"). */
+START_TEST(observer_is_told_births_of_creations_only)
+{
+	struct told t = { 0 };
+	struct store_observer o = { told_changed, told_removed, &t };
+	struct store s;
+	struct perms *p, *q;
+	struct node *c, *prep;
+
+	new_store(&s, &p);
+	s.observer = &o;
+	c = store_write(&s, "/a/b/c", p, "v", 1);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(t.n, 3);
+	ck_assert_str_eq(t.path[0], "/a");
+	ck_assert_str_eq(t.path[2], "/a/b/c");
+	ck_assert_uint_gt(t.born[0], 0);
+	ck_assert_uint_lt(t.born[0], t.born[1]);
+	ck_assert_uint_lt(t.born[1], t.born[2]);
+	ck_assert_ptr_eq(store_write(&s, "/a/b/c", p, "w", 1), c);
+	ck_assert_uint_eq(t.born[3], 0);
+	q = one_perm(3, PERM_READ);
+	store_set_perms(&s, c, q);
+	ck_assert_uint_eq(t.born[4], 0);
+	must_create(&s, "/a/d", p);
+	ck_assert_uint_gt(t.born[5], t.born[2]);
+	prep = store_prepare("/a/e", p, "x", 1);
+	ck_assert_ptr_nonnull(prep);
+	store_put(&s, "/a/e", prep);
+	ck_assert_str_eq(t.path[6], "/a/e");
+	ck_assert_uint_gt(t.born[6], t.born[5]);
+	prep = store_prepare("/a/e", p, "y", 1);
+	ck_assert_ptr_nonnull(prep);
+	store_put(&s, "/a/e", prep);
+	ck_assert_uint_eq(t.born[7], 0);
+	ck_assert_uint_le(t.born[6], store_now(&s));
+	s.observer = NULL;
 	perms_unref(q);
 	free_store(&s, p);
 }
@@ -1260,21 +1326,6 @@ START_TEST(check_reports_node_missing_from_tree)
 }
 END_TEST
 
-START_TEST(check_reports_generation_from_future)
-{
-	struct store s;
-	struct perms *p;
-	struct reports r = { 0 };
-
-	new_store(&s, &p);
-	small_tree(&s, p);
-	store_lookup(&s, "/x")->born = s.gen + 10;
-	ck_assert_uint_eq(store_check(&s, report_cb, &r), 1);
-	ck_assert_str_eq(r.last_path, "/x");
-	free_store(&s, p);
-}
-END_TEST
-
 /* Restore path, born at born, with no value: true if it was. */
 static bool restored(struct store *s, struct perms *p, const char *path,
 		     uint64_t born, struct node **hint)
@@ -1330,8 +1381,8 @@ START_TEST(restore_out_of_order_is_put_in_order_of_birth)
 }
 END_TEST
 
-/* Generations are 48 bits (store.h): a file naming a larger one is
- * damaged, and nothing of it is restored. */
+/* A restored generation is 1 to 48 bits (store.h): a file naming 0 or a
+ * larger one is damaged, and nothing of it is restored. */
 START_TEST(restore_refuses_a_generation_past_48_bits)
 {
 	struct store s;
@@ -1339,10 +1390,10 @@ START_TEST(restore_refuses_a_generation_past_48_bits)
 	struct node *hint = NULL;
 
 	new_store(&s, &p);
+	restore_fails(&s, p, "/zero", 0, &hint, EINVAL);	/* no birth */
 	restore_fails(&s, p, "/big", NODE_GEN_MAX + 1, &hint, EINVAL);
 	ck_assert_ptr_null(store_lookup(&s, "/big"));
 	ck_assert(restored(&s, p, "/big", NODE_GEN_MAX, &hint));
-	ck_assert_uint_eq(store_lookup(&s, "/big")->born, NODE_GEN_MAX);
 	ck_assert_uint_eq(s.gen, NODE_GEN_MAX);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
@@ -1475,6 +1526,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, init_creates_root);
 	tcase_add_test(t, lookup_of_missing_path_is_null);
 	tcase_add_test(t, create_makes_missing_ancestors_in_order);
+	tcase_add_test(t, observer_is_told_births_of_creations_only);
 	tcase_add_test(t, create_shares_perms_with_every_new_node);
 	tcase_add_test(t, create_returns_existing_node_untouched);
 	tcase_add_test(t, special_nodes_are_parentless);
@@ -1531,7 +1583,6 @@ static Suite *store_suite(void)
 	tcase_add_test(t, nodes_share_their_names);
 	tcase_add_test(t, check_reports_unreachable_node);
 	tcase_add_test(t, check_reports_node_missing_from_tree);
-	tcase_add_test(t, check_reports_generation_from_future);
 	tcase_add_test(t, restore_out_of_order_is_put_in_order_of_birth);
 	tcase_add_test(t, restore_refuses_a_generation_past_48_bits);
 	tcase_add_test(t, value_longer_than_a_node_holds_is_einval);

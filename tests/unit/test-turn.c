@@ -51,11 +51,11 @@ static bool pending;
 static const struct store_observer *db_observer;
 
 static void spy_changed(const struct node *n, const char *path,
-			size_t path_len, void *arg)
+			size_t path_len, uint64_t born, void *arg)
 {
 	(void)arg;
 	pending = true;
-	db_observer->changed(n, path, path_len, db_observer->arg);
+	db_observer->changed(n, path, path_len, born, db_observer->arg);
 }
 
 static void spy_removed(const struct node *n, const char *path, void *arg)
