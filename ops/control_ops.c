@@ -167,7 +167,7 @@ static void count_node(const struct node *n, const char *path, void *arg)
 
 	(void)path;
 	sz->names += node_name_len(n) + 1;
-	sz->values += n->value_len;
+	sz->values += node_value_len(n);
 }
 
 static void memory_report(struct server *srv, struct reply *r)

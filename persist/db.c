@@ -788,7 +788,7 @@ static struct schema_node node_rec(const struct node *n, uint64_t born)
 
 	return (struct schema_node){
 		.born = born, .nperms = p->n, .perms = p->e,
-		.value = node_value(n), .value_len = n->value_len,
+		.value = node_value(n), .value_len = node_value_len(n),
 	};
 }
 

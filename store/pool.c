@@ -21,11 +21,13 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* The reservation: 2^26 records (2 GiB of address space for 32-byte
+/* The reservation: 2^26 records (1.5 GiB of address space for 24-byte
  * ones, none of it memory until made usable), halved while the address
  * space limit (RLIMIT_AS) refuses it.  The path index names a node in
- * INDEX_ID_BITS bits (index.h): no id may be larger. */
-#define POOL_RESERVE (1u << INDEX_ID_BITS)
+ * INDEX_ID_BITS bits (index.h), a record its relatives in POOL_ID_BITS
+ * (store.h): no id may be larger. */
+#define POOL_RESERVE (1u << POOL_ID_BITS)
+_Static_assert(POOL_ID_BITS <= INDEX_ID_BITS, "an id the index cannot name");
 #define POOL_RESERVE_MIN (POOL_STEP * 16)
 
 struct node_pool node_pool;

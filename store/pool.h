@@ -5,7 +5,8 @@
  * the first allocation (POOL_RESERVE records, fewer if the address space
  * is limited), of which the pool makes usable what it needs, POOL_STEP
  * records at a time.  So a node never moves (a pointer to it stays good
- * until it is freed), its 32-bit id is its index in the array, and a
+ * until it is freed), its id is its index in the array (below
+ * 2^POOL_ID_BITS: a record's links keep their spare bits), and a
  * record carries neither its id nor an allocator header: the tree's links
  * and the path index hold ids, half the size of pointers.  Id 0 is never
  * handed out: it means "none".  Freed records are reused before the pool
@@ -26,6 +27,8 @@ struct node;
 /* Records made usable at a time: a whole number of pages for a record of
  * any multiple of 4 bytes. */
 #define POOL_STEP 1024u
+/* Bits of an id: the pool hands out none of 2^POOL_ID_BITS or more. */
+#define POOL_ID_BITS 26
 
 struct node_pool {
 	struct node *base;		/* the array (NULL: not reserved yet) */

@@ -143,7 +143,7 @@ static void node_free(struct node *n)
 {
 	perms_unref(node_perms(n));
 	name_unref(node_name_id(n));
-	slab_free(n->value, n->value_len);
+	slab_free(n->value, node_value_len(n));
 	pool_free(n);
 }
 
@@ -155,19 +155,19 @@ static bool set_value(struct node *n, const void *data, size_t len)
 		errno = EINVAL;
 		return false;
 	}
-	if (len != n->value_len) {
+	if (len != node_value_len(n)) {
 		slab_ref r = 0;
 
 		if (!len)
-			slab_free(n->value, n->value_len);
-		else if (!(r = n->value ? slab_resize(n->value, n->value_len,
-						      len)
+			slab_free(n->value, node_value_len(n));
+		else if (!(r = n->value ? slab_resize(n->value,
+						      node_value_len(n), len)
 					: slab_alloc(len))) {
 			errno = ENOMEM;
 			return false;
 		}
 		n->value = r;
-		n->value_len = len & 0xffff;
+		node_set_value_len(n, (unsigned int)len);
 	}
 	if (len)
 		memcpy(slab_ptr(n->value), data, len);
@@ -177,7 +177,7 @@ static bool set_value(struct node *n, const void *data, size_t len)
 /* The value of a node made with room for it (node_new). */
 static void put_value(struct node *n, const void *data, size_t len)
 {
-	n->value_len = len & 0xffff;	/* node_new checked it */
+	node_set_value_len(n, (unsigned int)len);	/* node_new checked it */
 	if (len)
 		memcpy(slab_ptr(n->value), data, len);
 }
@@ -323,18 +323,22 @@ static void link_special(struct store *s, struct node *n)
 
 static void unlink_special(struct store *s, struct node *n)
 {
-	uint32_t *at = &s->specials_id;
+	struct node *prev = NULL;
 
-	while (*at != node_id(n))
-		at = &pool_node(*at)->next_id;
-	*at = n->next_id;
+	for (uint32_t id = s->specials_id; id != node_id(n);
+	     id = prev->next_id)
+		prev = pool_node(id);
+	if (prev)
+		prev->next_id = n->next_id;
+	else
+		s->specials_id = n->next_id;
 	n->next_id = 0;
 }
 
 /* What a node costs its owner in memory (for the memory quota). */
 static size_t node_bytes(const struct node *n)
 {
-	return sizeof(*n) + node_name_len(n) + 1 + n->value_len;
+	return sizeof(*n) + node_name_len(n) + 1 + node_value_len(n);
 }
 
 /* Count (delta 1) or uncount (-1) the domids n's perms name and charge
@@ -609,7 +613,7 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 			/* Not as promised: make the ancestors, which may
 			 * fail (NULL, ENOMEM) after all. */
 			n = create(s, path, plen, node_perms(prep),
-				   node_value(prep), prep->value_len);
+				   node_value(prep), node_value_len(prep));
 			node_free(prep);
 			return n;
 		}
@@ -625,13 +629,13 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	 * the old value. */
 	account(s, n, node_perms(n), -1);
 	old = n->value;
-	old_len = n->value_len;
+	old_len = node_value_len(n);
 	n->value = prep->value;
-	n->value_len = prep->value_len;
+	node_set_value_len(n, node_value_len(prep));
 	/* The record now holds n's old block, freed by that block's
 	 * length (slab.h). */
 	prep->value = old;
-	prep->value_len = old_len;
+	node_set_value_len(prep, old_len);
 	account(s, n, node_perms(n), 1);
 	node_free(prep);
 	stamp(s, n, STAMP_NODE);

@@ -2,9 +2,9 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is a 32-byte record of the node pool (pool.h) naming its name
+ * A node is a 24-byte record of the node pool (pool.h) naming its name
  * (not its path) by the 32-bit id of an interned name (names.h), linked
- * to its relatives by 32-bit ids, to its permission list by a 32-bit slot
+ * to its relatives by 26-bit ids, to its permission list by a 32-bit slot
  * and to its value, a block of its own, by a 32-bit reference (slab.h).
  * Lookup of a path is one probe of a keyed hash of full paths (index.h),
  * usually one slot, confirmed by comparing the names up the parent chain;
@@ -76,8 +76,8 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a 28-byte record of the node pool (store/pool.h), linked to
- * its parent, children and siblings by 32-bit pool ids (0: none).  It
+ * One node: a 24-byte record of the node pool (store/pool.h), linked to
+ * its parent, children and siblings by pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
  * from a path.  Names are interned: the keys of every guest's home share
@@ -92,25 +92,46 @@ bool perms_equal(const struct perms *a, const struct perms *b);
  * a node was born with: only a load orders siblings by it (store_restore).
  * A generation read back from a file is at most NODE_GEN_MAX (at a million
  * changes a second, nine years of them; more is a damaged file).
+ *
+ * A pool id is below 2^POOL_ID_BITS (pool.h), so the three links take 26
+ * bits each, and the value's length (16 bits: node_value_len) the bits
+ * they leave: 4 bytes of every record.
  */
 #define NODE_GEN_MAX ((UINT64_C(1) << 48) - 1)
 #define NODE_VALUE_MAX UINT16_MAX	/* a request's payload is 4 KiB */
 
 struct node {
-	uint32_t parent_id;		/* 0 for "/" and the special nodes */
-	uint32_t child_id;		/* its last child (0: none) */
-	uint32_t next_id;		/* the next sibling (the last child's:
+	uint32_t parent_id : 26;	/* 0 for "/" and the special nodes */
+	uint32_t len_high : 6;		/* the value's length, bits 10-15 */
+	uint32_t child_id : 26;		/* its last child (0: none) */
+	uint32_t len_mid : 6;		/* bits 4-9 */
+	uint32_t next_id : 26;		/* the next sibling (the last child's:
 					 * the first); a special node's, the
 					 * next special one (0: the last) */
+	uint32_t len_low : 4;		/* bits 0-3 */
 	uint32_t perms_slot;		/* its list's (perms_table): one
 					 * reference, owned */
 	uint32_t name_id;		/* its name's (names.h): one reference,
 					 * owned */
 	slab_ref value;			/* owned: its value's block (0: empty) */
-	uint16_t value_len;
 };
 
-_Static_assert(sizeof(struct node) == 28, "a node is one 28-byte record");
+_Static_assert(sizeof(struct node) == 24, "a node is one 24-byte record");
+_Static_assert(POOL_ID_BITS == 26, "the links' widths");
+
+/* The length of n's value (0 .. NODE_VALUE_MAX). */
+static inline unsigned int node_value_len(const struct node *n)
+{
+	return (unsigned int)n->len_high << 10 |
+	       (unsigned int)n->len_mid << 4 | n->len_low;
+}
+
+static inline void node_set_value_len(struct node *n, unsigned int len)
+{
+	n->len_high = (len >> 10) & 0x3f;
+	n->len_mid = (len >> 4) & 0x3f;
+	n->len_low = len & 0xf;
+}
 
 /* The permission list of a node. */
 static inline struct perms *node_perms(const struct node *n)
@@ -199,7 +220,7 @@ static inline size_t node_children_len(const struct node *n, size_t max)
 	return len;
 }
 
-/* Its value: value_len bytes (not NUL-terminated). */
+/* Its value: node_value_len bytes (not NUL-terminated). */
 static inline const char *node_value(const struct node *n)
 {
 	return n->value ? (const char *)slab_ptr(n->value) : "";

@@ -32,7 +32,7 @@ static bool hidden_by_ancestor(const struct txn *t, const char *path)
 static void fill_live(const struct node *n, struct view_node *out)
 {
 	out->value = node_value(n);
-	out->value_len = n->value_len;
+	out->value_len = node_value_len(n);
 	out->perms = node_perms(n);
 }
 
@@ -67,14 +67,14 @@ static struct entry *load(struct store *s, struct txn *t, const char *path)
 	if (!live)
 		return e;
 	e->flags |= E_READ_LIVE;
-	if (live->value_len) {
-		e->value = malloc(live->value_len);
+	if (node_value_len(live)) {
+		e->value = malloc(node_value_len(live));
 		if (!e->value) {
 			t->failed = true;
 			return e;
 		}
-		memcpy(e->value, node_value(live), live->value_len);
-		e->value_len = live->value_len;
+		memcpy(e->value, node_value(live), node_value_len(live));
+		e->value_len = node_value_len(live);
 		t->bytes += e->value_len;
 	}
 	e->perms = perms_ref(node_perms(live));

@@ -503,10 +503,10 @@ static char *reload(const char *path, unsigned long *count)
 	ck_assert_int_eq(db_load_nodes(db, &s), 0);
 	n = store_lookup(&s, path);
 	if (n) {
-		v = malloc(n->value_len + 1);
+		v = malloc(node_value_len(n) + 1);
 		ck_assert_ptr_nonnull(v);
-		memcpy(v, node_value(n), n->value_len);
-		v[n->value_len] = '\0';
+		memcpy(v, node_value(n), node_value_len(n));
+		v[node_value_len(n)] = '\0';
 	}
 	if (count)
 		*count = store_count(&s);

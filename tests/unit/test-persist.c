@@ -394,9 +394,9 @@ static void same_store(const struct store *a, const struct store *b)
 		m = store_lookup(b, path);
 
 		ck_assert_msg(m != NULL, "%s is missing after the load", path);
-		ck_assert_uint_eq(n->value_len, m->value_len);
-		if (n->value_len)
-			ck_assert_msg(memcmp(node_value(n), node_value(m), n->value_len) == 0,
+		ck_assert_uint_eq(node_value_len(n), node_value_len(m));
+		if (node_value_len(n))
+			ck_assert_msg(memcmp(node_value(n), node_value(m), node_value_len(n)) == 0,
 				      "value of %s", path);
 		ck_assert_msg(perms_equal(node_perms(n), node_perms(m)), "perms of %s",
 			      path);
@@ -513,7 +513,7 @@ START_TEST(db_followed_store_loads_back_the_same)
 		ck_assert_str_eq(buf, ",zeta,mid,beta,alpha");
 		ck_assert_ptr_null(store_lookup(&loaded, "/gone"));
 		ck_assert_ptr_null(store_lookup(&loaded, "/gone/a/b"));
-		ck_assert_uint_eq(store_lookup(&loaded, "/bin")->value_len, 5);
+		ck_assert_uint_eq(node_value_len(store_lookup(&loaded, "/bin")), 5);
 		ck_assert_mem_eq(node_value(store_lookup(&loaded, "/bin")),
 				 "a\0b\0\xff", 5);
 		/* XSA-322's ignore bit is kept. */
@@ -613,7 +613,7 @@ START_TEST(db_uncommitted_changes_do_not_reach_the_file)
 	ck_assert_int_eq(load(db, &loaded), 0);
 	ck_assert_ptr_nonnull(store_lookup(&loaded, "/committed"));
 	ck_assert_mem_eq(node_value(store_lookup(&loaded, "/committed")), "c", 1);
-	ck_assert_uint_eq(store_lookup(&loaded, "/committed")->value_len, 1);
+	ck_assert_uint_eq(node_value_len(store_lookup(&loaded, "/committed")), 1);
 	ck_assert_ptr_null(store_lookup(&loaded, "/uncommitted"));
 	ck_assert_ptr_nonnull(store_lookup(&loaded, "/second"));
 	db_close(db);
@@ -1350,7 +1350,7 @@ START_TEST(db_version_2_file_is_read_and_compacted_to_version_3)
 	ck_assert_int_eq(load(db, &s), 0);
 	after = store_lookup(&s, "/order/after");
 	ck_assert_ptr_nonnull(after);
-	ck_assert_uint_eq(after->value_len, 2);
+	ck_assert_uint_eq(node_value_len(after), 2);
 	ck_assert_int_eq(memcmp(node_value(after), "v3", 2), 0);
 	db_close(db);
 	store_destroy(&s);

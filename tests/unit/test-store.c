@@ -216,7 +216,7 @@ START_TEST(init_creates_root)
 	ck_assert_ptr_null(node_parent(root));
 	ck_assert_ptr_null(node_first_child(root));
 	ck_assert_uint_eq(node_count_children(root), 0);
-	ck_assert_uint_eq(root->value_len, 0);
+	ck_assert_uint_eq(node_value_len(root), 0);
 	ck_assert_ptr_eq(node_perms(root), p);
 	ck_assert_uint_eq(p->refs, 2);
 	ck_assert_uint_eq(store_count(&s), 1);
@@ -259,7 +259,7 @@ START_TEST(create_makes_missing_ancestors_in_order)
 	ck_assert_ptr_eq(node_parent(c), b);
 	ck_assert_ptr_eq(node_first_child(a), b);
 	ck_assert_ptr_eq(node_first_child(b), c);
-	ck_assert_uint_eq(c->value_len, 0);
+	ck_assert_uint_eq(node_value_len(c), 0);
 	/* an empty value: no bytes */
 	ck_assert_str_eq(node_name(c), "c");
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
@@ -337,6 +337,32 @@ START_TEST(observer_is_told_births_of_creations_only)
 }
 END_TEST
 
+/* A record's links and its value's length share three words
+ * (store.h): every length beside the largest ids, and every id beside
+ * the longest length, read back as set. */
+START_TEST(links_and_value_length_share_their_words_intact)
+{
+	static const unsigned int lens[] = { 0, 1, 15, 16, 1023, 1024, 4096,
+					     0x5a5a, NODE_VALUE_MAX };
+	const uint32_t top = (1u << POOL_ID_BITS) - 1;
+	struct node n;
+
+	memset(&n, 0, sizeof(n));
+	for (unsigned int i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		n.parent_id = top;
+		n.child_id = top - 1;
+		n.next_id = top - 2;
+		node_set_value_len(&n, lens[i]);
+		ck_assert_uint_eq(node_value_len(&n), lens[i]);
+		ck_assert_uint_eq(n.parent_id, top);
+		ck_assert_uint_eq(n.child_id, top - 1);
+		ck_assert_uint_eq(n.next_id, top - 2);
+		n.parent_id = n.child_id = n.next_id = 0;
+		ck_assert_uint_eq(node_value_len(&n), lens[i]);
+	}
+}
+END_TEST
+
 START_TEST(create_shares_perms_with_every_new_node)
 {
 	struct store s;
@@ -373,7 +399,7 @@ START_TEST(create_returns_existing_node_untouched)
 	ck_assert_ptr_eq(again, n);
 	ck_assert_ptr_eq(node_perms(n), p);
 	ck_assert_uint_eq(q->refs, 1);
-	ck_assert_uint_eq(n->value_len, 1);
+	ck_assert_uint_eq(node_value_len(n), 1);
 	ck_assert_mem_eq(node_value(n), "v", 1);
 	ck_assert(!node_changed_since(&s, n, sgen, STAMP_NODE));
 	ck_assert_uint_eq(s.gen, sgen);
@@ -418,7 +444,7 @@ START_TEST(write_stores_value_bytes_with_nuls)
 	new_store(&s, &p);
 	n = store_write(&s, "/v", p, value, sizeof(value));
 	ck_assert_ptr_nonnull(n);
-	ck_assert_uint_eq(n->value_len, sizeof(value));
+	ck_assert_uint_eq(node_value_len(n), sizeof(value));
 	ck_assert_mem_eq(node_value(n), value, sizeof(value));
 	ck_assert_ptr_ne(node_value(n), value);	/* a copy */
 	free_store(&s, p);
@@ -435,10 +461,10 @@ START_TEST(write_replaces_value)
 	n = store_write(&s, "/v", p, UNIT_BYTES("a longer value"));
 	ck_assert_ptr_nonnull(n);
 	ck_assert_ptr_eq(store_write(&s, "/v", p, UNIT_BYTES("xy")), n);
-	ck_assert_uint_eq(n->value_len, 2);
+	ck_assert_uint_eq(node_value_len(n), 2);
 	ck_assert_mem_eq(node_value(n), "xy", 2);
 	ck_assert_ptr_eq(store_write(&s, "/v", p, NULL, 0), n);
-	ck_assert_uint_eq(n->value_len, 0);
+	ck_assert_uint_eq(node_value_len(n), 0);
 	/* an empty value: no bytes */
 	ck_assert_uint_eq(store_count(&s), 2);
 	free_store(&s, p);
@@ -457,7 +483,7 @@ START_TEST(write_creates_missing_ancestors_with_perms)
 	ck_assert_ptr_nonnull(n);
 	ck_assert_ptr_eq(node_perms(n), q);
 	ck_assert_ptr_eq(node_perms(store_lookup(&s, "/a")), q);
-	ck_assert_uint_eq(store_lookup(&s, "/a")->value_len, 0);
+	ck_assert_uint_eq(node_value_len(store_lookup(&s, "/a")), 0);
 	perms_unref(q);
 	free_store(&s, p);
 }
@@ -1418,12 +1444,12 @@ START_TEST(value_longer_than_a_node_holds_is_einval)
 	ck_assert_ptr_null(store_lookup(&s, "/a"));
 	n = store_write(&s, "/a", p, v, NODE_VALUE_MAX);
 	ck_assert_ptr_nonnull(n);
-	ck_assert_uint_eq(n->value_len, NODE_VALUE_MAX);
+	ck_assert_uint_eq(node_value_len(n), NODE_VALUE_MAX);
 	ck_assert_ptr_nonnull(store_write(&s, "/a", p, "", 0));
 	errno = 0;
 	ck_assert_ptr_null(store_write(&s, "/a", p, v, big));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_uint_eq(store_lookup(&s, "/a")->value_len, 0);
+	ck_assert_uint_eq(node_value_len(store_lookup(&s, "/a")), 0);
 	ck_assert_ptr_null(store_prepare("/a", p, v, big));
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
@@ -1527,6 +1553,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, lookup_of_missing_path_is_null);
 	tcase_add_test(t, create_makes_missing_ancestors_in_order);
 	tcase_add_test(t, observer_is_told_births_of_creations_only);
+	tcase_add_test(t, links_and_value_length_share_their_words_intact);
 	tcase_add_test(t, create_shares_perms_with_every_new_node);
 	tcase_add_test(t, create_returns_existing_node_untouched);
 	tcase_add_test(t, special_nodes_are_parentless);

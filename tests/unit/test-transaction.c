@@ -639,7 +639,7 @@ static bool dump_one(struct node *n, const char *path, void *arg)
 	size_t used = strlen(out);
 
 	snprintf(out + used, 4096 - used, "%s=%.*s(%u) ", path,
-		 (int)n->value_len, node_value(n),
+		 (int)node_value_len(n), node_value(n),
 		 (unsigned int)node_perms(n)->e[0].domid);
 	return true;
 }
