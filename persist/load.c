@@ -187,7 +187,8 @@ static void node_unusable(struct load_state *st, const char *key, size_t len)
 	st->bad = errno == ENOMEM
 		? "out of memory"
 		: "a malformed node record, a bad path, a path twice, "
-		  "or two nodes of one generation";
+		  "two nodes of one generation, or a change to a node "
+		  "that no file made";
 	snprintf(st->bad_key, sizeof(st->bad_key), "%.*s",
 		 (int)(len < 48 ? len : 48), key);
 }

@@ -1730,6 +1730,95 @@ static void some_commits(unsigned char **p, size_t *len)
 	journal_unmap(&m);
 }
 
+/* A journal of one frame: puts of each path "as before" (born 0) with
+ * value v, written at jpath. */
+static void as_before_journal(const char *const *paths, const char *v)
+{
+	struct evbuffer *out = evbuffer_new(), *b = evbuffer_new();
+	struct evbuffer *rec = evbuffer_new();
+	unsigned char room[SCHEMA_FRAME_HEAD] = { 0 }, *p;
+	struct perm perm = { 0, PERM_NONE };
+	struct schema_node n = { .born = 0, .nperms = 1, .perms = &perm,
+				 .value = v, .value_len = (uint32_t)strlen(v) };
+	struct writer w;
+	size_t len;
+
+	ck_assert(out && b && rec);
+	add_head(out);
+	ck_assert_int_eq(evbuffer_add(b, room, sizeof(room)), 0);
+	for (; *paths; paths++) {
+		struct schema_change c = { .put = true, .key = *paths,
+					   .key_len = (uint32_t)strlen(*paths) };
+
+		evbuffer_drain(rec, evbuffer_get_length(rec));
+		wr_init(&w, rec);
+		schema_write_node(&w, &n);
+		ck_assert(wr_ok(&w));
+		c.value_len = (uint32_t)evbuffer_get_length(rec);
+		c.value = evbuffer_pullup(rec, -1);
+		wr_init(&w, b);
+		schema_write_change(&w, &c);
+		ck_assert(wr_ok(&w));
+	}
+	len = evbuffer_get_length(b);
+	p = evbuffer_pullup(b, -1);
+	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
+	ck_assert_int_eq(evbuffer_add(out, p, len), 0);
+	write_file(jpath, evbuffer_pullup(out, -1), evbuffer_get_length(out));
+	evbuffer_free(rec);
+	evbuffer_free(b);
+	evbuffer_free(out);
+}
+
+/*
+ * A put "as before" takes its birth from the checkpoint; one of a node
+ * that neither the journals nor the checkpoint made is damage: a start
+ * refuses the files (and leaves them as they were), a merge fails and
+ * says why.
+ */
+START_TEST(a_put_as_before_of_a_node_nobody_made_is_damage)
+{
+	char why[200], got[64];
+	struct db *db;
+	struct store s;
+
+	CRASHED({
+		struct store s2;
+		struct db *db2 = new_db(&s2);
+
+		put(&s2, "/a", "1");
+		put(&s2, "/b", "2");
+		ck_assert_int_eq(db_checkpoint(db2), 0);
+	});
+	ck_assert(!exists(jpath));
+	/* /a changed "as before": it keeps its birth, so its place. */
+	as_before_journal((const char *const[]){ "/a", NULL }, "new");
+	reloads_as("/a", "new");
+	reload_children("/", got, sizeof(got));
+	ck_assert_str_eq(got, ",a,b");
+	/* /c "as before": nothing made it. */
+	as_before_journal((const char *const[]){ "/a", "/c", NULL }, "x");
+	db = open_db(true);
+	new_store(&s, false);
+	ck_assert_int_eq(db_load_nodes(db, &s), -1);
+	store_destroy(&s);
+	db_close(db);
+	ck_assert(exists(jpath));
+	ck_assert_int_eq(compact_file(dbpath, jpath, true, NULL, why,
+				      sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "/c") && strstr(why, "lacks"), "%s", why);
+	/* The good journal merges, /a in its place. */
+	as_before_journal((const char *const[]){ "/a", NULL }, "merged");
+	ck_assert_int_eq(compact_file(dbpath, jpath, true, NULL, why,
+				      sizeof(why)), 0);
+	ck_assert(!exists(jpath));
+	reloads_as("/a", "merged");
+	reload_children("/", got, sizeof(got));
+	ck_assert_str_eq(got, ",a,b");
+}
+END_TEST
+
 START_TEST(a_damaged_journal_stops_the_start)
 {
 	unsigned char *p;
@@ -2238,6 +2327,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_journal_putting_the_checkpoints_own_keys_is_merged_without_them);
 	tcase_add_test(t, a_compaction_leaves_no_mapping_of_the_file);
 	tcase_add_test(t, a_damaged_journal_stops_the_start);
+	tcase_add_test(t, a_put_as_before_of_a_node_nobody_made_is_damage);
 	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
 	tcase_add_test(t, a_version_1_journal_is_read_and_written_on_as_version_2);
 	tcase_add_test(t, a_checkpoint_that_cannot_merge_writes_the_whole_state);
