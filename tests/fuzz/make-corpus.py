@@ -467,8 +467,8 @@ def xxh3_low32(b):
     return lib.XXH3_64bits(b, len(b)) & 0xffffffff
 
 
-def journal_head():
-    return rstr("xenstored-journal") + le32(1)
+def journal_head(version=2):
+    return rstr("xenstored-journal") + le32(version)
 
 
 def frame(*changes):
@@ -507,6 +507,13 @@ def journal_seeds():
     bad[-1] ^= 1
     s["bad-last"] = b"\x00" + journal_head() + many + bytes(bad)
     s["bad-middle"] = b"\x00" + journal_head() + bytes(bad) + many
+    # Version 1 (every put gives its birth), and version 2's "as before"
+    # (born 0): a fold keeps the birth of the key's put before.
+    s["version-1"] = b"\x00" + journal_head(1) + many
+    s["as-before"] = b"\x00" + journal_head() + \
+        frame(put("/vm", node(3, b"")), put("/vm", node(0, b"changed"))) + \
+        frame(put("/vm", node(0, b"again")), delete("/vm"),
+              put("/vm", node(0, b"orphan")))
     s["payload-node"] = b"\x01" + put("/a", node(7, b"value", ((0, 3),)))
     s["payload-mixed"] = b"\x01" + put("#format", rstr("xenstored-db") + le32(2)) + \
         delete("/a/b") + put("/a", node(1, b"", ((1, 0), (2, 4))))
