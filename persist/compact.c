@@ -47,7 +47,7 @@ static int add_put(struct merge *m, const void *key, size_t klen,
 	const struct schema_change *c = &e->c;
 
 	if (!schema_key_is_node(key, klen) || c->value_len < 8 ||
-	    (born && schema_node_born(c->value) == born))
+	    schema_record_born(key, klen, c->value, c->value_len))
 		return ckpt_add(m->w, key, klen, c->value, c->value_len);
 	if (!born) {
 		snprintf(m->why, m->why_len, "the journal changes %.*s, "
@@ -84,18 +84,16 @@ static int keep_old(const void *key, size_t klen, const void *val,
 {
 	struct merge *m = arg;
 	const struct fold_entry *e = fold_find(m->f, key, klen);
-	uint64_t born = 0, old_born = 0;
+	uint64_t born, old_born;
 
 	if (!e)
 		return ckpt_add(m->w, key, klen, val, vlen);
 	if (!e->c.put)
 		return 0;
-	if (schema_key_is_node(key, klen)) {
-		born = fold_entry_born(e);
-		old_born = vlen >= 8 ? schema_node_born(val) : 0;
-		if (born && born != old_born)
-			return 0;
-	}
+	born = fold_entry_born(e);
+	old_born = schema_record_born(key, klen, val, vlen);
+	if (born && born != old_born)
+		return 0;	/* made again */
 	m->taken[e - m->f->v] = 1;
 	return add_put(m, key, klen, e, old_born);
 }

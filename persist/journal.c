@@ -282,10 +282,9 @@ static int fold_grow(struct fold *f)
  * one that says "as before". */
 static uint64_t put_born(const struct schema_change *c)
 {
-	return c->put && c->value_len >= 8 &&
-	       schema_key_is_node(c->key, c->key_len)
-		       ? schema_node_born(c->value)
-		       : 0;
+	return c->put ? schema_record_born(c->key, c->key_len, c->value,
+					  c->value_len)
+		      : 0;
 }
 
 uint64_t fold_entry_born(const struct fold_entry *e)

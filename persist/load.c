@@ -328,8 +328,8 @@ static int collect_checkpoint(const void *kp, size_t klen, const void *vp,
 		if (!e->c.put)
 			return 0;
 		born = fold_entry_born(e);
-		if (!born && vlen >= 8 && schema_key_is_node(kp, klen))
-			born = schema_node_born(vp);
+		if (!born)
+			born = schema_record_born(kp, klen, vp, vlen);
 		data = (TDB_DATA){ (unsigned char *)e->c.value,
 				   e->c.value_len };
 	}

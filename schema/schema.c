@@ -155,12 +155,15 @@ void schema_write_node(struct writer *w, const struct schema_node *n)
 		free(p);
 }
 
-uint64_t schema_node_born(const void *p)
+uint64_t schema_record_born(const void *key, size_t key_len, const void *p,
+			    size_t len)
 {
 	struct reader r;
 
-	rd_init(&r, p, 8);
-	return rd_u64(&r);
+	if (!schema_key_is_node(key, key_len))
+		return 0;
+	rd_init(&r, p, len);
+	return rd_u64(&r);	/* 0 when short */
 }
 
 void schema_node_set_born(void *p, uint64_t born)

@@ -202,9 +202,12 @@ void schema_write_node(struct writer *w, const struct schema_node *n);
  * whoever needs a birth resolves it. */
 bool schema_decode_node(const void *key, size_t key_len, const void *p,
 			size_t len, struct schema_node *n);
-/* The born of a node record (its first 8 bytes: one decoded, or of at
- * least that many bytes), and the same set to born. */
-uint64_t schema_node_born(const void *p);
+/* The birth the record at p (len bytes) under key gives: a node record's
+ * born (its first 8 bytes); 0 for a '#' record, a record too short to
+ * hold one, or one that says "as before". */
+uint64_t schema_record_born(const void *key, size_t key_len, const void *p,
+			    size_t len);
+/* A node record's born (at least 8 bytes at p) set to born. */
 void schema_node_set_born(void *p, uint64_t born);
 /* Bytes at perms_raw: equal bytes are equal lists. */
 static inline size_t schema_node_perms_len(const struct schema_node *n)

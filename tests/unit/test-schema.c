@@ -217,9 +217,12 @@ START_TEST(node_out_of_range_is_refused)
 	 * node resolves (store_restore refuses a 0). */
 	p = node_bytes(0, "v", 1, &len);
 	ck_assert(node_ok(p, len));
-	ck_assert_uint_eq(schema_node_born(p), 0);
+	ck_assert_uint_eq(schema_record_born("/a", 2, p, len), 0);
 	schema_node_set_born(p, 0x0102030405060708ull);
-	ck_assert_uint_eq(schema_node_born(p), 0x0102030405060708ull);
+	ck_assert_uint_eq(schema_record_born("/a", 2, p, len),
+			  0x0102030405060708ull);
+	ck_assert_uint_eq(schema_record_born("#quotas", 7, p, len), 0);
+	ck_assert_uint_eq(schema_record_born("/a", 2, p, 7), 0);
 	ck_assert(node_ok(p, len));
 	free(p);
 	/* A value over a payload. */
