@@ -66,8 +66,11 @@ void schema_write_format(struct writer *w)
 	wr_u32(w, SCHEMA_DB_VERSION);
 }
 
+/* magic and a version: ours when from oldest to newest (the versions
+ * this daemon reads). */
 static enum schema_format read_magic(struct reader *r, const char *magic,
-				     uint32_t ours, uint32_t *version)
+				     uint32_t oldest, uint32_t newest,
+				     uint32_t *version)
 {
 	uint32_t v;
 
@@ -77,7 +80,7 @@ static enum schema_format read_magic(struct reader *r, const char *magic,
 	if (!rd_ok(r))
 		return SCHEMA_FOREIGN;
 	*version = v;
-	return v == ours ? SCHEMA_OURS : SCHEMA_OTHER_VERSION;
+	return v >= oldest && v <= newest ? SCHEMA_OURS : SCHEMA_OTHER_VERSION;
 }
 
 enum schema_format schema_decode_format(const void *p, size_t len,
@@ -87,10 +90,8 @@ enum schema_format schema_decode_format(const void *p, size_t len,
 	enum schema_format f;
 
 	rd_init(&r, p, len);
-	f = read_magic(&r, SCHEMA_DB_MAGIC, SCHEMA_DB_VERSION, version);
-	if (f == SCHEMA_OTHER_VERSION && *version >= SCHEMA_DB_VERSION_OLDEST &&
-	    *version < SCHEMA_DB_VERSION)
-		f = SCHEMA_OURS;
+	f = read_magic(&r, SCHEMA_DB_MAGIC, SCHEMA_DB_VERSION_OLDEST,
+		       SCHEMA_DB_VERSION, version);
 	/* Bytes after ours: some other program's idea of the record. */
 	return f == SCHEMA_OURS && !rd_done(&r) ? SCHEMA_FOREIGN : f;
 }
@@ -509,30 +510,22 @@ size_t schema_journal_head_len(void)
 enum schema_format schema_read_journal_head(struct reader *r,
 					    uint32_t *version, bool *cut)
 {
-	unsigned char ours[4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4];
-	size_t n = schema_journal_head_len();
-	enum schema_format f;
+	/* Our head up to its version, byte for byte, to tell a head cut
+	 * short (inside the version too, any version's) from another. */
+	unsigned char ours[4 + sizeof(SCHEMA_JOURNAL_MAGIC)];
 
-	/* Our head, byte for byte, to tell one cut short from another. */
 	for (int i = 0; i < 4; i++)
 		ours[i] = (unsigned char)(sizeof(SCHEMA_JOURNAL_MAGIC) >> (8 * i));
 	memcpy(ours + 4, SCHEMA_JOURNAL_MAGIC, sizeof(SCHEMA_JOURNAL_MAGIC));
-	for (int i = 0; i < 4; i++)
-		ours[n - 4 + (size_t)i] =
-			(unsigned char)(SCHEMA_JOURNAL_VERSION >> (8 * i));
-	/* Cut inside the version, any version's. */
-	*cut = r->left < n &&
-	       memcmp(r->p, ours, r->left < n - 4 ? r->left : n - 4) == 0;
+	*cut = r->left < schema_journal_head_len() &&
+	       memcmp(r->p, ours,
+		      r->left < sizeof(ours) ? r->left : sizeof(ours)) == 0;
 	if (*cut) {
 		rd_fail(r);
 		return SCHEMA_FOREIGN;
 	}
-	f = read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION, version);
-	if (f == SCHEMA_OTHER_VERSION &&
-	    *version >= SCHEMA_JOURNAL_VERSION_OLDEST &&
-	    *version < SCHEMA_JOURNAL_VERSION)
-		f = SCHEMA_OURS;
-	return f;
+	return read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION_OLDEST,
+			  SCHEMA_JOURNAL_VERSION, version);
 }
 
 /* The low 32 bits of XXH3-64: what a torn or damaged frame needs.  By
@@ -650,7 +643,7 @@ enum schema_format schema_read_lu_head(struct reader *r,
 				       struct schema_lu_head *h,
 				       uint32_t *version)
 {
-	enum schema_format f = read_magic(r, SCHEMA_LU_MAGIC,
+	enum schema_format f = read_magic(r, SCHEMA_LU_MAGIC, SCHEMA_LU_VERSION,
 					  SCHEMA_LU_VERSION, version);
 
 	if (f != SCHEMA_OURS)
