@@ -869,9 +869,10 @@ static bool whole_begin(struct db *db, struct rewrite *rw)
 	rw->w = ckpt_create(db->path, rw->why, sizeof(rw->why));
 	rw->b = evbuffer_new();
 	rw->ok = rw->w && rw->b;
-	rw->born = whole_born(db->store);
-	if (rw->ok)
+	if (rw->ok) {
+		rw->born = whole_born(db->store);
 		store_each(db->store, whole_node, rw);
+	}
 	return rw->ok;
 }
 

@@ -899,9 +899,9 @@ struct node *store_restore(struct store *s, const char *path,
 			return NULL;
 		}
 	}
-	if (n && !note_born(s, node_id(n), born))
-		return NULL;
 	if (n) {
+		if (!note_born(s, node_id(n), born))
+			return NULL;
 		account(s, n, node_perms(n), -1);
 		if (!set_value(n, data, len)) {
 			account(s, n, node_perms(n), 1);

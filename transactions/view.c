@@ -68,14 +68,16 @@ static struct entry *load(struct store *s, struct txn *t, const char *path)
 		return e;
 	e->flags |= E_READ_LIVE;
 	if (node_value_len(live)) {
-		e->value = malloc(node_value_len(live));
+		uint32_t len = node_value_len(live);
+
+		e->value = malloc(len);
 		if (!e->value) {
 			t->failed = true;
 			return e;
 		}
-		memcpy(e->value, node_value(live), node_value_len(live));
-		e->value_len = node_value_len(live);
-		t->bytes += e->value_len;
+		memcpy(e->value, node_value(live), len);
+		e->value_len = len;
+		t->bytes += len;
 	}
 	e->perms = perms_ref(node_perms(live));
 	e->flags |= E_EXISTS;
