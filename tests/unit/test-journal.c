@@ -73,26 +73,42 @@ static void add_change(struct writer *w, const char *spec)
 	schema_write_change(w, &c);
 }
 
-/* One frame of the NULL-terminated changes, appended to out. */
-static void add_frame(struct evbuffer *out, const char *const *changes)
+/* A frame begun in a new buffer: room for its head, w writing after. */
+static struct evbuffer *frame_begin(struct writer *w)
 {
 	struct evbuffer *b = evbuffer_new();
-	unsigned char room[SCHEMA_FRAME_HEAD] = { 0 }, *p;
-	struct writer w;
-	size_t len;
+	unsigned char room[SCHEMA_FRAME_HEAD] = { 0 };
 
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(evbuffer_add(b, room, sizeof(room)), 0);
-	wr_init(&w, b);
-	for (; *changes; changes++)
-		add_change(&w, *changes);
-	ck_assert(wr_ok(&w));
-	len = evbuffer_get_length(b);
-	p = evbuffer_pullup(b, -1);
+	wr_init(w, b);
+	return b;
+}
+
+/* The frame in b (w wrote its changes), sealed, appended to out; b
+ * freed. */
+static void frame_end(struct evbuffer *out, struct evbuffer *b,
+		      const struct writer *w)
+{
+	size_t len = evbuffer_get_length(b);
+	unsigned char *p = evbuffer_pullup(b, -1);
+
+	ck_assert(wr_ok(w));
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
 			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
 	ck_assert_int_eq(evbuffer_add(out, p, len), 0);
 	evbuffer_free(b);
+}
+
+/* One frame of the NULL-terminated changes, appended to out. */
+static void add_frame(struct evbuffer *out, const char *const *changes)
+{
+	struct writer w;
+	struct evbuffer *b = frame_begin(&w);
+
+	for (; *changes; changes++)
+		add_change(&w, *changes);
+	frame_end(out, b, &w);
 }
 
 static void add_head(struct evbuffer *out)
@@ -596,21 +612,29 @@ START_TEST(a_commit_is_one_frame_and_nothing_when_nothing_changed)
 }
 END_TEST
 
+/* The files a new daemon leaves that wrote the NULL-terminated pairs of
+ * path and value, then a checkpoint: no journal, only the tdb file. */
+static void checkpoint_of(const char *const *pairs)
+{
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+
+		for (const char *const *p = pairs; *p; p += 2)
+			put(&s, p[0], p[1]);
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		ck_assert(!exists(jpath));
+	});
+}
+
 START_TEST(the_last_change_of_a_key_wins_over_the_file)
 {
 	unsigned long count;
 	char *v;
 
 	/* In the tdb file: /x=file, /gone=1. */
-	CRASHED({
-		struct store s;
-		struct db *db = new_db(&s);
-
-		put(&s, "/x", "file");
-		put(&s, "/gone", "1");
-		ck_assert_int_eq(db_checkpoint(db), 0);
-		ck_assert(!exists(jpath));
-	});
+	checkpoint_of((const char *const[]){ "/x", "file", "/gone", "1",
+					      NULL });
 	/* In the journals on top: /x changed three times, /gone removed. */
 	CRASHED({
 		struct store s;
@@ -1753,40 +1777,30 @@ static void some_commits(unsigned char **p, size_t *len)
  * value v, written at jpath. */
 static void as_before_journal(const char *const *paths, const char *v)
 {
-	struct evbuffer *out = evbuffer_new(), *b = evbuffer_new();
-	struct evbuffer *rec = evbuffer_new();
-	unsigned char room[SCHEMA_FRAME_HEAD] = { 0 }, *p;
+	struct evbuffer *out = evbuffer_new(), *rec = evbuffer_new(), *b;
 	struct perm perm = { 0, PERM_NONE };
 	struct schema_node n = { .born = 0, .nperms = 1, .perms = &perm,
 				 .value = v, .value_len = (uint32_t)strlen(v) };
-	struct writer w;
-	size_t len;
+	struct writer w, rw;
 
-	ck_assert(out && b && rec);
+	ck_assert(out && rec);
 	add_head(out);
-	ck_assert_int_eq(evbuffer_add(b, room, sizeof(room)), 0);
+	b = frame_begin(&w);
 	for (; *paths; paths++) {
 		struct schema_change c = { .put = true, .key = *paths,
 					   .key_len = (uint32_t)strlen(*paths) };
 
 		evbuffer_drain(rec, evbuffer_get_length(rec));
-		wr_init(&w, rec);
-		schema_write_node(&w, &n);
-		ck_assert(wr_ok(&w));
+		wr_init(&rw, rec);
+		schema_write_node(&rw, &n);
+		ck_assert(wr_ok(&rw));
 		c.value_len = (uint32_t)evbuffer_get_length(rec);
 		c.value = evbuffer_pullup(rec, -1);
-		wr_init(&w, b);
 		schema_write_change(&w, &c);
-		ck_assert(wr_ok(&w));
 	}
-	len = evbuffer_get_length(b);
-	p = evbuffer_pullup(b, -1);
-	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
-			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
-	ck_assert_int_eq(evbuffer_add(out, p, len), 0);
+	frame_end(out, b, &w);
 	write_file(jpath, evbuffer_pullup(out, -1), evbuffer_get_length(out));
 	evbuffer_free(rec);
-	evbuffer_free(b);
 	evbuffer_free(out);
 }
 
@@ -1802,15 +1816,7 @@ START_TEST(a_put_as_before_of_a_node_nobody_made_is_damage)
 	struct db *db;
 	struct store s;
 
-	CRASHED({
-		struct store s2;
-		struct db *db2 = new_db(&s2);
-
-		put(&s2, "/a", "1");
-		put(&s2, "/b", "2");
-		ck_assert_int_eq(db_checkpoint(db2), 0);
-	});
-	ck_assert(!exists(jpath));
+	checkpoint_of((const char *const[]){ "/a", "1", "/b", "2", NULL });
 	/* /a changed "as before": it keeps its birth, so its place. */
 	as_before_journal((const char *const[]){ "/a", NULL }, "new");
 	reloads_as("/a", "new");
