@@ -1491,6 +1491,91 @@ START_TEST(the_quiet_merge_ends_its_thread)
 }
 END_TEST
 
+/* Writes 100-byte values below under, a commit each 100, until the live
+ * journal holds at least bytes; the count written. */
+static int fill_journal_to(struct db *db, struct store *s, const char *under,
+			   uint64_t bytes)
+{
+	char path[64], val[101];
+	int i = 0;
+
+	memset(val, 'w', 100);
+	val[100] = '\0';
+	/* Closed (after db_checkpoint), its end is the last journal's. */
+	while (db->jout.fd < 0 || db->jout.end < bytes) {
+		snprintf(path, sizeof(path), "%s/%d", under, i++);
+		put(s, path, val);
+		if (i % 100 == 0)
+			ck_assert_int_eq(db_commit(db), 0);
+	}
+	ck_assert_int_eq(db_commit(db), 0);
+	return i;
+}
+
+/*
+ * The quiet rule's share: at rest, a journal past 64 KiB but under a
+ * sixteenth of the checkpoint stays (merging it would rewrite the whole
+ * checkpoint for a few changes); past the sixteenth, it is merged (a
+ * quarter kept up to 3.9 MB of journal with a million nodes at rest).
+ */
+START_TEST(a_quiet_journal_is_merged_past_a_sixteenth_of_the_checkpoint)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
+	setenv("XENSTORED_JOURNAL_QUIET_MS", "50", 1);
+	CRASHED({
+		struct event_base *loop = event_base_new();
+		struct store s;
+		struct db *db = new_db(&s);
+		char path[64], val[129];
+		uint64_t share, held;
+		struct stat sb;
+
+		ck_assert_ptr_nonnull(loop);
+		ck_assert_int_eq(db_notify(db, loop), 0);
+		/* A checkpoint of about 3 MB: values that do not compress
+		 * (hex of a scrambled counter). */
+		for (int i = 0; i < 30000; i++) {
+			uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15u + 1;
+
+			for (int k = 0; k < 128; k++) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				val[k] = "0123456789abcdef"[x & 15];
+			}
+			val[128] = '\0';
+			snprintf(path, sizeof(path), "/big/%d/%d", i / 100, i);
+			put(&s, path, val);
+		}
+		ck_assert_int_eq(db_checkpoint(db), 0);
+		ck_assert_int_eq(stat(dbpath, &sb), 0);
+		share = (uint64_t)sb.st_size / 16;
+		ck_assert_msg(share > 128 << 10, "a checkpoint of %lld bytes",
+			      (long long)sb.st_size);
+		/* Past 64 KiB, short of the share: kept at rest. */
+		fill_journal_to(db, &s, "/q/0", (64 << 10) + 8192);
+		held = db->jout.end;
+		ck_assert_uint_lt(held, share);
+		run_until_merged(loop, 500);
+		ck_assert_msg(journal_frames() > 0, "a journal of %llu bytes "
+			      "merged, under %llu", (unsigned long long)held,
+			      (unsigned long long)share);
+		/* Past the share (well short of a quarter): merged. */
+		fill_journal_to(db, &s, "/q/1", share + 4096);
+		ck_assert_uint_lt(db->jout.end, 4 * share);
+		run_until_merged(loop, 5000);
+		ck_assert_msg(journal_frames() == 0, "a journal past %llu "
+			      "bytes kept at rest",
+			      (unsigned long long)share);
+		s.observer = NULL;
+		db_close(db);
+		event_base_free(loop);
+	});
+	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
+	unsetenv("XENSTORED_JOURNAL_LIMIT");
+}
+END_TEST
+
 /*
  * A compaction that ends in the middle of a turn, with changes pending
  * and the live journal past its limit: the journal is not rotated under
@@ -2343,6 +2428,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_quiet_period_during_a_compaction_merges_after_it);
 	tcase_add_test(t, the_quiet_period_counts_from_the_last_commit);
 	tcase_add_test(t, the_quiet_merge_ends_its_thread);
+	tcase_add_test(t, a_quiet_journal_is_merged_past_a_sixteenth_of_the_checkpoint);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, the_compaction_thread_serves_a_burst_then_ends);
 	tcase_add_test(t, checkpoints_with_kept_contexts_read_back_the_same);
