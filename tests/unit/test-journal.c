@@ -1212,18 +1212,36 @@ static void loop_tick(struct event_base *loop)
 	event_base_dispatch(loop);
 }
 
+/* A new database on s, told of the events of a new loop (*loop). */
+static struct db *looped_db(struct store *s, struct event_base **loop)
+{
+	struct db *db;
+
+	*loop = event_base_new();
+	ck_assert_ptr_nonnull(*loop);
+	db = new_db(s);
+	ck_assert_int_eq(db_notify(db, *loop), 0);
+	return db;
+}
+
+static void looped_db_close(struct db *db, struct store *s,
+			    struct event_base *loop)
+{
+	s->observer = NULL;
+	db_close(db);
+	event_base_free(loop);
+}
+
 START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 {
 	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
 	CRASHED({
-		struct event_base *loop = event_base_new();
+		struct event_base *loop;
 		struct store s;
-		struct db *db = new_db(&s);
+		struct db *db = looped_db(&s, &loop);
 		char path[64], val[128], all[8192];
 		bool held = false;
 
-		ck_assert_ptr_nonnull(loop);
-		ck_assert_int_eq(db_notify(db, loop), 0);
 		for (int round = 0; !held && round < 50; round++) {
 			/* Up to a rotation: a compaction starts. */
 			for (int i = 0; !exists(oldpath) && i < 1000; i++) {
@@ -1264,9 +1282,7 @@ START_TEST(an_idle_database_compacts_what_came_during_a_compaction)
 		dump_tdb(all);
 		ck_assert_msg(strstr(all, path) != NULL, "%s is not in the "
 			      "file", path);
-		s.observer = NULL;
-		db_close(db);
-		event_base_free(loop);
+		looped_db_close(db, &s, loop);
 	});
 }
 END_TEST
@@ -1294,14 +1310,12 @@ START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "5", 1);
 	CRASHED({
-		struct event_base *loop = event_base_new();
+		struct event_base *loop;
 		struct store s;
-		struct db *db = new_db(&s);
+		struct db *db = looped_db(&s, &loop);
 		char path[64], val[128];
 		bool caught = false;
 
-		ck_assert_ptr_nonnull(loop);
-		ck_assert_int_eq(db_notify(db, loop), 0);
 		memset(val, 'v', 100);
 		val[100] = '\0';
 		/* A checkpoint big enough that merging into it outlasts a
@@ -1341,9 +1355,7 @@ START_TEST(a_quiet_period_during_a_compaction_merges_after_it)
 				      round, journal_frames());
 		}
 		ck_assert_msg(caught, "no burst ended during a merge");
-		s.observer = NULL;
-		db_close(db);
-		event_base_free(loop);
+		looped_db_close(db, &s, loop);
 	});
 	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
 }
@@ -1399,13 +1411,11 @@ START_TEST(the_quiet_period_counts_from_the_last_commit)
 	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "500", 1);
 	CRASHED({
-		struct event_base *loop = event_base_new();
+		struct event_base *loop;
 		struct store s;
-		struct db *db = new_db(&s);
+		struct db *db = looped_db(&s, &loop);
 		uint64_t waited;
 
-		ck_assert_ptr_nonnull(loop);
-		ck_assert_int_eq(db_notify(db, loop), 0);
 		/* Past the rule's 64 KiB, twice: the timer is armed at the
 		 * first commit, the second comes 50 ms later. */
 		for (int round = 0; round < 2; round++) {
@@ -1426,9 +1436,7 @@ START_TEST(the_quiet_period_counts_from_the_last_commit)
 		ck_assert_msg(waited < 750, "merged %llu ms after the last "
 			      "commit, in a period of 500",
 			      (unsigned long long)waited);
-		s.observer = NULL;
-		db_close(db);
-		event_base_free(loop);
+		looped_db_close(db, &s, loop);
 	});
 	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
 	unsetenv("XENSTORED_JOURNAL_LIMIT");
@@ -1456,14 +1464,12 @@ START_TEST(the_quiet_merge_ends_its_thread)
 	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "100", 1);
 	CRASHED({
-		struct event_base *loop = event_base_new();
+		struct event_base *loop;
 		struct store s;
-		struct db *db = new_db(&s);
+		struct db *db = looped_db(&s, &loop);
 		struct timespec a;
 		uint64_t ms;
 
-		ck_assert_ptr_nonnull(loop);
-		ck_assert_int_eq(db_notify(db, loop), 0);
 		put_past_quiet_min(&s, "/q");
 		ck_assert_int_eq(db_commit(db), 0);
 		/* The quiet merge starts, runs and is reaped. */
@@ -1482,9 +1488,7 @@ START_TEST(the_quiet_merge_ends_its_thread)
 		/* Idle, it would have waited a whole second. */
 		ck_assert_msg(ms < 500, "the thread ended %llu ms after the "
 			      "quiet merge", (unsigned long long)ms);
-		s.observer = NULL;
-		db_close(db);
-		event_base_free(loop);
+		looped_db_close(db, &s, loop);
 	});
 	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
 	unsetenv("XENSTORED_JOURNAL_LIMIT");
@@ -1492,8 +1496,8 @@ START_TEST(the_quiet_merge_ends_its_thread)
 END_TEST
 
 /* Writes 100-byte values below under, a commit each 100, until the live
- * journal holds at least bytes; the count written. */
-static int fill_journal_to(struct db *db, struct store *s, const char *under,
+ * journal holds at least bytes. */
+static void fill_journal_to(struct db *db, struct store *s, const char *under,
 			   uint64_t bytes)
 {
 	char path[64], val[101];
@@ -1509,7 +1513,6 @@ static int fill_journal_to(struct db *db, struct store *s, const char *under,
 			ck_assert_int_eq(db_commit(db), 0);
 	}
 	ck_assert_int_eq(db_commit(db), 0);
-	return i;
 }
 
 /*
@@ -1523,15 +1526,13 @@ START_TEST(a_quiet_journal_is_merged_past_a_sixteenth_of_the_checkpoint)
 	setenv("XENSTORED_JOURNAL_LIMIT", "64M", 1);
 	setenv("XENSTORED_JOURNAL_QUIET_MS", "50", 1);
 	CRASHED({
-		struct event_base *loop = event_base_new();
+		struct event_base *loop;
 		struct store s;
-		struct db *db = new_db(&s);
+		struct db *db = looped_db(&s, &loop);
 		char path[64], val[129];
 		uint64_t share, held;
 		struct stat sb;
 
-		ck_assert_ptr_nonnull(loop);
-		ck_assert_int_eq(db_notify(db, loop), 0);
 		/* A checkpoint of about 3 MB: values that do not compress
 		 * (hex of a scrambled counter). */
 		for (int i = 0; i < 30000; i++) {
@@ -1567,9 +1568,7 @@ START_TEST(a_quiet_journal_is_merged_past_a_sixteenth_of_the_checkpoint)
 		ck_assert_msg(journal_frames() == 0, "a journal past %llu "
 			      "bytes kept at rest",
 			      (unsigned long long)share);
-		s.observer = NULL;
-		db_close(db);
-		event_base_free(loop);
+		looped_db_close(db, &s, loop);
 	});
 	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
 	unsetenv("XENSTORED_JOURNAL_LIMIT");
@@ -1586,14 +1585,12 @@ START_TEST(a_compaction_ending_with_changes_pending_leaves_them_in_place)
 {
 	setenv("XENSTORED_JOURNAL_LIMIT", "2k", 1);
 	CRASHED({
-		struct event_base *loop = event_base_new();
+		struct event_base *loop;
 		struct store s;
-		struct db *db = new_db(&s);
+		struct db *db = looped_db(&s, &loop);
 		char path[64];
 		int round;
 
-		ck_assert_ptr_nonnull(loop);
-		ck_assert_int_eq(db_notify(db, loop), 0);
 		for (round = 0; round < 20; round++) {
 			/* Up to a rotation, then on past the limit while
 			 * the compaction runs. */
@@ -1619,9 +1616,7 @@ START_TEST(a_compaction_ending_with_changes_pending_leaves_them_in_place)
 		for (int i = 0; i < SETTLE_TICKS && exists(oldpath); i++)
 			loop_tick(loop);
 		ck_assert_int_eq(db_commit(db), 0);
-		s.observer = NULL;
-		db_close(db);
-		event_base_free(loop);
+		looped_db_close(db, &s, loop);
 	});
 	for (int round = 0; round < 20; round++) {
 		char path[64], *v;
