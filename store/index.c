@@ -64,16 +64,6 @@ static uint64_t rehash(const struct path_index *ix, uint32_t slot)
 			 node_path(slot_node(slot), path, sizeof(path)));
 }
 
-/* Put slot at the first empty one from home in slots of mask + 1. */
-static void place(uint32_t *slots, size_t mask, size_t home, uint32_t slot)
-{
-	size_t i = home;
-
-	while (slots[i])
-		i = (i + 1) & mask;
-	slots[i] = slot;
-}
-
 /*
  * The path of node id into path, where the path of node last (len bytes;
  * 0: none) is: built on it when id is last's child or sibling, as the
@@ -138,13 +128,14 @@ static int move_all(const struct path_index *ix, uint32_t *slots,
 			__builtin_prefetch(&slots[home[k]], 1);
 			if (++k == MOVE_BATCH) {
 				for (k = 0; k < MOVE_BATCH; k++)
-					place(slots, mask, home[k], slot[k]);
+					probe_place(slots, mask, home[k],
+						    slot[k]);
 				k = 0;
 			}
 		}
 	}
 	for (size_t i = 0; i < k; i++)
-		place(slots, mask, home[i], slot[i]);
+		probe_place(slots, mask, home[i], slot[i]);
 	free(have);
 	return 0;
 }
@@ -223,7 +214,8 @@ void index_insert(struct path_index *ix, struct node *n, const char *path,
 	/* Reserved before: never past three quarters full. */
 	if (!ix->slots || ix->count + 1 > (ix->mask + 1) / 4 * 3)
 		abort();
-	place(ix->slots, ix->mask, h & ix->mask, slot_of(h, node_id(n)));
+	probe_place(ix->slots, ix->mask, h & ix->mask,
+		    slot_of(h, node_id(n)));
 	ix->count++;
 }
 

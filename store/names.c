@@ -22,15 +22,6 @@ static uint32_t *slot_of(uint32_t id, uint32_t h)
 	return &t->slots[i];
 }
 
-static void place(uint32_t *slots, uint32_t mask, uint32_t id, uint32_t h)
-{
-	uint32_t i = h & mask;
-
-	while (slots[i])
-		i = (i + 1) & mask;
-	slots[i] = id;
-}
-
 /* Room in the table for one more name: false without memory. */
 static int table_room(void)
 {
@@ -47,8 +38,9 @@ static int table_room(void)
 		return 0;
 	for (uint32_t i = 0; t->mask && i <= t->mask; i++)
 		if (t->slots[i])
-			place(slots, cap - 1, t->slots[i],
-			      name_entry(t->slots[i])->hash);
+			probe_place(slots, cap - 1,
+				    name_entry(t->slots[i])->hash & (cap - 1),
+				    t->slots[i]);
 	free(t->slots);
 	t->slots = slots;
 	t->mask = cap - 1;
@@ -85,7 +77,7 @@ uint32_t name_intern(const char *s, size_t len)
 		free(e);
 		goto nomem;
 	}
-	place(t->slots, t->mask, id, h);
+	probe_place(t->slots, t->mask, h & t->mask, id);
 	t->count++;
 	return id;
 

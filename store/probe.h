@@ -9,6 +9,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* Put v (not 0) in the first empty slot from home, of mask + 1 slots. */
+static inline void probe_place(uint32_t *slots, size_t mask, size_t home,
+			       uint32_t v)
+{
+	while (slots[home])
+		home = (home + 1) & mask;
+	slots[home] = v;
+}
 
 /* Is slot j, whose entry's home is home, outside the run (gap, j]?  Then
  * the entry may move back into gap (backward-shift deletion). */
