@@ -57,7 +57,7 @@
 /*
  * The quiet rule: a live journal that no commit has added to for a whole
  * period, counted from the last commit, is compacted at once, if it holds at
- * least QUIET_MIN bytes and a QUIET_SHARE-th of the checkpoint's size.
+ * least QUIET_MIN bytes and a sixteenth (QUIET_SHARE) of the checkpoint.
  * Most of a host's life is quiet, and the journal is RAM on the tmpfs:
  * after a burst (a fill, guests booting) the host should not keep up to
  * the limit's 4 MiB of changes it already has in memory and could hold
