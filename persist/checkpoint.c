@@ -19,13 +19,14 @@
 
 /*
  * zstd's level 5: the file is RAM on a tmpfs, and counts in the daemon's
- * memory (issue 20's budget).  Level 1 shrank a host's nodes (paths and
- * values that repeat from domain to domain) about fivefold; level 5 takes
- * a fifth less again: 1.3 MB instead of 1.6 with 100,000 keys, 12.6 MB
- * instead of 15.7 with a million.  A merge compresses only the blocks a
- * journal changed (compact.c), on its own thread, and pipelined WRITEs,
- * which keep it busy, did not move (bench/ab, 15 rounds); a load
- * decompresses as fast as before.
+ * memory (issue 20's budget).  With version 3's entries, level 1 shrank
+ * a host's nodes (paths and values that repeat from domain to domain)
+ * about fivefold and level 5 a fifth less again (1.3 MB instead of 1.6
+ * with 100,000 keys).  A merge compresses only the blocks a journal
+ * changed (compact.c), on its own thread, and pipelined WRITEs, which
+ * keep it busy, did not move (bench/ab, 15 rounds).  Version 4's columns
+ * halved the file at the same level for less CPU; level 6 would take a
+ * fifth off a million keys' 6.0 MB for a fifth more CPU a merge.
  */
 #define CKPT_LEVEL 5
 /* Hash chains of the new file: it holds the '#' records (three a guest)
@@ -38,10 +39,9 @@ struct ckpt_writer {
 	char *why;
 	size_t why_len;
 	ZSTD_CCtx *cctx;
-	unsigned char *block, *packed;
-	size_t used, cap, packed_cap;
-	char prev[SCHEMA_JOURNAL_KEY_MAX];	/* the block's last path */
-	size_t prev_len;
+	struct schema_block block;	/* the block being filled */
+	unsigned char *packed;
+	size_t packed_cap;
 	uint32_t blocks;
 	uint64_t nodes;
 };
@@ -128,7 +128,7 @@ static void writer_free(struct ckpt_writer *w)
 		tdb_close(w->tdb);
 	if (w->cctx)
 		give_cctx(w->cctx);
-	free(w->block);
+	schema_block_free(&w->block);
 	free(w->packed);
 	free(w->path);
 	free(w->next);
@@ -193,10 +193,14 @@ static int store_block(struct ckpt_writer *w, const void *packed, size_t len)
 /* The block so far, compressed, as the next "#nodes/<i>" record. */
 static int flush_block(struct ckpt_writer *w)
 {
-	size_t bound = ZSTD_compressBound(w->used), len;
+	const void *content;
+	size_t bound, len, used;
 
-	if (!w->used)
+	if (!w->block.entries)
 		return 0;
+	if (!schema_block_finish(&w->block, &content, &used))
+		return fail(w, "writing", "out of memory");
+	bound = ZSTD_compressBound(used);
 	if (w->packed_cap < bound) {
 		unsigned char *p = realloc(w->packed, bound);
 
@@ -205,15 +209,11 @@ static int flush_block(struct ckpt_writer *w)
 		w->packed = p;
 		w->packed_cap = bound;
 	}
-	len = ZSTD_compress2(w->cctx, w->packed, w->packed_cap, w->block,
-			     w->used);
+	len = ZSTD_compress2(w->cctx, w->packed, w->packed_cap, content,
+			     used);
 	if (ZSTD_isError(len))
 		return fail(w, "compressing a block of", ZSTD_getErrorName(len));
-	if (store_block(w, w->packed, len) != 0)
-		return -1;
-	w->used = 0;
-	w->prev_len = 0;
-	return 0;
+	return store_block(w, w->packed, len);
 }
 
 int ckpt_add_block(struct ckpt_writer *w, const void *packed, size_t len,
@@ -225,39 +225,25 @@ int ckpt_add_block(struct ckpt_writer *w, const void *packed, size_t len,
 	return 0;
 }
 
+/* A node record longer than this is refused: with a full block's
+ * CKPT_BLOCK before it, its entry still fits in SCHEMA_BLOCK_MAX (a
+ * node's record is a few KB: a value of XENSTORE_PAYLOAD_MAX at most). */
+#define NODE_RECORD_MAX (SCHEMA_BLOCK_MAX / 4)
+
 static int add_node(struct ckpt_writer *w, const char *path, size_t plen,
 		    const void *val, size_t vlen)
 {
-	size_t shared = 0, len, limit;
+	struct schema_node n;
 
-	if (plen > SCHEMA_JOURNAL_KEY_MAX || vlen > SCHEMA_BLOCK_MAX)
+	if (plen > SCHEMA_JOURNAL_KEY_MAX || vlen > NODE_RECORD_MAX)
 		return fail(w, "writing", "a node record too long");
-	len = schema_block_entry_len(plen, vlen);
-	if (w->used && w->used + len > CKPT_BLOCK && flush_block(w) != 0)
+	if (!schema_decode_node(path, plen, val, vlen, &n))
+		return fail(w, "writing", "a malformed node record");
+	if (schema_block_len(&w->block) + plen + vlen > CKPT_BLOCK &&
+	    flush_block(w) != 0)
 		return -1;
-	if (len > SCHEMA_BLOCK_MAX)
-		return fail(w, "writing", "a node record too long");
-	if (w->cap - w->used < len) {
-		size_t cap = w->used + len > CKPT_BLOCK ? w->used + len
-							 : CKPT_BLOCK;
-		unsigned char *b = realloc(w->block, cap);
-
-		if (!b)
-			return fail(w, "writing", "out of memory");
-		w->block = b;
-		w->cap = cap;
-	}
-	limit = plen - 1 < w->prev_len ? plen - 1 : w->prev_len;
-	while (shared < limit && path[shared] == w->prev[shared])
-		shared++;
-	w->used = (size_t)(schema_put_block_entry(w->block + w->used,
-						  (uint32_t)shared,
-						  path + shared,
-						  (uint32_t)(plen - shared),
-						  val, (uint32_t)vlen) -
-			   w->block);
-	memcpy(w->prev + shared, path + shared, plen - shared);
-	w->prev_len = plen;
+	if (!schema_block_add(&w->block, path, plen, &n))
+		return fail(w, "writing", "out of memory");
 	w->nodes++;
 	return 0;
 }
@@ -364,10 +350,12 @@ void ckpt_abandon(struct ckpt_writer *w)
 /* ---- reading ---- */
 
 struct block_reader {
+	uint32_t version;		/* the file's */
 	ZSTD_DCtx *dctx;
 	unsigned char *plain;
 	size_t plain_cap;
-	char path[SCHEMA_JOURNAL_KEY_MAX];
+	struct schema_block_reader entries;	/* version 4's */
+	char path[SCHEMA_JOURNAL_KEY_MAX];	/* version 3's */
 };
 
 /* The frame's header says it ends with its content's checksum (RFC 8878:
@@ -377,28 +365,25 @@ static bool has_checksum(const unsigned char *p, size_t len)
 	return len > 4 && (p[4] & 0x04);
 }
 
-/*
- * Each entry of the size bytes decompressed in br to fn, *count of them:
- * 0, fn's nonzero result (*why NULL), or -1 with *why when an entry is
- * malformed.
- */
-static int each_entry(struct block_reader *br, size_t size,
-		      ckpt_record_fn *fn, void *arg, uint64_t *count,
-		      const char **why)
+#define MALFORMED "a malformed entry in a node block"
+
+/* Version 3's entries (schema_read_v3_entry), as each_entry's. */
+static int each_v3_entry(struct block_reader *br, size_t size,
+			 ckpt_record_fn *fn, void *arg, uint64_t *count,
+			 const char **why)
 {
 	struct reader r;
 	size_t path_len = 0;
 
-	*count = 0;
 	rd_init(&r, br->plain, size);
 	while (r.left) {
 		const void *node;
 		uint32_t node_len;
 		int rc;
 
-		if (!schema_read_block_entry(&r, br->path, &path_len, &node,
-					     &node_len)) {
-			*why = "a malformed entry in a node block";
+		if (!schema_read_v3_entry(&r, br->path, &path_len, &node,
+					  &node_len)) {
+			*why = MALFORMED;
 			return -1;
 		}
 		if ((rc = fn(br->path, path_len, node, node_len, arg)) != 0)
@@ -406,6 +391,38 @@ static int each_entry(struct block_reader *br, size_t size,
 		++*count;
 	}
 	return 0;
+}
+
+/*
+ * Each entry of the size bytes decompressed in br to fn, *count of them:
+ * 0, fn's nonzero result (*why NULL), or -1 with *why when an entry is
+ * malformed or memory runs out.
+ */
+static int each_entry(struct block_reader *br, size_t size,
+		      ckpt_record_fn *fn, void *arg, uint64_t *count,
+		      const char **why)
+{
+	struct schema_block_reader *e = &br->entries;
+	const void *node;
+	size_t node_len;
+	int got, rc;
+
+	*count = 0;
+	if (br->version < SCHEMA_DB_VERSION_COLUMNS)
+		return each_v3_entry(br, size, fn, arg, count, why);
+	if (!schema_block_open(e, br->plain, size)) {
+		*why = "a node block whose parts' lengths do not add up";
+		return -1;
+	}
+	while ((got = schema_block_next(e, &node, &node_len)) == 1) {
+		if ((rc = fn(e->path, e->path_len, node, node_len, arg)) != 0)
+			return rc;
+		++*count;
+	}
+	if (got == 0)
+		return 0;
+	*why = got == -2 ? "out of memory" : MALFORMED;
+	return -1;
 }
 
 /* each_entry's fn for a merge's first look at a block: stops at the
@@ -485,12 +502,14 @@ static void block_reader_free(struct block_reader *br)
 	if (br->dctx)
 		give_dctx(br->dctx);
 	free(br->plain);
+	schema_block_reader_free(&br->entries);
 }
 
-int ckpt_read_block(const void *p, size_t len, ckpt_record_fn *fn,
-		    void *arg, uint64_t *count, const char **why)
+int ckpt_read_block(uint32_t version, const void *p, size_t len,
+		    ckpt_record_fn *fn, void *arg, uint64_t *count,
+		    const char **why)
 {
-	struct block_reader br = { 0 };
+	struct block_reader br = { .version = version };
 	int rc = read_block(&br, p, len, fn, NULL, arg, count, why);
 
 	block_reader_free(&br);
@@ -634,7 +653,7 @@ int ckpt_read_merging(struct tdb_context *tdb, uint32_t version,
 		      void *arg, char *why, size_t why_len)
 {
 	struct read_state st = { .version = version, .fn = fn, .ops = ops,
-				 .arg = arg };
+				 .arg = arg, .br = { .version = version } };
 	int rc = tdb_check(tdb, read_record, &st);
 
 	if (st.rc)

@@ -155,7 +155,11 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 		rc = -1;
 	}
 	else
-		rc = ckpt_read_merging(tdb, version, keep_old, &keep_untouched,
+		/* An older version's blocks are packed again, in this
+		 * one's encoding. */
+		rc = ckpt_read_merging(tdb, version, keep_old,
+				       version == SCHEMA_DB_VERSION ?
+				       &keep_untouched : NULL,
 				       &m, why, why_len);
 	tdb_close(tdb);
 	/* Then what else the journal put, in the order it first named each

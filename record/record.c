@@ -106,6 +106,28 @@ uint64_t rd_u64(struct reader *r)
 	return r->bad ? 0 : lo | hi << 32;
 }
 
+uint64_t rd_varint(struct reader *r)
+{
+	uint64_t v = 0;
+
+	for (unsigned int shift = 0; shift < 64; shift += 7) {
+		const unsigned char *p = rd_take(r, 1);
+
+		if (!p)
+			return 0;
+		if (shift == 63 && *p > 1)
+			break;		/* past 64 bits */
+		v |= (uint64_t)(*p & 0x7f) << shift;
+		if (!(*p & 0x80)) {
+			if (*p || !shift)
+				return v;
+			break;		/* a last byte of 0: too long */
+		}
+	}
+	r->bad = true;
+	return 0;
+}
+
 const char *rd_str(struct reader *r)
 {
 	uint32_t len;

@@ -43,6 +43,21 @@ static inline unsigned char *rec_put_u64(unsigned char *p, uint64_t v)
 	return p + 8;
 }
 
+/* The most bytes rec_put_varint writes. */
+#define REC_VARINT_MAX 10
+
+/* v in 7-bit groups, low first, the top bit of each byte saying another
+ * follows (LEB128): p's next byte.  Small numbers take one byte. */
+static inline unsigned char *rec_put_varint(unsigned char *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (unsigned char)v;
+	return p;
+}
+
 void wr_init(struct writer *w, struct evbuffer *buf);
 void wr_u8(struct writer *w, uint8_t v);
 void wr_u32(struct writer *w, uint32_t v);
@@ -102,6 +117,9 @@ static inline uint32_t rd_u32(struct reader *r)
 }
 
 uint64_t rd_u64(struct reader *r);
+/* A rec_put_varint number; one longer than it needs to be, or past 64
+ * bits, is an error (each number has one spelling). */
+uint64_t rd_varint(struct reader *r);
 
 /* Borrowed bytes of a wr_bytes field (NULL and 0 on error). */
 static inline const void *rd_bytes(struct reader *r, uint32_t *len)

@@ -258,20 +258,8 @@ bool schema_key_is_block(const void *key, size_t len, uint32_t *i)
 	return true;
 }
 
-unsigned char *schema_put_block_entry(unsigned char *out, uint32_t shared,
-				      const void *rest, uint32_t rest_len,
-				      const void *node, uint32_t node_len)
-{
-	out = rec_put_u32(out, shared);
-	out = rec_put_u32(out, rest_len);
-	memcpy(out, rest, rest_len);
-	out = rec_put_u32(out + rest_len, node_len);
-	memcpy(out, node, node_len);
-	return out + node_len;
-}
-
-bool schema_read_block_entry(struct reader *r, char *path, size_t *path_len,
-			     const void **node, uint32_t *node_len)
+bool schema_read_v3_entry(struct reader *r, char *path, size_t *path_len,
+			  const void **node, uint32_t *node_len)
 {
 	uint32_t shared = rd_u32(r), rest_len;
 	const void *rest = rd_bytes(r, &rest_len);
@@ -284,6 +272,229 @@ bool schema_read_block_entry(struct reader *r, char *path, size_t *path_len,
 	memcpy(path + shared, rest, rest_len);
 	*path_len = shared + rest_len;
 	return schema_key_is_node(path, *path_len);
+}
+
+/* Room for more bytes at the end of b: false without memory. */
+static bool bytes_room(struct schema_bytes *b, size_t more)
+{
+	size_t cap;
+	unsigned char *p;
+
+	if (b->cap - b->len >= more)
+		return true;
+	cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < more)
+		cap *= 2;
+	if (!(p = realloc(b->p, cap)))
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static bool bytes_add(struct schema_bytes *b, const void *p, size_t len)
+{
+	if (!bytes_room(b, len))
+		return false;
+	if (len)
+		memcpy(b->p + b->len, p, len);
+	b->len += len;
+	return true;
+}
+
+/* A signed difference as an unsigned number, small either way. */
+static uint64_t zigzag(uint64_t delta)
+{
+	return delta << 1 ^ (uint64_t)-(int64_t)(delta >> 63);
+}
+
+static uint64_t unzigzag(uint64_t v)
+{
+	return v >> 1 ^ (uint64_t)-(int64_t)(v & 1);
+}
+
+/* The most bytes of an entry's head but its permissions. */
+#define HEAD_FIXED (5 * REC_VARINT_MAX)
+/* An entry's permission, at most: a domid's varint and the access. */
+#define HEAD_PERM (REC_VARINT_MAX + 1)
+
+bool schema_block_add(struct schema_block *b, const char *path, size_t plen,
+		      const struct schema_node *n)
+{
+	size_t perms_len = schema_node_perms_len(n), shared = 0, limit;
+	bool same_perms = b->entries && perms_len == b->prev_perms.len &&
+			  !memcmp(n->perms_raw, b->prev_perms.p, perms_len);
+	unsigned char *h;
+
+	if (!bytes_room(&b->head, HEAD_FIXED +
+			(same_perms ? 0 : n->nperms * HEAD_PERM)) ||
+	    !bytes_room(&b->names, plen) ||
+	    !bytes_room(&b->values, n->value_len) ||
+	    (!same_perms && !bytes_room(&b->prev_perms, perms_len)))
+		return false;
+	limit = plen - 1 < b->prev_len ? plen - 1 : b->prev_len;
+	while (shared < limit && path[shared] == b->prev[shared])
+		shared++;
+	h = b->head.p + b->head.len;
+	h = rec_put_varint(h, shared);
+	h = rec_put_varint(h, plen - shared);
+	h = rec_put_varint(h, zigzag(n->born - b->prev_born));
+	if (same_perms) {
+		*h++ = 0;
+	} else {
+		h = rec_put_varint(h, n->nperms);
+		for (uint32_t i = 0; i < n->nperms; i++) {
+			struct perm e = schema_node_perm(n, i);
+
+			h = rec_put_varint(h, e.domid);
+			*h++ = (unsigned char)e.access;
+		}
+		memcpy(b->prev_perms.p, n->perms_raw, perms_len);
+		b->prev_perms.len = perms_len;
+	}
+	h = rec_put_varint(h, n->value_len);
+	b->head.len = (size_t)(h - b->head.p);
+	bytes_add(&b->names, path + shared, plen - shared);
+	bytes_add(&b->values, n->value, n->value_len);
+	memcpy(b->prev + shared, path + shared, plen - shared);
+	b->prev_len = plen;
+	b->prev_born = n->born;
+	b->entries++;
+	return true;
+}
+
+bool schema_block_finish(struct schema_block *b, const void **p,
+			 size_t *len)
+{
+	unsigned char lens[2 * REC_VARINT_MAX], *e;
+
+	e = rec_put_varint(lens, b->head.len);
+	e = rec_put_varint(e, b->names.len);
+	b->out.len = 0;
+	if (!bytes_room(&b->out, (size_t)(e - lens) + schema_block_len(b)))
+		return false;
+	bytes_add(&b->out, lens, (size_t)(e - lens));
+	bytes_add(&b->out, b->head.p, b->head.len);
+	bytes_add(&b->out, b->names.p, b->names.len);
+	bytes_add(&b->out, b->values.p, b->values.len);
+	*p = b->out.p;
+	*len = b->out.len;
+	b->head.len = b->names.len = b->values.len = 0;
+	b->prev_len = 0;
+	b->prev_born = 0;
+	b->prev_perms.len = 0;
+	b->entries = 0;
+	return true;
+}
+
+void schema_block_free(struct schema_block *b)
+{
+	free(b->head.p);
+	free(b->names.p);
+	free(b->values.p);
+	free(b->out.p);
+	free(b->prev_perms.p);
+	memset(b, 0, sizeof(*b));
+}
+
+bool schema_block_open(struct schema_block_reader *br, const void *p,
+		       size_t len)
+{
+	struct reader r;
+	uint64_t head_len, names_len;
+	const void *head, *names;
+
+	rd_init(&r, p, len);
+	head_len = rd_varint(&r);
+	names_len = rd_varint(&r);
+	if (!rd_ok(&r) || !head_len || head_len > r.left ||
+	    names_len > r.left - head_len)
+		return false;
+	head = rd_take(&r, head_len);
+	names = rd_take(&r, names_len);
+	rd_init(&br->head, head, head_len);
+	rd_init(&br->names, names, names_len);
+	br->values = r;
+	br->path_len = 0;
+	br->born = 0;
+	br->nperms = 0;
+	return true;
+}
+
+/* The entry's permissions from the head into br->rec (after its born and
+ * count): false when malformed or out of memory (*oom). */
+static bool read_perms(struct schema_block_reader *br, bool *oom)
+{
+	uint64_t n = rd_varint(&br->head);
+
+	if (!rd_ok(&br->head))
+		return false;
+	if (n == 0)
+		return br->nperms != 0;	/* as the entry before: still there */
+	/* Each takes two bytes of the head at least. */
+	if (n > br->head.left / 2)
+		return false;
+	if (!bytes_room(&br->rec, 12 + n * 8)) {
+		*oom = true;
+		return false;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t domid = rd_varint(&br->head);
+		uint8_t access = rd_u8(&br->head);
+		unsigned char *e = br->rec.p + 12 + (size_t)i * 8;
+
+		if (domid > UINT32_MAX)
+			return false;
+		rec_put_u32(rec_put_u32(e, (uint32_t)domid), access);
+	}
+	br->nperms = (uint32_t)n;
+	return rd_ok(&br->head);
+}
+
+int schema_block_next(struct schema_block_reader *br, const void **rec,
+		      size_t *rec_len)
+{
+	uint64_t shared, rest_len, value_len;
+	const unsigned char *rest, *value;
+	size_t at;
+	bool oom = false;
+
+	if (!br->head.left)
+		return br->names.left || br->values.left ? -1 : 0;
+	shared = rd_varint(&br->head);
+	rest_len = rd_varint(&br->head);
+	br->born += unzigzag(rd_varint(&br->head));
+	if (!bytes_room(&br->rec, 12))
+		return -2;
+	if (!rd_ok(&br->head) || !read_perms(br, &oom))
+		return oom ? -2 : -1;
+	value_len = rd_varint(&br->head);
+	rest = rd_take(&br->names, rest_len);
+	value = rd_take(&br->values, value_len);
+	if (!rd_ok(&br->head) || !rest || !value || shared > br->path_len ||
+	    !rest_len || rest_len > SCHEMA_JOURNAL_KEY_MAX - shared ||
+	    memchr(rest, '\0', rest_len))
+		return -1;
+	memcpy(br->path + shared, rest, rest_len);
+	br->path_len = shared + rest_len;
+	if (!schema_key_is_node(br->path, br->path_len))
+		return -1;
+	at = 12 + (size_t)br->nperms * 8;
+	if (!bytes_room(&br->rec, at + 4 + value_len))
+		return -2;
+	rec_put_u64(br->rec.p, br->born);
+	rec_put_u32(br->rec.p + 8, br->nperms);
+	memcpy(rec_put_u32(br->rec.p + at, (uint32_t)value_len), value,
+	       value_len);
+	*rec = br->rec.p;
+	*rec_len = at + 4 + value_len;
+	return 1;
+}
+
+void schema_block_reader_free(struct schema_block_reader *br)
+{
+	free(br->rec.p);
+	br->rec = (struct schema_bytes){ 0 };
 }
 
 /* ---- domains ---- */

@@ -16,7 +16,7 @@
  * reads past its end.  What depends on live state (a domid Xen may use,
  * a feature this daemon offers, a quota name it knows) its owner checks.
  *
- * The database, SCHEMA_DB_VERSION 3: a tdb file, the checkpoint, holding
+ * The database, SCHEMA_DB_VERSION 4: a tdb file, the checkpoint, holding
  * the '#' records one a key, and the nodes packed into blocks:
  *
  *   "#format"          str "xenstored-db", u32 version
@@ -24,11 +24,30 @@
  *   "#nodes/<i>"       block i (decimal, from 0 to blocks - 1, no leading
  *                      zero): a zstd frame with its content size and
  *                      checksum, whose content (1 .. SCHEMA_BLOCK_MAX
- *                      bytes) is node entries, each
- *                        u32 shared   bytes of the previous entry's path
- *                                     (in this block) it starts with
- *                        bytes rest   the rest of its path (at least 1)
- *                        bytes node   its node record, below
+ *                      bytes) is its node entries in three columns,
+ *                        var heads      the heads' bytes (at least 1)
+ *                        var names      the names' bytes
+ *                        heads          each entry's, in order:
+ *                          var shared   bytes of the previous entry's
+ *                                       path (in this block) it starts
+ *                                       with
+ *                          var rest     bytes of the path after them
+ *                                       (at least 1), from the names
+ *                          var born     its birth less the previous
+ *                                       entry's (the first's: less 0),
+ *                                       modulo 2^64, zigzag-signed (0,
+ *                                       -1, 1, -2 ... as 0, 1, 2, 3 ...)
+ *                          var n        its permissions: 0, the previous
+ *                                       entry's (never in the first);
+ *                                       else n x (var domid, u8 access)
+ *                          var value    bytes of its value, from the
+ *                                       values
+ *                        names          the rests, back to back
+ *                        values         the values, back to back
+ *                      ("var": LEB128, 7 bits a byte, low first, in as
+ *                      few bytes as it takes.)  Every byte of each column
+ *                      belongs to an entry.  Read, an entry is its path
+ *                      and a node record (below), as a journal's put.
  *                      The blocks' order says nothing: a load orders the
  *                      nodes by birth.  Each path is in one entry only.
  *   node record        u64 born (its creation generation, > 0; in a
@@ -57,6 +76,10 @@
  *   watch list         u32 n, n x (str path, str token, u32 strip (<= the
  *                      path's length), u32 depth (as int32, >= -1), u8 an
  *                      event held back (0 or 1))
+ *
+ * Version 3's block content was its entries whole, each u32 shared,
+ * bytes rest, bytes node record: zstd packed it to twice version 4's
+ * size.  Version 3 is read, and the first compaction writes version 4.
  *
  * Versions 1 and 2 kept each node as a tdb record of its own, keyed by
  * its path ("/path", "@name"), its value the node record: a million nodes
@@ -131,9 +154,13 @@
 #include "store/store.h"
 
 #define SCHEMA_DB_MAGIC "xenstored-db"
-#define SCHEMA_DB_VERSION 3
+#define SCHEMA_DB_VERSION 4
 #define SCHEMA_DB_VERSION_OLDEST 1	/* still read, then rewritten */
 #define SCHEMA_DB_VERSION_BLOCKS 3	/* the first with node blocks */
+#define SCHEMA_DB_VERSION_COLUMNS 4	/* the first whose blocks keep
+					 * heads, names and values apart */
+/* A key of the journal, or a node's in the checkpoint, at most. */
+#define SCHEMA_JOURNAL_KEY_MAX 4096	/* longer than any path */
 #define SCHEMA_LU_MAGIC "xenstored-lu"
 #define SCHEMA_LU_VERSION 1
 #define SCHEMA_JOURNAL_MAGIC "xenstored-journal"
@@ -217,7 +244,7 @@ static inline size_t schema_node_perms_len(const struct schema_node *n)
 /* Entry i (< nperms) of a decoded node. */
 struct perm schema_node_perm(const struct schema_node *n, uint32_t i);
 
-/* ---- the checkpoint's node blocks (version 3) ---- */
+/* ---- the checkpoint's node blocks (from version 3) ---- */
 
 #define SCHEMA_BLOCK_MAX (1u << 20)	/* a block's content, at most */
 
@@ -231,25 +258,83 @@ void schema_key_block(char key[SCHEMA_KEY_MAX], uint32_t i);
  * other key. */
 bool schema_key_is_block(const void *key, size_t len, uint32_t *i);
 
-/* An entry's bytes, at most: what schema_put_block_entry writes. */
-static inline size_t schema_block_entry_len(size_t rest_len, size_t node_len)
-{
-	return 12 + rest_len + node_len;
-}
-/* The entry at out (schema_block_entry_len bytes): the end of it. */
-unsigned char *schema_put_block_entry(unsigned char *out, uint32_t shared,
-				      const void *rest, uint32_t rest_len,
-				      const void *node, uint32_t node_len);
 /*
- * The next entry at r: its path made in path (SCHEMA_JOURNAL_KEY_MAX
+ * Version 3's entry at r: its path made in path (SCHEMA_JOURNAL_KEY_MAX
  * bytes, holding the previous entry's path of *path_len bytes, or 0 for
  * a block's first), *path_len updated, *node and *node_len borrowed from
  * r.  false when the entry is malformed (shared longer than the previous
  * path, no rest, a path too long or not a node's key); the node record
- * itself is left to schema_decode_node.
+ * itself is left to schema_decode_node.  Only read: a version-3 file's
+ * blocks, until its first compaction writes them as version 4.
  */
-bool schema_read_block_entry(struct reader *r, char *path, size_t *path_len,
-			     const void **node, uint32_t *node_len);
+bool schema_read_v3_entry(struct reader *r, char *path, size_t *path_len,
+			  const void **node, uint32_t *node_len);
+
+/* A growing run of bytes (a block's part being made). */
+struct schema_bytes {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+/*
+ * A version-4 block's content being made: each node added with
+ * schema_block_add, then laid out whole by schema_block_finish.  Zero it
+ * to start; schema_block_free frees it.
+ */
+struct schema_block {
+	struct schema_bytes head, names, values, out;
+	char prev[SCHEMA_JOURNAL_KEY_MAX];	/* the last entry's path */
+	size_t prev_len;
+	uint64_t prev_born;
+	struct schema_bytes prev_perms;	/* the last entry's, encoded */
+	uint64_t entries;
+};
+
+/* Node n under path (plen bytes, a node's key of at most
+ * SCHEMA_JOURNAL_KEY_MAX) as the block's next entry: false when memory
+ * runs out (the block as it was). */
+bool schema_block_add(struct schema_block *b, const char *path, size_t plen,
+		      const struct schema_node *n);
+/* The bytes the content holds so far (schema_block_finish's, less its
+ * few bytes of lengths). */
+static inline size_t schema_block_len(const struct schema_block *b)
+{
+	return b->head.len + b->names.len + b->values.len;
+}
+/* The content of what was added (at least one entry), borrowed until the
+ * next call on b, and b emptied for the next block: false when memory
+ * runs out. */
+bool schema_block_finish(struct schema_block *b, const void **p,
+			 size_t *len);
+void schema_block_free(struct schema_block *b);
+
+/* A version-4 block's content being read (schema_block_open). */
+struct schema_block_reader {
+	struct reader head, names, values;
+	char path[SCHEMA_JOURNAL_KEY_MAX];	/* the entry's */
+	size_t path_len;
+	uint64_t born;
+	uint32_t nperms;
+	struct schema_bytes rec;	/* the entry's node record */
+};
+
+/* The content at p (len bytes, valid while it is read): false when its
+ * lengths do not add up or it holds no entry.  br's buffers are kept
+ * from one block to the next; schema_block_reader_free frees them. */
+bool schema_block_open(struct schema_block_reader *br, const void *p,
+		       size_t len);
+/*
+ * The next entry: 1, its path in br->path (br->path_len bytes) and its
+ * node record at *rec (*rec_len bytes, valid until the next call); 0 at
+ * the end, every byte of the content read; -1 when it is malformed (as
+ * schema_read_v3_entry's, or a part with bytes left over or too few,
+ * or a permission list "as before" in a block's first entry); -2 when
+ * memory runs out.  The node record itself is left to
+ * schema_decode_node.
+ */
+int schema_block_next(struct schema_block_reader *br, const void **rec,
+		      size_t *rec_len);
+void schema_block_reader_free(struct schema_block_reader *br);
 
 /* ---- domains ---- */
 
@@ -331,7 +416,6 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 /* ---- the journal ---- */
 
 #define SCHEMA_FRAME_HEAD 12		/* length, sum, head sum */
-#define SCHEMA_JOURNAL_KEY_MAX 4096	/* longer than any path */
 
 void schema_write_journal_head(struct writer *w);
 size_t schema_journal_head_len(void);

@@ -5,17 +5,21 @@
  * damaged (libFuzzer target).  The tdb container around the blocks is
  * libtdb's, checked by tdb_check; what is ours is the block.
  *
- * Input: one byte that picks how the rest is read (its value modulo 2):
+ * Input: one byte that picks how the rest is read (its value modulo 4):
  *   0  the bytes are a block's record as stored: a zstd frame;
  *   1  they are a block's content, which the target compresses into a
  *      frame as the daemon does, so that the entries' decoder is reached
- *      without the fuzzer having to make zstd's checksum.
+ *      without the fuzzer having to make zstd's checksum;
+ *   2, 3  the same, of a version-3 file (the entries' older encoding).
  * The bytes are copied to an allocation of exactly their length, so ASan
  * sees any read past them.  Every node handed over has a node's key of
  * 1 .. SCHEMA_JOURNAL_KEY_MAX bytes without a NUL; a node record it
  * carries is decoded as a load would (schema_decode_node), and one that
- * decodes encodes back to the same bytes.  A block accepted in mode 1
- * has exactly the entries the target counted by walking its content.
+ * decodes encodes back to the same bytes.  A version-3 block accepted
+ * in mode 3 has exactly the entries the target counted by walking its
+ * content; a version-4 block accepted whose records all decode is
+ * written again by the writer (schema_block_add), and that block reads
+ * back the same paths and records.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +38,10 @@ const char fuzz_target[] = "fuzz-checkpoint";
 
 static ZSTD_CCtx *cctx;
 static struct evbuffer *again;
+/* What a version-4 block handed over, and the same written again. */
+static struct evbuffer *seen;
+static struct schema_block rewritten;
+static bool all_decoded;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -41,7 +49,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	cctx = ZSTD_createCCtx();
 	again = evbuffer_new();
-	CHECK(cctx && again, "out of memory");
+	seen = evbuffer_new();
+	CHECK(cctx && again && seen, "out of memory");
 	CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag,
 						   1)), "zstd's checksum");
 	return 0;
@@ -72,14 +81,49 @@ static int on_node(const void *key, size_t klen, const void *val,
 		CHECK(evbuffer_get_length(again) == vlen &&
 		      !memcmp(evbuffer_pullup(again, -1), val, vlen),
 		      "a node record with two encodings");
+		CHECK(schema_block_add(&rewritten, key, klen, &n),
+		      "out of memory");
 		free(perms);
+	} else {
+		all_decoded = false;
 	}
+	wr_init(&w, seen);
+	wr_bytes(&w, key, klen);
+	wr_bytes(&w, val, vlen);
+	CHECK(wr_ok(&w), "out of memory");
 	++*count;
 	return 0;
 }
 
-/* The entries a content holds by its own lengths, or -1 when they do
- * not cover it exactly (then the reader must refuse the block). */
+/* The block written again from what was read reads back the same. */
+static void reads_back_the_same(void)
+{
+	struct schema_block_reader br = { 0 };
+	const void *content, *rec;
+	size_t len, rec_len;
+	struct reader r;
+	int got;
+
+	CHECK(schema_block_finish(&rewritten, &content, &len), "out of memory");
+	CHECK(schema_block_open(&br, content, len), "a written block refused");
+	rd_init(&r, evbuffer_pullup(seen, -1), evbuffer_get_length(seen));
+	while ((got = schema_block_next(&br, &rec, &rec_len)) == 1) {
+		uint32_t klen, vlen;
+		const void *key = rd_bytes(&r, &klen), *val = rd_bytes(&r, &vlen);
+
+		CHECK(rd_ok(&r), "more entries written than read");
+		CHECK(klen == br.path_len && !memcmp(key, br.path, klen),
+		      "a path read back otherwise");
+		CHECK(vlen == rec_len && !memcmp(val, rec, vlen),
+		      "a record read back otherwise");
+	}
+	CHECK(got == 0 && r.left == 0, "a written block read back short (%d)",
+	      got);
+	schema_block_reader_free(&br);
+}
+
+/* The entries a version-3 content holds by its own lengths, or -1 when
+ * they do not cover it exactly (then the reader must refuse the block). */
 static long walk(const unsigned char *p, size_t len)
 {
 	struct reader r;
@@ -105,13 +149,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len, count = 0;
 	uint64_t told = 0;
 	const char *why = NULL;
+	uint32_t version;
 	int rc;
 
 	if (size < 1)
 		return 0;
+	version = data[0] % 4 < 2 ? SCHEMA_DB_VERSION : 3;
 	p = after_mode_byte(data, size, &len);
+	evbuffer_drain(seen, evbuffer_get_length(seen));
+	all_decoded = true;
 	if (data[0] % 2 == 0) {
-		rc = ckpt_read_block(p, len, on_node, &count, &told, &why);
+		rc = ckpt_read_block(version, p, len, on_node, &count, &told,
+				     &why);
 	} else {
 		size_t bound = ZSTD_compressBound(len), flen;
 
@@ -120,8 +169,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		flen = ZSTD_compress2(cctx, frame, bound, p, len);
 		CHECK(!ZSTD_isError(flen), "compressing: %s",
 		      ZSTD_getErrorName(flen));
-		rc = ckpt_read_block(frame, flen, on_node, &count, &told, &why);
-		if (rc == 0)
+		rc = ckpt_read_block(version, frame, flen, on_node, &count,
+				     &told, &why);
+		if (rc == 0 && version == 3)
 			CHECK(walk(p, len) == (long)count,
 			      "%zu entries read from a content of %ld", count,
 			      walk(p, len));
@@ -131,6 +181,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(rc != 0 || (count > 0 && told == count),
 	      "%zu nodes handed over, %llu counted", count,
 	      (unsigned long long)told);
+	if (rc == 0 && version == SCHEMA_DB_VERSION && all_decoded)
+		reads_back_the_same();
+	schema_block_free(&rewritten);
 	free(frame);
 	free(p);
 	return 0;

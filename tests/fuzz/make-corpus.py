@@ -543,9 +543,9 @@ def zstd_frame(content):
     return out.raw[:n]
 
 
-def block_content(*nodes):
-    """Entries as schema/schema.h lays them out: each path after what it
-    shares with the one before."""
+def v3_block_content(*nodes):
+    """Version 3's entries: each path after what it shares with the one
+    before, then the node record whole."""
     out, prev = b"", b""
     for path, rec in nodes:
         path = path.encode()
@@ -557,19 +557,58 @@ def block_content(*nodes):
     return out
 
 
+def varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7f | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def block_content(*nodes):
+    """Version 4's content as schema/schema.h lays it out: the lengths of
+    the heads and the names, then the heads, the names, the values."""
+    heads, names, values = b"", b"", b""
+    prev, prev_born, prev_perms = b"", 0, None
+    for path, born, value, perms in nodes:
+        path = path.encode()
+        shared = 0
+        while shared < min(len(prev), len(path) - 1) and prev[shared] == path[shared]:
+            shared += 1
+        delta = (born - prev_born) & (2**64 - 1)
+        zz = ((delta << 1) ^ (2**64 - 1 if delta >> 63 else 0)) & (2**64 - 1)
+        heads += varint(shared) + varint(len(path) - shared) + varint(zz)
+        if perms == prev_perms:
+            heads += varint(0)
+        else:
+            heads += varint(len(perms)) + b"".join(varint(d) + bytes([a]) for d, a in perms)
+        heads += varint(len(value))
+        names += path[shared:]
+        values += value
+        prev, prev_born, prev_perms = path, born, perms
+    return varint(len(heads)) + varint(len(names)) + heads + names + values
+
+
 def checkpoint_seeds():
     s = {}
-    host = block_content(("/local", node(2, b"")),
-                         ("/local/domain", node(3, b"")),
-                         ("/local/domain/5", node(9, b"", ((5, 0), (0, 1)))),
-                         ("/local/domain/5/name", node(10, b"guest", ((5, 0), (0, 1)))),
-                         ("/local/domain/5/device/vif/0/mac", node(11, b"00:16:3e:00:00:05")),
-                         ("@releaseDomain", node(1, b"")))
+    g = ((5, 0), (0, 1))
+    nodes = (("/local", 2, b"", ((0, 0),)),
+             ("/local/domain", 3, b"", ((0, 0),)),
+             ("/local/domain/5", 9, b"", g),
+             ("/local/domain/5/name", 10, b"guest", g),
+             ("/local/domain/5/device/vif/0/mac", 11, b"00:16:3e:00:00:05", ((0, 0),)),
+             ("@releaseDomain", 1, b"", ((0, 0),)))
+    host = block_content(*nodes)
     s["content-host"] = b"\x01" + host
-    s["content-one"] = b"\x01" + block_content(("/a", node(7, b"value", ((0, 3),))))
-    s["content-bad-shared"] = b"\x01" + le32(3) + rbytes(b"x") + rbytes(node(1, b""))
+    s["content-one"] = b"\x01" + block_content(("/a", 7, b"value", ((0, 3),)))
+    bad = varint(3) + varint(1) + varint(2) + varint(1) + varint(0) + b"\x00" + varint(0)
+    s["content-bad-shared"] = b"\x01" + varint(len(bad)) + varint(1) + bad + b"x"
     s["block-host"] = b"\x00" + zstd_frame(host)
     s["block-cut"] = b"\x00" + zstd_frame(host)[:-5]
+    v3 = v3_block_content(*((p, node(b, v, perms)) for p, b, v, perms in nodes))
+    s["v3-content-host"] = b"\x03" + v3
+    s["v3-content-bad-shared"] = b"\x03" + le32(3) + rbytes(b"x") + rbytes(node(1, b""))
+    s["v3-block-host"] = b"\x02" + zstd_frame(v3)
     return s
 
 

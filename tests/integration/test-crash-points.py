@@ -718,13 +718,21 @@ def anon_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
+def distinct_value(chunk, i):
+    """Node /big/d<chunk>/k<i>'s value: its number, then 24 hex digits
+    that compress badly (a checkpoint of such nodes is mostly values)."""
+    h = (chunk * 1000 + i + 1) * 0x9E3779B97F4A7C15 % 2**96
+    return b"v%06d-%024x" % (i, h)
+
+
 def write_distinct(sock, thousands):
-    """That many thousand new nodes (/big/d<k>/k<i>), a thousand WRITEs
-    in flight at a time."""
+    """That many thousand new nodes (/big/d<k>/k<i>, distinct_value), a
+    thousand WRITEs in flight at a time."""
     with RawClient(sock) as c:
         for chunk in range(thousands):
             c.send_raw(b"".join(
-                RawClient.packet(XS_WRITE, b"/big/d%d/k%d\0v%06d" % (chunk, i, i), req_id=i)
+                RawClient.packet(XS_WRITE, b"/big/d%d/k%d\0" % (chunk, i)
+                                 + distinct_value(chunk, i), req_id=i)
                 for i in range(1000)))
             for _ in range(1000):
                 eq(c.recv_packet()[0], XS_WRITE, "a WRITE's reply")
@@ -783,13 +791,13 @@ def test_a_checkpoint_holds_no_free_space():
               % (held, st.st_size))
         life = Life(dir, 2).start()
         with RawClient(life.sock) as c:
-            eq(c.read("/big/d19/k999"), b"v000999", "a node")
+            eq(c.read("/big/d19/k999"), distinct_value(19, 999), "a node")
             c.write("/big/d0/k0", "again")
         eq(life.term(), 0, "exit status")       # a merge of the punched file
         life = Life(dir, 3).start()
         with RawClient(life.sock) as c:
             eq(c.read("/big/d0/k0"), b"again", "the node written")
-            eq(c.read("/big/d7/k7"), b"v000007", "a node")
+            eq(c.read("/big/d7/k7"), distinct_value(7, 7), "a node")
             eq(len(c.directory("/big")), 20, "the directories")
         eq(life.term(), 0, "exit status")
 

@@ -299,8 +299,7 @@ def rstr(s):
 _libzstd = None
 
 
-def unzstd(frame):
-    """A zstd frame's content, by libzstd (as the daemon reads a block)."""
+def _zstd():
     global _libzstd
     if _libzstd is None:
         _libzstd = ctypes.CDLL("libzstd.so.1")
@@ -309,37 +308,102 @@ def unzstd(frame):
         _libzstd.ZSTD_decompress.restype = ctypes.c_size_t
         _libzstd.ZSTD_decompress.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
                                              ctypes.c_char_p, ctypes.c_size_t]
-    size = _libzstd.ZSTD_getFrameContentSize(frame, len(frame))
+        _libzstd.ZSTD_createCCtx.restype = ctypes.c_void_p
+        _libzstd.ZSTD_CCtx_setParameter.argtypes = [ctypes.c_void_p, ctypes.c_int,
+                                                    ctypes.c_int]
+        _libzstd.ZSTD_compressBound.restype = ctypes.c_size_t
+        _libzstd.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+        _libzstd.ZSTD_compress2.restype = ctypes.c_size_t
+        _libzstd.ZSTD_compress2.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                            ctypes.c_size_t, ctypes.c_char_p,
+                                            ctypes.c_size_t]
+        _libzstd.ZSTD_freeCCtx.argtypes = [ctypes.c_void_p]
+    return _libzstd
+
+
+def unzstd(frame):
+    """A zstd frame's content, by libzstd (as the daemon reads a block)."""
+    z = _zstd()
+    size = z.ZSTD_getFrameContentSize(frame, len(frame))
     out = ctypes.create_string_buffer(size)
-    eq(_libzstd.ZSTD_decompress(out, size, frame, len(frame)), size, "a block's size")
+    eq(z.ZSTD_decompress(out, size, frame, len(frame)), size, "a block's size")
     return out.raw
 
 
+def zstd(content):
+    """content as one zstd frame with its checksum (as the daemon stores
+    a block)."""
+    z = _zstd()
+    cctx = z.ZSTD_createCCtx()
+    z.ZSTD_CCtx_setParameter(cctx, 201, 1)      # ZSTD_c_checksumFlag
+    bound = z.ZSTD_compressBound(len(content))
+    out = ctypes.create_string_buffer(bound)
+    n = z.ZSTD_compress2(cctx, out, bound, content, len(content))
+    z.ZSTD_freeCCtx(cctx)
+    check(n <= bound, "zstd failed")
+    return out.raw[:n]
+
+
+def varint(content, at):
+    """The LEB128 number at content[at:], and where it ends."""
+    v, shift = 0, 0
+    while True:
+        b = content[at]
+        at += 1
+        v |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, at
+
+
 def block_nodes(content):
-    """The (path, node record) entries of a block's content (schema.h)."""
-    at, prev = 0, b""
-    while at < len(content):
-        shared, rest_len = struct.unpack_from("<II", content, at)
-        at += 8
-        path = prev[:shared] + content[at:at + rest_len]
-        at += rest_len
-        (rec_len,) = struct.unpack_from("<I", content, at)
-        at += 4
-        yield path, content[at:at + rec_len]
-        at += rec_len
+    """The (path, node record) entries of a version-4 block's content
+    (schema.h): the heads, the names and the values apart."""
+    head_len, at = varint(content, 0)
+    names_len, at = varint(content, at)
+    head_end = names_at = at + head_len
+    values_at = names_at + names_len
+    prev, born, perms = b"", 0, b""
+    while at < head_end:
+        shared, at = varint(content, at)
+        rest_len, at = varint(content, at)
+        delta, at = varint(content, at)
+        born = (born + (delta >> 1 ^ -(delta & 1))) % 2**64
+        n, at = varint(content, at)
+        if n:
+            perms = b""
+            for _ in range(n):
+                domid, at = varint(content, at)
+                perms += u32(domid) + u32(content[at])
+                at += 1
+        value_len, at = varint(content, at)
+        path = prev[:shared] + content[names_at:names_at + rest_len]
+        names_at += rest_len
+        value = content[values_at:values_at + value_len]
+        values_at += value_len
+        yield path, (struct.pack("<Q", born) + u32(len(perms) // 8) + perms
+                     + u32(value_len) + value)
         prev = path
 
 
 def unpack_to_per_node(t, version):
-    """Rewrite the version-3 tdb t as an older daemon kept it: a record a
-    node, keyed by its path, and #format saying version."""
+    """Rewrite the tdb t as an older daemon kept it: version 1 or 2, a
+    record a node, keyed by its path; version 3, the nodes in blocks of
+    version 3's entries (each path whole, then its node record).  #format
+    says version."""
     blocks, _ = struct.unpack("<IQ", t.fetch(b"#nodes"))
     for i in range(blocks):
         key = b"#nodes/%d" % i
-        for path, rec in block_nodes(unzstd(t.fetch(key))):
+        nodes = list(block_nodes(unzstd(t.fetch(key))))
+        if version == 3:
+            t.store(key, zstd(b"".join(u32(0) + u32(len(p)) + p + u32(len(r)) + r
+                                       for p, r in nodes)))
+            continue
+        for path, rec in nodes:
             t.store(path, rec)
         t.delete(key)
-    t.delete(b"#nodes")
+    if version < 3:
+        t.delete(b"#nodes")
     t.store(b"#format", rstr(b"xenstored-db") + u32(version))
 
 
@@ -1234,7 +1298,7 @@ def test_foreign_or_damaged_tdb_is_refused():
         case("no format record", lambda t: t.delete(b"#format"))
 
         def check_layout(t):
-            check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(3),
+            check(t.fetch(b"#format") == rstr(b"xenstored-db") + u32(4),
                   "the format record is %r" % t.fetch(b"#format"))
             blocks, _ = struct.unpack("<IQ", t.fetch(b"#nodes"))
             paths = [p for i in range(blocks)
@@ -1264,10 +1328,10 @@ def test_foreign_or_damaged_tdb_is_refused():
         eq(wrong, [], "damaged databases the daemon did not refuse as it should")
 
 
-def test_version_1_file_is_read_and_rewritten_as_version_3():
+def test_version_1_file_is_read_and_rewritten_as_version_4():
     """An upgrade (restart or live update onto this build) finds a file of
     version 1, a record a node, whose quotas were kept by position
-    (schema/schema.h): the state comes back, and the file is version 3
+    (schema/schema.h): the state comes back, and the file is version 4
     after a clean stop (its nodes in blocks)."""
     with TmpDir() as dir:
         dbf = make_valid_db(dir)
@@ -1306,7 +1370,7 @@ def test_version_1_file_is_read_and_rewritten_as_version_3():
         check("version 1 read" in log, "the log does not say the file was upgraded: %r" % log)
         t = Tdb(dbf)
         try:
-            eq(t.fetch(b"#format"), rstr(b"xenstored-db") + u32(3), "the format record after")
+            eq(t.fetch(b"#format"), rstr(b"xenstored-db") + u32(4), "the format record after")
             check(t.fetch(b"/fid/a") is None and t.fetch(b"#nodes") is not None,
                   "the nodes are not in blocks after the upgrade")
             q = t.fetch(b"#quotas")
@@ -1320,6 +1384,47 @@ def test_version_1_file_is_read_and_rewritten_as_version_3():
         finally:
             t.close()
         state_is_back(3)
+
+
+def test_version_3_file_is_read_and_rewritten_as_version_4():
+    """A version-3 file (each block's entries a path and a node record
+    whole) is read as it is; after a clean stop the blocks are version
+    4's, every node in them, and the next start reads them."""
+    with TmpDir() as dir:
+        dbf = make_valid_db(dir)
+        t = Tdb(dbf)
+        try:
+            unpack_to_per_node(t, 3)
+        finally:
+            t.close()
+        d = Again(dir, 2)
+        d.start()
+        try:
+            with RawClient(d.socket_path) as c:
+                eq(c.read("/fid/c/d"), b"delta", "a node of the version-3 file")
+                c.write("/fid/after", "x")
+        finally:
+            d.stop()
+        check("version 3 read" in open(d.log_path).read(),
+              "the log does not say the file was upgraded")
+        t = Tdb(dbf)
+        try:
+            eq(t.fetch(b"#format"), rstr(b"xenstored-db") + u32(4), "the format record after")
+            blocks, _ = struct.unpack("<IQ", t.fetch(b"#nodes"))
+            paths = [p for i in range(blocks)
+                     for p, _ in block_nodes(unzstd(t.fetch(b"#nodes/%d" % i)))]
+            check(b"/fid/a" in paths and b"/fid/after" in paths,
+                  "the version-4 blocks lack a node: %r" % paths)
+        finally:
+            t.close()
+        d = Again(dir, 3)
+        d.start()
+        try:
+            with RawClient(d.socket_path) as c:
+                eq(c.read("/fid/a"), b"alpha", "a node, after the upgrade")
+                eq(c.read("/fid/after"), b"x", "the node written, after the upgrade")
+        finally:
+            d.stop()
 
 
 def test_empty_file_is_new_and_no_database_ignores_a_bad_one():

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <tdb.h>
+#include <zstd.h>
 
 #include "log/log.h"
 #include "persist/checkpoint.h"
@@ -1200,28 +1201,139 @@ START_TEST(db_a_node_found_bad_after_reading_ahead_is_the_one_named)
 }
 END_TEST
 
+/*
+ * The checkpoint at dbpath written again as an older daemon wrote it:
+ * version 2, a tdb record a node; version 3, the nodes in one block of
+ * version 3's entries (u32 shared, bytes rest of the path, bytes node
+ * record).  key's record, if key is not NULL, is val instead: damage that
+ * a version 4 block cannot hold.
+ */
+struct older {
+	uint32_t version;
+	struct tdb_context *out;
+	unsigned char *block;
+	size_t used, cap;
+	uint64_t nodes;
+	const char *key;
+	const void *val;
+	size_t vlen;
+};
+
+static int to_older(const void *k, size_t klen, const void *v, size_t vlen,
+		    void *arg)
+{
+	struct older *o = arg;
+
+	if (o->key && klen == strlen(o->key) && !memcmp(k, o->key, klen)) {
+		v = o->val;
+		vlen = o->vlen;
+	}
+	if (o->version == 2 || !schema_key_is_node(k, klen))
+		return tdb_store(o->out, (TDB_DATA){ (unsigned char *)k, klen },
+				 (TDB_DATA){ (unsigned char *)v, vlen },
+				 TDB_INSERT);
+	while (o->cap - o->used < 12 + klen + vlen) {
+		o->cap = o->cap ? 2 * o->cap : 4096;
+		o->block = realloc(o->block, o->cap);
+		ck_assert_ptr_nonnull(o->block);
+	}
+	o->used = (size_t)(rec_put_u32(o->block + o->used, 0) - o->block);
+	o->used = (size_t)(rec_put_u32(o->block + o->used,
+				       (uint32_t)klen) - o->block);
+	memcpy(o->block + o->used, k, klen);
+	o->used += klen;
+	o->used = (size_t)(rec_put_u32(o->block + o->used,
+				       (uint32_t)vlen) - o->block);
+	memcpy(o->block + o->used, v, vlen);
+	o->used += vlen;
+	o->nodes++;
+	return 0;
+}
+
+static void as_older(uint32_t version, const char *key, const void *val,
+		     size_t vlen)
+{
+	struct older o = { .version = version, .key = key, .val = val,
+			   .vlen = vlen };
+	unsigned char fmt[64], head[12];
+	struct tdb_context *in;
+	char path[PATH_MAX], why[200];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s.older", dbpath);
+	in = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	o.out = tdb_open(path, 0, TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
+			 O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_ptr_nonnull(in);
+	ck_assert_ptr_nonnull(o.out);
+	ck_assert_int_eq(ckpt_read(in, SCHEMA_DB_VERSION, to_older, &o, why,
+				   sizeof(why)), 0);
+	if (version == 3) {
+		size_t bound = ZSTD_compressBound(o.used), len;
+		unsigned char *frame = malloc(bound);
+		ZSTD_CCtx *c = ZSTD_createCCtx();
+
+		ck_assert(frame && c);
+		ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(
+			c, ZSTD_c_checksumFlag, 1)));
+		len = ZSTD_compress2(c, frame, bound, o.block, o.used);
+		ck_assert(!ZSTD_isError(len));
+		ck_assert_int_eq(to_older(SCHEMA_PREFIX_BLOCK "0",
+					  strlen(SCHEMA_PREFIX_BLOCK "0"),
+					  frame, len, &o), 0);
+		rec_put_u64(rec_put_u32(head, 1), o.nodes);
+		ck_assert_int_eq(to_older(SCHEMA_KEY_NODES,
+					  strlen(SCHEMA_KEY_NODES), head,
+					  sizeof(head), &o), 0);
+		ZSTD_freeCCtx(c);
+		free(frame);
+	}
+	n = rec_str(fmt, "xenstored-db");
+	rec_put_u32(fmt + n, version);
+	ck_assert_int_eq(to_older(SCHEMA_KEY_FORMAT, strlen(SCHEMA_KEY_FORMAT),
+				  fmt, n + 4, &o), 0);
+	tdb_close(in);
+	tdb_close(o.out);
+	free(o.block);
+	ck_assert_int_eq(rename(path, dbpath), 0);
+}
+
 START_TEST(db_malformed_node_records_are_refused)
 {
 	unsigned char *p, rec[64];
 	size_t len;
 
+	/* Records a version-4 block cannot hold, in a version-3 file's
+	 * block, which holds each as it is, and in version 2's tdb
+	 * record a node. */
 	valid_file(&p, &len);
-	/* Too short for its header. */
-	rewrite_record("/order/mid", "\x01\x02", 2);
-	refused("a node record of two bytes");
-	/* Zero permissions. */
+	for (uint32_t v = 2; v <= 3; v++) {
+		/* Too short for its header. */
+		write_file(dbpath, p, len);
+		as_older(v, "/order/mid", "\x01\x02", 2);
+		refused("a node record of two bytes");
+		/* Zero permissions. */
+		write_file(dbpath, p, len);
+		memset(rec, 0, sizeof(rec));
+		rec[0] = 77;			/* born 77, n 0, value "" */
+		as_older(v, "/order/mid", rec, 8 + 4 + 4);
+		refused("a node without permissions");
+		/* Trailing bytes after the value. */
+		write_file(dbpath, p, len);
+		memset(rec, 0, sizeof(rec));
+		rec[0] = 78;
+		rec[8] = 1;			/* one perm: domid 0, none */
+		as_older(v, "/order/mid", rec, 8 + 4 + 8 + 4 + 3);
+		refused("a node record with bytes left over");
+	}
+	/* A domid out of range: the record's own check (schema.h). */
 	write_file(dbpath, p, len);
 	memset(rec, 0, sizeof(rec));
-	rec[0] = 77;				/* born 77, n 0, value "" */
-	rewrite_record("/order/mid", rec, 8 + 4 + 4);
-	refused("a node without permissions");
-	/* Trailing bytes after the value. */
-	write_file(dbpath, p, len);
-	memset(rec, 0, sizeof(rec));
-	rec[0] = 78;
-	rec[8] = 1;				/* one perm: domid 0, none */
-	rewrite_record("/order/mid", rec, 8 + 4 + 8 + 4 + 3);
-	refused("a node record with bytes left over");
+	rec[0] = 79;
+	rec[8] = 1;
+	rec_put_u32(rec + 12, STORE_DOMIDS);
+	as_older(3, "/order/mid", rec, 8 + 4 + 8 + 4);
+	refused("a permission of a domid out of range");
 	/* A parent missing. */
 	write_file(dbpath, p, len);
 	rewrite_record("/order", NULL, 0);
@@ -1292,56 +1404,32 @@ START_TEST(db_damaged_node_blocks_are_refused)
 }
 END_TEST
 
-/* The valid file as version 2 wrote it: a tdb record a node. */
-static int to_v2(const void *k, size_t klen, const void *v, size_t vlen,
-		 void *arg)
+/* An older daemon's file is read as it is, then written as this
+ * version's by the first compaction: the blocks of a version-3 file are
+ * packed again, not copied as they are. */
+static void older_file_is_read_and_compacted(uint32_t version)
 {
-	struct tdb_context *t = arg;
-
-	return tdb_store(t, (TDB_DATA){ (unsigned char *)k, klen },
-			 (TDB_DATA){ (unsigned char *)v, vlen }, TDB_INSERT);
-}
-
-START_TEST(db_version_2_file_is_read_and_compacted_to_version_3)
-{
-	unsigned char *p, fmt[64];
-	struct tdb_context *in, *out;
+	unsigned char *p;
 	struct store s, loaded, ref;
 	const struct node *after;
 	struct db *db;
-	char path[PATH_MAX], why[200];
-	size_t len, n;
+	size_t len;
 
 	valid_file(&p, &len);
-	snprintf(path, sizeof(path), "%s.v2", dbpath);
-	in = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
-	out = tdb_open(path, 0, TDB_NOLOCK | TDB_INCOMPATIBLE_HASH,
-		       O_RDWR | O_CREAT | O_EXCL, 0600);
-	ck_assert_ptr_nonnull(in);
-	ck_assert_ptr_nonnull(out);
-	ck_assert_int_eq(ckpt_read(in, SCHEMA_DB_VERSION, to_v2, out, why,
-				   sizeof(why)), 0);
-	n = rec_str(fmt, "xenstored-db");
-	memcpy(fmt + n, "\x02\x00\x00\x00", 4);
-	ck_assert_int_eq(to_v2(SCHEMA_KEY_FORMAT, strlen(SCHEMA_KEY_FORMAT),
-			       fmt, n + 4, out), 0);
-	tdb_close(in);
-	tdb_close(out);
-	ck_assert_int_eq(rename(path, dbpath), 0);
+	as_older(version, NULL, NULL, 0);
 
-	/* Read as it is, the same state as the version 3 file. */
+	/* Read as it is, the same state as this version's file. */
 	db = open_db(true);
-	ck_assert_uint_eq(db_version(db), 2);
+	ck_assert_uint_eq(db_version(db), version);
 	ck_assert_int_eq(load(db, &loaded), 0);
 	new_daemon_store(&ref);
 	build(&ref);
 	same_store(&ref, &loaded);
-	store_destroy(&ref);
-	/* A change, then a checkpoint: the file is version 3 since. */
+	/* A change, then a checkpoint: the file is this version's since. */
 	db_follow(db, &loaded, false);
 	ck_assert_int_eq(db_upgraded(db), 0);
 	db_loaded_done(db);
-	put(&loaded, "/order/after", "v3", 2);
+	put(&loaded, "/order/after", "v4", 2);
 	ck_assert_int_eq(db_checkpoint(db), 0);
 	db_close(db);
 	free(fetch_raw(SCHEMA_KEY_NODES).dptr);
@@ -1351,11 +1439,25 @@ START_TEST(db_version_2_file_is_read_and_compacted_to_version_3)
 	after = store_lookup(&s, "/order/after");
 	ck_assert_ptr_nonnull(after);
 	ck_assert_uint_eq(node_value_len(after), 2);
-	ck_assert_int_eq(memcmp(node_value(after), "v3", 2), 0);
+	ck_assert_int_eq(memcmp(node_value(after), "v4", 2), 0);
+	put(&ref, "/order/after", "v4", 2);
+	same_store(&ref, &s);
 	db_close(db);
+	store_destroy(&ref);
 	store_destroy(&s);
 	store_destroy(&loaded);
 	free(p);
+}
+
+START_TEST(db_version_2_file_is_read_and_compacted_to_version_4)
+{
+	older_file_is_read_and_compacted(2);
+}
+END_TEST
+
+START_TEST(db_version_3_file_is_read_and_compacted_to_version_4)
+{
+	older_file_is_read_and_compacted(3);
 }
 END_TEST
 
@@ -1545,7 +1647,8 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_header_only_file_is_refused);
 	tcase_add_test(t, db_foreign_or_other_version_tdb_is_refused);
 	tcase_add_test(t, db_damaged_node_blocks_are_refused);
-	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_3);
+	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_4);
+	tcase_add_test(t, db_version_3_file_is_read_and_compacted_to_version_4);
 	tcase_add_test(t, db_checkpoint_in_any_order_loads_the_same);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
 	tcase_add_test(t, db_nodes_of_every_size_load_back_the_same);

@@ -85,18 +85,17 @@ START_TEST(format_is_ours_or_says_which_version)
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
 	ck_assert_uint_eq(v, SCHEMA_DB_VERSION);
 	every_cut_refused(p, len, format_ok);
-	/* The version is the last four bytes.  1 and 2 are still read (an
-	 * upgrade keeps the host's state); 4 is a newer daemon's, 0
+	/* The version is the last four bytes.  1 to 3 are still read (an
+	 * upgrade keeps the host's state); 5 is a newer daemon's, 0
 	 * nobody's. */
-	p[len - 4] = 1;
-	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
-	ck_assert_uint_eq(v, 1);
-	p[len - 4] = 2;
-	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
-	ck_assert_uint_eq(v, 2);
-	p[len - 4] = 4;
+	for (unsigned char old = 1; old <= 3; old++) {
+		p[len - 4] = old;
+		ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OURS);
+		ck_assert_uint_eq(v, old);
+	}
+	p[len - 4] = 5;
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
-	ck_assert_uint_eq(v, 4);
+	ck_assert_uint_eq(v, 5);
 	p[len - 4] = 0;
 	ck_assert_int_eq(schema_decode_format(p, len, &v), SCHEMA_OTHER_VERSION);
 	p[4] = 'X';
@@ -703,6 +702,270 @@ START_TEST(queues_round_trip)
 }
 END_TEST
 
+/* ------------------------------------------------------------ varints */
+
+static uint64_t varint_of(const unsigned char *p, size_t len, bool *ok)
+{
+	struct reader r;
+	uint64_t v;
+
+	rd_init(&r, p, len);
+	v = rd_varint(&r);
+	*ok = rd_done(&r);
+	return v;
+}
+
+START_TEST(varints_round_trip_with_one_spelling)
+{
+	static const uint64_t vs[] = { 0, 1, 127, 128, 16383, 16384,
+				       UINT32_MAX, (uint64_t)1 << 63,
+				       UINT64_MAX };
+	static const size_t lens[] = { 1, 1, 1, 2, 2, 3, 5, 10, 10 };
+	unsigned char buf[REC_VARINT_MAX];
+	bool ok;
+
+	for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+		size_t len = (size_t)(rec_put_varint(buf, vs[i]) - buf);
+
+		ck_assert_uint_eq(len, lens[i]);
+		ck_assert(varint_of(buf, len, &ok) == vs[i] && ok);
+		for (size_t cut = 0; cut < len; cut++) {
+			(void)varint_of(buf, cut, &ok);
+			ck_assert(!ok);
+		}
+	}
+	/* 0 in two bytes; 1 in three. */
+	(void)varint_of((const unsigned char[]){ 0x80, 0 }, 2, &ok);
+	ck_assert(!ok);
+	(void)varint_of((const unsigned char[]){ 0x81, 0x80, 0 }, 3, &ok);
+	ck_assert(!ok);
+	/* Past 64 bits: a tenth byte above 1, or an eleventh. */
+	memset(buf, 0xff, 9);
+	buf[9] = 2;
+	(void)varint_of(buf, 10, &ok);
+	ck_assert(!ok);
+	(void)varint_of((const unsigned char[]){ 0xff, 0xff, 0xff, 0xff, 0xff,
+						 0xff, 0xff, 0xff, 0xff, 0x81,
+						 0 }, 11, &ok);
+	ck_assert(!ok);
+}
+END_TEST
+
+/* --------------------------------------------------------- node blocks */
+
+/* The record of a node with n perms (from perms), born and value. */
+static unsigned char *node_rec(uint64_t born, const struct perm *perms,
+			       uint32_t n, const char *value, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct schema_node sn = {
+		.born = born, .nperms = n, .perms = perms,
+		.value = value, .value_len = (uint32_t)strlen(value),
+	};
+	struct writer *w = fresh(b);
+	unsigned char *p;
+
+	schema_write_node(w, &sn);
+	ck_assert(wr_ok(w));
+	p = unit_take(b, len);
+	evbuffer_free(b);
+	return p;
+}
+
+static const struct perm one_perm[] = { { 0, PERM_NONE } };
+
+/* A block's entries: paths, births (not in order), lists and values. */
+static const struct {
+	const char *path, *value;
+	uint64_t born;
+	const struct perm *perms;
+	uint32_t n;
+} block_nodes[] = {
+	{ "/local", "", 2, one_perm, 1 },
+	{ "/local/domain", "", 3, one_perm, 1 },
+	{ "/local/domain/5", "", 900, two_perms, 2 },
+	{ "/local/domain/5/name", "guest", 901, two_perms, 2 },
+	{ "/local/domain/5/domid", "5", 4, two_perms, 2 },
+	{ "/tool", "x", UINT64_MAX, one_perm, 1 },
+	{ "@releaseDomain", "", 1, two_perms, 2 },
+};
+#define BLOCK_NODES (sizeof(block_nodes) / sizeof(block_nodes[0]))
+
+/* Add block_nodes to b (those from `from` on). */
+static void add_block_nodes(struct schema_block *b, size_t from)
+{
+	for (size_t i = from; i < BLOCK_NODES; i++) {
+		size_t len;
+		unsigned char *p = node_rec(block_nodes[i].born,
+					    block_nodes[i].perms,
+					    block_nodes[i].n,
+					    block_nodes[i].value, &len);
+		struct schema_node n;
+		const char *path = block_nodes[i].path;
+
+		ck_assert(schema_decode_node(path, strlen(path), p, len, &n));
+		ck_assert(schema_block_add(b, path, strlen(path), &n));
+		free(p);
+	}
+}
+
+/* The content at p holds block_nodes from `from` on, as they were. */
+static void block_reads_back(const void *p, size_t len, size_t from)
+{
+	struct schema_block_reader br = { 0 };
+	const void *rec;
+	size_t rec_len, i = from;
+	int got;
+
+	ck_assert(schema_block_open(&br, p, len));
+	while ((got = schema_block_next(&br, &rec, &rec_len)) == 1) {
+		size_t want_len;
+		unsigned char *want;
+
+		ck_assert_uint_lt(i, BLOCK_NODES);
+		want = node_rec(block_nodes[i].born, block_nodes[i].perms,
+				block_nodes[i].n, block_nodes[i].value,
+				&want_len);
+		ck_assert_uint_eq(br.path_len, strlen(block_nodes[i].path));
+		ck_assert_mem_eq(br.path, block_nodes[i].path, br.path_len);
+		ck_assert_uint_eq(rec_len, want_len);
+		ck_assert_mem_eq(rec, want, want_len);
+		free(want);
+		i++;
+	}
+	ck_assert_int_eq(got, 0);
+	ck_assert_uint_eq(i, BLOCK_NODES);
+	schema_block_reader_free(&br);
+}
+
+static bool block_ok(const void *p, size_t len)
+{
+	struct schema_block_reader br = { 0 };
+	const void *rec;
+	size_t rec_len;
+	int got = -1;
+
+	if (schema_block_open(&br, p, len))
+		while ((got = schema_block_next(&br, &rec, &rec_len)) == 1)
+			;
+	schema_block_reader_free(&br);
+	return got == 0;
+}
+
+START_TEST(node_block_round_trips)
+{
+	struct schema_block b = { 0 };
+	const void *p;
+	unsigned char *copy;
+	size_t len;
+
+	add_block_nodes(&b, 0);
+	ck_assert_uint_eq(b.entries, BLOCK_NODES);
+	ck_assert(schema_block_finish(&b, &p, &len));
+	block_reads_back(p, len, 0);
+	copy = unit_exact(p, len);
+	every_cut_refused(copy, len, block_ok);
+	free(copy);
+	/* The next block starts afresh: its first entry shares nothing with
+	 * the last one's, and says its list again. */
+	ck_assert_uint_eq(b.entries, 0);
+	add_block_nodes(&b, 3);
+	ck_assert(schema_block_finish(&b, &p, &len));
+	block_reads_back(p, len, 3);
+	schema_block_free(&b);
+}
+END_TEST
+
+/* A node of the host's shape after its sibling costs five bytes of head:
+ * what it shares of the path, the rest's length, its birth's distance,
+ * its list "as before", its value's length. */
+START_TEST(node_block_says_only_what_changed)
+{
+	static const struct perm p1[] = { { 7, PERM_READ } };
+	struct schema_block b = { 0 };
+	struct schema_node n;
+	unsigned char *r;
+	size_t len, head;
+
+	r = node_rec(1000, p1, 1, "1", &len);
+	ck_assert(schema_decode_node("/d/7/a", 6, r, len, &n));
+	ck_assert(schema_block_add(&b, "/d/7/a", 6, &n));
+	head = b.head.len;
+	ck_assert(schema_block_add(&b, "/d/7/b", 6, &n));
+	ck_assert_uint_eq(b.head.len - head, 5);
+	ck_assert_uint_eq(b.names.len, 6 + 1);
+	free(r);
+	schema_block_free(&b);
+}
+END_TEST
+
+/* Whether a content of one entry is read: head bytes h (hlen), then
+ * names (nl bytes), then values. */
+static bool entry_ok(const unsigned char *h, size_t hlen, const char *names,
+		     size_t nl, const char *values)
+{
+	unsigned char buf[256], *e, *exact;
+	size_t vl = strlen(values);
+	bool ok;
+
+	e = rec_put_varint(buf, hlen);
+	e = rec_put_varint(e, nl);
+	memcpy(e, h, hlen);
+	memcpy(e + hlen, names, nl);
+	memcpy(e + hlen + nl, values, vl);
+	e += hlen + nl + vl;
+	exact = unit_exact(buf, (size_t)(e - buf));
+	ok = block_ok(exact, (size_t)(e - buf));
+	free(exact);
+	return ok;
+}
+
+static bool one_entry_ok(const unsigned char *h, size_t hlen,
+			 const char *names, const char *values)
+{
+	return entry_ok(h, hlen, names, strlen(names), values);
+}
+
+START_TEST(node_block_malformed_is_refused)
+{
+	/* shared 0, rest 2, born +1, one perm (domid 0, access 0), value 1 */
+	static const unsigned char good[] = { 0, 2, 2, 1, 0, 0, 1 };
+	unsigned char h[16];
+
+	ck_assert(one_entry_ok(good, sizeof(good), "/a", "v"));
+	/* Names or values left over, or too few. */
+	ck_assert(!one_entry_ok(good, sizeof(good), "/ab", "v"));
+	ck_assert(!one_entry_ok(good, sizeof(good), "/a", "vv"));
+	ck_assert(!one_entry_ok(good, sizeof(good), "/", "v"));
+	ck_assert(!one_entry_ok(good, sizeof(good), "/a", ""));
+	/* A list "as before" in the block's first entry. */
+	ck_assert(!one_entry_ok((const unsigned char[]){ 0, 2, 2, 0, 1 }, 5,
+				"/a", "v"));
+	/* Sharing more than the previous path (there is none). */
+	memcpy(h, good, sizeof(good));
+	h[0] = 1;
+	ck_assert(!one_entry_ok(h, sizeof(good), "/a", "v"));
+	/* No rest of the path. */
+	ck_assert(!one_entry_ok((const unsigned char[]){ 0, 0, 2, 1, 0, 0, 0 },
+				7, "", ""));
+	/* A NUL in the path, a '#' key for a node. */
+	ck_assert(!entry_ok(good, sizeof(good), "/\0", 2, "v"));
+	ck_assert(!one_entry_ok(good, sizeof(good), "#a", "v"));
+	/* A length spelt longer than it needs (two bytes for 2). */
+	ck_assert(!one_entry_ok((const unsigned char[]){ 0, 0x82, 0, 2, 1, 0, 0,
+							 1 }, 8, "/a", "v"));
+	/* More permissions than the head could hold. */
+	ck_assert(!one_entry_ok((const unsigned char[]){ 0, 2, 2, 5, 0, 0, 1 },
+				7, "/a", "v"));
+	/* A domid past 32 bits. */
+	ck_assert(!one_entry_ok((const unsigned char[]){ 0, 2, 2, 1, 0x80, 0x80,
+							 0x80, 0x80, 0x10, 0,
+							 1 }, 11, "/a", "v"));
+	/* No entry at all. */
+	ck_assert(!block_ok((const unsigned char[]){ 0, 0 }, 2));
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
 	Suite *s = suite_create("schema");
@@ -721,6 +984,10 @@ static Suite *schema_suite(void)
 	tcase_add_test(t, version_1_quotas_come_out_by_name);
 	tcase_add_test(t, image_head_round_trips_and_says_which_version);
 	tcase_add_test(t, queues_round_trip);
+	tcase_add_test(t, varints_round_trip_with_one_spelling);
+	tcase_add_test(t, node_block_round_trips);
+	tcase_add_test(t, node_block_says_only_what_changed);
+	tcase_add_test(t, node_block_malformed_is_refused);
 	suite_add_tcase(s, t);
 	return s;
 }
