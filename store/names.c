@@ -9,7 +9,7 @@
 #include "store/names.h"
 #include "store/probe.h"
 
-struct name_set node_names;
+struct name_set node_names = { .ids = { .limit = 1u << NAMES_ID_BITS } };
 
 /* The slot of id, whose name has hash h (it is in the table). */
 static uint32_t *slot_of(uint32_t id, uint32_t h)

@@ -5,7 +5,8 @@
  * same keys (name, domid, memory/target, device/vif/0/state...), and a
  * block of its own for each node's name cost about 10 bytes a node.  So
  * a name is interned: kept once, with a count of the nodes that bear it,
- * and a node names it by a 32-bit id (never 0), the index of its entry.
+ * and a node names it by an id (never 0, below 2^NAMES_ID_BITS: 64
+ * million names at once, as many as nodes), the index of its entry.
  * A table of ids, keyed by the names' keyed hash (guests choose names:
  * keyed_hash.h), finds the entry of a name.  An entry goes with the last
  * node that bears it, and its id is used again.
@@ -21,6 +22,8 @@
 #include <stdint.h>
 
 #include "store/slots.h"
+
+#define NAMES_ID_BITS 26
 
 struct name_entry {
 	uint32_t refs;			/* nodes (and prepared nodes) */

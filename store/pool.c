@@ -21,7 +21,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* The reservation: 2^26 records (1.5 GiB of address space for 24-byte
+/* The reservation: 2^26 records (1.25 GiB of address space for 20-byte
  * ones, none of it memory until made usable), halved while the address
  * space limit (RLIMIT_AS) refuses it.  The path index names a node in
  * INDEX_ID_BITS bits (index.h), a record its relatives in POOL_ID_BITS

@@ -13,6 +13,8 @@ uint32_t slot_take(struct slot_table *t, void *p)
 		slot = t->free_head;
 		t->free_head = (uint32_t)(t->items[slot] >> 1);
 	} else {
+		if (t->limit && t->used + 1 >= t->limit)
+			return 0;
 		if (t->used + 1 >= t->cap) {
 			uint32_t cap = t->cap ? t->cap * 2 : 64;
 			uintptr_t *items;

@@ -19,6 +19,7 @@ struct slot_table {
 	uint32_t cap;			/* slots allocated, 0 unused */
 	uint32_t used;			/* slots handed out at least once */
 	uint32_t free_head;		/* a free slot, or 0 */
+	uint32_t limit;			/* slots are below it (0: 2^32) */
 };
 
 static inline void *slot_get(const struct slot_table *t, uint32_t slot)
@@ -32,7 +33,8 @@ static inline void slot_set(struct slot_table *t, uint32_t slot, void *p)
 	t->items[slot] = (uintptr_t)p;
 }
 
-/* A slot holding p: 0 without memory for the table to grow. */
+/* A slot holding p: 0 without memory for the table to grow, or with
+ * every slot below the limit held. */
 uint32_t slot_take(struct slot_table *t, void *p);
 /* Give slot back (its object gone). */
 void slot_give(struct slot_table *t, uint32_t slot);

@@ -14,7 +14,7 @@
 #include "store/slab.h"
 #include "store/store.h"
 
-struct slot_table perms_table;
+struct slot_table perms_table = { .limit = 1u << NODE_PERMS_BITS };
 
 struct perms *perms_alloc(unsigned int n)
 {
@@ -129,13 +129,13 @@ static struct node *node_new(const char *name_s, size_t len,
 		return NULL;
 	}
 	if (!(name = name_intern(name_s, len))) {
-		slab_free(n->value, value_len);
+		slab_free(n->value);
 		pool_free(n);
 		errno = ENOMEM;
 		return NULL;
 	}
-	n->name_id = name;
-	n->perms_slot = perms_ref(perms)->slot;
+	n->name_id = name & ((1u << NAMES_ID_BITS) - 1);	/* below it */
+	node_set_perms_slot(n, perms_ref(perms)->slot);
 	return n;
 }
 
@@ -143,7 +143,7 @@ static void node_free(struct node *n)
 {
 	perms_unref(node_perms(n));
 	name_unref(node_name_id(n));
-	slab_free(n->value, node_value_len(n));
+	slab_free(n->value);
 	pool_free(n);
 }
 
@@ -159,15 +159,13 @@ static bool set_value(struct node *n, const void *data, size_t len)
 		slab_ref r = 0;
 
 		if (!len)
-			slab_free(n->value, node_value_len(n));
-		else if (!(r = n->value ? slab_resize(n->value,
-						      node_value_len(n), len)
+			slab_free(n->value);
+		else if (!(r = n->value ? slab_resize(n->value, len)
 					: slab_alloc(len))) {
 			errno = ENOMEM;
 			return false;
 		}
 		n->value = r;
-		node_set_value_len(n, (unsigned int)len);
 	}
 	if (len)
 		memcpy(slab_ptr(n->value), data, len);
@@ -177,8 +175,7 @@ static bool set_value(struct node *n, const void *data, size_t len)
 /* The value of a node made with room for it (node_new). */
 static void put_value(struct node *n, const void *data, size_t len)
 {
-	node_set_value_len(n, (unsigned int)len);	/* node_new checked it */
-	if (len)
+	if (len)	/* node_new made its block len bytes long */
 		memcpy(slab_ptr(n->value), data, len);
 }
 
@@ -601,7 +598,6 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	size_t plen = strlen(path);
 	struct node *n = lookup_len(s, path, plen), *parent;
 	slab_ref old;
-	unsigned int old_len;
 	uint64_t born;
 
 	if (!n) {
@@ -629,13 +625,9 @@ struct node *store_put(struct store *s, const char *path, struct node *prep)
 	 * the old value. */
 	account(s, n, node_perms(n), -1);
 	old = n->value;
-	old_len = node_value_len(n);
 	n->value = prep->value;
-	node_set_value_len(n, node_value_len(prep));
-	/* The record now holds n's old block, freed by that block's
-	 * length (slab.h). */
+	/* The record now holds n's old block, freed with it. */
 	prep->value = old;
-	node_set_value_len(prep, old_len);
 	account(s, n, node_perms(n), 1);
 	node_free(prep);
 	stamp(s, n, STAMP_NODE);
@@ -649,7 +641,7 @@ void store_set_perms(struct store *s, struct node *n, struct perms *perms)
 	account(s, n, node_perms(n), -1);
 	account(s, n, perms, 1);
 	perms_unref(node_perms(n));
-	n->perms_slot = perms->slot;
+	node_set_perms_slot(n, perms->slot);
 	stamp(s, n, STAMP_NODE);
 	tell_changed(s, n, 0);
 }
@@ -908,7 +900,7 @@ struct node *store_restore(struct store *s, const char *path,
 			return NULL;
 		}
 		perms_unref(node_perms(n));
-		n->perms_slot = perms_ref(perms)->slot;
+		node_set_perms_slot(n, perms_ref(perms)->slot);
 		account(s, n, node_perms(n), 1);
 	} else {
 		size_t start = special ? 0 : parent_len == 1 ? 1 : parent_len + 1;
@@ -973,7 +965,8 @@ size_t node_path_down(char *path, size_t len, const struct node *n)
  * record). */
 static const struct perms *checked_perms(const struct node *n)
 {
-	return slot_holds(&perms_table, n->perms_slot) ? node_perms(n) : NULL;
+	return slot_holds(&perms_table, node_perms_slot(n)) ? node_perms(n)
+							      : NULL;
 }
 
 size_t node_path_up(char *path, size_t len, const struct node *n)

@@ -2,10 +2,11 @@
  * store: the tree of nodes.
  *
  * Owns every node, its value and its reference on a permission list.
- * A node is a 24-byte record of the node pool (pool.h) naming its name
- * (not its path) by the 32-bit id of an interned name (names.h), linked
- * to its relatives by 26-bit ids, to its permission list by a 32-bit slot
- * and to its value, a block of its own, by a 32-bit reference (slab.h).
+ * A node is a 20-byte record of the node pool (pool.h) naming its name
+ * (not its path) by the 26-bit id of an interned name (names.h), linked
+ * to its relatives by 26-bit ids, to its permission list by a 24-bit slot
+ * and to its value, a block of its own that knows its length, by a
+ * 32-bit reference (slab.h).
  * Lookup of a path is one probe of a keyed hash of full paths (index.h),
  * usually one slot, confirmed by comparing the names up the parent chain;
  * children are kept in creation order on a list per node, so listing
@@ -76,7 +77,7 @@ void perms_unref(struct perms *p);
 bool perms_equal(const struct perms *a, const struct perms *b);
 
 /*
- * One node: a 24-byte record of the node pool (store/pool.h), linked to
+ * One node: a 20-byte record of the node pool (store/pool.h), linked to
  * its parent, children and siblings by pool ids (0: none).  It
  * holds its name, not its path: node_path() builds the path from the
  * names of its ancestors, and the path index (store/index.h) finds a node
@@ -94,49 +95,61 @@ bool perms_equal(const struct perms *a, const struct perms *b);
  * changes a second, nine years of them; more is a damaged file).
  *
  * A pool id is below 2^POOL_ID_BITS (pool.h), so the three links take 26
- * bits each, and the value's length (16 bits: node_value_len) the bits
- * they leave: 4 bytes of every record.
+ * bits each; the name's id (names.h) is below 2^NAMES_ID_BITS too, and
+ * the four take the permission list's slot (below 2^NODE_PERMS_BITS) in
+ * the 6 bits each leaves.  The value's length is its block's (slab.h):
+ * a node keeps none.
  */
 #define NODE_GEN_MAX ((UINT64_C(1) << 48) - 1)
-#define NODE_VALUE_MAX UINT16_MAX	/* a request's payload is 4 KiB */
+#define NODE_VALUE_MAX SLAB_MAX	/* a request's payload is 4 KiB */
+/* A permission list's slot is below 2^NODE_PERMS_BITS: 16 million lists
+ * at once, past which a new one is ENOMEM. */
+#define NODE_PERMS_BITS 24
 
 struct node {
 	uint32_t parent_id : 26;	/* 0 for "/" and the special nodes */
-	uint32_t len_high : 6;		/* the value's length, bits 10-15 */
+	uint32_t perms_0 : 6;		/* its list's slot, bits 0-5 */
 	uint32_t child_id : 26;		/* its last child (0: none) */
-	uint32_t len_mid : 6;		/* bits 4-9 */
+	uint32_t perms_6 : 6;		/* bits 6-11 */
 	uint32_t next_id : 26;		/* the next sibling (the last child's:
 					 * the first); a special node's, the
 					 * next special one (0: the last) */
-	uint32_t len_low : 4;		/* bits 0-3 */
-	uint32_t perms_slot;		/* its list's (perms_table): one
-					 * reference, owned */
-	uint32_t name_id;		/* its name's (names.h): one reference,
+	uint32_t perms_12 : 6;		/* bits 12-17 */
+	uint32_t name_id : 26;		/* its name's (names.h): one reference,
 					 * owned */
+	uint32_t perms_18 : 6;		/* bits 18-23 */
 	slab_ref value;			/* owned: its value's block (0: empty) */
 };
 
-_Static_assert(sizeof(struct node) == 24, "a node is one 24-byte record");
-_Static_assert(POOL_ID_BITS == 26, "the links' widths");
+_Static_assert(sizeof(struct node) == 20, "a node is one 20-byte record");
+_Static_assert(POOL_ID_BITS == 26 && NAMES_ID_BITS == 26 &&
+	       NODE_PERMS_BITS == 24, "the fields' widths");
 
 /* The length of n's value (0 .. NODE_VALUE_MAX). */
 static inline unsigned int node_value_len(const struct node *n)
 {
-	return (unsigned int)n->len_high << 10 |
-	       (unsigned int)n->len_mid << 4 | n->len_low;
+	return n->value ? (unsigned int)slab_len(n->value) : 0;
 }
 
-static inline void node_set_value_len(struct node *n, unsigned int len)
+/* The slot of n's permission list (perms_table): one reference, owned. */
+static inline uint32_t node_perms_slot(const struct node *n)
 {
-	n->len_high = (len >> 10) & 0x3f;
-	n->len_mid = (len >> 4) & 0x3f;
-	n->len_low = len & 0xf;
+	return (uint32_t)n->perms_0 | (uint32_t)n->perms_6 << 6 |
+	       (uint32_t)n->perms_12 << 12 | (uint32_t)n->perms_18 << 18;
+}
+
+static inline void node_set_perms_slot(struct node *n, uint32_t slot)
+{
+	n->perms_0 = slot & 0x3f;
+	n->perms_6 = (slot >> 6) & 0x3f;
+	n->perms_12 = (slot >> 12) & 0x3f;
+	n->perms_18 = (slot >> 18) & 0x3f;
 }
 
 /* The permission list of a node. */
 static inline struct perms *node_perms(const struct node *n)
 {
-	return slot_get(&perms_table, n->perms_slot);
+	return slot_get(&perms_table, node_perms_slot(n));
 }
 
 /* The node of a pool id (0: NULL). */

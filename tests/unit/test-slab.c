@@ -29,8 +29,9 @@ static bool holds(const unsigned char *p, size_t len, unsigned int tag)
 	return true;
 }
 
-/* A freed block is the next one of its class, and a resize within a
- * class keeps the block; a chunk holds many blocks. */
+/* Each length is a class, its blocks exactly that long: a freed block
+ * is the next one of its class, a resize to the same length keeps the
+ * block; a chunk holds many blocks. */
 START_TEST(freed_blocks_are_used_again)
 {
 	slab_ref a, b, c;
@@ -42,23 +43,47 @@ START_TEST(freed_blocks_are_used_again)
 	slab_forget_free();
 	before = slab_bytes();
 	a = slab_alloc(21);
-	b = slab_alloc(24);
+	b = slab_alloc(21);
 	ck_assert_uint_ne(a, 0);
 	ck_assert_uint_ne(b, 0);
 	ck_assert_uint_eq(slab_bytes(), before + 4096);	/* one chunk */
-	/* The class of 21 to 24 bytes: the next block, 24 bytes on. */
-	ck_assert_uint_eq(b, a + 24 / SLAB_GRAIN);
-	ck_assert_ptr_eq(slab_ptr(b), (char *)slab_ptr(a) + 24);
-	slab_free(a, 21);
-	c = slab_alloc(22);
+	/* The next block, 21 bytes on. */
+	ck_assert_uint_eq(b, a + 21);
+	ck_assert_ptr_eq(slab_ptr(b), (char *)slab_ptr(a) + 21);
+	slab_free(a);
+	c = slab_alloc(21);
 	ck_assert_uint_eq(c, a);
-	ck_assert_uint_eq(slab_resize(c, 22, 24), c);
+	ck_assert_uint_eq(slab_resize(c, 21), c);
 	for (int i = 0; i < 100; i++)
-		ck_assert_uint_ne(slab_alloc(24), 0);
+		ck_assert_uint_ne(slab_alloc(21), 0);
 	ck_assert_uint_eq(slab_bytes(), before + 4096);
-	/* 25 bytes are the next class's, in a chunk of its own. */
-	ck_assert_uint_ne(slab_resize(c, 24, 25), c);
+	/* 22 bytes are another class's, in a chunk of its own. */
+	ck_assert_uint_ne(slab_resize(c, 22), c);
 	ck_assert_uint_eq(slab_bytes(), before + 2 * 4096);
+}
+END_TEST
+
+/* A block's length is known from its reference: every length, the
+ * shortest (a block of 4 bytes at least) and the longest too. */
+START_TEST(a_block_says_how_long_it_is)
+{
+	static const size_t lens[] = { 1, 2, 3, 4, 5, 255, 256, 257, 4096,
+				       SLAB_MAX };
+	slab_ref r[sizeof(lens) / sizeof(lens[0])];
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		r[i] = slab_alloc(lens[i]);
+		ck_assert_uint_ne(r[i], 0);
+		fill(slab_ptr(r[i]), lens[i], (unsigned int)i);
+	}
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		ck_assert_uint_eq(slab_len(r[i]), lens[i]);
+		ck_assert(holds(slab_ptr(r[i]), lens[i], (unsigned int)i));
+		r[i] = slab_resize(r[i], lens[i] % 100 + 1);
+		ck_assert_uint_ne(r[i], 0);
+		ck_assert_uint_eq(slab_len(r[i]), lens[i] % 100 + 1);
+		slab_free(r[i]);
+	}
 }
 END_TEST
 
@@ -101,7 +126,7 @@ START_TEST(blocks_keep_their_bytes_through_random_changes)
 
 			ck_assert_msg(holds(slab_ptr(p[i]), len[i], i),
 				      "block %u", i);
-			q = slab_resize(p[i], len[i], to);
+			q = slab_resize(p[i], to);
 			ck_assert_uint_ne(q, 0);
 			ck_assert(holds(slab_ptr(q), len[i] < to ? len[i] : to,
 					i));
@@ -111,7 +136,8 @@ START_TEST(blocks_keep_their_bytes_through_random_changes)
 		} else {
 			ck_assert_msg(holds(slab_ptr(p[i]), len[i], i),
 				      "block %u", i);
-			slab_free(p[i], len[i]);
+			ck_assert_uint_eq(slab_len(p[i]), len[i]);
+			slab_free(p[i]);
 			p[i] = 0;
 		}
 	}
@@ -119,7 +145,7 @@ START_TEST(blocks_keep_their_bytes_through_random_changes)
 		if (p[i]) {
 			ck_assert_msg(holds(slab_ptr(p[i]), len[i], i),
 				      "block %u", i);
-			slab_free(p[i], len[i]);
+			slab_free(p[i]);
 		}
 	}
 }
@@ -163,14 +189,14 @@ START_TEST(chunks_follow_each_other_and_past_8_mib_may_be_huge)
 		ck_assert_uint_ne(p[i], 0);
 		fill(slab_ptr(p[i]), LEN, i);
 		if (i)
-			ck_assert_uint_eq(p[i], p[i - 1] + LEN / SLAB_GRAIN);
+			ck_assert_uint_eq(p[i], p[i - 1] + LEN);
 	}
 	ck_assert_uint_ge(slab_bytes(), (size_t)N * LEN);
 	ck_assert(!advised_huge(slab_ptr(1)));
 	ck_assert(advised_huge(slab_ptr(p[N - 1])));
 	for (unsigned int i = 0; i < N; i++) {
 		ck_assert_msg(holds(slab_ptr(p[i]), LEN, i), "block %u", i);
-		slab_free(p[i], LEN);
+		slab_free(p[i]);
 	}
 }
 END_TEST
@@ -181,6 +207,7 @@ static Suite *slab_suite(void)
 	TCase *t = tcase_create("slab");
 
 	tcase_add_test(t, freed_blocks_are_used_again);
+	tcase_add_test(t, a_block_says_how_long_it_is);
 	tcase_add_test(t, a_block_of_no_bytes_or_too_many_is_enomem);
 	tcase_add_test(t, blocks_keep_their_bytes_through_random_changes);
 	tcase_add_test(t, chunks_follow_each_other_and_past_8_mib_may_be_huge);

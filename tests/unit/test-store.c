@@ -337,29 +337,79 @@ START_TEST(observer_is_told_births_of_creations_only)
 }
 END_TEST
 
-/* A record's links and its value's length share three words
- * (store.h): every length beside the largest ids, and every id beside
- * the longest length, read back as set. */
-START_TEST(links_and_value_length_share_their_words_intact)
+/* A record's links, its name and its permission list's slot share four
+ * words (store.h): every slot beside the largest ids, and every id
+ * beside the largest slot, read back as set. */
+START_TEST(links_name_and_perms_slot_share_their_words_intact)
 {
-	static const unsigned int lens[] = { 0, 1, 15, 16, 1023, 1024, 4096,
-					     0x5a5a, NODE_VALUE_MAX };
+	static const uint32_t slots[] = { 0, 1, 63, 64, 4095, 4096,
+					  0x5a5a5a, (1u << NODE_PERMS_BITS) - 1 };
 	const uint32_t top = (1u << POOL_ID_BITS) - 1;
 	struct node n;
 
 	memset(&n, 0, sizeof(n));
-	for (unsigned int i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+	for (unsigned int i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
 		n.parent_id = top;
 		n.child_id = top - 1;
 		n.next_id = top - 2;
-		node_set_value_len(&n, lens[i]);
-		ck_assert_uint_eq(node_value_len(&n), lens[i]);
+		n.name_id = top - 3;
+		node_set_perms_slot(&n, slots[i]);
+		ck_assert_uint_eq(node_perms_slot(&n), slots[i]);
 		ck_assert_uint_eq(n.parent_id, top);
 		ck_assert_uint_eq(n.child_id, top - 1);
 		ck_assert_uint_eq(n.next_id, top - 2);
-		n.parent_id = n.child_id = n.next_id = 0;
-		ck_assert_uint_eq(node_value_len(&n), lens[i]);
+		ck_assert_uint_eq(n.name_id, top - 3);
+		n.parent_id = n.child_id = n.next_id = n.name_id = 0;
+		ck_assert_uint_eq(node_perms_slot(&n), slots[i]);
+		ck_assert_uint_eq(n.value, 0);
 	}
+}
+END_TEST
+
+/*
+ * Permission lists and names are numbered below a limit (the widths
+ * their slots have in a node record, store.h): past it a new list or a
+ * new name is ENOMEM, as when memory runs out, and the store is as it
+ * was.  The limits are lowered here to what the test can reach.
+ */
+START_TEST(lists_and_names_past_their_limits_are_enomem)
+{
+	const uint32_t perms_limit = perms_table.limit;
+	const uint32_t names_limit = node_names.ids.limit;
+	struct perms *p, *lists[64];
+	struct store s;
+	char path[64];
+	unsigned int n = 0;
+
+	new_store(&s, &p);
+	small_tree(&s, p);
+	perms_table.limit = perms_table.used + 4;
+	while (n < 64 && (lists[n] = perms_alloc(1)))
+		n++;
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_ge(n, 3);
+	ck_assert_uint_lt(n, 64);
+	while (n)
+		perms_unref(lists[--n]);
+	perms_table.limit = perms_limit;
+
+	node_names.ids.limit = node_names.ids.used + 4;
+	for (n = 0; n < 64; n++) {
+		snprintf(path, sizeof(path), "/a/new-name-%u", n);
+		if (!store_create(&s, path, p))
+			break;
+	}
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_ge(n, 3);
+	ck_assert_uint_lt(n, 64);
+	ck_assert_ptr_null(store_lookup(&s, path));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	/* A name already held is no new entry. */
+	ck_assert_ptr_nonnull(store_create(&s, "/d/b", p));
+	node_names.ids.limit = names_limit;
+	ck_assert_ptr_nonnull(store_create(&s, path, p));
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
 }
 END_TEST
 
@@ -1193,16 +1243,16 @@ START_TEST(check_reports_a_node_without_a_permission_list)
 	new_store(&s, &p);
 	small_tree(&s, p);
 	a = store_lookup(&s, "/a");
-	slot = a->perms_slot;
-	a->perms_slot = 0;
+	slot = node_perms_slot(a);
+	node_set_perms_slot(a, 0);
 	ck_assert_uint_ge(store_check(&s, NULL, NULL), 1);
 	/* A slot given back: it holds no list. */
 	q = perms_alloc(1);
 	ck_assert_ptr_nonnull(q);
-	a->perms_slot = q->slot;
+	node_set_perms_slot(a, q->slot);
 	perms_unref(q);
 	ck_assert_uint_ge(store_check(&s, NULL, NULL), 1);
-	a->perms_slot = slot;
+	node_set_perms_slot(a, slot);
 	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
 	free_store(&s, p);
 }
@@ -1553,7 +1603,8 @@ static Suite *store_suite(void)
 	tcase_add_test(t, lookup_of_missing_path_is_null);
 	tcase_add_test(t, create_makes_missing_ancestors_in_order);
 	tcase_add_test(t, observer_is_told_births_of_creations_only);
-	tcase_add_test(t, links_and_value_length_share_their_words_intact);
+	tcase_add_test(t, links_name_and_perms_slot_share_their_words_intact);
+	tcase_add_test(t, lists_and_names_past_their_limits_are_enomem);
 	tcase_add_test(t, create_shares_perms_with_every_new_node);
 	tcase_add_test(t, create_returns_existing_node_untouched);
 	tcase_add_test(t, special_nodes_are_parentless);
