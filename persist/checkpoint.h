@@ -52,7 +52,8 @@ int ckpt_add(struct ckpt_writer *w, const void *key, size_t klen,
 	     const void *val, size_t vlen);
 /*
  * Add a block as it was stored in another checkpoint (packed, len bytes,
- * holding nodes nodes), under the next block number: its nodes are not
+ * holding nodes nodes), under the next block number, after the nodes
+ * added before it (their block is cut short): its nodes are not
  * unpacked.  0, or -1 with why.
  */
 int ckpt_add_block(struct ckpt_writer *w, const void *packed, size_t len,

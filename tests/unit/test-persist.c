@@ -1119,6 +1119,91 @@ START_TEST(db_checkpoint_in_any_order_loads_the_same)
 }
 END_TEST
 
+/* Every node of a checkpoint read comes after its parent. */
+struct in_order {
+	struct store *seen;	/* the paths read so far */
+	struct perms *p;
+	unsigned int nodes, early;
+};
+
+static int parent_first(const void *k, size_t klen, const void *v,
+			size_t vlen, void *arg)
+{
+	struct in_order *o = arg;
+	char path[256];
+
+	(void)v;
+	(void)vlen;
+	if (!schema_key_is_node(k, klen) || *(const char *)k == '@')
+		return 0;
+	ck_assert_uint_lt(klen, sizeof(path));
+	memcpy(path, k, klen);
+	path[klen] = '\0';
+	o->nodes++;
+	if (klen > 1) {
+		char *slash = strrchr(path, '/');
+
+		*slash = '\0';
+		if (slash > path && !store_lookup(o->seen, path))
+			o->early++;
+		*slash = '/';
+		/* Made with any parents missing, to count each once. */
+		ck_assert_ptr_nonnull(store_create(o->seen, path, o->p));
+	}
+	return 0;
+}
+
+/*
+ * A merge that changes a node of the checkpoint's first block packs that
+ * block again, and copies the untouched ones after it as they are: the
+ * file still holds every node after its parent (a load puts such a node
+ * in at once; the others wait, to be sorted at the end).
+ */
+START_TEST(db_merge_keeps_parents_before_children)
+{
+	struct store s, seen;
+	struct db *db = open_db(false);
+	struct tdb_context *t;
+	struct in_order o = { .seen = &seen };
+	char path[64], why[200];
+	TDB_DATA nodes;
+	uint32_t blocks;
+
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	/* Values that compress badly, for several blocks. */
+	for (unsigned int i = 0; i < 12000; i++) {
+		char v[40];
+
+		snprintf(path, sizeof(path), "/m/k%05u", i);
+		snprintf(v, sizeof(v), "%08x%08x", i * 2654435761u,
+			 i * 40503u + 7);
+		put(&s, path, v, strlen(v));
+	}
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	nodes = fetch_raw(SCHEMA_KEY_NODES);
+	memcpy(&blocks, nodes.dptr, 4);
+	free(nodes.dptr);
+	ck_assert_uint_ge(blocks, 3);
+	put(&s, "/m/k00001", "changed", 7);	/* in the first block */
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	db_close(db);
+
+	new_store(&seen);
+	o.p = perm1(0, PERM_NONE);
+	t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, parent_first, &o, why,
+				   sizeof(why)), 0);
+	tdb_close(t);
+	ck_assert_uint_ge(o.nodes, 12000 + 2);	/* and "/" and "/m" */
+	ck_assert_uint_eq(o.early, 0);
+	perms_unref(o.p);
+	store_destroy(&seen);
+	store_destroy(&s);
+}
+END_TEST
+
 /* A store of more nodes than a load reads ahead of the store (load.c),
  * with values of every size around what a read-ahead slot holds (a node
  * too big for one goes in at once, after those read before it) and
@@ -1650,6 +1735,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_4);
 	tcase_add_test(t, db_version_3_file_is_read_and_compacted_to_version_4);
 	tcase_add_test(t, db_checkpoint_in_any_order_loads_the_same);
+	tcase_add_test(t, db_merge_keeps_parents_before_children);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
 	tcase_add_test(t, db_nodes_of_every_size_load_back_the_same);
 	tcase_add_test(t, db_a_node_found_bad_after_reading_ahead_is_the_one_named);
