@@ -645,6 +645,8 @@ static void quiet_check(evutil_socket_t fd, short what, void *arg)
 	 * rest (a reused spare's are its last life's: up to the limit).
 	 * Failing only keeps them. */
 	(void)journal_shrink(&db->jout);
+	/* And the store what it holds ahead of its nodes. */
+	store_rest();
 }
 
 int db_commit(struct db *db)

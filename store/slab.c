@@ -65,6 +65,10 @@ size_t slab_bytes(void)
 	return 0;
 }
 
+void slab_rest(void)
+{
+}
+
 #else
 
 /* The reservation: 2^32 bytes, every one a 32-bit reference can name,
@@ -255,6 +259,14 @@ void slab_forget_free(void)
 size_t slab_bytes(void)
 {
 	return chunk_bytes;
+}
+
+void slab_rest(void)
+{
+	/* carved is a whole number of pages (chunks are). */
+	if (slab_base && usable > carved)
+		(void)madvise(slab_base + carved, usable - carved,
+			      MADV_DONTNEED);
 }
 
 #endif

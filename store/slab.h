@@ -75,6 +75,17 @@ void slab_free(slab_ref r);
 void slab_forget_free(void);
 /* Bytes of the chunks carved, in use or not. */
 size_t slab_bytes(void);
+/*
+ * At rest: the reservation made usable past the last chunk given back.
+ * It is made usable 2 MiB at a time and may be backed by a huge page
+ * the moment a chunk first touches it, of which the chunks may use
+ * little: up to 2 MB of a host's memory at rest held for nothing (the
+ * benchmark's million nodes ended a huge page past their values or not,
+ * by a few chunks, 2 bytes a node either way).  That huge page is split
+ * and the pages past the chunks freed; the next chunks fault small pages
+ * there, then a huge page again past it.
+ */
+void slab_rest(void);
 
 #ifdef SLAB_OFF
 extern struct slot_table slab_table;

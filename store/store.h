@@ -239,6 +239,13 @@ static inline const char *node_value(const struct node *n)
 	return n->value ? (const char *)slab_ptr(n->value) : "";
 }
 
+/* At rest (the daemon has had nothing to do for a while): memory held
+ * ahead of the nodes' needs given back (slab_rest). */
+static inline void store_rest(void)
+{
+	slab_rest();
+}
+
 /* Room for any node's path and its NUL. */
 #define NODE_PATH_BUF 4096
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "store/slab.h"
 
@@ -201,6 +202,44 @@ START_TEST(chunks_follow_each_other_and_past_8_mib_may_be_huge)
 }
 END_TEST
 
+/* At rest the pages past the last chunk are given back (a huge page may
+ * have backed them); the blocks keep their bytes, and the next ones are
+ * carved there as before. */
+START_TEST(at_rest_the_pages_past_the_chunks_are_given_back)
+{
+	enum { LEN = 256, N = 40000 };	/* 10 MB: past the huge pages' 8 */
+	static slab_ref p[N];
+	unsigned char *next_page, vec;
+	slab_ref q;
+
+#ifdef SLAB_UNDER_ASAN
+	return;		/* every block is malloc's there */
+#endif
+	slab_forget_free();
+	for (unsigned int i = 0; i < N; i++) {
+		p[i] = slab_alloc(LEN);
+		ck_assert_uint_ne(p[i], 0);
+		fill(slab_ptr(p[i]), LEN, i);
+	}
+	/* The page after the last block's chunk (a page of 16 blocks). */
+	next_page = (unsigned char *)(((uintptr_t)slab_ptr(p[N - 1]) +
+				       4096) & ~(uintptr_t)4095);
+	slab_rest();
+	ck_assert_int_eq(mincore(next_page, 4096, &vec), 0);
+	ck_assert_msg(!(vec & 1), "the page past the chunks is resident");
+	for (unsigned int i = 0; i < N; i++)
+		ck_assert_msg(holds(slab_ptr(p[i]), LEN, i), "block %u", i);
+	/* A class of its own: a new chunk, at that page. */
+	q = slab_alloc(77);
+	ck_assert_ptr_eq(slab_ptr(q), next_page);
+	fill(slab_ptr(q), 77, 5);
+	ck_assert(holds(slab_ptr(q), 77, 5));
+	slab_free(q);
+	for (unsigned int i = 0; i < N; i++)
+		slab_free(p[i]);
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
@@ -211,6 +250,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(t, a_block_of_no_bytes_or_too_many_is_enomem);
 	tcase_add_test(t, blocks_keep_their_bytes_through_random_changes);
 	tcase_add_test(t, chunks_follow_each_other_and_past_8_mib_may_be_huge);
+	tcase_add_test(t, at_rest_the_pages_past_the_chunks_are_given_back);
 	suite_add_tcase(s, t);
 	return s;
 }
