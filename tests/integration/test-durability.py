@@ -1397,14 +1397,20 @@ def test_version_3_file_is_read_and_rewritten_as_version_4():
             unpack_to_per_node(t, 3)
         finally:
             t.close()
-        d = Again(dir, 2)
-        d.start()
-        try:
-            with RawClient(d.socket_path) as c:
-                eq(c.read("/fid/c/d"), b"delta", "a node of the version-3 file")
-                c.write("/fid/after", "x")
-        finally:
-            d.stop()
+        def life(n, fn):
+            d = Again(dir, n)
+            d.start()
+            try:
+                with RawClient(d.socket_path) as c:
+                    fn(c)
+            finally:
+                d.stop()
+            return d
+
+        def first(c):
+            eq(c.read("/fid/c/d"), b"delta", "a node of the version-3 file")
+            c.write("/fid/after", "x")
+        d = life(2, first)
         check("version 3 read" in open(d.log_path).read(),
               "the log does not say the file was upgraded")
         t = Tdb(dbf)
@@ -1417,14 +1423,10 @@ def test_version_3_file_is_read_and_rewritten_as_version_4():
                   "the version-4 blocks lack a node: %r" % paths)
         finally:
             t.close()
-        d = Again(dir, 3)
-        d.start()
-        try:
-            with RawClient(d.socket_path) as c:
-                eq(c.read("/fid/a"), b"alpha", "a node, after the upgrade")
-                eq(c.read("/fid/after"), b"x", "the node written, after the upgrade")
-        finally:
-            d.stop()
+        def again(c):
+            eq(c.read("/fid/a"), b"alpha", "a node, after the upgrade")
+            eq(c.read("/fid/after"), b"x", "the node written, after the upgrade")
+        life(3, again)
 
 
 def test_empty_file_is_new_and_no_database_ignores_a_bad_one():

@@ -111,23 +111,31 @@ static const struct perm two_perms[] = {
 	{ 5, PERM_READ }, { 65535, PERM_WRITE | PERM_IGNORE },
 };
 
-/* The record of a node with two_perms and value. */
-static unsigned char *node_bytes(uint64_t born, const void *value,
-				 uint32_t vlen, size_t *len)
+/* The record of a node with n perms (from perms), born and value. */
+static unsigned char *node_encoded(uint64_t born, const struct perm *perms,
+				   uint32_t n, const void *value,
+				   uint32_t vlen, size_t *len)
 {
 	struct evbuffer *b = evbuffer_new();
-	struct schema_node n = {
-		.born = born, .nperms = 2, .perms = two_perms,
+	struct schema_node sn = {
+		.born = born, .nperms = n, .perms = perms,
 		.value = value, .value_len = vlen,
 	};
 	struct writer *w = fresh(b);
 	unsigned char *p;
 
-	schema_write_node(w, &n);
+	schema_write_node(w, &sn);
 	ck_assert(wr_ok(w));
 	p = unit_take(b, len);
 	evbuffer_free(b);
 	return p;
+}
+
+/* The record of a node with two_perms and value. */
+static unsigned char *node_bytes(uint64_t born, const void *value,
+				 uint32_t vlen, size_t *len)
+{
+	return node_encoded(born, two_perms, 2, value, vlen, len);
 }
 
 static bool node_ok(const void *p, size_t len)
@@ -753,23 +761,13 @@ END_TEST
 
 /* --------------------------------------------------------- node blocks */
 
-/* The record of a node with n perms (from perms), born and value. */
+/* The record of a node with n perms (from perms), born and a string
+ * value. */
 static unsigned char *node_rec(uint64_t born, const struct perm *perms,
 			       uint32_t n, const char *value, size_t *len)
 {
-	struct evbuffer *b = evbuffer_new();
-	struct schema_node sn = {
-		.born = born, .nperms = n, .perms = perms,
-		.value = value, .value_len = (uint32_t)strlen(value),
-	};
-	struct writer *w = fresh(b);
-	unsigned char *p;
-
-	schema_write_node(w, &sn);
-	ck_assert(wr_ok(w));
-	p = unit_take(b, len);
-	evbuffer_free(b);
-	return p;
+	return node_encoded(born, perms, n, value, (uint32_t)strlen(value),
+			    len);
 }
 
 static const struct perm one_perm[] = { { 0, PERM_NONE } };

@@ -173,6 +173,16 @@ static bool advised_huge(const void *p)
 	return hg;
 }
 
+/* n blocks of len bytes into p, each filled as fill() makes block i. */
+static void alloc_filled(slab_ref *p, unsigned int n, size_t len)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		p[i] = slab_alloc(len);
+		ck_assert_uint_ne(p[i], 0);
+		fill(slab_ptr(p[i]), len, i);
+	}
+}
+
 /* Chunks are carved one after another out of one reservation, so blocks
  * of one class follow each other across chunks; past 8 MiB of chunks the
  * reservation carries the huge-page advice, before it not. */
@@ -185,13 +195,9 @@ START_TEST(chunks_follow_each_other_and_past_8_mib_may_be_huge)
 	return;		/* every block is malloc's there */
 #endif
 	slab_forget_free();
-	for (unsigned int i = 0; i < N; i++) {
-		p[i] = slab_alloc(LEN);
-		ck_assert_uint_ne(p[i], 0);
-		fill(slab_ptr(p[i]), LEN, i);
-		if (i)
-			ck_assert_uint_eq(p[i], p[i - 1] + LEN);
-	}
+	alloc_filled(p, N, LEN);
+	for (unsigned int i = 1; i < N; i++)
+		ck_assert_uint_eq(p[i], p[i - 1] + LEN);
 	ck_assert_uint_ge(slab_bytes(), (size_t)N * LEN);
 	ck_assert(!advised_huge(slab_ptr(1)));
 	ck_assert(advised_huge(slab_ptr(p[N - 1])));
@@ -216,11 +222,7 @@ START_TEST(at_rest_the_pages_past_the_chunks_are_given_back)
 	return;		/* every block is malloc's there */
 #endif
 	slab_forget_free();
-	for (unsigned int i = 0; i < N; i++) {
-		p[i] = slab_alloc(LEN);
-		ck_assert_uint_ne(p[i], 0);
-		fill(slab_ptr(p[i]), LEN, i);
-	}
+	alloc_filled(p, N, LEN);
 	/* The page after the last block's chunk (a page of 16 blocks). */
 	next_page = (unsigned char *)(((uintptr_t)slab_ptr(p[N - 1]) +
 				       4096) & ~(uintptr_t)4095);
