@@ -417,37 +417,39 @@ bool schema_block_open(struct schema_block_reader *br, const void *p,
 	br->values = r;
 	br->path_len = 0;
 	br->born = 0;
-	br->nperms = 0;
+	br->perms.len = 0;
 	return true;
 }
 
-/* The entry's permissions from the head into br->rec (after its born and
- * count): false when malformed or out of memory (*oom). */
+/* The entry's permissions from the head into br->perms: false when
+ * malformed or out of memory (*oom). */
 static bool read_perms(struct schema_block_reader *br, bool *oom)
 {
 	uint64_t n = rd_varint(&br->head);
+	struct perm *e;
 
 	if (!rd_ok(&br->head))
 		return false;
 	if (n == 0)
-		return br->nperms != 0;	/* as the entry before: still there */
+		return br->perms.len != 0;	/* as the entry before's */
 	/* Each takes two bytes of the head at least. */
 	if (n > br->head.left / 2)
 		return false;
-	if (!bytes_room(&br->rec, 12 + n * 8)) {
+	br->perms.len = 0;
+	if (!bytes_room(&br->perms, n * sizeof(*e))) {
 		*oom = true;
 		return false;
 	}
+	e = (struct perm *)(void *)br->perms.p;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t domid = rd_varint(&br->head);
-		uint8_t access = rd_u8(&br->head);
-		unsigned char *e = br->rec.p + 12 + (size_t)i * 8;
 
 		if (domid > UINT32_MAX)
 			return false;
-		rec_put_u32(rec_put_u32(e, (uint32_t)domid), access);
+		e[i].domid = (uint32_t)domid;
+		e[i].access = rd_u8(&br->head);
 	}
-	br->nperms = (uint32_t)n;
+	br->perms.len = n * sizeof(*e);
 	return rd_ok(&br->head);
 }
 
@@ -456,7 +458,7 @@ int schema_block_next(struct schema_block_reader *br, const void **rec,
 {
 	uint64_t shared, rest_len, value_len;
 	const unsigned char *rest, *value;
-	size_t at;
+	struct schema_node n;
 	bool oom = false;
 
 	if (!br->head.left)
@@ -464,8 +466,6 @@ int schema_block_next(struct schema_block_reader *br, const void **rec,
 	shared = rd_varint(&br->head);
 	rest_len = rd_varint(&br->head);
 	br->born += unzigzag(rd_varint(&br->head));
-	if (!bytes_room(&br->rec, 12))
-		return -2;
 	if (!rd_ok(&br->head) || !read_perms(br, &oom))
 		return oom ? -2 : -1;
 	value_len = rd_varint(&br->head);
@@ -479,22 +479,25 @@ int schema_block_next(struct schema_block_reader *br, const void **rec,
 	br->path_len = shared + rest_len;
 	if (!schema_key_is_node(br->path, br->path_len))
 		return -1;
-	at = 12 + (size_t)br->nperms * 8;
-	if (!bytes_room(&br->rec, at + 4 + value_len))
+	n = (struct schema_node){
+		.born = br->born,
+		.nperms = (uint32_t)(br->perms.len / sizeof(struct perm)),
+		.perms = (const struct perm *)(const void *)br->perms.p,
+		.value = value, .value_len = (uint32_t)value_len,
+	};
+	*rec_len = schema_node_len(&n);
+	if (!bytes_room(&br->rec, *rec_len))
 		return -2;
-	rec_put_u64(br->rec.p, br->born);
-	rec_put_u32(br->rec.p + 8, br->nperms);
-	memcpy(rec_put_u32(br->rec.p + at, (uint32_t)value_len), value,
-	       value_len);
+	node_bytes(br->rec.p, &n);
 	*rec = br->rec.p;
-	*rec_len = at + 4 + value_len;
 	return 1;
 }
 
 void schema_block_reader_free(struct schema_block_reader *br)
 {
+	free(br->perms.p);
 	free(br->rec.p);
-	br->rec = (struct schema_bytes){ 0 };
+	br->perms = br->rec = (struct schema_bytes){ 0 };
 }
 
 /* ---- domains ---- */

@@ -314,7 +314,8 @@ struct schema_block_reader {
 	char path[SCHEMA_JOURNAL_KEY_MAX];	/* the entry's */
 	size_t path_len;
 	uint64_t born;
-	uint32_t nperms;
+	struct schema_bytes perms;	/* the entry's, as struct perm (one
+					 * entry says "as the previous") */
 	struct schema_bytes rec;	/* the entry's node record */
 };
 
