@@ -121,6 +121,14 @@ static const struct ckpt_block_ops keep_untouched = {
 	.whole = keep_block,
 };
 
+/* The size of tdb's file (0 if unknown). */
+static uint64_t file_size(struct tdb_context *tdb)
+{
+	struct stat sb;
+
+	return fstat(tdb_fd(tdb), &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
 /* The checkpoint at tdb_path with f on top, as a new checkpoint. */
 static int merge(const struct fold *f, const char *tdb_path, char *why,
 		 size_t why_len)
@@ -149,7 +157,8 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 		snprintf(why, why_len, "%s has no format record of ours",
 			 tdb_path);
 	else if (!(m.taken = calloc(f->count ? f->count : 1, 1)) ||
-		 !(m.w = ckpt_create(tdb_path, why, why_len))) {
+		 !(m.w = ckpt_create(tdb_path, file_size(tdb), why,
+				     why_len))) {
 		if (!m.taken)
 			snprintf(why, why_len, "out of memory");
 		rc = -1;

@@ -846,6 +846,36 @@ START_TEST(a_compaction_brings_the_file_up_to_date)
 END_TEST
 
 /*
+ * Without XENSTORED_JOURNAL_LIMIT, a small store's journal is merged when
+ * it passes 8 MiB (db.c): not at 4 MiB, the limit before, and not much
+ * past 8 (the file is allocated up to 256 KiB ahead of its frames).
+ */
+START_TEST(a_small_stores_journal_is_merged_past_8_mib)
+{
+	CRASHED({
+		struct store s;
+		struct db *db = new_db(&s);
+		char path[64], val[160];
+		off_t last = 0;
+
+		memset(val, 'v', sizeof(val) - 1);
+		val[sizeof(val) - 1] = '\0';
+		for (int i = 0; !exists(oldpath); i++) {
+			ck_assert_int_lt(i, 200000);
+			last = exists(jpath) ? size_of(jpath) : 0;
+			snprintf(path, sizeof(path), "/small/%d", i % 100);
+			put(&s, path, val);
+			ck_assert_int_eq(db_commit(db), 0);
+		}
+		ck_assert_int_gt(last, (8 << 20) - (256 << 10));
+		ck_assert_int_le(last, (8 << 20) + (256 << 10));
+		db_close(db);
+		store_destroy(&s);
+	});
+}
+END_TEST
+
+/*
  * Compactions read only the last change of each node (the live journal's
  * index, jindex.h): nodes written many times, removed, created again
  * under ids used again, across many rotations, come back as the last
@@ -2416,6 +2446,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
+	tcase_add_test(t, a_small_stores_journal_is_merged_past_8_mib);
 	tcase_add_test(t, compactions_through_the_index_keep_the_last_state);
 	tcase_add_test(t, siblings_keep_their_order_through_changes_merges_and_restarts);
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);

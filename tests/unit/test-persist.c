@@ -1001,7 +1001,7 @@ static void rewrite(const char *key, const void *val, size_t vlen,
 	char why[200];
 
 	ck_assert_ptr_nonnull(t);
-	r.w = ckpt_create(dbpath, why, sizeof(why));
+	r.w = ckpt_create(dbpath, 0, why, sizeof(why));
 	ck_assert_ptr_nonnull(r.w);
 	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, rewrite_one, &r, why,
 				   sizeof(why)), 0);
@@ -1043,9 +1043,9 @@ static void delete_raw(const char *key)
 
 /* Every record of a checkpoint, copied, in the order read. */
 struct records {
-	char *key[256];
-	unsigned char *val[256];
-	size_t klen[256], vlen[256];
+	char *key[1024];
+	unsigned char *val[1024];
+	size_t klen[1024], vlen[1024];
 	unsigned int n, nodes;
 };
 
@@ -1054,7 +1054,7 @@ static int keep_record(const void *k, size_t klen, const void *v,
 {
 	struct records *r = arg;
 
-	ck_assert_uint_lt(r->n, 256);
+	ck_assert_uint_lt(r->n, 1024);
 	r->key[r->n] = malloc(klen ? klen : 1);
 	r->val[r->n] = malloc(vlen ? vlen : 1);
 	ck_assert(r->key[r->n] && r->val[r->n]);
@@ -1081,7 +1081,7 @@ static void reverse_checkpoint(void)
 				   sizeof(why)), 0);
 	tdb_close(t);
 	ck_assert_uint_gt(r.nodes, 10);
-	w = ckpt_create(dbpath, why, sizeof(why));
+	w = ckpt_create(dbpath, 0, why, sizeof(why));
 	ck_assert_ptr_nonnull(w);
 	while (r.n--) {
 		ck_assert_int_eq(ckpt_add(w, r.key[r.n], r.klen[r.n],
@@ -1091,6 +1091,101 @@ static void reverse_checkpoint(void)
 	}
 	ck_assert_int_eq(ckpt_commit(w), 0);
 }
+
+/* The checkpoint at dbpath written again as if it replaced a file of
+ * replaces bytes: its first block of nodes is zstd's frame of the same
+ * content at level, as libzstd packs it. */
+static void repacked_at(uint64_t replaces, int level)
+{
+	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	struct records r = { .n = 0 };
+	struct ckpt_writer *w;
+	char why[200], key[SCHEMA_KEY_MAX];
+	unsigned long long n;
+	unsigned char *content, *again;
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t bound, len;
+	TDB_DATA v;
+
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, keep_record, &r, why,
+				   sizeof(why)), 0);
+	tdb_close(t);
+	w = ckpt_create(dbpath, replaces, why, sizeof(why));
+	ck_assert_ptr_nonnull(w);
+	for (unsigned int i = 0; i < r.n; i++) {
+		ck_assert_int_eq(ckpt_add(w, r.key[i], r.klen[i], r.val[i],
+					  r.vlen[i]), 0);
+		free(r.key[i]);
+		free(r.val[i]);
+	}
+	ck_assert_int_eq(ckpt_commit(w), 0);
+
+	t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(t);
+	schema_key_block(key, 0);
+	v = tdb_fetch(t, (TDB_DATA){ (unsigned char *)key, strlen(key) });
+	tdb_close(t);
+	ck_assert_ptr_nonnull(v.dptr);
+	n = ZSTD_getFrameContentSize(v.dptr, v.dsize);
+	ck_assert(n > 0 && n < (1u << 20));
+	bound = ZSTD_compressBound((size_t)n);
+	content = malloc((size_t)n);
+	again = malloc(bound);
+	ck_assert(content && again && c);
+	ck_assert_uint_eq(ZSTD_decompress(content, (size_t)n, v.dptr, v.dsize),
+			  n);
+	ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(
+		c, ZSTD_c_compressionLevel, level)));
+	ck_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(
+		c, ZSTD_c_checksumFlag, 1)));
+	len = ZSTD_compress2(c, again, bound, content, (size_t)n);
+	ck_assert_uint_eq(len, v.dsize);
+	ck_assert_mem_eq(again, v.dptr, len);
+	ZSTD_freeCCtx(c);
+	free(content);
+	free(again);
+	free(v.dptr);
+}
+
+/* A small store's checkpoint, merged most often for its size, is packed
+ * at a fast level; a larger one's as small as the file's RAM asks
+ * (checkpoint.c).  Either loads back the same. */
+START_TEST(db_a_small_store_is_packed_fast_a_large_one_small)
+{
+	struct store s, loaded;
+	struct db *db = open_db(false);
+
+	ck_assert_int_ne(CKPT_LEVEL, CKPT_LEVEL_SMALL);
+	new_daemon_store(&s);
+	db_follow(db, &s, true);
+	for (unsigned int i = 0; i < 600; i++) {
+		static const char *const name[] = {
+			"backend", "state", "mac", "handle", "tx-ring-ref",
+			"event-channel",
+		};
+		char path[80], value[80];
+
+		snprintf(path, sizeof(path), "/local/domain/%u/device/vif/0/%s",
+			 i / 6 + 1, name[i % 6]);
+		snprintf(value, sizeof(value), "/local/domain/0/backend/vif/"
+			 "%u/0 %08x", i / 6 + 1, (i * 2654435761u) >> 8);
+		put(&s, path, value, strlen(value));
+	}
+	ck_assert_int_eq(db_checkpoint(db), 0);
+	db_close(db);
+	repacked_at(0, CKPT_LEVEL_SMALL);
+	repacked_at(CKPT_SMALL - 1, CKPT_LEVEL_SMALL);
+	repacked_at(CKPT_SMALL, CKPT_LEVEL);
+
+	db = open_db(true);
+	ck_assert_int_eq(load(db, &loaded), 0);
+	same_store(&s, &loaded);
+	db_close(db);
+	store_destroy(&s);
+	store_destroy(&loaded);
+}
+END_TEST
 
 /* A load puts nodes in as it reads them, those without their parent yet
  * later, and children out of order back in order of birth: a checkpoint
@@ -1735,6 +1830,7 @@ static Suite *persist_suite(void)
 	tcase_add_test(t, db_version_2_file_is_read_and_compacted_to_version_4);
 	tcase_add_test(t, db_version_3_file_is_read_and_compacted_to_version_4);
 	tcase_add_test(t, db_checkpoint_in_any_order_loads_the_same);
+	tcase_add_test(t, db_a_small_store_is_packed_fast_a_large_one_small);
 	tcase_add_test(t, db_merge_keeps_parents_before_children);
 	tcase_add_test(t, db_malformed_node_records_are_refused);
 	tcase_add_test(t, db_nodes_of_every_size_load_back_the_same);
