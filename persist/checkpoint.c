@@ -18,27 +18,27 @@
 #include "schema/schema.h"
 
 /*
- * CKPT_LEVEL, zstd's level 6: the file is RAM on a tmpfs, and counts in the daemon's
- * memory (issue 20's budget).  With version 3's entries, level 1 shrank
- * a host's nodes (paths and values that repeat from domain to domain)
- * about fivefold and level 5 a fifth less again (1.3 MB instead of 1.6
- * with 100,000 keys).  A merge compresses only the blocks a journal
- * changed (compact.c), on its own thread, and pipelined WRITEs, which
- * keep it busy, did not move (bench/ab, 15 rounds).  Version 4's columns
- * halved the file at level 5 for less CPU; level 6 takes a fifth off
- * again (a million keys: 4.9 MB instead of 6.0) for about the CPU of
- * level 5's columns, still less than version 3's entries took.
- */
-/*
- * But level 1 for a checkpoint that replaces a file under CKPT_SMALL
- * bytes: a store of a few thousand nodes, whose file is a few tens of KB
- * at any level, is merged most often for its size (a journal's limit is
- * the same 8 MiB for it as for a store of 100,000), and level 6 was a
- * third of each merge's instructions (callgrind, 1,000 nodes under
- * pipelined WRITEs).  Blocks packed while the store was small stay so
- * until a merge touches them: at most CKPT_SMALL's worth.  (Level 6
- * packs such small blocks no smaller anyway: by a few percent either way,
- * with the content.)  The levels are in checkpoint.h.
+ * The levels (checkpoint.h).  CKPT_LEVEL, zstd's level 6: the file is
+ * RAM on a tmpfs, and counts in the daemon's memory (issue 20's budget).
+ * With version 3's entries, level 1 shrank a host's nodes (paths and
+ * values that repeat from domain to domain) about fivefold and level 5 a
+ * fifth less again (1.3 MB instead of 1.6 with 100,000 keys).  A merge
+ * compresses only the blocks a journal changed (compact.c), on its own
+ * thread, and pipelined WRITEs, which keep it busy, did not move
+ * (bench/ab, 15 rounds).  Version 4's columns halved the file at level 5
+ * for less CPU; level 6 takes a fifth off again (a million keys: 4.9 MB
+ * instead of 6.0) for about the CPU of level 5's columns, still less
+ * than version 3's entries took.
+ *
+ * But CKPT_LEVEL_SMALL, level 1, for a checkpoint that replaces a file
+ * under CKPT_SMALL bytes: a store of a few thousand nodes, whose file is
+ * a few tens of KB at any level, is merged most often for its size (its
+ * journal's limit is the same 8 MiB as a store of 100,000 nodes'), and
+ * level 6 was a third of each merge's instructions (callgrind, 1,000
+ * nodes under pipelined WRITEs).  Level 6 packs such small blocks no
+ * smaller anyway (a few percent either way, with the content).  Blocks
+ * packed while the store was small stay so until a merge touches them:
+ * at most CKPT_SMALL's worth.
  */
 /* Hash chains of the new file: it holds the '#' records (three a guest)
  * and one a block. */
