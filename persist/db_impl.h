@@ -101,9 +101,12 @@ struct db {
 	struct event *wake_ev;
 	/* db_notify: the quiet rule's timer (db.c, QUIET_MS_DEFAULT), which
 	 * compacts a journal that no commit has added to for a whole period,
-	 * armed at a commit when not pending; commits counts frames written,
-	 * quiet_seen is the count when the timer was armed (NULL: no rule),
+	 * armed at a commit when not pending (quiet_armed): a timerfd and
+	 * the loop's event on it (-1, NULL: no rule); commits counts frames
+	 * written, quiet_seen is the count when the timer was armed,
 	 * last_commit_ns the coarse clock at the last (with the rule only). */
+	int quiet_fd;
+	bool quiet_armed;
 	struct event *quiet_ev;
 	uint64_t commits, quiet_seen, last_commit_ns;
 	uint64_t quiet_ms;		/* its period (db_open reads it) */
