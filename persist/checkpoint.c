@@ -31,7 +31,9 @@
  * than version 3's entries took.
  *
  * But CKPT_LEVEL_SMALL, level 1, for a checkpoint that replaces a file
- * under CKPT_SMALL bytes: a store of a few thousand nodes, whose file is
+ * under CKPT_SMALL bytes and is to hold fewer nodes than would fill that
+ * (a first merge after a fill may hold many): a store of a few thousand
+ * nodes, whose file is
  * a few tens of KB at any level, is merged most often for its size (its
  * journal's limit is the same 8 MiB as a store of 100,000 nodes'), and
  * level 6 was a third of each merge's instructions (callgrind, 1,000
@@ -147,9 +149,10 @@ static void writer_free(struct ckpt_writer *w)
 }
 
 struct ckpt_writer *ckpt_create(const char *path, uint64_t replaces,
-				char *why, size_t why_len)
+				uint64_t nodes, char *why, size_t why_len)
 {
-	int level = replaces < CKPT_SMALL ? CKPT_LEVEL_SMALL : CKPT_LEVEL;
+	int level = replaces < CKPT_SMALL && nodes < CKPT_SMALL_NODES
+			    ? CKPT_LEVEL_SMALL : CKPT_LEVEL;
 	struct ckpt_writer *w = calloc(1, sizeof(*w));
 	size_t n = strlen(path);
 

@@ -28,11 +28,13 @@
 #define CKPT_BLOCK (128u << 10)
 #define CKPT_NEXT_SUFFIX ".next"
 /* zstd's levels for the blocks (checkpoint.c says why): CKPT_LEVEL_SMALL
- * for a checkpoint replacing a file smaller than CKPT_SMALL bytes, else
- * CKPT_LEVEL. */
+ * for a small store's checkpoint, one that replaces a file smaller than
+ * CKPT_SMALL bytes and is to hold fewer than CKPT_SMALL_NODES nodes (at
+ * about 4 bytes a node packed: docs/durability.md), else CKPT_LEVEL. */
 #define CKPT_LEVEL 6
 #define CKPT_LEVEL_SMALL 1
 #define CKPT_SMALL (64u << 10)
+#define CKPT_SMALL_NODES (CKPT_SMALL / 4)
 
 struct ckpt_writer;
 
@@ -43,13 +45,15 @@ void ckpt_keep_contexts(bool on);
 /*
  * Start a checkpoint for the database at path, in path.next (replacing
  * any left there).  replaces: the size in bytes of the file it is to
- * replace (0: none), which sets how hard its blocks are packed (a small
- * store's, merged often, cheaply: checkpoint.c).  NULL with why filled
- * when it cannot be made.  why (why_len bytes) is where every later
- * failure of the writer is told.
+ * replace (0: none); nodes: about how many nodes it is to hold, as far
+ * as the caller can tell (a merge: its journal's changes; a copy of the
+ * store: its nodes).  Together they set how hard its blocks are packed
+ * (a small store's, merged often, cheaply: checkpoint.c).  NULL
+ * with why filled when it cannot be made.  why (why_len bytes) is where
+ * every later failure of the writer is told.
  */
 struct ckpt_writer *ckpt_create(const char *path, uint64_t replaces,
-				char *why, size_t why_len);
+				uint64_t nodes, char *why, size_t why_len);
 /* "#format", "#nodes" and the blocks' keys: the writer's own, which it
  * writes itself (a merge leaves out any a journal holds). */
 bool ckpt_key_is_own(const void *key, size_t klen);

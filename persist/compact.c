@@ -157,8 +157,8 @@ static int merge(const struct fold *f, const char *tdb_path, char *why,
 		snprintf(why, why_len, "%s has no format record of ours",
 			 tdb_path);
 	else if (!(m.taken = calloc(f->count ? f->count : 1, 1)) ||
-		 !(m.w = ckpt_create(tdb_path, file_size(tdb), why,
-				     why_len))) {
+		 !(m.w = ckpt_create(tdb_path, file_size(tdb), f->count,
+				     why, why_len))) {
 		if (!m.taken)
 			snprintf(why, why_len, "out of memory");
 		rc = -1;

@@ -903,14 +903,9 @@ static void whole_node(const struct node *n, const char *path, void *arg)
  * false (rw->why says why) when it cannot be had. */
 static bool whole_begin(struct db *db, struct rewrite *rw)
 {
-	/* A node takes about 5 bytes of a checkpoint (docs/durability.md):
-	 * the file to come may be much larger than the one it replaces. */
-	uint64_t size = (uint64_t)store_count(db->store) * 5;
-
-	if (size < db->checkpoint_size)
-		size = db->checkpoint_size;
 	snprintf(rw->why, sizeof(rw->why), "out of memory");
-	rw->w = ckpt_create(db->path, size, rw->why, sizeof(rw->why));
+	rw->w = ckpt_create(db->path, db->checkpoint_size,
+			    store_count(db->store), rw->why, sizeof(rw->why));
 	rw->b = evbuffer_new();
 	rw->ok = rw->w && rw->b;
 	if (rw->ok) {

@@ -1001,7 +1001,7 @@ static void rewrite(const char *key, const void *val, size_t vlen,
 	char why[200];
 
 	ck_assert_ptr_nonnull(t);
-	r.w = ckpt_create(dbpath, 0, why, sizeof(why));
+	r.w = ckpt_create(dbpath, 0, 0, why, sizeof(why));
 	ck_assert_ptr_nonnull(r.w);
 	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, rewrite_one, &r, why,
 				   sizeof(why)), 0);
@@ -1081,7 +1081,7 @@ static void reverse_checkpoint(void)
 				   sizeof(why)), 0);
 	tdb_close(t);
 	ck_assert_uint_gt(r.nodes, 10);
-	w = ckpt_create(dbpath, 0, why, sizeof(why));
+	w = ckpt_create(dbpath, 0, 0, why, sizeof(why));
 	ck_assert_ptr_nonnull(w);
 	while (r.n--) {
 		ck_assert_int_eq(ckpt_add(w, r.key[r.n], r.klen[r.n],
@@ -1093,9 +1093,9 @@ static void reverse_checkpoint(void)
 }
 
 /* The checkpoint at dbpath written again as if it replaced a file of
- * replaces bytes: its first block of nodes is zstd's frame of the same
- * content at level, as libzstd packs it. */
-static void repacked_at(uint64_t replaces, int level)
+ * replaces bytes and were to hold nodes nodes: its first block of nodes
+ * is zstd's frame of the same content at level, as libzstd packs it. */
+static void repacked_at(uint64_t replaces, uint64_t nodes, int level)
 {
 	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
 	struct records r = { .n = 0 };
@@ -1111,7 +1111,7 @@ static void repacked_at(uint64_t replaces, int level)
 	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, keep_record, &r, why,
 				   sizeof(why)), 0);
 	tdb_close(t);
-	w = ckpt_create(dbpath, replaces, why, sizeof(why));
+	w = ckpt_create(dbpath, replaces, nodes, why, sizeof(why));
 	ck_assert_ptr_nonnull(w);
 	for (unsigned int i = 0; i < r.n; i++) {
 		ck_assert_int_eq(ckpt_add(w, r.key[i], r.klen[i], r.val[i],
@@ -1174,9 +1174,10 @@ START_TEST(db_a_small_store_is_packed_fast_a_large_one_small)
 	}
 	ck_assert_int_eq(db_checkpoint(db), 0);
 	db_close(db);
-	repacked_at(0, CKPT_LEVEL_SMALL);
-	repacked_at(CKPT_SMALL - 1, CKPT_LEVEL_SMALL);
-	repacked_at(CKPT_SMALL, CKPT_LEVEL);
+	repacked_at(0, 0, CKPT_LEVEL_SMALL);
+	repacked_at(CKPT_SMALL - 1, CKPT_SMALL_NODES - 1, CKPT_LEVEL_SMALL);
+	repacked_at(CKPT_SMALL, 0, CKPT_LEVEL);
+	repacked_at(0, CKPT_SMALL_NODES, CKPT_LEVEL);
 
 	db = open_db(true);
 	ck_assert_int_eq(load(db, &loaded), 0);
