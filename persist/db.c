@@ -760,6 +760,24 @@ static void compaction_woke(evutil_socket_t fd, short what, void *arg)
 	maybe_compact(db);
 }
 
+/* The loop's event on *fd (readable: cb): false when it cannot be had,
+ * *fd closed then and -1, *ev NULL. */
+static bool fd_event(struct event_base *base, int *fd, struct event **ev,
+		     event_callback_fn cb, struct db *db)
+{
+	if (*fd >= 0 &&
+	    (*ev = event_new(base, *fd, EV_READ | EV_PERSIST, cb, db)) &&
+	    event_add(*ev, NULL) == 0)
+		return true;
+	if (*ev)
+		event_free(*ev);
+	*ev = NULL;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	return false;
+}
+
 int db_notify(struct db *db, struct event_base *base)
 {
 	if (!db || db->wake_ev)
@@ -767,38 +785,23 @@ int db_notify(struct db *db, struct event_base *base)
 	db->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (db->wake_fd < 0)
 		return -1;
-	db->wake_ev = event_new(base, db->wake_fd, EV_READ | EV_PERSIST,
-				compaction_woke, db);
-	if (!db->wake_ev || event_add(db->wake_ev, NULL) != 0) {
-		if (db->wake_ev)
-			event_free(db->wake_ev);
-		db->wake_ev = NULL;
-		close(db->wake_fd);
-		db->wake_fd = -1;
+	if (!fd_event(base, &db->wake_fd, &db->wake_ev, compaction_woke, db)) {
 		errno = ENOMEM;
 		return -1;
 	}
 	if (db->quiet_ms) {
+		int err;
+
 		db->quiet_fd = timerfd_create(CLOCK_MONOTONIC,
 					      TFD_NONBLOCK | TFD_CLOEXEC);
-		if (db->quiet_fd >= 0)
-			db->quiet_ev = event_new(base, db->quiet_fd,
-						 EV_READ | EV_PERSIST,
-						 quiet_check, db);
-		if (!db->quiet_ev || event_add(db->quiet_ev, NULL) != 0) {
+		err = db->quiet_fd < 0 ? errno : 0;
+		if (!fd_event(base, &db->quiet_fd, &db->quiet_ev, quiet_check,
+			      db))
 			log_warn("database %s: no timer for the quiet rule "
 				 "(%s): journals wait for their limit",
-				 db->path, db->quiet_fd < 0 ? strerror(errno)
-							    : "no memory");
-			if (db->quiet_ev)
-				event_free(db->quiet_ev);
-			db->quiet_ev = NULL;
-			if (db->quiet_fd >= 0)
-				close(db->quiet_fd);
-			db->quiet_fd = -1;
-		} else if (db->commits) {
+				 db->path, err ? strerror(err) : "no memory");
+		else if (db->commits)
 			arm_quiet(db, db->quiet_ms);
-		}
 	}
 	return 0;
 }
