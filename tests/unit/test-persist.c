@@ -1067,9 +1067,10 @@ static int keep_record(const void *k, size_t klen, const void *v,
 	return 0;
 }
 
-/* The checkpoint at dbpath written again with its records in reverse:
- * every child before its parent, every younger sibling first. */
-static void reverse_checkpoint(void)
+/* The checkpoint at dbpath written again by a writer made with replaces
+ * and nodes (ckpt_create), its records in the order read or in reverse:
+ * then every child before its parent, every younger sibling first. */
+static void copy_checkpoint(uint64_t replaces, uint64_t nodes, bool reverse)
 {
 	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
 	struct records r = { .n = 0 };
@@ -1081,13 +1082,15 @@ static void reverse_checkpoint(void)
 				   sizeof(why)), 0);
 	tdb_close(t);
 	ck_assert_uint_gt(r.nodes, 10);
-	w = ckpt_create(dbpath, 0, 0, why, sizeof(why));
+	w = ckpt_create(dbpath, replaces, nodes, why, sizeof(why));
 	ck_assert_ptr_nonnull(w);
-	while (r.n--) {
-		ck_assert_int_eq(ckpt_add(w, r.key[r.n], r.klen[r.n],
-					  r.val[r.n], r.vlen[r.n]), 0);
-		free(r.key[r.n]);
-		free(r.val[r.n]);
+	for (unsigned int k = 0; k < r.n; k++) {
+		unsigned int i = reverse ? r.n - 1 - k : k;
+
+		ck_assert_int_eq(ckpt_add(w, r.key[i], r.klen[i], r.val[i],
+					  r.vlen[i]), 0);
+		free(r.key[i]);
+		free(r.val[i]);
 	}
 	ck_assert_int_eq(ckpt_commit(w), 0);
 }
@@ -1097,30 +1100,15 @@ static void reverse_checkpoint(void)
  * is zstd's frame of the same content at level, as libzstd packs it. */
 static void repacked_at(uint64_t replaces, uint64_t nodes, int level)
 {
-	struct tdb_context *t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
-	struct records r = { .n = 0 };
-	struct ckpt_writer *w;
-	char why[200], key[SCHEMA_KEY_MAX];
+	struct tdb_context *t;
+	char key[SCHEMA_KEY_MAX];
 	unsigned long long n;
 	unsigned char *content, *again;
 	ZSTD_CCtx *c = ZSTD_createCCtx();
 	size_t bound, len;
 	TDB_DATA v;
 
-	ck_assert_ptr_nonnull(t);
-	ck_assert_int_eq(ckpt_read(t, SCHEMA_DB_VERSION, keep_record, &r, why,
-				   sizeof(why)), 0);
-	tdb_close(t);
-	w = ckpt_create(dbpath, replaces, nodes, why, sizeof(why));
-	ck_assert_ptr_nonnull(w);
-	for (unsigned int i = 0; i < r.n; i++) {
-		ck_assert_int_eq(ckpt_add(w, r.key[i], r.klen[i], r.val[i],
-					  r.vlen[i]), 0);
-		free(r.key[i]);
-		free(r.val[i]);
-	}
-	ck_assert_int_eq(ckpt_commit(w), 0);
-
+	copy_checkpoint(replaces, nodes, false);
 	t = tdb_open(dbpath, 0, TDB_NOLOCK, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(t);
 	schema_key_block(key, 0);
@@ -1197,7 +1185,7 @@ START_TEST(db_checkpoint_in_any_order_loads_the_same)
 	build(&s);
 	ck_assert_int_eq(db_checkpoint(db), 0);	/* all in the file */
 	db_close(db);
-	reverse_checkpoint();
+	copy_checkpoint(0, 0, true);
 
 	db = open_db(true);
 	ck_assert_int_eq(load(db, &loaded), 0);
@@ -1327,7 +1315,7 @@ START_TEST(db_nodes_of_every_size_load_back_the_same)
 	db_close(db);
 
 	loads_back_as(&s);
-	reverse_checkpoint();
+	copy_checkpoint(0, 0, true);
 	loads_back_as(&s);
 	store_destroy(&s);
 }
