@@ -35,9 +35,10 @@ int compact_file(const char *tdb_path, const char *path, bool check,
 
 /*
  * The thread that runs compactions (compact_start) lives while they come
- * (it ends after a second without one, or at compact_stop): making one a
- * compaction cost more than most merges (a stack mapped, faulted in and
- * given back, about 22 times a second under pipelined WRITEs).
+ * (it ends when told, compact_retire, after idle_ms without one, or at
+ * compact_stop): making one a compaction cost more than most merges (a
+ * stack mapped, faulted in and given back, about 22 times a second under
+ * pipelined WRITEs).
  */
 struct compaction {
 	pthread_t thread;
@@ -48,7 +49,10 @@ struct compaction {
 	pthread_mutex_t lock;		/* guards job, quit and done's wait */
 	pthread_cond_t cond;
 	bool job, quit;			/* for the thread: work, or end */
+	bool retire;			/* for the thread: end once idle */
 	bool retired;			/* it ended, idle (compact.c) */
+	unsigned idle_ms;		/* it ends after this long without a
+					 * job (compact.c's COMPACT_IDLE_MS) */
 	/* Set by the caller of compact_start: the job ends a burst (the
 	 * quiet rule's), so the thread ends after it rather than waiting
 	 * its idle second with its contexts; job_last is the job's copy. */
@@ -91,6 +95,11 @@ void compact_stop(struct compaction *c);
 int compact_start(struct compaction *c, const char *tdb_path,
 		  const char *path, const char *spare, bool check,
 		  struct jindex *ix, struct journal_kept *k, int wake_fd);
+/* The burst is over (the quiet rule): an idle thread ends now, giving
+ * back its stack, contexts and arena, rather than at its idle_ms; the
+ * next compact_start makes another.  Nothing while a job runs (its
+ * caller asks again later) or when there is no thread. */
+void compact_retire(struct compaction *c);
 /* The journal grows faster than the compaction drains it (a loop that
  * leaves its CPU no idle time): from now on it runs at the loop's
  * priority, so that the journals stay bounded. */

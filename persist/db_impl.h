@@ -87,14 +87,16 @@ struct db {
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
 	/* <path>.journal.spare: a merged journal kept, wiped, for the next
 	 * rotation to reuse (db.c); spare_ready: it is there.  Made only
-	 * while journals fill within SPARE_WITHIN_NS of each other
-	 * (last_rotate_ns: the last rotation's time). */
+	 * while journals fill within spare_within_ns of the loop's CPU
+	 * time (SPARE_WITHIN_NS; last_rotate_cpu_ns: the loop thread's CPU
+	 * time at the last rotation, if rotated). */
 	char *spare_path;
 	bool spare_ready;
 	/* The mapping of the journal that is, or is being made, the spare
 	 * (journal.h): its page tables go with it into the next life. */
 	struct journal_kept kept;
-	uint64_t last_rotate_ns;
+	uint64_t last_rotate_cpu_ns, spare_within_ns;
+	bool rotated;
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */
 	int wake_fd;

@@ -1174,10 +1174,25 @@ START_TEST(a_compaction_runs_idle_until_hurried)
 }
 END_TEST
 
+/* Whether c's thread has ended, waiting up to 3 s for it. */
+static bool ends_within_3_s(struct compaction *c)
+{
+	bool retired = false;
+
+	for (int i = 0; i < 300 && !retired; i++) {
+		pthread_mutex_lock(&c->lock);
+		retired = c->retired;
+		pthread_mutex_unlock(&c->lock);
+		if (!retired)
+			usleep(10 * 1000);
+	}
+	return retired;
+}
+
 /*
  * One thread serves a burst of compactions (making one each cost more
- * than a small merge), ends after a second without one, and the next
- * compaction makes another.
+ * than a small merge), ends when told (compact_retire) or after idle_ms
+ * without one, and the next compaction makes another.
  */
 START_TEST(the_compaction_thread_serves_a_burst_then_ends)
 {
@@ -1206,23 +1221,28 @@ START_TEST(the_compaction_thread_serves_a_burst_then_ends)
 		ck_assert(!failed);
 		ck_assert(c.have_thread);
 	}
-	/* Idle past its second: it ends by itself. */
-	for (int i = 0; i < 300; i++) {
-		bool retired;
-
-		pthread_mutex_lock(&c.lock);
-		retired = c.retired;
-		pthread_mutex_unlock(&c.lock);
-		if (retired)
-			break;
-		usleep(10 * 1000);
-	}
-	ck_assert(c.retired);
+	/* Idle, it waits its idle_ms (10 s) for the next job... */
+	ck_assert_uint_ge(c.idle_ms, 10000);
+	usleep(1200 * 1000);
+	ck_assert(!c.retired);
+	/* ... unless told to end: it does at once. */
+	compact_retire(&c);
+	ck_assert(ends_within_3_s(&c));
 	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL,
 				       NULL, -1), 0);
 	ck_assert(c.have_thread && !c.retired);
+	/* Told while a job runs: nothing (the job ends it no sooner). */
+	compact_retire(&c);
+	ck_assert(!c.retire);
 	ck_assert_int_eq(compact_poll(&c, true, &failed), 1);
 	ck_assert(!failed);
+	/* Idle past a shorter idle_ms: it ends by itself. */
+	compact_stop(&c);
+	c.idle_ms = 100;
+	ck_assert_int_eq(compact_start(&c, dbpath, why, NULL, false, NULL,
+				       NULL, -1), 0);
+	ck_assert_int_eq(compact_poll(&c, true, &failed), 1);
+	ck_assert(ends_within_3_s(&c));
 	compact_stop(&c);
 	ck_assert(!c.have_thread);
 	/* Stopped, it is made again. */
@@ -1520,6 +1540,94 @@ START_TEST(the_quiet_merge_ends_its_thread)
 			      "quiet merge", (unsigned long long)ms);
 		looped_db_close(db, &s, loop);
 	});
+	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
+	unsetenv("XENSTORED_JOURNAL_LIMIT");
+}
+END_TEST
+
+/* A journal past a 64 KiB limit in one commit, rotated and merged: the
+ * compaction's thread made, its job reaped. */
+static void rotate_once(struct db *db, struct store *s,
+			struct event_base *loop, const char *under)
+{
+	put_past_quiet_min(s, under);
+	ck_assert_int_eq(db_commit(db), 0);
+	ck_assert(db->compaction.have_thread);
+	for (int i = 0; i < SETTLE_TICKS && db->compaction.running; i++)
+		loop_tick(loop);
+	ck_assert(!db->compaction.running);
+}
+
+/*
+ * A quiet period with too little to merge ends the burst all the same:
+ * the thread ends then (a host at rest keeps no stack, arena or
+ * contexts for it), not after its idle 10 s.
+ */
+START_TEST(a_quiet_period_with_nothing_to_merge_ends_the_thread)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "64K", 1);
+	setenv("XENSTORED_JOURNAL_QUIET_MS", "100", 1);
+	CRASHED({
+		struct event_base *loop;
+		struct store s;
+		struct db *db = looped_db(&s, &loop);
+		struct timespec a;
+		uint64_t ms;
+
+		rotate_once(db, &s, loop, "/r");
+		ck_assert(!thread_retired(db));
+		/* A few bytes: under the quiet rule's 64 KiB. */
+		put(&s, "/small", "x");
+		ck_assert_int_eq(db_commit(db), 0);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		do {
+			loop_tick(loop);
+			ms = ms_since(&a);
+		} while (!thread_retired(db) && ms < 5000);
+		ck_assert_msg(ms < 600, "the thread ended %llu ms after the "
+			      "last commit", (unsigned long long)ms);
+		/* Nothing was merged: the change is in the live journal. */
+		ck_assert_int_eq(journal_frames(), 1);
+		looped_db_close(db, &s, loop);
+	});
+	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
+	unsetenv("XENSTORED_JOURNAL_LIMIT");
+}
+END_TEST
+
+/*
+ * Whether a merged journal is kept as the spare goes by the loop's own
+ * CPU time since the rotation before, not the clock's: a loop that
+ * shares its CPU fills journals over more seconds for the same work.
+ * Here a second of the clock passes between two rotations, the loop
+ * asleep: the spare is kept.  With a bound of 0, none ever is.
+ */
+START_TEST(a_spare_is_kept_by_the_loops_cpu_time_not_the_clocks)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "64K", 1);
+	setenv("XENSTORED_JOURNAL_QUIET_MS", "0", 1);
+	for (int bound = 0; bound < 2; bound++) {
+		CRASHED({
+			struct event_base *loop;
+			struct store s;
+			struct db *db = looped_db(&s, &loop);
+
+			if (!bound)
+				db->spare_within_ns = 0;
+			/* The first rotation has none before it: no spare. */
+			rotate_once(db, &s, loop, "/a");
+			ck_assert(!db->spare_ready);
+			usleep(1100 * 1000);
+			rotate_once(db, &s, loop, "/b");
+			ck_assert(db->spare_ready == (bound != 0));
+			ck_assert(exists(db->spare_path) == (bound != 0));
+			looped_db_close(db, &s, loop);
+		});
+		/* The next in a new directory: a new database. */
+		db_rig_teardown();
+		db_rig_setup();
+		setenv("XENSTORED_JOURNAL_LIMIT", "64K", 1);
+	}
 	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
 	unsetenv("XENSTORED_JOURNAL_LIMIT");
 }
@@ -2454,6 +2562,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_quiet_period_during_a_compaction_merges_after_it);
 	tcase_add_test(t, the_quiet_period_counts_from_the_last_commit);
 	tcase_add_test(t, the_quiet_merge_ends_its_thread);
+	tcase_add_test(t, a_quiet_period_with_nothing_to_merge_ends_the_thread);
+	tcase_add_test(t, a_spare_is_kept_by_the_loops_cpu_time_not_the_clocks);
 	tcase_add_test(t, a_quiet_journal_is_merged_past_a_sixteenth_of_the_checkpoint);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
 	tcase_add_test(t, the_compaction_thread_serves_a_burst_then_ends);
