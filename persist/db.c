@@ -562,9 +562,12 @@ static void rotate(struct db *db)
 	 * journal starts one of its own. */
 	old = db->jindex;
 	jindex_init(&db->jindex);
-	/* The loop's thread: rotate runs on it. */
+	/* The loop's thread: rotate runs on it.  The quiet rule's rotation
+	 * ends a burst: its journal is not kept (the loop, idle since, used
+	 * next to no CPU time, and a spare kept then would stay at rest). */
 	now = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	fast = db->rotated && now - db->last_rotate_cpu_ns < db->spare_within_ns;
+	fast = !db->compaction.last && db->rotated &&
+	       now - db->last_rotate_cpu_ns < db->spare_within_ns;
 	db->rotated = true;
 	db->last_rotate_cpu_ns = now;
 	start_compaction(db, &old, &kept, fast);

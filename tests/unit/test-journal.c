@@ -1633,6 +1633,53 @@ START_TEST(a_spare_is_kept_by_the_loops_cpu_time_not_the_clocks)
 }
 END_TEST
 
+/*
+ * The quiet rule's merge ends a burst: its journal is not kept as a spare,
+ * however little of the loop's CPU time passed since the rotation before
+ * (the loop was idle for the quiet period): a spare kept then would stay,
+ * mapped, while the host rests.
+ */
+START_TEST(the_quiet_merge_keeps_no_spare)
+{
+	setenv("XENSTORED_JOURNAL_LIMIT", "256K", 1);
+	setenv("XENSTORED_JOURNAL_QUIET_MS", "100", 1);
+	CRASHED({
+		struct event_base *loop;
+		struct store s;
+		struct db *db = looped_db(&s, &loop);
+		struct timespec a;
+
+		/* A rotation by the limit, so that the next one has one
+		 * before it. */
+		put_past_quiet_min(&s, "/r0");
+		put_past_quiet_min(&s, "/r1");
+		ck_assert_int_eq(db_commit(db), 0);
+		for (int i = 0; i < SETTLE_TICKS && db->compaction.running; i++)
+			loop_tick(loop);
+		ck_assert(!db->compaction.running);
+		/* Past the quiet rule's 64 KiB, under the limit. */
+		put_past_quiet_min(&s, "/q");
+		ck_assert_int_eq(db_commit(db), 0);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		do
+			loop_tick(loop);
+		while ((journal_frames() > 0 || !thread_retired(db)) &&
+		       ms_since(&a) < 5000);
+		ck_assert_int_eq(journal_frames(), 0);
+		ck_assert(thread_retired(db));
+		/* Reaped by the next commit. */
+		put(&s, "/after", "x");
+		ck_assert_int_eq(db_commit(db), 0);
+		ck_assert(!db->spare_ready);
+		ck_assert(!exists(db->spare_path));
+		ck_assert_ptr_null(db->kept.map);
+		looped_db_close(db, &s, loop);
+	});
+	unsetenv("XENSTORED_JOURNAL_QUIET_MS");
+	unsetenv("XENSTORED_JOURNAL_LIMIT");
+}
+END_TEST
+
 /* Writes 100-byte values below under, a commit each 100, until the live
  * journal holds at least bytes. */
 static void fill_journal_to(struct db *db, struct store *s, const char *under,
@@ -2563,6 +2610,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, the_quiet_period_counts_from_the_last_commit);
 	tcase_add_test(t, the_quiet_merge_ends_its_thread);
 	tcase_add_test(t, a_quiet_period_with_nothing_to_merge_ends_the_thread);
+	tcase_add_test(t, the_quiet_merge_keeps_no_spare);
 	tcase_add_test(t, a_spare_is_kept_by_the_loops_cpu_time_not_the_clocks);
 	tcase_add_test(t, a_quiet_journal_is_merged_past_a_sixteenth_of_the_checkpoint);
 	tcase_add_test(t, a_compaction_runs_idle_until_hurried);
