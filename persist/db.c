@@ -566,9 +566,8 @@ static void rotate(struct db *db)
 	 * ends a burst: its journal is not kept (the loop, idle since, used
 	 * next to no CPU time, and a spare kept then would stay at rest). */
 	now = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	fast = !db->compaction.last && db->rotated &&
+	fast = !db->compaction.last && db->last_rotate_cpu_ns &&
 	       now - db->last_rotate_cpu_ns < db->spare_within_ns;
-	db->rotated = true;
 	db->last_rotate_cpu_ns = now;
 	start_compaction(db, &old, &kept, fast);
 }

@@ -89,14 +89,13 @@ struct db {
 	 * rotation to reuse (db.c); spare_ready: it is there.  Made only
 	 * while journals fill within spare_within_ns of the loop's CPU
 	 * time (SPARE_WITHIN_NS; last_rotate_cpu_ns: the loop thread's CPU
-	 * time at the last rotation, if rotated). */
+	 * time at the last rotation, 0 before the first). */
 	char *spare_path;
 	bool spare_ready;
 	/* The mapping of the journal that is, or is being made, the spare
 	 * (journal.h): its page tables go with it into the next life. */
 	struct journal_kept kept;
 	uint64_t last_rotate_cpu_ns, spare_within_ns;
-	bool rotated;
 	/* db_notify: an eventfd a compaction's thread adds to when it ends,
 	 * and the loop's event on it (-1, NULL: polled at commits only). */
 	int wake_fd;
