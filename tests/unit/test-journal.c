@@ -1174,19 +1174,26 @@ START_TEST(a_compaction_runs_idle_until_hurried)
 }
 END_TEST
 
+/* Whether c's thread has ended, idle or told to. */
+static bool retired(struct compaction *c)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->retired;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 /* Whether c's thread has ended, waiting up to 3 s for it. */
 static bool ends_within_3_s(struct compaction *c)
 {
-	bool retired = false;
-
-	for (int i = 0; i < 300 && !retired; i++) {
-		pthread_mutex_lock(&c->lock);
-		retired = c->retired;
-		pthread_mutex_unlock(&c->lock);
-		if (!retired)
-			usleep(10 * 1000);
+	for (int i = 0; i < 300; i++) {
+		if (retired(c))
+			return true;
+		usleep(10 * 1000);
 	}
-	return retired;
+	return retired(c);
 }
 
 /*
@@ -1496,12 +1503,7 @@ END_TEST
 /* Whether the compaction's thread has ended, idle or told to. */
 static bool thread_retired(struct db *db)
 {
-	bool retired;
-
-	pthread_mutex_lock(&db->compaction.lock);
-	retired = db->compaction.retired;
-	pthread_mutex_unlock(&db->compaction.lock);
-	return retired;
+	return retired(&db->compaction);
 }
 
 /*
@@ -1545,8 +1547,9 @@ START_TEST(the_quiet_merge_ends_its_thread)
 }
 END_TEST
 
-/* A journal past a 64 KiB limit in one commit, rotated and merged: the
- * compaction's thread made, its job reaped. */
+/* A journal past a 64 KiB limit in one commit (with what is put
+ * already), rotated and merged: the compaction's thread made, its job
+ * reaped. */
 static void rotate_once(struct db *db, struct store *s,
 			struct event_base *loop, const char *under)
 {
@@ -1649,14 +1652,10 @@ START_TEST(the_quiet_merge_keeps_no_spare)
 		struct db *db = looped_db(&s, &loop);
 		struct timespec a;
 
-		/* A rotation by the limit, so that the next one has one
-		 * before it. */
-		put_past_quiet_min(&s, "/r0");
+		/* A rotation by the limit (twice the quiet rule's 64 KiB in
+		 * one commit), so that the next one has one before it. */
 		put_past_quiet_min(&s, "/r1");
-		ck_assert_int_eq(db_commit(db), 0);
-		for (int i = 0; i < SETTLE_TICKS && db->compaction.running; i++)
-			loop_tick(loop);
-		ck_assert(!db->compaction.running);
+		rotate_once(db, &s, loop, "/r0");
 		/* Past the quiet rule's 64 KiB, under the limit. */
 		put_past_quiet_min(&s, "/q");
 		ck_assert_int_eq(db_commit(db), 0);
