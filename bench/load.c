@@ -1725,7 +1725,7 @@ static void run_rounds(struct daemon **act, int n)
  * time used over REST_IDLE_MS (the merge's thread done), REST_MAX_MS at
  * most.  The same rule for every contender.
  */
-#define REST_AFTER_MS 1500
+#define REST_AFTER_MS 3500
 #define REST_IDLE_MS 300
 #define REST_MAX_MS 30000
 

@@ -603,6 +603,29 @@ def test_a_quiet_journal_is_compacted_and_a_busy_one_is_not():
         eq(life.term(), 0, "exit status")
 
 
+def test_a_pause_of_a_second_and_a_half_is_not_quiet_by_default():
+    """The default quiet period (3 s) outlasts the pauses inside one
+    activity: a burst, 1.5 s without a request, another burst and pause,
+    and the journal is still the live one, the checkpoint untouched; the
+    period after the last write merges it."""
+    if skip_in_upstream_mode("the journal is ours"):
+        return
+    with Scratch() as dir:
+        db = os.path.join(dir, DB)
+        w = Writer()
+        life = Life(dir, 1).start()
+        w.run(life.sock, 1500)          # about 200 KiB of journal
+        first = os.stat(db).st_ino
+        for _ in range(2):
+            time.sleep(1.5)
+            eq(os.stat(db).st_ino, first, "the checkpoint after a pause of 1.5 s")
+            check(not os.path.exists(db + ".journal.old"), "a journal set aside")
+            w.run(life.sock, 1)
+        wait_for(lambda: os.stat(db).st_ino != first, "a new checkpoint",
+                 timeout=COMPACTION_S)
+        eq(life.term(), 0, "exit status")
+
+
 def test_journals_that_fill_fast_reuse_a_wiped_spare():
     """Journals that fill within a second of each other: the merged one is
     kept as .journal.spare, zeros after its head, and a later rotation
