@@ -202,7 +202,7 @@ static bool kept_is(const struct journal_kept *k, const char *path)
 	       (size_t)sb.st_size == k->end;
 }
 
-/* compact_file, the journal then kept as a wiped spare when spare is not
+/* compact_file, the journal then kept as a renewed spare when spare is not
  * NULL (*spared), or removed. */
 static int compact_to(const char *tdb_path, const char *path,
 		      const char *spare, const struct journal_kept *k,
@@ -254,8 +254,8 @@ static int compact_to(const char *tdb_path, const char *path,
 	 * never reads a spare (db_open removes it). */
 	if (rc == 0 && spare && rename(path, spare) == 0) {
 		CRASH_POINT("compact-spared");
-		if (journal_wipe(spare, k) == 0) {
-			CRASH_POINT("compact-wiped");
+		if (journal_renew(spare) == 0) {
+			CRASH_POINT("compact-renewed");
 			*spared = true;
 		} else {
 			(void)unlink(spare);	/* new journals, then */

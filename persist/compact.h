@@ -1,7 +1,7 @@
 /*
  * persist/ internals: compaction, which merges a journal into the
  * checkpoint (a new one, checkpoint.h) and then removes the journal, or
- * keeps it, wiped, as the spare the next live journal reuses (db.c).
+ * keeps it, renewed, as the spare the next live journal reuses (db.c).
  *
  * compact_file does it in the calling thread.  compact_start runs it on a
  * thread of its own, so the event loop never waits for it.  One at a
@@ -64,8 +64,8 @@ struct compaction {
 	bool spared;			/* the journal is now the spare */
 	struct journal_kept kept;	/* the loop's mapping of the journal,
 					 * owned (none: map NULL): the fold
-					 * reads and the wipe writes through
-					 * it, and once polled the loop takes
+					 * reads through it, and once polled
+					 * the loop takes
 					 * it back with the spare (db.c) */
 	bool check;
 	struct jindex index;		/* the journal's, owned (off: none) */
@@ -85,7 +85,7 @@ void compact_stop(struct compaction *c);
 /* 0, or -1 with errno when no thread could be made (or one runs).  The
  * thread runs it at SCHED_IDLE.  wake_fd: as
  * struct compaction's (the caller keeps it open).  spare: where the
- * merged journal goes, wiped (journal_wipe), to be the next live one
+ * merged journal goes, renewed (journal_renew), to be the next live one
  * (c->spared once done), rather than be removed; NULL: removed.  ix:
  * the journal's index (NULL: none, it is read whole), the compaction's
  * from now on; *ix is left off, whatever the result.  k (or NULL): the

@@ -94,8 +94,8 @@
  * and faulted in as it fills (about 4.5 ms for 4 MiB here, and each
  * 256 KiB allocated ahead stalls the loop for a quarter of a
  * millisecond), then freed once merged.  While journals fill fast, the
- * compaction keeps the merged one instead, its pages zeroed by a copy
- * (journal_wipe, in the thread), and the next rotation renames it to be
+ * compaction keeps the merged one instead, its head given a new salt
+ * (journal_renew, in the thread), and the next rotation renames it to be
  * the live journal.  "Fast": the loop spent less than SPARE_WITHIN_NS of
  * its own CPU time from the rotation before to this one; with more, a
  * new journal's pages cost it under 1% of that time, and a spare would
@@ -393,7 +393,7 @@ static bool open_journal(struct db *db)
 	size_t whole = 0;
 
 	if (db->jexists[JOURNAL_LIVE] &&
-	    db->jwhole >= schema_journal_head_len()) {
+	    db->jwhole >= schema_journal_head_len_of(1)) {
 		whole = db->jwhole;
 		/* Its changes from before are in no index. */
 		jindex_free(&db->jindex);
@@ -420,7 +420,7 @@ static int write_frame(struct db *db)
 	if (len - SCHEMA_FRAME_HEAD > UINT32_MAX)
 		return 1;
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
-			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD), db->jout.salt);
 	CRASH_POINT("commit-write");
 	if (journal_append(&db->jout, p, len) != 0) {
 		db_fail(db, "writing the journal", strerror(errno));
@@ -1276,7 +1276,7 @@ static void remove_stale_next(struct db *db)
 		log_warn("database %s: removed %s, a checkpoint left unfinished",
 			 db->path, next);
 	free(next);
-	/* A spare holds nothing (merged changes, perhaps part wiped). */
+	/* A spare holds nothing (merged changes, whatever its head). */
 	(void)unlink(db->spare_path);
 }
 

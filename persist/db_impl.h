@@ -85,7 +85,7 @@ struct db {
 	bool limit_fixed;	/* set by the environment, not by the
 				 * checkpoint's size */
 	struct compaction compaction;	/* of jpath[JOURNAL_OLD] */
-	/* <path>.journal.spare: a merged journal kept, wiped, for the next
+	/* <path>.journal.spare: a merged journal kept, renewed, for the next
 	 * rotation to reuse (db.c); spare_ready: it is there.  Made only
 	 * while journals fill within spare_within_ns of the loop's CPU
 	 * time (SPARE_WITHIN_NS; last_rotate_cpu_ns: the loop thread's CPU

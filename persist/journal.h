@@ -31,6 +31,8 @@ struct journal_scan {
 	size_t frames, changes;
 	const char *why;
 	size_t at;
+	uint32_t version;	/* its head's (0: none read) */
+	uint64_t salt;		/* its head's (0 before version 3) */
 };
 
 /*
@@ -113,10 +115,11 @@ int journal_fold_file(const char *path, bool check, struct journal_map *m,
  * already (a spare's, journal_kept), or its file is a spare whose pages
  * stay: then it is a copy too.  Space is allocated ahead with fallocate,
  * so that a full file system is an error here, never a SIGBUS at the
- * copy; the file therefore ends in zeros until journal_close cuts them,
- * and journal_scan takes a zero tail for the end.  A frame's head is
- * copied before its payload: a copy cut short leaves a frame that fails
- * its checksum with zeros after it, a torn tail.
+ * copy; the file therefore ends in zeros (or a spare's last life's
+ * frames) until journal_close cuts them, and journal_scan takes either
+ * for the end.  A frame's head is copied before its payload: a copy cut
+ * short leaves a frame that fails its checksum with no frame of its salt
+ * after it, a torn tail.
  */
 struct journal_out {
 	int fd;			/* -1: closed */
@@ -128,6 +131,8 @@ struct journal_out {
 	size_t ahead;		/* allocated ahead of end, at least */
 	bool reused;		/* its file is a spare's: pages it had before
 				 * are worth their page tables (above) */
+	uint32_t version;	/* of its head (schema.h) */
+	uint64_t salt;		/* of its head: its frames are sealed with it */
 };
 
 /*
@@ -150,25 +155,28 @@ struct journal_kept {
 
 void journal_kept_free(struct journal_kept *k);
 
-/* Create the journal at path (whole == 0), or continue the one there,
- * cut to its first whole bytes, allocating about ahead bytes at a time:
- * 0, or -1 with errno (nothing open). */
+/* Create the journal at path (whole == 0; this version, a new salt), or
+ * continue the one there, cut to its first whole bytes, with j->version
+ * and j->salt (set by the caller: the file's own as a scan read them, or
+ * those of the journal this daemon closed; version 1 is made 2), its head
+ * written again; allocating about ahead bytes at a time: 0, or -1 with
+ * errno (nothing open). */
 int journal_open(struct journal_out *j, const char *path, size_t whole,
 		 size_t ahead);
 /*
  * A journal this daemon wrote (its head is this version's), its changes
- * in the checkpoint, made empty to be used again (a spare, db.c): zeros
- * from its head to its end.  Its pages stay allocated: a new journal's
- * first write to each page costs a page's allocation and zeroing,
- * several microseconds on a virtual machine, where this costs a copy.
- * When k (or NULL) is the file's mapping, the zeros are stored through
- * it where its page tables are filled (a tenth of a write's cost).
- * Allocates nothing.  0, or -1 with errno (then it is part wiped: not
- * to be used).
+ * in the checkpoint, made empty to be used again (a spare, db.c): a new
+ * head, of a new salt, so that none of its frames is one of the next
+ * life's (schema.h); they stay, to be written over.  Its pages stay
+ * allocated: a new journal's first write to each page costs a page's
+ * allocation and zeroing, several microseconds on a virtual machine,
+ * and wiping them with zeros (until the twenty-seventh session) cost a
+ * copy of the whole file.  0, or -1 with errno (then its head may be
+ * either: not to be used).
  */
-int journal_wipe(const char *path, const struct journal_kept *k);
-/* Rename the wiped journal spare to path and open it as journal_open
- * opens a new one, through k's mapping when k is the spare's (k is then
+int journal_renew(const char *path);
+/* Rename the renewed journal spare to path and open it as journal_open
+ * opens a new one (writing after its head, over its last life's frames), through k's mapping when k is the spare's (k is then
  * empty): 0, or -1 with errno (nothing open; path may then be the spare,
  * renamed). */
 int journal_reuse(struct journal_out *j, const char *spare, const char *path,

@@ -620,8 +620,12 @@ int read_journals(struct db *db)
 			return -1;
 		}
 		db->jexists[i] = db->jfound[i] = true;
-		if (i == JOURNAL_LIVE)
+		if (i == JOURNAL_LIVE) {
 			db->jwhole = s.whole;
+			/* Written on with its own head (journal_open). */
+			db->jout.version = s.version;
+			db->jout.salt = s.salt;
+		}
 		if (s.state == JOURNAL_TORN)
 			log_warn("database %s: journal %s: %s at byte %zu "
 				 "(a commit the daemon died writing, never "

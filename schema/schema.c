@@ -710,60 +710,94 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 #define CHANGE_PUT 1
 #define CHANGE_DELETE 2
 
-void schema_write_journal_head(struct writer *w)
+size_t schema_journal_head_at(unsigned char *p, uint32_t version,
+			      uint64_t salt)
 {
-	wr_str(w, SCHEMA_JOURNAL_MAGIC);
-	wr_u32(w, SCHEMA_JOURNAL_VERSION);
+	unsigned char *q = rec_put_u32(p, sizeof(SCHEMA_JOURNAL_MAGIC));
+
+	memcpy(q, SCHEMA_JOURNAL_MAGIC, sizeof(SCHEMA_JOURNAL_MAGIC));
+	q = rec_put_u32(q + sizeof(SCHEMA_JOURNAL_MAGIC), version);
+	if (version >= SCHEMA_JOURNAL_VERSION_SALTED)
+		q = rec_put_u64(q, salt);
+	return (size_t)(q - p);
+}
+
+void schema_write_journal_head(struct writer *w, uint32_t version,
+			       uint64_t salt)
+{
+	unsigned char head[SCHEMA_JOURNAL_HEAD_MAX];
+
+	wr_raw(w, head, schema_journal_head_at(head, version, salt));
+}
+
+size_t schema_journal_head_len_of(uint32_t version)
+{
+	return 4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4 +
+	       (version >= SCHEMA_JOURNAL_VERSION_SALTED ? 8 : 0);
 }
 
 size_t schema_journal_head_len(void)
 {
-	return 4 + sizeof(SCHEMA_JOURNAL_MAGIC) + 4;
+	return schema_journal_head_len_of(SCHEMA_JOURNAL_VERSION);
 }
 
 enum schema_format schema_read_journal_head(struct reader *r,
-					    uint32_t *version, bool *cut)
+					    uint32_t *version, uint64_t *salt,
+					    bool *cut)
 {
 	/* Our head up to its version, byte for byte, to tell a head cut
 	 * short (inside the version too, any version's) from another. */
 	unsigned char ours[4 + sizeof(SCHEMA_JOURNAL_MAGIC)];
+	enum schema_format f;
 
 	for (int i = 0; i < 4; i++)
 		ours[i] = (unsigned char)(sizeof(SCHEMA_JOURNAL_MAGIC) >> (8 * i));
 	memcpy(ours + 4, SCHEMA_JOURNAL_MAGIC, sizeof(SCHEMA_JOURNAL_MAGIC));
-	*cut = r->left < schema_journal_head_len() &&
+	*salt = 0;
+	*cut = r->left < schema_journal_head_len_of(1) &&
 	       memcmp(r->p, ours,
 		      r->left < sizeof(ours) ? r->left : sizeof(ours)) == 0;
 	if (*cut) {
 		rd_fail(r);
 		return SCHEMA_FOREIGN;
 	}
-	return read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION_OLDEST,
-			  SCHEMA_JOURNAL_VERSION, version);
+	f = read_magic(r, SCHEMA_JOURNAL_MAGIC, SCHEMA_JOURNAL_VERSION_OLDEST,
+		       SCHEMA_JOURNAL_VERSION, version);
+	if (f == SCHEMA_OURS && *version >= SCHEMA_JOURNAL_VERSION_SALTED) {
+		/* Cut inside the salt. */
+		*cut = r->left < 8;
+		*salt = rd_u64(r);
+		if (*cut)
+			return SCHEMA_FOREIGN;
+	}
+	return f;
 }
 
-/* The low 32 bits of XXH3-64: what a torn or damaged frame needs.  By
- * the CPU's widest vector unit where the library can choose it (the same
- * hash): 58 ns for a 2.6 KiB frame, a turn's at the pipelined bench,
- * against 153 ns by SSE2. */
-static uint32_t checksum(const void *p, size_t len)
+/* The low 32 bits of XXH3-64 seeded with the journal's salt (seed 0 is
+ * XXH3-64 unseeded, version 2's sum): what a torn or damaged frame, or
+ * one of an earlier life of the file, needs.  By the CPU's widest vector
+ * unit where the library can choose it (the same hash): 58 ns for a
+ * 2.6 KiB frame, a turn's at the pipelined bench, against 153 ns by
+ * SSE2. */
+static uint32_t checksum(const void *p, size_t len, uint64_t salt)
 {
 #ifdef HAVE_XXH3_DISPATCH
-	return (uint32_t)XXH3_64bits_dispatch(p, len);
+	return (uint32_t)XXH3_64bits_withSeed_dispatch(p, len, salt);
 #else
-	return (uint32_t)XXH3_64bits(p, len);
+	return (uint32_t)XXH3_64bits_withSeed(p, len, salt);
 #endif
 }
 
 void schema_seal_frame(unsigned char *head, const void *payload,
-		       uint32_t len)
+		       uint32_t len, uint64_t salt)
 {
-	rec_put_u32(rec_put_u32(head, len), checksum(payload, len));
-	rec_put_u32(head + 8, checksum(head, 8));
+	rec_put_u32(rec_put_u32(head, len), checksum(payload, len, salt));
+	rec_put_u32(head + 8, checksum(head, 8, salt));
 }
 
 enum schema_frame schema_read_frame(struct reader *r, bool check,
-				    const void **payload, uint32_t *len)
+				    uint64_t salt, const void **payload,
+				    uint32_t *len)
 {
 	const unsigned char *head = r->p;
 	uint32_t body_sum, head_sum;
@@ -775,16 +809,35 @@ enum schema_frame schema_read_frame(struct reader *r, bool check,
 	*len = rd_u32(r);
 	body_sum = rd_u32(r);
 	head_sum = rd_u32(r);
-	if (head_sum != checksum(head, 8) || *len == 0)
+	if (head_sum != checksum(head, 8, salt) || *len == 0)
 		return SCHEMA_FRAME_BAD;
 	if (*len > r->left)
 		return SCHEMA_FRAME_CUT;
 	*payload = r->p;
 	r->p += *len;
 	r->left -= *len;
-	if (check && checksum(*payload, *len) != body_sum)
+	if (check && checksum(*payload, *len, salt) != body_sum)
 		return r->left ? SCHEMA_FRAME_BAD : SCHEMA_FRAME_BAD_LAST;
 	return SCHEMA_FRAME_WHOLE;
+}
+
+bool schema_frame_at(const unsigned char *p, size_t left, uint64_t salt)
+{
+	uint32_t len, body_sum, head_sum;
+	struct reader r;
+
+	if (left < SCHEMA_FRAME_HEAD)
+		return false;
+	rd_init(&r, p, SCHEMA_FRAME_HEAD);
+	len = rd_u32(&r);
+	body_sum = rd_u32(&r);
+	head_sum = rd_u32(&r);
+	/* Most bytes fail here, before a sum (an earlier life's records
+	 * are full of small numbers, so not all of them). */
+	if (!len || len > left - SCHEMA_FRAME_HEAD)
+		return false;
+	return head_sum == checksum(p, 8, salt) &&
+	       body_sum == checksum(p + SCHEMA_FRAME_HEAD, len, salt);
 }
 
 void schema_write_change(struct writer *w, const struct schema_change *c)

@@ -97,18 +97,22 @@
  * the log.
  *
  * The journal, <database>.journal (and <database>.journal.old while a
- * compaction applies it to the tdb file), SCHEMA_JOURNAL_VERSION 2: the
+ * compaction applies it to the tdb file), SCHEMA_JOURNAL_VERSION 3: the
  * changes committed since the tdb file was brought up to date, in order.
- * Version 1 is read too: it is version 2 with every node's birth given
- * (a record of a node a put changes says "as before" since version 2,
- * because a node no longer keeps its birth in memory).
+ * Version 2 is read too (and written on, when a start finds one): version
+ * 3 without the salt, its sums of seed 0, zeros where version 3 may have
+ * another life's bytes (below).  Version 1 is version 2 with every node's
+ * birth given (a record of a node a put changes says "as before" since
+ * version 2, because a node no longer keeps its birth in memory).
  *
- *   head               str "xenstored-journal", u32 version
+ *   head               str "xenstored-journal", u32 version,
+ *                      u64 salt (version 3): drawn for each life of the
+ *                      file (a spare's file is used again)
  *   then frames        one a commit, appended whole (persist/journal.h),
  *                      head first:
  *     u32 length       of the payload (at least one change)
  *     u32 sum          the payload's checksum: the low 32 bits of its
- *                      XXH3-64 (libxxhash; seed 0)
+ *                      XXH3-64 (libxxhash), seeded with the salt
  *     u32 head sum     the same of the 8 bytes before it: a damaged
  *                      length is refused, not taken for a frame cut short
  *     payload          changes, each a whole record of the tdb file:
@@ -124,12 +128,15 @@
  * a journal is idempotent: each change sets or removes a whole record.
  * The live journal's file is allocated ahead of its last frame, so it
  * may end in zeros: from a frame's start, zeros to the end of the file
- * end the journal.  A file that ends inside a frame (a write cut short),
- * or whose last frame fails its check with nothing but zeros after it
- * (a copy cut short, or a payload checksum that fails), has a torn tail:
- * the whole frames before it are the journal.  A bad frame with other
- * bytes after it, or a malformed change in a frame whose checksums hold,
- * is damage.
+ * end the journal.  In version 3 the file may hold an earlier life's
+ * frames after the last one of its own: a frame whose head sum fails
+ * under the salt ends the journal, unless a whole frame of this salt
+ * comes later in the file (damage).  A file that ends inside a frame (a
+ * write cut short), or whose last frame fails its check with nothing
+ * after it but zeros (or, in version 3, no frame of its salt), has a
+ * torn tail: the whole frames before it are the journal.  A bad frame
+ * with other bytes after it (in version 3: a frame of its salt), or a
+ * malformed change in a frame whose checksums hold, is damage.
  *
  * The live-update image, SCHEMA_LU_VERSION 1, one stream:
  *
@@ -164,8 +171,9 @@
 #define SCHEMA_LU_MAGIC "xenstored-lu"
 #define SCHEMA_LU_VERSION 1
 #define SCHEMA_JOURNAL_MAGIC "xenstored-journal"
-#define SCHEMA_JOURNAL_VERSION 2
+#define SCHEMA_JOURNAL_VERSION 3
 #define SCHEMA_JOURNAL_VERSION_OLDEST 1	/* still read */
+#define SCHEMA_JOURNAL_VERSION_SALTED 3	/* the first with a salt */
 
 /* ---- keys ---- */
 
@@ -418,32 +426,49 @@ int schema_decode_quotas(const void *p, size_t len, uint32_t version,
 
 #define SCHEMA_FRAME_HEAD 12		/* length, sum, head sum */
 
-void schema_write_journal_head(struct writer *w);
+/* A head of version (SCHEMA_JOURNAL_VERSION, or 2 for a journal a start
+ * found and writes on) with salt (version 3; 0 before), by a writer or
+ * at p (at most SCHEMA_JOURNAL_HEAD_MAX bytes; its length returned). */
+#define SCHEMA_JOURNAL_HEAD_MAX 64
+void schema_write_journal_head(struct writer *w, uint32_t version,
+			       uint64_t salt);
+size_t schema_journal_head_at(unsigned char *p, uint32_t version,
+			      uint64_t salt);
+/* The bytes of this version's head, and of version's. */
 size_t schema_journal_head_len(void);
+size_t schema_journal_head_len_of(uint32_t version);
 /*
- * The head at r: SCHEMA_OURS, or why not (*version as for the format).
- * *cut: the bytes are a beginning of our head and end with the file (it
- * was cut while being made): SCHEMA_FOREIGN then.
+ * The head at r: SCHEMA_OURS, or why not (*version as for the format;
+ * *salt the head's, 0 before version 3).  *cut: the bytes are a
+ * beginning of our head and end with the file (it was cut while being
+ * made): SCHEMA_FOREIGN then.
  */
 enum schema_format schema_read_journal_head(struct reader *r,
-					    uint32_t *version, bool *cut);
+					    uint32_t *version, uint64_t *salt,
+					    bool *cut);
 
 enum schema_frame {
 	SCHEMA_FRAME_WHOLE,	/* *payload, *len set; r past it */
 	SCHEMA_FRAME_CUT,	/* the file ends inside it */
 	SCHEMA_FRAME_BAD_LAST,	/* its payload fails the check; the file
 				 * ends with it */
-	SCHEMA_FRAME_BAD,	/* damage */
+	SCHEMA_FRAME_BAD,	/* its head fails (*payload NULL), or its
+				 * payload with bytes after it */
 };
 
-/* The frame at r (r->left > 0); its payload's checksum only with check
- * (without, for a journal this daemon wrote).  A whole frame's changes
- * are not looked at: schema_read_change does that. */
+/* The frame at r (r->left > 0), summed with salt; its payload's checksum
+ * only with check (without, for a journal this daemon wrote).  A whole
+ * frame's changes are not looked at: schema_read_change does that. */
 enum schema_frame schema_read_frame(struct reader *r, bool check,
-				    const void **payload, uint32_t *len);
-/* Fill the SCHEMA_FRAME_HEAD bytes in front of a payload of len bytes. */
+				    uint64_t salt, const void **payload,
+				    uint32_t *len);
+/* Whether a whole frame of salt, both its sums holding, starts at p
+ * (left bytes from p to the end of the file). */
+bool schema_frame_at(const unsigned char *p, size_t left, uint64_t salt);
+/* Fill the SCHEMA_FRAME_HEAD bytes in front of a payload of len bytes,
+ * summed with salt. */
 void schema_seal_frame(unsigned char *head, const void *payload,
-		       uint32_t len);
+		       uint32_t len, uint64_t salt);
 
 struct schema_change {
 	bool put;

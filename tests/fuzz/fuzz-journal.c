@@ -33,7 +33,11 @@ const char fuzz_target[] = "fuzz-journal";
 static struct evbuffer *frame_out;	/* the frame being encoded again */
 static struct writer w;
 
+/* The salt of the journals mode 1 makes. */
+#define FUZZ_SALT 0x66757a7a6a6f7572ull
+
 struct scan_state {
+	uint64_t salt;			/* the journal's head's */
 	size_t frames, changes;
 	struct fold fold;
 	bool fold_ok;
@@ -69,7 +73,7 @@ static int on_frame(const void *bytes, size_t len, void *arg)
 
 	CHECK(wr_ok(&w) && q, "no memory to encode");
 	schema_seal_frame(q, q + SCHEMA_FRAME_HEAD,
-			  (uint32_t)(n - SCHEMA_FRAME_HEAD));
+			  (uint32_t)(n - SCHEMA_FRAME_HEAD), st->salt);
 	CHECK(n == len && memcmp(q, bytes, n) == 0,
 	      "frame %zu accepted, but encodes to other bytes (%zu, not %zu)",
 	      st->frames, n, len);
@@ -91,13 +95,28 @@ static void scan(const unsigned char *p, size_t len)
 	struct scan_state st = { .fold_ok = true };
 	struct journal_scan s, u;
 	size_t unchecked = 0;
+	struct reader r;
+	uint32_t version;
+	bool cut;
 
+	/* The salt frames are sealed with again (none when it is not our
+	 * head: then no frame is accepted). */
+	rd_init(&r, p, len);
+	(void)schema_read_journal_head(&r, &version, &st.salt, &cut);
 	fold_init(&st.fold);
 	restart_frame();
 	CHECK(journal_scan(p, len, &s, true, on_change, on_frame, &st) == 0,
 	      "the scan stopped without a callback asking");
 	CHECK(s.whole <= len, "whole frames end past the input");
-	if (s.state == JOURNAL_WHOLE) {
+	if (s.state == JOURNAL_WHOLE && s.version >= SCHEMA_JOURNAL_VERSION_SALTED) {
+		/* Read to its end, or to the zeros a live journal allocates
+		 * ahead of its frames, or to an earlier life's bytes: no
+		 * frame of its salt after its whole frames. */
+		for (size_t i = s.whole; i < len; i++)
+			CHECK(!schema_frame_at(p + i, len - i, s.salt),
+			      "a frame of the journal's salt at %zu, after "
+			      "its whole frames (%zu)", i, s.whole);
+	} else if (s.state == JOURNAL_WHOLE) {
 		/* Read to its end, or to the zeros a live journal allocates
 		 * ahead of its frames. */
 		bool rest_zero = true;
@@ -154,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		CHECK(b, "out of memory");
 		wr_init(&hw, b);
-		schema_write_journal_head(&hw);
+		schema_write_journal_head(&hw, SCHEMA_JOURNAL_VERSION, FUZZ_SALT);
 		head = evbuffer_get_length(b);
 		len = head + SCHEMA_FRAME_HEAD + size - 1;
 		p = malloc(len);
@@ -162,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(evbuffer_remove(b, p, head) == (int)head, "head");
 		memcpy(p + head + SCHEMA_FRAME_HEAD, data + 1, size - 1);
 		schema_seal_frame(p + head, p + head + SCHEMA_FRAME_HEAD,
-				  (uint32_t)(size - 1));
+				  (uint32_t)(size - 1), FUZZ_SALT);
 		evbuffer_free(b);
 	}
 	scan(p, len);

@@ -13,14 +13,15 @@ POINT kill it with SIGKILL, as kill -9 would:
   rotate-renamed     the full journal renamed .journal.old, no new one yet
   rotate-reused      the spare renamed .journal, not yet open (journals
                      that fill within a second of each other: the merged
-                     one is kept, wiped, as .journal.spare, for the next)
+                     one is kept, its head renewed with a new salt and its
+                     frames left there, as .journal.spare, for the next)
   rotate-created     the new journal made, the compaction not started
   checkpoint-block   a new checkpoint (.next) has N blocks of nodes so far
   checkpoint-written the new checkpoint is whole, not renamed over the old
   checkpoint-renamed renamed, the old journal not removed
   compact-unlinked   removed
-  compact-spared     (instead) renamed .journal.spare, not yet wiped
-  compact-wiped      wiped, the loop not yet told
+  compact-spared     (instead) renamed .journal.spare, not yet renewed
+  compact-renewed    renewed, the loop not yet told
 
 The checkpoint points are passed first by a new database's first state,
 at start-up (N = 1): the compaction cases count from 2.
@@ -40,6 +41,8 @@ the start (status 1, files left as they were); a torn tail is cut with a
 warning; compaction keeps the journal near its limit under load.
 """
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -423,7 +426,7 @@ def test_crash_after_a_compaction():
     # one is removed, those after it kept as the spare, one at a time.
     crash_at_each((("checkpoint-renamed", 2), ("checkpoint-renamed", 3),
                    ("compact-unlinked", 1), ("compact-spared", 1), ("compact-spared", 3),
-                   ("compact-wiped", 2)))
+                   ("compact-renewed", 2)))
 
 
 def test_crash_in_the_checkpoint_of_a_clean_stop():
@@ -479,7 +482,7 @@ def test_torn_tail_is_cut_with_a_warning():
         # frame loses its last 7 bytes to zeros, as a copy cut short.
         with open(j, "rb") as f:
             data = f.read()
-        frames = data.rstrip(b"\0")
+        frames = data[:journal_frames_end(j)]
         check(len(frames) < len(data), "no space allocated ahead of the journal's frames")
         with open(j, "wb") as f:
             f.write(frames[:-7] + bytes(len(data) - len(frames) + 7))
@@ -511,7 +514,9 @@ def test_damaged_journal_stops_the_start():
         with open(j, "rb") as f:
             good = f.read()
         bad = bytearray(good)
-        bad[len(bad) // 2] ^= 0x40          # a frame in the middle
+        # A frame in the middle (of the frames: the zeros allocated ahead
+        # of them may hold anything, an earlier life's bytes even).
+        bad[journal_frames_end(j) // 2] ^= 0x40
         with open(j, "wb") as f:
             f.write(bad)
         before = {f: open(os.path.join(dir, f), "rb").read() for f in (DB, DB + ".journal")}
@@ -549,12 +554,9 @@ def test_compaction_keeps_the_journal_near_its_limit():
         # Between a compaction's end (its thread removes the old journal)
         # and the loop's next rotation, the live journal may still hold
         # what came meanwhile: small again once the compactions caught up.
-        # Its bytes up to the zeros after its last frame: a reused spare
-        # keeps the size of its last life, zeros after the head.
-        def used(path):
-            with open(path, "rb") as f:
-                return len(f.read().rstrip(b"\0"))
-        wait_for(lambda: not os.path.exists(old) and used(j) < 16 * 1024,
+        # Its bytes up to its last whole frame: a reused spare keeps the
+        # size of its last life, whose frames follow the new ones.
+        wait_for(lambda: not os.path.exists(old) and journal_frames_end(j) < 16 * 1024,
                  "the compactions to catch up: the journal under 16 KiB, "
                  "its limit 8k", timeout=COMPACTION_S)
         life.kill9()
@@ -626,9 +628,55 @@ def test_a_pause_of_a_second_and_a_half_is_not_quiet_by_default():
         eq(life.term(), 0, "exit status")
 
 
-def test_journals_that_fill_fast_reuse_a_wiped_spare():
+def _xxh3_seeded():
+    """libxxhash's XXH3-64 with a seed (the daemon's own library)."""
+    lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+    fn = lib.XXH3_64bits_withSeed
+    fn.restype = ctypes.c_uint64
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+    return fn
+
+
+def journal_frames_end(path):
+    """Where the whole frames of the journal at path end, by their head
+    sums under its salt (schema/schema.h): not at the zeros after them,
+    since a reused spare's last life's frames follow a new life's."""
+    with open(path, "rb") as f:
+        data = f.read()
+    head = journal_head(path)
+    if not head:
+        return 0
+    salt = int.from_bytes(head[1], "little") if head[1] else 0
+    at = 34 if head[0] >= 3 else 26
+    xxh3 = _xxh3_seeded()
+    while at + 12 <= len(data):
+        n = int.from_bytes(data[at:at + 4], "little")
+        head_sum = int.from_bytes(data[at + 8:at + 12], "little")
+        if (not n or at + 12 + n > len(data) or
+                head_sum != xxh3(data[at:at + 8], 8, salt) & 0xffffffff):
+            break
+        at += 12 + n
+    return at
+
+
+def journal_head(path):
+    """(version, salt) of the journal at path (salt None before version
+    3), or None when it has no whole head."""
+    with open(path, "rb") as f:
+        h = f.read(34)
+    if len(h) < 26:
+        return None
+    version = int.from_bytes(h[22:26], "little")
+    if version < 3:
+        return version, None
+    return (version, h[26:34]) if len(h) == 34 else None
+
+
+def test_journals_that_fill_fast_reuse_a_renewed_spare():
     """Journals that fill within a second of each other: the merged one is
-    kept as .journal.spare, zeros after its head, and a later rotation
+    kept as .journal.spare, its head renewed with a salt it never had as a
+    live journal (its frames left there, no longer of its life), and a
+    later rotation
     makes that file the live journal (its pages allocated already).  A
     quiet period removes it, and so does a clean stop; one left behind
     (a crash, whatever it holds) is removed at the next start."""
@@ -640,11 +688,29 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
         w = Writer()
         env = {"XENSTORED_JOURNAL_LIMIT": "8k", "XENSTORED_JOURNAL_QUIET_MS": "400"}
         life = Life(dir, 1, env=env).start()
-        spares, reused, carried = set(), False, False
+        spares, reused, carried, renewed = set(), False, False, False
         before = {}     # inode: where the daemon mapped it, not live
+        live_salts = {}  # inode: the salts it had as the live journal
         deadline = time.monotonic() + 30
-        while not (reused and carried) and time.monotonic() < deadline:
+        while not (reused and carried and renewed) and time.monotonic() < deadline:
             w.run(life.sock, 10)
+            try:
+                head = journal_head(j)
+                if head:
+                    eq(head[0], 3, "the live journal's version")
+                    live_salts.setdefault(os.stat(j).st_ino, set()).add(head[1])
+            except FileNotFoundError:
+                pass
+            # A spare seen with a salt its file never had while live: its
+            # head renewed (seen between its rename and its renewal, the
+            # old one is still there, so this waits for one such sight).
+            try:
+                ino = os.stat(spare).st_ino
+                head = journal_head(spare)
+                renewed = renewed or (bool(head) and ino in live_salts and
+                                      head[1] not in live_salts[ino])
+            except FileNotFoundError:
+                pass
             try:
                 spares.add(os.stat(spare).st_ino)
                 reused = os.stat(j).st_ino in spares
@@ -661,38 +727,21 @@ def test_journals_that_fill_fast_reuse_a_wiped_spare():
                 else:
                     before.setdefault(ino, set()).add(start)
         check(spares, "no spare journal while journals filled fast")
+        check(renewed, "no spare with a salt of its own (its head renewed)")
         check(reused, "no spare became the live journal")
         check(carried, "no spare was written through the mapping it had")
-        # At rest (a 400 ms quiet period): the spare goes, and what it
-        # held was only zeros after its head.
+        # At rest (a 400 ms quiet period): the spare goes.
         w.run(life.sock, 60)
-        # The last compaction's thread renames the journal to the spare,
-        # then wipes it: on a loaded machine a while after (it runs only
-        # on an idle CPU), so what a fixed sleep would see is either.
-        def wiped():
-            try:
-                with open(spare, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                return None
-            return data if not data[64:].strip(b"\0") else False
-        wait_for(lambda: wiped() is not False,
-                 "the spare wiped (zeros after its head)", timeout=COMPACTION_S)
-        data = wiped()
-        if data:
-            with open(j, "rb") as f:
-                head = f.read(8)
-            eq(data[:8], head, "the spare's head")
         wait_for(lambda: not os.path.exists(spare), "the quiet rule to remove the spare",
                  timeout=COMPACTION_S)
         # At rest, once the compactions have caught up (their thread runs
         # only on an idle CPU: on a loaded machine a while after), the
         # live journal keeps no pages past its frames (a reused spare's
-        # file has its last life's size, zeros after the head), and no
+        # file has its last life's size, that life's frames after the
+        # new ones), and no
         # other journal's pages are held by a mapping.
         def at_rest():
-            with open(j, "rb") as f:
-                used = len(f.read().rstrip(b"\0"))
+            used = journal_frames_end(j)
             st = os.stat(j)
             return max(st.st_size, 512 * st.st_blocks) <= (used + 4095) // 4096 * 4096
         def live_mapped_alone():

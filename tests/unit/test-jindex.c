@@ -20,6 +20,9 @@ struct jbuild {
 	struct evbuffer *frame;
 };
 
+/* The salt of the journals built here (schema.h). */
+#define JB_SALT 0x6a6f75726e616c31ull
+
 static void jb_init(struct jbuild *j)
 {
 	struct writer w;
@@ -28,7 +31,7 @@ static void jb_init(struct jbuild *j)
 	j->frame = evbuffer_new();
 	ck_assert(j->file && j->frame);
 	wr_init(&w, j->file);
-	schema_write_journal_head(&w);
+	schema_write_journal_head(&w, SCHEMA_JOURNAL_VERSION, JB_SALT);
 	ck_assert(wr_ok(&w));
 }
 
@@ -65,7 +68,7 @@ static void jb_commit(struct jbuild *j)
 		return;
 	p = evbuffer_pullup(j->frame, -1);
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
-			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD), JB_SALT);
 	ck_assert_int_eq(evbuffer_add(j->file, p, len), 0);
 	evbuffer_drain(j->frame, len);
 }

@@ -57,6 +57,18 @@
 
 /* ------------------------------------------------------------ frames */
 
+/* The version add_head writes (this one's unless a test of an older
+ * version's rules asks), and the salt frames are sealed with: the head's,
+ * or a journal_out's (seal_with). */
+#define TEST_SALT 0x5a17ed5a17ed0001ull
+static uint32_t head_version = SCHEMA_JOURNAL_VERSION;
+static uint64_t seal_salt = TEST_SALT;
+
+static void seal_with(uint64_t salt)
+{
+	seal_salt = salt;
+}
+
 /* Changes are given as "+key=value" (a put) or "-key" (a delete). */
 static void add_change(struct writer *w, const char *spec)
 {
@@ -95,7 +107,7 @@ static void frame_end(struct evbuffer *out, struct evbuffer *b,
 
 	ck_assert(wr_ok(w));
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
-			  (uint32_t)(len - SCHEMA_FRAME_HEAD));
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD), seal_salt);
 	ck_assert_int_eq(evbuffer_add(out, p, len), 0);
 	evbuffer_free(b);
 }
@@ -114,10 +126,13 @@ static void add_frame(struct evbuffer *out, const char *const *changes)
 static void add_head(struct evbuffer *out)
 {
 	struct writer w;
+	uint64_t salt = head_version >= SCHEMA_JOURNAL_VERSION_SALTED
+				? TEST_SALT : 0;
 
 	wr_init(&w, out);
-	schema_write_journal_head(&w);
+	schema_write_journal_head(&w, head_version, salt);
 	ck_assert(wr_ok(&w));
+	seal_with(salt);
 }
 
 #define FRAME(out, ...) add_frame(out, (const char *const[]){ __VA_ARGS__, NULL })
@@ -277,6 +292,9 @@ START_TEST(damage_before_the_end_is_refused)
 	struct seen seen;
 	size_t first, second;
 
+	/* Version 2's rules: nothing but zeros may follow a bad frame
+	 * (version 3's: version_3_reads_past_a_bad_frame_for_its_life). */
+	head_version = 2;
 	add_head(b);
 	first = evbuffer_get_length(b);
 	FRAME(b, "+#a=1");
@@ -301,10 +319,97 @@ START_TEST(damage_before_the_end_is_refused)
 	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
 			 JOURNAL_BAD);
 	evbuffer_free(c);
-	c = flipped(b, schema_journal_head_len() - 4);
+	c = flipped(b, schema_journal_head_len_of(2) - 4);
 	ck_assert_int_eq(scan(c, evbuffer_get_length(c), &s, &seen),
 			 JOURNAL_BAD);
 	evbuffer_free(c);
+	evbuffer_free(b);
+}
+END_TEST
+
+/* b's bytes, then those of frames sealed with another salt (an earlier
+ * life of the file) and some of their bytes cut at any point. */
+static struct evbuffer *with_earlier_life(struct evbuffer *b, size_t cut)
+{
+	struct evbuffer *c = evbuffer_new(), *old = evbuffer_new();
+	unsigned char *p, *q;
+	size_t n, m;
+
+	seal_with(TEST_SALT + 1);
+	FRAME(old, "+#old=1", "+#older=2");
+	FRAME(old, "+#old=3");
+	seal_with(TEST_SALT);
+	p = unit_take(b, &n);
+	q = unit_take(old, &m);
+	ck_assert_uint_lt(cut, m);
+	ck_assert_int_eq(evbuffer_add(c, p, n), 0);
+	ck_assert_int_eq(evbuffer_add(c, q + cut, m - cut), 0);
+	free(p);
+	free(q);
+	evbuffer_free(old);
+	return c;
+}
+
+/*
+ * Version 3: a spare's file keeps its last life's frames after the new
+ * head, so the bytes after a journal's frames may be anything but a frame
+ * of its salt.  Those end it (whole frames, at any cut of theirs); a
+ * frame of its own that fails, with none of its salt after, is a torn
+ * tail; one with a frame of its salt anywhere after is damage.
+ */
+START_TEST(version_3_reads_past_a_bad_frame_for_its_life)
+{
+	struct evbuffer *b = evbuffer_new(), *c, *d;
+	struct journal_scan s;
+	struct seen seen;
+	size_t first, second, all;
+
+	add_head(b);
+	first = evbuffer_get_length(b);
+	FRAME(b, "+#a=1");
+	second = evbuffer_get_length(b);
+	FRAME(b, "+#b=2");
+	all = evbuffer_get_length(b);
+	for (size_t cut = 0; cut < 40; cut++) {
+		c = with_earlier_life(b, cut);
+		ck_assert_msg(scan(c, evbuffer_get_length(c), &s, &seen) ==
+			      JOURNAL_WHOLE, "an earlier life cut at %zu", cut);
+		ck_assert_uint_eq(s.whole, all);
+		ck_assert_uint_eq(s.frames, 2);
+		ck_assert_str_eq(seen.text, "+#a=1\n+#b=2\n");
+		ck_assert_uint_eq(s.salt, TEST_SALT);
+		evbuffer_free(c);
+	}
+	/* The last frame's payload damaged, an earlier life after it: a
+	 * torn tail.  Its head damaged: the end, where it starts. */
+	c = flipped(b, all - 1);
+	d = with_earlier_life(c, 5);
+	ck_assert_int_eq(scan(d, evbuffer_get_length(d), &s, &seen),
+			 JOURNAL_TORN);
+	ck_assert_uint_eq(s.whole, second);
+	ck_assert_str_eq(seen.text, "+#a=1\n");
+	evbuffer_free(c);
+	evbuffer_free(d);
+	for (size_t i = 0; i < SCHEMA_FRAME_HEAD; i++) {
+		c = flipped(b, second + i);
+		d = with_earlier_life(c, 3);
+		ck_assert_msg(scan(d, evbuffer_get_length(d), &s, &seen) ==
+			      JOURNAL_WHOLE, "head byte %zu", i);
+		ck_assert_uint_eq(s.whole, second);
+		evbuffer_free(c);
+		evbuffer_free(d);
+	}
+	/* The first frame damaged, in its payload or its head: a frame of
+	 * the journal's salt follows, so it is damage, not the end. */
+	for (size_t at = first; at < second; at += 3) {
+		c = flipped(b, at);
+		d = with_earlier_life(c, 7);
+		ck_assert_msg(scan(d, evbuffer_get_length(d), &s, &seen) ==
+			      JOURNAL_BAD, "byte %zu of the first frame", at);
+		ck_assert_uint_eq(s.at, first);
+		evbuffer_free(c);
+		evbuffer_free(d);
+	}
 	evbuffer_free(b);
 }
 END_TEST
@@ -2037,6 +2142,46 @@ static void some_commits(unsigned char **p, size_t *len)
 	journal_unmap(&m);
 }
 
+struct resealed {
+	struct evbuffer *out;
+};
+
+static int reseal_frame(const void *bytes, size_t len, void *arg)
+{
+	struct resealed *r = arg;
+	unsigned char *p = malloc(len);
+
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, bytes, len);
+	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
+			  (uint32_t)(len - SCHEMA_FRAME_HEAD), 0);
+	ck_assert_int_eq(evbuffer_add(r->out, p, len), 0);
+	free(p);
+	return 0;
+}
+
+/* The whole journal p (len bytes) as one of an older version (no salt):
+ * its frames sealed again.  *out_len bytes, freed by the caller. */
+static unsigned char *as_version(const unsigned char *p, size_t len,
+				 uint32_t version, size_t *out_len)
+{
+	struct resealed r = { evbuffer_new() };
+	struct journal_scan sc;
+	struct writer w;
+	unsigned char *q;
+
+	ck_assert_ptr_nonnull(r.out);
+	wr_init(&w, r.out);
+	schema_write_journal_head(&w, version, 0);
+	ck_assert(wr_ok(&w));
+	ck_assert_int_eq(journal_scan(p, len, &sc, true, NULL, reseal_frame,
+				      &r), 0);
+	ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
+	q = unit_take(r.out, out_len);
+	evbuffer_free(r.out);
+	return q;
+}
+
 /* A journal of one frame: puts of each path "as before" (born 0) with
  * value v, written at jpath. */
 static void as_before_journal(const char *const *paths, const char *v)
@@ -2133,15 +2278,15 @@ END_TEST
  */
 START_TEST(a_version_1_journal_is_read_and_written_on_as_version_2)
 {
-	size_t at = schema_journal_head_len() - 4, len;
-	unsigned char *p, version[4];
+	size_t at = schema_journal_head_len_of(1) - 4, len, v1_len;
+	unsigned char *p, *v1, version[4];
 	char got[64];
 	FILE *f;
 
 	some_commits(&p, &len);
-	ck_assert_uint_eq(p[at], SCHEMA_JOURNAL_VERSION);
-	p[at] = 1;
-	write_file(jpath, p, len);
+	v1 = as_version(p, len, 1, &v1_len);
+	ck_assert_uint_eq(v1[at], 1);
+	write_file(jpath, v1, v1_len);
 	reloads_as("/two", "2");
 	CRASHED({
 		struct store s;
@@ -2160,6 +2305,46 @@ START_TEST(a_version_1_journal_is_read_and_written_on_as_version_2)
 	reloads_as("/one", "changed");
 	reload_children("/", got, sizeof(got));
 	ck_assert_str_eq(got, ",one,two,three");
+	free(v1);
+	free(p);
+}
+END_TEST
+
+/*
+ * A journal of version 2 (no salt: an older daemon's, or this one's
+ * before the twenty-seventh session) is written on as it is, its head and
+ * the seed of its sums unchanged (a head cannot grow in front of frames),
+ * and read back whole.
+ */
+START_TEST(a_version_2_journal_is_written_on_as_version_2)
+{
+	size_t len, v2_len;
+	unsigned char *p, *v2;
+	struct journal_map m;
+	struct journal_scan sc;
+
+	some_commits(&p, &len);
+	v2 = as_version(p, len, 2, &v2_len);
+	write_file(jpath, v2, v2_len);
+	CRASHED({
+		struct store s;
+		struct db *db = restarted(&s, true);
+
+		put(&s, "/four", "4");
+		ck_assert_int_eq(db_commit(db), 0);
+	});
+	ck_assert_int_eq(journal_map(jpath, true, &m), 0);
+	ck_assert_int_eq(journal_scan(m.p, m.len, &sc, true, NULL, NULL,
+				      NULL), 0);
+	ck_assert_int_eq(sc.state, JOURNAL_WHOLE);
+	ck_assert_uint_eq(sc.version, 2);
+	ck_assert_uint_eq(sc.salt, 0);
+	ck_assert_uint_eq(sc.frames, 4);
+	ck_assert_int_eq(memcmp(m.p, v2, schema_journal_head_len_of(2)), 0);
+	journal_unmap(&m);
+	reloads_as("/four", "4");
+	reloads_as("/two", "2");
+	free(v2);
 	free(p);
 }
 END_TEST
@@ -2355,60 +2540,6 @@ static enum journal_state scan_file(const char *path, struct seen *seen)
 	return s.state;
 }
 
-START_TEST(a_wiped_journal_is_empty_and_reused_in_place)
-{
-	char spare[200];
-	struct journal_out j;
-	struct seen seen;
-	struct stat before, after;
-	unsigned char *f;
-	size_t len;
-
-	snprintf(spare, sizeof(spare), "%s.spare", jpath);
-	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
-	for (int i = 0; i < 200; i++) {
-		char spec[64];
-
-		snprintf(spec, sizeof(spec), "+#k%d=%0*d", i, 40, i);
-		f = one_frame(spec, &len);
-		ck_assert_int_eq(journal_append(&j, f, len), 0);
-		free(f);
-	}
-	ck_assert_int_eq(journal_close(&j, true), 0);
-	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
-	ck_assert_uint_eq(seen.frames, 200);
-
-	/* Wiped: its head, then zeros to its end, which is where it was. */
-	ck_assert_int_eq(rename(jpath, spare), 0);
-	ck_assert_int_eq(stat(spare, &before), 0);
-	ck_assert_int_eq(journal_wipe(spare, NULL), 0);
-	ck_assert_int_eq(stat(spare, &after), 0);
-	ck_assert_int_eq(after.st_size, before.st_size);
-	ck_assert_int_eq(after.st_blocks, before.st_blocks);
-	ck_assert_int_eq(scan_file(spare, &seen), JOURNAL_WHOLE);
-	ck_assert_uint_eq(seen.frames, 0);
-
-	/* Reused: renamed to the live name, written from its head on, and
-	 * only the new frames are there. */
-	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, NULL), 0);
-	ck_assert(!exists(spare));
-	ck_assert_int_eq(stat(jpath, &after), 0);
-	ck_assert_int_eq(after.st_ino, before.st_ino);
-	f = one_frame("+#new=1", &len);
-	ck_assert_int_eq(journal_append(&j, f, len), 0);
-	free(f);
-	ck_assert_int_eq(journal_close(&j, false), 0);
-	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
-	ck_assert_uint_eq(seen.frames, 1);
-	ck_assert_str_eq(seen.text, "+#new=1\n");
-
-	/* No spare: nothing opened. */
-	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, NULL), -1);
-	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_int_eq(j.fd, -1);
-}
-END_TEST
-
 /* Bytes of the file at path from offset at on: all zeros? */
 static bool zeros_from(const char *path, off_t at)
 {
@@ -2427,6 +2558,65 @@ static bool zeros_from(const char *path, off_t at)
 	return zero;
 }
 
+START_TEST(a_renewed_journal_is_empty_and_reused_in_place)
+{
+	char spare[200];
+	struct journal_out j;
+	struct seen seen;
+	struct stat before, after;
+	unsigned char *f;
+	size_t len;
+
+	snprintf(spare, sizeof(spare), "%s.spare", jpath);
+	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
+	seal_with(j.salt);
+	for (int i = 0; i < 200; i++) {
+		char spec[64];
+
+		snprintf(spec, sizeof(spec), "+#k%d=%0*d", i, 40, i);
+		f = one_frame(spec, &len);
+		ck_assert_int_eq(journal_append(&j, f, len), 0);
+		free(f);
+	}
+	ck_assert_int_eq(journal_close(&j, true), 0);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 200);
+
+	/* Renewed: a head of another salt, its frames left where they
+	 * were (nothing else written), none of them read any more. */
+	ck_assert_int_eq(rename(jpath, spare), 0);
+	ck_assert_int_eq(stat(spare, &before), 0);
+	ck_assert_int_eq(journal_renew(spare), 0);
+	ck_assert_int_eq(stat(spare, &after), 0);
+	ck_assert_int_eq(after.st_size, before.st_size);
+	ck_assert_int_eq(after.st_blocks, before.st_blocks);
+	ck_assert(!zeros_from(spare, (off_t)schema_journal_head_len()));
+	ck_assert_int_eq(scan_file(spare, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 0);
+
+	/* Reused: renamed to the live name, written from its head on, and
+	 * only the new frames are read, its last life's bytes after them
+	 * (closed without the cut that a rotation makes). */
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, NULL), 0);
+	seal_with(j.salt);
+	ck_assert(!exists(spare));
+	ck_assert_int_eq(stat(jpath, &after), 0);
+	ck_assert_int_eq(after.st_ino, before.st_ino);
+	f = one_frame("+#new=1", &len);
+	ck_assert_int_eq(journal_append(&j, f, len), 0);
+	free(f);
+	ck_assert_int_eq(journal_close(&j, false), 0);
+	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
+	ck_assert_uint_eq(seen.frames, 1);
+	ck_assert_str_eq(seen.text, "+#new=1\n");
+
+	/* No spare: nothing opened. */
+	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, NULL), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(j.fd, -1);
+}
+END_TEST
+
 START_TEST(a_spare_keeps_its_mapping_from_one_life_to_the_next)
 {
 	char spare[200], other[200];
@@ -2441,6 +2631,7 @@ START_TEST(a_spare_keeps_its_mapping_from_one_life_to_the_next)
 	/* A first life: frames larger than a copy's (JOURNAL_COPY_MAX) go
 	 * by pwrite, small ones are copies, and fill page tables. */
 	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
+	seal_with(j.salt);
 	for (int i = 0; i < 300; i++) {
 		char spec[2100];
 
@@ -2459,19 +2650,20 @@ START_TEST(a_spare_keeps_its_mapping_from_one_life_to_the_next)
 	ck_assert_int_eq(scan_file(jpath, &seen), JOURNAL_WHOLE);
 	ck_assert_uint_eq(seen.frames, 300);
 
-	/* Wiped through the mapping where it can be, by writes past it:
-	 * zeros after the head either way. */
-	k.populated = 8192 + 100;	/* both ways, then */
+	/* Renewed: none of its frames is read any more. */
 	ck_assert_int_eq(rename(jpath, spare), 0);
-	ck_assert_int_eq(journal_wipe(spare, &k), 0);
-	ck_assert(zeros_from(spare, (off_t)schema_journal_head_len()));
+	ck_assert_int_eq(journal_renew(spare), 0);
 	ck_assert_int_eq(scan_file(spare, &seen), JOURNAL_WHOLE);
 	ck_assert_uint_eq(seen.frames, 0);
+	/* As if its page tables reached only this far: the next life's
+	 * frames past them are copies all the same. */
+	k.populated = 8192 + 100;
 
 	/* The next life takes the mapping over, its page tables with it,
 	 * and every frame is a copy: its bytes are in the mapping. */
 	populated = k.populated;
 	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, &k), 0);
+	seal_with(j.salt);
 	ck_assert_ptr_null(k.map);
 	ck_assert_ptr_eq(j.map, map);
 	ck_assert_uint_eq(j.populated, populated);
@@ -2501,11 +2693,12 @@ START_TEST(a_spare_keeps_its_mapping_from_one_life_to_the_next)
 	/* Another file's mapping is not taken: it is let go, and the
 	 * spare mapped anew. */
 	ck_assert_int_eq(journal_open(&j, other, 0, 4096), 0);
+	seal_with(j.salt);
 	ck_assert_int_eq(journal_close_keep(&j, &k2), 0);
 	ck_assert_int_eq(rename(jpath, spare), 0);
-	ck_assert_int_eq(journal_wipe(spare, &k2), 0);
-	ck_assert(zeros_from(spare, (off_t)schema_journal_head_len()));
+	ck_assert_int_eq(journal_renew(spare), 0);
 	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, &k2), 0);
+	seal_with(j.salt);
 	ck_assert_ptr_null(k2.map);
 	ck_assert_uint_eq(j.populated, schema_journal_head_len());
 	ck_assert_int_eq(journal_close(&j, true), 0);
@@ -2517,7 +2710,8 @@ END_TEST
 
 /*
  * A journal at rest gives back its file's pages past its frames: a
- * reused spare's file is as long as its last life, zeros after the head.
+ * reused spare's file is as long as its last life, whose frames follow
+ * the new ones.
  * Appends then go on as in a fresh journal, allocating as they need.
  */
 START_TEST(a_shrunk_journal_gives_its_pages_back_and_goes_on)
@@ -2532,6 +2726,7 @@ START_TEST(a_shrunk_journal_gives_its_pages_back_and_goes_on)
 
 	snprintf(spare, sizeof(spare), "%s.spare", jpath);
 	ck_assert_int_eq(journal_open(&j, jpath, 0, 4096), 0);
+	seal_with(j.salt);
 	for (int i = 0; i < 200; i++) {
 		snprintf(spec, sizeof(spec), "+#k%d=%0*d", i, 1000, i);
 		f = one_frame(spec, &len);
@@ -2540,8 +2735,9 @@ START_TEST(a_shrunk_journal_gives_its_pages_back_and_goes_on)
 	}
 	ck_assert_int_eq(journal_close_keep(&j, &k), 0);
 	ck_assert_int_eq(rename(jpath, spare), 0);
-	ck_assert_int_eq(journal_wipe(spare, &k), 0);
+	ck_assert_int_eq(journal_renew(spare), 0);
 	ck_assert_int_eq(journal_reuse(&j, spare, jpath, 4096, &k), 0);
+	seal_with(j.salt);
 	f = one_frame("+#first=1", &len);
 	ck_assert_int_eq(journal_append(&j, f, len), 0);
 	free(f);
@@ -2587,6 +2783,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_tail_cut_anywhere_in_the_last_frame_is_cut_off);
 	tcase_add_test(t, a_last_frame_failing_its_checksum_is_a_torn_tail);
 	tcase_add_test(t, damage_before_the_end_is_refused);
+	tcase_add_test(t, version_3_reads_past_a_bad_frame_for_its_life);
 	tcase_add_test(t, zeros_after_the_frames_are_the_end_and_a_copy_cut_short_is_torn);
 	tcase_add_test(t, a_malformed_change_in_a_whole_frame_is_refused);
 	tcase_add_test(t, a_fold_keeps_the_last_change_of_each_key);
@@ -2624,11 +2821,12 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, a_put_as_before_of_a_node_nobody_made_is_damage);
 	tcase_add_test(t, a_torn_journal_is_cut_and_written_on);
 	tcase_add_test(t, a_version_1_journal_is_read_and_written_on_as_version_2);
+	tcase_add_test(t, a_version_2_journal_is_written_on_as_version_2);
 	tcase_add_test(t, a_checkpoint_that_cannot_merge_writes_the_whole_state);
 	tcase_add_test(t, journals_beside_a_new_database_are_removed);
 	tcase_add_test(t, db_get_reads_the_records_with_the_journals);
 	tcase_add_test(t, a_journal_that_cannot_be_written_empties_the_files);
-	tcase_add_test(t, a_wiped_journal_is_empty_and_reused_in_place);
+	tcase_add_test(t, a_renewed_journal_is_empty_and_reused_in_place);
 	tcase_add_test(t, a_spare_keeps_its_mapping_from_one_life_to_the_next);
 	tcase_add_test(t, a_shrunk_journal_gives_its_pages_back_and_goes_on);
 	suite_add_tcase(s, t);
