@@ -65,8 +65,8 @@ struct compaction {
 	struct journal_kept kept;	/* the loop's mapping of the journal,
 					 * owned (none: map NULL): the fold
 					 * reads through it, and once polled
-					 * the loop takes
-					 * it back with the spare (db.c) */
+					 * the loop takes it back with the
+					 * spare (db.c) */
 	bool check;
 	struct jindex index;		/* the journal's, owned (off: none) */
 	int wake_fd;			/* an eventfd the thread adds 1 to

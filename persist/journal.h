@@ -20,7 +20,9 @@
 #include "schema/schema.h"
 
 enum journal_state {
-	JOURNAL_WHOLE,		/* every byte is the head or a whole frame */
+	JOURNAL_WHOLE,		/* the head and whole frames up to .whole,
+				 * then zeros or (version 3) an earlier
+				 * life's bytes, if anything */
 	JOURNAL_TORN,		/* whole up to .whole, a torn tail after */
 	JOURNAL_BAD,		/* damaged: .why, at byte .at */
 };
