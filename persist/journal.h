@@ -178,8 +178,9 @@ int journal_open(struct journal_out *j, const char *path, size_t whole,
  */
 int journal_renew(const char *path);
 /* Rename the renewed journal spare to path and open it as journal_open
- * opens a new one (writing after its head, over its last life's frames), through k's mapping when k is the spare's (k is then
- * empty): 0, or -1 with errno (nothing open; path may then be the spare,
+ * opens a new one (writing after its head, over its last life's
+ * frames), through k's mapping when k is the spare's (k is then empty):
+ * 0, or -1 with errno (nothing open; path may then be the spare,
  * renamed). */
 int journal_reuse(struct journal_out *j, const char *spare, const char *path,
 		  size_t ahead, struct journal_kept *k);

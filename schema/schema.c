@@ -823,21 +823,14 @@ enum schema_frame schema_read_frame(struct reader *r, bool check,
 
 bool schema_frame_at(const unsigned char *p, size_t left, uint64_t salt)
 {
-	uint32_t len, body_sum, head_sum;
+	const void *payload;
+	uint32_t len;
 	struct reader r;
 
-	if (left < SCHEMA_FRAME_HEAD)
-		return false;
-	rd_init(&r, p, SCHEMA_FRAME_HEAD);
-	len = rd_u32(&r);
-	body_sum = rd_u32(&r);
-	head_sum = rd_u32(&r);
-	/* Most bytes fail here, before a sum (an earlier life's records
-	 * are full of small numbers, so not all of them). */
-	if (!len || len > left - SCHEMA_FRAME_HEAD)
-		return false;
-	return head_sum == checksum(p, 8, salt) &&
-	       body_sum == checksum(p + SCHEMA_FRAME_HEAD, len, salt);
+	/* A frame, its payload checked, that does not run past the end. */
+	rd_init(&r, p, left);
+	return schema_read_frame(&r, true, salt, &payload, &len) ==
+	       SCHEMA_FRAME_WHOLE;
 }
 
 void schema_write_change(struct writer *w, const struct schema_change *c)
