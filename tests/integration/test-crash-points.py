@@ -43,6 +43,7 @@ warning; compaction keeps the journal near its limit under load.
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 import signal
@@ -628,8 +629,10 @@ def test_a_pause_of_a_second_and_a_half_is_not_quiet_by_default():
         eq(life.term(), 0, "exit status")
 
 
+@functools.lru_cache(maxsize=None)
 def _xxh3_seeded():
-    """libxxhash's XXH3-64 with a seed (the daemon's own library)."""
+    """libxxhash's XXH3-64 with a seed (the daemon's own library), loaded
+    once."""
     lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
     fn = lib.XXH3_64bits_withSeed
     fn.restype = ctypes.c_uint64
