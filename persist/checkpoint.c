@@ -34,7 +34,7 @@
  * under CKPT_SMALL bytes and is to hold fewer nodes than would fill that
  * (a first merge after a fill may hold many): a store of a few thousand
  * nodes, whose file is a few tens of KB at any level, is merged most
- * often for its size (its journal's limit is the same 8 MiB as a store
+ * often for its size (its journal's limit is the same 16 MiB as a store
  * of 100,000 nodes'), and level 6 was a third of each merge's
  * instructions (callgrind, 1,000 nodes under pipelined WRITEs).  Level 6
  * packs such small blocks no smaller anyway (a few percent either way,

@@ -46,18 +46,21 @@
  * checkpoint, so the limit grows with it: at least the checkpoint's size
  * (Redis rewrites its append-only file on the same rule), which bounds a
  * merge's work per byte of journal whatever the store's size, at the
- * cost of a journal as large as the checkpoint; and at least 8 MiB, so a
- * small store is not merged at every few hundred writes.  A merge of a
+ * cost of a journal as large as the checkpoint; and at least 16 MiB, so
+ * a small store is not merged at every few hundred writes.  A merge of a
  * small store costs about the same whatever the journal's size (its
  * distinct nodes, not its changes): at 4 MiB, 64 WRITEs in flight to
- * 1,000 nodes paid 5% of the daemon's CPU for merges, about 30 a second.
- * A larger journal also folds more writes of one key into one, but a
- * restart after a crash reads it all, and it is RAM on the tmpfs while a
- * burst lasts (the quiet rule merges it away after).
+ * 1,000 nodes paid 5% of the daemon's CPU for merges, about 30 a second;
+ * at 8 MiB the merges, and the context switches between the loop and
+ * the thread while one runs, still cost about 1.5% of its WRITEs a
+ * second against 16 MiB.  A larger journal also folds more writes of one
+ * key into one, but a restart after a crash reads it all, and it is RAM
+ * on the tmpfs while a burst lasts (the quiet rule merges it away
+ * after).
  * XENSTORED_JOURNAL_LIMIT sets a fixed one instead (the tests make it
  * small).
  */
-#define JOURNAL_LIMIT_DEFAULT (8u << 20)
+#define JOURNAL_LIMIT_DEFAULT (16u << 20)
 #define JOURNAL_LIMIT_ENV "XENSTORED_JOURNAL_LIMIT"
 
 /*
@@ -66,7 +69,7 @@
  * least QUIET_MIN bytes and a sixteenth (QUIET_SHARE) of the checkpoint.
  * Most of a host's life is quiet, and the journal is RAM on the tmpfs:
  * after a burst (a fill, guests booting) the host should not keep up to
- * the limit's 8 MiB of changes it already has in memory and could hold
+ * the limit's 16 MiB of changes it already has in memory and could hold
  * as a tenth of that in the checkpoint.  The share bounds the work: a
  * merge rewrites the checkpoint, and this rule rewrites it for at least a
  * sixteenth of its size in new changes (the limit's rule: its whole
@@ -79,8 +82,8 @@
  * one activity's pauses (a toolstack's phases, a benchmark's turns) are
  * not rest, and a merge at each of them gave back the journal's pages,
  * spare and all, which the next phase allocated and faulted in again
- * (16 MiB, 16 to 20 ms on a virtual machine: a tenth of a 300 ms burst
- * of pipelined writes).  Memory is given back seconds after a burst, as
+ * (16 MiB with the 8 MiB limit of then, 16 to 20 ms on a virtual
+ * machine: a tenth of a 300 ms burst of pipelined writes).  Memory is given back seconds after a burst, as
  * allocators' decay rules do (jemalloc's: 10 s).
  * XENSTORED_JOURNAL_QUIET_MS sets the period (0: no quiet rule).
  */

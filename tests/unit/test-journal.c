@@ -952,10 +952,10 @@ END_TEST
 
 /*
  * Without XENSTORED_JOURNAL_LIMIT, a small store's journal is merged when
- * it passes 8 MiB (db.c): not at 4 MiB, the limit before, and not much
- * past 8 (the file is allocated up to 256 KiB ahead of its frames).
+ * it passes 16 MiB (db.c): not at 8 MiB, the limit before, and not much
+ * past 16 (the file is allocated up to 256 KiB ahead of its frames).
  */
-START_TEST(a_small_stores_journal_is_merged_past_8_mib)
+START_TEST(a_small_stores_journal_is_merged_past_16_mib)
 {
 	CRASHED({
 		struct store s;
@@ -972,8 +972,8 @@ START_TEST(a_small_stores_journal_is_merged_past_8_mib)
 			put(&s, path, val);
 			ck_assert_int_eq(db_commit(db), 0);
 		}
-		ck_assert_int_gt(last, (8 << 20) - (256 << 10));
-		ck_assert_int_le(last, (8 << 20) + (256 << 10));
+		ck_assert_int_gt(last, (16 << 20) - (256 << 10));
+		ck_assert_int_le(last, (16 << 20) + (256 << 10));
 		db_close(db);
 		store_destroy(&s);
 	});
@@ -2795,7 +2795,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, the_last_change_of_a_key_wins_over_the_file);
 	tcase_add_test(t, applying_a_journal_twice_gives_the_same_file);
 	tcase_add_test(t, a_compaction_brings_the_file_up_to_date);
-	tcase_add_test(t, a_small_stores_journal_is_merged_past_8_mib);
+	tcase_add_test(t, a_small_stores_journal_is_merged_past_16_mib);
 	tcase_add_test(t, compactions_through_the_index_keep_the_last_state);
 	tcase_add_test(t, siblings_keep_their_order_through_changes_merges_and_restarts);
 	tcase_add_test(t, an_idle_database_compacts_what_came_during_a_compaction);
