@@ -83,8 +83,9 @@
  * not rest, and a merge at each of them gave back the journal's pages,
  * spare and all, which the next phase allocated and faulted in again
  * (16 MiB with the 8 MiB limit of then, 16 to 20 ms on a virtual
- * machine: a tenth of a 300 ms burst of pipelined writes).  Memory is given back seconds after a burst, as
- * allocators' decay rules do (jemalloc's: 10 s).
+ * machine: a tenth of a 300 ms burst of pipelined writes).  Memory is
+ * given back seconds after a burst, as allocators' decay rules do
+ * (jemalloc's: 10 s).
  * XENSTORED_JOURNAL_QUIET_MS sets the period (0: no quiet rule).
  */
 #define QUIET_MS_DEFAULT 3000
