@@ -192,6 +192,21 @@ run "$XS_REPO/bench/ab" -r 1 -t 50 "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "
 ok "$RUN_RC" "bench/ab runs" "$(_run_diag bench/ab)"
 rows=$(printf '%s\n' "$RUN_OUT" | grep -cE '^(read|write|txn5) .* (database|nodb) +[0-9.]+ \(.*\) +[0-9.]+ \(' || true)
 is "$rows" 12 "bench/ab compares 6 workloads, with and without the database"
+# ... the workload -w names alone, and -n's variable in the new build's daemons only.
+run "$XS_REPO/bench/ab" -r 1 -t 50 -w "write 1 raw" -n XENSTORED_JOURNAL_LIMIT=1M \
+    "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "$XS_BUILD"
+ok "$RUN_RC" "bench/ab runs one workload" "$(_run_diag bench/ab)"
+rows=$(printf '%s\n' "$RUN_OUT" | grep -cE '^write 1 client\(s\) raw +(database|nodb) +[0-9.]+ \(' || true)
+is "$rows" 2 "bench/ab runs only the workload -w names"
+given=$(printf '%s\n' "$RUN_OUT" | grep -E '^[a-z-]+: XENSTORED_JOURNAL_LIMIT=' || true)
+is "$given" "new: XENSTORED_JOURNAL_LIMIT=1M"$'\n'"new-nodb: XENSTORED_JOURNAL_LIMIT=1M" \
+    "bench/ab gives -n's variable to the new build's daemons, and only to them"
+holders=$(for f in /proc/[0-9]*/fd/*; do
+    [ "$(readlink "$f" 2>/dev/null)" = /dev/cpu_dma_latency ] && echo "$f"
+done | grep -v "^/proc/$$/" || true)
+is "$holders" "" "nothing holds /dev/cpu_dma_latency open after bench/ab"
+run "$XS_REPO/bench/ab" -n NOT-A-VARIABLE "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "$XS_BUILD"
+is "$RUN_RC" 2 "bench/ab refuses an environment that is not VAR=VALUE"
 
 # bench/ab-restart, one build against itself on a small database.
 db=$tmp/abr.tdb
