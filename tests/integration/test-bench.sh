@@ -74,14 +74,18 @@ is "$bad" "" "every restart line gives the new daemon's CPU time to ready"
 bad=$(grep -E '^durability_restart case=sig' "$results" |
     grep -vE " ref_ms=$pos cpu_per_ref=$pos( |\$)" || true)
 is "$bad" "" "every restart with a database gives the reference's CPU time and the ratio"
+# The files of other processes open on /dev/cpu_dma_latency (a PM QoS request still held).
+dma_latency_holders() {
+    for f in /proc/[0-9]*/fd/*; do
+        [ "$(readlink "$f" 2>/dev/null)" = /dev/cpu_dma_latency ] && echo "$f"
+    done | grep -v "^/proc/$$/" || true
+}
 # Idle CPUs polled for the run where it may ask (root), and the request went with it.
 want=off
 if [ -w /dev/cpu_dma_latency ]; then want=poll; fi
 head -n 1 "$results" | grep -q " idle=$want\$"
 ok $? "the results' header says idle CPUs were set to $want"
-holders=$(for f in /proc/[0-9]*/fd/*; do
-    [ "$(readlink "$f" 2>/dev/null)" = /dev/cpu_dma_latency ] && echo "$f"
-done | grep -v "^/proc/$$/" || true)
+holders=$(dma_latency_holders)
 is "$holders" "" "nothing holds /dev/cpu_dma_latency open after the run"
 shm_after=$(ls /dev/shm /run 2>/dev/null | grep -c '^xs-bench' || true)
 is "$shm_after" "$shm_before" "bench/run leaves nothing on the tmpfs"
@@ -201,9 +205,7 @@ is "$rows" 2 "bench/ab runs only the workload -w names"
 given=$(printf '%s\n' "$RUN_OUT" | grep -E '^[a-z-]+: XENSTORED_JOURNAL_LIMIT=' || true)
 is "$given" "new: XENSTORED_JOURNAL_LIMIT=1M"$'\n'"new-nodb: XENSTORED_JOURNAL_LIMIT=1M" \
     "bench/ab gives -n's variable to the new build's daemons, and only to them"
-holders=$(for f in /proc/[0-9]*/fd/*; do
-    [ "$(readlink "$f" 2>/dev/null)" = /dev/cpu_dma_latency ] && echo "$f"
-done | grep -v "^/proc/$$/" || true)
+holders=$(dma_latency_holders)
 is "$holders" "" "nothing holds /dev/cpu_dma_latency open after bench/ab"
 run "$XS_REPO/bench/ab" -n NOT-A-VARIABLE "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "$XS_BUILD"
 is "$RUN_RC" 2 "bench/ab refuses an environment that is not VAR=VALUE"
