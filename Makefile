@@ -174,7 +174,11 @@ $(B)/tests/unit/core.a: $(CORE_OBJS)
 $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
-		$(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
+		$(UNIT_OBJS) $(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
+
+# test-bench-timing checks the benchmark's clocks.
+$(B)/tests/unit/test-bench-timing: $(B)/bench/timing.o
+$(B)/tests/unit/test-bench-timing: UNIT_OBJS = $(B)/bench/timing.o
 
 # These make allocations fail (tests/unit/fail_alloc.h, and test-index's
 # own): the allocator is wrapped, and mprotect, which makes the node

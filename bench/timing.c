@@ -1,8 +1,12 @@
 /* The clocks, the median and the generator of bench/timing.h. */
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/timing.h"
 
@@ -12,6 +16,38 @@ uint64_t bench_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether some thread of pid is running or waiting for a CPU (state R
+ * in /proc/PID/task/TID/stat); false if that cannot be read. */
+static bool any_thread_running(pid_t pid)
+{
+	char path[64], buf[512];
+	struct dirent *e;
+	bool running = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(dir = opendir(path)))
+		return false;
+	while (!running && (e = readdir(dir))) {
+		const char *state;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/stat",
+			 (int)pid, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		/* "TID (COMM) STATE ...": COMM may hold spaces and ')'. */
+		if (fgets(buf, sizeof(buf), f) &&
+		    (state = strrchr(buf, ')')) && state[1] == ' ')
+			running = state[2] == 'R';
+		fclose(f);
+	}
+	closedir(dir);
+	return running;
 }
 
 int64_t bench_cpu_ns(pid_t pid)
@@ -24,6 +60,12 @@ int64_t bench_cpu_ns(pid_t pid)
 		errno = err;
 		return -1;
 	}
+	/* Linux adds a thread's time to its process's clock as the thread
+	 * leaves the CPU or at the scheduler's tick (every 4 ms here), so a
+	 * read while the daemon runs can miss a tick's worth: a 2 ms burst
+	 * read 0.  Wait, 50 ms at most, until no thread is on a CPU. */
+	for (int i = 0; i < 500 && any_thread_running(pid); i++)
+		usleep(100);
 	if (clock_gettime(id, &ts) != 0)
 		return -1;
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
