@@ -69,6 +69,11 @@ pos='([1-9][0-9]*\.[0-9]+|0\.[0-9]*[1-9][0-9]*)'
 grep -qE "^watch_register daemon=ours .* cpu_s=$pos " "$results"
 ok $? "watch-register gives our daemon's CPU time over the registration" \
     "$(grep '^watch_register ' "$results")"
+# db-cost: both sides' CPU a WRITE, their difference (either sign: a
+# noisy round may favour either side) and the compaction thread's.
+grep -qE "^db_cost nodes=1000 batch=32 rounds=1 writes=20000 loop_ns_nodb=$pos loop_ns_db=$pos added_ns=-?[0-9.]+ added_min_ns=-?[0-9.]+ added_max_ns=-?[0-9.]+ thread_ns=[0-9.]+\$" "$results"
+ok $? "db-cost gives the database's cost a WRITE in process" \
+    "$(grep '^db_cost ' "$results")"
 bad=$(grep -E '^durability_restart ' "$results" | grep -vE " cpu_ms=$pos " || true)
 is "$bad" "" "every restart line gives the new daemon's CPU time to ready"
 bad=$(grep -E '^durability_restart case=sig' "$results" |
@@ -154,6 +159,8 @@ like "$report" "0.95" "the report states the single-client target"
 like "$report" "ours --no-database" "the report states the database's cost target"
 like "$report" "Memory with 100,000 nodes at rest" "the report compares memory at rest"
 like "$report" "daemon CPU µs per request" "the report states targets on CPU per request"
+like "$report" "The database's cost in process" "the report gives db-cost's figures"
+like "$report" "\| no database \| database \| added \|" "... its table, measured in this run"
 
 # Real-Xen boots: the targets' ratios, and each boot's reference shown.
 cp "$results" "$tmp/xen.txt"
