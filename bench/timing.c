@@ -63,7 +63,7 @@ int64_t bench_cpu_ns(pid_t pid)
 	/* Linux adds a thread's time to its process's clock as the thread
 	 * leaves the CPU or at the scheduler's tick (every 4 ms here), so a
 	 * read while the daemon runs can miss a tick's worth: a 2 ms burst
-	 * read 0.  Wait, 50 ms at most, until no thread is on a CPU. */
+	 * read 0.  Wait, 50 to 75 ms at most, until no thread is on a CPU. */
 	for (int i = 0; i < 500 && any_thread_running(pid); i++)
 		usleep(100);
 	if (clock_gettime(id, &ts) != 0)

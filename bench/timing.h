@@ -21,9 +21,10 @@ uint64_t bench_now_ns(void);
  * with the paravirtual steal clock (Linux's PARAVIRT_TIME_ACCOUNTING, as
  * under KVM), time the hypervisor gave another guest is not counted: the
  * figure follows the work done, not the host's contention.  The read
- * waits (50 ms at most) until none of pid's threads is on a CPU, since
- * the kernel brings another process's clock up to date only at its
- * threads' switches and ticks: call it where the daemon is about to idle.
+ * waits (50 to 75 ms at most) until none of pid's threads is on a CPU,
+ * since the kernel brings another process's clock up to date only at
+ * its threads' switches and ticks: call it where the daemon is about to
+ * idle.
  */
 int64_t bench_cpu_ns(pid_t pid);
 
