@@ -210,9 +210,17 @@ int main(int argc, char **argv)
 		     nodes, batch, rounds, count, loop_nodb, loop_db, median,
 		     added[0], added[rounds - 1], thread);
 
+	/* As the daemon stops: the store's changes no longer followed. */
+	db->store.observer = NULL;
 	db_close(db->db);
 	event_base_free(base);
 	bench_rmtree(dir);
+	for (int i = 0; i < 2; i++) {
+		store_destroy(&sides[i].store);
+		free(sides[i].loop_ns);
+	}
+	free(added);
+	perms_unref(perms);
 	return 0;
 usage:
 	fprintf(stderr, "usage: db-cost [-r ROUNDS] [-t WRITES_PER_ROUND] "
