@@ -177,8 +177,8 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/core.a tests/unit/unit.h $(B)/
 		$(UNIT_OBJS) $(B)/tests/unit/core.a $(CORE_LIBS) $(CHECK_LIBS)
 
 # test-bench-timing checks the benchmark's clocks.
-$(B)/tests/unit/test-bench-timing: $(B)/bench/timing.o
-$(B)/tests/unit/test-bench-timing: UNIT_OBJS = $(B)/bench/timing.o
+$(B)/tests/unit/test-bench-timing: $(B)/bench/timing.o $(B)/bench/scratch.o
+$(B)/tests/unit/test-bench-timing: UNIT_OBJS = $(B)/bench/timing.o $(B)/bench/scratch.o
 
 # These make allocations fail (tests/unit/fail_alloc.h, and test-index's
 # own): the allocator is wrapped, and mprotect, which makes the node

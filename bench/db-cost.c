@@ -58,14 +58,6 @@ static void die(const char *what)
 	exit(1);
 }
 
-static uint64_t cpu_ns(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void fill(struct side *s, struct perms *perms, unsigned long nodes)
 {
 	char path[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
@@ -90,8 +82,8 @@ static void writes(struct side *s, struct perms *perms,
 		   uint64_t *all)
 {
 	char path[BENCH_PATH_MAX], value[BENCH_VALUE_MAX];
-	uint64_t t0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+	uint64_t t0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t p0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 
 	for (unsigned long k = 0; k < count; k++) {
 		unsigned long i = bench_rand(&s->rng) % nodes;
@@ -106,8 +98,8 @@ static void writes(struct side *s, struct perms *perms,
 			event_base_loop(base, EVLOOP_NONBLOCK);
 		}
 	}
-	*loop += cpu_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
-	*all += cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0;
+	*loop += bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	*all += bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0;
 }
 
 int main(int argc, char **argv)

@@ -10,12 +10,17 @@
 
 #include "bench/timing.h"
 
-uint64_t bench_now_ns(void)
+uint64_t bench_clock_ns(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t bench_now_ns(void)
+{
+	return bench_clock_ns(CLOCK_MONOTONIC);
 }
 
 /* Whether some thread of pid is running or waiting for a CPU (state R

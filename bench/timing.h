@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
+
+/* Clock clock's time in nanoseconds (the caller's own CPU clocks too). */
+uint64_t bench_clock_ns(clockid_t clock);
 
 /* Monotonic time in nanoseconds. */
 uint64_t bench_now_ns(void);

@@ -1,7 +1,6 @@
 /* bench/timing: the benchmark's reading of another process's CPU time. */
 #include "tests/unit/unit.h"
 
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -9,35 +8,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/scratch.h"
 #include "bench/timing.h"
 
 #define MS 1000000
-
-static int64_t ns_of(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Run on CPU cpu, if the machine has it. */
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
 
 /* Spin for ms of wall time: reading its own CPU clock would bring the
  * kernel's count of it up to date, which is what the test must not do. */
 static void spin_ms(int ms)
 {
-	int64_t end = ns_of(CLOCK_MONOTONIC) + ms * MS;
+	uint64_t end = bench_now_ns() + (uint64_t)ms * MS;
 
-	while (ns_of(CLOCK_MONOTONIC) < end)
+	while (bench_now_ns() < end)
 		;
 }
 
@@ -61,7 +43,7 @@ START_TEST(a_burst_shorter_than_a_tick_is_counted)
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	ck_assert_ptr_ne(sh, MAP_FAILED);
-	pin(0);
+	bench_pin_cpu(0);
 	for (int round = 0; round < 8; round++) {
 		pid_t pid;
 		int64_t ns;
@@ -71,12 +53,12 @@ START_TEST(a_burst_shorter_than_a_tick_is_counted)
 		pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
-			pin(1);
+			bench_pin_cpu(1);
 			spin_ms(3);
 			atomic_store(&sh->spun, 1);
 			spin_ms(1);
-			atomic_store(&sh->total,
-				     ns_of(CLOCK_PROCESS_CPUTIME_ID));
+			atomic_store(&sh->total, (int64_t)bench_clock_ns(
+					 CLOCK_PROCESS_CPUTIME_ID));
 			pause();
 			_exit(0);
 		}
