@@ -75,7 +75,7 @@ static void fill(struct side *s, struct perms *perms, unsigned long nodes)
 
 /* count WRITEs to random nodes, a commit and a pass of the loop every
  * batch; the loop thread's and the whole process's CPU time over them
- * added to *loop and *all. */
+ * in *loop and *all. */
 static void writes(struct side *s, struct perms *perms,
 		   struct event_base *base, unsigned long nodes,
 		   unsigned long count, unsigned long batch, uint64_t *loop,
@@ -98,8 +98,8 @@ static void writes(struct side *s, struct perms *perms,
 			event_base_loop(base, EVLOOP_NONBLOCK);
 		}
 	}
-	*loop += bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
-	*all += bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0;
+	*loop = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	*all = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0;
 }
 
 int main(int argc, char **argv)
@@ -163,14 +163,14 @@ int main(int argc, char **argv)
 	 * times the steady state's a WRITE here. */
 	for (int k = 0; k < WARM_ROUNDS; k++)
 		for (int i = 0; i < 2; i++) {
-			uint64_t a = 0, b = 0;
+			uint64_t a, b;
 
 			writes(&sides[i], perms, base, nodes, count, batch,
 			       &a, &b);
 		}
 	for (unsigned long r = 0; r < rounds; r++) {
 		for (int i = 0; i < 2; i++) {
-			uint64_t loop = 0, all = 0;
+			uint64_t loop, all;
 
 			writes(&sides[i], perms, base, nodes, count, batch,
 			       &loop, &all);
