@@ -86,8 +86,14 @@ dma_latency_holders() {
     done | grep -v "^/proc/$$/" || true
 }
 # Idle CPUs polled for the run where it may ask (root), and the request went with it.
+# What idle CPUs can be made to do here: poll (root, and a cpuidle driver
+# to obey the request), halt for want of a driver, or poll from boot.
 want=off
-if [ -w /dev/cpu_dma_latency ]; then want=poll; fi
+driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || true)
+if grep -qw 'idle=poll' /proc/cmdline; then want=boot
+elif [ ! -w /dev/cpu_dma_latency ]; then want=off
+elif [ -z "$driver" ] || [ "$driver" = none ]; then want=nodriver
+else want=poll; fi
 head -n 1 "$results" | grep -q " idle=$want\$"
 ok $? "the results' header says idle CPUs were set to $want"
 holders=$(dma_latency_holders)
@@ -160,6 +166,14 @@ like "$report" "ours --no-database" "the report states the database's cost targe
 like "$report" "Memory with 100,000 nodes at rest" "the report compares memory at rest"
 like "$report" "daemon CPU µs per request" "the report states targets on CPU per request"
 like "$report" "The database's cost in process" "the report gives db-cost's figures"
+# What idle CPUs did, in the report's words for the header's value.
+case $want in
+poll) idle_words="Idle CPUs polled rather than halted for the whole run \\(a PM QoS" ;;
+boot) idle_words="booted with idle=poll" ;;
+nodriver) idle_words="Idle CPUs halted in this run: the kernel has no cpuidle driver" ;;
+*) idle_words="Idle CPUs halted in this run \\(no PM QoS request" ;;
+esac
+like "$report" "$idle_words" "the report says what idle CPUs did ($want)"
 like "$report" "\| no database \| database \| added \|" "... its table, measured in this run"
 
 # Real-Xen boots: the targets' ratios, and each boot's reference shown.
