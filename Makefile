@@ -213,7 +213,7 @@ BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/steady.o $(B)/bench/results.o 
 	$(B)/bench/reference.o
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
 	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/watch-register \
-	$(B)/bench/durability $(B)/bench/db-cost \
+	$(B)/bench/durability $(B)/bench/db-cost $(B)/bench/wake-cost \
 	$(B)/bench/load $(B)/bench/noop-server $(B)/bench/guests
 
 $(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
@@ -226,6 +226,9 @@ $(B)/bench/txn-inproc: $(B)/bench/txn-inproc.o $(BENCH_UTIL_OBJS) $(CORE_OBJS)
 
 $(B)/bench/db-cost: $(B)/bench/db-cost.o $(BENCH_UTIL_OBJS) $(CORE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(B)/bench/wake-cost: $(B)/bench/wake-cost.o $(BENCH_UTIL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 $(B)/bench/txn-socket: $(B)/bench/txn-socket.o $(B)/bench/populate.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XENSTORE_LIBS)

@@ -74,6 +74,11 @@ ok $? "watch-register gives our daemon's CPU time over the registration" \
 grep -qE "^db_cost nodes=1000 batch=32 rounds=1 writes=20000 loop_ns_nodb=$pos loop_ns_db=$pos added_ns=-?[0-9.]+ added_min_ns=-?[0-9.]+ added_max_ns=-?[0-9.]+ thread_ns=[0-9.]+\$" "$results"
 ok $? "db-cost gives the database's cost a WRITE in process" \
     "$(grep '^db_cost ' "$results")"
+# wake-cost: the writer's CPU for each idle gap, every one positive.
+if [ "$(nproc)" -ge 2 ]; then
+    grep -qE "^wake_cost writes=20 gaps_us=2,5,10,20,50 cpu_us=$pos(,$pos){4}\$" "$results"
+    ok $? "wake-cost gives the waker's CPU for each idle gap" "$(grep '^wake_cost ' "$results")"
+fi
 bad=$(grep -E '^durability_restart ' "$results" | grep -vE " cpu_ms=$pos " || true)
 is "$bad" "" "every restart line gives the new daemon's CPU time to ready"
 bad=$(grep -E '^durability_restart case=sig' "$results" |
@@ -175,6 +180,9 @@ nodriver) idle_words="Idle CPUs halted in this run: the kernel has no cpuidle dr
 esac
 like "$report" "$idle_words" "the report says what idle CPUs did ($want)"
 like "$report" "\| no database \| database \| added \|" "... its table, measured in this run"
+if [ "$(nproc)" -ge 2 ]; then
+    like "$report" "\| 10 µs \| [0-9]+\.[0-9]{2} \|" "the report gives wake-cost's table"
+fi
 
 # Real-Xen boots: the targets' ratios, and each boot's reference shown.
 cp "$results" "$tmp/xen.txt"
