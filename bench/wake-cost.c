@@ -21,7 +21,6 @@
  * Usage: wake-cost [-n WRITES_PER_GAP] [-g GAP_US,...]
  */
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
