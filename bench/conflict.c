@@ -27,6 +27,7 @@
 
 #include "bench/contender.h"
 #include "bench/results.h"
+#include "bench/scratch.h"
 #include "bench/timing.h"
 
 #define KEYS 3
@@ -228,21 +229,6 @@ static double run_trial(const struct contender *c, int n, unsigned long txns,
 	return (double)n * (double)txns / ((double)slowest / 1e9);
 }
 
-static int parse_counts(char *arg, int *counts)
-{
-	int n = 0;
-
-	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
-		if (n == MAX_COUNTS)
-			return -1;
-		counts[n] = atoi(tok);
-		if (counts[n] < 1 || counts[n] > MAX_CLIENTS)
-			return -1;
-		n++;
-	}
-	return n;
-}
-
 static void report(const struct contender *c, int n, struct trial *tr,
 		   unsigned long rounds, unsigned long txns)
 {
@@ -278,7 +264,8 @@ static void report(const struct contender *c, int n, struct trial *tr,
 int main(int argc, char **argv)
 {
 	unsigned long rounds = 3, txns = 300;
-	int counts[MAX_COUNTS] = { 2, 4, 8 }, ncounts = 3, nd, opt;
+	unsigned long counts[MAX_COUNTS] = { 2, 4, 8 };
+	int ncounts = 3, nd, opt;
 	struct contender *cs;
 	struct trial *trials;	/* [count][daemon] */
 	bool bad = false;
@@ -292,7 +279,8 @@ int main(int argc, char **argv)
 			txns = strtoul(optarg, NULL, 10);
 			break;
 		case 'c':
-			ncounts = parse_counts(optarg, counts);
+			ncounts = bench_parse_list(optarg, counts, MAX_COUNTS,
+						   1, MAX_CLIENTS);
 			break;
 		default:
 			goto usage;
@@ -321,8 +309,8 @@ int main(int argc, char **argv)
 				int d = r % 2 ? nd - 1 - j : j;
 				struct trial *tr = &trials[k * nd + d];
 
-				tr->txn_per_s[r] = run_trial(&cs[d], counts[k],
-							     txns, tr);
+				tr->txn_per_s[r] = run_trial(
+					&cs[d], (int)counts[k], txns, tr);
 			}
 		}
 	}
@@ -338,7 +326,7 @@ int main(int argc, char **argv)
 		for (int d = 0; d < nd; d++) {
 			struct trial *tr = &trials[k * nd + d];
 
-			report(&cs[d], counts[k], tr, rounds, txns);
+			report(&cs[d], (int)counts[k], tr, rounds, txns);
 			bad |= tr->lost || tr->failed;
 		}
 	}

@@ -3,6 +3,7 @@
 #include <ftw.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "bench/scratch.h"
 
@@ -27,4 +28,25 @@ static int rm_entry(const char *path, const struct stat *sb, int flag,
 void bench_rmtree(const char *dir)
 {
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int bench_parse_list(const char *arg, unsigned long *out, int max,
+		     unsigned long lo, unsigned long hi)
+{
+	int n = 0;
+
+	for (;;) {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (end == arg || errno || v < lo || v > hi || n == max ||
+		    (*end && *end != ','))
+			return -1;
+		out[n++] = v;
+		if (!*end)
+			return n;
+		arg = end + 1;
+	}
 }

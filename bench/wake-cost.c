@@ -69,22 +69,6 @@ static double cost_at(int fd, unsigned long gap_us)
 	return (double)(bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0) / 1e3;
 }
 
-static int parse_gaps(const char *s, unsigned long *gaps)
-{
-	int n = 0;
-
-	while (*s && n < MAX_GAPS) {
-		char *end;
-		unsigned long v = strtoul(s, &end, 10);
-
-		if (end == s || v > 100000 || (*end && *end != ','))
-			return -1;
-		gaps[n++] = v;
-		s = *end ? end + 1 : end;
-	}
-	return *s ? -1 : n;
-}
-
 int main(int argc, char **argv)
 {
 	unsigned long gaps[MAX_GAPS] = { 2, 5, 10, 20, 50 }, n = 400;
@@ -100,7 +84,8 @@ int main(int argc, char **argv)
 			n = strtoul(optarg, NULL, 10);
 			break;
 		case 'g':
-			ngaps = parse_gaps(optarg, gaps);
+			ngaps = bench_parse_list(optarg, gaps, MAX_GAPS, 0,
+						 100000);
 			break;
 		default:
 			ngaps = -1;

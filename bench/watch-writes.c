@@ -37,6 +37,7 @@
 #include "bench/contender.h"
 #include "bench/rawconn.h"
 #include "bench/results.h"
+#include "bench/scratch.h"
 #include "bench/timing.h"
 
 #define TARGET "/w/target"
@@ -313,21 +314,6 @@ static const struct instance *baseline(const struct instance *ins, int n,
 	return NULL;
 }
 
-static int parse_depths(char *arg, unsigned long *depths)
-{
-	int n = 0;
-
-	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
-		if (n == MAX_DEPTHS)
-			return -1;
-		depths[n] = strtoul(tok, NULL, 10);
-		if (depths[n] < 1 || depths[n] > MAX_DEPTH)
-			return -1;
-		n++;
-	}
-	return n;
-}
-
 /* The rows of depth index di. */
 static void report(struct instance *ins, int n, int di, unsigned long depth,
 		   unsigned long rounds, unsigned long ms, int conns,
@@ -394,7 +380,8 @@ int main(int argc, char **argv)
 			ms = strtoul(optarg, NULL, 10);
 			break;
 		case 'd':
-			ndepths = parse_depths(optarg, depths);
+			ndepths = bench_parse_list(optarg, depths, MAX_DEPTHS,
+						   1, MAX_DEPTH);
 			break;
 		case 'c':
 			conns = atoi(optarg);
