@@ -23,6 +23,14 @@ uint64_t bench_now_ns(void)
 	return bench_clock_ns(CLOCK_MONOTONIC);
 }
 
+void bench_spin_ns(uint64_t ns)
+{
+	uint64_t end = bench_now_ns() + ns;
+
+	while (bench_now_ns() < end)
+		;
+}
+
 /* Whether some thread of pid is running or waiting for a CPU (state R
  * in /proc/PID/task/TID/stat); false if that cannot be read. */
 static bool any_thread_running(pid_t pid)

@@ -18,6 +18,11 @@ uint64_t bench_clock_ns(clockid_t clock);
 /* Monotonic time in nanoseconds. */
 uint64_t bench_now_ns(void);
 
+/* Busy-wait ns of monotonic time, reading no CPU clock (a read of its
+ * own would bring the kernel's count of the caller's CPU time up to
+ * date, which is what bench_cpu_ns must be tested without). */
+void bench_spin_ns(uint64_t ns);
+
 /*
  * The CPU time process pid has used, in nanoseconds: all its threads,
  * those that have exited included (a daemon's short-lived helper threads

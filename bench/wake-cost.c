@@ -59,10 +59,9 @@ static void reader(int fd)
 static double cost_at(int fd, unsigned long gap_us)
 {
 	static const char packet[PACKET];
-	uint64_t until = bench_now_ns() + gap_us * 1000u, t0;
+	uint64_t t0;
 
-	while (bench_now_ns() < until)
-		;
+	bench_spin_ns(gap_us * 1000u);
 	t0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	if (write(fd, packet, sizeof(packet)) != sizeof(packet))
 		die("the write to the reader failed");
@@ -73,7 +72,7 @@ int main(int argc, char **argv)
 {
 	unsigned long gaps[MAX_GAPS] = { 2, 5, 10, 20, 50 }, n = 400;
 	char list[MAX_GAPS * 24] = "", costs[MAX_GAPS * 24] = "";
-	int ngaps = 5, sv[2], o, status;
+	int ngaps = 5, sv[2], o;
 	double med[MAX_GAPS], *cpu[MAX_GAPS];
 	uint64_t rng = 0x9e3779b97f4a7c15u;
 	pid_t pid;
@@ -135,7 +134,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < ngaps; i++)
 		med[i] = bench_median(cpu[i], n);
 	close(sv[0]);
-	waitpid(pid, &status, 0);
+	waitpid(pid, NULL, 0);
 
 	printf("A write that wakes a reader asleep on CPU 0, written from CPU 1: "
 	       "the writer's CPU µs, median of %lu\n", n);

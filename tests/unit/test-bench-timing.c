@@ -13,16 +13,6 @@
 
 #define MS 1000000
 
-/* Spin for ms of wall time: reading its own CPU clock would bring the
- * kernel's count of it up to date, which is what the test must not do. */
-static void spin_ms(int ms)
-{
-	uint64_t end = bench_now_ns() + (uint64_t)ms * MS;
-
-	while (bench_now_ns() < end)
-		;
-}
-
 /* What the child tells the reader, in shared memory: a pipe would wake
  * the reader and so bring the child's clock up to date. */
 struct shared {
@@ -54,9 +44,9 @@ START_TEST(a_burst_shorter_than_a_tick_is_counted)
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
 			bench_pin_cpu(1);
-			spin_ms(3);
+			bench_spin_ns(3 * MS);
 			atomic_store(&sh->spun, 1);
-			spin_ms(1);
+			bench_spin_ns(1 * MS);
 			atomic_store(&sh->total, (int64_t)bench_clock_ns(
 					 CLOCK_PROCESS_CPUTIME_ID));
 			pause();
