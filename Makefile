@@ -214,7 +214,8 @@ BENCH_UTIL_OBJS := $(B)/bench/timing.o $(B)/bench/steady.o $(B)/bench/results.o 
 BENCH_BINS := $(B)/bench/txn-inproc $(B)/bench/txn-socket $(B)/bench/conflict \
 	$(B)/bench/watch-latency $(B)/bench/watch-writes $(B)/bench/watch-register \
 	$(B)/bench/durability $(B)/bench/db-cost $(B)/bench/wake-cost \
-	$(B)/bench/load $(B)/bench/noop-server $(B)/bench/guests
+	$(B)/bench/load $(B)/bench/noop-server $(B)/bench/guests \
+	$(B)/bench/xenstored-probes
 
 $(B)/bench/%.o: ALL_CFLAGS += $(XENSTORE_CFLAGS)
 
@@ -257,6 +258,19 @@ $(B)/bench/noop-server: $(B)/bench/noop-server.o
 
 $(B)/bench/guests: $(B)/bench/guests.o $(BENCH_UTIL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+# The daemon with probes (log/probes.h), for bench/probes: the files that
+# have probes compiled again with XS_PROBES, in objects of their own (the
+# macros change no layout), so the installed daemon has none.
+PROBED_SRCS := conn/conn.c server/turn.c persist/db.c persist/journal.c
+PROBED_OBJS := $(PROBED_SRCS:%.c=$(B)/probes/%.o) $(B)/probes/log/probes.o
+$(B)/probes/%.o: %.c config.mk $(B)/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DXS_PROBES -c -o $@ $<
+
+$(B)/bench/xenstored-probes: $(B)/daemon/main.o $(B)/daemon/options.o \
+		$(filter-out $(PROBED_SRCS:%.c=$(B)/%.o),$(CORE_OBJS)) $(PROBED_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # Fuzzing (tests/fuzz/README.md): libFuzzer targets built by clang in their
 # own directory, the daemon's modules instrumented too (gcc's objects cannot

@@ -11,6 +11,7 @@
 
 #include "conn/conn.h"
 #include "log/log.h"
+#include "log/probes.h"
 #include "log/trace.h"
 
 static unsigned long next_conn_id = 1;
@@ -292,6 +293,7 @@ void conn_handle_input(struct conn *c)
 		c->batch_req_ns = per > UINT32_MAX ? UINT32_MAX : (uint32_t)per;
 	}
 	if (handled) {
+		PROBE_COUNT(PROBE_REQUEST, handled);
 		/* Even a request without a reply leaves a ring only once
 		 * durable. */
 		conn_hold(c);

@@ -35,6 +35,7 @@
 #include <tdb.h>
 
 #include "log/log.h"
+#include "log/probes.h"
 #include "persist/crash.h"
 #include "persist/db_impl.h"
 #include "schema/schema.h"
@@ -423,8 +424,10 @@ static int write_frame(struct db *db)
 
 	if (len - SCHEMA_FRAME_HEAD > UINT32_MAX)
 		return 1;
+	PROBE_START(t);
 	schema_seal_frame(p, p + SCHEMA_FRAME_HEAD,
 			  (uint32_t)(len - SCHEMA_FRAME_HEAD), db->jout.salt);
+	PROBE_STOP(t, PROBE_SEAL);
 	CRASH_POINT("commit-write");
 	if (journal_append(&db->jout, p, len) != 0) {
 		db_fail(db, "writing the journal", strerror(errno));
@@ -861,6 +864,7 @@ static void node_changed(const struct node *n, const char *path,
 	struct schema_node rec = node_rec(n, born);
 	size_t len;
 	unsigned char *at;
+	PROBE_START(t);
 
 	/* Its entry is fetched while the change is encoded. */
 	jindex_prefetch(&db->jindex, node_id(n));
@@ -873,6 +877,7 @@ static void node_changed(const struct node *n, const char *path,
 		db->pending.len += len;
 		jindex_put(&db->jindex, node_id(n), offset);
 	}
+	PROBE_STOP(t, PROBE_RECORD);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log/probes.h"
 #include "persist/crash.h"
 #include "persist/journal.h"
 
@@ -752,6 +753,8 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 			done += (size_t)n;
 		}
 	} else {
+		PROBE_START(t);
+
 		journal_populate(j, j->end + len);
 		memcpy(at, frame, SCHEMA_FRAME_HEAD);
 		/* The head's stores before the payload's: a copy cut short
@@ -769,6 +772,10 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 		 * the mapping: the file is allocated ahead past them.) */
 		for (size_t i = 0; i < JOURNAL_PREFETCH; i += 64)
 			__builtin_prefetch(at + len + i, 1, 3);
+		/* A copy reaching a page this life had not written yet costs
+		 * several times one within written pages (bench/analysis.md). */
+		PROBE_STOP(t, (j->end + len - 1) / 4096 != (j->end - 1) / 4096
+				  ? PROBE_COPY_NEW_PAGE : PROBE_COPY);
 	}
 	j->end += len;
 	return 0;

@@ -6,6 +6,7 @@
  * commit, one frame of the journal a turn (persist/db.h).
  */
 #include "server/server.h"
+#include "log/probes.h"
 #include "persist/db.h"
 
 void server_hold(struct conn *c)
@@ -18,8 +19,10 @@ void server_hold(struct conn *c)
 void server_commit(struct server *srv)
 {
 	struct conn *c;
+	PROBE_START(t);
 
 	db_commit(srv->db);
+	PROBE_STOP(t, PROBE_COMMIT);
 	/* Everything queued or handled so far is durable now; it is sent
 	 * at the turn's end (or by a transport writing anyway). */
 	LIST_FOREACH(c, &srv->held, held_link)
@@ -35,11 +38,15 @@ void server_commit(struct server *srv)
 static void send_held(struct server *srv)
 {
 	struct conn *c;
+	PROBE_START(t);
 
+	if (!LIST_FIRST(&srv->held))
+		return;
 	while ((c = LIST_FIRST(&srv->held))) {
 		LIST_REMOVE(c, held_link);
 		conn_flush(c);
 	}
+	PROBE_STOP(t, PROBE_SEND);
 }
 
 /*
@@ -60,6 +67,7 @@ void server_batch_done(struct conn *c)
 
 void server_turn_end(struct server *srv)
 {
+	PROBE_COUNT(PROBE_TURN, 1);
 	server_commit(srv);
 	send_held(srv);
 }

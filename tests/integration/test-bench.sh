@@ -239,6 +239,18 @@ is "$holders" "" "nothing holds /dev/cpu_dma_latency open after bench/ab"
 run "$XS_REPO/bench/ab" -n NOT-A-VARIABLE "$XS_BUILD/xenstored" "$XS_BUILD/xenstored" "$XS_BUILD"
 is "$RUN_RC" 2 "bench/ab refuses an environment that is not VAR=VALUE"
 
+# bench/probes: the probes build's counts a turn, the database's parts only with the database.
+run "$XS_REPO/bench/probes" -r 1 -t 50 "$XS_BUILD"
+ok "$RUN_RC" "bench/probes runs" "$(_run_diag bench/probes)"
+like "$RUN_OUT" "requests a turn +[0-9.]+ +[0-9.]+" "bench/probes gives the requests a turn of both"
+like "$RUN_OUT" "recording the changes +[1-9][0-9]* +0"$'\n' "only the database records changes"
+like "$RUN_OUT" "sending the held replies +[1-9][0-9]* +[1-9][0-9]*"$'\n' "both send replies"
+like "$RUN_OUT" "database: probes unit=(tsc|ns) .*record_count=[1-9]" \
+    "the database's counts, as its daemon printed them"
+like "$RUN_OUT" "nodb: probes unit=(tsc|ns) .*seal_count=0 " "--no-database seals nothing"
+nm_probes=$(nm "$XS_BUILD/xenstored" 2>/dev/null | grep -c probe_sums || true)
+is "$nm_probes" 0 "the daemon itself has no probes"
+
 # bench/ab-restart, one build against itself on a small database.
 db=$tmp/abr.tdb
 start_daemon --database "$db"

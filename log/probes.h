@@ -1,0 +1,69 @@
+/*
+ * Where the loop's time goes, counted in the running daemon: a test
+ * build only (XS_PROBES, build/bench/xenstored-probes, which bench/probes
+ * runs).  On the virtual machines the benchmark runs on, perf's samples
+ * land after the hypervisor's exits and blamed the wrong code by a
+ * factor of two and more; a timestamp read around each part does not
+ * (bench/analysis.md).  Without XS_PROBES every macro is nothing, and
+ * the installed daemon has not even the counters.
+ *
+ * PROBE_START(var) reads the clock into a new variable var; PROBE_STOP
+ * (var, probe) adds the time since to probe's sum and counts it once;
+ * PROBE_COUNT(probe, n) only counts.  The counts are printed to stderr,
+ * the daemon's log, as one results line when the daemon exits.
+ */
+#ifndef XS_LOG_PROBES_H
+#define XS_LOG_PROBES_H
+
+enum probe {
+	PROBE_TURN,		/* loop turns (a count) */
+	PROBE_REQUEST,		/* requests handled (a count) */
+	PROBE_RECORD,		/* a change recorded for the journal */
+	PROBE_COMMIT,		/* a turn's commit, seal and copy within it */
+	PROBE_SEAL,		/* a frame's checksums */
+	PROBE_COPY,		/* a frame copied within pages its life wrote */
+	PROBE_COPY_NEW_PAGE,	/* a frame copied into a page new to its life */
+	PROBE_SEND,		/* the held replies sent */
+	PROBES
+};
+
+#ifdef XS_PROBES
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+/* Cycles of the TSC: cheap, and not a system call. */
+static inline uint64_t probe_now(void)
+{
+	return __rdtsc();
+}
+#else
+#include <time.h>
+static inline uint64_t probe_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+#endif
+
+struct probe_sum {
+	uint64_t ticks, count;
+};
+extern struct probe_sum probe_sums[PROBES];
+
+#define PROBE_START(var) uint64_t var = probe_now()
+#define PROBE_STOP(var, probe)						\
+	do {								\
+		probe_sums[probe].ticks += probe_now() - (var);	\
+		probe_sums[probe].count++;				\
+	} while (0)
+#define PROBE_COUNT(probe, n) (probe_sums[probe].count += (n))
+#else
+#define PROBE_START(var) do { } while (0)
+#define PROBE_STOP(var, probe) do { } while (0)
+#define PROBE_COUNT(probe, n) do { } while (0)
+#endif
+
+#endif
