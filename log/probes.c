@@ -17,6 +17,7 @@ static const char *const probe_names[PROBES] = {
 	[PROBE_SEAL] = "seal",
 	[PROBE_COPY] = "copy",
 	[PROBE_COPY_NEW_PAGE] = "copy_new_page",
+	[PROBE_COPY_NEW_FILE] = "copy_new_file",
 	[PROBE_SEND] = "send",
 };
 

@@ -22,7 +22,9 @@ enum probe {
 	PROBE_COMMIT,		/* a turn's commit, seal and copy within it */
 	PROBE_SEAL,		/* a frame's checksums */
 	PROBE_COPY,		/* a frame copied within pages its life wrote */
-	PROBE_COPY_NEW_PAGE,	/* a frame copied into a page new to its life */
+	PROBE_COPY_NEW_PAGE,	/* ... reaching a page new to its life, of a
+				 * reused spare's file */
+	PROBE_COPY_NEW_FILE,	/* ... of a new journal's file */
 	PROBE_SEND,		/* the held replies sent */
 	PROBES
 };

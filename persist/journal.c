@@ -773,9 +773,12 @@ int journal_append(struct journal_out *j, const unsigned char *frame,
 		for (size_t i = 0; i < JOURNAL_PREFETCH; i += 64)
 			__builtin_prefetch(at + len + i, 1, 3);
 		/* A copy reaching a page this life had not written yet costs
-		 * several times one within written pages (bench/analysis.md). */
-		PROBE_STOP(t, (j->end + len - 1) / 4096 != (j->end - 1) / 4096
-				  ? PROBE_COPY_NEW_PAGE : PROBE_COPY);
+		 * several times one within written pages, and more again in a
+		 * new file, whose pages are new (bench/analysis.md). */
+		PROBE_STOP(t, (j->end + len - 1) / 4096 == (j->end - 1) / 4096
+				  ? PROBE_COPY
+				  : j->reused ? PROBE_COPY_NEW_PAGE
+					      : PROBE_COPY_NEW_FILE);
 	}
 	j->end += len;
 	return 0;
