@@ -25,7 +25,8 @@ enum probe {
 	PROBE_COPY_NEW_PAGE,	/* ... reaching a page new to its life, of a
 				 * reused spare's file */
 	PROBE_COPY_NEW_FILE,	/* ... of a new journal's file */
-	PROBE_SEND,		/* the held replies sent */
+	PROBE_SEND,		/* the held replies sent (a call, also one
+				 * that finds none held) */
 	PROBES
 };
 

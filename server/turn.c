@@ -40,8 +40,6 @@ static void send_held(struct server *srv)
 	struct conn *c;
 	PROBE_START(t);
 
-	if (!LIST_FIRST(&srv->held))
-		return;
 	while ((c = LIST_FIRST(&srv->held))) {
 		LIST_REMOVE(c, held_link);
 		conn_flush(c);
