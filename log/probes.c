@@ -19,6 +19,7 @@ static const char *const probe_names[PROBES] = {
 	[PROBE_COPY_NEW_PAGE] = "copy_new_page",
 	[PROBE_COPY_NEW_FILE] = "copy_new_file",
 	[PROBE_SEND] = "send",
+	[PROBE_SEND_SLOW] = "send_slow",
 };
 
 __attribute__((destructor)) static void probes_print(void)

@@ -44,7 +44,7 @@ static void send_held(struct server *srv)
 		LIST_REMOVE(c, held_link);
 		conn_flush(c);
 	}
-	PROBE_STOP(t, PROBE_SEND);
+	PROBE_STOP_SPLIT(t, PROBE_SEND, PROBE_SEND_SLOW);
 }
 
 /*

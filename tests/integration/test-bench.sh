@@ -243,6 +243,8 @@ is "$RUN_RC" 2 "bench/ab refuses an environment that is not VAR=VALUE"
 run "$XS_REPO/bench/probes" -r 1 -t 50 "$XS_BUILD"
 ok "$RUN_RC" "bench/probes runs" "$(_run_diag bench/probes)"
 like "$RUN_OUT" "requests a turn +[0-9.]+ +[0-9.]+" "bench/probes gives the requests a turn of both"
+like "$RUN_OUT" "slow sends \\(over [0-9.]+k\\), of turns +[0-9]+% +[0-9]+%" \
+    "bench/probes gives the share of turns whose send was slow, for both"
 like "$RUN_OUT" "recording the changes +[1-9][0-9]* +0"$'\n' "only the database records changes"
 like "$RUN_OUT" "sending the held replies +[1-9][0-9]* +[1-9][0-9]*"$'\n' "both send replies"
 like "$RUN_OUT" "database: probes unit=(tsc|ns) .*record_count=[1-9]" \
