@@ -63,24 +63,27 @@ struct probe_sum {
 };
 extern struct probe_sum probe_sums[PROBES];
 
+static inline void probe_add(enum probe probe, uint64_t ticks)
+{
+	probe_sums[probe].ticks += ticks;
+	probe_sums[probe].count++;
+}
+
+/* The time since start into probe; also into slow when it was over
+ * PROBE_SLOW_TICKS (slow == probe: never). */
+static inline void probe_stop(uint64_t start, enum probe probe,
+			      enum probe slow)
+{
+	uint64_t ticks = probe_now() - start;
+
+	probe_add(probe, ticks);
+	if (slow != probe && ticks > PROBE_SLOW_TICKS)
+		probe_add(slow, ticks);
+}
+
 #define PROBE_START(var) uint64_t var = probe_now()
-#define PROBE_STOP(var, probe)						\
-	do {								\
-		probe_sums[probe].ticks += probe_now() - (var);	\
-		probe_sums[probe].count++;				\
-	} while (0)
-/* PROBE_STOP, and the same to slow when it took over PROBE_SLOW_TICKS. */
-#define PROBE_STOP_SPLIT(var, probe, slow)				\
-	do {								\
-		uint64_t probe_d_ = probe_now() - (var);		\
-									\
-		probe_sums[probe].ticks += probe_d_;			\
-		probe_sums[probe].count++;				\
-		if (probe_d_ > PROBE_SLOW_TICKS) {			\
-			probe_sums[slow].ticks += probe_d_;		\
-			probe_sums[slow].count++;			\
-		}							\
-	} while (0)
+#define PROBE_STOP(var, probe) probe_stop(var, probe, probe)
+#define PROBE_STOP_SPLIT(var, probe, slow) probe_stop(var, probe, slow)
 #define PROBE_COUNT(probe, n) (probe_sums[probe].count += (n))
 #else
 #define PROBE_START(var) do { } while (0)
