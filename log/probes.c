@@ -1,6 +1,7 @@
 /*
  * The probes' sums (probes.h), printed when the daemon exits as one
- * results line: "probes unit=tsc|ns NAME_ticks=T NAME_count=N ...".
+ * results line: "probes unit=tsc|ns slow_ticks=S NAME_ticks=T
+ * NAME_count=N ...".
  * Linked only into the probes build.
  */
 #include <stdio.h>
@@ -29,6 +30,8 @@ __attribute__((destructor)) static void probes_print(void)
 #else
 	fputs("probes unit=ns", stderr);
 #endif
+	/* What PROBE_STOP_SPLIT calls slow, for the reader to say. */
+	fprintf(stderr, " slow_ticks=%llu", (unsigned long long)PROBE_SLOW_TICKS);
 	for (int i = 0; i < PROBES; i++)
 		fprintf(stderr, " %s_ticks=%llu %s_count=%llu", probe_names[i],
 			(unsigned long long)probe_sums[i].ticks, probe_names[i],
