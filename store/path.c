@@ -27,6 +27,16 @@ bool path_is_valid(const char *path)
 	return true;
 }
 
+bool path_name_is_valid(const char *name, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (name[i] == '/' || !path_char_ok(name[i]))
+			return false;
+	return true;
+}
+
 size_t path_relative_len(const char *path)
 {
 	static const char home[] = "/local/domain/";

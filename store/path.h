@@ -21,6 +21,14 @@
  */
 bool path_is_valid(const char *path);
 
+/*
+ * A valid last component of len bytes: at least one byte, each of
+ * [A-Za-z0-9-_@].  A path whose parent is known valid (a node's path)
+ * is valid when what follows the parent's "/" is such a name and the
+ * whole is at most PATH_ABS_MAX bytes.
+ */
+bool path_name_is_valid(const char *name, size_t len);
+
 /* Special watch paths (@introduceDomain, ...) start with '@'. */
 static inline bool path_is_special(const char *path) { return path[0] == '@'; }
 

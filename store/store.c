@@ -872,7 +872,7 @@ struct node *store_restore(struct store *s, const char *path,
 	size_t plen = strlen(path);
 	bool special = path_is_special(path);
 	struct node *n = NULL, *parent = NULL;
-	size_t parent_len = 0;
+	size_t parent_len = 0, start = 0;	/* start: where the name begins */
 
 	if (born == 0 || born > NODE_GEN_MAX)
 		goto invalid;	/* none of ours: a damaged file */
@@ -880,12 +880,17 @@ struct node *store_restore(struct store *s, const char *path,
 		/* Only these may exist already (start-up made them). */
 		n = lookup_len(s, path, plen);
 	} else {
-		if (!path_is_valid(path))
-			goto invalid;
 		parent_len = path_parent_len_n(path, plen);
 		if (!hint || !*hint ||
 		    !(parent = near_ancestor(*hint, path, parent_len)))
 			parent = lookup_len(s, path, parent_len);
+		/* A parent found has a node's path, valid: only the name after
+		 * it is left to check, not the whole path (a load's hot loop). */
+		start = parent_len == 1 ? 1 : parent_len + 1;
+		if (!parent ? !path_is_valid(path) :
+		    path[0] != '/' || plen > PATH_ABS_MAX ||
+		    !path_name_is_valid(path + start, plen - start))
+			goto invalid;
 		if (!parent) {
 			errno = ENOENT;
 			return NULL;
@@ -903,8 +908,6 @@ struct node *store_restore(struct store *s, const char *path,
 		node_set_perms_slot(n, perms_ref(perms)->slot);
 		account(s, n, node_perms(n), 1);
 	} else {
-		size_t start = special ? 0 : parent_len == 1 ? 1 : parent_len + 1;
-
 		if (!special && plen == 1)
 			goto invalid;	/* no root: cannot happen */
 		if (index_reserve(&s->index, 1) != 0 ||

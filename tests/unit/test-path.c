@@ -66,6 +66,26 @@ START_TEST(other_chars_are_invalid)
 }
 END_TEST
 
+/* A name is what path_is_valid allows between two slashes, and no less:
+ * every byte of 0..255 is judged as the path "/<byte>" is. */
+START_TEST(name_allows_what_a_path_allows_but_slash)
+{
+	char buf[4] = "/x";
+
+	for (int ch = 1; ch < 256; ch++) {
+		buf[1] = (char)ch;
+		ck_assert_msg(path_name_is_valid(buf + 1, 1) ==
+			      (ch != '/' && path_is_valid(buf)),
+			      "byte %d judged apart", ch);
+	}
+	ck_assert(path_name_is_valid("domain", 6));
+	ck_assert(path_name_is_valid("ab/", 2));	/* only len bytes */
+	ck_assert(!path_name_is_valid("", 0));
+	ck_assert(!path_name_is_valid("a/b", 3));
+	ck_assert(!path_name_is_valid("a b", 3));
+}
+END_TEST
+
 START_TEST(double_slash_is_invalid)
 {
 	ck_assert(!path_is_valid("//"));
@@ -236,6 +256,7 @@ static Suite *path_suite(void)
 	tcase_add_test(t, ordinary_paths_are_valid);
 	tcase_add_test(t, every_allowed_char_is_valid);
 	tcase_add_test(t, other_chars_are_invalid);
+	tcase_add_test(t, name_allows_what_a_path_allows_but_slash);
 	tcase_add_test(t, double_slash_is_invalid);
 	tcase_add_test(t, trailing_slash_is_invalid);
 	tcase_add_test(t, empty_path_is_invalid);

@@ -4,6 +4,7 @@
 
 #include "tests/unit/unit.h"
 
+#include "store/path.h"
 #include "store/store.h"
 
 #define DEEP 2000
@@ -1457,6 +1458,46 @@ START_TEST(restore_out_of_order_is_put_in_order_of_birth)
 }
 END_TEST
 
+/* A damaged file's invalid path is refused (EINVAL) whether its parent
+ * is there (only the name is checked then) or not, found by the hint or
+ * by a lookup; a valid one whose parent is missing is told ENOENT. */
+START_TEST(restore_refuses_an_invalid_path)
+{
+	static const char *const bad[] = {
+		"/a/", "/a/b c", "/a//b", "//", "/a/b.c", "a", "a/b", "/x y/z",
+		"/nope//b", "/a/b/",
+	};
+	struct store s;
+	struct perms *p;
+	struct node *hint = NULL;
+	char *huge = malloc(PATH_ABS_MAX + 2);
+
+	ck_assert_ptr_nonnull(huge);
+	memcpy(huge, "/a/", 3);
+	memset(huge + 3, 'x', PATH_ABS_MAX - 2);
+	huge[PATH_ABS_MAX + 1] = '\0';	/* one byte over */
+	new_store(&s, &p);
+	ck_assert(restored(&s, p, "/a", 10, &hint));
+	ck_assert(restored(&s, p, "/a/b", 20, &hint));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct node *none = NULL;
+
+		restore_fails(&s, p, bad[i], 30 + i, &hint, EINVAL);
+		restore_fails(&s, p, bad[i], 30 + i, &none, EINVAL);
+	}
+	restore_fails(&s, p, huge, 50, &hint, EINVAL);
+	huge[PATH_ABS_MAX] = '\0';	/* PATH_ABS_MAX bytes: valid */
+	ck_assert(restored(&s, p, huge, 50, &hint));
+	restore_fails(&s, p, "/nope/b", 60, &hint, ENOENT);
+	ck_assert(restored(&s, p, "/a/b/@c-_9", 70, &hint));
+	ck_assert(restored(&s, p, "/Z", 80, &hint));
+	ck_assert_int_eq(store_restore_done(&s), 0);
+	ck_assert_uint_eq(store_check(&s, NULL, NULL), 0);
+	free_store(&s, p);
+	free(huge);
+}
+END_TEST
+
 /* A restored generation is 1 to 48 bits (store.h): a file naming 0 or a
  * larger one is damaged, and nothing of it is restored. */
 START_TEST(restore_refuses_a_generation_past_48_bits)
@@ -1662,6 +1703,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, check_reports_unreachable_node);
 	tcase_add_test(t, check_reports_node_missing_from_tree);
 	tcase_add_test(t, restore_out_of_order_is_put_in_order_of_birth);
+	tcase_add_test(t, restore_refuses_an_invalid_path);
 	tcase_add_test(t, restore_refuses_a_generation_past_48_bits);
 	tcase_add_test(t, value_longer_than_a_node_holds_is_einval);
 	tcase_add_test(t, child_list_follows_a_model_through_random_changes);
